@@ -1,0 +1,179 @@
+import { z } from 'zod';
+import type { SourceName } from './errors.js';
+
+/**
+ * Every setting, typed and validated. Environment variables are the interface;
+ * `loadConfig` reads nothing else. A bad value stops the start with a message
+ * naming the variable.
+ */
+
+export const SOURCE_NAMES = ['identity', 'analytics', 'notifications', 'audit'] as const satisfies readonly SourceName[];
+
+export interface SourceTuning {
+  /** Per-attempt timeout for one upstream HTTP call. */
+  timeoutMs: number;
+  /** Keep-alive connections in the undici pool for this origin. */
+  connections: number;
+}
+
+export interface UpstreamEndpoints {
+  identity: { url: string; clientId: string; clientSecret: string; audience: string };
+  analytics: { url: string; apiKey: string };
+  notifications: { url: string; token: string };
+  audit: { url: string; apiKey: string };
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  production: boolean;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  /** HS256 secret for incoming tokens; undefined outside production means "make one and print a token". */
+  jwtSecret: string | undefined;
+  tuning: Record<SourceName, SourceTuning>;
+  /** null: no upstream is configured, run the simulated ones in process (never in production). */
+  upstreams: UpstreamEndpoints | null;
+}
+
+/** What createGateway needs: everything resolved, nothing left to invent. */
+export interface GatewayConfig extends Omit<Config, 'jwtSecret' | 'upstreams'> {
+  jwtSecret: string;
+  upstreams: UpstreamEndpoints;
+  /** True when `upstreams` are the embedded simulated ones (shown in serverInfo and at start). */
+  simulatedUpstreams: boolean;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const CREDENTIALS: Record<SourceName, { url: string; secrets: string[] }> = {
+  identity: {
+    url: 'IDENTITY_URL',
+    secrets: ['IDENTITY_CLIENT_ID', 'IDENTITY_CLIENT_SECRET', 'IDENTITY_AUDIENCE'],
+  },
+  analytics: { url: 'ANALYTICS_URL', secrets: ['ANALYTICS_API_KEY'] },
+  notifications: { url: 'NOTIFICATIONS_URL', secrets: ['NOTIFICATIONS_TOKEN'] },
+  audit: { url: 'AUDIT_URL', secrets: ['AUDIT_API_KEY'] },
+};
+
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://api.example.com' })
+  .transform((u) => u.replace(/\/+$/, ''));
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+const secret = z.string().min(1);
+
+function sourceTuningShape(prefix: string, defaults: SourceTuning) {
+  return {
+    [`${prefix}_TIMEOUT_MS`]: int(1, 600_000).default(defaults.timeoutMs),
+    [`${prefix}_CONNECTIONS`]: int(1, 1024).default(defaults.connections),
+  };
+}
+
+const envSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  HOST: z.string().min(1).optional(),
+  PORT: int(0, 65_535).default(4000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  AUTH_JWT_SECRET: z
+    .string()
+    .min(32, { error: 'must be at least 32 characters (HS256 needs a 256-bit secret)' })
+    .optional(),
+  IDENTITY_URL: httpUrl.optional(),
+  IDENTITY_CLIENT_ID: secret.optional(),
+  IDENTITY_CLIENT_SECRET: secret.optional(),
+  IDENTITY_AUDIENCE: secret.optional(),
+  ANALYTICS_URL: httpUrl.optional(),
+  ANALYTICS_API_KEY: secret.optional(),
+  NOTIFICATIONS_URL: httpUrl.optional(),
+  NOTIFICATIONS_TOKEN: secret.optional(),
+  AUDIT_URL: httpUrl.optional(),
+  AUDIT_API_KEY: secret.optional(),
+  ...sourceTuningShape('IDENTITY', { timeoutMs: 2000, connections: 32 }),
+  ...sourceTuningShape('ANALYTICS', { timeoutMs: 2000, connections: 32 }),
+  ...sourceTuningShape('NOTIFICATIONS', { timeoutMs: 2000, connections: 32 }),
+  ...sourceTuningShape('AUDIT', { timeoutMs: 3000, connections: 8 }),
+});
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Config {
+  // An empty variable means "not set", as a shell `FOO= npm start` intends.
+  const present: Env = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') present[key] = value;
+
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? 'environment');
+        const shown = present[variable] !== undefined && !/SECRET|TOKEN|KEY/.test(variable) ? ` (got "${present[variable]}")` : '';
+        return `${variable} ${issue.message}${shown}`;
+      }),
+    );
+  }
+  const e = parsed.data as Record<string, string | number | undefined> & z.infer<typeof envSchema>;
+  const production = e.NODE_ENV === 'production';
+  const problems: string[] = [];
+
+  const configuredUrls = SOURCE_NAMES.filter((s) => e[CREDENTIALS[s].url] !== undefined);
+  let upstreams: UpstreamEndpoints | null = null;
+  if (configuredUrls.length === 0 && !production) {
+    upstreams = null;
+  } else {
+    const missing = SOURCE_NAMES.flatMap((s) =>
+      [CREDENTIALS[s].url, ...CREDENTIALS[s].secrets].filter((v) => e[v] === undefined),
+    );
+    if (missing.length > 0) {
+      const why =
+        configuredUrls.length === 0
+          ? 'NODE_ENV=production never runs on simulated upstreams; configure every upstream'
+          : 'some upstreams are configured and some are not; configure all of them (or none, for the simulated demo)';
+      problems.push(`${why}. Missing: ${missing.join(', ')}`);
+    } else {
+      upstreams = {
+        identity: {
+          url: e.IDENTITY_URL!,
+          clientId: e.IDENTITY_CLIENT_ID!,
+          clientSecret: e.IDENTITY_CLIENT_SECRET!,
+          audience: e.IDENTITY_AUDIENCE!,
+        },
+        analytics: { url: e.ANALYTICS_URL!, apiKey: e.ANALYTICS_API_KEY! },
+        notifications: { url: e.NOTIFICATIONS_URL!, token: e.NOTIFICATIONS_TOKEN! },
+        audit: { url: e.AUDIT_URL!, apiKey: e.AUDIT_API_KEY! },
+      };
+    }
+  }
+  if (production && e.AUTH_JWT_SECRET === undefined) {
+    problems.push('AUTH_JWT_SECRET is required when NODE_ENV=production');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const tuning = Object.fromEntries(
+    SOURCE_NAMES.map((s) => {
+      const prefix = s.toUpperCase();
+      return [s, { timeoutMs: Number(e[`${prefix}_TIMEOUT_MS`]), connections: Number(e[`${prefix}_CONNECTIONS`]) }];
+    }),
+  ) as Record<SourceName, SourceTuning>;
+
+  return {
+    production,
+    // The demo (simulated upstreams, a printed admin token) listens on loopback only.
+    host: e.HOST ?? (upstreams === null ? '127.0.0.1' : '0.0.0.0'),
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    jwtSecret: e.AUTH_JWT_SECRET,
+    tuning,
+    upstreams,
+  };
+}

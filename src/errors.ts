@@ -1,0 +1,122 @@
+import { GraphQLError } from 'graphql';
+
+/** The names of the upstream sources; they appear in `extensions.source` and in metrics labels. */
+export type SourceName = 'identity' | 'analytics' | 'notifications' | 'audit';
+
+export type SourceErrorCode =
+  | 'SOURCE_TIMEOUT'
+  | 'SOURCE_UNAVAILABLE'
+  | 'SOURCE_RATE_LIMITED'
+  | 'SOURCE_CIRCUIT_OPEN'
+  | 'SOURCE_BAD_RESPONSE'
+  | 'SOURCE_AUTH_FAILED';
+
+export type ClientErrorCode = 'BAD_USER_INPUT' | 'UNAUTHENTICATED' | 'FORBIDDEN';
+
+const sourceMessages: Record<SourceErrorCode, (source: SourceName) => string> = {
+  SOURCE_TIMEOUT: (s) => `The ${s} service did not answer in time.`,
+  SOURCE_UNAVAILABLE: (s) => `The ${s} service is unavailable.`,
+  SOURCE_RATE_LIMITED: (s) => `The ${s} service is rate limited.`,
+  SOURCE_CIRCUIT_OPEN: (s) => `The ${s} service is failing; calls to it are paused.`,
+  SOURCE_BAD_RESPONSE: (s) => `The ${s} service answered with something this server cannot use.`,
+  SOURCE_AUTH_FAILED: (s) => `This server's credentials for the ${s} service were rejected.`,
+};
+
+/**
+ * A failed upstream call, as a value. Sources throw it; they never know GraphQL.
+ * `detail` is for logs only (status, vendor error code, zod issue paths) and must
+ * never hold a secret or an upstream body; it never reaches a client.
+ */
+export class SourceError extends Error {
+  override readonly name = 'SourceError';
+  readonly code: SourceErrorCode;
+  readonly source: SourceName;
+  readonly retryable: boolean;
+  /** Seconds until the upstream will accept calls again, when it said so. */
+  readonly retryAfterSeconds: number | undefined;
+  /** The upstream's HTTP status, when there was one. */
+  readonly status: number | undefined;
+  readonly detail: string | undefined;
+
+  constructor(init: {
+    code: SourceErrorCode;
+    source: SourceName;
+    retryable: boolean;
+    retryAfterSeconds?: number | undefined;
+    status?: number | undefined;
+    detail?: string | undefined;
+    cause?: unknown;
+  }) {
+    super(sourceMessages[init.code](init.source), { cause: init.cause });
+    this.code = init.code;
+    this.source = init.source;
+    this.retryable = init.retryable;
+    this.retryAfterSeconds = init.retryAfterSeconds;
+    this.status = init.status;
+    this.detail = init.detail;
+  }
+}
+
+/** A mistake in what the client sent; the message is shown to the client as is. */
+export function badUserInput(message: string, argumentName?: string): GraphQLError {
+  return new GraphQLError(message, {
+    extensions: { code: 'BAD_USER_INPUT', ...(argumentName ? { argument: argumentName } : {}) },
+  });
+}
+
+export function forbidden(what: string): GraphQLError {
+  return new GraphQLError(`You may not read ${what} of another user.`, {
+    extensions: { code: 'FORBIDDEN' },
+  });
+}
+
+export function unauthenticated(reason: string): GraphQLError {
+  return new GraphQLError(reason, {
+    extensions: {
+      code: 'UNAUTHENTICATED',
+      http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } },
+    },
+  });
+}
+
+/** The `extensions` a source failure carries in `errors[]` (DESIGN.md's contract). */
+export function sourceErrorExtensions(error: SourceError): Record<string, unknown> {
+  const extensions: Record<string, unknown> = {
+    code: error.code,
+    source: error.source,
+    retryable: error.retryable,
+  };
+  if (error.retryAfterSeconds !== undefined) extensions.retryAfterSeconds = error.retryAfterSeconds;
+  return extensions;
+}
+
+/**
+ * Turns whatever a resolver threw into what the client sees. SourceErrors keep
+ * their typed extensions; GraphQLErrors made on purpose (client mistakes) pass;
+ * anything else is masked so no stack, path or upstream detail leaks.
+ */
+export function toClientError(error: unknown, maskedMessage: string): Error {
+  if (error instanceof GraphQLError) {
+    const original = error.originalError;
+    if (original instanceof SourceError) {
+      return new GraphQLError(original.message, {
+        nodes: error.nodes,
+        source: error.source,
+        positions: error.positions,
+        path: error.path,
+        extensions: sourceErrorExtensions(original),
+      });
+    }
+    // Validation errors and errors thrown on purpose (graphql-js copies the
+    // thrown error's extensions onto the located one); they carry no internals.
+    if (original instanceof GraphQLError || original === undefined || original === null) return error;
+    return new GraphQLError(maskedMessage, {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    });
+  }
+  return new GraphQLError(maskedMessage, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}

@@ -1,0 +1,38 @@
+import { z } from 'zod';
+
+/**
+ * A fault profile for one simulated upstream, set at start or through
+ * `POST /__admin/faults`. Every field is optional; what is not given is off.
+ */
+export const faultProfileSchema = z
+  .object({
+    /** Added to every response, in ms. */
+    latencyMs: z.number().int().min(0).max(120_000).default(0),
+    /** Uniform ± jitter around latencyMs, in ms. */
+    jitterMs: z.number().int().min(0).max(60_000).default(0),
+    /** Share of requests (0..1) answered with errorStatus instead. */
+    errorRate: z.number().min(0).max(1).default(0),
+    errorStatus: z.number().int().min(400).max(599).default(503),
+    /**
+     * Hard down. `refuse`: the listener closes and open connections are dropped,
+     * so connects are refused, for `downForMs` (the admin endpoint is unreachable
+     * meanwhile; it listens again afterwards). `reset`: every request's connection
+     * is destroyed. `hang`: requests are read and never answered.
+     */
+    down: z.enum(['refuse', 'reset', 'hang']).nullable().default(null),
+    downForMs: z.number().int().min(1).max(600_000).default(10_000),
+    /** Requests per second (fixed one-second windows) before the API's own 429. */
+    rateLimitPerSec: z.number().int().min(1).nullable().default(null),
+    /** Share of successful responses (0..1) whose body is replaced by a malformed one. */
+    malformedRate: z.number().min(0).max(1).default(0),
+    /** `syntax`: truncated JSON. `shape`: valid JSON of the wrong shape. */
+    malformedKind: z.enum(['syntax', 'shape']).default('syntax'),
+    /** Only these routes (as named in stats, e.g. "GET /v1/unread-counts") get the faults; all when absent. */
+    routes: z.array(z.string()).nullable().default(null),
+  })
+  .strict();
+
+export type FaultProfile = z.infer<typeof faultProfileSchema>;
+export type FaultProfileInput = z.input<typeof faultProfileSchema>;
+
+export const NO_FAULTS: FaultProfile = faultProfileSchema.parse({});

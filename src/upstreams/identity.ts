@@ -1,0 +1,166 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Dataset, IdentityUser } from './dataset.js';
+import { json, type RateWindow, type Reply, type UpstreamApi, type UpstreamRequest } from './simulated-server.js';
+
+/**
+ * Identity, modelled on the Auth0 Management API v2: OAuth2 client
+ * credentials, Lucene search by user_id, 0-based paging, ISO timestamps,
+ * x-ratelimit-* headers on every response and a 429 without Retry-After.
+ */
+export interface IdentityCredentials {
+  clientId: string;
+  clientSecret: string;
+  audience: string;
+}
+
+const unauthorized = json(401, { statusCode: 401, error: 'Unauthorized', message: 'Invalid token' });
+const badRequest = (message: string, errorCode = 'invalid_query_string') =>
+  json(400, { statusCode: 400, error: 'Bad Request', message, errorCode });
+const MAX_PER_PAGE = 100;
+const MAX_IDS = 100;
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Parses the Lucene this API is asked: `field:"v"` or `field:("v1" OR "v2" …)`,
+ * with `\"` and `\\` escapes inside the quotes. Anything else is refused.
+ */
+export function parseLuceneTerms(q: string): { field: string; values: string[] } | null {
+  const head = /^\s*(user_id|email):\s*/.exec(q);
+  if (!head) return null;
+  let i = head[0].length;
+  const values: string[] = [];
+  const grouped = q[i] === '(';
+  if (grouped) i++;
+  for (;;) {
+    while (q[i] === ' ') i++;
+    if (q[i] !== '"') return null;
+    i++;
+    let value = '';
+    for (;;) {
+      const c = q[i];
+      if (c === undefined) return null;
+      if (c === '\\') {
+        const next = q[i + 1];
+        if (next === undefined) return null;
+        value += next;
+        i += 2;
+        continue;
+      }
+      if (c === '"') break;
+      value += c;
+      i++;
+    }
+    i++;
+    values.push(value);
+    if (!grouped) break;
+    while (q[i] === ' ') i++;
+    if (q.startsWith('OR', i)) {
+      i += 2;
+      continue;
+    }
+    if (q[i] !== ')') return null;
+    i++;
+    break;
+  }
+  if (q.slice(i).trim() !== '') return null;
+  return { field: head[1]!, values };
+}
+
+export function identityApi(
+  data: Dataset,
+  credentials: IdentityCredentials,
+  tokenTtlSeconds: number,
+): UpstreamApi {
+  const tokens = new Map<string, number>();
+
+  const token = (req: UpstreamRequest): Reply => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const ok =
+      body.grant_type === 'client_credentials' &&
+      typeof body.client_id === 'string' &&
+      typeof body.client_secret === 'string' &&
+      sameSecret(body.client_id, credentials.clientId) &&
+      sameSecret(body.client_secret, credentials.clientSecret) &&
+      body.audience === credentials.audience;
+    if (!ok) return json(401, { error: 'access_denied', error_description: 'Unauthorized' });
+    const accessToken = randomBytes(24).toString('base64url');
+    const now = Date.now();
+    tokens.set(accessToken, now + tokenTtlSeconds * 1000);
+    for (const [t, exp] of tokens) if (exp <= now) tokens.delete(t);
+    return json(200, { access_token: accessToken, token_type: 'Bearer', expires_in: tokenTtlSeconds, scope: 'read:users update:users' });
+  };
+
+  const getUser = (req: UpstreamRequest): Reply => {
+    const user = data.user(req.params[0]!);
+    if (!user) return json(404, { statusCode: 404, error: 'Not Found', message: 'The user does not exist.', errorCode: 'inexistent_user' });
+    return json(200, user);
+  };
+
+  const listUsers = (req: UpstreamRequest): Reply => {
+    const page = Number(req.query.get('page') ?? '0');
+    const perPage = Number(req.query.get('per_page') ?? '50');
+    if (!Number.isInteger(page) || page < 0) return badRequest('Query validation error: page must be a non-negative integer', 'invalid_query_string');
+    if (!Number.isInteger(perPage) || perPage < 1 || perPage > MAX_PER_PAGE) {
+      return badRequest(`Query validation error: per_page must be 1..${MAX_PER_PAGE}`, 'invalid_query_string');
+    }
+    let matched: IdentityUser[] = data.users;
+    const q = req.query.get('q');
+    if (q !== null) {
+      const terms = parseLuceneTerms(q);
+      if (!terms) return badRequest('Invalid query');
+      if (terms.values.length > MAX_IDS) return badRequest(`Too many terms in query (at most ${MAX_IDS})`);
+      req.recordBatch(terms.values.length);
+      const wanted = new Set(terms.values);
+      // The vendor's own order (creation), not the order asked: callers must map by id.
+      matched = data.users.filter((u) => wanted.has(terms.field === 'user_id' ? u.user_id : u.email));
+    }
+    const start = page * perPage;
+    const users = matched.slice(start, start + perPage);
+    if (req.query.get('include_totals') !== 'true') return json(200, users);
+    return json(200, { start, limit: perPage, length: users.length, total: matched.length, users });
+  };
+
+  const patchUser = (req: UpstreamRequest): Reply => {
+    const user = data.user(req.params[0]!);
+    if (!user) return json(404, { statusCode: 404, error: 'Not Found', message: 'The user does not exist.', errorCode: 'inexistent_user' });
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return badRequest('Payload validation error: body must be an object', 'invalid_body');
+    for (const [key, value] of Object.entries(body)) {
+      if (!['name', 'nickname', 'picture'].includes(key)) return badRequest(`Payload validation error: 'Additional properties not allowed: ${key}'`, 'invalid_body');
+      if (typeof value !== 'string' || value.length === 0 || value.length > 300) return badRequest(`Payload validation error: '${key}' must be a string of 1..300 characters`, 'invalid_body');
+    }
+    Object.assign(user, body, { updated_at: new Date().toISOString() });
+    return json(200, user);
+  };
+
+  return {
+    name: 'identity',
+    routes: [
+      { method: 'POST', name: 'POST /oauth/token', pattern: /^\/oauth\/token$/, handler: token, public: true },
+      { method: 'GET', name: 'GET /api/v2/users', pattern: /^\/api\/v2\/users$/, handler: listUsers },
+      { method: 'GET', name: 'GET /api/v2/users/:id', pattern: /^\/api\/v2\/users\/([^/]+)$/, handler: getUser },
+      { method: 'PATCH', name: 'PATCH /api/v2/users/:id', pattern: /^\/api\/v2\/users\/([^/]+)$/, handler: patchUser },
+    ],
+    authenticate(req) {
+      const header = req.headers.authorization;
+      if (typeof header !== 'string' || !header.startsWith('Bearer ')) return unauthorized;
+      const exp = tokens.get(header.slice(7));
+      return exp !== undefined && exp > Date.now() ? null : unauthorized;
+    },
+    rateLimited: () =>
+      json(429, { statusCode: 429, error: 'Too Many Requests', message: 'Global limit has been reached', errorCode: 'too_many_requests' }),
+    decorate(reply: Reply, window: RateWindow) {
+      reply.headers = {
+        ...reply.headers,
+        'x-ratelimit-limit': String(window.limit),
+        'x-ratelimit-remaining': String(window.remaining),
+        'x-ratelimit-reset': String(window.resetSec),
+      };
+    },
+  };
+}

@@ -1,0 +1,305 @@
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { faultProfileSchema, NO_FAULTS, type FaultProfile, type FaultProfileInput } from './faults.js';
+import { UpstreamStats } from './stats.js';
+
+/**
+ * The machinery every simulated upstream shares: a plain node:http server on
+ * loopback, a small router, the fault profile and the stats, and the admin
+ * endpoint (`/__admin/faults`, `/__admin/stats`, `/__admin/reset`). An API
+ * (identity, analytics, …) is its routes, its auth check and its 429 dialect.
+ */
+
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  /** Decoded path parameters, in pattern order. */
+  params: string[];
+  /** Parsed JSON body, or undefined when there was none. */
+  body: unknown;
+  /** `http://host:port` as the client addressed us; for absolute Link URLs. */
+  origin: string;
+  recordBatch(size: number): void;
+}
+
+export interface Reply {
+  status: number;
+  /** Serialized as JSON unless `rawBody` is given. */
+  body?: unknown;
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+export interface Route {
+  method: string;
+  /** Stats name and fault filter name, e.g. "GET /v1/users/:id/events". */
+  name: string;
+  pattern: RegExp;
+  handler(req: UpstreamRequest): Reply | Promise<Reply>;
+  public?: boolean;
+}
+
+export interface RateWindow {
+  limit: number;
+  remaining: number;
+  /** Unix second at which the window resets. */
+  resetSec: number;
+}
+
+export interface UpstreamApi {
+  readonly name: string;
+  readonly routes: Route[];
+  /** null when the request may proceed, else the API's own 401. */
+  authenticate(req: UpstreamRequest): Reply | null;
+  /** The API's dialect of "too many requests". */
+  rateLimited(window: RateWindow): Reply;
+  /** Headers every response carries (identity's x-ratelimit-*). */
+  decorate?(reply: Reply, window: RateWindow): void;
+}
+
+export function json(status: number, body: unknown, headers?: Record<string, string>): Reply {
+  return headers ? { status, body, headers } : { status, body };
+}
+
+const MAX_BODY_BYTES = 1_048_576;
+/** The limit advertised in rate-limit headers when no rate-limit fault is set. */
+const NOMINAL_LIMIT = 1000;
+
+export class SimulatedUpstream {
+  readonly stats = new UpstreamStats();
+  private faults: FaultProfile = NO_FAULTS;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly hanging = new Set<ServerResponse>();
+  private port = 0;
+  private host = '127.0.0.1';
+  private refuseTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(readonly api: UpstreamApi) {
+    this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+      this.handle(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end('{"error":"internal"}');
+      });
+    });
+    this.server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  get url(): string {
+    return `http://${this.host}:${this.port}`;
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    this.host = host;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    if (address && typeof address === 'object') this.port = address.port;
+    return this.url;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.refuseTimer);
+    this.dropHanging();
+    for (const socket of this.sockets) socket.destroy();
+    if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  getFaults(): FaultProfile {
+    return this.faults;
+  }
+
+  /** Replaces the fault profile (what is not given is off). Throws a ZodError on a bad profile. */
+  setFaults(input: FaultProfileInput): FaultProfile {
+    this.faults = faultProfileSchema.parse(input);
+    this.dropHanging();
+    if (this.faults.down === 'refuse') this.refuse(this.faults.downForMs);
+    return this.faults;
+  }
+
+  private refuse(forMs: number): void {
+    clearTimeout(this.refuseTimer);
+    this.server.close();
+    for (const socket of this.sockets) socket.destroy();
+    this.refuseTimer = setTimeout(() => {
+      this.faults = { ...this.faults, down: null };
+      if (!this.closed) this.server.listen(this.port, this.host);
+    }, forMs);
+    this.refuseTimer.unref();
+  }
+
+  private dropHanging(): void {
+    for (const res of this.hanging) res.socket?.destroy();
+    this.hanging.clear();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const rawUrl = req.url ?? '/';
+    const queryAt = rawUrl.indexOf('?');
+    const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+    const query = new URLSearchParams(queryAt === -1 ? '' : rawUrl.slice(queryAt + 1));
+    const method = req.method ?? 'GET';
+
+    if (path.startsWith('/__admin/')) return this.admin(method, path, req, res);
+
+    let route: Route | undefined;
+    let match: RegExpExecArray | null = null;
+    for (const candidate of this.api.routes) {
+      if (candidate.method !== method) continue;
+      match = candidate.pattern.exec(path);
+      if (match) {
+        route = candidate;
+        break;
+      }
+    }
+    const routeName = route?.name ?? 'unmatched';
+    const now = Date.now();
+    const inSecond = this.stats.arrived(routeName, rawUrl, now);
+    const faults = this.faults.routes === null || this.faults.routes.includes(routeName) ? this.faults : NO_FAULTS;
+
+    if (faults.down === 'reset') {
+      this.stats.answered(routeName, 'reset');
+      req.socket.destroy();
+      return;
+    }
+    if (faults.down === 'hang') {
+      this.stats.answered(routeName, 'hang');
+      this.hanging.add(res);
+      res.on('close', () => this.hanging.delete(res));
+      return;
+    }
+
+    let body: unknown;
+    try {
+      body = await readJsonBody(req);
+    } catch {
+      return this.send(res, routeName, json(400, { error: 'invalid_json' }));
+    }
+
+    if (faults.latencyMs > 0 || faults.jitterMs > 0) {
+      const delay = Math.max(0, faults.latencyMs + (Math.random() * 2 - 1) * faults.jitterMs);
+      await sleep(delay);
+    }
+
+    const limit = faults.rateLimitPerSec ?? NOMINAL_LIMIT;
+    const window: RateWindow = {
+      limit,
+      remaining: Math.max(0, limit - inSecond),
+      resetSec: Math.floor(now / 1000) + 1,
+    };
+    const request: UpstreamRequest = {
+      method,
+      path,
+      query,
+      headers: req.headers,
+      params: [],
+      body,
+      origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
+      recordBatch: (size) => this.stats.batch(routeName, size),
+    };
+
+    let reply: Reply;
+    if (faults.rateLimitPerSec !== null && inSecond > faults.rateLimitPerSec) {
+      reply = this.api.rateLimited(window);
+    } else if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
+      reply = json(faults.errorStatus, { error: 'injected_fault' });
+    } else if (!route || !match) {
+      reply = json(404, { error: 'not_found' });
+    } else {
+      try {
+        request.params = match.slice(1).map((p) => decodeURIComponent(p));
+      } catch {
+        return this.send(res, routeName, json(400, { error: 'bad_path' }));
+      }
+      reply = (!route.public && this.api.authenticate(request)) || (await route.handler(request));
+      if (reply.status < 300 && faults.malformedRate > 0 && Math.random() < faults.malformedRate) {
+        reply = malformed(reply, faults.malformedKind);
+      }
+    }
+    this.api.decorate?.(reply, window);
+    this.send(res, routeName, reply);
+  }
+
+  private send(res: ServerResponse, routeName: string, reply: Reply): void {
+    this.stats.answered(routeName, reply.status);
+    const text = reply.rawBody ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
+    const headers: Record<string, string | number> = { ...reply.headers, 'content-length': Buffer.byteLength(text) };
+    if (text !== '' && !('content-type' in headers)) headers['content-type'] = 'application/json; charset=utf-8';
+    res.writeHead(reply.status, headers);
+    res.end(text);
+  }
+
+  private async admin(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const reply = (status: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (path === '/__admin/faults') {
+      if (method === 'GET') return reply(200, this.faults);
+      if (method === 'DELETE') return reply(200, this.setFaults({}));
+      if (method === 'POST') {
+        let input: unknown;
+        try {
+          input = await readJsonBody(req);
+        } catch {
+          return reply(400, { error: 'invalid_json' });
+        }
+        const parsed = faultProfileSchema.safeParse(input ?? {});
+        if (!parsed.success) return reply(400, { error: 'invalid_profile', issues: parsed.error.issues });
+        // Answer before a `refuse` closes the connections, so the caller sees it took.
+        reply(200, parsed.data);
+        this.setFaults(parsed.data);
+        return;
+      }
+    }
+    if (path === '/__admin/stats') {
+      if (method === 'GET') return reply(200, { name: this.api.name, ...this.stats.snapshot() });
+      if (method === 'DELETE') {
+        this.stats.reset();
+        return reply(200, { reset: true });
+      }
+    }
+    if (path === '/__admin/reset' && method === 'POST') {
+      this.setFaults({});
+      this.stats.reset();
+      return reply(200, { reset: true });
+    }
+    reply(404, { error: 'unknown_admin_route' });
+  }
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    req.resume();
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new Error('body too large');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function malformed(reply: Reply, kind: 'syntax' | 'shape'): Reply {
+  if (kind === 'shape') return { ...reply, body: { malformed: true }, rawBody: undefined };
+  const text = reply.rawBody ?? JSON.stringify(reply.body ?? {});
+  return { ...reply, rawBody: text.slice(0, Math.max(1, Math.floor(text.length / 2))) };
+}

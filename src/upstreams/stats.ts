@@ -1,0 +1,89 @@
+/**
+ * What a simulated upstream saw, served at `GET /__admin/stats`: calls per
+ * route (by template, e.g. "GET /v1/users/:id/events"), the status of each
+ * answer, the batch sizes of bulk calls, the last raw paths, and a per-second
+ * histogram of all requests. Admin calls are not counted.
+ */
+export interface RouteStats {
+  calls: number;
+  statuses: Record<string, number>;
+  batchSizes: number[];
+  /** The last few request targets (path and query), newest last. */
+  recent: string[];
+}
+
+export interface StatsSnapshot {
+  totalCalls: number;
+  routes: Record<string, RouteStats>;
+  /** Unix second → requests received in it. */
+  perSecond: Record<string, number>;
+  maxPerSecond: number;
+}
+
+const KEEP_BATCHES = 1000;
+const KEEP_RECENT = 20;
+const KEEP_SECONDS = 900;
+
+export class UpstreamStats {
+  private totalCalls = 0;
+  private routes = new Map<string, RouteStats>();
+  private perSecond = new Map<number, number>();
+
+  private route(name: string): RouteStats {
+    let r = this.routes.get(name);
+    if (!r) {
+      r = { calls: 0, statuses: {}, batchSizes: [], recent: [] };
+      this.routes.set(name, r);
+    }
+    return r;
+  }
+
+  /** Counts a request when it arrives; returns how many arrived in this second so far. */
+  arrived(routeName: string, target: string, nowMs: number): number {
+    this.totalCalls++;
+    const r = this.route(routeName);
+    r.calls++;
+    r.recent.push(target);
+    if (r.recent.length > KEEP_RECENT) r.recent.shift();
+    const second = Math.floor(nowMs / 1000);
+    const inSecond = (this.perSecond.get(second) ?? 0) + 1;
+    this.perSecond.set(second, inSecond);
+    if (this.perSecond.size > KEEP_SECONDS) {
+      const oldest = this.perSecond.keys().next().value;
+      if (oldest !== undefined) this.perSecond.delete(oldest);
+    }
+    return inSecond;
+  }
+
+  answered(routeName: string, status: number | 'reset' | 'hang'): void {
+    const r = this.route(routeName);
+    const key = String(status);
+    r.statuses[key] = (r.statuses[key] ?? 0) + 1;
+  }
+
+  batch(routeName: string, size: number): void {
+    const sizes = this.route(routeName).batchSizes;
+    sizes.push(size);
+    if (sizes.length > KEEP_BATCHES) sizes.shift();
+  }
+
+  reset(): void {
+    this.totalCalls = 0;
+    this.routes = new Map();
+    this.perSecond = new Map();
+  }
+
+  snapshot(): StatsSnapshot {
+    const perSecond: Record<string, number> = {};
+    let maxPerSecond = 0;
+    for (const [second, n] of this.perSecond) {
+      perSecond[second] = n;
+      if (n > maxPerSecond) maxPerSecond = n;
+    }
+    const routes: Record<string, RouteStats> = {};
+    for (const [name, r] of this.routes) {
+      routes[name] = { calls: r.calls, statuses: { ...r.statuses }, batchSizes: [...r.batchSizes], recent: [...r.recent] };
+    }
+    return { totalCalls: this.totalCalls, routes, perSecond, maxPerSecond };
+  }
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import { HttpSource, pathSegment } from './http-source.js';
+import type { EventPage, MetricsEntity, MetricsRange } from './models.js';
+import { count, isoFromUnixMs, isoFromUnixSeconds } from './normalize.js';
+import { chunk } from './paging.js';
+
+/** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
+const MAX_IDS_PER_QUERY = 100;
+export const MAX_EVENTS_PER_CALL = 200;
+
+const metricsRow = z.object({
+  user_id: z.string(),
+  page_views: count,
+  sessions: count,
+  avg_session_seconds: z.number().nonnegative(),
+  conversion_rate: z.number().min(0).max(1),
+  last_active: isoFromUnixSeconds.nullish(),
+  series: z.array(z.object({ ts: isoFromUnixSeconds, page_views: count, sessions: count })).default([]),
+});
+const metricsResponse = z.object({ data: z.array(metricsRow), missing: z.array(z.string()).default([]) });
+
+const eventsResponse = z.object({
+  data: z.array(
+    z.object({
+      id: z.union([z.string(), z.number()]).transform(String),
+      type: z.string(),
+      ts: isoFromUnixMs,
+      properties: z.record(z.string(), z.unknown()).default({}),
+    }),
+  ),
+  next_cursor: z.string().nullish(),
+});
+
+export class AnalyticsSource extends HttpSource {
+  /** Metrics per user over one range, 100 ids a call; ids the vendor lists as missing are absent. */
+  async metrics(ids: readonly string[], range: MetricsRange, signal?: AbortSignal): Promise<Map<string, MetricsEntity>> {
+    const found = new Map<string, MetricsEntity>();
+    await Promise.all(
+      chunk([...new Set(ids)], MAX_IDS_PER_QUERY).map(async (batch) => {
+        const res = await this.fetch({
+          route: 'POST /v1/metrics/query',
+          method: 'POST',
+          path: '/v1/metrics/query',
+          body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
+          schema: metricsResponse,
+          signal,
+        });
+        const wanted = new Set(batch);
+        for (const row of res.body.data) {
+          if (!wanted.has(row.user_id)) continue;
+          found.set(row.user_id, {
+            pageViews: row.page_views,
+            sessions: row.sessions,
+            avgSessionSeconds: row.avg_session_seconds,
+            conversionRate: row.conversion_rate,
+            lastActiveAt: row.last_active ?? null,
+            series: row.series.map((p) => ({ at: p.ts, pageViews: p.page_views, sessions: p.sessions })),
+          });
+        }
+      }),
+    );
+    return found;
+  }
+
+  /** One page of a user's events, newest first; null when analytics does not know the user. */
+  async events(userId: string, limit: number, cursor: string | null, signal?: AbortSignal): Promise<EventPage | null> {
+    const query = `limit=${limit}${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
+    const res = await this.fetchOrNull({
+      route: 'GET /v1/users/:id/events',
+      method: 'GET',
+      path: `/v1/users/${pathSegment(userId)}/events?${query}`,
+      schema: eventsResponse,
+      signal,
+    });
+    if (!res) return null;
+    return { events: res.body.data.map((e) => ({ id: e.id, type: e.type, occurredAt: e.ts, properties: e.properties })), nextCursor: res.body.next_cursor ?? null };
+  }
+}

@@ -1,0 +1,126 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { SourceError, type SourceName } from '../errors.js';
+import { errorForStatus, exchange } from './upstream-http.js';
+
+/** How a source proves itself to its upstream. */
+export interface UpstreamAuth {
+  /** Headers for the next call; may fetch a credential first. */
+  headers(signal?: AbortSignal): Promise<Record<string, string>>;
+  /**
+   * Called when a call made with `sent` headers got a 401. True when a fresh
+   * credential may fix it, and the call is retried once.
+   */
+  rejected(sent: Record<string, string>): boolean;
+}
+
+export class ApiKeyAuth implements UpstreamAuth {
+  private readonly value: Record<string, string>;
+  constructor(header: string, key: string) {
+    this.value = { [header]: key };
+  }
+  headers(): Promise<Record<string, string>> {
+    return Promise.resolve(this.value);
+  }
+  rejected(): boolean {
+    return false;
+  }
+}
+
+export class BearerAuth extends ApiKeyAuth {
+  constructor(token: string) {
+    super('authorization', `Bearer ${token}`);
+  }
+}
+
+const tokenResponse = z.object({
+  access_token: z.string().min(1),
+  token_type: z.string().optional(),
+  expires_in: z.number().positive(),
+});
+
+export interface OAuth2Options {
+  source: SourceName;
+  dispatcher: Dispatcher;
+  /** Path of the token endpoint on the dispatcher's origin. */
+  tokenPath: string;
+  clientId: string;
+  clientSecret: string;
+  audience: string;
+  timeoutMs: number;
+}
+
+interface Token {
+  header: Record<string, string>;
+  /** When to start fetching a new one while this one still works. */
+  refreshAt: number;
+  expiresAt: number;
+}
+
+/**
+ * OAuth2 client credentials. The token is cached; one fetch at a time however
+ * many calls need it; refreshed in the background ahead of expiry (the last
+ * fifth of its life, at most a minute) so callers never wait for it after the
+ * first; on a 401 the token that failed is dropped and the next call fetches.
+ */
+export class OAuth2ClientCredentials implements UpstreamAuth {
+  private token: Token | undefined;
+  private fetching: Promise<Token> | undefined;
+
+  constructor(private readonly options: OAuth2Options) {}
+
+  async headers(signal?: AbortSignal): Promise<Record<string, string>> {
+    const now = Date.now();
+    const token = this.token;
+    if (token && now < token.expiresAt) {
+      if (now >= token.refreshAt) this.refresh().catch(() => undefined);
+      return token.header;
+    }
+    return (await this.refresh(signal)).header;
+  }
+
+  rejected(sent: Record<string, string>): boolean {
+    if (this.token && this.token.header.authorization === sent.authorization) this.token = undefined;
+    return true;
+  }
+
+  private refresh(signal?: AbortSignal): Promise<Token> {
+    this.fetching ??= this.fetchToken(signal).finally(() => {
+      this.fetching = undefined;
+    });
+    return this.fetching;
+  }
+
+  private async fetchToken(signal?: AbortSignal): Promise<Token> {
+    const o = this.options;
+    const startedAt = Date.now();
+    const res = await exchange({
+      dispatcher: o.dispatcher,
+      source: o.source,
+      method: 'POST',
+      path: o.tokenPath,
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', client_id: o.clientId, client_secret: o.clientSecret, audience: o.audience }),
+      timeoutMs: o.timeoutMs,
+      signal,
+    });
+    if (res.status !== 200) throw errorForStatus(o.source, res, 'POST token');
+    let parsed;
+    try {
+      parsed = tokenResponse.safeParse(JSON.parse(res.text));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: o.source, retryable: false, detail: 'token response is not an OAuth2 token' });
+    }
+    const lifetimeMs = parsed.data.expires_in * 1000;
+    const token: Token = {
+      header: { authorization: `Bearer ${parsed.data.access_token}` },
+      expiresAt: startedAt + lifetimeMs,
+      refreshAt: startedAt + lifetimeMs - Math.min(60_000, lifetimeMs / 5),
+    };
+    this.token = token;
+    return token;
+  }
+}

@@ -1,0 +1,123 @@
+import type { Dispatcher } from 'undici';
+import type { z } from 'zod';
+import { SourceError, type SourceName } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { UpstreamAuth } from './auth.js';
+import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
+
+export interface HttpSourceOptions {
+  name: SourceName;
+  /** The upstream's base URL; a path in it (e.g. https://host/tenant) prefixes every route. */
+  baseUrl: string;
+  /** The keep-alive pool for the base URL's origin. */
+  dispatcher: Dispatcher;
+  auth: UpstreamAuth;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+export interface SourceRequest<T> {
+  /** Route template for logs and metrics: "GET /api/v2/users/:id". Never a raw path with ids. */
+  route: string;
+  method: Dispatcher.HttpMethod;
+  /** Path under the base URL, encoded, with its query. */
+  path: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Validates and normalizes the body; unknown fields are stripped. */
+  schema: z.ZodType<T>;
+  signal?: AbortSignal | undefined;
+}
+
+export interface SourceResponse<T> {
+  body: T;
+  headers: UpstreamExchange['headers'];
+}
+
+/** A path segment for an id: everything escaped, including "." so "../" can never climb. */
+export function pathSegment(id: string): string {
+  return encodeURIComponent(id).replaceAll('.', '%2E');
+}
+
+/**
+ * The one place a source talks HTTP: auth headers, the per-attempt timeout,
+ * the 401 → new credential → one retry dance, status → typed SourceError, and
+ * validation of the body. Subclasses are their routes and their normalizers.
+ */
+export abstract class HttpSource {
+  readonly name: SourceName;
+  protected readonly logger: Logger;
+  private readonly basePath: string;
+
+  constructor(protected readonly options: HttpSourceOptions) {
+    this.name = options.name;
+    this.logger = options.logger;
+    this.basePath = new URL(options.baseUrl).pathname.replace(/\/+$/, '');
+  }
+
+  /** The validated body, or throws a SourceError (404 included). */
+  protected async fetch<T>(request: SourceRequest<T>): Promise<SourceResponse<T>> {
+    const res = await this.send(request);
+    if (res.status === 404) throw errorForStatus(this.name, res, request.route);
+    return this.validate(request, res);
+  }
+
+  /** Like fetch, but a 404 is null: the entity does not exist. */
+  protected async fetchOrNull<T>(request: SourceRequest<T>): Promise<SourceResponse<T> | null> {
+    const res = await this.send(request);
+    if (res.status === 404) return null;
+    return this.validate(request, res);
+  }
+
+  private async send<T>(request: SourceRequest<T>): Promise<UpstreamExchange> {
+    const body = request.body === undefined ? undefined : JSON.stringify(request.body);
+    for (let attempt = 1; ; attempt++) {
+      const auth = await this.options.auth.headers(request.signal);
+      const headers: Record<string, string> = { accept: 'application/json', ...auth, ...request.headers };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const startedAt = performance.now();
+      let res: UpstreamExchange;
+      try {
+        res = await exchange({
+          dispatcher: this.options.dispatcher,
+          source: this.name,
+          method: request.method,
+          path: this.basePath + request.path,
+          headers,
+          body,
+          timeoutMs: this.options.timeoutMs,
+          signal: request.signal,
+        });
+      } catch (error) {
+        const e = error as SourceError;
+        this.logger.debug({ source: this.name, route: request.route, attempt, code: e.code, detail: e.detail, durationMs: Math.round(performance.now() - startedAt) }, 'upstream call failed');
+        throw error;
+      }
+      this.logger.debug({ source: this.name, route: request.route, attempt, status: res.status, durationMs: Math.round(performance.now() - startedAt) }, 'upstream call');
+      if (res.status === 401 && attempt === 1 && this.options.auth.rejected(auth)) continue;
+      if (res.status === 404 || (res.status >= 200 && res.status < 300)) return res;
+      throw errorForStatus(this.name, res, request.route);
+    }
+  }
+
+  private validate<T>(request: SourceRequest<T>, res: UpstreamExchange): SourceResponse<T> {
+    let json: unknown;
+    try {
+      json = JSON.parse(res.text);
+    } catch {
+      return this.badResponse(request, 'body is not JSON');
+    }
+    const parsed = request.schema.safeParse(json);
+    if (!parsed.success) {
+      const where = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+      return this.badResponse(request, `unexpected shape: ${where.join('; ')}`);
+    }
+    return { body: parsed.data, headers: res.headers };
+  }
+
+  private badResponse(request: SourceRequest<unknown>, detail: string): never {
+    // Paths and messages only: the body itself may hold personal data.
+    this.logger.warn({ source: this.name, route: request.route, detail }, 'upstream response failed validation');
+    throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail });
+  }
+}

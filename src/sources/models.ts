@@ -1,0 +1,72 @@
+/**
+ * The normalized entities sources return: camelCase, ISO 8601 UTC timestamps,
+ * typed. Vendor dialects never get past a source.
+ */
+
+export interface UserEntity {
+  id: string;
+  email: string | null;
+  emailVerified: boolean | null;
+  name: string | null;
+  nickname: string | null;
+  avatarUrl: string | null;
+  createdAt: string | null;
+  lastLoginAt: string | null;
+}
+
+export type Granularity = 'HOUR' | 'DAY';
+
+export interface MetricsRange {
+  /** Unix seconds, inclusive. */
+  fromSec: number;
+  /** Unix seconds, exclusive. */
+  toSec: number;
+  granularity: Granularity;
+}
+
+export interface MetricPointEntity {
+  at: string;
+  pageViews: number;
+  sessions: number;
+}
+
+export interface MetricsEntity {
+  pageViews: number;
+  sessions: number;
+  avgSessionSeconds: number;
+  conversionRate: number;
+  lastActiveAt: string | null;
+  series: MetricPointEntity[];
+}
+
+export interface EventEntity {
+  id: string;
+  type: string;
+  occurredAt: string;
+  properties: Record<string, unknown>;
+}
+
+export interface EventPage {
+  events: EventEntity[];
+  /** The vendor's cursor for the page after this one; null on the last page. */
+  nextCursor: string | null;
+}
+
+export type NotificationChannel = 'EMAIL' | 'PUSH' | 'IN_APP';
+
+export interface NotificationEntity {
+  id: string;
+  userId: string;
+  title: string;
+  body: string;
+  channel: NotificationChannel;
+  read: boolean;
+  createdAt: string;
+}
+
+/** A window of an offset-paged list. */
+export interface OffsetPage<T> {
+  items: T[];
+  totalCount: number;
+  hasNextPage: boolean;
+}

@@ -1,0 +1,88 @@
+import LinkHeader from 'http-link-header';
+import { z } from 'zod';
+import { HttpSource, pathSegment } from './http-source.js';
+import type { NotificationEntity, OffsetPage } from './models.js';
+import { count, isoFromDateString } from './normalize.js';
+import { chunk, planPages } from './paging.js';
+
+/** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
+const MAX_PER_PAGE = 100;
+const MAX_IDS_PER_QUERY = 100;
+
+const notification = z
+  .object({
+    id: z.string(),
+    user: z.string(),
+    title: z.string(),
+    body: z.string(),
+    channel: z.enum(['email', 'push', 'in_app']),
+    read: z.boolean(),
+    created: isoFromDateString,
+  })
+  .transform(
+    (n): NotificationEntity => ({
+      id: n.id,
+      userId: n.user,
+      title: n.title,
+      body: n.body,
+      channel: n.channel === 'in_app' ? 'IN_APP' : n.channel === 'email' ? 'EMAIL' : 'PUSH',
+      read: n.read,
+      createdAt: n.created,
+    }),
+  );
+const notificationList = z.array(notification);
+const unreadCounts = z.object({ counts: z.record(z.string(), count) });
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+export class NotificationsSource extends HttpSource {
+  /** A window of a user's notifications, newest first. */
+  async list(userId: string, offset: number, first: number, unreadOnly: boolean, signal?: AbortSignal): Promise<OffsetPage<NotificationEntity>> {
+    const plan = planPages(offset, first, MAX_PER_PAGE);
+    const pages = await Promise.all(
+      plan.pages.map((p) =>
+        this.fetch({
+          route: 'GET /v1/users/:id/notifications',
+          method: 'GET',
+          path: `/v1/users/${pathSegment(userId)}/notifications?page=${p + 1}&per_page=${plan.perPage}&unread=${unreadOnly}`,
+          schema: notificationList,
+          signal,
+        }),
+      ),
+    );
+    const fetched = pages.flatMap((p) => p.body);
+    const items = fetched.slice(plan.skip, plan.skip + first);
+    const lastPage = pages[pages.length - 1]!;
+    // More after our window: either left over in the fetched pages, or the vendor links a next page.
+    const link = header(lastPage.headers, 'link');
+    const hasNextPage = plan.skip + first < fetched.length || (link !== undefined && LinkHeader.parse(link).rel('next').length > 0);
+    const total = Number(header(pages[0]!.headers, 'x-total-count'));
+    if (!Number.isInteger(total) || total < 0) this.logger.warn({ source: this.name, route: 'GET /v1/users/:id/notifications' }, 'X-Total-Count missing or invalid');
+    const totalCount = Number.isInteger(total) && total >= 0 ? total : offset + items.length + (hasNextPage ? 1 : 0);
+    return { items, totalCount, hasNextPage };
+  }
+
+  /** Unread counts for many users, 100 a call. */
+  async unreadCounts(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    await Promise.all(
+      chunk([...new Set(ids)], MAX_IDS_PER_QUERY).map(async (batch) => {
+        const res = await this.fetch({
+          route: 'GET /v1/unread-counts',
+          method: 'GET',
+          path: `/v1/unread-counts?user_ids=${batch.map(encodeURIComponent).join(',')}`,
+          schema: unreadCounts,
+          signal,
+        });
+        for (const id of batch) {
+          const n = res.body.counts[id];
+          if (n !== undefined) found.set(id, n);
+        }
+      }),
+    );
+    return found;
+  }
+}

@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { ConfigError, loadConfig, type Config, type GatewayConfig } from './config.js';
+import { createLogger } from './observability/logger.js';
+import { createGateway } from './server.js';
+import { startSimulatedUpstreams, type SimulatedUpstreams } from './upstreams/index.js';
+
+/**
+ * Entry point: config → the simulated upstreams when no upstream is configured
+ * → the server. With nothing configured it is a self-contained demo: fake data,
+ * a fresh signing secret, and an admin token printed for GraphiQL.
+ */
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(1);
+  }
+  throw error;
+}
+
+const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true && !config.production });
+
+let simulated: SimulatedUpstreams | undefined;
+if (config.upstreams === null) {
+  simulated = await startSimulatedUpstreams();
+  logger.warn(
+    'No IDENTITY_URL, ANALYTICS_URL, NOTIFICATIONS_URL or AUDIT_URL is set: running the SIMULATED upstreams in this process (fake, seeded data). Set all four with their credentials to use real services.',
+  );
+}
+
+let demoToken: string | undefined;
+let jwtSecret = config.jwtSecret;
+if (jwtSecret === undefined) {
+  jwtSecret = randomBytes(32).toString('base64url');
+  const sub = simulated?.dataset.users[0]?.user_id ?? 'admin';
+  demoToken = await new SignJWT({ scope: 'admin' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime('7d')
+    .sign(new TextEncoder().encode(jwtSecret));
+}
+
+const gatewayConfig: GatewayConfig = {
+  ...config,
+  jwtSecret,
+  upstreams: config.upstreams ?? simulated!.endpoints,
+  simulatedUpstreams: simulated !== undefined,
+};
+const gateway = createGateway(gatewayConfig, { logger, ...(demoToken ? { graphiqlToken: demoToken } : {}) });
+
+let url: string;
+try {
+  url = await gateway.listen();
+} catch (error) {
+  logger.fatal({ err: error }, `cannot listen on ${config.host}:${config.port}`);
+  await simulated?.close();
+  process.exit(1);
+}
+
+const lines = [`GraphQL endpoint: ${url}  (open it in a browser for GraphiQL)`];
+if (demoToken) {
+  lines.push(
+    'AUTH_JWT_SECRET is not set: made a signing secret for this run. Admin token (7 days, this run only):',
+    '',
+    `  ${demoToken}`,
+    '',
+    `  curl -s ${url} -H "Authorization: Bearer <token>" -H 'content-type: application/json' -d '{"query":"{ viewer { name unreadNotificationCount } }"}'`,
+  );
+}
+console.log(lines.join('\n'));
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    void Promise.all([gateway.close(), simulated?.close()]).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,62 @@
+import { badUserInput } from '../errors.js';
+
+/**
+ * Opaque cursors. Clients pass them back as `after`; they are base64url so no
+ * client is tempted to build one. Each kind is tagged so a cursor from one
+ * connection is refused by another.
+ */
+type Kind = 'users' | 'notifications' | 'events';
+
+function encode(kind: Kind, payload: unknown): string {
+  return Buffer.from(JSON.stringify([kind, payload])).toString('base64url');
+}
+
+function decode(kind: Kind, cursor: string): unknown {
+  try {
+    const [k, payload] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (k === kind) return payload;
+  } catch {
+    // fall through
+  }
+  throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
+}
+
+/** The position after an edge of an offset-paged list. */
+export function offsetCursor(kind: 'users' | 'notifications', offset: number): string {
+  return encode(kind, offset);
+}
+
+/** The offset to continue from; 0 when there is no cursor. */
+export function offsetFrom(kind: 'users' | 'notifications', after: string | null | undefined): number {
+  if (after === null || after === undefined) return 0;
+  const offset = decode(kind, after);
+  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > 1_000_000) {
+    throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
+  }
+  return offset;
+}
+
+/** A position in a vendor-cursored list: the vendor's cursor of a page, and how many of that page come before. */
+export interface VendorPosition {
+  vendorCursor: string | null;
+  skip: number;
+}
+
+export function eventsCursor(position: VendorPosition): string {
+  return encode('events', [position.vendorCursor, position.skip]);
+}
+
+export function eventsFrom(after: string | null | undefined): VendorPosition {
+  if (after === null || after === undefined) return { vendorCursor: null, skip: 0 };
+  const payload = decode('events', after);
+  if (Array.isArray(payload) && (payload[0] === null || typeof payload[0] === 'string') && Number.isInteger(payload[1]) && payload[1] >= 0) {
+    return { vendorCursor: payload[0] as string | null, skip: payload[1] as number };
+  }
+  throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
+}
+
+export function checkFirst(first: number | null | undefined, max: number, fallback = 20): number {
+  const n = first ?? fallback;
+  if (!Number.isInteger(n) || n < 1 || n > max) throw badUserInput(`"first" must be between 1 and ${max}.`, 'first');
+  return n;
+}

@@ -1,0 +1,11 @@
+import type { Resolvers } from '../generated/resolvers.js';
+import { Query } from './query.js';
+import { DateTime, JSONScalar } from './scalars.js';
+import { User } from './user.js';
+
+export const resolvers: Resolvers = {
+  DateTime,
+  JSON: JSONScalar,
+  Query,
+  User,
+};

@@ -1,0 +1,41 @@
+import { badUserInput } from '../errors.js';
+import type { QueryResolvers } from '../generated/resolvers.js';
+import type { UserEntity } from '../sources/models.js';
+import { checkFirst, offsetCursor, offsetFrom } from './cursors.js';
+
+export const MAX_IDS_PER_QUERY = 500;
+const MAX_ID_LENGTH = 256;
+
+function checkId(id: string, argument: string): void {
+  if (id.length === 0 || id.length > MAX_ID_LENGTH) throw badUserInput(`"${argument}" must be 1 to ${MAX_ID_LENGTH} characters.`, argument);
+}
+
+export const Query: QueryResolvers = {
+  serverInfo: (_parent, _args, ctx) => ({ version: process.env.npm_package_version ?? '0.1.0', simulatedUpstreams: ctx.simulatedUpstreams }),
+
+  user: (_parent, { id }, ctx) => {
+    checkId(id, 'id');
+    return ctx.loaders.user.load(id);
+  },
+
+  users: (_parent, { ids }, ctx) => {
+    if (ids.length > MAX_IDS_PER_QUERY) throw badUserInput(`"ids" may hold at most ${MAX_IDS_PER_QUERY} ids.`, 'ids');
+    for (const id of ids) checkId(id, 'ids');
+    // One promise per id: a failed or unknown id is a null in its place, the rest still resolve.
+    // graphql-js completes a list of promises item by item; the generated type only knows whole lists.
+    return ids.map((id) => ctx.loaders.user.load(id)) as unknown as Promise<UserEntity>[];
+  },
+
+  userList: async (_parent, { first, after }, ctx) => {
+    const count = checkFirst(first, 100);
+    const offset = offsetFrom('users', after);
+    const page = await ctx.sources.identity.listUsers(offset, count);
+    const edges = page.items.map((user, i) => {
+      ctx.loaders.user.prime(user.id, user);
+      return { cursor: offsetCursor('users', offset + i + 1), node: user };
+    });
+    return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+  },
+
+  viewer: (_parent, _args, ctx) => ctx.loaders.user.load(ctx.viewer.userId),
+};

@@ -1,0 +1,85 @@
+import { canReadPrivate } from '../auth/viewer.js';
+import { badUserInput, forbidden } from '../errors.js';
+import type { UserResolvers } from '../generated/resolvers.js';
+import { MAX_EVENTS_PER_CALL } from '../sources/analytics-source.js';
+import type { GatewayContext } from '../context.js';
+import type { EventEntity, Granularity, MetricsRange, UserEntity } from '../sources/models.js';
+import { checkFirst, eventsCursor, eventsFrom, offsetCursor, offsetFrom, type VendorPosition } from './cursors.js';
+
+/** Public: id, name, nickname, avatarUrl. Everything else only for the user themselves or an admin. */
+function mustOwn(user: UserEntity, ctx: GatewayContext, field: string): void {
+  if (!canReadPrivate(ctx.viewer, user.id)) throw forbidden(`"${field}"`);
+}
+
+const HOUR_S = 3600;
+const DAY_S = 86_400;
+const MAX_RANGE_S: Record<Granularity, number> = { HOUR: 31 * DAY_S, DAY: 366 * DAY_S };
+const DEFAULT_RANGE_S: Record<Granularity, number> = { HOUR: DAY_S, DAY: 30 * DAY_S };
+
+/** [from, to) in Unix seconds; by default the window ending with the current hour, so it is stable for an hour. */
+export function metricsRange(from: string | null | undefined, to: string | null | undefined, granularity: Granularity, nowMs = Date.now()): MetricsRange {
+  const toSec = to ? Math.floor(Date.parse(to) / 1000) : Math.ceil(nowMs / 1000 / HOUR_S) * HOUR_S;
+  const fromSec = from ? Math.floor(Date.parse(from) / 1000) : toSec - DEFAULT_RANGE_S[granularity];
+  if (fromSec >= toSec) throw badUserInput('"from" must be before "to".', 'from');
+  if (toSec - fromSec > MAX_RANGE_S[granularity]) {
+    throw badUserInput(`The range may span at most ${MAX_RANGE_S[granularity] / DAY_S} days at ${granularity} granularity.`, 'to');
+  }
+  return { fromSec, toSec, granularity };
+}
+
+const MAX_EVENT_PAGES_PER_REQUEST = 10;
+
+export const User: UserResolvers = {
+  email: (user, _args, ctx) => (mustOwn(user, ctx, 'email'), user.email),
+  emailVerified: (user, _args, ctx) => (mustOwn(user, ctx, 'emailVerified'), user.emailVerified),
+  createdAt: (user, _args, ctx) => (mustOwn(user, ctx, 'createdAt'), user.createdAt),
+  lastLoginAt: (user, _args, ctx) => (mustOwn(user, ctx, 'lastLoginAt'), user.lastLoginAt),
+
+  metrics: (user, { from, to, granularity }, ctx) => {
+    mustOwn(user, ctx, 'metrics');
+    return ctx.loaders.metrics.load({ userId: user.id, range: metricsRange(from, to, granularity ?? 'DAY') });
+  },
+
+  unreadNotificationCount: (user, _args, ctx) => {
+    mustOwn(user, ctx, 'unreadNotificationCount');
+    return ctx.loaders.unreadCount.load(user.id);
+  },
+
+  notifications: async (user, { first, after, unreadOnly }, ctx) => {
+    mustOwn(user, ctx, 'notifications');
+    const count = checkFirst(first, 100);
+    const offset = offsetFrom('notifications', after);
+    const page = await ctx.sources.notifications.list(user.id, offset, count, unreadOnly ?? false);
+    const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', offset + i + 1), node }));
+    return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+  },
+
+  events: async (user, { first, after }, ctx) => {
+    mustOwn(user, ctx, 'events');
+    const count = checkFirst(first, MAX_EVENTS_PER_CALL);
+    let position: VendorPosition = eventsFrom(after);
+    const edges: { cursor: string; node: EventEntity }[] = [];
+    let hasNextPage = false;
+    // The vendor pages by opaque cursor; an edge's cursor is (page cursor, items before it in that page).
+    for (let calls = 0; calls < MAX_EVENT_PAGES_PER_REQUEST; calls++) {
+      const { vendorCursor, skip } = position;
+      const page = await ctx.sources.analytics.events(user.id, Math.min(MAX_EVENTS_PER_CALL, skip + count - edges.length), vendorCursor);
+      if (page === null) return calls === 0 ? null : { edges, totalCount: null, pageInfo: { hasNextPage: false, endCursor: edges.at(-1)?.cursor ?? null } };
+      const usable = page.events.slice(skip);
+      const take = Math.min(usable.length, count - edges.length);
+      for (let i = 0; i < take; i++) {
+        const consumedPage = skip + i + 1 === page.events.length && page.nextCursor !== null;
+        const cursor = consumedPage ? { vendorCursor: page.nextCursor, skip: 0 } : { vendorCursor, skip: skip + i + 1 };
+        edges.push({ cursor: eventsCursor(cursor), node: usable[i]! });
+      }
+      if (edges.length >= count) {
+        hasNextPage = take < usable.length || page.nextCursor !== null;
+        break;
+      }
+      if (page.nextCursor === null) break;
+      position = { vendorCursor: page.nextCursor, skip: 0 };
+      hasNextPage = true;
+    }
+    return { edges, totalCount: null, pageInfo: { hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+  },
+};

@@ -1,0 +1,112 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { useJwtAuth } from './auth/use-jwt-auth.js';
+import { hs256Verifier } from './auth/viewer.js';
+import type { GatewayConfig } from './config.js';
+import { Loaders, type RequestServices } from './context.js';
+import { toClientError } from './errors.js';
+import type { Logger } from './observability/logger.js';
+import { buildSchema } from './schema.js';
+import { createSources, type Sources } from './sources/index.js';
+
+export const EXAMPLE_QUERY = `# One request, three vendors: the profile comes from identity, the metrics
+# from analytics, the notifications from the messaging vendor, fetched at once.
+# If one of them fails, its fields are null, errors[] says which and why, and
+# the rest still answer.
+query Dashboard {
+  viewer {
+    id
+    name
+    email
+    avatarUrl
+    lastLoginAt
+    metrics(granularity: DAY) {
+      pageViews
+      sessions
+      avgSessionSeconds
+      conversionRate
+      lastActiveAt
+    }
+    unreadNotificationCount
+    notifications(first: 5) {
+      totalCount
+      edges { node { title channel read createdAt } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+  userList(first: 5) {
+    totalCount
+    edges { node { id name nickname } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+`;
+
+export interface GatewayOptions {
+  logger: Logger;
+  /** Prefilled in GraphiQL's headers; only for the demo, whose secret is made at start. */
+  graphiqlToken?: string;
+}
+
+export interface Gateway {
+  yoga: YogaServerInstance<Record<string, unknown>, RequestServices>;
+  sources: Sources;
+  server: Server;
+  /** Starts listening; resolves to the GraphQL endpoint's URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The server: yoga with its plugins, the sources, and the node:http server around them. */
+export function createGateway(config: GatewayConfig, options: GatewayOptions): Gateway {
+  const { logger } = options;
+  const sources = createSources(config.upstreams, config.tuning, logger);
+
+  const yoga = createYoga<Record<string, unknown>, RequestServices>({
+    schema: buildSchema(),
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: config.production
+      ? false
+      : {
+          title: 'REST aggregation gateway',
+          defaultQuery: EXAMPLE_QUERY,
+          ...(options.graphiqlToken ? { headers: JSON.stringify({ Authorization: `Bearer ${options.graphiqlToken}` }) } : {}),
+        },
+    maskedErrors: { maskError: (error, message) => toClientError(error, message) },
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error'),
+    },
+    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) })],
+    // The viewer is added by useJwtAuth; this adds what every request needs besides.
+    context: (): RequestServices => ({ loaders: new Loaders(sources), sources, simulatedUpstreams: config.simulatedUpstreams }),
+  });
+
+  const server = createServer(yoga);
+  return {
+    yoga,
+    sources,
+    server,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          const { port } = server.address() as AddressInfo;
+          const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+          resolve(`http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/graphql`);
+        });
+      }),
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await sources.close();
+    },
+  };
+}

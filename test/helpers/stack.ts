@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { SignJWT } from 'jose';
+import { loadConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
+import type { SourceName } from '../../src/errors.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createGateway, type Gateway } from '../../src/server.js';
+import { startSimulatedUpstreams, type FaultProfileInput, type SimulatedUpstreams, type SimulatedUpstreamsOptions, type StatsSnapshot } from '../../src/upstreams/index.js';
+
+/**
+ * The real server on loopback in front of the real simulated upstreams, as a
+ * test arranges them: faults and stats go through the upstreams' admin
+ * endpoint over HTTP, queries through the server's /graphql over HTTP.
+ */
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: { data?: T | null; errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[]; extensions?: Record<string, unknown> };
+  text: string;
+}
+
+export interface StackOptions {
+  upstreams?: SimulatedUpstreamsOptions;
+  tuning?: Partial<Record<SourceName, Partial<SourceTuning>>>;
+  /** Replace what the gateway is told (wrong credentials, another server). */
+  endpoints?: (real: UpstreamEndpoints) => UpstreamEndpoints;
+}
+
+export interface Stack {
+  upstreams: SimulatedUpstreams;
+  gateway: Gateway;
+  url: string;
+  secret: string;
+  /** Captured JSON log lines of the gateway. */
+  logs: string[];
+  /** A token for `sub` (default: the first user), admin unless said otherwise. */
+  token(opts?: { sub?: string; admin?: boolean; expiresIn?: string | number }): Promise<string>;
+  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, opts?: { token?: string | null; headers?: Record<string, string> }): Promise<GraphQLResponse<T>>;
+  faults(name: SourceName, profile: FaultProfileInput): Promise<void>;
+  stats(name: SourceName): Promise<StatsSnapshot>;
+  /** Clears every upstream's faults and stats. */
+  reset(): Promise<void>;
+  userId(index: number): string;
+  close(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const upstreams = await startSimulatedUpstreams(options.upstreams);
+  const secret = randomBytes(32).toString('base64url');
+  const base = loadConfig({});
+  const tuning = { ...base.tuning };
+  for (const [name, t] of Object.entries(options.tuning ?? {})) tuning[name as SourceName] = { ...tuning[name as SourceName], ...t };
+  const config: GatewayConfig = {
+    ...base,
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'debug',
+    jwtSecret: secret,
+    tuning,
+    upstreams: options.endpoints ? options.endpoints(upstreams.endpoints) : upstreams.endpoints,
+    simulatedUpstreams: true,
+  };
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString('utf8'));
+      if (logs.length > 5000) logs.splice(0, 1000);
+      done();
+    },
+  });
+  const gateway = createGateway(config, { logger: createLogger({ level: 'debug', destination }) });
+  const url = await gateway.listen();
+
+  const token: Stack['token'] = async (opts = {}) =>
+    new SignJWT(opts.admin === false ? {} : { scope: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(opts.sub ?? upstreams.dataset.users[0]!.user_id)
+      .setIssuedAt()
+      .setExpirationTime(opts.expiresIn ?? '1h')
+      .sign(new TextEncoder().encode(secret));
+  const adminToken = await token();
+
+  const admin = async (name: SourceName, path: string, method: string, body?: unknown) => {
+    const res = await fetch(`${upstreams[name].url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`admin ${method} ${path} on ${name}: ${res.status} ${await res.text()}`);
+    return res.json() as Promise<unknown>;
+  };
+
+  return {
+    upstreams,
+    gateway,
+    url,
+    secret,
+    logs,
+    token,
+    async gql(query, variables, opts = {}) {
+      const auth = opts.token === null ? undefined : (opts.token ?? adminToken);
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json, application/json',
+          ...(auth ? { authorization: `Bearer ${auth}` } : {}),
+          ...opts.headers,
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, body: JSON.parse(text) as GraphQLResponse['body'], text } as GraphQLResponse<never>;
+    },
+    faults: async (name, profile) => {
+      await admin(name, '/__admin/faults', 'POST', profile);
+    },
+    stats: (name) => admin(name, '/__admin/stats', 'GET') as Promise<StatsSnapshot>,
+    reset: async () => {
+      await Promise.all((['identity', 'analytics', 'notifications', 'audit'] as const).map((n) => admin(n, '/__admin/reset', 'POST')));
+    },
+    userId: (index) => upstreams.dataset.users[index]!.user_id,
+    close: async () => {
+      await gateway.close();
+      await upstreams.close();
+    },
+  };
+}
+
+/** Calls made to one route, from an upstream's stats. */
+export function calls(stats: StatsSnapshot, route: string): number {
+  return stats.routes[route]?.calls ?? 0;
+}

@@ -1,12 +1,25 @@
 import DataLoader from 'dataloader';
 import type { YogaInitialContext } from 'graphql-yoga';
 import type { Viewer } from './auth/viewer.js';
-import type { MetricsEntity, MetricsRange, UserEntity } from './sources/models.js';
+import type { EventPage, MetricsEntity, MetricsRange, NotificationEntity, OffsetPage, UserEntity } from './sources/models.js';
 import type { Sources } from './sources/index.js';
 
 export interface MetricsKey {
   userId: string;
   range: MetricsRange;
+}
+
+export interface NotificationPageKey {
+  userId: string;
+  offset: number;
+  first: number;
+  unreadOnly: boolean;
+}
+
+export interface EventPageKey {
+  userId: string;
+  limit: number;
+  cursor: string | null;
 }
 
 /**
@@ -18,6 +31,8 @@ export class Loaders {
   private userLoader: DataLoader<string, UserEntity | null> | undefined;
   private metricsLoader: DataLoader<MetricsKey, MetricsEntity | null, string> | undefined;
   private unreadLoader: DataLoader<string, number | null> | undefined;
+  private notificationPageLoader: DataLoader<NotificationPageKey, OffsetPage<NotificationEntity>, string> | undefined;
+  private eventPageLoader: DataLoader<EventPageKey, EventPage | null, string> | undefined;
 
   constructor(private readonly sources: Sources) {}
 
@@ -42,7 +57,7 @@ export class Loaders {
         const results = new Map<string, Map<string, MetricsEntity> | Error>();
         await Promise.all(
           [...byRange].map(async ([r, group]) => {
-            results.set(r, await this.sources.analytics.metrics(group.ids, group.range).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+            results.set(r, await this.sources.analytics.metrics(group.ids, group.range).catch(asError));
           }),
         );
         return keys.map((key) => {
@@ -61,6 +76,27 @@ export class Loaders {
       return ids.map((id) => counts.get(id) ?? 0);
     }));
   }
+
+  /** Notification lists have no bulk endpoint: this only shares one call between a prefetch and its field. */
+  get notificationPage(): DataLoader<NotificationPageKey, OffsetPage<NotificationEntity>, string> {
+    return (this.notificationPageLoader ??= new DataLoader(
+      (keys) => Promise.all(keys.map((k) => this.sources.notifications.list(k.userId, k.offset, k.first, k.unreadOnly).catch(asError))),
+      { cacheKeyFn: (k) => `${k.userId}|${k.offset}|${k.first}|${k.unreadOnly}` },
+    ));
+  }
+
+  /** Event pages have no bulk endpoint either; same sharing. */
+  get eventPage(): DataLoader<EventPageKey, EventPage | null, string> {
+    return (this.eventPageLoader ??= new DataLoader(
+      (keys) => Promise.all(keys.map((k) => this.sources.analytics.events(k.userId, k.limit, k.cursor).catch(asError))),
+      { cacheKeyFn: (k) => `${k.userId}|${k.limit}|${k.cursor ?? ''}` },
+    ));
+  }
+}
+
+/** DataLoader fails one key when its slot holds an Error, leaving the other keys' values intact. */
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 function rangeKey(range: MetricsRange): string {

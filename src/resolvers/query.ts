@@ -2,6 +2,7 @@ import { badUserInput } from '../errors.js';
 import type { QueryResolvers } from '../generated/resolvers.js';
 import type { UserEntity } from '../sources/models.js';
 import { checkFirst, offsetCursor, offsetFrom } from './cursors.js';
+import { prefetchUserFields } from './prefetch.js';
 
 export const MAX_IDS_PER_QUERY = 500;
 const MAX_ID_LENGTH = 256;
@@ -13,14 +14,16 @@ function checkId(id: string, argument: string): void {
 export const Query: QueryResolvers = {
   serverInfo: (_parent, _args, ctx) => ({ version: process.env.npm_package_version ?? '0.1.0', simulatedUpstreams: ctx.simulatedUpstreams }),
 
-  user: (_parent, { id }, ctx) => {
+  user: (_parent, { id }, ctx, info) => {
     checkId(id, 'id');
+    prefetchUserFields([id], info, ctx);
     return ctx.loaders.user.load(id);
   },
 
-  users: (_parent, { ids }, ctx) => {
+  users: (_parent, { ids }, ctx, info) => {
     if (ids.length > MAX_IDS_PER_QUERY) throw badUserInput(`"ids" may hold at most ${MAX_IDS_PER_QUERY} ids.`, 'ids');
     for (const id of ids) checkId(id, 'ids');
+    prefetchUserFields(ids, info, ctx);
     // One promise per id: a failed or unknown id is a null in its place, the rest still resolve.
     // graphql-js completes a list of promises item by item; the generated type only knows whole lists.
     return ids.map((id) => ctx.loaders.user.load(id)) as unknown as Promise<UserEntity>[];
@@ -37,5 +40,8 @@ export const Query: QueryResolvers = {
     return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
 
-  viewer: (_parent, _args, ctx) => ctx.loaders.user.load(ctx.viewer.userId),
+  viewer: (_parent, _args, ctx, info) => {
+    prefetchUserFields([ctx.viewer.userId], info, ctx);
+    return ctx.loaders.user.load(ctx.viewer.userId);
+  },
 };

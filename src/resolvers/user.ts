@@ -2,7 +2,7 @@ import { canReadPrivate } from '../auth/viewer.js';
 import { badUserInput, forbidden } from '../errors.js';
 import type { UserResolvers } from '../generated/resolvers.js';
 import { MAX_EVENTS_PER_CALL } from '../sources/analytics-source.js';
-import type { GatewayContext } from '../context.js';
+import type { EventPageKey, GatewayContext, MetricsKey, NotificationPageKey } from '../context.js';
 import type { EventEntity, Granularity, MetricsRange, UserEntity } from '../sources/models.js';
 import { checkFirst, eventsCursor, eventsFrom, offsetCursor, offsetFrom, type VendorPosition } from './cursors.js';
 
@@ -29,15 +29,34 @@ export function metricsRange(from: string | null | undefined, to: string | null 
 
 const MAX_EVENT_PAGES_PER_REQUEST = 10;
 
+export type UserArgs<K extends keyof UserResolvers> = Parameters<Extract<NonNullable<UserResolvers[K]>, (...a: never[]) => unknown>>[1];
+
+/** The DataLoader keys a field's arguments map to; shared with the prefetch so both ask for the same thing. */
+export const userFieldKeys = {
+  metrics: (userId: string, { from, to, granularity }: UserArgs<'metrics'>): MetricsKey => ({ userId, range: metricsRange(from, to, granularity ?? 'DAY') }),
+  notifications: (userId: string, { first, after, unreadOnly }: UserArgs<'notifications'>): NotificationPageKey => ({
+    userId,
+    offset: offsetFrom('notifications', after),
+    first: checkFirst(first, 100),
+    unreadOnly: unreadOnly ?? false,
+  }),
+  /** The first vendor page the events field asks for. */
+  events: (userId: string, { first, after }: UserArgs<'events'>): EventPageKey & { first: number; skip: number } => {
+    const count = checkFirst(first, MAX_EVENTS_PER_CALL);
+    const { vendorCursor, skip } = eventsFrom(after);
+    return { userId, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count), cursor: vendorCursor, first: count, skip };
+  },
+};
+
 export const User: UserResolvers = {
   email: (user, _args, ctx) => (mustOwn(user, ctx, 'email'), user.email),
   emailVerified: (user, _args, ctx) => (mustOwn(user, ctx, 'emailVerified'), user.emailVerified),
   createdAt: (user, _args, ctx) => (mustOwn(user, ctx, 'createdAt'), user.createdAt),
   lastLoginAt: (user, _args, ctx) => (mustOwn(user, ctx, 'lastLoginAt'), user.lastLoginAt),
 
-  metrics: (user, { from, to, granularity }, ctx) => {
+  metrics: (user, args, ctx) => {
     mustOwn(user, ctx, 'metrics');
-    return ctx.loaders.metrics.load({ userId: user.id, range: metricsRange(from, to, granularity ?? 'DAY') });
+    return ctx.loaders.metrics.load(userFieldKeys.metrics(user.id, args));
   },
 
   unreadNotificationCount: (user, _args, ctx) => {
@@ -45,25 +64,25 @@ export const User: UserResolvers = {
     return ctx.loaders.unreadCount.load(user.id);
   },
 
-  notifications: async (user, { first, after, unreadOnly }, ctx) => {
+  notifications: async (user, args, ctx) => {
     mustOwn(user, ctx, 'notifications');
-    const count = checkFirst(first, 100);
-    const offset = offsetFrom('notifications', after);
-    const page = await ctx.sources.notifications.list(user.id, offset, count, unreadOnly ?? false);
-    const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', offset + i + 1), node }));
+    const key = userFieldKeys.notifications(user.id, args);
+    const page = await ctx.loaders.notificationPage.load(key);
+    const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', key.offset + i + 1), node }));
     return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
 
-  events: async (user, { first, after }, ctx) => {
+  events: async (user, args, ctx) => {
     mustOwn(user, ctx, 'events');
-    const count = checkFirst(first, MAX_EVENTS_PER_CALL);
-    let position: VendorPosition = eventsFrom(after);
+    const first = userFieldKeys.events(user.id, args);
+    const count = first.first;
+    let position: VendorPosition = { vendorCursor: first.cursor, skip: first.skip };
     const edges: { cursor: string; node: EventEntity }[] = [];
     let hasNextPage = false;
     // The vendor pages by opaque cursor; an edge's cursor is (page cursor, items before it in that page).
     for (let calls = 0; calls < MAX_EVENT_PAGES_PER_REQUEST; calls++) {
       const { vendorCursor, skip } = position;
-      const page = await ctx.sources.analytics.events(user.id, Math.min(MAX_EVENTS_PER_CALL, skip + count - edges.length), vendorCursor);
+      const page = await ctx.loaders.eventPage.load({ userId: user.id, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count - edges.length), cursor: vendorCursor });
       if (page === null) return calls === 0 ? null : { edges, totalCount: null, pageInfo: { hasNextPage: false, endCursor: edges.at(-1)?.cursor ?? null } };
       const usable = page.events.slice(skip);
       const take = Math.min(usable.length, count - edges.length);

@@ -1,0 +1,68 @@
+import { getArgumentValues, getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionNode, type SelectionSetNode, type FieldNode } from 'graphql';
+import { canReadPrivate } from '../auth/viewer.js';
+import type { GatewayContext } from '../context.js';
+import { userFieldKeys, type UserArgs } from './user.js';
+
+/**
+ * When a root field names its users up front (`user(id)`, `users(ids)`,
+ * `viewer`), the nested fields that need only the id — metrics, unread count,
+ * notifications, events — are started at once, concurrently with identity,
+ * instead of after it: a dashboard costs the slowest vendor, not the sum of
+ * two round trips. The field resolvers later ask the same DataLoader keys and
+ * get these same calls. Nothing is started for a field the viewer may not read
+ * or whose arguments are invalid (the field itself then reports it).
+ */
+// `args` come from getArgumentValues, coerced against the field's own definition
+// (defaults applied), so they are the generated argument types.
+type Starter = (userId: string, args: never, ctx: GatewayContext) => Promise<unknown>;
+
+const starters: Record<string, Starter> = {
+  metrics: (id, args: UserArgs<'metrics'>, ctx) => ctx.loaders.metrics.load(userFieldKeys.metrics(id, args)),
+  unreadNotificationCount: (id, _args, ctx) => ctx.loaders.unreadCount.load(id),
+  notifications: (id, args: UserArgs<'notifications'>, ctx) => ctx.loaders.notificationPage.load(userFieldKeys.notifications(id, args)),
+  events: (id, args: UserArgs<'events'>, ctx) => {
+    const { userId, limit, cursor } = userFieldKeys.events(id, args);
+    return ctx.loaders.eventPage.load({ userId, limit, cursor });
+  },
+};
+
+const ignore = () => undefined;
+
+export function prefetchUserFields(userIds: readonly string[], info: GraphQLResolveInfo, ctx: GatewayContext): void {
+  const readable = userIds.filter((id) => canReadPrivate(ctx.viewer, id));
+  if (readable.length === 0) return;
+  const fields = (info.schema.getType('User') as GraphQLObjectType).getFields();
+  for (const node of selectedFields(info)) {
+    const start = starters[node.name.value];
+    const field = fields[node.name.value];
+    if (!start || !field) continue;
+    let args: Record<string, unknown>;
+    try {
+      args = getArgumentValues(field, node, info.variableValues);
+      for (const id of readable) start(id, args as never, ctx).catch(ignore);
+    } catch {
+      // Invalid arguments: the field's own resolver throws the client's error.
+    }
+  }
+}
+
+function* selectedFields(info: GraphQLResolveInfo): Generator<FieldNode> {
+  function* visit(set: SelectionSetNode): Generator<FieldNode> {
+    for (const selection of set.selections) {
+      if (!included(selection, info)) continue;
+      if (selection.kind === Kind.FIELD) yield selection;
+      else if (selection.kind === Kind.INLINE_FRAGMENT) yield* visit(selection.selectionSet);
+      else {
+        const fragment = info.fragments[selection.name.value];
+        if (fragment) yield* visit(fragment.selectionSet);
+      }
+    }
+  }
+  for (const node of info.fieldNodes) if (node.selectionSet) yield* visit(node.selectionSet);
+}
+
+function included(node: SelectionNode, info: GraphQLResolveInfo): boolean {
+  if (!node.directives?.length) return true;
+  if (getDirectiveValues(GraphQLSkipDirective, node, info.variableValues)?.if === true) return false;
+  return getDirectiveValues(GraphQLIncludeDirective, node, info.variableValues)?.if !== false;
+}

@@ -1,0 +1,297 @@
+import { Writable } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { SourceError } from '../src/errors.js';
+import { createLogger } from '../src/observability/logger.js';
+import { createSources, type Sources } from '../src/sources/index.js';
+import { planPages } from '../src/sources/paging.js';
+import { retryAfterSeconds } from '../src/sources/rate-limit-headers.js';
+import { parseLuceneTerms } from '../src/upstreams/identity.js';
+import { ScriptedUpstream, type SeenRequest } from './helpers/scripted-upstream.js';
+
+/**
+ * Each source against a vendor that honours UPSTREAMS.md but is not our
+ * simulation: other field orders and extra fields, other result orders,
+ * timestamps with offsets, differently spelled headers, and bad data.
+ */
+let vendor: ScriptedUpstream;
+let sources: Sources;
+const logs: string[] = [];
+const SECRET = 'client-secret-that-must-not-leak';
+
+beforeAll(async () => {
+  vendor = await new ScriptedUpstream().start();
+  const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (logs.push(c.toString()), done()) }) });
+  const tuning = loadConfig({ IDENTITY_TIMEOUT_MS: '500', NOTIFICATIONS_TIMEOUT_MS: '500', ANALYTICS_TIMEOUT_MS: '500' }).tuning;
+  const url = vendor.url;
+  sources = createSources(
+    {
+      identity: { url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
+      analytics: { url, apiKey: 'analytics-key' },
+      notifications: { url, token: 'notif-token' },
+      audit: { url, apiKey: 'audit-key' },
+    },
+    tuning,
+    logger,
+  );
+});
+afterAll(async () => {
+  await sources.close();
+  await vendor.close();
+});
+afterEach(() => {
+  vendor.seen.length = 0;
+});
+
+const path = (r: SeenRequest) => r.url.split('?')[0];
+const query = (r: SeenRequest) => new URL(r.url, 'http://x').searchParams;
+
+async function sourceError(p: Promise<unknown>): Promise<SourceError> {
+  const error = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(SourceError);
+  return error as SourceError;
+}
+
+let tokens = 0;
+function identityVendor(users: (q: string | null) => unknown[], opts: { validToken?: () => string } = {}) {
+  vendor.script = (req) => {
+    if (req.url === '/oauth/token') {
+      tokens++;
+      expect(JSON.parse(req.body)).toEqual({ grant_type: 'client_credentials', client_id: 'cid', client_secret: SECRET, audience: 'aud' });
+      return { body: { access_token: `tok-${tokens}`, token_type: 'Bearer', expires_in: 3600, scope: 'x' } };
+    }
+    const valid = opts.validToken?.() ?? `tok-${tokens}`;
+    if (req.headers.authorization !== `Bearer ${valid}`) return { status: 401, body: { statusCode: 401, error: 'Unauthorized', message: 'Invalid token' } };
+    const list = users(query(req).get('q'));
+    return { body: { users: list, total: list.length, start: 0, limit: 100, length: list.length, extra: 'ignored' } };
+  };
+}
+
+describe('identity source', () => {
+  it('normalizes users, ignores unknown fields, maps by id whatever the vendor order', async () => {
+    identityVendor(() => [
+      { user_id: 'auth0|b', name: 'B', created_at: '2024-01-02T05:04:05+02:00', app_metadata: { plan: 'pro' }, identities: [] },
+      { user_id: 'auth0|a', email: 'a@x.io', email_verified: true, name: 'A', nickname: 'a', picture: 'https://p/a.png', created_at: '2024-01-02T03:04:05.000Z', last_login: '2024-02-01T00:00:00Z', logins_count: 3 },
+    ]);
+    const found = await sources.identity.usersByIds(['auth0|a', 'auth0|b', 'auth0|c']);
+    expect(found.get('auth0|a')).toEqual({
+      id: 'auth0|a',
+      email: 'a@x.io',
+      emailVerified: true,
+      name: 'A',
+      nickname: 'a',
+      avatarUrl: 'https://p/a.png',
+      createdAt: '2024-01-02T03:04:05.000Z',
+      lastLoginAt: '2024-02-01T00:00:00.000Z',
+    });
+    expect(found.get('auth0|b')).toMatchObject({ email: null, lastLoginAt: null, createdAt: '2024-01-02T03:04:05.000Z' });
+    expect(found.has('auth0|c')).toBe(false);
+  });
+
+  it('escapes ids inside the Lucene phrase so none can close it or add a clause', async () => {
+    identityVendor(() => []);
+    const hostile = ['a") OR user_id:("b', 'x\\"y', 'OR *', 'plain'];
+    await sources.identity.usersByIds(hostile);
+    const search = vendor.seen.find((r) => path(r) === '/api/v2/users')!;
+    const terms = parseLuceneTerms(query(search).get('q')!);
+    expect(terms).toEqual({ field: 'user_id', values: hostile });
+  });
+
+  it('encodes ids in paths, dots included, so "../" cannot climb', async () => {
+    vendor.script = (req) => (req.url === '/oauth/token' ? { body: { access_token: 't', expires_in: 60 } } : { status: 404, body: {} });
+    expect(await sources.identity.userById('../../admin')).toBeNull();
+    const call = vendor.seen.find((r) => r.url.startsWith('/api/'))!;
+    expect(call.url).toBe('/api/v2/users/%2E%2E%2F%2E%2E%2Fadmin');
+  });
+
+  it('fetches one token for many concurrent calls, and on a 401 refreshes once and retries once', async () => {
+    let valid = 'tok-1';
+    tokens = 0;
+    identityVendor(() => [], { validToken: () => valid });
+    const fresh = createSources(
+      { identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' }, analytics: { url: vendor.url, apiKey: 'k' }, notifications: { url: vendor.url, token: 't' }, audit: { url: vendor.url, apiKey: 'k' } },
+      loadConfig({}).tuning,
+      createLogger({ level: 'silent' }),
+    );
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => fresh.identity.usersByIds([`id-${i}`])));
+      expect(tokens).toBe(1);
+      // The vendor revokes the token: the next call gets 401, fetches a new one, and succeeds.
+      valid = 'tok-2';
+      const calls = vendor.seen.length;
+      await fresh.identity.usersByIds(['x']);
+      expect(tokens).toBe(2);
+      expect(vendor.seen.slice(calls).map((r) => path(r))).toEqual(['/api/v2/users', '/oauth/token', '/api/v2/users']);
+      // A vendor that rejects every token: one retry, then SOURCE_AUTH_FAILED.
+      valid = 'never';
+      const e = await sourceError(fresh.identity.usersByIds(['y']));
+      expect(e.code).toBe('SOURCE_AUTH_FAILED');
+      expect(tokens).toBe(3);
+    } finally {
+      await fresh.close();
+    }
+    expect(logs.join('')).not.toContain(SECRET);
+  });
+
+  it('pages: offset windows off page boundaries cost at most two calls and return the exact window', async () => {
+    const all = Array.from({ length: 40 }, (_, i) => ({ user_id: `u${i}` }));
+    vendor.script = (req) => {
+      if (req.url === '/oauth/token') return { body: { access_token: 't', expires_in: 60 } };
+      const q = query(req);
+      const page = Number(q.get('page'));
+      const per = Number(q.get('per_page'));
+      return { body: { users: all.slice(page * per, page * per + per), total: all.length } };
+    };
+    const window = await sources.identity.listUsers(7, 5);
+    expect(window.items.map((u) => u.id)).toEqual(['u7', 'u8', 'u9', 'u10', 'u11']);
+    expect(window).toMatchObject({ totalCount: 40, hasNextPage: true });
+    expect(vendor.seen.filter((r) => path(r) === '/api/v2/users')).toHaveLength(1);
+    const end = await sources.identity.listUsers(38, 5);
+    expect(end).toMatchObject({ totalCount: 40, hasNextPage: false });
+    expect(end.items.map((u) => u.id)).toEqual(['u38', 'u39']);
+  });
+});
+
+describe('analytics source', () => {
+  it('converts Unix seconds to ISO, ignores rows it did not ask for and a missing "missing"', async () => {
+    vendor.script = (req) => {
+      expect(req.headers['x-api-key']).toBe('analytics-key');
+      expect(JSON.parse(req.body)).toEqual({ user_ids: ['u1', 'u2'], from: 1_704_067_200, to: 1_704_153_600, granularity: 'hour' });
+      return {
+        body: {
+          data: [
+            { user_id: 'stranger', page_views: 1, sessions: 1, avg_session_seconds: 1, conversion_rate: 0, series: [] },
+            { series: [{ ts: 1_704_067_200, page_views: 2, sessions: 1, bounce: 0 }], user_id: 'u2', page_views: 2, sessions: 1, avg_session_seconds: 12.5, conversion_rate: 0.5, last_active: 1_704_100_000, cohort: 'x' },
+          ],
+        },
+      };
+    };
+    const found = await sources.analytics.metrics(['u1', 'u2'], { fromSec: 1_704_067_200, toSec: 1_704_153_600, granularity: 'HOUR' });
+    expect([...found.keys()]).toEqual(['u2']);
+    expect(found.get('u2')).toEqual({
+      pageViews: 2,
+      sessions: 1,
+      avgSessionSeconds: 12.5,
+      conversionRate: 0.5,
+      lastActiveAt: new Date(1_704_100_000_000).toISOString(),
+      series: [{ at: '2024-01-01T00:00:00.000Z', pageViews: 2, sessions: 1 }],
+    });
+  });
+
+  it('events: Unix ms to ISO, numeric ids as strings, the vendor cursor passed back URL-encoded', async () => {
+    vendor.script = () => ({ body: { data: [{ id: 17, type: 'click', ts: 1_704_067_200_123 }], next_cursor: 'a+b/c=' } });
+    const page = await sources.analytics.events('u/1', 5, 'c+/=');
+    expect(page).toEqual({ events: [{ id: '17', type: 'click', occurredAt: '2024-01-01T00:00:00.123Z', properties: {} }], nextCursor: 'a+b/c=' });
+    expect(vendor.seen[0]!.url).toBe('/v1/users/u%2F1/events?limit=5&cursor=c%2B%2F%3D');
+  });
+});
+
+describe('notifications source', () => {
+  it('reads HTTP-dates, the Link header however it is spelled, and X-Total-Count', async () => {
+    vendor.script = (req) => {
+      expect(req.headers.authorization).toBe('Bearer notif-token');
+      return {
+        headers: { Link: '<https://v.example/x?page=3>;rel=next, <https://v.example/x?page=9>; rel="last"', 'X-Total-Count': '45' },
+        body: [{ id: 'n1', user: 'u1', title: 'T', body: 'B', channel: 'in_app', read: false, created: 'Tue, 02 Jan 2024 03:04:05 GMT', priority: 'high' }],
+      };
+    };
+    const page = await sources.notifications.list('u1', 0, 1, false);
+    expect(page).toEqual({
+      items: [{ id: 'n1', userId: 'u1', title: 'T', body: 'B', channel: 'IN_APP', read: false, createdAt: '2024-01-02T03:04:05.000Z' }],
+      totalCount: 45,
+      hasNextPage: true,
+    });
+    expect(query(vendor.seen[0]!).get('page')).toBe('1');
+  });
+
+  it('without a next link, and the window at the page end, there is no next page', async () => {
+    vendor.script = () => ({ headers: { link: '<https://v/x?page=1>; rel="first"', 'x-total-count': '1' }, body: [] });
+    expect(await sources.notifications.list('u1', 0, 5, true)).toEqual({ items: [], totalCount: 1, hasNextPage: false });
+    expect(query(vendor.seen[0]!).get('unread')).toBe('true');
+  });
+
+  it('unread counts: ids URL-encoded one by one and comma-joined; an id left out counts as absent', async () => {
+    vendor.script = () => ({ body: { counts: { 'a,b': 2, 'c|d': 0 } } });
+    const counts = await sources.notifications.unreadCounts(['a,b', 'c|d', 'e']);
+    expect(query(vendor.seen[0]!).get('user_ids')).toBe('a,b,c|d,e'); // decoded view
+    expect(vendor.seen[0]!.url).toContain('user_ids=a%2Cb,c%7Cd,e');
+    expect([...counts]).toEqual([
+      ['a,b', 2],
+      ['c|d', 0],
+    ]);
+  });
+});
+
+describe('bad upstream data and statuses become typed errors', () => {
+  it.each([
+    ['truncated JSON', { raw: '{"counts": {"a": ' }, 'SOURCE_BAD_RESPONSE', false],
+    ['HTML instead of JSON', { raw: '<html>oops</html>' }, 'SOURCE_BAD_RESPONSE', false],
+    ['a count that is not a number', { body: { counts: { a: 'three' } } }, 'SOURCE_BAD_RESPONSE', false],
+    ['no counts at all', { body: { totals: {} } }, 'SOURCE_BAD_RESPONSE', false],
+    ['400', { status: 400, body: { error: 'bad' } }, 'SOURCE_BAD_RESPONSE', false],
+    ['403', { status: 403, body: {} }, 'SOURCE_AUTH_FAILED', false],
+    ['408', { status: 408, body: {} }, 'SOURCE_TIMEOUT', true],
+    ['500', { status: 500, body: {} }, 'SOURCE_UNAVAILABLE', true],
+    ['503 with Retry-After', { status: 503, headers: { 'retry-after': '7' }, body: {} }, 'SOURCE_UNAVAILABLE', true],
+    ['429', { status: 429, headers: { 'retry-after': '3' }, body: {} }, 'SOURCE_RATE_LIMITED', true],
+  ] as const)('%s', async (_name, reply, code, retryable) => {
+    vendor.script = () => reply;
+    const e = await sourceError(sources.notifications.unreadCounts(['a']));
+    expect({ code: e.code, retryable: e.retryable, source: e.source }).toEqual({ code, retryable, source: 'notifications' });
+    if ('headers' in reply) expect(e.retryAfterSeconds).toBe(Number(reply.headers['retry-after']));
+    expect(e.message).not.toContain('oops');
+  });
+
+  it('a date that does not parse is SOURCE_BAD_RESPONSE, logged with the path that failed', async () => {
+    vendor.script = () => ({ headers: { 'x-total-count': '1' }, body: [{ id: 'n', user: 'u', title: 't', body: 'b', channel: 'push', read: true, created: 'last tuesday' }] });
+    const e = await sourceError(sources.notifications.list('u', 0, 1, false));
+    expect(e.code).toBe('SOURCE_BAD_RESPONSE');
+    expect(logs.some((l) => l.includes('failed validation') && l.includes('0.created'))).toBe(true);
+  });
+
+  it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {
+    const closed = createSources(
+      { identity: { url: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's', audience: 'a' }, analytics: { url: 'http://127.0.0.1:9', apiKey: 'k' }, notifications: { url: 'http://127.0.0.1:9', token: 't' }, audit: { url: 'http://127.0.0.1:9', apiKey: 'k' } },
+      loadConfig({}).tuning,
+      createLogger({ level: 'silent' }),
+    );
+    try {
+      expect((await sourceError(closed.analytics.events('u', 1, null))).code).toBe('SOURCE_UNAVAILABLE');
+      expect((await sourceError(closed.identity.usersByIds(['u']))).code).toBe('SOURCE_UNAVAILABLE');
+    } finally {
+      await closed.close();
+    }
+    vendor.script = () => new Promise((resolve) => setTimeout(() => resolve({ body: { counts: {} } }), 1500));
+    const e = await sourceError(sources.notifications.unreadCounts(['a']));
+    expect(e).toMatchObject({ code: 'SOURCE_TIMEOUT', retryable: true });
+  });
+});
+
+describe('helpers', () => {
+  it('Retry-After as seconds or HTTP-date, and x-ratelimit-reset', () => {
+    const now = Date.parse('2024-01-02T03:04:05Z');
+    expect(retryAfterSeconds({ 'retry-after': '12' }, now)).toBe(12);
+    expect(retryAfterSeconds({ 'retry-after': 'Tue, 02 Jan 2024 03:04:15 GMT' }, now)).toBe(10);
+    expect(retryAfterSeconds({ 'x-ratelimit-reset': String(now / 1000 + 4) }, now)).toBe(4);
+    expect(retryAfterSeconds({ 'retry-after': 'soon' }, now)).toBeUndefined();
+    expect(retryAfterSeconds({}, now)).toBeUndefined();
+  });
+
+  it('planPages covers any window in one page when a page size allows, else two', () => {
+    expect(planPages(0, 20, 100)).toEqual({ perPage: 20, pages: [0], skip: 0 });
+    expect(planPages(40, 20, 100)).toEqual({ perPage: 20, pages: [2], skip: 0 });
+    expect(planPages(5, 20, 100)).toEqual({ perPage: 25, pages: [0], skip: 5 });
+    expect(planPages(99, 100, 100)).toEqual({ perPage: 100, pages: [0, 1], skip: 99 });
+    for (let offset = 0; offset < 300; offset += 7) {
+      for (const count of [1, 3, 20, 100]) {
+        const plan = planPages(offset, count, 100);
+        const start = plan.pages[0]! * plan.perPage + plan.skip;
+        expect(start).toBe(offset);
+        expect(plan.pages.length * plan.perPage - plan.skip).toBeGreaterThanOrEqual(count);
+      }
+    }
+  });
+});

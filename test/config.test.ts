@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const ALL = {
+  IDENTITY_URL: 'https://tenant.example.com',
+  IDENTITY_CLIENT_ID: 'id',
+  IDENTITY_CLIENT_SECRET: 'secret',
+  IDENTITY_AUDIENCE: 'https://tenant.example.com/api/v2/',
+  ANALYTICS_URL: 'https://analytics.example.com/',
+  ANALYTICS_API_KEY: 'k',
+  NOTIFICATIONS_URL: 'https://notify.example.com',
+  NOTIFICATIONS_TOKEN: 't',
+  AUDIT_URL: 'https://audit.example.com',
+  AUDIT_API_KEY: 'a',
+};
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('nothing configured: simulated upstreams, loopback only, defaults', () => {
+    const config = loadConfig({});
+    expect(config.upstreams).toBeNull();
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.port).toBe(4000);
+    expect(config.tuning.identity).toEqual({ timeoutMs: 2000, connections: 32 });
+  });
+
+  it('everything configured: real upstreams, trailing slashes trimmed, listens on all interfaces', () => {
+    const config = loadConfig(ALL);
+    expect(config.upstreams?.analytics.url).toBe('https://analytics.example.com');
+    expect(config.upstreams?.identity).toEqual({ url: ALL.IDENTITY_URL, clientId: 'id', clientSecret: 'secret', audience: ALL.IDENTITY_AUDIENCE });
+    expect(config.host).toBe('0.0.0.0');
+  });
+
+  it('some upstreams configured and some not: refuses, naming every missing variable', () => {
+    const [problem] = problems({ ANALYTICS_URL: 'https://a.example.com', ANALYTICS_API_KEY: 'k', IDENTITY_URL: 'https://i.example.com' });
+    expect(problem).toMatch(/some upstreams are configured/);
+    expect(problem).toContain('IDENTITY_CLIENT_ID, IDENTITY_CLIENT_SECRET, IDENTITY_AUDIENCE, NOTIFICATIONS_URL, NOTIFICATIONS_TOKEN, AUDIT_URL, AUDIT_API_KEY');
+    expect(problem).not.toContain('ANALYTICS');
+  });
+
+  it('a URL without its credential is refused too', () => {
+    const { AUDIT_API_KEY: _, ...rest } = ALL;
+    expect(problems(rest)[0]).toMatch(/Missing: AUDIT_API_KEY$/);
+  });
+
+  it('production never runs on simulated upstreams and needs a JWT secret', () => {
+    const found = problems({ NODE_ENV: 'production' });
+    expect(found[0]).toMatch(/NODE_ENV=production never runs on simulated upstreams.*Missing: IDENTITY_URL/);
+    expect(found[1]).toBe('AUTH_JWT_SECRET is required when NODE_ENV=production');
+    expect(loadConfig({ ...ALL, NODE_ENV: 'production', AUTH_JWT_SECRET: 'x'.repeat(32) }).production).toBe(true);
+  });
+
+  it('bad values stop the start with a message naming the variable', () => {
+    expect(problems({ ANALYTICS_URL: 'not a url' })[0]).toMatch(/^ANALYTICS_URL must be an http\(s\) URL/);
+    expect(problems({ IDENTITY_URL: 'ftp://x.example.com' })[0]).toMatch(/^IDENTITY_URL /);
+    expect(problems({ ANALYTICS_TIMEOUT_MS: '-5' })[0]).toBe('ANALYTICS_TIMEOUT_MS must be at least 1 (got "-5")');
+    expect(problems({ NOTIFICATIONS_CONNECTIONS: 'many' })[0]).toMatch(/^NOTIFICATIONS_CONNECTIONS must be a number/);
+    expect(problems({ PORT: '70000' })[0]).toMatch(/^PORT must be at most 65535/);
+    expect(problems({ LOG_LEVEL: 'loud' })[0]).toMatch(/^LOG_LEVEL /);
+    // A secret's value is never echoed back.
+    const short = problems({ AUTH_JWT_SECRET: 'short-secret' })[0]!;
+    expect(short).toMatch(/^AUTH_JWT_SECRET must be at least 32 characters/);
+    expect(short).not.toContain('short-secret');
+  });
+
+  it('an empty variable counts as unset', () => {
+    expect(loadConfig({ IDENTITY_URL: '', PORT: '' }).upstreams).toBeNull();
+  });
+});

@@ -1,0 +1,134 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+
+/**
+ * The entry points as a user runs them: `npm start` (src/main.ts) and
+ * `npm run upstreams` (src/upstreams/main.ts), as child processes.
+ */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TSX = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
+const children: ChildProcess[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  }
+});
+
+/** Env without anything that configures the server, so the parent's environment cannot leak in. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!/^(IDENTITY|ANALYTICS|NOTIFICATIONS|AUDIT|AUTH|REDIS|UPSTREAMS)_|^(PORT|HOST|NODE_ENV|LOG_LEVEL)$/.test(k)) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+function run(script: string, env: Record<string, string>) {
+  const child = spawn(TSX, [script], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  return {
+    child,
+    output: () => output,
+    /** Resolves when the output matches, rejects when the process exits first. */
+    waitFor: (pattern: RegExp, timeoutMs = 20_000) =>
+      new Promise<RegExpMatchArray>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; output:\n${output}`)), timeoutMs);
+        const check = () => {
+          const m = output.match(pattern);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m);
+          }
+        };
+        child.stdout!.on('data', check);
+        child.stderr!.on('data', check);
+        child.once('exit', () => {
+          check();
+          clearTimeout(timer);
+          reject(new Error(`exited before ${pattern}; output:\n${output}`));
+        });
+        check();
+      }),
+  };
+}
+
+async function query(url: string, token: string, q: string) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: q }) });
+  return { status: res.status, body: (await res.json()) as { data?: Record<string, any>; errors?: unknown[] } };
+}
+
+describe('npm start with nothing configured', () => {
+  it('runs the simulated upstreams in process, says so, prints a working admin token and the GraphiQL URL; SIGTERM exits 0', async () => {
+    const app = run('src/main.ts', { PORT: '0' });
+    const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/);
+    const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
+    expect(app.output()).toMatch(/SIMULATED upstreams/);
+
+    const res = await query(url!, token!, '{ serverInfo { simulatedUpstreams } viewer { id name unreadNotificationCount } userList(first: 2) { totalCount } }');
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.serverInfo.simulatedUpstreams).toBe(true);
+    expect(res.body.data!.userList.totalCount).toBe(1200);
+    expect(res.body.data!.viewer.unreadNotificationCount).toBeTypeOf('number');
+
+    // GraphiQL opens with the example query and the token in its headers.
+    const page = await fetch(url!, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('query Dashboard');
+    expect(html).toContain(token!);
+
+    app.child.kill('SIGTERM');
+    const [code] = (await once(app.child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+  });
+});
+
+describe('refusing to start', () => {
+  it.each([
+    ['some upstreams configured', { ANALYTICS_URL: 'http://127.0.0.1:1', ANALYTICS_API_KEY: 'k' }, /Missing: IDENTITY_URL.*NOTIFICATIONS_URL/],
+    ['production without upstreams', { NODE_ENV: 'production' }, /NODE_ENV=production never runs on simulated upstreams/],
+    ['a URL that does not parse', { IDENTITY_URL: 'identity.example.com' }, /IDENTITY_URL must be an http\(s\) URL/],
+    ['a negative timeout', { ANALYTICS_TIMEOUT_MS: '-1' }, /ANALYTICS_TIMEOUT_MS must be at least 1/],
+  ])('%s: exits 1 naming what is wrong', async (_name, env, message) => {
+    const app = run('src/main.ts', { PORT: '0', ...env });
+    const [code] = (await once(app.child, 'exit')) as [number | null];
+    expect(code).toBe(1);
+    expect(app.output()).toMatch(message);
+    expect(app.output()).not.toMatch(/GraphQL endpoint/);
+  });
+});
+
+describe('deployed against upstreams in another process (npm run upstreams)', () => {
+  it('serves the read contract from the configured URLs with their credentials', async () => {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const upstreams = run('src/upstreams/main.ts', { UPSTREAMS_PORT: String(base) });
+    await upstreams.waitFor(/A user id to try: (\S+)/);
+    const exports = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    expect(Object.keys(exports)).toHaveLength(10);
+
+    const secret = 'a-deployment-secret-of-32-characters-or-more';
+    const app = run('src/main.ts', { ...exports, PORT: '0', AUTH_JWT_SECRET: secret });
+    const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/[\d.]+:\d+\/graphql)/);
+    expect(app.output()).not.toMatch(/SIMULATED/);
+    expect(app.output()).not.toMatch(/eyJ/); // no demo token when the secret is configured
+
+    const { SignJWT } = await import('jose');
+    const userId = upstreams.output().match(/A user id to try: (\S+)/)![1]!;
+    const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    const res = await query(url!, token, `{ serverInfo { simulatedUpstreams } viewer { id email metrics { pageViews } notifications(first: 1) { totalCount } } }`);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.serverInfo.simulatedUpstreams).toBe(false);
+    expect(res.body.data!.viewer.id).toBe(userId);
+    const stats = (await (await fetch(`${exports.IDENTITY_URL}/__admin/stats`)).json()) as { routes: Record<string, { calls: number }> };
+    expect(stats.routes['POST /oauth/token']!.calls).toBe(1);
+  });
+});

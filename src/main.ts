@@ -62,6 +62,11 @@ try {
 }
 
 const lines = [`GraphQL endpoint: ${url}  (open it in a browser for GraphiQL)`];
+if (simulated) {
+  const names = ['identity', 'analytics', 'notifications', 'audit'] as const;
+  lines.push(`Simulated upstreams (faults: POST <url>/__admin/faults, stats: GET <url>/__admin/stats):`);
+  for (const name of names) lines.push(`  ${name.padEnd(14)}${simulated[name].url}`);
+}
 if (demoToken) {
   lines.push(
     'AUTH_JWT_SECRET is not set: made a signing secret for this run. Admin token (7 days, this run only):',

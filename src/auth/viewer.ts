@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import { jwtVerify } from 'jose';
 
 /** Who is asking: the token's subject, and whether its scope makes it an admin. */
@@ -14,7 +15,8 @@ export type TokenVerifier = (token: string) => Promise<Viewer>;
  * Throws on any failure; the caller decides what the client is told.
  */
 export function hs256Verifier(secret: string): TokenVerifier {
-  const key = new TextEncoder().encode(secret);
+  // A KeyObject made once: given raw bytes, jose would import the key again on every verify.
+  const key = createSecretKey(Buffer.from(secret, 'utf8'));
   return async (token) => {
     const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
     const scope = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];

@@ -1,0 +1,143 @@
+/**
+ * `npm run bench`: the simulated upstreams at 20 ± 5 ms and the server, each in
+ * its own process as deployed, loaded by autocannon from this one.
+ *
+ * Scenario `dashboard-1`: profile + metrics + unread count + first 5
+ * notifications of a random one of 1,000 users. Reports req/s, p50/p90/p99,
+ * upstream calls per query (from the upstreams' stats), the server's CPU ms per
+ * query and its peak RSS (from /proc).
+ *
+ * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50),
+ * BENCH_GATEWAY (entry to run, default src/main.ts; dist/main.js after `npm run build`),
+ * BENCH_PROFILE=1 (the server writes a CPU profile to bench/.tmp/).
+ * `--write` appends the run to bench/RESULTS.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { SignJWT } from 'jose';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const SECRET = 'bench-secret-bench-secret-bench-secret!';
+
+const children: ChildProcess[] = [];
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+
+function start(script: string, env: Record<string, string>, ready: RegExp, nodeArgs: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
+  // `node --import tsx`, not the tsx CLI (which runs the script in a second process): the PID must be the server's own.
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 30_000);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve({ child, output: () => output });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${script} exited ${code}:\n${output}`)));
+  });
+}
+
+/** utime + stime of a process, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
+}
+
+function peakRssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'))!;
+  return Math.round(Number(line.split(/\s+/)[1]) / 1024);
+}
+
+const base = 30_000 + Math.floor(Math.random() * 20_000);
+const upstreams = await start('src/upstreams/main.ts', { UPSTREAMS_PORT: String(base), UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' }, /A user id to try/);
+const env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+// BENCH_PROFILE=1: the server writes a V8 CPU profile to bench/.tmp/ when the run ends.
+const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/.tmp'] : [];
+const gateway = await start(process.env.BENCH_GATEWAY ?? 'src/main.ts', { ...env, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'production' }, /GraphQL endpoint: (\S+)/, profile);
+const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
+const upstreamUrls = ['URL', 'ANALYTICS_URL', 'NOTIFICATIONS_URL', 'AUDIT_URL'].map((k) => env[k === 'URL' ? 'IDENTITY_URL' : k]!);
+
+// The first 1,000 user ids, from identity's own listing.
+const listing = await fetch(`${env.IDENTITY_URL}/oauth/token`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ grant_type: 'client_credentials', client_id: env.IDENTITY_CLIENT_ID, client_secret: env.IDENTITY_CLIENT_SECRET, audience: env.IDENTITY_AUDIENCE }),
+});
+const { access_token } = (await listing.json()) as { access_token: string };
+const ids: string[] = [];
+for (let page = 0; page < 10; page++) {
+  const res = await fetch(`${env.IDENTITY_URL}/api/v2/users?page=${page}&per_page=100`, { headers: { authorization: `Bearer ${access_token}` } });
+  ids.push(...((await res.json()) as { user_id: string }[]).map((u) => u.user_id));
+}
+
+const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+const DASHBOARD = `query Dashboard($id: ID!) { user(id: $id) { id name avatarUrl metrics { pageViews sessions conversionRate } unreadNotificationCount notifications(first: 5) { totalCount edges { node { id title read createdAt } } } } }`;
+
+const resetStats = () => Promise.all(upstreamUrls.map((u) => fetch(`${u}/__admin/stats`, { method: 'DELETE' })));
+const upstreamCalls = async () => {
+  let total = 0;
+  for (const u of upstreamUrls) total += ((await (await fetch(`${u}/__admin/stats`)).json()) as { totalCalls: number }).totalCalls;
+  return total;
+};
+
+// Warm up (JIT, pools, the OAuth token), then measure.
+await autocannon({ url, connections: 10, duration: 2, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: DASHBOARD, variables: { id: ids[0] } }) });
+await resetStats();
+const cpuBefore = cpuMs(gateway.child.pid!);
+let errors = 0;
+const result = await autocannon({
+  url,
+  connections: CONNECTIONS,
+  duration: DURATION,
+  requests: [
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      setupRequest: (req) => ({ ...req, body: JSON.stringify({ query: DASHBOARD, variables: { id: ids[Math.floor(Math.random() * ids.length)] } }) }),
+      onResponse: (status, body) => {
+        if (status !== 200 || body.includes('"errors"')) errors++;
+      },
+    },
+  ],
+});
+const cpu = cpuMs(gateway.child.pid!) - cpuBefore;
+const queries = result.requests.total;
+const calls = await upstreamCalls();
+
+const row = {
+  scenario: 'dashboard-1',
+  'req/s': Math.round(result.requests.average),
+  'p50 ms': result.latency.p50,
+  'p90 ms': result.latency.p90,
+  'p99 ms': result.latency.p99,
+  'upstream calls/query': Number((calls / queries).toFixed(2)),
+  'gateway CPU ms/query': Number((cpu / queries).toFixed(3)),
+  'peak RSS MB': peakRssMb(gateway.child.pid!),
+  'non-2xx or errors': errors + result.non2xx,
+};
+console.table([row]);
+
+if (process.argv.includes('--write')) {
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const cols = Object.keys(row);
+  appendFileSync(
+    new URL('./RESULTS.md', import.meta.url),
+    `\n### ${new Date().toISOString().slice(0, 10)} — \`npm run bench -- --write\` (${DURATION} s, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |\n`,
+  );
+}
+if (profile.length > 0) {
+  gateway.child.kill('SIGTERM');
+  await new Promise((resolve) => gateway.child.once('exit', resolve));
+  console.log('CPU profile written to bench/.tmp/');
+}
+process.exit(0);

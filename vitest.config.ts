@@ -17,5 +17,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Suites start real HTTP servers; two cores do not gain from more forks.
     maxWorkers: 2,
+    // CI also writes a JSON report, from which .ci/run prints the plain "N passed, N failed" line.
+    reporters: process.env.CI ? ['default', ['json', { outputFile: '.ci/test-results.json' }]] : ['default'],
   },
 });

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { useJwtAuth } from './auth/use-jwt-auth.js';
 import { hs256Verifier } from './auth/viewer.js';
@@ -67,6 +68,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     schema: buildSchema(),
     graphqlEndpoint: '/graphql',
     landingPage: false,
+    // GraphiQL's code inlined from the package, not loaded from a CDN: works offline and under a strict CSP.
+    renderGraphiQL,
     graphiql: config.production
       ? false
       : {

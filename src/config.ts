@@ -9,12 +9,51 @@ import type { SourceName } from './errors.js';
 
 export const SOURCE_NAMES = ['identity', 'analytics', 'notifications', 'audit'] as const satisfies readonly SourceName[];
 
+/** Every per-source policy setting; `<SOURCE>_<SETTING>` in the environment (see SOURCE_SETTINGS). */
 export interface SourceTuning {
   /** Per-attempt timeout for one upstream HTTP call. */
   timeoutMs: number;
   /** Keep-alive connections in the undici pool for this origin. */
   connections: number;
+  /** Attempts in all (1 = no retry) for transient failures. */
+  retryMaxAttempts: number;
+  /** Exponential backoff base, with full jitter. */
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  /** The breaker opens when this share of calls fails within the window... */
+  breakerFailureRatio: number;
+  breakerWindowMs: number;
+  /** ...and at least this many calls were made in it. */
+  breakerMinCalls: number;
+  /** Open → half-open (one probe) after this long. */
+  breakerHalfOpenAfterMs: number;
+  /** Concurrent calls to this upstream, and calls waiting for a slot. */
+  bulkheadLimit: number;
+  bulkheadQueue: number;
+  /** Our token bucket for this upstream; set it below the vendor's limit. */
+  rateLimitPerSec: number;
+  rateLimitBurst: number;
 }
+
+type Setting = { key: keyof SourceTuning; min: number; max: number; integer: boolean; defaults: Record<SourceName, number> };
+const all = (n: number): Record<SourceName, number> => ({ identity: n, analytics: n, notifications: n, audit: n });
+
+/** Env suffix → setting, bounds and default per source. */
+export const SOURCE_SETTINGS: Record<string, Setting> = {
+  TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, defaults: { ...all(2000), audit: 3000 } },
+  CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, defaults: { ...all(32), audit: 8 } },
+  RETRY_MAX_ATTEMPTS: { key: 'retryMaxAttempts', min: 1, max: 10, integer: true, defaults: all(3) },
+  RETRY_BASE_DELAY_MS: { key: 'retryBaseDelayMs', min: 1, max: 60_000, integer: true, defaults: all(100) },
+  RETRY_MAX_DELAY_MS: { key: 'retryMaxDelayMs', min: 1, max: 600_000, integer: true, defaults: all(2000) },
+  BREAKER_FAILURE_RATIO: { key: 'breakerFailureRatio', min: 0.01, max: 1, integer: false, defaults: all(0.5) },
+  BREAKER_WINDOW_MS: { key: 'breakerWindowMs', min: 1000, max: 600_000, integer: true, defaults: all(10_000) },
+  BREAKER_MIN_CALLS: { key: 'breakerMinCalls', min: 1, max: 100_000, integer: true, defaults: all(10) },
+  BREAKER_HALF_OPEN_AFTER_MS: { key: 'breakerHalfOpenAfterMs', min: 100, max: 600_000, integer: true, defaults: all(5000) },
+  BULKHEAD_LIMIT: { key: 'bulkheadLimit', min: 1, max: 10_000, integer: true, defaults: all(64) },
+  BULKHEAD_QUEUE: { key: 'bulkheadQueue', min: 0, max: 100_000, integer: true, defaults: all(1000) },
+  RATE_LIMIT_PER_SEC: { key: 'rateLimitPerSec', min: 0.1, max: 100_000, integer: false, defaults: { identity: 40, analytics: 80, notifications: 80, audit: 40 } },
+  RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, defaults: { identity: 4, analytics: 8, notifications: 8, audit: 4 } },
+};
 
 export interface UpstreamEndpoints {
   identity: { url: string; clientId: string; clientSecret: string; audience: string };
@@ -33,6 +72,10 @@ export interface Config {
   /** HS256 secret for incoming tokens; undefined outside production means "make one and print a token". */
   jwtSecret: string | undefined;
   tuning: Record<SourceName, SourceTuning>;
+  /** One deadline for all the upstream work of a GraphQL request. */
+  requestDeadlineMs: number;
+  /** Shared rate limits (and, later, cache and queue) when set; local otherwise. */
+  redis: { url: string; keyPrefix: string } | null;
   /** null: no upstream is configured, run the simulated ones in process (never in production). */
   upstreams: UpstreamEndpoints | null;
 }
@@ -73,12 +116,14 @@ const int = (min: number, max: number) =>
     .max(max, { error: `must be at most ${max}` });
 const secret = z.string().min(1);
 
-function sourceTuningShape(prefix: string, defaults: SourceTuning) {
-  return {
-    [`${prefix}_TIMEOUT_MS`]: int(1, 600_000).default(defaults.timeoutMs),
-    [`${prefix}_CONNECTIONS`]: int(1, 1024).default(defaults.connections),
-  };
-}
+const num = (min: number, max: number) =>
+  z.coerce.number({ error: 'must be a number' }).min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` });
+
+const sourceTuningShape = Object.fromEntries(
+  SOURCE_NAMES.flatMap((source) =>
+    Object.entries(SOURCE_SETTINGS).map(([suffix, s]) => [`${source.toUpperCase()}_${suffix}`, (s.integer ? int(s.min, s.max) : num(s.min, s.max)).default(s.defaults[source])]),
+  ),
+);
 
 const envSchema = z.object({
   NODE_ENV: z.string().optional(),
@@ -99,10 +144,10 @@ const envSchema = z.object({
   NOTIFICATIONS_TOKEN: secret.optional(),
   AUDIT_URL: httpUrl.optional(),
   AUDIT_API_KEY: secret.optional(),
-  ...sourceTuningShape('IDENTITY', { timeoutMs: 2000, connections: 32 }),
-  ...sourceTuningShape('ANALYTICS', { timeoutMs: 2000, connections: 32 }),
-  ...sourceTuningShape('NOTIFICATIONS', { timeoutMs: 2000, connections: 32 }),
-  ...sourceTuningShape('AUDIT', { timeoutMs: 3000, connections: 8 }),
+  REQUEST_DEADLINE_MS: int(100, 600_000).default(8000),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:'),
+  ...sourceTuningShape,
 });
 
 type Env = Record<string, string | undefined>;
@@ -160,11 +205,16 @@ export function loadConfig(env: Env = process.env): Config {
   if (problems.length > 0) throw new ConfigError(problems);
 
   const tuning = Object.fromEntries(
-    SOURCE_NAMES.map((s) => {
-      const prefix = s.toUpperCase();
-      return [s, { timeoutMs: Number(e[`${prefix}_TIMEOUT_MS`]), connections: Number(e[`${prefix}_CONNECTIONS`]) }];
-    }),
+    SOURCE_NAMES.map((source) => [
+      source,
+      Object.fromEntries(Object.entries(SOURCE_SETTINGS).map(([suffix, s]) => [s.key, Number(e[`${source.toUpperCase()}_${suffix}`])])) as unknown as SourceTuning,
+    ]),
   ) as Record<SourceName, SourceTuning>;
+  for (const source of SOURCE_NAMES) {
+    const t = tuning[source];
+    if (t.retryBaseDelayMs > t.retryMaxDelayMs) problems.push(`${source.toUpperCase()}_RETRY_BASE_DELAY_MS must not exceed ${source.toUpperCase()}_RETRY_MAX_DELAY_MS`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 
   return {
     production,
@@ -174,6 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: e.LOG_LEVEL,
     jwtSecret: e.AUTH_JWT_SECRET,
     tuning,
+    requestDeadlineMs: e.REQUEST_DEADLINE_MS,
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : null,
     upstreams,
   };
 }

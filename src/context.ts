@@ -1,6 +1,8 @@
 import DataLoader from 'dataloader';
 import type { YogaInitialContext } from 'graphql-yoga';
 import type { Viewer } from './auth/viewer.js';
+import type { SourceHealthMonitor } from './observability/source-health.js';
+import type { Deadline } from './resilience/deadline.js';
 import type { EventPage, MetricsEntity, MetricsRange, NotificationEntity, OffsetPage, UserEntity } from './sources/models.js';
 import type { Sources } from './sources/index.js';
 
@@ -34,11 +36,15 @@ export class Loaders {
   private notificationPageLoader: DataLoader<NotificationPageKey, OffsetPage<NotificationEntity>, string> | undefined;
   private eventPageLoader: DataLoader<EventPageKey, EventPage | null, string> | undefined;
 
-  constructor(private readonly sources: Sources) {}
+  constructor(
+    private readonly sources: Sources,
+    /** The request's deadline, passed to every upstream call made for it. */
+    private readonly deadline: Deadline,
+  ) {}
 
   get user(): DataLoader<string, UserEntity | null> {
     return (this.userLoader ??= new DataLoader(async (ids) => {
-      const found = await this.sources.identity.usersByIds(ids);
+      const found = await this.sources.identity.usersByIds(ids, this.deadline);
       return ids.map((id) => found.get(id) ?? null);
     }));
   }
@@ -57,7 +63,7 @@ export class Loaders {
         const results = new Map<string, Map<string, MetricsEntity> | Error>();
         await Promise.all(
           [...byRange].map(async ([r, group]) => {
-            results.set(r, await this.sources.analytics.metrics(group.ids, group.range).catch(asError));
+            results.set(r, await this.sources.analytics.metrics(group.ids, group.range, this.deadline).catch(asError));
           }),
         );
         return keys.map((key) => {
@@ -71,7 +77,7 @@ export class Loaders {
 
   get unreadCount(): DataLoader<string, number | null> {
     return (this.unreadLoader ??= new DataLoader(async (ids) => {
-      const counts = await this.sources.notifications.unreadCounts(ids);
+      const counts = await this.sources.notifications.unreadCounts(ids, this.deadline);
       // The vendor counts unknown ids as 0; an id it left out of its answer is unknown too.
       return ids.map((id) => counts.get(id) ?? 0);
     }));
@@ -80,7 +86,7 @@ export class Loaders {
   /** Notification lists have no bulk endpoint: this only shares one call between a prefetch and its field. */
   get notificationPage(): DataLoader<NotificationPageKey, OffsetPage<NotificationEntity>, string> {
     return (this.notificationPageLoader ??= new DataLoader(
-      (keys) => Promise.all(keys.map((k) => this.sources.notifications.list(k.userId, k.offset, k.first, k.unreadOnly).catch(asError))),
+      (keys) => Promise.all(keys.map((k) => this.sources.notifications.list(k.userId, k.offset, k.first, k.unreadOnly, this.deadline).catch(asError))),
       { cacheKeyFn: (k) => `${k.userId}|${k.offset}|${k.first}|${k.unreadOnly}` },
     ));
   }
@@ -88,7 +94,7 @@ export class Loaders {
   /** Event pages have no bulk endpoint either; same sharing. */
   get eventPage(): DataLoader<EventPageKey, EventPage | null, string> {
     return (this.eventPageLoader ??= new DataLoader(
-      (keys) => Promise.all(keys.map((k) => this.sources.analytics.events(k.userId, k.limit, k.cursor).catch(asError))),
+      (keys) => Promise.all(keys.map((k) => this.sources.analytics.events(k.userId, k.limit, k.cursor, this.deadline).catch(asError))),
       { cacheKeyFn: (k) => `${k.userId}|${k.limit}|${k.cursor ?? ''}` },
     ));
   }
@@ -107,6 +113,9 @@ function rangeKey(range: MetricsRange): string {
 export interface RequestServices {
   loaders: Loaders;
   sources: Sources;
+  /** All the upstream work of this request shares it; fields still pending when it passes answer SOURCE_TIMEOUT. */
+  deadline: Deadline;
+  health: SourceHealthMonitor;
   simulatedUpstreams: boolean;
 }
 

@@ -37,6 +37,11 @@ export class SourceError extends Error {
   /** The upstream's HTTP status, when there was one. */
   readonly status: number | undefined;
   readonly detail: string | undefined;
+  /**
+   * Made by our own policies (rate limiter, breaker, bulkhead, deadline), not
+   * by the upstream: never retried, never counted against the upstream's health.
+   */
+  readonly local: boolean;
 
   constructor(init: {
     code: SourceErrorCode;
@@ -45,6 +50,7 @@ export class SourceError extends Error {
     retryAfterSeconds?: number | undefined;
     status?: number | undefined;
     detail?: string | undefined;
+    local?: boolean;
     cause?: unknown;
   }) {
     super(sourceMessages[init.code](init.source), { cause: init.cause });
@@ -54,6 +60,7 @@ export class SourceError extends Error {
     this.retryAfterSeconds = init.retryAfterSeconds;
     this.status = init.status;
     this.detail = init.detail;
+    this.local = init.local ?? false;
   }
 }
 

@@ -9,6 +9,9 @@ import { Loaders, type RequestServices } from './context.js';
 import { toClientError } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { buildSchema } from './schema.js';
+import { SourceHealthMonitor } from './observability/source-health.js';
+import { RedisConnection } from './redis.js';
+import { Deadline } from './resilience/deadline.js';
 import { createSources, type Sources } from './sources/index.js';
 
 export const EXAMPLE_QUERY = `# One request, three vendors: the profile comes from identity, the metrics
@@ -53,6 +56,8 @@ export interface GatewayOptions {
 export interface Gateway {
   yoga: YogaServerInstance<Record<string, unknown>, RequestServices>;
   sources: Sources;
+  health: SourceHealthMonitor;
+  redis: RedisConnection | null;
   server: Server;
   /** Starts listening; resolves to the GraphQL endpoint's URL. */
   listen(): Promise<string>;
@@ -62,7 +67,9 @@ export interface Gateway {
 /** The server: yoga with its plugins, the sources, and the node:http server around them. */
 export function createGateway(config: GatewayConfig, options: GatewayOptions): Gateway {
   const { logger } = options;
-  const sources = createSources(config.upstreams, config.tuning, logger);
+  const redis = config.redis ? new RedisConnection(config.redis, logger) : null;
+  const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs });
+  const health = new SourceHealthMonitor(sources.all, logger);
 
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
     schema: buildSchema(),
@@ -86,13 +93,18 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) })],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
-    context: (): RequestServices => ({ loaders: new Loaders(sources), sources, simulatedUpstreams: config.simulatedUpstreams }),
+    context: (): RequestServices => {
+      const deadline = Deadline.after(config.requestDeadlineMs);
+      return { loaders: new Loaders(sources, deadline), sources, deadline, health, simulatedUpstreams: config.simulatedUpstreams };
+    },
   });
 
   const server = createServer(yoga);
   return {
     yoga,
     sources,
+    health,
+    redis,
     server,
     listen: () =>
       new Promise((resolve, reject) => {
@@ -110,6 +122,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         server.closeIdleConnections();
       });
       await sources.close();
+      await redis?.close();
     },
   };
 }

@@ -30,7 +30,16 @@ describe('configuration', () => {
     expect(config.upstreams).toBeNull();
     expect(config.host).toBe('127.0.0.1');
     expect(config.port).toBe(4000);
-    expect(config.tuning.identity).toEqual({ timeoutMs: 2000, connections: 32 });
+    expect(config.tuning.identity).toMatchObject({ timeoutMs: 2000, connections: 32, retryMaxAttempts: 3, breakerFailureRatio: 0.5, rateLimitPerSec: 40 });
+    expect(config.requestDeadlineMs).toBe(8000);
+    expect(config.redis).toBeNull();
+  });
+
+  it('every policy is configurable per source', () => {
+    const config = loadConfig({ ANALYTICS_TIMEOUT_MS: '750', ANALYTICS_RATE_LIMIT_PER_SEC: '12.5', ANALYTICS_BREAKER_MIN_CALLS: '3', REDIS_URL: 'redis://127.0.0.1:6379/2' });
+    expect(config.tuning.analytics).toMatchObject({ timeoutMs: 750, rateLimitPerSec: 12.5, breakerMinCalls: 3 });
+    expect(config.tuning.identity.timeoutMs).toBe(2000);
+    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379/2', keyPrefix: 'gw:' });
   });
 
   it('everything configured: real upstreams, trailing slashes trimmed, listens on all interfaces', () => {
@@ -66,6 +75,12 @@ describe('configuration', () => {
     expect(problems({ NOTIFICATIONS_CONNECTIONS: 'many' })[0]).toMatch(/^NOTIFICATIONS_CONNECTIONS must be a number/);
     expect(problems({ PORT: '70000' })[0]).toMatch(/^PORT must be at most 65535/);
     expect(problems({ LOG_LEVEL: 'loud' })[0]).toMatch(/^LOG_LEVEL /);
+    expect(problems({ ANALYTICS_BREAKER_FAILURE_RATIO: '1.5' })[0]).toBe('ANALYTICS_BREAKER_FAILURE_RATIO must be at most 1 (got "1.5")');
+    expect(problems({ NOTIFICATIONS_RATE_LIMIT_PER_SEC: '0' })[0]).toMatch(/^NOTIFICATIONS_RATE_LIMIT_PER_SEC must be at least 0.1/);
+    expect(problems({ IDENTITY_RETRY_MAX_ATTEMPTS: '2.5' })[0]).toMatch(/^IDENTITY_RETRY_MAX_ATTEMPTS must be a whole number/);
+    expect(problems({ AUDIT_RETRY_BASE_DELAY_MS: '5000', AUDIT_RETRY_MAX_DELAY_MS: '1000' })[0]).toBe('AUDIT_RETRY_BASE_DELAY_MS must not exceed AUDIT_RETRY_MAX_DELAY_MS');
+    expect(problems({ REQUEST_DEADLINE_MS: '10' })[0]).toMatch(/^REQUEST_DEADLINE_MS must be at least 100/);
+    expect(problems({ REDIS_URL: 'http://localhost:6379' })[0]).toMatch(/^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
     // A secret's value is never echoed back.
     const short = problems({ AUTH_JWT_SECRET: 'short-secret' })[0]!;
     expect(short).toMatch(/^AUTH_JWT_SECRET must be at least 32 characters/);

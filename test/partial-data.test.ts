@@ -3,8 +3,10 @@ import { startStack, type Stack } from './helpers/stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
-  // A short per-attempt timeout so the hanging-upstream case ends quickly.
-  stack = await startStack({ tuning: { analytics: { timeoutMs: 300 } } });
+  // Error mapping is under test here, not the policies: one attempt per call, and
+  // a short per-attempt timeout so the hanging-upstream case ends quickly.
+  const once = { retryMaxAttempts: 1 };
+  stack = await startStack({ tuning: { identity: once, analytics: { ...once, timeoutMs: 300 }, notifications: once } });
 });
 afterAll(() => stack.close());
 beforeEach(() => stack.reset());

@@ -22,7 +22,16 @@ const SECRET = 'client-secret-that-must-not-leak';
 beforeAll(async () => {
   vendor = await new ScriptedUpstream().start();
   const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (logs.push(c.toString()), done()) }) });
-  const tuning = loadConfig({ IDENTITY_TIMEOUT_MS: '500', NOTIFICATIONS_TIMEOUT_MS: '500', ANALYTICS_TIMEOUT_MS: '500' }).tuning;
+  // Mapping, not policy, is under test here: one attempt, and a breaker that never opens.
+  const tuning = loadConfig({
+    IDENTITY_TIMEOUT_MS: '500',
+    NOTIFICATIONS_TIMEOUT_MS: '500',
+    ANALYTICS_TIMEOUT_MS: '500',
+    NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '1',
+    IDENTITY_RETRY_MAX_ATTEMPTS: '1',
+    ANALYTICS_RETRY_MAX_ATTEMPTS: '1',
+    NOTIFICATIONS_BREAKER_MIN_CALLS: '100000',
+  }).tuning;
   const url = vendor.url;
   sources = createSources(
     {
@@ -32,7 +41,7 @@ beforeAll(async () => {
       audit: { url, apiKey: 'audit-key' },
     },
     tuning,
-    logger,
+    { logger },
   );
 });
 afterAll(async () => {
@@ -113,8 +122,8 @@ describe('identity source', () => {
     identityVendor(() => [], { validToken: () => valid });
     const fresh = createSources(
       { identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' }, analytics: { url: vendor.url, apiKey: 'k' }, notifications: { url: vendor.url, token: 't' }, audit: { url: vendor.url, apiKey: 'k' } },
-      loadConfig({}).tuning,
-      createLogger({ level: 'silent' }),
+      loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
+      { logger: createLogger({ level: 'silent' }) },
     );
     try {
       await Promise.all(Array.from({ length: 20 }, (_, i) => fresh.identity.usersByIds([`id-${i}`])));
@@ -255,8 +264,8 @@ describe('bad upstream data and statuses become typed errors', () => {
   it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {
     const closed = createSources(
       { identity: { url: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's', audience: 'a' }, analytics: { url: 'http://127.0.0.1:9', apiKey: 'k' }, notifications: { url: 'http://127.0.0.1:9', token: 't' }, audit: { url: 'http://127.0.0.1:9', apiKey: 'k' } },
-      loadConfig({}).tuning,
-      createLogger({ level: 'silent' }),
+      loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
+      { logger: createLogger({ level: 'silent' }) },
     );
     try {
       expect((await sourceError(closed.analytics.events('u', 1, null))).code).toBe('SOURCE_UNAVAILABLE');

@@ -19,6 +19,14 @@ export type Scalars = {
   JSON: { input: unknown; output: unknown; }
 };
 
+export type CircuitState =
+  /** Calls flow. */
+  | 'CLOSED'
+  /** One probe call is let through; its outcome closes or reopens the circuit. */
+  | 'HALF_OPEN'
+  /** Calls fail fast with SOURCE_CIRCUIT_OPEN; no upstream call is made. */
+  | 'OPEN';
+
 /**
  * Codes carried in `errors[].extensions.code`. Not returned as a field; listed so
  * clients can generate an exhaustive type for them.
@@ -73,6 +81,13 @@ export type EventEdge = {
 export type Granularity =
   | 'DAY'
   | 'HOUR';
+
+export type LatencyPercentiles = {
+  __typename?: 'LatencyPercentiles';
+  p50: Scalars['Float']['output'];
+  p95: Scalars['Float']['output'];
+  p99: Scalars['Float']['output'];
+};
 
 export type MetricPoint = {
   __typename?: 'MetricPoint';
@@ -132,6 +147,8 @@ export type Query = {
   __typename?: 'Query';
   /** The server's version and whether it runs on simulated upstreams. */
   serverInfo: ServerInfo;
+  /** Each upstream source's health as this instance sees it: breaker state, the last minute's error rate and latency. */
+  sources: Array<SourceHealth>;
   /** One user by identity id (e.g. `auth0|5f7c8ec7c33c6c004bbafe82`); null when unknown. */
   user?: Maybe<User>;
   /** All users, oldest first. `first` is 1..100. */
@@ -158,11 +175,30 @@ export type QueryUsersArgs = {
   ids: Array<Scalars['ID']['input']>;
 };
 
+export type RateLimiterMode =
+  /** This instance's own bucket (no Redis configured, or Redis unreachable). */
+  | 'LOCAL'
+  /** One token bucket shared by every instance, in Redis. */
+  | 'SHARED';
+
 export type ServerInfo = {
   __typename?: 'ServerInfo';
   /** True when the upstreams are the simulated ones embedded for the demo (fake data). */
   simulatedUpstreams: Scalars['Boolean']['output'];
   version: Scalars['String']['output'];
+};
+
+export type SourceHealth = {
+  __typename?: 'SourceHealth';
+  /** Upstream calls (attempts, retries included) in the last minute. */
+  calls: Scalars['Int']['output'];
+  /** Share (0..1) of the last minute's upstream calls that failed in a way that counts against the source (not 404s, client errors or 429s). */
+  errorRate: Scalars['Float']['output'];
+  /** Per-attempt latency over the last minute, in ms; null without calls. */
+  latencyMs?: Maybe<LatencyPercentiles>;
+  name: Scalars['String']['output'];
+  rateLimiter: RateLimiterMode;
+  state: CircuitState;
 };
 
 /**
@@ -316,6 +352,7 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  CircuitState: CircuitState;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   ErrorCode: ErrorCode;
   Event: ResolverTypeWrapper<Event>;
@@ -326,6 +363,7 @@ export type ResolversTypes = ResolversObject<{
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
+  LatencyPercentiles: ResolverTypeWrapper<LatencyPercentiles>;
   MetricPoint: ResolverTypeWrapper<MetricPoint>;
   Metrics: ResolverTypeWrapper<Metrics>;
   Notification: ResolverTypeWrapper<Notification>;
@@ -334,7 +372,9 @@ export type ResolversTypes = ResolversObject<{
   NotificationEdge: ResolverTypeWrapper<NotificationEdge>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  RateLimiterMode: RateLimiterMode;
   ServerInfo: ResolverTypeWrapper<ServerInfo>;
+  SourceHealth: ResolverTypeWrapper<SourceHealth>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   User: ResolverTypeWrapper<UserEntity>;
   UserConnection: ResolverTypeWrapper<Omit<UserConnection, 'edges'> & { edges: Array<ResolversTypes['UserEdge']> }>;
@@ -352,6 +392,7 @@ export type ResolversParentTypes = ResolversObject<{
   ID: Scalars['ID']['output'];
   Int: Scalars['Int']['output'];
   JSON: Scalars['JSON']['output'];
+  LatencyPercentiles: LatencyPercentiles;
   MetricPoint: MetricPoint;
   Metrics: Metrics;
   Notification: Notification;
@@ -360,6 +401,7 @@ export type ResolversParentTypes = ResolversObject<{
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
   ServerInfo: ServerInfo;
+  SourceHealth: SourceHealth;
   String: Scalars['String']['output'];
   User: UserEntity;
   UserConnection: Omit<UserConnection, 'edges'> & { edges: Array<ResolversParentTypes['UserEdge']> };
@@ -391,6 +433,12 @@ export type EventEdgeResolvers<ContextType = GatewayContext, ParentType extends 
 export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSON'], any> {
   name: 'JSON';
 }
+
+export type LatencyPercentilesResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['LatencyPercentiles'] = ResolversParentTypes['LatencyPercentiles']> = ResolversObject<{
+  p50?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  p95?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  p99?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+}>;
 
 export type MetricPointResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['MetricPoint'] = ResolversParentTypes['MetricPoint']> = ResolversObject<{
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
@@ -434,6 +482,7 @@ export type PageInfoResolvers<ContextType = GatewayContext, ParentType extends R
 
 export type QueryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
   serverInfo?: Resolver<ResolversTypes['ServerInfo'], ParentType, ContextType>;
+  sources?: Resolver<Array<ResolversTypes['SourceHealth']>, ParentType, ContextType>;
   user?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType, RequireFields<QueryUserArgs, 'id'>>;
   userList?: Resolver<ResolversTypes['UserConnection'], ParentType, ContextType, RequireFields<QueryUserListArgs, 'first'>>;
   users?: Resolver<Array<Maybe<ResolversTypes['User']>>, ParentType, ContextType, RequireFields<QueryUsersArgs, 'ids'>>;
@@ -443,6 +492,15 @@ export type QueryResolvers<ContextType = GatewayContext, ParentType extends Reso
 export type ServerInfoResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['ServerInfo'] = ResolversParentTypes['ServerInfo']> = ResolversObject<{
   simulatedUpstreams?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type SourceHealthResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['SourceHealth'] = ResolversParentTypes['SourceHealth']> = ResolversObject<{
+  calls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  errorRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  latencyMs?: Resolver<Maybe<ResolversTypes['LatencyPercentiles']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  rateLimiter?: Resolver<ResolversTypes['RateLimiterMode'], ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
 }>;
 
 export type UserResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['User'] = ResolversParentTypes['User']> = ResolversObject<{
@@ -477,6 +535,7 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   EventConnection?: EventConnectionResolvers<ContextType>;
   EventEdge?: EventEdgeResolvers<ContextType>;
   JSON?: GraphQLScalarType;
+  LatencyPercentiles?: LatencyPercentilesResolvers<ContextType>;
   MetricPoint?: MetricPointResolvers<ContextType>;
   Metrics?: MetricsResolvers<ContextType>;
   Notification?: NotificationResolvers<ContextType>;
@@ -485,6 +544,7 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   ServerInfo?: ServerInfoResolvers<ContextType>;
+  SourceHealth?: SourceHealthResolvers<ContextType>;
   User?: UserResolvers<ContextType>;
   UserConnection?: UserConnectionResolvers<ContextType>;
   UserEdge?: UserEdgeResolvers<ContextType>;

@@ -32,13 +32,15 @@ export const Query: QueryResolvers = {
   userList: async (_parent, { first, after }, ctx) => {
     const count = checkFirst(first, 100);
     const offset = offsetFrom('users', after);
-    const page = await ctx.sources.identity.listUsers(offset, count);
+    const page = await ctx.sources.identity.listUsers(offset, count, ctx.deadline);
     const edges = page.items.map((user, i) => {
       ctx.loaders.user.prime(user.id, user);
       return { cursor: offsetCursor('users', offset + i + 1), node: user };
     });
     return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
+
+  sources: (_parent, _args, ctx) => ctx.health.snapshot(),
 
   viewer: (_parent, _args, ctx, info) => {
     prefetchUserFields([ctx.viewer.userId], info, ctx);

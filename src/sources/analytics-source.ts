@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from './models.js';
 import { count, isoFromUnixMs, isoFromUnixSeconds } from './normalize.js';
@@ -33,7 +34,7 @@ const eventsResponse = z.object({
 
 export class AnalyticsSource extends HttpSource {
   /** Metrics per user over one range, 100 ids a call; ids the vendor lists as missing are absent. */
-  async metrics(ids: readonly string[], range: MetricsRange, signal?: AbortSignal): Promise<Map<string, MetricsEntity>> {
+  async metrics(ids: readonly string[], range: MetricsRange, deadline?: Deadline): Promise<Map<string, MetricsEntity>> {
     const found = new Map<string, MetricsEntity>();
     await Promise.all(
       chunk([...new Set(ids)], MAX_IDS_PER_QUERY).map(async (batch) => {
@@ -43,7 +44,7 @@ export class AnalyticsSource extends HttpSource {
           path: '/v1/metrics/query',
           body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
           schema: metricsResponse,
-          signal,
+          deadline,
         });
         const wanted = new Set(batch);
         for (const row of res.body.data) {
@@ -63,14 +64,14 @@ export class AnalyticsSource extends HttpSource {
   }
 
   /** One page of a user's events, newest first; null when analytics does not know the user. */
-  async events(userId: string, limit: number, cursor: string | null, signal?: AbortSignal): Promise<EventPage | null> {
+  async events(userId: string, limit: number, cursor: string | null, deadline?: Deadline): Promise<EventPage | null> {
     const query = `limit=${limit}${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
     const res = await this.fetchOrNull({
       route: 'GET /v1/users/:id/events',
       method: 'GET',
       path: `/v1/users/${pathSegment(userId)}/events?${query}`,
       schema: eventsResponse,
-      signal,
+      deadline,
     });
     if (!res) return null;
     return { events: res.body.data.map((e) => ({ id: e.id, type: e.type, occurredAt: e.ts, properties: e.properties })), nextCursor: res.body.next_cursor ?? null };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource } from './http-source.js';
 import { isoFromDateString } from './normalize.js';
 
@@ -15,7 +16,7 @@ const accepted = z.object({ id: z.string(), received_at: isoFromDateString });
 
 export class AuditSource extends HttpSource {
   /** Records one event; the same idempotency key again records nothing new. */
-  async record(event: AuditEventInput, idempotencyKey: string, signal?: AbortSignal): Promise<{ id: string; receivedAt: string }> {
+  async record(event: AuditEventInput, idempotencyKey: string, deadline?: Deadline): Promise<{ id: string; receivedAt: string }> {
     const res = await this.fetch({
       route: 'POST /v1/events',
       method: 'POST',
@@ -23,7 +24,7 @@ export class AuditSource extends HttpSource {
       body: event,
       headers: { 'idempotency-key': idempotencyKey },
       schema: accepted,
-      signal,
+      deadline,
     });
     return { id: res.body.id, receivedAt: res.body.received_at };
   }

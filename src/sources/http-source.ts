@@ -1,7 +1,10 @@
+import { EventEmitter } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { SourceError, type SourceName } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { Deadline } from '../resilience/deadline.js';
+import type { SourcePolicy } from '../resilience/source-policy.js';
 import type { UpstreamAuth } from './auth.js';
 import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
 
@@ -13,7 +16,21 @@ export interface HttpSourceOptions {
   dispatcher: Dispatcher;
   auth: UpstreamAuth;
   timeoutMs: number;
+  /** Retry, breaker, rate limit and bulkhead for this source. */
+  policy: SourcePolicy;
+  /** The deadline of a call made outside a GraphQL request (no deadline given). */
+  defaultDeadlineMs: number;
   logger: Logger;
+}
+
+/** One HTTP exchange's outcome, for observers (health, metrics, logs). */
+export interface AttemptEvent {
+  source: SourceName;
+  route: string;
+  attempt: number;
+  durationMs: number;
+  status?: number;
+  error?: SourceError;
 }
 
 export interface SourceRequest<T> {
@@ -26,7 +43,8 @@ export interface SourceRequest<T> {
   headers?: Record<string, string>;
   /** Validates and normalizes the body; unknown fields are stripped. */
   schema: z.ZodType<T>;
-  signal?: AbortSignal | undefined;
+  /** The request's deadline; a fresh one of `defaultDeadlineMs` when absent. */
+  deadline?: Deadline | undefined;
 }
 
 export interface SourceResponse<T> {
@@ -46,11 +64,16 @@ export function pathSegment(id: string): string {
  */
 export abstract class HttpSource {
   readonly name: SourceName;
+  readonly policy: SourcePolicy;
+  private readonly attemptEmitter = new EventEmitter<AttemptEvent>();
+  /** Every HTTP exchange, retries included; observability subscribes. */
+  readonly onAttempt = this.attemptEmitter.addListener;
   protected readonly logger: Logger;
   private readonly basePath: string;
 
   constructor(protected readonly options: HttpSourceOptions) {
     this.name = options.name;
+    this.policy = options.policy;
     this.logger = options.logger;
     this.basePath = new URL(options.baseUrl).pathname.replace(/\/+$/, '');
   }
@@ -69,10 +92,19 @@ export abstract class HttpSource {
     return this.validate(request, res);
   }
 
-  private async send<T>(request: SourceRequest<T>): Promise<UpstreamExchange> {
+  private send<T>(request: SourceRequest<T>): Promise<UpstreamExchange> {
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
-    for (let attempt = 1; ; attempt++) {
-      const auth = await this.options.auth.headers(request.signal);
+    const deadline = request.deadline ?? Deadline.after(this.options.defaultDeadlineMs);
+    // Reads are safe to repeat; a write only when the upstream can recognise the repeat.
+    const idempotent = request.method === 'GET' || request.method === 'HEAD' || request.headers?.['idempotency-key'] !== undefined;
+    let attempt = 0;
+    return this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, ++attempt));
+  }
+
+  /** One attempt: auth, the exchange, and on a 401 one more exchange with a fresh credential. */
+  private async attempt<T>(request: SourceRequest<T>, body: string | undefined, signal: AbortSignal, attempt: number): Promise<UpstreamExchange> {
+    for (let tries = 1; ; tries++) {
+      const auth = await this.options.auth.headers(signal);
       const headers: Record<string, string> = { accept: 'application/json', ...auth, ...request.headers };
       if (body !== undefined) headers['content-type'] = 'application/json';
       const startedAt = performance.now();
@@ -86,17 +118,24 @@ export abstract class HttpSource {
           headers,
           body,
           timeoutMs: this.options.timeoutMs,
-          signal: request.signal,
+          signal,
         });
       } catch (error) {
-        const e = error as SourceError;
-        this.logger.debug({ source: this.name, route: request.route, attempt, code: e.code, detail: e.detail, durationMs: Math.round(performance.now() - startedAt) }, 'upstream call failed');
+        this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs: performance.now() - startedAt, error: error as SourceError });
         throw error;
       }
-      this.logger.debug({ source: this.name, route: request.route, attempt, status: res.status, durationMs: Math.round(performance.now() - startedAt) }, 'upstream call');
-      if (res.status === 401 && attempt === 1 && this.options.auth.rejected(auth)) continue;
-      if (res.status === 404 || (res.status >= 200 && res.status < 300)) return res;
-      throw errorForStatus(this.name, res, request.route);
+      const durationMs = performance.now() - startedAt;
+      if (res.status === 401 && tries === 1 && this.options.auth.rejected(auth)) {
+        this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs, status: res.status });
+        continue;
+      }
+      if (res.status === 404 || (res.status >= 200 && res.status < 300)) {
+        this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs, status: res.status });
+        return res;
+      }
+      const error = errorForStatus(this.name, res, request.route);
+      this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs, status: res.status, error });
+      throw error;
     }
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { OffsetPage, UserEntity } from './models.js';
 import { isoFromDateString, count } from './normalize.js';
@@ -41,7 +42,7 @@ function phrase(value: string): string {
 
 export class IdentitySource extends HttpSource {
   /** Users by id through the search endpoint, 100 ids a call; unknown ids are absent from the map. */
-  async usersByIds(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, UserEntity>> {
+  async usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity>> {
     const found = new Map<string, UserEntity>();
     const unique = [...new Set(ids)];
     await Promise.all(
@@ -52,7 +53,7 @@ export class IdentitySource extends HttpSource {
           method: 'GET',
           path: `/api/v2/users?q=${encodeURIComponent(q)}&page=0&per_page=${MAX_PER_PAGE}&include_totals=true`,
           schema: page,
-          signal,
+          deadline,
         });
         // The vendor orders results its own way and omits unknown ids: map by id, never by position.
         const wanted = new Set(batch);
@@ -63,7 +64,7 @@ export class IdentitySource extends HttpSource {
   }
 
   /** A window of all users, oldest first. */
-  async listUsers(offset: number, first: number, signal?: AbortSignal): Promise<OffsetPage<UserEntity>> {
+  async listUsers(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
     const plan = planPages(offset, first, MAX_PER_PAGE);
     const pages = await Promise.all(
       plan.pages.map((p) =>
@@ -72,7 +73,7 @@ export class IdentitySource extends HttpSource {
           method: 'GET',
           path: `/api/v2/users?page=${p}&per_page=${plan.perPage}&include_totals=true&sort=created_at%3A1`,
           schema: page,
-          signal,
+          deadline,
         }),
       ),
     );
@@ -82,8 +83,8 @@ export class IdentitySource extends HttpSource {
   }
 
   /** One user by id (GET /users/{id}); null when the identity provider does not know it. */
-  async userById(id: string, signal?: AbortSignal): Promise<UserEntity | null> {
-    const res = await this.fetchOrNull({ route: 'GET /api/v2/users/:id', method: 'GET', path: `/api/v2/users/${pathSegment(id)}`, schema: user, signal });
+  async userById(id: string, deadline?: Deadline): Promise<UserEntity | null> {
+    const res = await this.fetchOrNull({ route: 'GET /api/v2/users/:id', method: 'GET', path: `/api/v2/users/${pathSegment(id)}`, schema: user, deadline });
     return res?.body ?? null;
   }
 }

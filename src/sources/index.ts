@@ -2,10 +2,14 @@ import { Pool } from 'undici';
 import type { SourceTuning, UpstreamEndpoints } from '../config.js';
 import type { SourceName } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { RedisConnection } from '../redis.js';
+import { SourceRateLimiter } from '../resilience/rate-limiter.js';
+import { SourcePolicy } from '../resilience/source-policy.js';
 import { AnalyticsSource } from './analytics-source.js';
 import { AuditSource } from './audit-source.js';
 import { ApiKeyAuth, BearerAuth, OAuth2ClientCredentials } from './auth.js';
 import { IdentitySource } from './identity-source.js';
+import type { HttpSource } from './http-source.js';
 import { NotificationsSource } from './notifications-source.js';
 
 export { AnalyticsSource, AuditSource, IdentitySource, NotificationsSource };
@@ -15,6 +19,8 @@ export interface Sources {
   analytics: AnalyticsSource;
   notifications: NotificationsSource;
   audit: AuditSource;
+  /** The four, for whoever needs each (health, observers). */
+  all: HttpSource[];
   close(): Promise<void>;
 }
 
@@ -35,18 +41,32 @@ class Pools {
   }
 }
 
-export function createSources(endpoints: UpstreamEndpoints, tuning: Record<SourceName, SourceTuning>, logger: Logger): Sources {
+export interface SourcesOptions {
+  logger: Logger;
+  /** Shares rate limits across instances when given. */
+  redis?: RedisConnection | null;
+  /** Deadline of a call made outside a GraphQL request. */
+  defaultDeadlineMs?: number;
+}
+
+export function createSources(endpoints: UpstreamEndpoints, tuning: Record<SourceName, SourceTuning>, options: SourcesOptions): Sources {
+  const { logger } = options;
   const pools = new Pools();
-  const base = (name: SourceName, url: string) => ({
-    name,
-    baseUrl: url,
-    dispatcher: pools.get(url, tuning[name]),
-    timeoutMs: tuning[name].timeoutMs,
-    logger,
-  });
+  const base = (name: SourceName, url: string) => {
+    const t = tuning[name];
+    return {
+      name,
+      baseUrl: url,
+      dispatcher: pools.get(url, t),
+      timeoutMs: t.timeoutMs,
+      policy: new SourcePolicy(name, t, new SourceRateLimiter(name, t.rateLimitPerSec, t.rateLimitBurst, options.redis ?? null)),
+      defaultDeadlineMs: options.defaultDeadlineMs ?? 8000,
+      logger,
+    };
+  };
   const identityBase = base('identity', endpoints.identity.url);
   const identityPath = new URL(endpoints.identity.url).pathname.replace(/\/+$/, '');
-  return {
+  const sources = {
     identity: new IdentitySource({
       ...identityBase,
       auth: new OAuth2ClientCredentials({
@@ -62,6 +82,6 @@ export function createSources(endpoints: UpstreamEndpoints, tuning: Record<Sourc
     analytics: new AnalyticsSource({ ...base('analytics', endpoints.analytics.url), auth: new ApiKeyAuth('x-api-key', endpoints.analytics.apiKey) }),
     notifications: new NotificationsSource({ ...base('notifications', endpoints.notifications.url), auth: new BearerAuth(endpoints.notifications.token) }),
     audit: new AuditSource({ ...base('audit', endpoints.audit.url), auth: new ApiKeyAuth('x-api-key', endpoints.audit.apiKey) }),
-    close: () => pools.close(),
   };
+  return { ...sources, all: Object.values(sources), close: () => pools.close() };
 }

@@ -1,5 +1,6 @@
 import LinkHeader from 'http-link-header';
 import { z } from 'zod';
+import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { NotificationEntity, OffsetPage } from './models.js';
 import { count, isoFromDateString } from './normalize.js';
@@ -40,7 +41,7 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
 
 export class NotificationsSource extends HttpSource {
   /** A window of a user's notifications, newest first. */
-  async list(userId: string, offset: number, first: number, unreadOnly: boolean, signal?: AbortSignal): Promise<OffsetPage<NotificationEntity>> {
+  async list(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
     const plan = planPages(offset, first, MAX_PER_PAGE);
     const pages = await Promise.all(
       plan.pages.map((p) =>
@@ -49,7 +50,7 @@ export class NotificationsSource extends HttpSource {
           method: 'GET',
           path: `/v1/users/${pathSegment(userId)}/notifications?page=${p + 1}&per_page=${plan.perPage}&unread=${unreadOnly}`,
           schema: notificationList,
-          signal,
+          deadline,
         }),
       ),
     );
@@ -66,7 +67,7 @@ export class NotificationsSource extends HttpSource {
   }
 
   /** Unread counts for many users, 100 a call. */
-  async unreadCounts(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, number>> {
+  async unreadCounts(ids: readonly string[], deadline?: Deadline): Promise<Map<string, number>> {
     const found = new Map<string, number>();
     await Promise.all(
       chunk([...new Set(ids)], MAX_IDS_PER_QUERY).map(async (batch) => {
@@ -75,7 +76,7 @@ export class NotificationsSource extends HttpSource {
           method: 'GET',
           path: `/v1/unread-counts?user_ids=${batch.map(encodeURIComponent).join(',')}`,
           schema: unreadCounts,
-          signal,
+          deadline,
         });
         for (const id of batch) {
           const n = res.body.counts[id];

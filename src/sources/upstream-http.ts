@@ -22,7 +22,7 @@ export interface UpstreamCall {
   body?: string | undefined;
   /** Per-attempt timeout. */
   timeoutMs: number;
-  /** The caller's cancellation (the request's deadline, later). */
+  /** The caller's cancellation: the request's deadline. */
   signal?: AbortSignal | undefined;
 }
 
@@ -45,7 +45,7 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
     }
     if (call.signal?.aborted) {
-      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: false, detail: 'cancelled by the request deadline', cause: error });
+      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, detail: 'cancelled: the request deadline passed', cause: error });
     }
     const code = (error as { code?: unknown }).code;
     throw new SourceError({

@@ -1,0 +1,83 @@
+import type { SourceName } from '../errors.js';
+import { countsAsFailure, type BreakerState } from '../resilience/source-policy.js';
+import type { RateLimiterMode } from '../resilience/rate-limiter.js';
+import type { AttemptEvent, HttpSource } from '../sources/http-source.js';
+import type { Logger } from './logger.js';
+
+export interface SourceHealthSnapshot {
+  name: SourceName;
+  state: BreakerState;
+  errorRate: number;
+  calls: number;
+  latencyMs: { p50: number; p95: number; p99: number } | null;
+  rateLimiter: RateLimiterMode;
+}
+
+const WINDOW_MS = 60_000;
+const MAX_SAMPLES = 5000;
+
+/** A minute of one source's attempts: when, how long, whether it counted as a failure. */
+class Window {
+  private at: number[] = [];
+  private duration: number[] = [];
+  private failed: boolean[] = [];
+
+  add(at: number, durationMs: number, failed: boolean): void {
+    this.at.push(at);
+    this.duration.push(durationMs);
+    this.failed.push(failed);
+    if (this.at.length > MAX_SAMPLES) this.drop(this.at.length - MAX_SAMPLES);
+  }
+
+  private drop(n: number): void {
+    this.at.splice(0, n);
+    this.duration.splice(0, n);
+    this.failed.splice(0, n);
+  }
+
+  summary(now: number): Pick<SourceHealthSnapshot, 'errorRate' | 'calls' | 'latencyMs'> {
+    let old = 0;
+    while (old < this.at.length && this.at[old]! < now - WINDOW_MS) old++;
+    if (old > 0) this.drop(old);
+    const calls = this.at.length;
+    if (calls === 0) return { errorRate: 0, calls: 0, latencyMs: null };
+    const sorted = [...this.duration].sort((a, b) => a - b);
+    const pick = (q: number) => Math.round(sorted[Math.min(calls - 1, Math.floor(q * calls))]! * 10) / 10;
+    const failures = this.failed.filter(Boolean).length;
+    return { errorRate: Math.round((failures / calls) * 1000) / 1000, calls, latencyMs: { p50: pick(0.5), p95: pick(0.95), p99: pick(0.99) } };
+  }
+}
+
+/**
+ * Watches the sources through their events — each HTTP attempt, each breaker
+ * transition — for `Query.sources` and the logs. Sources know nothing of it.
+ */
+export class SourceHealthMonitor {
+  private readonly windows = new Map<SourceName, Window>();
+
+  constructor(
+    private readonly sources: HttpSource[],
+    logger: Logger,
+  ) {
+    for (const source of sources) {
+      const window = new Window();
+      this.windows.set(source.name, window);
+      source.onAttempt((e: AttemptEvent) => {
+        window.add(Date.now(), e.durationMs, e.error !== undefined && countsAsFailure(e.error));
+        logger.debug(
+          { source: e.source, route: e.route, attempt: e.attempt, status: e.status, code: e.error?.code, detail: e.error?.detail, durationMs: Math.round(e.durationMs) },
+          'upstream call',
+        );
+      });
+      const policy = source.policy;
+      policy.retry.onRetry((r) => logger.debug({ source: source.name, attempt: r.attempt, delayMs: Math.round(r.delay) }, 'retrying upstream call'));
+      policy.breaker.onBreak(() => logger.warn({ source: source.name }, `circuit opened: calls to ${source.name} fail fast until a probe succeeds`));
+      policy.breaker.onHalfOpen(() => logger.info({ source: source.name }, `circuit half-open: probing ${source.name}`));
+      policy.breaker.onReset(() => logger.info({ source: source.name }, `circuit closed: ${source.name} recovered`));
+    }
+  }
+
+  snapshot(now = Date.now()): SourceHealthSnapshot[] {
+    return this.sources.map((s) => ({ name: s.name, state: s.policy.state, rateLimiter: s.policy.limiter.mode, ...this.windows.get(s.name)!.summary(now) }));
+  }
+}

@@ -1,0 +1,84 @@
+import { Redis } from 'ioredis';
+import type { Logger } from './observability/logger.js';
+
+/**
+ * The one Redis connection of a process. Redis is an accelerator, never a
+ * dependency: commands time out fast and are not queued while disconnected,
+ * so a caller falls back (to local rate limits, later to L1 only) at once;
+ * ioredis reconnects on its own and `available` turns true again. Each change
+ * of state is logged once, not once per failed command.
+ */
+export interface RedisOptions {
+  url: string;
+  keyPrefix: string;
+  /** A command slower than this is treated as Redis being unavailable. */
+  commandTimeoutMs?: number;
+}
+
+export class RedisConnection {
+  readonly client: Redis;
+  readonly keyPrefix: string;
+  private up = false;
+  private everUp = false;
+
+  constructor(options: RedisOptions, private readonly logger: Logger) {
+    this.keyPrefix = options.keyPrefix;
+    this.client = new Redis(options.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs ?? 250,
+      connectTimeout: 1000,
+      retryStrategy: (times) => Math.min(100 * times, 2000),
+      lazyConnect: false,
+    });
+    const where = redactedUrl(options.url);
+    this.client.on('ready', () => {
+      if (!this.up) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
+      this.up = true;
+      this.everUp = true;
+    });
+    this.client.on('close', () => {
+      if (this.up) logger.warn({ redis: where }, 'Redis unreachable: falling back to local state (rate limits per instance) until it returns');
+      this.up = false;
+    });
+    // Errors surface as state changes above and as each caller's fallback; ioredis keeps retrying.
+    this.client.on('error', () => undefined);
+  }
+
+  get available(): boolean {
+    return this.up && this.client.status === 'ready';
+  }
+
+  key(...parts: string[]): string {
+    return this.keyPrefix + parts.join(':');
+  }
+
+  /** Resolves once connected, or after `timeoutMs` either way (start-up never blocks on Redis). */
+  async ready(timeoutMs = 2000): Promise<boolean> {
+    if (this.available) return true;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.client.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return this.available;
+  }
+
+  async close(): Promise<void> {
+    this.client.removeAllListeners('close');
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
+/** The URL without its password, for logs. */
+function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'redis';
+  }
+}

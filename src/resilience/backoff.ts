@@ -1,0 +1,29 @@
+import type { IBackoff, IBackoffFactory, IRetryBackoffContext } from 'cockatiel';
+import { SourceError } from '../errors.js';
+
+/**
+ * Exponential backoff with full jitter (a random wait in [0, min(max, base·2^n)]),
+ * unless the upstream said how long to wait (Retry-After, x-ratelimit-reset):
+ * then exactly that. The policy has already refused to retry when that wait
+ * does not fit the request's deadline, so here it only has to be honoured.
+ */
+export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>> {
+  constructor(
+    private readonly baseMs: number,
+    private readonly maxMs: number,
+    /** Remaining deadline for the call being retried; the jittered wait is capped to half of it. */
+    private readonly remainingMs: (signal: AbortSignal) => number,
+  ) {}
+
+  next(context: IRetryBackoffContext<unknown>): IBackoff<IRetryBackoffContext<unknown>> {
+    const error = 'error' in context.result ? context.result.error : undefined;
+    let duration: number;
+    if (error instanceof SourceError && error.retryAfterSeconds !== undefined) {
+      duration = error.retryAfterSeconds * 1000;
+    } else {
+      const ceiling = Math.min(this.maxMs, this.baseMs * 2 ** Math.max(0, context.attempt - 1));
+      duration = Math.min(Math.random() * ceiling, this.remainingMs(context.signal) / 2);
+    }
+    return { duration, next: (c) => this.next(c) };
+  }
+}

@@ -1,0 +1,51 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * The same token bucket as TokenBucket, kept in Redis so every instance draws
+ * from one: a single Lua script reads, refills, books and writes atomically,
+ * on Redis's own clock (so instances' clocks need not agree).
+ * Returns the wait in ms for the booked token, or minus the wait that would
+ * have been needed when it exceeds maxWaitMs (nothing booked).
+ */
+const TAKE_TOKEN = `
+local rate = tonumber(ARGV[1]) / 1000
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil or at == nil then
+  tokens = burst
+  at = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens < 1 then wait = math.ceil((1 - tokens) / rate) end
+if wait > max_wait then return -math.max(1, wait) end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + wait + 60000)
+return wait
+`;
+
+type WithTakeToken = Redis & { takeToken(key: string, ratePerSec: number, burst: number, maxWaitMs: number): Promise<number> };
+
+export class RedisTokenBucket {
+  private readonly redis: WithTakeToken;
+
+  constructor(
+    redis: Redis,
+    private readonly key: string,
+    private readonly ratePerSec: number,
+    private readonly burst: number,
+  ) {
+    if (!('takeToken' in redis)) redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
+    this.redis = redis as WithTakeToken;
+  }
+
+  reserve(maxWaitMs: number): Promise<number> {
+    return this.redis.takeToken(this.key, this.ratePerSec, this.burst, Math.floor(maxWaitMs));
+  }
+}

@@ -1,0 +1,142 @@
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  bulkhead,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  SamplingBreaker,
+  CircuitState,
+  type BulkheadPolicy,
+  type CircuitBreakerPolicy,
+  type RetryPolicy,
+} from 'cockatiel';
+import type { SourceTuning } from '../config.js';
+import { SourceError, type SourceName } from '../errors.js';
+import { RetryAfterBackoff } from './backoff.js';
+import type { Deadline } from './deadline.js';
+import type { SourceRateLimiter } from './rate-limiter.js';
+
+export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
+
+/** Below this much deadline left, a retry could not finish anyway. */
+const MIN_USEFUL_RETRY_MS = 50;
+
+/**
+ * Whether a failure says the upstream is unhealthy (counts toward opening the
+ * breaker): connection trouble, 5xx, timeouts, garbage bodies. Not: 404s and
+ * other client errors, 429s (the rate limiter's business), rejected
+ * credentials, nor anything our own policies produced.
+ */
+export function countsAsFailure(error: unknown): boolean {
+  if (!(error instanceof SourceError) || error.local) return false;
+  if (error.code === 'SOURCE_UNAVAILABLE' || error.code === 'SOURCE_TIMEOUT') return true;
+  return error.code === 'SOURCE_BAD_RESPONSE' && (error.status === undefined || error.status < 300);
+}
+
+/**
+ * A source's resilience, built once from its config: retry (transient upstream
+ * failures only, exponential backoff with full jitter, Retry-After honoured
+ * when it fits the deadline) around a sampling circuit breaker around the rate
+ * limiter and a bulkhead around the call. Writes without an idempotency key
+ * skip the retry. Observers subscribe to the cockatiel events exposed here.
+ */
+export class SourcePolicy {
+  readonly breaker: CircuitBreakerPolicy;
+  readonly retry: RetryPolicy;
+  readonly bulkhead: BulkheadPolicy;
+  private openedAt = 0;
+  /** Errors that may not be retried now: their Retry-After does not fit the deadline. */
+  private readonly final = new WeakSet<SourceError>();
+  private readonly deadlines = new WeakMap<AbortSignal, Deadline>();
+
+  constructor(
+    readonly source: SourceName,
+    private readonly tuning: SourceTuning,
+    readonly limiter: SourceRateLimiter,
+  ) {
+    this.breaker = circuitBreaker(handleWhen(countsAsFailure), {
+      halfOpenAfter: tuning.breakerHalfOpenAfterMs,
+      breaker: new SamplingBreaker({
+        threshold: tuning.breakerFailureRatio,
+        duration: tuning.breakerWindowMs,
+        minimumRps: tuning.breakerMinCalls / (tuning.breakerWindowMs / 1000),
+      }),
+    });
+    this.breaker.onBreak(() => {
+      this.openedAt = Date.now();
+    });
+    this.retry = retry(
+      handleWhen((e) => e instanceof SourceError && e.retryable && !e.local && !this.final.has(e)),
+      {
+        maxAttempts: tuning.retryMaxAttempts - 1,
+        backoff: new RetryAfterBackoff(tuning.retryBaseDelayMs, tuning.retryMaxDelayMs, (signal) => this.deadlines.get(signal)?.remainingMs() ?? 0),
+      },
+    );
+    this.bulkhead = bulkhead(tuning.bulkheadLimit, tuning.bulkheadQueue);
+  }
+
+  get state(): BreakerState {
+    switch (this.breaker.state) {
+      case CircuitState.Open:
+      case CircuitState.Isolated:
+        return 'OPEN';
+      case CircuitState.HalfOpen:
+        return 'HALF_OPEN';
+      default:
+        return 'CLOSED';
+    }
+  }
+
+  /**
+   * Runs one logical upstream call. `attempt` makes one HTTP exchange with the
+   * signal it is given and throws a SourceError on failure.
+   */
+  async execute<T>(deadline: Deadline, idempotent: boolean, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const once = (signal: AbortSignal) =>
+      this.breaker.execute(async () => {
+        await this.limiter.acquire(deadline);
+        return this.bulkhead.execute(() => attempt(signal), signal);
+      }, signal);
+    try {
+      if (!idempotent || this.tuning.retryMaxAttempts <= 1) return await once(deadline.signal);
+      this.deadlines.set(deadline.signal, deadline);
+      return await this.retry.execute(async ({ signal }) => {
+        try {
+          return await once(signal);
+        } catch (error) {
+          if (error instanceof SourceError && error.retryable && !error.local) {
+            const remaining = deadline.remainingMs();
+            const wait = error.retryAfterSeconds === undefined ? 0 : error.retryAfterSeconds * 1000;
+            if (wait + MIN_USEFUL_RETRY_MS > remaining) this.final.add(error);
+          }
+          throw error;
+        }
+      }, deadline.signal);
+    } catch (error) {
+      throw this.translate(error, deadline);
+    }
+  }
+
+  private translate(error: unknown, deadline: Deadline): unknown {
+    if (error instanceof SourceError) return error;
+    if (error instanceof BrokenCircuitError) {
+      const untilHalfOpen = this.openedAt + this.tuning.breakerHalfOpenAfterMs - Date.now();
+      return new SourceError({
+        code: 'SOURCE_CIRCUIT_OPEN',
+        source: this.source,
+        retryable: true,
+        local: true,
+        retryAfterSeconds: Math.max(1, Math.ceil(untilHalfOpen / 1000)),
+        detail: 'circuit open',
+      });
+    }
+    if (error instanceof BulkheadRejectedError) {
+      return new SourceError({ code: 'SOURCE_UNAVAILABLE', source: this.source, retryable: true, local: true, detail: 'bulkhead full: too many concurrent calls' });
+    }
+    if (deadline.expired) {
+      return new SourceError({ code: 'SOURCE_TIMEOUT', source: this.source, retryable: true, local: true, detail: 'request deadline passed', cause: error });
+    }
+    return new SourceError({ code: 'SOURCE_UNAVAILABLE', source: this.source, retryable: true, local: true, detail: 'unexpected failure', cause: error });
+  }
+}

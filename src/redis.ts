@@ -11,7 +11,7 @@ import type { Logger } from './observability/logger.js';
 export interface RedisOptions {
   url: string;
   keyPrefix: string;
-  /** A command slower than this is treated as Redis being unavailable. */
+  /** A command slower than this is treated as Redis being unavailable (default 1 s: a dead Redis shows as a closed connection at once; this catches a hung one without mistaking event-loop lag under load for an outage). */
   commandTimeoutMs?: number;
 }
 
@@ -26,7 +26,7 @@ export class RedisConnection {
     this.client = new Redis(options.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? 250,
+      commandTimeout: options.commandTimeoutMs ?? 1000,
       connectTimeout: 1000,
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,

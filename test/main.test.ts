@@ -1,65 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runScript, stopAll } from './helpers/processes.js';
 
 /**
  * The entry points as a user runs them: `npm start` (src/main.ts) and
  * `npm run upstreams` (src/upstreams/main.ts), as child processes.
  */
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TSX = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
-const children: ChildProcess[] = [];
+afterEach(stopAll);
 
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  }
-});
-
-/** Env without anything that configures the server, so the parent's environment cannot leak in. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(IDENTITY|ANALYTICS|NOTIFICATIONS|AUDIT|AUTH|REDIS|UPSTREAMS)_|^(PORT|HOST|NODE_ENV|LOG_LEVEL)$/.test(k)) env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-function run(script: string, env: Record<string, string>) {
-  const child = spawn(TSX, [script], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  return {
-    child,
-    output: () => output,
-    /** Resolves when the output matches, rejects when the process exits first. */
-    waitFor: (pattern: RegExp, timeoutMs = 20_000) =>
-      new Promise<RegExpMatchArray>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; output:\n${output}`)), timeoutMs);
-        const check = () => {
-          const m = output.match(pattern);
-          if (m) {
-            clearTimeout(timer);
-            resolve(m);
-          }
-        };
-        child.stdout!.on('data', check);
-        child.stderr!.on('data', check);
-        child.once('exit', () => {
-          check();
-          clearTimeout(timer);
-          reject(new Error(`exited before ${pattern}; output:\n${output}`));
-        });
-        check();
-      }),
-  };
-}
+const run = runScript;
 
 async function query(url: string, token: string, q: string) {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: q }) });

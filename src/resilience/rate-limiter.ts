@@ -8,6 +8,9 @@ import { TokenBucket } from './token-bucket.js';
 
 export type RateLimiterMode = 'SHARED' | 'LOCAL';
 
+/** How late after its booked slot a waiting call may still leave. */
+const LATE_MS = 50;
+
 export interface RateLimitEvent {
   source: SourceName;
   waitMs: number;
@@ -45,39 +48,48 @@ export class SourceRateLimiter {
     return this.shared && this.redis?.available ? 'SHARED' : 'LOCAL';
   }
 
+  /**
+   * Books a token and waits for it. A call that wakes more than LATE_MS after
+   * its slot (event-loop stalls under load) gives the slot up and books again:
+   * the bucket paces when calls leave, not only when they were booked, so
+   * late calls cannot bunch into one of the vendor's windows.
+   */
   async acquire(deadline: Deadline): Promise<void> {
-    // Leave the call itself some of the deadline.
-    const maxWaitMs = Math.max(0, deadline.remainingMs() - 50);
-    let mode = this.mode;
-    let waitMs: number;
-    if (mode === 'SHARED') {
-      try {
-        waitMs = await this.shared!.reserve(maxWaitMs);
-      } catch {
-        mode = 'LOCAL';
-        waitMs = this.local.reserve(maxWaitMs);
+    for (;;) {
+      // Leave the call itself some of the deadline.
+      const maxWaitMs = Math.max(0, deadline.remainingMs() - 50);
+      const { waitMs, mode } = await this.reserve(maxWaitMs);
+      if (waitMs < 0) {
+        this.rejectEmitter.emit({ source: this.source, waitMs: -waitMs, mode });
+        throw new SourceError({
+          code: 'SOURCE_RATE_LIMITED',
+          source: this.source,
+          retryable: true,
+          local: true,
+          retryAfterSeconds: Math.ceil(-waitMs / 1000),
+          detail: `own rate limit (${mode.toLowerCase()}): a token is ${-waitMs} ms away, beyond the deadline`,
+        });
       }
-    } else {
-      waitMs = this.local.reserve(maxWaitMs);
-    }
-    if (waitMs < 0) {
-      this.rejectEmitter.emit({ source: this.source, waitMs: -waitMs, mode });
-      throw new SourceError({
-        code: 'SOURCE_RATE_LIMITED',
-        source: this.source,
-        retryable: true,
-        local: true,
-        retryAfterSeconds: Math.ceil(-waitMs / 1000),
-        detail: `own rate limit (${mode.toLowerCase()}): a token is ${-waitMs} ms away, beyond the deadline`,
-      });
-    }
-    if (waitMs > 0) {
+      if (waitMs === 0) return;
       this.waitEmitter.emit({ source: this.source, waitMs, mode });
+      const due = Date.now() + waitMs;
       try {
         await sleep(waitMs, undefined, { signal: deadline.signal });
       } catch {
         throw new SourceError({ code: 'SOURCE_TIMEOUT', source: this.source, retryable: true, local: true, detail: 'deadline passed while waiting for a rate-limit token' });
       }
+      if (Date.now() - due <= LATE_MS) return;
     }
+  }
+
+  private async reserve(maxWaitMs: number): Promise<{ waitMs: number; mode: RateLimiterMode }> {
+    if (this.mode === 'SHARED') {
+      try {
+        return { waitMs: await this.shared!.reserve(maxWaitMs), mode: 'SHARED' };
+      } catch {
+        // Redis did not answer in time: this call uses the local bucket; the connection's state decides the next.
+      }
+    }
+    return { waitMs: this.local.reserve(maxWaitMs), mode: 'LOCAL' };
   }
 }

@@ -37,8 +37,8 @@ export function countsAsFailure(error: unknown): boolean {
 /**
  * A source's resilience, built once from its config: retry (transient upstream
  * failures only, exponential backoff with full jitter, Retry-After honoured
- * when it fits the deadline) around a sampling circuit breaker around the rate
- * limiter and a bulkhead around the call. Writes without an idempotency key
+ * when it fits the deadline) around a sampling circuit breaker around a
+ * bulkhead around the rate limiter and the call. Writes without an idempotency key
  * skip the retry. Observers subscribe to the cockatiel events exposed here.
  */
 export class SourcePolicy {
@@ -93,11 +93,16 @@ export class SourcePolicy {
    * signal it is given and throws a SourceError on failure.
    */
   async execute<T>(deadline: Deadline, idempotent: boolean, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    // The bulkhead slot is taken before the token, so a call leaves as soon as its token is due.
     const once = (signal: AbortSignal) =>
-      this.breaker.execute(async () => {
-        await this.limiter.acquire(deadline);
-        return this.bulkhead.execute(() => attempt(signal), signal);
-      }, signal);
+      this.breaker.execute(
+        () =>
+          this.bulkhead.execute(async () => {
+            await this.limiter.acquire(deadline);
+            return attempt(signal);
+          }, signal),
+        signal,
+      );
     try {
       if (!idempotent || this.tuning.retryMaxAttempts <= 1) return await once(deadline.signal);
       this.deadlines.set(deadline.signal, deadline);

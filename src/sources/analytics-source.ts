@@ -41,6 +41,8 @@ export class AnalyticsSource extends HttpSource {
         const res = await this.fetch({
           route: 'POST /v1/metrics/query',
           method: 'POST',
+          // A read sent as POST: safe to retry.
+          idempotent: true,
           path: '/v1/metrics/query',
           body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
           schema: metricsResponse,

@@ -43,6 +43,11 @@ export interface SourceRequest<T> {
   headers?: Record<string, string>;
   /** Validates and normalizes the body; unknown fields are stripped. */
   schema: z.ZodType<T>;
+  /**
+   * Safe to repeat. By default GET and HEAD are, and a write only with an
+   * Idempotency-Key header; a read sent as POST (a query endpoint) says so here.
+   */
+  idempotent?: boolean;
   /** The request's deadline; a fresh one of `defaultDeadlineMs` when absent. */
   deadline?: Deadline | undefined;
 }
@@ -96,7 +101,7 @@ export abstract class HttpSource {
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
     const deadline = request.deadline ?? Deadline.after(this.options.defaultDeadlineMs);
     // Reads are safe to repeat; a write only when the upstream can recognise the repeat.
-    const idempotent = request.method === 'GET' || request.method === 'HEAD' || request.headers?.['idempotency-key'] !== undefined;
+    const idempotent = request.idempotent ?? (request.method === 'GET' || request.method === 'HEAD' || request.headers?.['idempotency-key'] !== undefined);
     let attempt = 0;
     return this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, ++attempt));
   }

@@ -24,6 +24,7 @@ export interface StackOptions {
   tuning?: Partial<Record<SourceName, Partial<SourceTuning>>>;
   /** Replace what the gateway is told (wrong credentials, another server). */
   endpoints?: (real: UpstreamEndpoints) => UpstreamEndpoints;
+  requestDeadlineMs?: number;
 }
 
 export interface Stack {
@@ -59,6 +60,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     tuning,
     upstreams: options.endpoints ? options.endpoints(upstreams.endpoints) : upstreams.endpoints,
     simulatedUpstreams: true,
+    ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
   };
   const logs: string[] = [];
   const destination = new Writable({

@@ -1,0 +1,257 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { HttpSource } from '../src/sources/http-source.js';
+import { calls, startStack, type Stack, type StackOptions } from './helpers/stack.js';
+
+/**
+ * Each policy, with faults set through the simulated upstreams' admin endpoint
+ * and the effect read from their stats: calls seen, statuses, timing.
+ */
+type AnyData = Record<string, any>;
+
+const METRICS = `query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`;
+const EVENTS = `query($id: ID!) { user(id: $id) { name events(first: 2) { edges { node { id } } } } }`;
+const NOTIFICATIONS = `query($id: ID!) { user(id: $id) { notifications(first: 2) { totalCount } } }`;
+
+const stacks: Stack[] = [];
+async function stackWith(options: StackOptions): Promise<Stack> {
+  const stack = await startStack(options);
+  stacks.push(stack);
+  // The OAuth token is fetched once up front, so it never shows in what a test counts.
+  await stack.gql(`{ user(id: "warm-up") { id } }`);
+  await stack.reset();
+  return stack;
+}
+afterAll(async () => {
+  await Promise.all(stacks.map((s) => s.close()));
+});
+
+/** No secret of ours may show in any log line of any stack, at debug level. */
+afterAll(() => {
+  for (const stack of stacks) {
+    const logs = stack.logs.join('');
+    const c = stack.upstreams.credentials;
+    for (const secret of [c.identity.clientSecret, c.analyticsApiKey, c.notificationsToken, c.auditApiKey, stack.secret]) expect(logs).not.toContain(secret);
+    expect(logs).not.toMatch(/Bearer [\w-]{8,}/);
+  }
+});
+
+describe('retries', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({ tuning: { analytics: { retryMaxAttempts: 3, retryBaseDelayMs: 20, retryMaxDelayMs: 100, breakerMinCalls: 1000 } } });
+  });
+  afterEach(() => stack.reset());
+
+  it.each([
+    [503, 3, 'SOURCE_UNAVAILABLE'],
+    [500, 3, 'SOURCE_UNAVAILABLE'],
+    [408, 3, 'SOURCE_TIMEOUT'],
+    [400, 1, 'SOURCE_BAD_RESPONSE'],
+    [403, 1, 'SOURCE_AUTH_FAILED'],
+    [422, 1, 'SOURCE_BAD_RESPONSE'],
+  ])('a %i is tried %i time(s) in all', async (status, attempts, code) => {
+    await stack.faults('analytics', { errorRate: 1, errorStatus: status });
+    const res = await stack.gql<AnyData>(METRICS, { id: stack.userId(1) });
+    expect(res.body.errors![0]!.extensions!.code).toBe(code);
+    expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(attempts);
+  });
+
+  it('a 404 is an answer (no events for an unknown user), never retried', async () => {
+    const res = await stack.gql<AnyData>(`{ users(ids: ["auth0|ghost"]) { id } }`);
+    expect(res.body.data!.users).toEqual([null]);
+    const direct = await stack.gateway.sources.analytics.events('auth0|ghost', 5, null);
+    expect(direct).toBeNull();
+    expect(calls(await stack.stats('analytics'), 'GET /v1/users/:id/events')).toBe(1);
+  });
+
+  it('connection resets are retried, and a transient failure that clears is invisible to the client', async () => {
+    await stack.faults('analytics', { down: 'reset' });
+    const failed = await stack.gql<AnyData>(METRICS, { id: stack.userId(2) });
+    expect(failed.body.errors![0]!.extensions!.code).toBe('SOURCE_UNAVAILABLE');
+    expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(3);
+
+    await stack.reset();
+    await stack.faults('analytics', { errorRate: 0.5, errorStatus: 503 });
+    let clean = 0;
+    for (let i = 0; i < 20; i++) {
+      const res = await stack.gql<AnyData>(METRICS, { id: stack.userId(10 + i) });
+      if (!res.body.errors) clean++;
+    }
+    // P(all three attempts fail) = 1/8; twenty queries answering cleanly far more often than not shows the retries at work.
+    expect(clean).toBeGreaterThanOrEqual(12);
+    const s = (await stack.stats('analytics')).routes['POST /v1/metrics/query']!;
+    expect(s.calls).toBeGreaterThan(20);
+  });
+});
+
+describe('writes', () => {
+  it('are retried only with an idempotency key', async () => {
+    const stack = await stackWith({ tuning: { audit: { retryMaxAttempts: 3, retryBaseDelayMs: 10, breakerMinCalls: 1000 } } });
+    await stack.faults('audit', { errorRate: 1, errorStatus: 503 });
+    const event = { actor: 'a', action: 'x', target: 't', at: new Date().toISOString(), details: {} };
+    await expect(stack.gateway.sources.audit.record(event, 'key-1')).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    expect(calls(await stack.stats('audit'), 'POST /v1/events')).toBe(3);
+
+    // The same POST without a key: one attempt, since a repeat could write twice.
+    class KeylessAudit extends HttpSource {
+      post() {
+        return this.fetch({ route: 'POST /v1/events', method: 'POST', path: '/v1/events', body: event, schema: z.unknown() });
+      }
+    }
+    await stack.reset();
+    await stack.faults('audit', { errorRate: 1, errorStatus: 503 });
+    const keyless = new KeylessAudit(stack.gateway.sources.audit['options']);
+    await expect(keyless.post()).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    expect(calls(await stack.stats('audit'), 'POST /v1/events')).toBe(1);
+  });
+});
+
+describe('Retry-After', () => {
+  it('is honoured when it fits the deadline: notifications (HTTP-date) and identity (x-ratelimit-reset) recover by waiting', async () => {
+    const stack = await stackWith({});
+    await stack.faults('notifications', { rateLimitPerSec: 1 });
+    const started = performance.now();
+    // The list and the unread count: two calls in one second, the second gets a 429 and waits.
+    const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { unreadNotificationCount notifications(first: 1) { totalCount } } }`, { id: stack.userId(3) });
+    const elapsed = performance.now() - started;
+    expect(res.body.errors).toBeUndefined();
+    const s = await stack.stats('notifications');
+    const statuses = { ...s.routes['GET /v1/unread-counts']?.statuses, ...s.routes['GET /v1/users/:id/notifications']?.statuses };
+    expect(statuses['429']).toBe(1);
+    // It waited for the next second (Retry-After is a date with second resolution), not for the backoff's few ms.
+    expect(elapsed).toBeGreaterThan(300);
+    expect(elapsed).toBeLessThan(3000);
+
+    await stack.reset();
+    await stack.faults('identity', { rateLimitPerSec: 1 });
+    const two = await stack.gql<AnyData>(`query($a: ID!) { userList(first: 1) { totalCount } user(id: $a) { name } }`, { a: stack.userId(4) });
+    expect(two.body.errors).toBeUndefined();
+    expect((await stack.stats('identity')).routes['GET /api/v2/users']!.statuses['429']).toBe(1);
+  });
+
+  it('that does not fit the deadline comes back at once with retryAfterSeconds', async () => {
+    const stack = await stackWith({ requestDeadlineMs: 400 });
+    await stack.faults('notifications', { rateLimitPerSec: 1 });
+    await stack.gql(NOTIFICATIONS, { id: stack.userId(5) }); // spends this second's one call
+    const started = performance.now();
+    const res = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(6) });
+    const elapsed = performance.now() - started;
+    const error = res.body.errors?.[0];
+    // Depending on where in the second it ran: the upstream's 429 (not retried), or no call at all.
+    expect(error?.extensions).toMatchObject({ code: 'SOURCE_RATE_LIMITED', source: 'notifications', retryable: true });
+    expect(error?.extensions?.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(elapsed).toBeLessThan(350);
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens on the failure ratio, fails fast without calling upstream, half-opens after the cool-down and closes on success', async () => {
+    const stack = await stackWith({
+      tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 4, breakerFailureRatio: 0.5, breakerWindowMs: 10_000, breakerHalfOpenAfterMs: 800 } },
+    });
+    const state = async () => ((await stack.gql<AnyData>(`{ sources { name state errorRate calls } }`)).body.data!.sources as AnyData[]).find((s) => s.name === 'analytics')!;
+    expect((await state()).state).toBe('CLOSED');
+
+    await stack.faults('analytics', { errorRate: 1, errorStatus: 503 });
+    for (let i = 0; i < 6 && (await state()).state === 'CLOSED'; i++) await stack.gql(METRICS, { id: stack.userId(20 + i) });
+    const open = await state();
+    expect(open.state).toBe('OPEN');
+    expect(open.errorRate).toBe(1);
+
+    const before = calls(await stack.stats('analytics'), 'POST /v1/metrics/query');
+    const fast = await stack.gql<AnyData>(METRICS, { id: stack.userId(30) });
+    expect(fast.body.data!.user.name).toBeTypeOf('string');
+    expect(fast.body.errors![0]!.extensions).toMatchObject({ code: 'SOURCE_CIRCUIT_OPEN', source: 'analytics', retryable: true });
+    expect(fast.body.errors![0]!.extensions!.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(before);
+
+    await stack.faults('analytics', {});
+    await new Promise((r) => setTimeout(r, 900));
+    const probe = await stack.gql<AnyData>(METRICS, { id: stack.userId(31) });
+    expect(probe.body.errors).toBeUndefined();
+    expect((await state()).state).toBe('CLOSED');
+  });
+
+  it('404s and other client errors do not open it', async () => {
+    const stack = await stackWith({ tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 3, breakerFailureRatio: 0.3 } } });
+    for (let i = 0; i < 8; i++) await stack.gateway.sources.analytics.events(`auth0|ghost-${i}`, 1, null);
+    await stack.faults('analytics', { errorRate: 1, errorStatus: 400 });
+    for (let i = 0; i < 8; i++) await stack.gql(METRICS, { id: stack.userId(40 + i) });
+    const sources = (await stack.gql<AnyData>(`{ sources { name state errorRate } }`)).body.data!.sources as AnyData[];
+    expect(sources.find((s) => s.name === 'analytics')).toMatchObject({ state: 'CLOSED', errorRate: 0 });
+  });
+});
+
+describe('deadline', () => {
+  it('a hanging upstream costs the request its deadline, not the per-attempt timeout; finished fields keep their data', async () => {
+    const stack = await stackWith({ requestDeadlineMs: 600, tuning: { analytics: { timeoutMs: 5000 } } });
+    await stack.faults('analytics', { down: 'hang' });
+    const started = performance.now();
+    const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`, { id: stack.userId(50) });
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(550);
+    expect(elapsed).toBeLessThan(2000);
+    expect(res.body.data!.user.name).toBe(stack.upstreams.dataset.users[50]!.name);
+    expect(res.body.data!.user.unreadNotificationCount).toBeTypeOf('number');
+    expect(res.body.data!.user.metrics).toBeNull();
+    expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'SOURCE_TIMEOUT', source: 'analytics' });
+    // The aborted call is not retried and does not count against analytics' health.
+    expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(1);
+  });
+});
+
+describe('bulkhead and local rate limit', () => {
+  it('the bulkhead caps concurrent calls to a source; the overflow fails fast', async () => {
+    const stack = await stackWith({ tuning: { notifications: { bulkheadLimit: 2, bulkheadQueue: 0, retryMaxAttempts: 1, breakerMinCalls: 1000 } } });
+    await stack.faults('notifications', { latencyMs: 300, routes: ['GET /v1/users/:id/notifications'] });
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(60 + i) })));
+    const codes = results.map((r) => (r.body.errors?.[0]?.extensions?.code as string | undefined) ?? 'OK');
+    expect(codes.filter((c) => c === 'OK')).toHaveLength(2);
+    expect(codes.filter((c) => c === 'SOURCE_UNAVAILABLE')).toHaveLength(4);
+    expect(calls(await stack.stats('notifications'), 'GET /v1/users/:id/notifications')).toBe(2);
+  });
+
+  it('our own token bucket keeps the upstream under its limit: waits while the deadline allows, then SOURCE_RATE_LIMITED without a call', async () => {
+    const stack = await stackWith({ requestDeadlineMs: 1000, tuning: { notifications: { rateLimitPerSec: 5, rateLimitBurst: 1 } } });
+    await stack.faults('notifications', { rateLimitPerSec: 6 });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(70 + i) })));
+    const ok = results.filter((r) => !r.body.errors).length;
+    const limited = results.filter((r) => r.body.errors?.[0]?.extensions?.code === 'SOURCE_RATE_LIMITED');
+    // 1 at once plus 5/s over a ~1 s deadline.
+    expect(ok).toBeGreaterThanOrEqual(4);
+    expect(ok).toBeLessThanOrEqual(7);
+    expect(ok + limited.length).toBe(20);
+    const s = await stack.stats('notifications');
+    expect(s.routes['GET /v1/users/:id/notifications']!.statuses['429']).toBeUndefined();
+    expect(calls(s, 'GET /v1/users/:id/notifications')).toBe(ok);
+    const health = (await stack.gql<AnyData>(`{ sources { name rateLimiter } }`)).body.data!.sources as AnyData[];
+    expect(health.find((h) => h.name === 'notifications')!.rateLimiter).toBe('LOCAL');
+  });
+});
+
+describe('OAuth2 to identity', () => {
+  it('across a 2 s token lifetime and 20 s of traffic no query fails, and tokens are fetched one at a time, ahead of expiry', async () => {
+    const stack = await stackWith({ upstreams: { tokenTtlSeconds: 2 } });
+    const until = Date.now() + 20_000;
+    let queries = 0;
+    const failures: unknown[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, worker) => {
+        for (let i = 0; Date.now() < until; i++) {
+          const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId((worker * 100 + i) % 1000) });
+          queries++;
+          if (res.body.errors || !res.body.data?.user) failures.push(res.body.errors);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }),
+    );
+    expect(failures).toEqual([]);
+    expect(queries).toBeGreaterThan(400);
+    const tokenCalls = calls(await stack.stats('identity'), 'POST /oauth/token');
+    // Refreshed at 80 % of 2 s: about 12 in 20 s. One per request would be hundreds.
+    expect(tokenCalls).toBeGreaterThanOrEqual(8);
+    expect(tokenCalls).toBeLessThanOrEqual(16);
+    expect((await stack.stats('identity')).routes['GET /api/v2/users']!.statuses['401']).toBeUndefined();
+  }, 40_000);
+});

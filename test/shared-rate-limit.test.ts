@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startSimulatedUpstreams, type SimulatedUpstreams, type StatsSnapshot } from '../src/upstreams/index.js';
+import { runScript, stopAll, type Child } from './helpers/processes.js';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+
+/**
+ * Two server processes share one notifications budget through Redis. The
+ * vendor allows 20 requests a second; the bucket is set below that, 16/s with
+ * a burst of 2 (headroom for dispatch jitter). Only the shared bucket keeps the
+ * pair under 20: two local ones would send up to 32/s and collect 429s.
+ */
+type AnyData = Record<string, any>;
+const SECRET = randomBytes(32).toString('base64url');
+/** Both instances use one prefix (so one bucket); a fresh one per run keeps runs apart. */
+const KEY_PREFIX = `test-${randomBytes(4).toString('hex')}:`;
+
+let redis: TestRedis;
+let upstreams: SimulatedUpstreams;
+const instances: { process: Child; url: string }[] = [];
+let token: string;
+
+async function startInstance(): Promise<{ process: Child; url: string }> {
+  const e = upstreams.endpoints;
+  const process = runScript('src/main.ts', {
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    AUTH_JWT_SECRET: SECRET,
+    REDIS_URL: redis.url,
+    REDIS_KEY_PREFIX: KEY_PREFIX,
+    REQUEST_DEADLINE_MS: '6000',
+    NOTIFICATIONS_RATE_LIMIT_PER_SEC: '16',
+    NOTIFICATIONS_RATE_LIMIT_BURST: '2',
+    IDENTITY_RATE_LIMIT_PER_SEC: '1000',
+    IDENTITY_RATE_LIMIT_BURST: '100',
+    IDENTITY_URL: e.identity.url,
+    IDENTITY_CLIENT_ID: e.identity.clientId,
+    IDENTITY_CLIENT_SECRET: e.identity.clientSecret,
+    IDENTITY_AUDIENCE: e.identity.audience,
+    ANALYTICS_URL: e.analytics.url,
+    ANALYTICS_API_KEY: e.analytics.apiKey,
+    NOTIFICATIONS_URL: e.notifications.url,
+    NOTIFICATIONS_TOKEN: e.notifications.token,
+    AUDIT_URL: e.audit.url,
+    AUDIT_API_KEY: e.audit.apiKey,
+  });
+  const [, url] = await process.waitFor(/GraphQL endpoint: (\S+)/);
+  await process.waitFor(/Redis connected/);
+  return { process, url: url! };
+}
+
+async function gql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<{ status: number; body: AnyData }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query, variables }) });
+  return { status: res.status, body: (await res.json()) as AnyData };
+}
+
+const limiterModes = async () =>
+  Promise.all(instances.map(async (i) => ((await gql(i.url, `{ sources { name rateLimiter } }`)).body.data.sources as AnyData[]).find((s) => s.name === 'notifications')!.rateLimiter));
+
+describeWithRedis('rate limits shared across instances through Redis', () => {
+  beforeAll(async () => {
+    redis = new TestRedis();
+    await redis.start();
+    upstreams = await startSimulatedUpstreams();
+    upstreams.notifications.setFaults({ rateLimitPerSec: 20 });
+    instances.push(...(await Promise.all([startInstance(), startInstance()])));
+    token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('test').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll();
+    await upstreams?.close();
+    await redis?.stop();
+  });
+
+  it('300 queries across two instances: the vendor never sees more than 20 in a second, and never answers 429', async () => {
+    expect(await limiterModes()).toEqual(['SHARED', 'SHARED']);
+    upstreams.notifications.stats.reset();
+    const query = `query($id: ID!) { user(id: $id) { notifications(first: 1) { totalCount } } }`;
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => gql(instances[i % 2]!.url, query, { id: upstreams.dataset.users[i]!.user_id })),
+    );
+    const stats: StatsSnapshot = upstreams.notifications.stats.snapshot();
+    const route = stats.routes['GET /v1/users/:id/notifications']!;
+    expect(route.statuses['429']).toBeUndefined();
+    expect(stats.maxPerSecond).toBeLessThanOrEqual(20);
+
+    const ok = results.filter((r) => r.status === 200 && !r.body.errors).length;
+    const errors: AnyData[] = results.flatMap((r) => r.body.errors ?? []);
+    // ~16/s for the 6 s deadline; the rest refused at once by our own limiter (or, the few still
+    // waiting for a token when the deadline passed, SOURCE_TIMEOUT), never by the vendor.
+    expect(ok).toBeGreaterThanOrEqual(60);
+    expect(errors.every((e) => e.path.join('.') === 'user.notifications')).toBe(true);
+    const timeouts = errors.filter((e) => e.extensions.code === 'SOURCE_TIMEOUT').length;
+    expect(errors.length - timeouts).toBe(errors.filter((e) => e.extensions.code === 'SOURCE_RATE_LIMITED').length);
+    expect(timeouts).toBeLessThan(20);
+    // Refused calls never reached the vendor.
+    expect(route.calls).toBeGreaterThanOrEqual(ok);
+    expect(route.calls).toBeLessThanOrEqual(ok + timeouts);
+  }, 60_000);
+
+  it('when Redis goes away the instances fall back to local buckets and keep answering; they share again when it returns', async () => {
+    await redis.stop();
+    await Promise.all(instances.map((i) => i.process.waitFor(/Redis unreachable/, 10_000)));
+    expect(await limiterModes()).toEqual(['LOCAL', 'LOCAL']);
+    const during = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => gql(instances[i % 2]!.url, `query($id: ID!) { user(id: $id) { name notifications(first: 1) { totalCount } } }`, { id: upstreams.dataset.users[400 + i]!.user_id })),
+    );
+    for (const r of during) {
+      expect(r.status).toBe(200);
+      expect(r.body.data.user.name).toBeTypeOf('string');
+    }
+
+    await redis.start();
+    await Promise.all(instances.map((i) => i.process.waitFor(/Redis is back/, 15_000)));
+    expect(await limiterModes()).toEqual(['SHARED', 'SHARED']);
+  }, 60_000);
+});

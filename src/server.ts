@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { useJwtAuth } from './auth/use-jwt-auth.js';
+import { useDeadlineDisposal } from './resilience/use-deadline-disposal.js';
 import { hs256Verifier } from './auth/viewer.js';
 import type { GatewayConfig } from './config.js';
 import { Loaders, type RequestServices } from './context.js';
@@ -91,7 +92,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error'),
     },
-    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) })],
+    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) }), useDeadlineDisposal()],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
     context: (): RequestServices => {
       const deadline = Deadline.after(config.requestDeadlineMs);

@@ -97,13 +97,18 @@ export abstract class HttpSource {
     return this.validate(request, res);
   }
 
-  private send<T>(request: SourceRequest<T>): Promise<UpstreamExchange> {
+  private async send<T>(request: SourceRequest<T>): Promise<UpstreamExchange> {
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
+    const own = request.deadline === undefined;
     const deadline = request.deadline ?? Deadline.after(this.options.defaultDeadlineMs);
     // Reads are safe to repeat; a write only when the upstream can recognise the repeat.
     const idempotent = request.idempotent ?? (request.method === 'GET' || request.method === 'HEAD' || request.headers?.['idempotency-key'] !== undefined);
     let attempt = 0;
-    return this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, ++attempt));
+    try {
+      return await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, ++attempt));
+    } finally {
+      if (own) deadline.dispose();
+    }
   }
 
   /** One attempt: auth, the exchange, and on a 401 one more exchange with a fresh credential. */

@@ -31,7 +31,7 @@ class Pools {
     const origin = new URL(url).origin;
     let pool = this.byOrigin.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections: tuning.connections, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+      pool = new Pool(origin, { connections: tuning.connections, connectTimeout: tuning.timeoutMs, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
       this.byOrigin.set(origin, pool);
     }
     return pool;

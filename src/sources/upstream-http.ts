@@ -20,32 +20,36 @@ export interface UpstreamCall {
   path: string;
   headers: Record<string, string>;
   body?: string | undefined;
-  /** Per-attempt timeout. */
+  /**
+   * Per-attempt timeout: the response's headers must arrive within it, and its
+   * body may not stall for longer (undici's own timers; connecting is bounded
+   * by the pool's connect timeout, set to the same).
+   */
   timeoutMs: number;
   /** The caller's cancellation: the request's deadline. */
   signal?: AbortSignal | undefined;
 }
 
 export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
-  const timeout = AbortSignal.timeout(call.timeoutMs);
-  const signal = call.signal ? AbortSignal.any([timeout, call.signal]) : timeout;
   try {
     const res = await call.dispatcher.request({
       method: call.method,
       path: call.path,
       headers: call.headers,
       body: call.body,
-      signal,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
+      signal: call.signal ?? null,
     });
     const text = await res.body.text();
     return { status: res.statusCode, headers: res.headers, text };
   } catch (error) {
     if (error instanceof SourceError) throw error;
-    if (timeout.aborted || error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
-      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
-    }
     if (call.signal?.aborted) {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, detail: 'cancelled: the request deadline passed', cause: error });
+    }
+    if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
+      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
     }
     const code = (error as { code?: unknown }).code;
     throw new SourceError({

@@ -10,7 +10,7 @@ export const faultProfileSchema = z
     latencyMs: z.number().int().min(0).max(120_000).default(0),
     /** Uniform ± jitter around latencyMs, in ms. */
     jitterMs: z.number().int().min(0).max(60_000).default(0),
-    /** Share of requests (0..1) answered with errorStatus instead. */
+    /** Share of requests (0..1) answered with errorStatus instead (a 429 in the API's own dialect). */
     errorRate: z.number().min(0).max(1).default(0),
     errorStatus: z.number().int().min(400).max(599).default(503),
     /**

@@ -215,7 +215,8 @@ export class SimulatedUpstream {
     if (faults.rateLimitPerSec !== null && inSecond > faults.rateLimitPerSec) {
       reply = this.api.rateLimited(window);
     } else if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
-      reply = json(faults.errorStatus, { error: 'injected_fault' });
+      // An injected 429 speaks the API's own dialect (its Retry-After or x-ratelimit-* headers).
+      reply = faults.errorStatus === 429 ? this.api.rateLimited(window) : json(faults.errorStatus, { error: 'injected_fault' });
     } else if (!route || !match) {
       reply = json(404, { error: 'not_found' });
     } else {

@@ -18,7 +18,7 @@ async function query(url: string, token: string, q: string) {
 describe('npm start with nothing configured', () => {
   it('runs the simulated upstreams in process, says so, prints a working admin token and the GraphiQL URL; SIGTERM exits 0', async () => {
     const app = run('src/main.ts', { PORT: '0' });
-    const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/);
+    const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
     const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
     expect(app.output()).toMatch(/SIMULATED upstreams/);
 
@@ -60,13 +60,13 @@ describe('deployed against upstreams in another process (npm run upstreams)', ()
   it('serves the read contract from the configured URLs with their credentials', async () => {
     const base = 20_000 + Math.floor(Math.random() * 20_000);
     const upstreams = run('src/upstreams/main.ts', { UPSTREAMS_PORT: String(base) });
-    await upstreams.waitFor(/A user id to try: (\S+)/);
+    await upstreams.waitFor(/A user id to try: (\S+)/, 60_000);
     const exports = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
     expect(Object.keys(exports)).toHaveLength(10);
 
     const secret = 'a-deployment-secret-of-32-characters-or-more';
     const app = run('src/main.ts', { ...exports, PORT: '0', AUTH_JWT_SECRET: secret });
-    const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/[\d.]+:\d+\/graphql)/);
+    const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/[\d.]+:\d+\/graphql)/, 60_000);
     expect(app.output()).not.toMatch(/SIMULATED/);
     expect(app.output()).not.toMatch(/eyJ/); // no demo token when the secret is configured
 

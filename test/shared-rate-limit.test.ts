@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startSimulatedUpstreams, type SimulatedUpstreams, type StatsSnapshot } from '../src/upstreams/index.js';
+import { Dataset } from '../src/upstreams/dataset.js';
+import type { StatsSnapshot } from '../src/upstreams/index.js';
 import { runScript, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
@@ -17,13 +18,21 @@ const SECRET = randomBytes(32).toString('base64url');
 const KEY_PREFIX = `test-${randomBytes(4).toString('hex')}:`;
 
 let redis: TestRedis;
-let upstreams: SimulatedUpstreams;
+/**
+ * The vendors run in their own process (`npm run upstreams`), as real ones would:
+ * inside this busy test process their arrival timestamps would bunch whenever
+ * its event loop stalled, and the histogram would measure the test, not us.
+ */
+let upstreams: Child;
+let env: Record<string, string>;
+/** The same seeded users the upstream process serves. */
+const users = new Dataset().users;
 const instances: { process: Child; url: string }[] = [];
 let token: string;
 
 async function startInstance(): Promise<{ process: Child; url: string }> {
-  const e = upstreams.endpoints;
   const process = runScript('src/main.ts', {
+    ...env,
     PORT: '0',
     LOG_LEVEL: 'info',
     AUTH_JWT_SECRET: SECRET,
@@ -34,25 +43,22 @@ async function startInstance(): Promise<{ process: Child; url: string }> {
     NOTIFICATIONS_RATE_LIMIT_BURST: '2',
     IDENTITY_RATE_LIMIT_PER_SEC: '1000',
     IDENTITY_RATE_LIMIT_BURST: '100',
-    IDENTITY_URL: e.identity.url,
-    IDENTITY_CLIENT_ID: e.identity.clientId,
-    IDENTITY_CLIENT_SECRET: e.identity.clientSecret,
-    IDENTITY_AUDIENCE: e.identity.audience,
-    ANALYTICS_URL: e.analytics.url,
-    ANALYTICS_API_KEY: e.analytics.apiKey,
-    NOTIFICATIONS_URL: e.notifications.url,
-    NOTIFICATIONS_TOKEN: e.notifications.token,
-    AUDIT_URL: e.audit.url,
-    AUDIT_API_KEY: e.audit.apiKey,
   });
-  const [, url] = await process.waitFor(/GraphQL endpoint: (\S+)/);
-  await process.waitFor(/Redis connected/);
+  const [, url] = await process.waitFor(/GraphQL endpoint: (\S+)/, 60_000);
+  await process.waitFor(/Redis connected/, 30_000);
   return { process, url: url! };
 }
 
 async function gql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<{ status: number; body: AnyData }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query, variables }) });
   return { status: res.status, body: (await res.json()) as AnyData };
+}
+
+/** The notifications upstream's admin endpoint. */
+async function admin(method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${env.NOTIFICATIONS_URL}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status}`);
+  return res.json();
 }
 
 const limiterModes = async () =>
@@ -62,26 +68,27 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
   beforeAll(async () => {
     redis = new TestRedis();
     await redis.start();
-    upstreams = await startSimulatedUpstreams();
-    upstreams.notifications.setFaults({ rateLimitPerSec: 20 });
+    upstreams = runScript('src/upstreams/main.ts', { UPSTREAMS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)) });
+    await upstreams.waitFor(/A user id to try/, 60_000);
+    env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    await admin('POST', '/__admin/faults', { rateLimitPerSec: 20 });
     instances.push(...(await Promise.all([startInstance(), startInstance()])));
     token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('test').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
   }, 60_000);
 
   afterAll(async () => {
     await stopAll();
-    await upstreams?.close();
     await redis?.stop();
   });
 
   it('300 queries across two instances: the vendor never sees more than 20 in a second, and never answers 429', async () => {
     expect(await limiterModes()).toEqual(['SHARED', 'SHARED']);
-    upstreams.notifications.stats.reset();
+    await admin('DELETE', '/__admin/stats');
     const query = `query($id: ID!) { user(id: $id) { notifications(first: 1) { totalCount } } }`;
     const results = await Promise.all(
-      Array.from({ length: 300 }, (_, i) => gql(instances[i % 2]!.url, query, { id: upstreams.dataset.users[i]!.user_id })),
+      Array.from({ length: 300 }, (_, i) => gql(instances[i % 2]!.url, query, { id: users[i]!.user_id })),
     );
-    const stats: StatsSnapshot = upstreams.notifications.stats.snapshot();
+    const stats = (await admin('GET', '/__admin/stats')) as StatsSnapshot;
     const route = stats.routes['GET /v1/users/:id/notifications']!;
     expect(route.statuses['429']).toBeUndefined();
     expect(stats.maxPerSecond).toBeLessThanOrEqual(20);
@@ -105,7 +112,7 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
     await Promise.all(instances.map((i) => i.process.waitFor(/Redis unreachable/, 10_000)));
     expect(await limiterModes()).toEqual(['LOCAL', 'LOCAL']);
     const during = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => gql(instances[i % 2]!.url, `query($id: ID!) { user(id: $id) { name notifications(first: 1) { totalCount } } }`, { id: upstreams.dataset.users[400 + i]!.user_id })),
+      Array.from({ length: 10 }, (_, i) => gql(instances[i % 2]!.url, `query($id: ID!) { user(id: $id) { name notifications(first: 1) { totalCount } } }`, { id: users[400 + i]!.user_id })),
     );
     for (const r of during) {
       expect(r.status).toBe(200);

@@ -1,12 +1,7 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { calls, startStack, type Stack } from './helpers/stack.js';
+import { describe, expect, it } from 'vitest';
+import { calls, sharedStack, type Stack } from './helpers/stack.js';
 
-let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(() => stack.close());
-beforeEach(() => stack.reset());
+const stack = sharedStack();
 
 type AnyData = Record<string, any>;
 

@@ -1,15 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from './helpers/stack.js';
+import { describe, expect, it } from 'vitest';
+import { sharedStack, startStack, type Stack } from './helpers/stack.js';
 
-let stack: Stack;
-beforeAll(async () => {
-  // Error mapping is under test here, not the policies: one attempt per call, and
-  // a short per-attempt timeout so the hanging-upstream case ends quickly.
-  const once = { retryMaxAttempts: 1 };
-  stack = await startStack({ tuning: { identity: once, analytics: { ...once, timeoutMs: 300 }, notifications: once } });
-});
-afterAll(() => stack.close());
-beforeEach(() => stack.reset());
+// Error mapping is under test here, not the policies: one attempt per call, and
+// a short per-attempt timeout so the hanging-upstream case ends quickly.
+const once = { retryMaxAttempts: 1 };
+const stack = sharedStack({ tuning: { identity: once, analytics: { ...once, timeoutMs: 300 }, notifications: once } });
 
 type AnyData = Record<string, any>;
 

@@ -3,7 +3,7 @@ import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from './models.js';
 import { count, isoFromUnixMs, isoFromUnixSeconds } from './normalize.js';
-import { chunk } from './paging.js';
+import { lookupInChunks } from './paging.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
 const MAX_IDS_PER_QUERY = 100;
@@ -34,35 +34,32 @@ const eventsResponse = z.object({
 
 export class AnalyticsSource extends HttpSource {
   /** Metrics per user over one range, 100 ids a call; ids the vendor lists as missing are absent. */
-  async metrics(ids: readonly string[], range: MetricsRange, deadline?: Deadline): Promise<Map<string, MetricsEntity>> {
-    const found = new Map<string, MetricsEntity>();
-    await Promise.all(
-      chunk([...new Set(ids)], MAX_IDS_PER_QUERY).map(async (batch) => {
-        const res = await this.fetch({
-          route: 'POST /v1/metrics/query',
-          method: 'POST',
-          // A read sent as POST: safe to retry.
-          idempotent: true,
-          path: '/v1/metrics/query',
-          body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
-          schema: metricsResponse,
-          deadline,
-        });
-        const wanted = new Set(batch);
-        for (const row of res.body.data) {
-          if (!wanted.has(row.user_id)) continue;
-          found.set(row.user_id, {
+  metrics(ids: readonly string[], range: MetricsRange, deadline?: Deadline): Promise<Map<string, MetricsEntity>> {
+    return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
+      const res = await this.fetch({
+        route: 'POST /v1/metrics/query',
+        method: 'POST',
+        // A read sent as POST: safe to retry.
+        idempotent: true,
+        path: '/v1/metrics/query',
+        body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
+        schema: metricsResponse,
+        deadline,
+      });
+      return res.body.data.map(
+        (row): [string, MetricsEntity] => [
+          row.user_id,
+          {
             pageViews: row.page_views,
             sessions: row.sessions,
             avgSessionSeconds: row.avg_session_seconds,
             conversionRate: row.conversion_rate,
             lastActiveAt: row.last_active ?? null,
             series: row.series.map((p) => ({ at: p.ts, pageViews: p.page_views, sessions: p.sessions })),
-          });
-        }
-      }),
-    );
-    return found;
+          },
+        ],
+      );
+    });
   }
 
   /** One page of a user's events, newest first; null when analytics does not know the user. */

@@ -3,7 +3,7 @@ import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { OffsetPage, UserEntity } from './models.js';
 import { isoFromDateString, count } from './normalize.js';
-import { chunk, planPages } from './paging.js';
+import { lookupInChunks, planPages } from './paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
@@ -42,25 +42,18 @@ function phrase(value: string): string {
 
 export class IdentitySource extends HttpSource {
   /** Users by id through the search endpoint, 100 ids a call; unknown ids are absent from the map. */
-  async usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity>> {
-    const found = new Map<string, UserEntity>();
-    const unique = [...new Set(ids)];
-    await Promise.all(
-      chunk(unique, MAX_IDS_PER_QUERY).map(async (batch) => {
-        const q = `user_id:(${batch.map(phrase).join(' OR ')})`;
-        const res = await this.fetch({
-          route: 'GET /api/v2/users?q',
-          method: 'GET',
-          path: `/api/v2/users?q=${encodeURIComponent(q)}&page=0&per_page=${MAX_PER_PAGE}&include_totals=true`,
-          schema: page,
-          deadline,
-        });
-        // The vendor orders results its own way and omits unknown ids: map by id, never by position.
-        const wanted = new Set(batch);
-        for (const u of res.body.users) if (wanted.has(u.id)) found.set(u.id, u);
-      }),
-    );
-    return found;
+  usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity>> {
+    return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
+      const q = `user_id:(${batch.map(phrase).join(' OR ')})`;
+      const res = await this.fetch({
+        route: 'GET /api/v2/users?q',
+        method: 'GET',
+        path: `/api/v2/users?q=${encodeURIComponent(q)}&page=0&per_page=${MAX_PER_PAGE}&include_totals=true`,
+        schema: page,
+        deadline,
+      });
+      return res.body.users.map((u) => [u.id, u] as const);
+    });
   }
 
   /** A window of all users, oldest first. */

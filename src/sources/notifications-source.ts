@@ -4,7 +4,7 @@ import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { NotificationEntity, OffsetPage } from './models.js';
 import { count, isoFromDateString } from './normalize.js';
-import { chunk, planPages } from './paging.js';
+import { lookupInChunks, planPages } from './paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
@@ -67,23 +67,16 @@ export class NotificationsSource extends HttpSource {
   }
 
   /** Unread counts for many users, 100 a call. */
-  async unreadCounts(ids: readonly string[], deadline?: Deadline): Promise<Map<string, number>> {
-    const found = new Map<string, number>();
-    await Promise.all(
-      chunk([...new Set(ids)], MAX_IDS_PER_QUERY).map(async (batch) => {
-        const res = await this.fetch({
-          route: 'GET /v1/unread-counts',
-          method: 'GET',
-          path: `/v1/unread-counts?user_ids=${batch.map(encodeURIComponent).join(',')}`,
-          schema: unreadCounts,
-          deadline,
-        });
-        for (const id of batch) {
-          const n = res.body.counts[id];
-          if (n !== undefined) found.set(id, n);
-        }
-      }),
-    );
-    return found;
+  unreadCounts(ids: readonly string[], deadline?: Deadline): Promise<Map<string, number>> {
+    return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
+      const res = await this.fetch({
+        route: 'GET /v1/unread-counts',
+        method: 'GET',
+        path: `/v1/unread-counts?user_ids=${batch.map(encodeURIComponent).join(',')}`,
+        schema: unreadCounts,
+        deadline,
+      });
+      return Object.entries(res.body.counts);
+    });
   }
 }

@@ -27,3 +27,24 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/**
+ * A bulk lookup at a vendor's maximum batch size: ids deduplicated, cut into
+ * chunks of `max`, the chunks fetched concurrently, and each answer kept only
+ * for an id its own chunk asked for. Vendors reorder, omit and add entries:
+ * answers are matched to ids by id, never by position.
+ */
+export async function lookupInChunks<V>(
+  ids: readonly string[],
+  max: number,
+  fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>,
+): Promise<Map<string, V>> {
+  const found = new Map<string, V>();
+  await Promise.all(
+    chunk([...new Set(ids)], max).map(async (batch) => {
+      const wanted = new Set(batch);
+      for (const [id, value] of await fetchChunk(batch)) if (wanted.has(id)) found.set(id, value);
+    }),
+  );
+  return found;
+}

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { loadConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
 import type { SourceName } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -132,4 +133,23 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 /** Calls made to one route, from an upstream's stats. */
 export function calls(stats: StatsSnapshot, route: string): number {
   return stats.routes[route]?.calls ?? 0;
+}
+
+/**
+ * One stack for a whole test file: started before its tests, closed after,
+ * upstream faults and stats cleared before each test. Use it at the file's top.
+ */
+export function sharedStack(options: StackOptions = {}): Stack {
+  let current: Stack | undefined;
+  beforeAll(async () => {
+    current = await startStack(options);
+  });
+  afterAll(() => current?.close());
+  beforeEach(() => current?.reset());
+  return new Proxy({} as Stack, {
+    get(_target, key: keyof Stack) {
+      if (!current) throw new Error('the stack is used before beforeAll has started it');
+      return current[key];
+    },
+  });
 }

@@ -43,6 +43,10 @@ export class RedisConnection {
     });
     // Errors surface as state changes above and as each caller's fallback; ioredis keeps retrying.
     this.client.on('error', () => undefined);
+    // A Redis that never answers (a wrong REDIS_URL) must not go unnoticed.
+    setTimeout(() => {
+      if (!this.everUp) logger.warn({ redis: where }, 'Redis not reachable since start: running on local state (rate limits per instance) until it is');
+    }, 3000).unref();
   }
 
   get available(): boolean {

@@ -64,6 +64,7 @@ export class SourceHealthMonitor {
       this.windows.set(source.name, window);
       source.onAttempt((e: AttemptEvent) => {
         window.add(Date.now(), e.durationMs, e.error !== undefined && countsAsFailure(e.error));
+        if (!logger.isLevelEnabled('debug')) return;
         logger.debug(
           { source: e.source, route: e.route, attempt: e.attempt, status: e.status, code: e.error?.code, detail: e.error?.detail, durationMs: Math.round(e.durationMs) },
           'upstream call',

@@ -6,7 +6,7 @@ import { errorForStatus, exchange } from './upstream-http.js';
 /** How a source proves itself to its upstream. */
 export interface UpstreamAuth {
   /** Headers for the next call; may fetch a credential first. */
-  headers(signal?: AbortSignal): Promise<Record<string, string>>;
+  headers(): Promise<Record<string, string>>;
   /**
    * Called when a call made with `sent` headers got a 401. True when a fresh
    * credential may fix it, and the call is retried once.
@@ -69,14 +69,14 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
 
   constructor(private readonly options: OAuth2Options) {}
 
-  async headers(signal?: AbortSignal): Promise<Record<string, string>> {
+  async headers(): Promise<Record<string, string>> {
     const now = Date.now();
     const token = this.token;
     if (token && now < token.expiresAt) {
       if (now >= token.refreshAt) this.refresh().catch(() => undefined);
       return token.header;
     }
-    return (await this.refresh(signal)).header;
+    return (await this.refresh()).header;
   }
 
   rejected(sent: Record<string, string>): boolean {
@@ -84,14 +84,15 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
     return true;
   }
 
-  private refresh(signal?: AbortSignal): Promise<Token> {
-    this.fetching ??= this.fetchToken(signal).finally(() => {
+  /** One fetch shared by every waiting call, so it is bounded by its own timeout, not any one caller's deadline. */
+  private refresh(): Promise<Token> {
+    this.fetching ??= this.fetchToken().finally(() => {
       this.fetching = undefined;
     });
     return this.fetching;
   }
 
-  private async fetchToken(signal?: AbortSignal): Promise<Token> {
+  private async fetchToken(): Promise<Token> {
     const o = this.options;
     const startedAt = Date.now();
     const res = await exchange({
@@ -102,7 +103,6 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
       headers: { 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify({ grant_type: 'client_credentials', client_id: o.clientId, client_secret: o.clientSecret, audience: o.audience }),
       timeoutMs: o.timeoutMs,
-      signal,
     });
     if (res.status !== 200) throw errorForStatus(o.source, res, 'POST token');
     let parsed;

@@ -114,7 +114,7 @@ export abstract class HttpSource {
   /** One attempt: auth, the exchange, and on a 401 one more exchange with a fresh credential. */
   private async attempt<T>(request: SourceRequest<T>, body: string | undefined, signal: AbortSignal, attempt: number): Promise<UpstreamExchange> {
     for (let tries = 1; ; tries++) {
-      const auth = await this.options.auth.headers(signal);
+      const auth = await this.options.auth.headers();
       const headers: Record<string, string> = { accept: 'application/json', ...auth, ...request.headers };
       if (body !== undefined) headers['content-type'] = 'application/json';
       const startedAt = performance.now();

@@ -57,19 +57,6 @@ export class RedisConnection {
     return this.keyPrefix + parts.join(':');
   }
 
-  /** Resolves once connected, or after `timeoutMs` either way (start-up never blocks on Redis). */
-  async ready(timeoutMs = 2000): Promise<boolean> {
-    if (this.available) return true;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.client.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    return this.available;
-  }
-
   async close(): Promise<void> {
     this.client.removeAllListeners('close');
     await this.client.quit().catch(() => this.client.disconnect());

@@ -169,6 +169,14 @@ describe('circuit breaker', () => {
     expect((await state()).state).toBe('CLOSED');
   });
 
+  it('malformed 200s count as failures: they open it and show in the error rate', async () => {
+    const stack = await stackWith({ tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 4, breakerFailureRatio: 0.5 } } });
+    await stack.faults('analytics', { malformedRate: 1, malformedKind: 'shape' });
+    for (let i = 0; i < 6; i++) await stack.gql(METRICS, { id: stack.userId(50 + i) });
+    const sources = (await stack.gql<AnyData>(`{ sources { name state errorRate } }`)).body.data!.sources as AnyData[];
+    expect(sources.find((s) => s.name === 'analytics')).toMatchObject({ state: 'OPEN', errorRate: 1 });
+  });
+
   it('404s and other client errors do not open it', async () => {
     const stack = await stackWith({ tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 3, breakerFailureRatio: 0.3 } } });
     for (let i = 0; i < 8; i++) await stack.gateway.sources.analytics.events(`auth0|ghost-${i}`, 1, null);

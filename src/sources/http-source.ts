@@ -64,8 +64,8 @@ export function pathSegment(id: string): string {
 
 /**
  * The one place a source talks HTTP: auth headers, the per-attempt timeout,
- * the 401 → new credential → one retry dance, status → typed SourceError, and
- * validation of the body. Subclasses are their routes and their normalizers.
+ * the 401 → new credential → one retry dance, status → typed SourceError,
+ * validation of the body, all run through the source's resilience policy. Subclasses are their routes and their normalizers.
  */
 export abstract class HttpSource {
   readonly name: SourceName;
@@ -85,19 +85,15 @@ export abstract class HttpSource {
 
   /** The validated body, or throws a SourceError (404 included). */
   protected async fetch<T>(request: SourceRequest<T>): Promise<SourceResponse<T>> {
-    const res = await this.send(request);
-    if (res.status === 404) throw errorForStatus(this.name, res, request.route);
-    return this.validate(request, res);
+    return (await this.send(request, false))!;
   }
 
   /** Like fetch, but a 404 is null: the entity does not exist. */
-  protected async fetchOrNull<T>(request: SourceRequest<T>): Promise<SourceResponse<T> | null> {
-    const res = await this.send(request);
-    if (res.status === 404) return null;
-    return this.validate(request, res);
+  protected fetchOrNull<T>(request: SourceRequest<T>): Promise<SourceResponse<T> | null> {
+    return this.send(request, true);
   }
 
-  private async send<T>(request: SourceRequest<T>): Promise<UpstreamExchange> {
+  private async send<T>(request: SourceRequest<T>, notFoundIsNull: boolean): Promise<SourceResponse<T> | null> {
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
     const own = request.deadline === undefined;
     const deadline = request.deadline ?? Deadline.after(this.options.defaultDeadlineMs);
@@ -105,22 +101,33 @@ export abstract class HttpSource {
     const idempotent = request.idempotent ?? (request.method === 'GET' || request.method === 'HEAD' || request.headers?.['idempotency-key'] !== undefined);
     let attempt = 0;
     try {
-      return await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, ++attempt));
+      return await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, ++attempt, notFoundIsNull));
     } finally {
       if (own) deadline.dispose();
     }
   }
 
-  /** One attempt: auth, the exchange, and on a 401 one more exchange with a fresh credential. */
-  private async attempt<T>(request: SourceRequest<T>, body: string | undefined, signal: AbortSignal, attempt: number): Promise<UpstreamExchange> {
+  /**
+   * One attempt, inside the policy: auth, the exchange (and on a 401 one more
+   * with a fresh credential), status → SourceError, and validation of the body,
+   * so a malformed answer counts against the source like any other failure.
+   */
+  private async attempt<T>(
+    request: SourceRequest<T>,
+    body: string | undefined,
+    signal: AbortSignal,
+    attempt: number,
+    notFoundIsNull: boolean,
+  ): Promise<SourceResponse<T> | null> {
     for (let tries = 1; ; tries++) {
       const auth = await this.options.auth.headers();
       const headers: Record<string, string> = { accept: 'application/json', ...auth, ...request.headers };
       if (body !== undefined) headers['content-type'] = 'application/json';
       const startedAt = performance.now();
-      let res: UpstreamExchange;
+      let status: number | undefined;
+      let error: SourceError | undefined;
       try {
-        res = await exchange({
+        const res = await exchange({
           dispatcher: this.options.dispatcher,
           source: this.name,
           method: request.method,
@@ -130,22 +137,24 @@ export abstract class HttpSource {
           timeoutMs: this.options.timeoutMs,
           signal,
         });
-      } catch (error) {
-        this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs: performance.now() - startedAt, error: error as SourceError });
-        throw error;
+        status = res.status;
+        if (res.status === 401 && tries === 1 && this.options.auth.rejected(auth)) continue;
+        if (res.status === 404 && notFoundIsNull) return null;
+        if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route);
+        return this.validate(request, res);
+      } catch (e) {
+        error = e as SourceError;
+        throw e;
+      } finally {
+        this.attemptEmitter.emit({
+          source: this.name,
+          route: request.route,
+          attempt,
+          durationMs: performance.now() - startedAt,
+          ...(status === undefined ? {} : { status }),
+          ...(error === undefined ? {} : { error }),
+        });
       }
-      const durationMs = performance.now() - startedAt;
-      if (res.status === 401 && tries === 1 && this.options.auth.rejected(auth)) {
-        this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs, status: res.status });
-        continue;
-      }
-      if (res.status === 404 || (res.status >= 200 && res.status < 300)) {
-        this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs, status: res.status });
-        return res;
-      }
-      const error = errorForStatus(this.name, res, request.route);
-      this.attemptEmitter.emit({ source: this.name, route: request.route, attempt, durationMs, status: res.status, error });
-      throw error;
     }
   }
 

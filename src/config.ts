@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CACHED_ENTITIES, defaultCacheConfig, ENTITY_SETTINGS, type CacheConfig, type EntityPolicy } from './cache/policy.js';
 import type { SourceName } from './errors.js';
 
 /**
@@ -74,8 +75,9 @@ export interface Config {
   tuning: Record<SourceName, SourceTuning>;
   /** One deadline for all the upstream work of a GraphQL request. */
   requestDeadlineMs: number;
-  /** Shared rate limits (and, later, cache and queue) when set; local otherwise. */
+  /** Shared rate limits, the L2 cache and its invalidation when set; local otherwise. */
   redis: { url: string; keyPrefix: string } | null;
+  cache: CacheConfig;
   /** null: no upstream is configured, run the simulated ones in process (never in production). */
   upstreams: UpstreamEndpoints | null;
 }
@@ -125,6 +127,20 @@ const sourceTuningShape = Object.fromEntries(
   ),
 );
 
+const CACHE_WINDOWS: Record<string, keyof EntityPolicy> = {
+  TTL_MS: 'ttlMs',
+  STALE_WHILE_REVALIDATE_MS: 'staleWhileRevalidateMs',
+  STALE_IF_ERROR_MS: 'staleIfErrorMs',
+};
+const DAY_MS = 86_400_000;
+const cacheDefaults = defaultCacheConfig();
+const cacheShape = Object.fromEntries(
+  CACHED_ENTITIES.flatMap((entity) =>
+    Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [`CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`, int(key === 'ttlMs' ? 1 : 0, 7 * DAY_MS).default(cacheDefaults.entities[entity][key])]),
+  ),
+);
+const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
+
 const envSchema = z.object({
   NODE_ENV: z.string().optional(),
   HOST: z.string().min(1).optional(),
@@ -147,7 +163,12 @@ const envSchema = z.object({
   REQUEST_DEADLINE_MS: int(100, 600_000).default(8000),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:'),
+  CACHE_ENABLED: bool.default(true),
+  CACHE_L1_MAX_BYTES: int(1024, 16 * 1024 ** 3).default(cacheDefaults.l1MaxBytes),
+  CACHE_L2_TIMEOUT_MS: int(1, 60_000).default(cacheDefaults.l2TimeoutMs),
+  CACHE_NEGATIVE_TTL_MS: int(0, DAY_MS).default(cacheDefaults.negativeTtlMs),
   ...sourceTuningShape,
+  ...cacheShape,
 });
 
 type Env = Record<string, string | undefined>;
@@ -226,6 +247,18 @@ export function loadConfig(env: Env = process.env): Config {
     tuning,
     requestDeadlineMs: e.REQUEST_DEADLINE_MS,
     redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : null,
+    cache: {
+      enabled: e.CACHE_ENABLED,
+      l1MaxBytes: e.CACHE_L1_MAX_BYTES,
+      l2TimeoutMs: e.CACHE_L2_TIMEOUT_MS,
+      negativeTtlMs: e.CACHE_NEGATIVE_TTL_MS,
+      entities: Object.fromEntries(
+        CACHED_ENTITIES.map((entity) => [
+          entity,
+          Object.fromEntries(Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [key, Number(e[`CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`])])) as unknown as EntityPolicy,
+        ]),
+      ) as Record<(typeof CACHED_ENTITIES)[number], EntityPolicy>,
+    },
     upstreams,
   };
 }

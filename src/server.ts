@@ -6,6 +6,8 @@ import { useJwtAuth } from './auth/use-jwt-auth.js';
 import { useDeadlineDisposal } from './resilience/use-deadline-disposal.js';
 import { hs256Verifier } from './auth/viewer.js';
 import type { GatewayConfig } from './config.js';
+import { Caches } from './cache/index.js';
+import { StaleReport, useStaleReport } from './cache/stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
 import { toClientError } from './errors.js';
 import type { Logger } from './observability/logger.js';
@@ -57,6 +59,7 @@ export interface GatewayOptions {
 export interface Gateway {
   yoga: YogaServerInstance<Record<string, unknown>, RequestServices>;
   sources: Sources;
+  caches: Caches;
   health: SourceHealthMonitor;
   redis: RedisConnection | null;
   server: Server;
@@ -71,6 +74,11 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const redis = config.redis ? new RedisConnection(config.redis, logger) : null;
   const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs });
   const health = new SourceHealthMonitor(sources.all, logger);
+  const caches = new Caches(config.cache, sources, { redis, logger, sharedDeadlineMs: config.requestDeadlineMs });
+  logger.info(
+    { l1MaxBytes: config.cache.l1MaxBytes, l2: Boolean(redis) && config.cache.enabled },
+    config.cache.enabled ? (redis ? 'Cache: L1 in process + L2 in Redis, shared by instances' : 'Cache: L1 in process only (set REDIS_URL to share an L2 between instances)') : 'Cache off (CACHE_ENABLED=false): every read goes upstream',
+  );
 
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
     schema: buildSchema(),
@@ -92,11 +100,11 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error'),
     },
-    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) }), useDeadlineDisposal()],
+    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) }), useDeadlineDisposal(), useStaleReport()],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
     context: (): RequestServices => {
       const deadline = Deadline.after(config.requestDeadlineMs);
-      return { loaders: new Loaders(sources, deadline), sources, deadline, health, simulatedUpstreams: config.simulatedUpstreams };
+      return { loaders: new Loaders(caches, deadline), sources, caches, deadline, stale: new StaleReport(), health, simulatedUpstreams: config.simulatedUpstreams };
     },
   });
 
@@ -104,6 +112,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   return {
     yoga,
     sources,
+    caches,
     health,
     redis,
     server,
@@ -123,6 +132,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         server.closeIdleConnections();
       });
       await sources.close();
+      await caches.close();
       await redis?.close();
     },
   };

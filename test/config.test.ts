@@ -42,6 +42,23 @@ describe('configuration', () => {
     expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379/2', keyPrefix: 'gw:' });
   });
 
+  it('cache: on by default with per-entity windows, each configurable; bad values named', () => {
+    const defaults = loadConfig({}).cache;
+    expect(defaults).toMatchObject({ enabled: true, l1MaxBytes: 32 * 1024 * 1024, l2TimeoutMs: 250, negativeTtlMs: 10_000 });
+    expect(defaults.entities['identity.user']).toEqual({ ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 });
+    const config = loadConfig({ CACHE_ENABLED: 'false', CACHE_L1_MAX_BYTES: '1048576', CACHE_ANALYTICS_METRICS_TTL_MS: '5000', CACHE_NOTIFICATIONS_PAGE_STALE_IF_ERROR_MS: '0' });
+    expect(config.cache.enabled).toBe(false);
+    expect(config.cache.l1MaxBytes).toBe(1_048_576);
+    expect(config.cache.entities['analytics.metrics'].ttlMs).toBe(5000);
+    expect(config.cache.entities['notifications.page'].staleIfErrorMs).toBe(0);
+    expect(config.cache.entities['identity.user'].ttlMs).toBe(60_000);
+    expect(problems({ CACHE_ENABLED: 'yes', CACHE_IDENTITY_USER_TTL_MS: '0', CACHE_L1_MAX_BYTES: 'lots' })).toEqual([
+      'CACHE_ENABLED must be true or false (got "yes")',
+      'CACHE_L1_MAX_BYTES must be a number (got "lots")',
+      'CACHE_IDENTITY_USER_TTL_MS must be at least 1 (got "0")',
+    ]);
+  });
+
   it('everything configured: real upstreams, trailing slashes trimmed, listens on all interfaces', () => {
     const config = loadConfig(ALL);
     expect(config.upstreams?.analytics.url).toBe('https://analytics.example.com');

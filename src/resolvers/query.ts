@@ -17,7 +17,7 @@ export const Query: QueryResolvers = {
   user: (_parent, { id }, ctx, info) => {
     checkId(id, 'id');
     prefetchUserFields([id], info, ctx);
-    return ctx.loaders.user.load(id);
+    return ctx.loaders.user.load(id).then((served) => ctx.stale.take(served, info));
   },
 
   users: (_parent, { ids }, ctx, info) => {
@@ -26,15 +26,17 @@ export const Query: QueryResolvers = {
     prefetchUserFields(ids, info, ctx);
     // One promise per id: a failed or unknown id is a null in its place, the rest still resolve.
     // graphql-js completes a list of promises item by item; the generated type only knows whole lists.
-    return ids.map((id) => ctx.loaders.user.load(id)) as unknown as Promise<UserEntity>[];
+    return ids.map((id, i) => ctx.loaders.user.load(id).then((served) => ctx.stale.take(served, info, i))) as unknown as Promise<UserEntity>[];
   },
 
   userList: async (_parent, { first, after }, ctx) => {
     const count = checkFirst(first, 100);
     const offset = offsetFrom('users', after);
     const page = await ctx.sources.identity.listUsers(offset, count, ctx.deadline);
+    // The page fills the per-user entries: a user(id) after this list is a cache hit.
+    ctx.caches.user.prime(page.items.map((user) => [user.id, user] as const));
     const edges = page.items.map((user, i) => {
-      ctx.loaders.user.prime(user.id, user);
+      ctx.loaders.user.prime(user.id, { value: user, stale: null });
       return { cursor: offsetCursor('users', offset + i + 1), node: user };
     });
     return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
@@ -44,6 +46,6 @@ export const Query: QueryResolvers = {
 
   viewer: (_parent, _args, ctx, info) => {
     prefetchUserFields([ctx.viewer.userId], info, ctx);
-    return ctx.loaders.user.load(ctx.viewer.userId);
+    return ctx.loaders.user.load(ctx.viewer.userId).then((served) => ctx.stale.take(served, info));
   },
 };

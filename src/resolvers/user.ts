@@ -2,8 +2,8 @@ import { canReadPrivate } from '../auth/viewer.js';
 import { badUserInput, forbidden } from '../errors.js';
 import type { UserResolvers } from '../generated/resolvers.js';
 import { MAX_EVENTS_PER_CALL } from '../sources/analytics-source.js';
-import type { EventPageKey, GatewayContext, MetricsKey, NotificationPageKey } from '../context.js';
-import type { EventEntity, Granularity, MetricsRange, UserEntity } from '../sources/models.js';
+import type { GatewayContext } from '../context.js';
+import type { EventEntity, EventPageKey, Granularity, MetricsKey, MetricsRange, NotificationPageKey, UserEntity } from '../sources/models.js';
 import { checkFirst, eventsCursor, eventsFrom, offsetCursor, offsetFrom, type VendorPosition } from './cursors.js';
 
 /** Public: id, name, nickname, avatarUrl. Everything else only for the user themselves or an admin. */
@@ -54,25 +54,25 @@ export const User: UserResolvers = {
   createdAt: (user, _args, ctx) => (mustOwn(user, ctx, 'createdAt'), user.createdAt),
   lastLoginAt: (user, _args, ctx) => (mustOwn(user, ctx, 'lastLoginAt'), user.lastLoginAt),
 
-  metrics: (user, args, ctx) => {
+  metrics: async (user, args, ctx, info) => {
     mustOwn(user, ctx, 'metrics');
-    return ctx.loaders.metrics.load(userFieldKeys.metrics(user.id, args));
+    return ctx.stale.take(await ctx.loaders.metrics.load(userFieldKeys.metrics(user.id, args)), info);
   },
 
-  unreadNotificationCount: (user, _args, ctx) => {
+  unreadNotificationCount: async (user, _args, ctx, info) => {
     mustOwn(user, ctx, 'unreadNotificationCount');
-    return ctx.loaders.unreadCount.load(user.id);
+    return ctx.stale.take(await ctx.loaders.unreadCount.load(user.id), info);
   },
 
-  notifications: async (user, args, ctx) => {
+  notifications: async (user, args, ctx, info) => {
     mustOwn(user, ctx, 'notifications');
     const key = userFieldKeys.notifications(user.id, args);
-    const page = await ctx.loaders.notificationPage.load(key);
+    const page = ctx.stale.take(await ctx.loaders.notificationPage.load(key), info);
     const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', key.offset + i + 1), node }));
     return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
 
-  events: async (user, args, ctx) => {
+  events: async (user, args, ctx, info) => {
     mustOwn(user, ctx, 'events');
     const first = userFieldKeys.events(user.id, args);
     const count = first.first;
@@ -82,7 +82,8 @@ export const User: UserResolvers = {
     // The vendor pages by opaque cursor; an edge's cursor is (page cursor, items before it in that page).
     for (let calls = 0; calls < MAX_EVENT_PAGES_PER_REQUEST; calls++) {
       const { vendorCursor, skip } = position;
-      const page = await ctx.loaders.eventPage.load({ userId: user.id, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count - edges.length), cursor: vendorCursor });
+      const key = { userId: user.id, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count - edges.length), cursor: vendorCursor };
+      const page = ctx.stale.take(await ctx.loaders.eventPage.load(key), info);
       if (page === null) return calls === 0 ? null : { edges, totalCount: null, pageInfo: { hasNextPage: false, endCursor: edges.at(-1)?.cursor ?? null } };
       const usable = page.events.slice(skip);
       const take = Math.min(usable.length, count - edges.length);

@@ -70,3 +70,24 @@ export interface OffsetPage<T> {
   totalCount: number;
   hasNextPage: boolean;
 }
+
+/** What one metrics lookup asks: a user over a range. */
+export interface MetricsKey {
+  userId: string;
+  range: MetricsRange;
+}
+
+/** One window of a user's notification list. */
+export interface NotificationPageKey {
+  userId: string;
+  offset: number;
+  first: number;
+  unreadOnly: boolean;
+}
+
+/** One vendor page of a user's events. */
+export interface EventPageKey {
+  userId: string;
+  limit: number;
+  cursor: string | null;
+}

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
+import type { CacheConfig } from '../../src/cache/policy.js';
 import { loadConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
 import type { SourceName } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -26,6 +27,12 @@ export interface StackOptions {
   /** Replace what the gateway is told (wrong credentials, another server). */
   endpoints?: (real: UpstreamEndpoints) => UpstreamEndpoints;
   requestDeadlineMs?: number;
+  /** Cache settings over the defaults; the cache is off unless a suite turns it on (suites below the cache count every upstream call). */
+  cache?: Partial<CacheConfig>;
+  /** L2, shared limits and invalidation through this Redis. */
+  redis?: { url: string; keyPrefix?: string };
+  /** Another instance in front of this stack's upstreams, with its secret (closing it leaves them running). */
+  peerOf?: Stack;
 }
 
 export interface Stack {
@@ -47,8 +54,8 @@ export interface Stack {
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const upstreams = await startSimulatedUpstreams(options.upstreams);
-  const secret = randomBytes(32).toString('base64url');
+  const upstreams = options.peerOf?.upstreams ?? (await startSimulatedUpstreams(options.upstreams));
+  const secret = options.peerOf?.secret ?? randomBytes(32).toString('base64url');
   const base = loadConfig({});
   const tuning = { ...base.tuning };
   for (const [name, t] of Object.entries(options.tuning ?? {})) tuning[name as SourceName] = { ...tuning[name as SourceName], ...t };
@@ -62,6 +69,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     upstreams: options.endpoints ? options.endpoints(upstreams.endpoints) : upstreams.endpoints,
     simulatedUpstreams: true,
     ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
+    cache: { ...base.cache, enabled: false, ...options.cache },
+    redis: options.redis ? { url: options.redis.url, keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:` } : null,
   };
   const logs: string[] = [];
   const destination = new Writable({
@@ -125,7 +134,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     userId: (index) => upstreams.dataset.users[index]!.user_id,
     close: async () => {
       await gateway.close();
-      await upstreams.close();
+      if (!options.peerOf) await upstreams.close();
     },
   };
 }

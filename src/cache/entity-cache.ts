@@ -1,0 +1,342 @@
+import { SourceError, type SourceErrorCode, type SourceName } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { Deadline } from '../resilience/deadline.js';
+import { freshness, makeEntry, type CacheEntry } from './entry.js';
+import type { InvalidationBus } from './invalidation-bus.js';
+import type { MemoryTier } from './memory-tier.js';
+import type { CachedEntity, EntityPolicy } from './policy.js';
+import type { L2Write, RedisTier } from './redis-tier.js';
+
+/** Why a value older than its TTL was served; it goes to the response's `extensions.stale`. */
+export interface StaleMark {
+  source: SourceName;
+  /** Seconds since the source produced the value. */
+  ageSeconds: number;
+  /** REVALIDATING: within stale-while-revalidate, a refresh is under way. SOURCE_ERROR: the source failed (`code`). */
+  reason: 'REVALIDATING' | 'SOURCE_ERROR';
+  code?: SourceErrorCode;
+}
+
+export interface Served<V> {
+  value: V;
+  stale: StaleMark | null;
+}
+
+/** One value per key, in key order; an Error fails only its key. The deadline bounds the upstream work. */
+export type BatchFetch<K, V> = (keys: readonly K[], deadline: Deadline) => Promise<ReadonlyArray<V | Error>>;
+
+export interface EntityCacheOptions<K, V> {
+  entity: CachedEntity;
+  source: SourceName;
+  policy: EntityPolicy;
+  /** How long "no such entity" (a null value) is kept. */
+  negativeTtlMs: number;
+  /** The user a key belongs to: what a write invalidates. */
+  group(key: K): string;
+  /** What tells apart a group's keys (a range, a page); '' when a group has one entry. */
+  variant(key: K): string;
+  fetch: BatchFetch<K, V>;
+  /** The deadline of an upstream call shared by several requests, or made in the background. */
+  sharedDeadlineMs: number;
+}
+
+export interface CacheTiers {
+  /** false: a pass-through to the fetch, under the request's deadline. */
+  enabled: boolean;
+  l1: MemoryTier;
+  l2: RedisTier | null;
+  bus: InvalidationBus | null;
+  logger: Logger;
+  /** Bump when a cached entity's shape changes, so instances of two versions never read each other's entries. */
+  format: string;
+}
+
+type Settled<V> = V | Error;
+
+/**
+ * The cache of one kind of entity, per key (a user, a user's metrics for a
+ * range, an unread count), in front of a batch fetch:
+ * L1 → L2 → one upstream call for just the keys neither has.
+ *
+ * - Single-flight: a key already being fetched, by any request, is joined,
+ *   not fetched again. Shared fetches run under their own deadline; each
+ *   waiter stops waiting at its own request's deadline.
+ * - Stale-while-revalidate: an entry past its TTL but within the window is
+ *   served at once, and one background refresh per key runs.
+ * - Stale-if-error: when the fetch fails (any SourceError: down, timeout, rate
+ *   limit, open breaker, bad response), an entry within the window is served
+ *   instead, marked as stale with the failure's code.
+ * - Invalidation drops a group's entries in both tiers and on every instance;
+ *   a fetch that was under way when it happened does not write its (possibly
+ *   older) answer back.
+ */
+export class EntityCache<K, V> {
+  readonly entity: CachedEntity;
+  readonly source: SourceName;
+  private readonly inflight = new Map<string, Promise<Settled<V>>>();
+  private readonly refreshing = new Set<string>();
+  /** Bumped by every invalidation of this entity; a fetch started under another epoch does not store. */
+  private epoch = 0;
+
+  constructor(
+    private readonly options: EntityCacheOptions<K, V>,
+    private readonly tiers: CacheTiers,
+  ) {
+    this.entity = options.entity;
+    this.source = options.source;
+  }
+
+  /** The key's identity, for DataLoader's per-request cache too. */
+  id(key: K): string {
+    return `${this.options.group(key)}\u0000${this.options.variant(key)}`;
+  }
+
+  async getMany(keys: readonly K[], deadline: Deadline): Promise<Array<Served<V> | Error>> {
+    if (!this.tiers.enabled) return this.passThrough(keys, deadline);
+    const { l1, l2 } = this.tiers;
+    const now = Date.now();
+    const out = new Array<Served<V> | Error>(keys.length);
+    const ids = keys.map((k) => this.id(k));
+    const fallback = new Map<number, CacheEntry<V>>();
+    const refresh: number[] = [];
+    let missing: number[] = [];
+
+    for (let i = 0; i < keys.length; i++) {
+      const entry = l1.get<V>(this.l1Key(ids[i]!));
+      if (entry && this.classify(entry, i, now, out, refresh, fallback)) continue;
+      missing.push(i);
+    }
+
+    if (missing.length > 0 && l2?.available) {
+      const raw = await l2.getMany(missing.map((i) => this.l2Key(keys[i]!)));
+      if (raw) {
+        const stillMissing: number[] = [];
+        const at = Date.now();
+        missing.forEach((i, j) => {
+          const json = raw[j];
+          const entry = decode<V>(json);
+          const known = fallback.get(i);
+          if (entry && freshness(entry, at) !== 'expired' && (!known || entry.storedAt > known.storedAt)) {
+            this.storeL1(ids[i]!, keys[i]!, entry, json!.length);
+            if (this.classify(entry, i, at, out, refresh, fallback)) return;
+          }
+          stillMissing.push(i);
+        });
+        missing = stillMissing;
+      }
+    }
+
+    if (missing.length > 0) {
+      const results = await this.waitWithin(this.load(missing.map((i) => keys[i]!), missing.map((i) => ids[i]!)), deadline);
+      missing.forEach((i, j) => {
+        const result = results[j]!;
+        if (!(result instanceof Error)) {
+          out[i] = { value: result, stale: null };
+          return;
+        }
+        const stale = fallback.get(i);
+        out[i] =
+          stale && result instanceof SourceError
+            ? { value: stale.value as V, stale: { source: this.source, ageSeconds: ageSeconds(stale), reason: 'SOURCE_ERROR', code: result.code } }
+            : result;
+      });
+    }
+
+    if (refresh.length > 0) void this.revalidate(refresh.map((i) => keys[i]!));
+    return out;
+  }
+
+  /** Stores values the server got another way (a list page fills the per-user entries). */
+  prime(entries: ReadonlyArray<readonly [K, V]>): void {
+    if (!this.tiers.enabled) return;
+    this.store(
+      entries.map(([k]) => k),
+      entries.map(([, v]) => v),
+    );
+  }
+
+  /** A write changed these groups' data upstream: drop them here, in L2 and on every other instance. */
+  async invalidate(groups: readonly string[]): Promise<void> {
+    this.dropLocal(groups);
+    await this.tiers.bus?.publish({ entity: this.entity, groups: [...groups] });
+  }
+
+  /** Drops the groups from this instance's L1 only (the message from another instance's write). */
+  dropLocal(groups: readonly string[]): void {
+    this.epoch++;
+    for (const group of groups) this.tiers.l1.deleteGroup(this.l1Group(group));
+  }
+
+  /** Whether this instance's L1 holds a usable entry for the key (for diagnostics and tests). */
+  cachedLocally(key: K): boolean {
+    const entry = this.tiers.l1.get<V>(this.l1Key(this.id(key)));
+    return entry !== undefined && freshness(entry, Date.now()) !== 'expired';
+  }
+
+  indexKey(group: string): string | undefined {
+    return this.tiers.l2?.indexKey(`${this.entity}:${this.tiers.format}`, group);
+  }
+
+  private async passThrough(keys: readonly K[], deadline: Deadline): Promise<Array<Served<V> | Error>> {
+    const results = await this.options.fetch(keys, deadline).catch((e: unknown) => keys.map(() => (e instanceof Error ? e : new Error(String(e)))));
+    return results.map((r) => (r instanceof Error ? r : { value: r, stale: null }));
+  }
+
+  /** Sorts an entry into out/refresh/fallback; false when it cannot answer now (the key is still missing). */
+  private classify(entry: CacheEntry<V>, i: number, now: number, out: Array<Served<V> | Error>, refresh: number[], fallback: Map<number, CacheEntry<V>>): boolean {
+    switch (freshness(entry, now)) {
+      case 'fresh':
+        out[i] = { value: entry.value as V, stale: null };
+        return true;
+      case 'revalidate':
+        out[i] = { value: entry.value as V, stale: { source: this.source, ageSeconds: ageSeconds(entry, now), reason: 'REVALIDATING' } };
+        refresh.push(i);
+        return true;
+      case 'ifError':
+        fallback.set(i, entry);
+        return false;
+      default:
+        return false;
+    }
+  }
+
+  /** One promise per key; keys already in flight are joined, the rest fetched in one batch. */
+  private load(keys: K[], ids: string[]): Promise<Settled<V>>[] {
+    const promises = new Array<Promise<Settled<V>>>(keys.length);
+    const launchKeys: K[] = [];
+    const resolvers: ((v: Settled<V>) => void)[] = [];
+    const launchIds: string[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const id = ids[i]!;
+      const joined = this.inflight.get(id);
+      if (joined) {
+        promises[i] = joined;
+        continue;
+      }
+      const promise = new Promise<Settled<V>>((resolve) => resolvers.push(resolve));
+      this.inflight.set(id, promise);
+      promises[i] = promise;
+      launchKeys.push(keys[i]!);
+      launchIds.push(id);
+    }
+    if (launchKeys.length > 0) void this.fetchAndStore(launchKeys, launchIds, resolvers);
+    return promises;
+  }
+
+  private async fetchAndStore(keys: K[], ids: string[], resolvers: ((v: Settled<V>) => void)[]): Promise<void> {
+    const epoch = this.epoch;
+    const deadline = Deadline.after(this.options.sharedDeadlineMs);
+    let results: ReadonlyArray<Settled<V>>;
+    try {
+      results = await this.options.fetch(keys, deadline);
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      results = keys.map(() => error);
+    } finally {
+      deadline.dispose();
+    }
+    if (epoch === this.epoch) {
+      const ok = results.flatMap((r, i) => (r instanceof Error ? [] : [i]));
+      this.store(
+        ok.map((i) => keys[i]!),
+        ok.map((i) => results[i] as V),
+      );
+    }
+    ids.forEach((id, i) => {
+      this.inflight.delete(id);
+      resolvers[i]!(results[i] ?? new Error(`the batch fetch of ${this.entity} returned no value for a key`));
+    });
+  }
+
+  /** One background refresh per key, however many requests see it stale; another instance's fresher L2 entry is taken instead. */
+  private async revalidate(keys: K[]): Promise<void> {
+    const ids = keys.map((k) => this.id(k));
+    const todo = keys.flatMap((k, i) => (this.refreshing.has(ids[i]!) || this.inflight.has(ids[i]!) ? [] : [i]));
+    if (todo.length === 0) return;
+    for (const i of todo) this.refreshing.add(ids[i]!);
+    try {
+      let stale = todo;
+      const l2 = this.tiers.l2;
+      if (l2?.available) {
+        const raw = await l2.getMany(todo.map((i) => this.l2Key(keys[i]!)));
+        if (raw) {
+          const now = Date.now();
+          stale = todo.filter((i, j) => {
+            const entry = decode<V>(raw[j]);
+            if (!entry || freshness(entry, now) !== 'fresh') return true;
+            this.storeL1(ids[i]!, keys[i]!, entry, raw[j]!.length);
+            return false;
+          });
+        }
+      }
+      if (stale.length > 0) await Promise.all(this.load(stale.map((i) => keys[i]!), stale.map((i) => ids[i]!)));
+    } finally {
+      for (const i of todo) this.refreshing.delete(ids[i]!);
+    }
+  }
+
+  private store(keys: K[], values: V[]): void {
+    if (keys.length === 0) return;
+    const { l2 } = this.tiers;
+    const now = Date.now();
+    const writes: L2Write[] = [];
+    keys.forEach((key, i) => {
+      const entry = makeEntry(values[i]!, this.options.policy, this.options.negativeTtlMs, now);
+      const json = JSON.stringify(entry);
+      this.tiers.l1.set(this.l1Key(this.id(key)), this.l1Group(this.options.group(key)), entry, json.length);
+      if (l2) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
+    });
+    l2?.setMany(writes);
+  }
+
+  /** An entry read from L2 into L1; `bytes` is the JSON it came as. */
+  private storeL1(id: string, key: K, entry: CacheEntry<V>, bytes: number): void {
+    this.tiers.l1.set(this.l1Key(id), this.l1Group(this.options.group(key)), entry, bytes);
+  }
+
+  /** Waits for the shared fetches, but no longer than this request's own deadline. */
+  private async waitWithin(promises: Promise<Settled<V>>[], deadline: Deadline): Promise<Settled<V>[]> {
+    const all = Promise.all(promises);
+    if (deadline.expired) return promises.map(() => this.timeout());
+    let onAbort: (() => void) | undefined;
+    const expiry = new Promise<Settled<V>[]>((resolve) => {
+      onAbort = () => resolve(promises.map(() => this.timeout()));
+      deadline.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([all, expiry]);
+    } finally {
+      deadline.signal.removeEventListener('abort', onAbort!);
+    }
+  }
+
+  private timeout(): SourceError {
+    return new SourceError({ code: 'SOURCE_TIMEOUT', source: this.source, retryable: true, local: true, detail: 'request deadline passed while waiting for a shared upstream call' });
+  }
+
+  private l1Key(id: string): string {
+    return `${this.entity}\u0000${id}`;
+  }
+
+  private l1Group(group: string): string {
+    return `${this.entity}\u0000${group}`;
+  }
+
+  private l2Key(key: K): string {
+    return this.tiers.l2!.key(`${this.entity}:${this.tiers.format}`, this.options.group(key), this.options.variant(key));
+  }
+}
+
+function ageSeconds(entry: CacheEntry<unknown>, now = Date.now()): number {
+  return Math.max(0, Math.floor((now - entry.storedAt) / 1000));
+}
+
+function decode<V>(raw: string | null | undefined): CacheEntry<V> | null {
+  if (!raw) return null;
+  try {
+    const e = JSON.parse(raw) as CacheEntry<V>;
+    return typeof e.storedAt === 'number' && typeof e.freshUntil === 'number' && typeof e.staleUntil === 'number' && typeof e.keepUntil === 'number' && 'value' in e ? e : null;
+  } catch {
+    return null;
+  }
+}

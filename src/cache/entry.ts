@@ -1,0 +1,41 @@
+import type { EntityPolicy } from './policy.js';
+
+/**
+ * One cached entity with the times that decide how it may be used. `value`
+ * null means "the source says there is no such entity" (a negative entry).
+ * Stored as is in L1 and as JSON in L2, so every instance reads the same times.
+ */
+export interface CacheEntry<V> {
+  value: V | null;
+  /** When the source produced it: the age reported with stale data. */
+  storedAt: number;
+  freshUntil: number;
+  /** Until then, served at once while a refresh runs. */
+  staleUntil: number;
+  /** Until then, served when the source fails; then dropped. */
+  keepUntil: number;
+}
+
+export type Freshness = 'fresh' | 'revalidate' | 'ifError' | 'expired';
+
+export function makeEntry<V>(value: V | null, policy: EntityPolicy, negativeTtlMs: number, now = Date.now()): CacheEntry<V> {
+  if (value === null) {
+    const until = now + negativeTtlMs;
+    return { value, storedAt: now, freshUntil: until, staleUntil: until, keepUntil: until };
+  }
+  const freshUntil = now + policy.ttlMs;
+  return {
+    value,
+    storedAt: now,
+    freshUntil,
+    staleUntil: freshUntil + policy.staleWhileRevalidateMs,
+    keepUntil: freshUntil + Math.max(policy.staleWhileRevalidateMs, policy.staleIfErrorMs),
+  };
+}
+
+export function freshness(entry: CacheEntry<unknown>, now: number): Freshness {
+  if (now < entry.freshUntil) return 'fresh';
+  if (now < entry.staleUntil) return 'revalidate';
+  if (now < entry.keepUntil) return 'ifError';
+  return 'expired';
+}

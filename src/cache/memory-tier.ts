@@ -1,0 +1,75 @@
+import { LRUCache } from 'lru-cache';
+import type { CacheEntry } from './entry.js';
+
+/**
+ * L1: entries in this process, bounded by the bytes of their JSON. Values are
+ * shared by every request that reads them and must never be mutated. Keys of
+ * one group (one user's notification pages, say) are indexed so a write can
+ * drop them all without scanning.
+ */
+export class MemoryTier {
+  private readonly lru: LRUCache<string, CacheEntry<unknown>>;
+  private readonly groups = new Map<string, Set<string>>();
+  private readonly groupOfKey = new Map<string, string>();
+
+  constructor(maxBytes: number) {
+    this.lru = new LRUCache<string, CacheEntry<unknown>>({
+      maxSize: maxBytes,
+      // Expired entries are dropped when read or evicted; no timer per entry.
+      ttlAutopurge: false,
+      dispose: (_value, key, reason) => {
+        if (reason !== 'set') this.unindex(key);
+      },
+    });
+  }
+
+  get<V>(key: string): CacheEntry<V> | undefined {
+    return this.lru.get(key) as CacheEntry<V> | undefined;
+  }
+
+  /** `bytes`: the entry's JSON length, which the caller has already made for L2. */
+  set(key: string, group: string, entry: CacheEntry<unknown>, bytes: number): void {
+    const ttl = entry.keepUntil - Date.now();
+    if (ttl <= 0) return;
+    this.lru.set(key, entry, { ttl, size: Math.max(1, bytes) });
+    if (!this.lru.has(key)) return; // larger than the whole tier
+    if (this.groupOfKey.get(key) === group) return;
+    this.groupOfKey.set(key, group);
+    let keys = this.groups.get(group);
+    if (!keys) this.groups.set(group, (keys = new Set()));
+    keys.add(key);
+  }
+
+  /** Drops every entry of the group; returns how many there were. */
+  deleteGroup(group: string): number {
+    const keys = this.groups.get(group);
+    if (!keys) return 0;
+    const n = keys.size;
+    for (const key of [...keys]) this.lru.delete(key);
+    this.groups.delete(group);
+    return n;
+  }
+
+  clear(): void {
+    this.lru.clear();
+    this.groups.clear();
+    this.groupOfKey.clear();
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  get bytes(): number {
+    return this.lru.calculatedSize;
+  }
+
+  private unindex(key: string): void {
+    const group = this.groupOfKey.get(key);
+    if (group === undefined) return;
+    this.groupOfKey.delete(key);
+    const keys = this.groups.get(group);
+    keys?.delete(key);
+    if (keys?.size === 0) this.groups.delete(group);
+  }
+}

@@ -1,0 +1,38 @@
+import { responsePathAsArray, type GraphQLResolveInfo } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Served, StaleMark } from './entity-cache.js';
+
+/** One entry of the response's `extensions.stale`. */
+export interface StaleField extends StaleMark {
+  path: (string | number)[];
+}
+
+/** What a request was served from the cache past its TTL, to be named in its response. */
+export class StaleReport {
+  readonly fields: StaleField[] = [];
+
+  /** The value; when it was stale, notes it at the field's path (plus `index` for one item of a list field). */
+  take<V>(served: Served<V>, info: GraphQLResolveInfo, index?: number): V {
+    if (served.stale) {
+      const path = responsePathAsArray(info.path);
+      if (index !== undefined) path.push(index);
+      this.fields.push({ path, ...served.stale });
+    }
+    return served.value;
+  }
+}
+
+/** Adds `extensions.stale` to a response that used stale data. */
+export function useStaleReport(): Plugin<{ stale: StaleReport }> {
+  return {
+    onExecute({ args }) {
+      return {
+        onExecuteDone({ result, setResult }) {
+          const { fields } = args.contextValue.stale;
+          if (fields.length === 0 || Symbol.asyncIterator in result) return;
+          setResult({ ...result, extensions: { ...result.extensions, stale: fields } });
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,393 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { MemoryTier } from '../src/cache/memory-tier.js';
+import { makeEntry } from '../src/cache/entry.js';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { calls, startStack, type Stack, type StackOptions } from './helpers/stack.js';
+
+/**
+ * The two cache tiers, seen from outside: upstream calls counted by the
+ * simulated upstreams' stats, staleness read from `extensions.stale`, faults
+ * set through the admin endpoint, Redis a real server the test starts and stops.
+ */
+type AnyData = Record<string, any>;
+
+const SEARCH = 'GET /api/v2/users';
+const METRICS = 'POST /v1/metrics/query';
+const UNREAD = 'GET /v1/unread-counts';
+const LIST = 'GET /v1/users/:id/notifications';
+
+const DASHBOARD = `query($id: ID!) {
+  user(id: $id) {
+    id name email
+    metrics { pageViews sessions }
+    unreadNotificationCount
+    notifications(first: 5) { totalCount edges { node { id title } } }
+  }
+}`;
+
+const stacks: Stack[] = [];
+async function stackWith(options: StackOptions): Promise<Stack> {
+  const stack = await startStack({ ...options, cache: { enabled: true, ...options.cache } });
+  stacks.push(stack);
+  // The OAuth token is fetched once up front, so it never shows in what a test counts.
+  await stack.gql(`{ user(id: "warm-up") { id } }`);
+  await stack.reset();
+  return stack;
+}
+afterAll(async () => {
+  await Promise.all(stacks.map((s) => s.close()));
+});
+
+/** Upstream calls per data route, summed over the three read sources. */
+async function upstreamCalls(stack: Stack): Promise<Record<string, number>> {
+  const [identity, analytics, notifications] = await Promise.all([stack.stats('identity'), stack.stats('analytics'), stack.stats('notifications')]);
+  return { search: calls(identity, SEARCH), metrics: calls(analytics, METRICS), unread: calls(notifications, UNREAD), list: calls(notifications, LIST) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('L1: entries per entity', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({});
+  });
+  afterEach(() => stack.reset());
+
+  it('a repeated dashboard is answered from the cache: no second upstream call', async () => {
+    const id = stack.userId(10);
+    const first = await stack.gql<AnyData>(DASHBOARD, { id });
+    expect(first.body.errors).toBeUndefined();
+    expect(await upstreamCalls(stack)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+    const second = await stack.gql<AnyData>(DASHBOARD, { id });
+    expect(second.body.data).toEqual(first.body.data);
+    expect(second.body.extensions?.stale).toBeUndefined();
+    expect(await upstreamCalls(stack)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+  });
+
+  it('a list fills the per-user entries that a single-user query then hits', async () => {
+    const list = await stack.gql<AnyData>(`{ userList(first: 10, after: null) { edges { node { id name } } } }`);
+    const third = list.body.data!.userList.edges[2].node;
+    expect(calls(await stack.stats('identity'), SEARCH)).toBe(1); // the list page itself
+    const one = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id name } }`, { id: third.id });
+    expect(one.body.data!.user).toEqual(third);
+    expect(calls(await stack.stats('identity'), SEARCH)).toBe(1);
+  });
+
+  it('a batch asks upstream only for the ids it lacks', async () => {
+    const ids = [20, 21, 22, 23, 24, 25].map((i) => stack.userId(i));
+    await stack.gql(`query($ids: [ID!]!) { users(ids: $ids) { id unreadNotificationCount } }`, { ids: ids.slice(0, 4) });
+    const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id unreadNotificationCount } }`, { ids });
+    expect(res.body.data!.users.map((u: AnyData) => u.id)).toEqual(ids);
+    const identity = (await stack.stats('identity')).routes[SEARCH]!;
+    const unread = (await stack.stats('notifications')).routes[UNREAD]!;
+    expect(identity.batchSizes).toEqual([4, 2]);
+    expect(unread.batchSizes).toEqual([4, 2]);
+  });
+
+  it('unknown ids are remembered as unknown for a while (negative entries)', async () => {
+    await stack.gql(`{ user(id: "nobody-here") { id } }`);
+    const again = await stack.gql<AnyData>(`{ user(id: "nobody-here") { id } }`);
+    expect(again.body.data!.user).toBeNull();
+    expect(calls(await stack.stats('identity'), SEARCH)).toBe(1);
+  });
+
+  it('L1 stays within its byte bound and drops a group whole', () => {
+    const tier = new MemoryTier(10_000);
+    const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
+    for (let i = 0; i < 1000; i++) tier.set(`k${i}`, `g${i % 10}`, makeEntry({ i }, policy, 0), 100);
+    expect(tier.bytes).toBeLessThanOrEqual(10_000);
+    expect(tier.size).toBe(100);
+    expect(tier.deleteGroup('g3')).toBe(10);
+    expect(tier.size).toBe(90);
+    expect(tier.get('k993')).toBeUndefined();
+    expect(tier.get('k994')).toBeDefined();
+  });
+});
+
+describe('single-flight', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({});
+  });
+
+  it('100 concurrent identical dashboard queries make 1 call per source', async () => {
+    // Slow enough that all 100 arrive while the first calls are in flight.
+    for (const name of ['identity', 'analytics', 'notifications'] as const) await stack.faults(name, { latencyMs: 300 });
+    const id = stack.userId(30);
+    const answers = await Promise.all(Array.from({ length: 100 }, () => stack.gql<AnyData>(DASHBOARD, { id })));
+    for (const a of answers) {
+      expect(a.body.errors).toBeUndefined();
+      expect(a.body.data!.user.id).toBe(id);
+    }
+    expect(await upstreamCalls(stack)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+  });
+});
+
+describe('stale-while-revalidate', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({ cache: { entities: entities({ ttlMs: 1000, staleWhileRevalidateMs: 60_000, staleIfErrorMs: 0 }) } });
+  });
+
+  it('past the TTL, the entry is served at once (and said so) while exactly one refresh runs', async () => {
+    const id = stack.userId(40);
+    await stack.gql(DASHBOARD, { id });
+    await stack.reset();
+    await sleep(1100);
+    for (const name of ['identity', 'analytics', 'notifications'] as const) await stack.faults(name, { latencyMs: 300 });
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => stack.gql<AnyData>(DASHBOARD, { id })));
+    // Generous bound: served without waiting for the 300 ms refresh.
+    expect(Date.now() - started).toBeLessThan(1500);
+    for (const a of answers) {
+      expect(a.body.errors).toBeUndefined();
+      expect(a.body.data!.user.metrics.pageViews).toEqual(expect.any(Number));
+      const stale = a.body.extensions!.stale as AnyData[];
+      expect(stale).toContainEqual({ path: ['user', 'metrics'], source: 'analytics', reason: 'REVALIDATING', ageSeconds: expect.any(Number) });
+      expect(stale).toContainEqual(expect.objectContaining({ path: ['user'], source: 'identity', reason: 'REVALIDATING' }));
+    }
+    // Once the refresh has landed, answers are fresh again; asking meanwhile starts no second refresh.
+    await expect.poll(async () => (await stack.gql<AnyData>(DASHBOARD, { id })).body.extensions?.stale, { timeout: 5000 }).toBeUndefined();
+    expect(await upstreamCalls(stack)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+  });
+});
+
+describe('stale-if-error', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({
+      cache: { entities: entities({ ttlMs: 200, staleWhileRevalidateMs: 0, staleIfErrorMs: 60_000 }) },
+      tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 1000 } },
+      requestDeadlineMs: 1500,
+    });
+  });
+  afterEach(() => stack.reset());
+
+  const METRICS_ONLY = `query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`;
+
+  async function cachedThenFailing(index: number, fault: Parameters<Stack['faults']>[1]): Promise<{ fresh: AnyData; res: AnyData }> {
+    const id = stack.userId(index);
+    const fresh = (await stack.gql<AnyData>(METRICS_ONLY, { id })).body;
+    expect(fresh.errors).toBeUndefined();
+    await sleep(300);
+    await stack.faults('analytics', fault);
+    const res = (await stack.gql<AnyData>(METRICS_ONLY, { id })).body as AnyData;
+    return { fresh, res };
+  }
+
+  it.each([
+    ['the source answers 503', { errorRate: 1, errorStatus: 503 }, 'SOURCE_UNAVAILABLE'],
+    ['the source drops connections', { down: 'reset' as const }, 'SOURCE_UNAVAILABLE'],
+    ['the source hangs past the deadline', { down: 'hang' as const }, 'SOURCE_TIMEOUT'],
+    ['the source rate-limits', { errorRate: 1, errorStatus: 429 }, 'SOURCE_RATE_LIMITED'],
+    ['the source answers garbage', { malformedRate: 1 }, 'SOURCE_BAD_RESPONSE'],
+  ])('%s: the stale entry is served, named in extensions.stale with its age and the failure', async (_what, fault, code) => {
+    const { fresh, res } = await cachedThenFailing(50 + Object.keys(fault).length + code.length, fault);
+    expect(res.errors).toBeUndefined();
+    expect(res.data.user.metrics).toEqual(fresh.data.user.metrics);
+    expect(res.extensions.stale).toContainEqual({ path: ['user', 'metrics'], source: 'analytics', reason: 'SOURCE_ERROR', code, ageSeconds: expect.any(Number) });
+    expect(res.extensions.stale[0].ageSeconds).toBeLessThan(5);
+  });
+
+  it('the breaker is open: the stale entry is served without an upstream call', async () => {
+    const breaking = await startStack({
+      cache: { enabled: true, entities: entities({ ttlMs: 200, staleWhileRevalidateMs: 0, staleIfErrorMs: 60_000 }) },
+      tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 2, breakerFailureRatio: 0.5, breakerHalfOpenAfterMs: 60_000 } },
+    });
+    stacks.push(breaking);
+    const id = breaking.userId(70);
+    await breaking.gql(METRICS_ONLY, { id });
+    await breaking.faults('analytics', { errorRate: 1 });
+    // Open it with other users' failures.
+    for (const i of [71, 72, 73]) await breaking.gql(METRICS_ONLY, { id: breaking.userId(i) });
+    await sleep(300);
+    const before = calls(await breaking.stats('analytics'), METRICS);
+    const res = (await breaking.gql<AnyData>(METRICS_ONLY, { id })).body as AnyData;
+    expect(calls(await breaking.stats('analytics'), METRICS)).toBe(before);
+    expect(res.errors).toBeUndefined();
+    expect(res.extensions.stale).toContainEqual(expect.objectContaining({ path: ['user', 'metrics'], code: 'SOURCE_CIRCUIT_OPEN', reason: 'SOURCE_ERROR' }));
+  });
+
+  it('without a cached entry, the failure is an error as before', async () => {
+    await stack.faults('analytics', { errorRate: 1 });
+    const res = (await stack.gql<AnyData>(METRICS_ONLY, { id: stack.userId(80) })).body as AnyData;
+    expect(res.data.user.metrics).toBeNull();
+    expect(res.errors[0].extensions.code).toBe('SOURCE_UNAVAILABLE');
+    expect(res.extensions?.stale).toBeUndefined();
+  });
+
+  it('past the stale-if-error window, the failure is an error', async () => {
+    const short = await stackWith({ cache: { entities: entities({ ttlMs: 100, staleWhileRevalidateMs: 0, staleIfErrorMs: 200 }) }, tuning: { analytics: { retryMaxAttempts: 1 } } });
+    const id = short.userId(81);
+    await short.gql(METRICS_ONLY, { id });
+    await sleep(400);
+    await short.faults('analytics', { errorRate: 1 });
+    const res = (await short.gql<AnyData>(METRICS_ONLY, { id })).body as AnyData;
+    expect(res.data.user.metrics).toBeNull();
+    expect(res.errors[0].extensions.code).toBe('SOURCE_UNAVAILABLE');
+  });
+});
+
+describe('authorization over cached data', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({});
+  });
+
+  it("a user never receives another user's private fields from the cache", async () => {
+    const owner = stack.userId(90);
+    const other = stack.userId(91);
+    const ownerToken = await stack.token({ sub: owner, admin: false });
+    const otherToken = await stack.token({ sub: other, admin: false });
+    // The owner fills every entry: profile with email, metrics, counts, notifications.
+    const own = await stack.gql<AnyData>(DASHBOARD, { id: owner }, { token: ownerToken });
+    expect(own.body.errors).toBeUndefined();
+    expect(own.body.data!.user.email).toEqual(expect.any(String));
+    await stack.reset();
+
+    const theirs = await stack.gql<AnyData>(DASHBOARD, { id: owner }, { token: otherToken });
+    const user = theirs.body.data!.user;
+    expect(user.name).toBe(own.body.data!.user.name); // public, from the cache
+    expect(user.email).toBeNull();
+    expect(user.metrics).toBeNull();
+    expect(user.unreadNotificationCount).toBeNull();
+    expect(user.notifications).toBeNull();
+    expect(theirs.text).not.toContain(own.body.data!.user.email);
+    const codes = theirs.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code]);
+    expect(codes).toEqual(
+      expect.arrayContaining([
+        ['user.email', 'FORBIDDEN'],
+        ['user.metrics', 'FORBIDDEN'],
+        ['user.unreadNotificationCount', 'FORBIDDEN'],
+        ['user.notifications', 'FORBIDDEN'],
+      ]),
+    );
+    // Everything came from the cache or was refused: not one upstream call.
+    expect(await upstreamCalls(stack)).toEqual({ search: 0, metrics: 0, unread: 0, list: 0 });
+  });
+});
+
+describeWithRedis('L2 in Redis, shared by instances', () => {
+  const redis = new TestRedis();
+  let a: Stack;
+  let b: Stack;
+  let client: Redis;
+
+  beforeAll(async () => {
+    await redis.start();
+    const prefix = 'gwcache:';
+    a = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
+    b = await stackWith({ redis: { url: redis.url, keyPrefix: prefix }, peerOf: a });
+    client = new Redis(redis.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, lazyConnect: true });
+    client.on('error', () => undefined);
+    await client.connect();
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await redis.stop();
+  });
+  afterEach(() => a.reset());
+
+  it("one instance's fetch is another instance's hit", async () => {
+    const id = a.userId(100);
+    const first = await a.gql<AnyData>(DASHBOARD, { id });
+    expect(await upstreamCalls(a)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+    // L2 writes are fire-and-forget: wait until they have landed.
+    await expect.poll(async () => (await client.keys('gwcache:c:*')).length).toBeGreaterThanOrEqual(4);
+    const second = await b.gql<AnyData>(DASHBOARD, { id });
+    expect(second.body.data).toEqual(first.body.data);
+    expect(await upstreamCalls(a)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+  });
+
+  it('an invalidation drops the entries in both tiers on every instance', async () => {
+    const id = a.userId(101);
+    await a.gql(DASHBOARD, { id });
+    await expect.poll(async () => (await client.keys(`gwcache:c:notifications.page*{${id}}*`)).length).toBe(1);
+    await b.gql(DASHBOARD, { id }); // now in B's L1 too
+    expect(b.gateway.caches.user.cachedLocally(id)).toBe(true);
+    expect(b.gateway.caches.notificationPage.cachedLocally({ userId: id, offset: 0, first: 5, unreadOnly: false })).toBe(true);
+
+    await a.gateway.caches.invalidateProfile(id);
+    await a.gateway.caches.invalidateNotifications(id);
+    await expect.poll(() => b.gateway.caches.user.cachedLocally(id)).toBe(false);
+    await expect.poll(() => b.gateway.caches.notificationPage.cachedLocally({ userId: id, offset: 0, first: 5, unreadOnly: false })).toBe(false);
+    expect(await client.keys(`gwcache:c:identity.user*{${id}}*`)).toEqual([]);
+    expect(await client.keys(`gwcache:c:notifications.page*{${id}}*`)).toEqual([]);
+    // Metrics were not touched by the "write": still cached.
+    expect(b.gateway.caches.metrics.cachedLocally({ userId: id, range: currentRange() })).toBe(true);
+
+    await b.gql(DASHBOARD, { id });
+    expect(await upstreamCalls(a)).toEqual({ search: 2, metrics: 1, unread: 2, list: 2 });
+  });
+});
+
+describeWithRedis('Redis trouble never takes the server down', () => {
+  const redis = new TestRedis();
+  let stack: Stack;
+  let peer: Stack;
+
+  beforeAll(async () => {
+    await redis.start();
+    stack = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwdown:' } });
+    peer = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwdown:' }, peerOf: stack });
+  });
+  afterAll(() => redis.stop());
+
+  it('Redis stopped mid-load: every query answers from L1 and upstreams, one log line; Redis back: L2 in use again', async () => {
+    const ids = Array.from({ length: 10 }, (_, i) => stack.userId(110 + i));
+    let running = true;
+    const failures: unknown[] = [];
+    let answered = 0;
+    const load = (async () => {
+      while (running) {
+        const res = await stack.gql<AnyData>(DASHBOARD, { id: ids[answered % ids.length] });
+        if (res.status !== 200 || res.body.errors) failures.push(res.body.errors ?? res.status);
+        answered++;
+      }
+    })();
+
+    await sleep(500);
+    const logsBefore = stack.logs.length;
+    await redis.stop();
+    const atStop = answered;
+    await sleep(1500);
+    expect(answered - atStop).toBeGreaterThan(20);
+
+    await redis.start();
+    // ioredis reconnects on its own, backing off up to 2 s.
+    await expect.poll(() => stack.gateway.redis!.available, { timeout: 10_000 }).toBe(true);
+    await sleep(300);
+    running = false;
+    await load;
+    expect(failures).toEqual([]);
+
+    const outageLogs = stack.logs.slice(logsBefore).filter((l) => /Redis unreachable/.test(l));
+    expect(outageLogs).toHaveLength(1);
+
+    // Redis came back empty; a fresh user on one instance is a hit on the other.
+    const fresh = stack.userId(130);
+    await stack.reset();
+    await stack.gql(DASHBOARD, { id: fresh });
+    await expect.poll(async () => {
+      const c = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+      await c.connect();
+      const keys = await c.keys(`gwdown:c:*{${fresh}}*`);
+      c.disconnect();
+      return keys.length;
+    }, { timeout: 5000 }).toBeGreaterThanOrEqual(4);
+    await peer.gql(DASHBOARD, { id: fresh });
+    expect(await upstreamCalls(stack)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+  });
+});
+
+/** Every entity with the same windows. */
+function entities(policy: { ttlMs: number; staleWhileRevalidateMs: number; staleIfErrorMs: number }) {
+  return Object.fromEntries(['identity.user', 'analytics.metrics', 'analytics.events', 'notifications.unreadCount', 'notifications.page'].map((e) => [e, policy])) as never;
+}
+
+/** The range `metrics` asks for without arguments (DAY, 30 days to the end of the current hour). */
+function currentRange() {
+  const toSec = Math.ceil(Date.now() / 1000 / 3600) * 3600;
+  return { fromSec: toSec - 30 * 86_400, toSec, granularity: 'DAY' as const };
+}

@@ -2,12 +2,18 @@
  * `npm run bench`: the simulated upstreams at 20 ± 5 ms and the server, each in
  * its own process as deployed, loaded by autocannon from this one.
  *
- * Scenario `dashboard-1`: profile + metrics + unread count + first 5
- * notifications of a random one of 1,000 users. Reports req/s, p50/p90/p99,
- * upstream calls per query (from the upstreams' stats), the server's CPU ms per
- * query and its peak RSS (from /proc).
+ * Scenarios, each the dashboard query (profile + metrics + unread count +
+ * first 5 notifications):
+ * - `dashboard-1`: a random one of 1,000 users (a wide, mostly cold set);
+ * - `dashboard-hot`: a random one of 20 users (the same few, repeated).
+ * Cache modes, each a fresh server process (and a fresh Redis key prefix):
+ * - `off` (CACHE_ENABLED=false), `l1` (in process), `l1+l2` (plus Redis at
+ *   REDIS_URL, default redis://127.0.0.1:6379; skipped if none answers).
+ * Reports req/s, p50/p90/p99, upstream calls per query (from the upstreams'
+ * stats), the server's CPU ms per query and its peak RSS (from /proc).
  *
  * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50),
+ * BENCH_SCENARIOS (default dashboard-1,dashboard-hot), BENCH_MODES (default off,l1,l1+l2),
  * BENCH_GATEWAY (entry to run, default src/main.ts; dist/main.js after `npm run build`),
  * BENCH_PROFILE=1 (the server writes a CPU profile to bench/.tmp/).
  * `--write` appends the run to bench/RESULTS.md.
@@ -17,6 +23,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -71,14 +78,7 @@ const unlimited = Object.fromEntries(
     [`${s}_RATE_LIMIT_BURST`, '1000'],
   ]),
 );
-const gateway = await start(
-  process.env.BENCH_GATEWAY ?? 'src/main.ts',
-  { ...env, ...unlimited, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-  /GraphQL endpoint: (\S+)/,
-  profile,
-);
-const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
-const upstreamUrls = ['URL', 'ANALYTICS_URL', 'NOTIFICATIONS_URL', 'AUDIT_URL'].map((k) => env[k === 'URL' ? 'IDENTITY_URL' : k]!);
+const upstreamUrls = ['IDENTITY_URL', 'ANALYTICS_URL', 'NOTIFICATIONS_URL', 'AUDIT_URL'].map((k) => env[k]!);
 
 // The first 1,000 user ids, from identity's own listing.
 const listing = await fetch(`${env.IDENTITY_URL}/oauth/token`, {
@@ -96,6 +96,39 @@ for (let page = 0; page < 10; page++) {
 const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
 const DASHBOARD = `query Dashboard($id: ID!) { user(id: $id) { id name avatarUrl metrics { pageViews sessions conversionRate } unreadNotificationCount notifications(first: 5) { totalCount edges { node { id title read createdAt } } } } }`;
 
+interface Scenario {
+  name: string;
+  query: string;
+  variables: () => Record<string, unknown>;
+}
+const pick = (from: string[]) => from[Math.floor(Math.random() * from.length)]!;
+const hot = ids.slice(500, 520);
+const SCENARIOS: Scenario[] = [
+  { name: 'dashboard-1', query: DASHBOARD, variables: () => ({ id: pick(ids) }) },
+  { name: 'dashboard-hot', query: DASHBOARD, variables: () => ({ id: pick(hot) }) },
+];
+const wantedScenarios = (process.env.BENCH_SCENARIOS ?? 'dashboard-1,dashboard-hot').split(',');
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+async function redisAnswers(): Promise<boolean> {
+  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+const MODES: Record<string, Record<string, string>> = {
+  off: { CACHE_ENABLED: 'false' },
+  l1: { CACHE_ENABLED: 'true' },
+  'l1+l2': { CACHE_ENABLED: 'true', REDIS_URL },
+};
+const wantedModes = (process.env.BENCH_MODES ?? 'off,l1,l1+l2').split(',');
+
 const resetStats = () => Promise.all(upstreamUrls.map((u) => fetch(`${u}/__admin/stats`, { method: 'DELETE' })));
 const upstreamCalls = async () => {
   let total = 0;
@@ -103,54 +136,83 @@ const upstreamCalls = async () => {
   return total;
 };
 
-// Warm up (JIT, pools, the OAuth token), then measure.
-await autocannon({ url, connections: 10, duration: 2, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: DASHBOARD, variables: { id: ids[0] } }) });
-await resetStats();
-const cpuBefore = cpuMs(gateway.child.pid!);
-let errors = 0;
-const result = await autocannon({
-  url,
-  connections: CONNECTIONS,
-  duration: DURATION,
-  requests: [
-    {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      setupRequest: (req) => ({ ...req, body: JSON.stringify({ query: DASHBOARD, variables: { id: ids[Math.floor(Math.random() * ids.length)] } }) }),
-      onResponse: (status, body) => {
-        if (status !== 200 || body.includes('"errors"')) errors++;
+async function measure(url: string, pid: number, mode: string, scenario: Scenario) {
+  await resetStats();
+  const cpuBefore = cpuMs(pid);
+  let errors = 0;
+  const samples = new Set<string>();
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        setupRequest: (req) => ({ ...req, body: JSON.stringify({ query: scenario.query, variables: scenario.variables() }) }),
+        onResponse: (status, body) => {
+          if (status !== 200 || body.includes('"errors"')) {
+            errors++;
+            if (samples.size < 3) samples.add(`${status} ${body.slice(0, 400)}`);
+          }
+        },
       },
-    },
-  ],
-});
-const cpu = cpuMs(gateway.child.pid!) - cpuBefore;
-const queries = result.requests.total;
-const calls = await upstreamCalls();
-
-const row = {
-  scenario: 'dashboard-1',
-  'req/s': Math.round(result.requests.average),
-  'p50 ms': result.latency.p50,
-  'p90 ms': result.latency.p90,
-  'p99 ms': result.latency.p99,
-  'upstream calls/query': Number((calls / queries).toFixed(2)),
-  'gateway CPU ms/query': Number((cpu / queries).toFixed(3)),
-  'peak RSS MB': peakRssMb(gateway.child.pid!),
-  'non-2xx or errors': errors + result.non2xx,
-};
-console.table([row]);
-
-if (process.argv.includes('--write')) {
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  const cols = Object.keys(row);
-  appendFileSync(
-    new URL('./RESULTS.md', import.meta.url),
-    `\n### ${new Date().toISOString().slice(0, 10)} — \`npm run bench -- --write\` (${DURATION} s, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |\n`,
-  );
+    ],
+  });
+  const cpu = cpuMs(pid) - cpuBefore;
+  for (const sample of samples) console.warn(`${scenario.name}/${mode} error sample: ${sample}`);
+  const queries = result.requests.total;
+  const calls = await upstreamCalls();
+  return {
+    scenario: scenario.name,
+    cache: mode,
+    'req/s': Math.round(result.requests.average),
+    'p50 ms': result.latency.p50,
+    'p90 ms': result.latency.p90,
+    'p99 ms': result.latency.p99,
+    'upstream calls/query': Number((calls / queries).toFixed(3)),
+    'gateway CPU ms/query': Number((cpu / queries).toFixed(3)),
+    'peak RSS MB': peakRssMb(pid),
+    'non-2xx or errors': errors + result.non2xx,
+  };
 }
-if (profile.length > 0) {
+
+const rows: Awaited<ReturnType<typeof measure>>[] = [];
+for (const mode of wantedModes) {
+  if (!MODES[mode]) throw new Error(`unknown BENCH_MODES entry "${mode}" (off, l1, l1+l2)`);
+  if (MODES[mode].REDIS_URL && !(await redisAnswers())) {
+    console.warn(`skipping mode ${mode}: no Redis answers at ${REDIS_URL}`);
+    continue;
+  }
+  // A fresh process and key prefix per mode: every mode starts cold.
+  const gateway = await start(
+    process.env.BENCH_GATEWAY ?? 'src/main.ts',
+    { ...env, ...unlimited, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:`, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+    /GraphQL endpoint: (\S+)/,
+    profile,
+  );
+  const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
+  const pid = gateway.child.pid!;
+  // Warm up the process (JIT, pools, the OAuth token) on one user outside every scenario's set.
+  await autocannon({ url, connections: 10, duration: 2, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: DASHBOARD, variables: { id: ids[999] } }) });
+  for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name))) {
+    const row = await measure(url, pid, mode, scenario);
+    rows.push(row);
+    console.table([row]);
+  }
   gateway.child.kill('SIGTERM');
   await new Promise((resolve) => gateway.child.once('exit', resolve));
-  console.log('CPU profile written to bench/.tmp/');
+  if (process.env.DEBUG_BENCH) console.log(gateway.output().split('\n').filter((l) => l.includes('"level":50')).slice(0, 3).join('\n'));
 }
+console.table(rows);
+
+if (process.argv.includes('--write') && rows.length > 0) {
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const cols = Object.keys(rows[0]!);
+  appendFileSync(
+    new URL('./RESULTS.md', import.meta.url),
+    `\n### ${new Date().toISOString().slice(0, 10)} — \`npm run bench -- --write\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |`).join('\n')}\n`,
+  );
+}
+if (profile.length > 0) console.log('CPU profiles written to bench/.tmp/');
 process.exit(0);

@@ -92,6 +92,17 @@ describe('L1: entries per entity', () => {
     expect(calls(await stack.stats('identity'), SEARCH)).toBe(1);
   });
 
+  it('a user analytics has never seen: metrics null without an error, from the cache too', async () => {
+    const id = stack.userId(49); // one in fifty users has no analytics
+    const q = `query($id: ID!) { user(id: $id) { id metrics { pageViews } } }`;
+    for (let i = 0; i < 2; i++) {
+      const res = await stack.gql<AnyData>(q, { id });
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data!.user).toEqual({ id, metrics: null });
+    }
+    expect(calls(await stack.stats('analytics'), METRICS)).toBe(1);
+  });
+
   it('L1 stays within its byte bound and drops a group whole', () => {
     const tier = new MemoryTier(10_000);
     const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };

@@ -244,7 +244,8 @@ export class EntityCache<K, V> {
     }
     ids.forEach((id, i) => {
       this.inflight.delete(id);
-      resolvers[i]!(results[i] ?? new Error(`the batch fetch of ${this.entity} returned no value for a key`));
+      // A value may be null ("no such entity"); only a missing slot is a bug in the fetch.
+      resolvers[i]!(i < results.length ? (results[i] as Settled<V>) : new Error(`the batch fetch of ${this.entity} returned ${results.length} values for ${keys.length} keys`));
     });
   }
 

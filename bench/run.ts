@@ -15,7 +15,7 @@
  * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50),
  * BENCH_SCENARIOS (default dashboard-1,dashboard-hot), BENCH_MODES (default off,l1,l1+l2),
  * BENCH_GATEWAY (entry to run, default src/main.ts; dist/main.js after `npm run build`),
- * BENCH_PROFILE=1 (the server writes a CPU profile to bench/.tmp/).
+ * BENCH_PROFILE=1 (the server writes a CPU profile to bench/.tmp/), DEBUG_BENCH=1 (prints the server's first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';

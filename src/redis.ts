@@ -4,7 +4,7 @@ import type { Logger } from './observability/logger.js';
 /**
  * The one Redis connection of a process. Redis is an accelerator, never a
  * dependency: commands time out fast and are not queued while disconnected,
- * so a caller falls back (to local rate limits, later to L1 only) at once;
+ * so a caller falls back (to local rate limits, to L1 only) at once;
  * ioredis reconnects on its own and `available` turns true again. Each change
  * of state is logged once, not once per failed command.
  */
@@ -38,14 +38,14 @@ export class RedisConnection {
       this.everUp = true;
     });
     this.client.on('close', () => {
-      if (this.up) logger.warn({ redis: where }, 'Redis unreachable: falling back to local state (rate limits per instance) until it returns');
+      if (this.up) logger.warn({ redis: where }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
       this.up = false;
     });
     // Errors surface as state changes above and as each caller's fallback; ioredis keeps retrying.
     this.client.on('error', () => undefined);
     // A Redis that never answers (a wrong REDIS_URL) must not go unnoticed.
     setTimeout(() => {
-      if (!this.everUp) logger.warn({ redis: where }, 'Redis not reachable since start: running on local state (rate limits per instance) until it is');
+      if (!this.everUp) logger.warn({ redis: where }, 'Redis not reachable since start: running on local state (rate limits per instance, L1 cache only) until it is');
     }, 3000).unref();
   }
 

@@ -164,6 +164,29 @@ describe('stale-while-revalidate', () => {
   });
 });
 
+describe('stale-while-revalidate when the refresh fails', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({ cache: { entities: entities({ ttlMs: 300, staleWhileRevalidateMs: 60_000, staleIfErrorMs: 0 }) }, tuning: { analytics: { retryMaxAttempts: 1 } } });
+  });
+
+  it('answers keep coming from the entry, and say the source is failing once a refresh has failed', async () => {
+    const id = stack.userId(45);
+    const q = `query($id: ID!) { user(id: $id) { metrics { pageViews } } }`;
+    const fresh = await stack.gql<AnyData>(q, { id });
+    await sleep(400);
+    await stack.faults('analytics', { errorRate: 1 });
+    const first = await stack.gql<AnyData>(q, { id });
+    expect(first.body.data).toEqual(fresh.body.data);
+    expect(first.body.extensions!.stale).toContainEqual(expect.objectContaining({ path: ['user', 'metrics'], reason: 'REVALIDATING' }));
+    await expect
+      .poll(async () => ((await stack.gql<AnyData>(q, { id })).body.extensions!.stale as AnyData[]).find((s) => s.source === 'analytics'))
+      .toMatchObject({ reason: 'SOURCE_ERROR', code: 'SOURCE_UNAVAILABLE' });
+    await stack.reset();
+    await expect.poll(async () => (await stack.gql<AnyData>(q, { id })).body.extensions?.stale, { timeout: 5000 }).toBeUndefined();
+  });
+});
+
 describe('stale-if-error', () => {
   let stack: Stack;
   beforeAll(async () => {

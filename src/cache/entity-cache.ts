@@ -53,6 +53,9 @@ export interface CacheTiers {
 
 type Settled<V> = V | Error;
 
+/** Bound of the refresh-failure memory; past it, it starts over (the marks are only more precise reasons). */
+const MAX_REMEMBERED_FAILURES = 10_000;
+
 /**
  * The cache of one kind of entity, per key (a user, a user's metrics for a
  * range, an unread count), in front of a batch fetch:
@@ -75,6 +78,8 @@ export class EntityCache<K, V> {
   readonly source: SourceName;
   private readonly inflight = new Map<string, Promise<Settled<V>>>();
   private readonly refreshing = new Set<string>();
+  /** Why the last background refresh of a key failed, so stale answers say SOURCE_ERROR rather than REVALIDATING. */
+  private readonly refreshFailures = new Map<string, SourceErrorCode>();
   /** Bumped by every invalidation of this entity; a fetch started under another epoch does not store. */
   private epoch = 0;
 
@@ -103,7 +108,7 @@ export class EntityCache<K, V> {
 
     for (let i = 0; i < keys.length; i++) {
       const entry = l1.get<V>(this.l1Key(ids[i]!));
-      if (entry && this.classify(entry, i, now, out, refresh, fallback)) continue;
+      if (entry && this.classify(entry, ids[i]!, i, now, out, refresh, fallback)) continue;
       missing.push(i);
     }
 
@@ -118,7 +123,7 @@ export class EntityCache<K, V> {
           const known = fallback.get(i);
           if (entry && freshness(entry, at) !== 'expired' && (!known || entry.storedAt > known.storedAt)) {
             this.storeL1(ids[i]!, keys[i]!, entry, json!.length);
-            if (this.classify(entry, i, at, out, refresh, fallback)) return;
+            if (this.classify(entry, ids[i]!, i, at, out, refresh, fallback)) return;
           }
           stillMissing.push(i);
         });
@@ -183,15 +188,18 @@ export class EntityCache<K, V> {
   }
 
   /** Sorts an entry into out/refresh/fallback; false when it cannot answer now (the key is still missing). */
-  private classify(entry: CacheEntry<V>, i: number, now: number, out: Array<Served<V> | Error>, refresh: number[], fallback: Map<number, CacheEntry<V>>): boolean {
+  private classify(entry: CacheEntry<V>, id: string, i: number, now: number, out: Array<Served<V> | Error>, refresh: number[], fallback: Map<number, CacheEntry<V>>): boolean {
     switch (freshness(entry, now)) {
       case 'fresh':
         out[i] = { value: entry.value as V, stale: null };
         return true;
-      case 'revalidate':
-        out[i] = { value: entry.value as V, stale: { source: this.source, ageSeconds: ageSeconds(entry, now), reason: 'REVALIDATING' } };
+      case 'revalidate': {
+        const code = this.refreshFailures.get(id);
+        const age = ageSeconds(entry, now);
+        out[i] = { value: entry.value as V, stale: code ? { source: this.source, ageSeconds: age, reason: 'SOURCE_ERROR', code } : { source: this.source, ageSeconds: age, reason: 'REVALIDATING' } };
         refresh.push(i);
         return true;
+      }
       case 'ifError':
         fallback.set(i, entry);
         return false;
@@ -270,7 +278,16 @@ export class EntityCache<K, V> {
           });
         }
       }
-      if (stale.length > 0) await Promise.all(this.load(stale.map((i) => keys[i]!), stale.map((i) => ids[i]!)));
+      if (stale.length > 0) {
+        const results = await Promise.all(this.load(stale.map((i) => keys[i]!), stale.map((i) => ids[i]!)));
+        results.forEach((result, j) => {
+          const id = ids[stale[j]!]!;
+          if (result instanceof SourceError) {
+            if (this.refreshFailures.size >= MAX_REMEMBERED_FAILURES) this.refreshFailures.clear();
+            this.refreshFailures.set(id, result.code);
+          } else this.refreshFailures.delete(id);
+        });
+      }
     } finally {
       for (const i of todo) this.refreshing.delete(ids[i]!);
     }
@@ -284,6 +301,7 @@ export class EntityCache<K, V> {
     keys.forEach((key, i) => {
       const entry = makeEntry(values[i]!, this.options.policy, this.options.negativeTtlMs, now);
       const json = JSON.stringify(entry);
+      if (this.refreshFailures.size > 0) this.refreshFailures.delete(this.id(key));
       this.tiers.l1.set(this.l1Key(this.id(key)), this.l1Group(this.options.group(key)), entry, json.length);
       if (l2) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
     });

@@ -415,6 +415,42 @@ describeWithRedis('Redis trouble never takes the server down', () => {
   });
 });
 
+describeWithRedis('a hung Redis costs a short timeout, then nothing', () => {
+  const redis = new TestRedis();
+  let stack: Stack;
+  beforeAll(async () => {
+    await redis.start();
+    stack = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwhang:' }, cache: { l2TimeoutMs: 100 } });
+  });
+  afterAll(() => redis.stop());
+
+  it('L2 reads time out, its breaker opens (logged once), queries still answer; it closes when Redis answers again', async () => {
+    const hang = new Redis(redis.url, { maxRetriesPerRequest: 0 });
+    // Redis stops answering for 3 s, connections open: only timeouts can tell.
+    const sleeping = hang.call('DEBUG', 'SLEEP', '3').catch(() => undefined);
+    await sleep(50);
+    for (let i = 0; i < 8; i++) {
+      const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id name } }`, { id: stack.userId(140 + i) });
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data!.user.id).toBe(stack.userId(140 + i));
+    }
+    expect(stack.logs.filter((l) => l.includes('L2 cache (Redis) failing'))).toHaveLength(1);
+    await sleeping;
+    hang.disconnect();
+    // Half-open after 2 s: the next L2 read (a user not in L1 yet) probes, succeeds, closes it.
+    let next = 150;
+    await expect
+      .poll(
+        async () => {
+          await stack.gql(`query($id: ID!) { user(id: $id) { id } }`, { id: stack.userId(next++) });
+          return stack.logs.filter((l) => l.includes('L2 cache (Redis) answering again')).length;
+        },
+        { timeout: 10_000, interval: 500 },
+      )
+      .toBe(1);
+  });
+});
+
 /** Every entity with the same windows. */
 function entities(policy: { ttlMs: number; staleWhileRevalidateMs: number; staleIfErrorMs: number }) {
   return Object.fromEntries(['identity.user', 'analytics.metrics', 'analytics.events', 'notifications.unreadCount', 'notifications.page'].map((e) => [e, policy])) as never;

@@ -55,7 +55,8 @@ export class TestRedis {
   }
 
   async start(): Promise<void> {
-    this.process = runCommand('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    // DEBUG SLEEP lets a test make this Redis hang without closing connections.
+    this.process = runCommand('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--enable-debug-command', 'yes']);
     for (let i = 0; i < 100; i++) {
       if (await ping(this.port)) return;
       await new Promise((r) => setTimeout(r, 50));

@@ -39,8 +39,10 @@ async function startInstance(): Promise<{ process: Child; url: string }> {
     REDIS_URL: redis.url,
     REDIS_KEY_PREFIX: KEY_PREFIX,
     REQUEST_DEADLINE_MS: '6000',
-    NOTIFICATIONS_RATE_LIMIT_PER_SEC: '16',
-    NOTIFICATIONS_RATE_LIMIT_BURST: '2',
+    // 75 % of the vendor's 20/s, as the README advises: a call leaves a little after its token
+    // when its process is busy (CI runs other suites beside this one), and the vendor counts arrivals.
+    NOTIFICATIONS_RATE_LIMIT_PER_SEC: '14',
+    NOTIFICATIONS_RATE_LIMIT_BURST: '1',
     IDENTITY_RATE_LIMIT_PER_SEC: '1000',
     IDENTITY_RATE_LIMIT_BURST: '100',
   });
@@ -95,7 +97,7 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
 
     const ok = results.filter((r) => r.status === 200 && !r.body.errors).length;
     const errors: AnyData[] = results.flatMap((r) => r.body.errors ?? []);
-    // ~16/s for the 6 s deadline; the rest refused at once by our own limiter (or, the few still
+    // ~14/s for the 6 s deadline; the rest refused at once by our own limiter (or, the few still
     // waiting for a token when the deadline passed, SOURCE_TIMEOUT), never by the vendor.
     expect(ok).toBeGreaterThanOrEqual(60);
     expect(errors.every((e) => e.path.join('.') === 'user.notifications')).toBe(true);

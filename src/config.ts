@@ -56,6 +56,17 @@ export const SOURCE_SETTINGS: Record<string, Setting> = {
   RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, defaults: { identity: 4, analytics: 8, notifications: 8, audit: 4 } },
 };
 
+export interface WritesConfig {
+  /** Attempts per secondary delivery in all, the first included; then it is dead-lettered. */
+  deliveryMaxAttempts: number;
+  deliveryBackoffMs: number;
+  deliveryConcurrency: number;
+  /** A delivery whose worker died is taken up again after this long. */
+  deliveryStalledAfterMs: number;
+  /** How long an idempotency key and its payload are kept. */
+  idempotencyTtlMs: number;
+}
+
 export interface UpstreamEndpoints {
   identity: { url: string; clientId: string; clientSecret: string; audience: string };
   analytics: { url: string; apiKey: string };
@@ -78,6 +89,7 @@ export interface Config {
   /** Shared rate limits, the L2 cache and its invalidation when set; local otherwise. */
   redis: { url: string; keyPrefix: string } | null;
   cache: CacheConfig;
+  writes: WritesConfig;
   /** null: no upstream is configured, run the simulated ones in process (never in production). */
   upstreams: UpstreamEndpoints | null;
 }
@@ -163,6 +175,11 @@ const envSchema = z.object({
   REQUEST_DEADLINE_MS: int(100, 600_000).default(8000),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:'),
+  DELIVERY_MAX_ATTEMPTS: int(1, 100).default(10),
+  DELIVERY_BACKOFF_MS: int(10, 3_600_000).default(1000),
+  DELIVERY_CONCURRENCY: int(1, 1000).default(8),
+  DELIVERY_STALLED_AFTER_MS: int(1000, 3_600_000).default(30_000),
+  IDEMPOTENCY_TTL_MS: int(60_000, 30 * DAY_MS).default(DAY_MS),
   CACHE_ENABLED: bool.default(true),
   CACHE_L1_MAX_BYTES: int(1024, 16 * 1024 ** 3).default(cacheDefaults.l1MaxBytes),
   CACHE_L2_TIMEOUT_MS: int(1, 60_000).default(cacheDefaults.l2TimeoutMs),
@@ -258,6 +275,13 @@ export function loadConfig(env: Env = process.env): Config {
           Object.fromEntries(Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [key, Number(e[`CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`])])) as unknown as EntityPolicy,
         ]),
       ) as Record<(typeof CACHED_ENTITIES)[number], EntityPolicy>,
+    },
+    writes: {
+      deliveryMaxAttempts: e.DELIVERY_MAX_ATTEMPTS,
+      deliveryBackoffMs: e.DELIVERY_BACKOFF_MS,
+      deliveryConcurrency: e.DELIVERY_CONCURRENCY,
+      deliveryStalledAfterMs: e.DELIVERY_STALLED_AFTER_MS,
+      idempotencyTtlMs: e.IDEMPOTENCY_TTL_MS,
     },
     upstreams,
   };

@@ -7,6 +7,8 @@ import type { SourceHealthMonitor } from './observability/source-health.js';
 import type { Deadline } from './resilience/deadline.js';
 import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './sources/models.js';
 import type { Sources } from './sources/index.js';
+import type { DeliveryQueue } from './writes/delivery-queue.js';
+import type { Writes } from './writes/writes.js';
 
 /**
  * Per-request DataLoaders, one per cached entity, made on first use: they
@@ -57,6 +59,9 @@ export interface RequestServices {
   loaders: Loaders;
   sources: Sources;
   caches: Caches;
+  writes: Writes;
+  /** Secondary deliveries, to list and re-drive. */
+  deliveries: DeliveryQueue;
   /** All the upstream work of this request shares it; fields still pending when it passes answer SOURCE_TIMEOUT. */
   deadline: Deadline;
   /** Fields answered with stale data, for the response's `extensions.stale`. */

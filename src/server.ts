@@ -10,12 +10,17 @@ import { Caches } from './cache/index.js';
 import { StaleReport, useStaleReport } from './cache/stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
 import { toClientError } from './errors.js';
+import { useInputErrorCodes } from './use-input-error-codes.js';
 import type { Logger } from './observability/logger.js';
 import { buildSchema } from './schema.js';
 import { SourceHealthMonitor } from './observability/source-health.js';
 import { RedisConnection } from './redis.js';
 import { Deadline } from './resilience/deadline.js';
 import { createSources, type Sources } from './sources/index.js';
+import { BullDeliveryQueue, MemoryDeliveryQueue, type DeliveryQueue } from './writes/delivery-queue.js';
+import type { SecondaryJob } from './writes/delivery.js';
+import { MemoryIdempotencyStore, RedisIdempotencyStore } from './writes/idempotency-store.js';
+import { Writes, type StoredPayload } from './writes/writes.js';
 
 export const EXAMPLE_QUERY = `# One request, three vendors: the profile comes from identity, the metrics
 # from analytics, the notifications from the messaging vendor, fetched at once.
@@ -75,6 +80,28 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs });
   const health = new SourceHealthMonitor(sources.all, logger);
   const caches = new Caches(config.cache, sources, { redis, logger, sharedDeadlineMs: config.requestDeadlineMs });
+  const deliver = (job: SecondaryJob) => sources.audit.record(job.event, job.idempotencyKey).then(() => undefined);
+  const queueSettings = {
+    maxAttempts: config.writes.deliveryMaxAttempts,
+    backoffMs: config.writes.deliveryBackoffMs,
+    concurrency: config.writes.deliveryConcurrency,
+    stalledAfterMs: config.writes.deliveryStalledAfterMs,
+    safetyDelayMs: config.requestDeadlineMs + config.writes.deliveryBackoffMs,
+  };
+  const memoryQueue = new MemoryDeliveryQueue(queueSettings, deliver, logger);
+  const deliveries: DeliveryQueue = config.redis ? new BullDeliveryQueue(config.redis.url, config.redis.keyPrefix, queueSettings, deliver, logger) : memoryQueue;
+  if (!config.redis) logger.warn('Deliveries are not durable: without REDIS_URL, audit events waiting for a retry live in this process only and are lost if it stops. Idempotency keys are remembered by this process only.');
+  const writes = new Writes({
+    sources,
+    caches,
+    queue: deliveries,
+    fallbackQueue: memoryQueue,
+    idempotency: redis ? new RedisIdempotencyStore<StoredPayload>(redis) : new MemoryIdempotencyStore<StoredPayload>(),
+    deliver,
+    idempotencyTtlMs: config.writes.idempotencyTtlMs,
+    requestDeadlineMs: config.requestDeadlineMs,
+    logger,
+  });
   logger.info(
     { l1MaxBytes: config.cache.l1MaxBytes, l2: Boolean(redis) && config.cache.enabled },
     config.cache.enabled ? (redis ? 'Cache: L1 in process + L2 in Redis, shared by instances' : 'Cache: L1 in process only (set REDIS_URL to share an L2 between instances)') : 'Cache off (CACHE_ENABLED=false): every read goes upstream',
@@ -100,11 +127,11 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error'),
     },
-    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) }), useDeadlineDisposal(), useStaleReport()],
+    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) }), useDeadlineDisposal(), useStaleReport(), useInputErrorCodes()],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
     context: (): RequestServices => {
       const deadline = Deadline.after(config.requestDeadlineMs);
-      return { loaders: new Loaders(caches, deadline), sources, caches, deadline, stale: new StaleReport(), health, simulatedUpstreams: config.simulatedUpstreams };
+      return { loaders: new Loaders(caches, deadline), sources, caches, writes, deliveries, deadline, stale: new StaleReport(), health, simulatedUpstreams: config.simulatedUpstreams };
     },
   });
 
@@ -131,6 +158,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await deliveries.close();
+      if (deliveries !== memoryQueue) await memoryQueue.close();
       await sources.close();
       await caches.close();
       await redis?.close();

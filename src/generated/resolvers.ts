@@ -27,6 +27,54 @@ export type CircuitState =
   /** Calls fail fast with SOURCE_CIRCUIT_OPEN; no upstream call is made. */
   | 'OPEN';
 
+export type Delivery = {
+  __typename?: 'Delivery';
+  /** Delivery attempts so far (each may include the source's own quick retries). */
+  attempts: Scalars['Int']['output'];
+  createdAt: Scalars['DateTime']['output'];
+  /** The last failure, while not delivered. */
+  error?: Maybe<DeliveryError>;
+  /** For a secondary, the id to inspect or re-drive it with; for a primary, informational. */
+  id: Scalars['ID']['output'];
+  /** The mutation that made it, e.g. updateProfile. */
+  operation: Scalars['String']['output'];
+  primary: Scalars['Boolean']['output'];
+  state: DeliveryState;
+  target: DeliveryTarget;
+};
+
+export type DeliveryConnection = {
+  __typename?: 'DeliveryConnection';
+  edges: Array<DeliveryEdge>;
+  pageInfo: PageInfo;
+};
+
+export type DeliveryEdge = {
+  __typename?: 'DeliveryEdge';
+  cursor: Scalars['String']['output'];
+  node: Delivery;
+};
+
+export type DeliveryError = {
+  __typename?: 'DeliveryError';
+  /** One of the ErrorCode values. */
+  code: Scalars['String']['output'];
+  message: Scalars['String']['output'];
+  retryable: Scalars['Boolean']['output'];
+};
+
+export type DeliveryState =
+  | 'DELIVERED'
+  /** Given up: a primary that failed, or a secondary after its last attempt (dead-lettered; see retryDelivery). */
+  | 'FAILED'
+  /** Not delivered yet; retried with backoff. */
+  | 'QUEUED';
+
+export type DeliveryTarget =
+  | 'AUDIT'
+  | 'IDENTITY'
+  | 'NOTIFICATIONS';
+
 /**
  * Codes carried in `errors[].extensions.code`. Not returned as a field; listed so
  * clients can generate an exhaustive type for them.
@@ -39,8 +87,10 @@ export type CircuitState =
 export type ErrorCode =
   /** An argument is invalid; the message names it. */
   | 'BAD_USER_INPUT'
-  /** The token's user may not read this field. */
+  /** The token's user may not read this field, or make this change. */
   | 'FORBIDDEN'
+  /** A request with this idempotency key is still being processed; repeat it shortly. */
+  | 'IDEMPOTENCY_KEY_IN_USE'
   /** The upstream rejected this server's credentials. */
   | 'SOURCE_AUTH_FAILED'
   /** The upstream answered with a body or status this server cannot use. */
@@ -89,6 +139,16 @@ export type LatencyPercentiles = {
   p99: Scalars['Float']['output'];
 };
 
+export type MarkReadPayload = {
+  __typename?: 'MarkReadPayload';
+  deliveries: Array<Delivery>;
+  idempotencyKey: Scalars['String']['output'];
+  replayed: Scalars['Boolean']['output'];
+  status: WriteStatus;
+  /** How many notifications changed from unread to read. */
+  updated?: Maybe<Scalars['Int']['output']>;
+};
+
 export type MetricPoint = {
   __typename?: 'MetricPoint';
   /** Start of the bucket. */
@@ -105,6 +165,75 @@ export type Metrics = {
   pageViews: Scalars['Int']['output'];
   series: Array<MetricPoint>;
   sessions: Scalars['Int']['output'];
+};
+
+/**
+ * Writes. Each mutation has one primary write (the one the caller waits for) and
+ * secondary side effects (an audit event), started together. The primary is
+ * awaited; a secondary that cannot be delivered at once is queued — durably in
+ * Redis when it is configured — and retried with backoff until delivered or
+ * dead-lettered. The payload says what happened to each.
+ */
+export type Mutation = {
+  __typename?: 'Mutation';
+  /** Marks a user's notifications read (primary) and records an audit event (secondary). */
+  markNotificationsRead: MarkReadPayload;
+  /** Admin only: sends a dead-lettered (FAILED) secondary delivery again, with a fresh set of attempts. */
+  retryDelivery: Delivery;
+  /** Sends a notification through the messaging vendor (primary) and records an audit event (secondary). */
+  sendNotification: SendNotificationPayload;
+  /** Changes a user's profile at the identity provider (primary) and records an audit event (secondary). */
+  updateProfile: UpdateProfilePayload;
+};
+
+
+/**
+ * Writes. Each mutation has one primary write (the one the caller waits for) and
+ * secondary side effects (an audit event), started together. The primary is
+ * awaited; a secondary that cannot be delivered at once is queued — durably in
+ * Redis when it is configured — and retried with backoff until delivered or
+ * dead-lettered. The payload says what happened to each.
+ */
+export type MutationMarkNotificationsReadArgs = {
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  ids: Array<Scalars['ID']['input']>;
+  userId: Scalars['ID']['input'];
+};
+
+
+/**
+ * Writes. Each mutation has one primary write (the one the caller waits for) and
+ * secondary side effects (an audit event), started together. The primary is
+ * awaited; a secondary that cannot be delivered at once is queued — durably in
+ * Redis when it is configured — and retried with backoff until delivered or
+ * dead-lettered. The payload says what happened to each.
+ */
+export type MutationRetryDeliveryArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/**
+ * Writes. Each mutation has one primary write (the one the caller waits for) and
+ * secondary side effects (an audit event), started together. The primary is
+ * awaited; a secondary that cannot be delivered at once is queued — durably in
+ * Redis when it is configured — and retried with backoff until delivered or
+ * dead-lettered. The payload says what happened to each.
+ */
+export type MutationSendNotificationArgs = {
+  input: SendNotificationInput;
+};
+
+
+/**
+ * Writes. Each mutation has one primary write (the one the caller waits for) and
+ * secondary side effects (an audit event), started together. The primary is
+ * awaited; a secondary that cannot be delivered at once is queued — durably in
+ * Redis when it is configured — and retried with backoff until delivered or
+ * dead-lettered. The payload says what happened to each.
+ */
+export type MutationUpdateProfileArgs = {
+  input: UpdateProfileInput;
 };
 
 export type Notification = {
@@ -145,6 +274,8 @@ export type PageInfo = {
 
 export type Query = {
   __typename?: 'Query';
+  /** Admin only: secondary deliveries by state, newest first. */
+  deliveries: DeliveryConnection;
   /** The server's version and whether it runs on simulated upstreams. */
   serverInfo: ServerInfo;
   /** Each upstream source's health as this instance sees it: breaker state, the last minute's error rate and latency. */
@@ -157,6 +288,13 @@ export type Query = {
   users: Array<Maybe<User>>;
   /** The user the request's token belongs to (its `sub`). */
   viewer?: Maybe<User>;
+};
+
+
+export type QueryDeliveriesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  state?: InputMaybe<DeliveryState>;
 };
 
 
@@ -181,6 +319,26 @@ export type RateLimiterMode =
   /** One token bucket shared by every instance, in Redis. */
   | 'SHARED';
 
+export type SendNotificationInput = {
+  /** 1 to 5,000 characters, not blank. */
+  body: Scalars['String']['input'];
+  channel: NotificationChannel;
+  /** As for updateProfile. */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  /** 1 to 200 characters, not blank. */
+  title: Scalars['String']['input'];
+  userId: Scalars['ID']['input'];
+};
+
+export type SendNotificationPayload = {
+  __typename?: 'SendNotificationPayload';
+  deliveries: Array<Delivery>;
+  idempotencyKey: Scalars['String']['output'];
+  notification?: Maybe<Notification>;
+  replayed: Scalars['Boolean']['output'];
+  status: WriteStatus;
+};
+
 export type ServerInfo = {
   __typename?: 'ServerInfo';
   /** True when the upstreams are the simulated ones embedded for the demo (fake data). */
@@ -199,6 +357,34 @@ export type SourceHealth = {
   name: Scalars['String']['output'];
   rateLimiter: RateLimiterMode;
   state: CircuitState;
+};
+
+export type UpdateProfileInput = {
+  /** An http(s) URL, at most 300 characters. */
+  avatarUrl?: InputMaybe<Scalars['String']['input']>;
+  /**
+   * Makes the mutation safe to repeat: the same key with the same input returns
+   * the first payload and writes nothing again (for 24 hours); with different
+   * input it is BAD_USER_INPUT. 1 to 200 characters.
+   */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  /** 1 to 300 characters. */
+  name?: InputMaybe<Scalars['String']['input']>;
+  /** 1 to 300 characters. */
+  nickname?: InputMaybe<Scalars['String']['input']>;
+  userId: Scalars['ID']['input'];
+};
+
+export type UpdateProfilePayload = {
+  __typename?: 'UpdateProfilePayload';
+  deliveries: Array<Delivery>;
+  /** The key in effect: the caller's, or one the server made. */
+  idempotencyKey: Scalars['String']['output'];
+  /** True when this is the stored answer to an earlier request with the same key. */
+  replayed: Scalars['Boolean']['output'];
+  status: WriteStatus;
+  /** The profile as the identity provider returned it; null unless the primary succeeded. */
+  user?: Maybe<User>;
 };
 
 /**
@@ -277,6 +463,14 @@ export type UserEdge = {
   node: User;
 };
 
+export type WriteStatus =
+  /** Every target has the change. */
+  | 'COMPLETE'
+  /** The primary write failed; nothing the caller asked for happened. */
+  | 'FAILED'
+  /** The primary write succeeded; a secondary is still queued or has failed. */
+  | 'PARTIAL';
+
 export type WithIndex<TObject> = TObject & Record<string, any>;
 export type ResolversObject<TObject> = WithIndex<TObject>;
 
@@ -354,6 +548,12 @@ export type ResolversTypes = ResolversObject<{
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   CircuitState: CircuitState;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  Delivery: ResolverTypeWrapper<Delivery>;
+  DeliveryConnection: ResolverTypeWrapper<DeliveryConnection>;
+  DeliveryEdge: ResolverTypeWrapper<DeliveryEdge>;
+  DeliveryError: ResolverTypeWrapper<DeliveryError>;
+  DeliveryState: DeliveryState;
+  DeliveryTarget: DeliveryTarget;
   ErrorCode: ErrorCode;
   Event: ResolverTypeWrapper<Event>;
   EventConnection: ResolverTypeWrapper<EventConnection>;
@@ -364,8 +564,10 @@ export type ResolversTypes = ResolversObject<{
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
   LatencyPercentiles: ResolverTypeWrapper<LatencyPercentiles>;
+  MarkReadPayload: ResolverTypeWrapper<MarkReadPayload>;
   MetricPoint: ResolverTypeWrapper<MetricPoint>;
   Metrics: ResolverTypeWrapper<Metrics>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Notification: ResolverTypeWrapper<Notification>;
   NotificationChannel: NotificationChannel;
   NotificationConnection: ResolverTypeWrapper<NotificationConnection>;
@@ -373,18 +575,27 @@ export type ResolversTypes = ResolversObject<{
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   RateLimiterMode: RateLimiterMode;
+  SendNotificationInput: SendNotificationInput;
+  SendNotificationPayload: ResolverTypeWrapper<SendNotificationPayload>;
   ServerInfo: ResolverTypeWrapper<ServerInfo>;
   SourceHealth: ResolverTypeWrapper<SourceHealth>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  UpdateProfileInput: UpdateProfileInput;
+  UpdateProfilePayload: ResolverTypeWrapper<Omit<UpdateProfilePayload, 'user'> & { user?: Maybe<ResolversTypes['User']> }>;
   User: ResolverTypeWrapper<UserEntity>;
   UserConnection: ResolverTypeWrapper<Omit<UserConnection, 'edges'> & { edges: Array<ResolversTypes['UserEdge']> }>;
   UserEdge: ResolverTypeWrapper<Omit<UserEdge, 'node'> & { node: ResolversTypes['User'] }>;
+  WriteStatus: WriteStatus;
 }>;
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
   Boolean: Scalars['Boolean']['output'];
   DateTime: Scalars['DateTime']['output'];
+  Delivery: Delivery;
+  DeliveryConnection: DeliveryConnection;
+  DeliveryEdge: DeliveryEdge;
+  DeliveryError: DeliveryError;
   Event: Event;
   EventConnection: EventConnection;
   EventEdge: EventEdge;
@@ -393,16 +604,22 @@ export type ResolversParentTypes = ResolversObject<{
   Int: Scalars['Int']['output'];
   JSON: Scalars['JSON']['output'];
   LatencyPercentiles: LatencyPercentiles;
+  MarkReadPayload: MarkReadPayload;
   MetricPoint: MetricPoint;
   Metrics: Metrics;
+  Mutation: Record<PropertyKey, never>;
   Notification: Notification;
   NotificationConnection: NotificationConnection;
   NotificationEdge: NotificationEdge;
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
+  SendNotificationInput: SendNotificationInput;
+  SendNotificationPayload: SendNotificationPayload;
   ServerInfo: ServerInfo;
   SourceHealth: SourceHealth;
   String: Scalars['String']['output'];
+  UpdateProfileInput: UpdateProfileInput;
+  UpdateProfilePayload: Omit<UpdateProfilePayload, 'user'> & { user?: Maybe<ResolversParentTypes['User']> };
   User: UserEntity;
   UserConnection: Omit<UserConnection, 'edges'> & { edges: Array<ResolversParentTypes['UserEdge']> };
   UserEdge: Omit<UserEdge, 'node'> & { node: ResolversParentTypes['User'] };
@@ -411,6 +628,33 @@ export type ResolversParentTypes = ResolversObject<{
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
+
+export type DeliveryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Delivery'] = ResolversParentTypes['Delivery']> = ResolversObject<{
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['DeliveryError']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  operation?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  primary?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['DeliveryState'], ParentType, ContextType>;
+  target?: Resolver<ResolversTypes['DeliveryTarget'], ParentType, ContextType>;
+}>;
+
+export type DeliveryConnectionResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['DeliveryConnection'] = ResolversParentTypes['DeliveryConnection']> = ResolversObject<{
+  edges?: Resolver<Array<ResolversTypes['DeliveryEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+}>;
+
+export type DeliveryEdgeResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['DeliveryEdge'] = ResolversParentTypes['DeliveryEdge']> = ResolversObject<{
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Delivery'], ParentType, ContextType>;
+}>;
+
+export type DeliveryErrorResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['DeliveryError'] = ResolversParentTypes['DeliveryError']> = ResolversObject<{
+  code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  retryable?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+}>;
 
 export type EventResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Event'] = ResolversParentTypes['Event']> = ResolversObject<{
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
@@ -440,6 +684,14 @@ export type LatencyPercentilesResolvers<ContextType = GatewayContext, ParentType
   p99?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;
 
+export type MarkReadPayloadResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['MarkReadPayload'] = ResolversParentTypes['MarkReadPayload']> = ResolversObject<{
+  deliveries?: Resolver<Array<ResolversTypes['Delivery']>, ParentType, ContextType>;
+  idempotencyKey?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['WriteStatus'], ParentType, ContextType>;
+  updated?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+}>;
+
 export type MetricPointResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['MetricPoint'] = ResolversParentTypes['MetricPoint']> = ResolversObject<{
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   pageViews?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -453,6 +705,13 @@ export type MetricsResolvers<ContextType = GatewayContext, ParentType extends Re
   pageViews?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   series?: Resolver<Array<ResolversTypes['MetricPoint']>, ParentType, ContextType>;
   sessions?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+}>;
+
+export type MutationResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  markNotificationsRead?: Resolver<ResolversTypes['MarkReadPayload'], ParentType, ContextType, RequireFields<MutationMarkNotificationsReadArgs, 'ids' | 'userId'>>;
+  retryDelivery?: Resolver<ResolversTypes['Delivery'], ParentType, ContextType, RequireFields<MutationRetryDeliveryArgs, 'id'>>;
+  sendNotification?: Resolver<ResolversTypes['SendNotificationPayload'], ParentType, ContextType, RequireFields<MutationSendNotificationArgs, 'input'>>;
+  updateProfile?: Resolver<ResolversTypes['UpdateProfilePayload'], ParentType, ContextType, RequireFields<MutationUpdateProfileArgs, 'input'>>;
 }>;
 
 export type NotificationResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Notification'] = ResolversParentTypes['Notification']> = ResolversObject<{
@@ -481,12 +740,21 @@ export type PageInfoResolvers<ContextType = GatewayContext, ParentType extends R
 }>;
 
 export type QueryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
+  deliveries?: Resolver<ResolversTypes['DeliveryConnection'], ParentType, ContextType, RequireFields<QueryDeliveriesArgs, 'first'>>;
   serverInfo?: Resolver<ResolversTypes['ServerInfo'], ParentType, ContextType>;
   sources?: Resolver<Array<ResolversTypes['SourceHealth']>, ParentType, ContextType>;
   user?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType, RequireFields<QueryUserArgs, 'id'>>;
   userList?: Resolver<ResolversTypes['UserConnection'], ParentType, ContextType, RequireFields<QueryUserListArgs, 'first'>>;
   users?: Resolver<Array<Maybe<ResolversTypes['User']>>, ParentType, ContextType, RequireFields<QueryUsersArgs, 'ids'>>;
   viewer?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
+}>;
+
+export type SendNotificationPayloadResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['SendNotificationPayload'] = ResolversParentTypes['SendNotificationPayload']> = ResolversObject<{
+  deliveries?: Resolver<Array<ResolversTypes['Delivery']>, ParentType, ContextType>;
+  idempotencyKey?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  notification?: Resolver<Maybe<ResolversTypes['Notification']>, ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['WriteStatus'], ParentType, ContextType>;
 }>;
 
 export type ServerInfoResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['ServerInfo'] = ResolversParentTypes['ServerInfo']> = ResolversObject<{
@@ -501,6 +769,14 @@ export type SourceHealthResolvers<ContextType = GatewayContext, ParentType exten
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   rateLimiter?: Resolver<ResolversTypes['RateLimiterMode'], ParentType, ContextType>;
   state?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
+}>;
+
+export type UpdateProfilePayloadResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['UpdateProfilePayload'] = ResolversParentTypes['UpdateProfilePayload']> = ResolversObject<{
+  deliveries?: Resolver<Array<ResolversTypes['Delivery']>, ParentType, ContextType>;
+  idempotencyKey?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['WriteStatus'], ParentType, ContextType>;
+  user?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
 }>;
 
 export type UserResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['User'] = ResolversParentTypes['User']> = ResolversObject<{
@@ -531,20 +807,28 @@ export type UserEdgeResolvers<ContextType = GatewayContext, ParentType extends R
 
 export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   DateTime?: GraphQLScalarType;
+  Delivery?: DeliveryResolvers<ContextType>;
+  DeliveryConnection?: DeliveryConnectionResolvers<ContextType>;
+  DeliveryEdge?: DeliveryEdgeResolvers<ContextType>;
+  DeliveryError?: DeliveryErrorResolvers<ContextType>;
   Event?: EventResolvers<ContextType>;
   EventConnection?: EventConnectionResolvers<ContextType>;
   EventEdge?: EventEdgeResolvers<ContextType>;
   JSON?: GraphQLScalarType;
   LatencyPercentiles?: LatencyPercentilesResolvers<ContextType>;
+  MarkReadPayload?: MarkReadPayloadResolvers<ContextType>;
   MetricPoint?: MetricPointResolvers<ContextType>;
   Metrics?: MetricsResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
   Notification?: NotificationResolvers<ContextType>;
   NotificationConnection?: NotificationConnectionResolvers<ContextType>;
   NotificationEdge?: NotificationEdgeResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  SendNotificationPayload?: SendNotificationPayloadResolvers<ContextType>;
   ServerInfo?: ServerInfoResolvers<ContextType>;
   SourceHealth?: SourceHealthResolvers<ContextType>;
+  UpdateProfilePayload?: UpdateProfilePayloadResolvers<ContextType>;
   User?: UserResolvers<ContextType>;
   UserConnection?: UserConnectionResolvers<ContextType>;
   UserEdge?: UserEdgeResolvers<ContextType>;

@@ -5,7 +5,7 @@ import { badUserInput } from '../errors.js';
  * client is tempted to build one. Each kind is tagged so a cursor from one
  * connection is refused by another.
  */
-type Kind = 'users' | 'notifications' | 'events';
+type Kind = 'users' | 'notifications' | 'events' | 'deliveries';
 
 function encode(kind: Kind, payload: unknown): string {
   return Buffer.from(JSON.stringify([kind, payload])).toString('base64url');
@@ -22,12 +22,12 @@ function decode(kind: Kind, cursor: string): unknown {
 }
 
 /** The position after an edge of an offset-paged list. */
-export function offsetCursor(kind: 'users' | 'notifications', offset: number): string {
+export function offsetCursor(kind: 'users' | 'notifications' | 'deliveries', offset: number): string {
   return encode(kind, offset);
 }
 
 /** The offset to continue from; 0 when there is no cursor. */
-export function offsetFrom(kind: 'users' | 'notifications', after: string | null | undefined): number {
+export function offsetFrom(kind: 'users' | 'notifications' | 'deliveries', after: string | null | undefined): number {
   if (after === null || after === undefined) return 0;
   const offset = decode(kind, after);
   if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > 1_000_000) {

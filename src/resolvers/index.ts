@@ -1,4 +1,5 @@
 import type { Resolvers } from '../generated/resolvers.js';
+import { deliveries, Mutation } from './mutation.js';
 import { Query } from './query.js';
 import { DateTime, JSONScalar } from './scalars.js';
 import { User } from './user.js';
@@ -6,6 +7,7 @@ import { User } from './user.js';
 export const resolvers: Resolvers = {
   DateTime,
   JSON: JSONScalar,
-  Query,
+  Query: { ...Query, deliveries },
+  Mutation,
   User,
 };

@@ -75,6 +75,23 @@ export class IdentitySource extends HttpSource {
     return { items, totalCount, hasNextPage: offset + items.length < totalCount };
   }
 
+  /**
+   * Changes a profile (PATCH); null when the user does not exist. Safe to repeat:
+   * the same PATCH twice leaves the same profile, so it is retried like a read.
+   */
+  async updateUser(id: string, changes: { name?: string; nickname?: string; picture?: string }, deadline?: Deadline): Promise<UserEntity | null> {
+    const res = await this.fetchOrNull({
+      route: 'PATCH /api/v2/users/:id',
+      method: 'PATCH',
+      path: `/api/v2/users/${pathSegment(id)}`,
+      body: changes,
+      schema: user,
+      idempotent: true,
+      deadline,
+    });
+    return res?.body ?? null;
+  }
+
   /** One user by id (GET /users/{id}); null when the identity provider does not know it. */
   async userById(id: string, deadline?: Deadline): Promise<UserEntity | null> {
     const res = await this.fetchOrNull({ route: 'GET /api/v2/users/:id', method: 'GET', path: `/api/v2/users/${pathSegment(id)}`, schema: user, deadline });

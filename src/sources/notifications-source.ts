@@ -32,6 +32,8 @@ const notification = z
     }),
   );
 const notificationList = z.array(notification);
+const markedRead = z.object({ updated: count });
+const VENDOR_CHANNEL: Record<NotificationEntity['channel'], 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
 const unreadCounts = z.object({ counts: z.record(z.string(), count) });
 
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
@@ -64,6 +66,35 @@ export class NotificationsSource extends HttpSource {
     if (!Number.isInteger(total) || total < 0) this.logger.warn({ source: this.name, route: 'GET /v1/users/:id/notifications' }, 'X-Total-Count missing or invalid');
     const totalCount = Number.isInteger(total) && total >= 0 ? total : offset + items.length + (hasNextPage ? 1 : 0);
     return { items, totalCount, hasNextPage };
+  }
+
+  /** Sends one notification; the same key again (24 h) is answered with the first one and sends nothing. Null: no such user. */
+  async create(input: { userId: string; title: string; body: string; channel: NotificationEntity['channel'] }, idempotencyKey: string, deadline?: Deadline): Promise<NotificationEntity | null> {
+    const res = await this.fetchOrNull({
+      route: 'POST /v1/notifications',
+      method: 'POST',
+      path: '/v1/notifications',
+      body: { user: input.userId, title: input.title, body: input.body, channel: VENDOR_CHANNEL[input.channel] },
+      headers: { 'idempotency-key': idempotencyKey },
+      schema: notification,
+      deadline,
+    });
+    return res?.body ?? null;
+  }
+
+  /** Marks notifications read; how many changed, or null when there is no such user. Repeating it changes nothing more. */
+  async markRead(userId: string, ids: readonly string[], idempotencyKey: string, deadline?: Deadline): Promise<number | null> {
+    const res = await this.fetchOrNull({
+      route: 'POST /v1/users/:id/notifications/read',
+      method: 'POST',
+      path: `/v1/users/${pathSegment(userId)}/notifications/read`,
+      body: { ids },
+      headers: { 'idempotency-key': idempotencyKey },
+      schema: markedRead,
+      idempotent: true,
+      deadline,
+    });
+    return res?.body.updated ?? null;
   }
 
   /** Unread counts for many users, 100 a call. */

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import type { CacheConfig } from '../../src/cache/policy.js';
-import { loadConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
+import { loadConfig, type WritesConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
 import type { SourceName } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createGateway, type Gateway } from '../../src/server.js';
@@ -31,6 +31,7 @@ export interface StackOptions {
   cache?: Partial<CacheConfig>;
   /** L2, shared limits and invalidation through this Redis. */
   redis?: { url: string; keyPrefix?: string };
+  writes?: Partial<WritesConfig>;
   /** Another instance in front of this stack's upstreams, with its secret (closing it leaves them running). */
   peerOf?: Stack;
 }
@@ -70,6 +71,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     simulatedUpstreams: true,
     ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
     cache: { ...base.cache, enabled: false, ...options.cache },
+    writes: { ...base.writes, ...options.writes },
     redis: options.redis ? { url: options.redis.url, keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:` } : null,
   };
   const logs: string[] = [];

@@ -1,0 +1,255 @@
+import { Job, Queue, UnrecoverableError, Worker, type JobType } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger.js';
+import { deliveryError, isPermanent, type Deliver, type DeliveryError, type DeliveryRecord, type DeliveryState, type SecondaryJob } from './delivery.js';
+
+export interface DeliveryQueueSettings {
+  /** Attempts in all, the first (inline) one included; then the delivery is dead-lettered. */
+  maxAttempts: number;
+  /** Exponential backoff base between attempts, with ±50 % jitter. */
+  backoffMs: number;
+  concurrency: number;
+  /** A job whose worker died is taken up again after this long. */
+  stalledAfterMs: number;
+  /** If this process dies right after queueing, another instance makes the first queued attempt after this long. */
+  safetyDelayMs: number;
+}
+
+/**
+ * Secondary deliveries. `submit` first makes the delivery durable, then tries
+ * it at once (so a healthy target answers DELIVERED in the same request); a
+ * failed try is left to the queue, which retries with backoff until delivered
+ * or, after the last attempt, dead-lettered (FAILED, listed, re-drivable).
+ */
+export interface DeliveryQueue {
+  readonly durable: boolean;
+  submit(job: SecondaryJob, deliver: Deliver): Promise<DeliveryRecord>;
+  list(state: DeliveryState | null, offset: number, first: number): Promise<{ items: DeliveryRecord[]; hasNextPage: boolean }>;
+  /** Re-drives a FAILED delivery with a fresh set of attempts; null when there is none with that id. */
+  retry(id: string): Promise<DeliveryRecord | null>;
+  close(): Promise<void>;
+}
+
+export class NotRetryableError extends Error {}
+
+interface JobData extends SecondaryJob {
+  attempts: number;
+  lastError: DeliveryError | null;
+  deliveredInline?: boolean;
+  /** The target rejected it for good: the next run dead-letters it without calling. */
+  permanent?: boolean;
+}
+
+const STATES: Record<DeliveryState, JobType[]> = {
+  QUEUED: ['waiting', 'delayed', 'active', 'prioritized', 'paused', 'waiting-children'],
+  DELIVERED: ['completed'],
+  FAILED: ['failed'],
+};
+
+/** The durable queue: bullmq on Redis, worked by every instance. */
+export class BullDeliveryQueue implements DeliveryQueue {
+  readonly durable = true;
+  private readonly queue: Queue<JobData>;
+  private readonly worker: Worker<JobData>;
+  private readonly connections: Redis[] = [];
+
+  constructor(
+    redisUrl: string,
+    prefix: string,
+    private readonly settings: DeliveryQueueSettings,
+    deliver: Deliver,
+    private readonly logger: Logger,
+  ) {
+    // The queue's connection fails fast when Redis is away (the caller then keeps the delivery in memory);
+    // the worker's blocks and waits for Redis, as bullmq requires.
+    const queueConnection = new Redis(redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: false });
+    const workerConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
+    this.connections.push(queueConnection, workerConnection);
+    this.queue = new Queue<JobData>('deliveries', { connection: queueConnection, prefix: `${prefix}bull` });
+    this.queue.on('error', () => undefined);
+    this.worker = new Worker<JobData>(
+      'deliveries',
+      async (job) => {
+        const data = job.data;
+        if (data.deliveredInline) return;
+        if (data.permanent) throw new UnrecoverableError(data.lastError?.message ?? 'rejected by the target');
+        const attempts = data.attempts + 1;
+        try {
+          await deliver(data);
+          await job.updateData({ ...data, attempts, lastError: null });
+        } catch (e) {
+          const lastError = deliveryError(e);
+          await job.updateData({ ...data, attempts, lastError });
+          if (isPermanent(e)) throw new UnrecoverableError(lastError.message);
+          throw new Error(`${lastError.code}: ${lastError.message}`);
+        }
+      },
+      {
+        connection: workerConnection,
+        prefix: `${prefix}bull`,
+        concurrency: settings.concurrency,
+        lockDuration: settings.stalledAfterMs,
+        stalledInterval: Math.max(1000, Math.floor(settings.stalledAfterMs / 2)),
+      },
+    );
+    this.worker.on('error', () => undefined);
+    this.worker.on('failed', (job, error) => {
+      if (!job) return;
+      const dead = error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+      const log = { deliveryId: job.id, operation: job.data.operation, target: job.data.target, attempts: job.data.attempts, code: job.data.lastError?.code };
+      if (dead) logger.error(log, 'Delivery dead-lettered after its last attempt: see Query.deliveries(state: FAILED), re-drive with retryDelivery');
+      else logger.warn(log, 'Delivery attempt failed; retrying with backoff');
+    });
+  }
+
+  async submit(secondary: SecondaryJob, deliver: Deliver): Promise<DeliveryRecord> {
+    // The job id is the delivery's idempotency key: the same delivery submitted again (a retried
+    // mutation) is the job already there, whatever became of it.
+    const existing = (await Job.fromId(this.queue, secondary.idempotencyKey)) as Job<JobData> | undefined;
+    if (existing) return toRecord(existing.id!, existing.data, await existing.getState());
+    const data: JobData = { ...secondary, attempts: 0, lastError: null };
+    const job = await this.queue.add(secondary.operation, data, {
+      jobId: secondary.idempotencyKey,
+      delay: this.settings.safetyDelayMs,
+      // The first attempt is made inline, below; the queue has the rest.
+      attempts: Math.max(1, this.settings.maxAttempts - 1),
+      backoff: { type: 'exponential', delay: this.settings.backoffMs, jitter: 0.5 },
+      removeOnComplete: { age: 7 * 86_400, count: 100_000 },
+      removeOnFail: { age: 30 * 86_400 },
+    });
+    try {
+      await deliver(secondary);
+      const done = { ...data, attempts: 1, deliveredInline: true };
+      await job.updateData(done);
+      await job.promote().catch(() => undefined); // already taken by a worker: it sees deliveredInline
+      return toRecord(job.id!, done, 'completed');
+    } catch (e) {
+      // Permanent: the target rejected it for good, or no attempt is left (DELIVERY_MAX_ATTEMPTS=1).
+      const failed: JobData = { ...data, attempts: 1, lastError: deliveryError(e), permanent: isPermanent(e) || this.settings.maxAttempts <= 1 };
+      await job.updateData(failed);
+      if (failed.permanent) await job.promote().catch(() => undefined);
+      else await job.changeDelay(jittered(this.settings.backoffMs)).catch(() => undefined);
+      return toRecord(job.id!, failed, failed.permanent ? 'failed' : 'delayed');
+    }
+  }
+
+  async list(state: DeliveryState | null, offset: number, first: number) {
+    const types = state ? STATES[state] : [...STATES.QUEUED, ...STATES.DELIVERED, ...STATES.FAILED];
+    const jobs = (await this.queue.getJobs(types, offset, offset + first, false)) as Job<JobData>[];
+    const items = await Promise.all(jobs.slice(0, first).map(async (j) => toRecord(j.id!, j.data, await j.getState())));
+    return { items, hasNextPage: jobs.length > first };
+  }
+
+  async retry(id: string): Promise<DeliveryRecord | null> {
+    const job = (await Job.fromId(this.queue, id)) as Job<JobData> | undefined;
+    if (!job) return null;
+    const state = await job.getState();
+    if (state !== 'failed') throw new NotRetryableError(`Delivery ${id} is ${toState(state)}; only FAILED deliveries can be retried.`);
+    const data = { ...job.data, permanent: false };
+    await job.updateData(data);
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    return toRecord(id, data, 'waiting');
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+    await this.queue.close();
+    for (const c of this.connections) c.disconnect();
+  }
+}
+
+/**
+ * Without Redis: the same behaviour in this process only. Deliveries still
+ * queued when it stops are lost; the server warns at start.
+ */
+export class MemoryDeliveryQueue implements DeliveryQueue {
+  readonly durable = false;
+  private readonly records = new Map<string, { data: JobData; state: DeliveryState; timer?: NodeJS.Timeout }>();
+  private closed = false;
+
+  constructor(
+    private readonly settings: DeliveryQueueSettings,
+    private readonly deliver: Deliver,
+    private readonly logger: Logger,
+  ) {}
+
+  async submit(secondary: SecondaryJob, deliver: Deliver): Promise<DeliveryRecord> {
+    const id = secondary.idempotencyKey;
+    const existing = this.records.get(id);
+    if (existing) return toRecord(id, existing.data, existing.state);
+    const entry = { data: { ...secondary, attempts: 0, lastError: null } as JobData, state: 'QUEUED' as DeliveryState, timer: undefined as NodeJS.Timeout | undefined };
+    this.records.set(id, entry);
+    await this.attempt(id, deliver);
+    return toRecord(id, entry.data, entry.state);
+  }
+
+  async list(state: DeliveryState | null, offset: number, first: number) {
+    const all = [...this.records].reverse().filter(([, r]) => state === null || r.state === state);
+    return { items: all.slice(offset, offset + first).map(([id, r]) => toRecord(id, r.data, r.state)), hasNextPage: all.length > offset + first };
+  }
+
+  async retry(id: string): Promise<DeliveryRecord | null> {
+    const entry = this.records.get(id);
+    if (!entry) return null;
+    if (entry.state !== 'FAILED') throw new NotRetryableError(`Delivery ${id} is ${entry.state}; only FAILED deliveries can be retried.`);
+    entry.state = 'QUEUED';
+    entry.data = { ...entry.data, attempts: 0, permanent: false };
+    this.schedule(id, 0);
+    return toRecord(id, entry.data, entry.state);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const pending = [...this.records.values()].filter((r) => r.state === 'QUEUED');
+    for (const r of this.records.values()) clearTimeout(r.timer);
+    if (pending.length > 0) this.logger.warn({ lost: pending.length }, 'Stopping with queued deliveries that were kept in memory only (no REDIS_URL): they are lost');
+  }
+
+  private async attempt(id: string, deliver: Deliver): Promise<void> {
+    const entry = this.records.get(id);
+    if (!entry || this.closed) return;
+    const attempts = entry.data.attempts + 1;
+    try {
+      await deliver(entry.data);
+      entry.data = { ...entry.data, attempts, lastError: null };
+      entry.state = 'DELIVERED';
+    } catch (e) {
+      entry.data = { ...entry.data, attempts, lastError: deliveryError(e) };
+      if (isPermanent(e) || attempts >= this.settings.maxAttempts) {
+        entry.state = 'FAILED';
+        this.logger.error({ deliveryId: id, operation: entry.data.operation, target: entry.data.target, attempts, code: entry.data.lastError?.code }, 'Delivery dead-lettered after its last attempt');
+      } else this.schedule(id, jittered(this.settings.backoffMs * 2 ** (attempts - 1)));
+    }
+  }
+
+  private schedule(id: string, delayMs: number): void {
+    const entry = this.records.get(id);
+    if (!entry || this.closed) return;
+    entry.timer = setTimeout(() => void this.attempt(id, this.deliver), delayMs);
+    entry.timer.unref();
+  }
+}
+
+function jittered(ms: number): number {
+  return Math.round(ms * (0.5 + Math.random()));
+}
+
+/** A bullmq job state, or one of ours already. */
+function toState(state: string): DeliveryState {
+  if (state === 'DELIVERED' || state === 'QUEUED' || state === 'FAILED') return state;
+  return state === 'completed' ? 'DELIVERED' : state === 'failed' ? 'FAILED' : 'QUEUED';
+}
+
+function toRecord(id: string, data: JobData, state: string): DeliveryRecord {
+  return {
+    id,
+    target: data.target,
+    primary: false,
+    state: toState(state),
+    attempts: data.attempts,
+    error: toState(state) === 'DELIVERED' ? null : data.lastError,
+    operation: data.operation,
+    createdAt: data.createdAt,
+  };
+}

@@ -1,0 +1,70 @@
+import { LRUCache } from 'lru-cache';
+import type { RedisConnection } from '../redis.js';
+
+/**
+ * What a client's idempotency key maps to: the fingerprint of the request that
+ * first used it and, once it finished, its payload. Kept 24 h by default.
+ */
+export type IdempotencyRecord<P> = { fingerprint: string; state: 'IN_PROGRESS' } | { fingerprint: string; state: 'DONE'; payload: P };
+
+export interface IdempotencyStore<P> {
+  /** Claims the key for a request; the existing record when someone already has it. */
+  claim(key: string, fingerprint: string, inProgressTtlMs: number): Promise<IdempotencyRecord<P> | null>;
+  complete(key: string, fingerprint: string, payload: P, ttlMs: number): Promise<void>;
+  /** Lets the key be used again (the write failed, so repeating it must run it again). */
+  release(key: string): Promise<void>;
+  get(key: string): Promise<IdempotencyRecord<P> | null>;
+  readonly durable: boolean;
+}
+
+/** In Redis: shared by every instance, survives restarts. SET NX makes the claim atomic. */
+export class RedisIdempotencyStore<P> implements IdempotencyStore<P> {
+  readonly durable = true;
+  constructor(private readonly redis: RedisConnection) {}
+
+  async claim(key: string, fingerprint: string, inProgressTtlMs: number): Promise<IdempotencyRecord<P> | null> {
+    const k = this.redis.key('idem', key);
+    const record: IdempotencyRecord<P> = { fingerprint, state: 'IN_PROGRESS' };
+    const set = await this.redis.client.set(k, JSON.stringify(record), 'PX', inProgressTtlMs, 'NX');
+    if (set === 'OK') return null;
+    return (await this.get(key)) ?? this.claim(key, fingerprint, inProgressTtlMs);
+  }
+
+  async complete(key: string, fingerprint: string, payload: P, ttlMs: number): Promise<void> {
+    await this.redis.client.set(this.redis.key('idem', key), JSON.stringify({ fingerprint, state: 'DONE', payload }), 'PX', ttlMs);
+  }
+
+  async release(key: string): Promise<void> {
+    await this.redis.client.del(this.redis.key('idem', key));
+  }
+
+  async get(key: string): Promise<IdempotencyRecord<P> | null> {
+    const raw = await this.redis.client.get(this.redis.key('idem', key));
+    return raw ? (JSON.parse(raw) as IdempotencyRecord<P>) : null;
+  }
+}
+
+/** In this process only: without Redis, repeats are recognised until this process restarts. */
+export class MemoryIdempotencyStore<P> implements IdempotencyStore<P> {
+  readonly durable = false;
+  private readonly records = new LRUCache<string, IdempotencyRecord<P>>({ max: 100_000, ttlAutopurge: false });
+
+  async claim(key: string, fingerprint: string, inProgressTtlMs: number): Promise<IdempotencyRecord<P> | null> {
+    const existing = this.records.get(key);
+    if (existing) return existing;
+    this.records.set(key, { fingerprint, state: 'IN_PROGRESS' }, { ttl: inProgressTtlMs });
+    return null;
+  }
+
+  async complete(key: string, fingerprint: string, payload: P, ttlMs: number): Promise<void> {
+    this.records.set(key, { fingerprint, state: 'DONE', payload }, { ttl: ttlMs });
+  }
+
+  async release(key: string): Promise<void> {
+    this.records.delete(key);
+  }
+
+  async get(key: string): Promise<IdempotencyRecord<P> | null> {
+    return this.records.get(key) ?? null;
+  }
+}

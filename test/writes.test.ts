@@ -1,0 +1,273 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { calls, startStack, type Stack, type StackOptions } from './helpers/stack.js';
+
+/**
+ * The write model, checked where the writes land: the simulated upstreams'
+ * stats (PATCHes, POSTs) and the audit log's own listing of events.
+ */
+type AnyData = Record<string, any>;
+
+const PATCH = 'PATCH /api/v2/users/:id';
+const SEND = 'POST /v1/notifications';
+const READ = 'POST /v1/users/:id/notifications/read';
+const AUDIT = 'POST /v1/events';
+
+const UPDATE = `mutation($input: UpdateProfileInput!) {
+  updateProfile(input: $input) {
+    status idempotencyKey replayed
+    deliveries { id target primary state attempts operation error { code retryable } }
+    user { id name nickname }
+  }
+}`;
+const SEND_NOTIFICATION = `mutation($input: SendNotificationInput!) {
+  sendNotification(input: $input) {
+    status replayed
+    deliveries { target state attempts error { code } }
+    notification { id title body channel read }
+  }
+}`;
+const MARK_READ = `mutation($userId: ID!, $ids: [ID!]!) {
+  markNotificationsRead(userId: $userId, ids: $ids) { status updated deliveries { target state } }
+}`;
+const DELIVERIES = `query($state: DeliveryState) { deliveries(state: $state, first: 50) { edges { node { id target state attempts operation error { code } } } pageInfo { hasNextPage } } }`;
+
+const stacks: Stack[] = [];
+async function stackWith(options: StackOptions): Promise<Stack> {
+  const stack = await startStack({ ...options, cache: { enabled: true, ...options.cache }, writes: { deliveryBackoffMs: 100, ...options.writes } });
+  stacks.push(stack);
+  await stack.gql(`{ user(id: "warm-up") { id } }`);
+  await stack.reset();
+  return stack;
+}
+afterAll(async () => {
+  await Promise.all(stacks.map((s) => s.close()));
+});
+
+/** The events the audit log holds for a target, read from the audit API itself. */
+async function auditEvents(stack: Stack, target: string): Promise<AnyData[]> {
+  const res = await fetch(`${stack.upstreams.audit.url}/v1/events?target=${encodeURIComponent(target)}&limit=1000`, { headers: { 'x-api-key': stack.upstreams.credentials.auditApiKey } });
+  return ((await res.json()) as { data: AnyData[] }).data;
+}
+
+async function writeCalls(stack: Stack): Promise<Record<string, number>> {
+  const [identity, notifications, audit] = await Promise.all([stack.stats('identity'), stack.stats('notifications'), stack.stats('audit')]);
+  return { patch: calls(identity, PATCH), send: calls(notifications, SEND), read: calls(notifications, READ), audit: calls(audit, AUDIT) };
+}
+
+describe('mutations: primary and secondary, both delivered', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({});
+  });
+
+  it('updateProfile: COMPLETE, one PATCH, one audit event, and the cached profile is dropped', async () => {
+    const id = stack.userId(200);
+    const token = await stack.token({ sub: id, admin: false });
+    const before = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name } }`, { id }, { token });
+    const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Grace Hopper', nickname: 'amazing-grace' } }, { token });
+    expect(res.body.errors).toBeUndefined();
+    const payload = res.body.data!.updateProfile;
+    expect(payload.status).toBe('COMPLETE');
+    expect(payload.replayed).toBe(false);
+    expect(payload.user).toEqual({ id, name: 'Grace Hopper', nickname: 'amazing-grace' });
+    expect(payload.deliveries).toEqual([
+      expect.objectContaining({ target: 'IDENTITY', primary: true, state: 'DELIVERED', attempts: 1, operation: 'updateProfile', error: null }),
+      expect.objectContaining({ target: 'AUDIT', primary: false, state: 'DELIVERED', attempts: 1, operation: 'updateProfile', error: null }),
+    ]);
+    expect((await writeCalls(stack)).patch).toBe(1);
+    const events = await auditEvents(stack, id);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ actor: id, action: 'profile.update', target: id, details: { fields: ['name', 'nickname'] } });
+    // The read after the write sees the write: the profile entry was invalidated.
+    expect(before.body.data!.user.name).not.toBe('Grace Hopper');
+    const after = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name } }`, { id }, { token });
+    expect(after.body.data!.user.name).toBe('Grace Hopper');
+  });
+
+  it('sendNotification and markNotificationsRead: COMPLETE, and the unread count reflects each at once', async () => {
+    const id = stack.userId(201);
+    const count = async () => (await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { unreadNotificationCount } }`, { id })).body.data!.user.unreadNotificationCount as number;
+    const unread = await count();
+    const sent = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: id, title: 'Welcome', body: 'Hello there', channel: 'IN_APP' } });
+    expect(sent.body.errors).toBeUndefined();
+    expect(sent.body.data!.sendNotification).toMatchObject({ status: 'COMPLETE', notification: { title: 'Welcome', body: 'Hello there', channel: 'IN_APP', read: false } });
+    expect(await count()).toBe(unread + 1);
+
+    const read = await stack.gql<AnyData>(MARK_READ, { userId: id, ids: [sent.body.data!.sendNotification.notification.id] });
+    expect(read.body.data!.markNotificationsRead).toMatchObject({ status: 'COMPLETE', updated: 1 });
+    expect(await count()).toBe(unread);
+    expect((await auditEvents(stack, id)).map((e) => e.action).sort()).toEqual(['notification.send', 'notifications.read']);
+  });
+
+  it('a user changes only their own data; an admin anyone', async () => {
+    const owner = stack.userId(202);
+    const other = await stack.token({ sub: stack.userId(203), admin: false });
+    await stack.reset();
+    const refused = await stack.gql<AnyData>(UPDATE, { input: { userId: owner, name: 'Mallory' } }, { token: other });
+    expect(refused.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');
+    const refusedSend = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: owner, title: 'x', body: 'y', channel: 'EMAIL' } }, { token: other });
+    expect(refusedSend.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');
+    expect(await writeCalls(stack)).toEqual({ patch: 0, send: 0, read: 0, audit: 0 });
+    const admin = await stack.gql<AnyData>(UPDATE, { input: { userId: owner, nickname: 'by-admin' } });
+    expect(admin.body.data!.updateProfile.status).toBe('COMPLETE');
+  });
+});
+
+describe('idempotency', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({});
+  });
+
+  it('the same mutation with the same key returns the first payload and writes nothing again', async () => {
+    const id = stack.userId(210);
+    const input = { userId: id, name: 'Ada Lovelace', idempotencyKey: 'key-210' };
+    const first = await stack.gql<AnyData>(UPDATE, { input });
+    const second = await stack.gql<AnyData>(UPDATE, { input });
+    expect(first.body.data!.updateProfile.status).toBe('COMPLETE');
+    expect(second.body.data!.updateProfile).toEqual({ ...first.body.data!.updateProfile, replayed: true });
+    expect(await writeCalls(stack)).toMatchObject({ patch: 1, audit: 1 });
+    expect(await auditEvents(stack, id)).toHaveLength(1);
+
+    const send = { userId: id, title: 'Once', body: 'only once', channel: 'PUSH', idempotencyKey: 'key-210-send' };
+    const results = await Promise.all([1, 2, 3].map(() => stack.gql<AnyData>(SEND_NOTIFICATION, { input: send })));
+    const ids = new Set(results.map((r) => r.body.data!.sendNotification.notification.id));
+    expect(ids.size).toBe(1);
+    expect(results.filter((r) => r.body.data!.sendNotification.replayed === false)).toHaveLength(1);
+    expect((await writeCalls(stack)).send).toBe(1);
+  });
+
+  it('the same key with different input is BAD_USER_INPUT, and nothing is written', async () => {
+    const id = stack.userId(211);
+    await stack.gql(UPDATE, { input: { userId: id, name: 'First', idempotencyKey: 'key-211' } });
+    await stack.reset();
+    const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Second', idempotencyKey: 'key-211' } });
+    expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', argument: 'idempotencyKey' });
+    expect(await writeCalls(stack)).toEqual({ patch: 0, send: 0, read: 0, audit: 0 });
+  });
+
+  it("keys are per caller: another user's identical key is a different request", async () => {
+    const a = stack.userId(212);
+    const b = stack.userId(213);
+    const ra = await stack.gql<AnyData>(UPDATE, { input: { userId: a, name: 'A', idempotencyKey: 'shared' } }, { token: await stack.token({ sub: a, admin: false }) });
+    const rb = await stack.gql<AnyData>(UPDATE, { input: { userId: b, name: 'B', idempotencyKey: 'shared' } }, { token: await stack.token({ sub: b, admin: false }) });
+    expect(ra.body.data!.updateProfile.user.name).toBe('A');
+    expect(rb.body.data!.updateProfile).toMatchObject({ replayed: false, user: { name: 'B' } });
+  });
+});
+
+describe('bad input: BAD_USER_INPUT naming the field, nothing written anywhere', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({});
+  });
+
+  it.each([
+    ['an empty title', { title: '', body: 'b', channel: 'EMAIL' }, 'title'],
+    ['a blank title', { title: '   ', body: 'b', channel: 'EMAIL' }, 'title'],
+    ['an over-long body', { title: 't', body: 'x'.repeat(5001), channel: 'EMAIL' }, 'body'],
+    ['an unknown user', { title: 't', body: 'b', channel: 'EMAIL', userId: 'auth0|nobody-at-all' }, 'userId'],
+  ])('sendNotification with %s', async (_what, fields, argument) => {
+    await stack.reset();
+    const res = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: stack.userId(220), ...fields } });
+    expect(res.status).toBe(200);
+    expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', argument });
+    expect(res.body.errors![0]!.message).toContain(argument);
+    expect(await writeCalls(stack)).toEqual({ patch: 0, send: 0, read: 0, audit: 0 });
+  });
+
+  it('an unknown channel', async () => {
+    const res = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: stack.userId(220), title: 't', body: 'b', channel: 'FAX' } });
+    expect(res.status).toBeLessThan(500);
+    expect(res.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+    expect(res.body.errors![0]!.message).toContain('channel');
+    expect(await writeCalls(stack)).toEqual({ patch: 0, send: 0, read: 0, audit: 0 });
+  });
+
+  it('updateProfile for an unknown user: identity’s 404, mapped', async () => {
+    await stack.reset();
+    const res = await stack.gql<AnyData>(UPDATE, { input: { userId: 'auth0|nobody-at-all', name: 'X' } });
+    expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', argument: 'userId' });
+    expect(calls(await stack.stats('identity'), 'GET /api/v2/users/:id')).toBe(1);
+    expect(await writeCalls(stack)).toEqual({ patch: 0, send: 0, read: 0, audit: 0 });
+  });
+
+  it('updateProfile with nothing to change, or a bad avatar URL', async () => {
+    const none = await stack.gql<AnyData>(UPDATE, { input: { userId: stack.userId(221) } });
+    expect(none.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+    const url = await stack.gql<AnyData>(UPDATE, { input: { userId: stack.userId(221), avatarUrl: 'javascript:alert(1)' } });
+    expect(url.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', argument: 'avatarUrl' });
+    expect(await writeCalls(stack)).toEqual({ patch: 0, send: 0, read: 0, audit: 0 });
+  });
+});
+
+/** The same delivery behaviour with either queue. */
+function deliverySuite(name: string, options: () => StackOptions) {
+  describe(name, () => {
+    let stack: Stack;
+    beforeAll(async () => {
+      stack = await stackWith({ ...options(), writes: { deliveryBackoffMs: 100, deliveryMaxAttempts: 4 }, tuning: { audit: { retryMaxAttempts: 1 } } });
+    });
+
+    it('audit down: PARTIAL with the audit QUEUED; audit back: delivered exactly once', async () => {
+      const id = stack.userId(230);
+      await stack.faults('audit', { errorRate: 1 });
+      const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Queued Once' } });
+      const payload = res.body.data!.updateProfile;
+      expect(payload.status).toBe('PARTIAL');
+      expect(payload.user.name).toBe('Queued Once');
+      expect(payload.deliveries[1]).toMatchObject({ target: 'AUDIT', state: 'QUEUED', attempts: 1, error: { code: 'SOURCE_UNAVAILABLE', retryable: true } });
+      await stack.faults('audit', {});
+      await expect.poll(async () => (await auditEvents(stack, id)).length, { timeout: 10_000 }).toBe(1);
+      const listed = await stack.gql<AnyData>(DELIVERIES, { state: 'DELIVERED' });
+      expect(listed.body.data!.deliveries.edges.map((e: AnyData) => e.node.id)).toContain(payload.deliveries[1].id);
+    });
+
+    it('after the last attempt: dead-lettered (FAILED), listed, re-driven by retryDelivery', async () => {
+      const id = stack.userId(231);
+      await stack.faults('audit', { errorRate: 1 });
+      const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Dead Letter' } });
+      const deliveryId = res.body.data!.updateProfile.deliveries[1].id as string;
+      await expect
+        .poll(async () => ((await stack.gql<AnyData>(DELIVERIES, { state: 'FAILED' })).body.data!.deliveries.edges as AnyData[]).find((e) => e.node.id === deliveryId)?.node, { timeout: 15_000 })
+        .toMatchObject({ state: 'FAILED', attempts: 4, error: { code: 'SOURCE_UNAVAILABLE' } });
+      expect(calls(await stack.stats('audit'), AUDIT)).toBeGreaterThanOrEqual(4);
+
+      const notAdmin = await stack.gql<AnyData>(`mutation($id: ID!) { retryDelivery(id: $id) { state } }`, { id: deliveryId }, { token: await stack.token({ sub: id, admin: false }) });
+      expect(notAdmin.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');
+      const notAdminList = await stack.gql<AnyData>(DELIVERIES, {}, { token: await stack.token({ sub: id, admin: false }) });
+      expect(notAdminList.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');
+
+      await stack.faults('audit', {});
+      const retried = await stack.gql<AnyData>(`mutation($id: ID!) { retryDelivery(id: $id) { id state } }`, { id: deliveryId });
+      expect(retried.body.data!.retryDelivery).toEqual({ id: deliveryId, state: 'QUEUED' });
+      await expect.poll(async () => (await auditEvents(stack, id)).length, { timeout: 10_000 }).toBe(1);
+      const again = await stack.gql<AnyData>(`mutation($id: ID!) { retryDelivery(id: $id) { id state } }`, { id: deliveryId });
+      expect(again.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+    });
+
+    it('the primary fails: FAILED with its typed error; the same key again runs the write again', async () => {
+      const id = stack.userId(232);
+      await stack.faults('identity', { errorRate: 1, routes: [PATCH] });
+      const input = { userId: id, name: 'Never', idempotencyKey: `fail-${name}` };
+      const failed = (await stack.gql<AnyData>(UPDATE, { input })).body.data!.updateProfile;
+      expect(failed).toMatchObject({ status: 'FAILED', user: null });
+      expect(failed.deliveries[0]).toMatchObject({ target: 'IDENTITY', state: 'FAILED', error: { code: 'SOURCE_UNAVAILABLE' } });
+      await stack.faults('identity', {});
+      const retried = (await stack.gql<AnyData>(UPDATE, { input })).body.data!.updateProfile;
+      expect(retried).toMatchObject({ status: 'COMPLETE', replayed: false, user: { name: 'Never' } });
+      // The audit event of the two tries is one event: both carried the same derived key.
+      await expect.poll(async () => (await auditEvents(stack, id)).length).toBe(1);
+    });
+  });
+}
+
+deliverySuite('deliveries in memory (no Redis)', () => ({}));
+
+describeWithRedis('deliveries through bullmq on Redis', () => {
+  const redis = new TestRedis();
+  beforeAll(() => redis.start());
+  afterAll(() => redis.stop());
+  deliverySuite('bullmq', () => ({ redis: { url: redis.url } }));
+});

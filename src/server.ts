@@ -19,7 +19,7 @@ import { Deadline } from './resilience/deadline.js';
 import { createSources, type Sources } from './sources/index.js';
 import { BullDeliveryQueue, MemoryDeliveryQueue, type DeliveryQueue } from './writes/delivery-queue.js';
 import type { SecondaryJob } from './writes/delivery.js';
-import { MemoryIdempotencyStore, RedisIdempotencyStore } from './writes/idempotency-store.js';
+import { FallbackIdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './writes/idempotency-store.js';
 import { Writes, type StoredPayload } from './writes/writes.js';
 
 export const EXAMPLE_QUERY = `# One request, three vendors: the profile comes from identity, the metrics
@@ -96,7 +96,13 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     caches,
     queue: deliveries,
     fallbackQueue: memoryQueue,
-    idempotency: redis ? new RedisIdempotencyStore<StoredPayload>(redis) : new MemoryIdempotencyStore<StoredPayload>(),
+    idempotency: redis
+      ? new FallbackIdempotencyStore<StoredPayload>(new RedisIdempotencyStore(redis), new MemoryIdempotencyStore(), (degraded) =>
+          degraded
+            ? logger.warn('Idempotency keys: Redis not answering, remembering them in this process until it does')
+            : logger.info('Idempotency keys: back in Redis'),
+        )
+      : new MemoryIdempotencyStore<StoredPayload>(),
     deliver,
     idempotencyTtlMs: config.writes.idempotencyTtlMs,
     requestDeadlineMs: config.requestDeadlineMs,

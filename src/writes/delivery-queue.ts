@@ -40,6 +40,8 @@ interface JobData extends SecondaryJob {
   permanent?: boolean;
 }
 
+const CLOSE_GRACE_MS = 3000;
+
 const STATES: Record<DeliveryState, JobType[]> = {
   QUEUED: ['waiting', 'delayed', 'active', 'prioritized', 'paused', 'waiting-children'],
   DELIVERED: ['completed'],
@@ -152,9 +154,17 @@ export class BullDeliveryQueue implements DeliveryQueue {
     return toRecord(id, data, 'waiting');
   }
 
+  /** Lets the job in hand finish (bounded: a vanished Redis must not hold up shutdown), then disconnects. */
   async close(): Promise<void> {
-    await this.worker.close();
-    await this.queue.close();
+    const graceful = (async () => {
+      await this.worker.close();
+      await this.queue.close();
+      return true;
+    })().catch(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([graceful, new Promise<false>((r) => (timer = setTimeout(() => r(false), CLOSE_GRACE_MS)))]);
+    clearTimeout(timer);
+    if (!done) this.logger.warn(`Delivery queue did not close within ${CLOSE_GRACE_MS / 1000} s (is Redis away?): disconnecting; an unfinished job is taken up again by another instance`);
     for (const c of this.connections) c.disconnect();
   }
 }

@@ -68,3 +68,44 @@ export class MemoryIdempotencyStore<P> implements IdempotencyStore<P> {
     return this.records.get(key) ?? null;
   }
 }
+
+/**
+ * Redis first; while Redis cannot answer, this process's memory, so a write
+ * never fails because Redis did. Repeats are then recognised only by the
+ * instance that saw the first (the targets' derived keys still keep each
+ * write single). The change is logged once each way.
+ */
+export class FallbackIdempotencyStore<P> implements IdempotencyStore<P> {
+  readonly durable = true;
+  private degraded = false;
+
+  constructor(
+    private readonly primary: IdempotencyStore<P>,
+    private readonly fallback: IdempotencyStore<P>,
+    private readonly onChange: (degraded: boolean) => void,
+  ) {}
+
+  claim(key: string, fingerprint: string, inProgressTtlMs: number) {
+    return this.either((s) => s.claim(key, fingerprint, inProgressTtlMs));
+  }
+  complete(key: string, fingerprint: string, payload: P, ttlMs: number) {
+    return this.either((s) => s.complete(key, fingerprint, payload, ttlMs));
+  }
+  release(key: string) {
+    return this.either((s) => s.release(key));
+  }
+  get(key: string) {
+    return this.either((s) => s.get(key));
+  }
+
+  private async either<T>(op: (store: IdempotencyStore<P>) => Promise<T>): Promise<T> {
+    try {
+      const result = await op(this.primary);
+      if (this.degraded) this.onChange((this.degraded = false));
+      return result;
+    } catch {
+      if (!this.degraded) this.onChange((this.degraded = true));
+      return op(this.fallback);
+    }
+  }
+}

@@ -65,8 +65,7 @@ function peakRssMb(pid: number): number {
   return Math.round(Number(line.split(/\s+/)[1]) / 1024);
 }
 
-const base = 30_000 + Math.floor(Math.random() * 20_000);
-const upstreams = await start('src/upstreams/main.ts', { UPSTREAMS_PORT: String(base), UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' }, /A user id to try/);
+const upstreams = await start('src/upstreams/main.ts', { UPSTREAMS_PORT: '0', UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' }, /A user id to try/);
 const env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
 // BENCH_PROFILE=1: the server writes a V8 CPU profile to bench/.tmp/ when the run ends.
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/.tmp'] : [];

@@ -58,8 +58,7 @@ describe('refusing to start', () => {
 
 describe('deployed against upstreams in another process (npm run upstreams)', () => {
   it('serves the read contract from the configured URLs with their credentials', async () => {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    const upstreams = run('src/upstreams/main.ts', { UPSTREAMS_PORT: String(base) });
+    const upstreams = run('src/upstreams/main.ts', { UPSTREAMS_PORT: '0' });
     await upstreams.waitFor(/A user id to try: (\S+)/, 60_000);
     const exports = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
     expect(Object.keys(exports)).toHaveLength(10);

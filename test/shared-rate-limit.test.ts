@@ -70,7 +70,7 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
   beforeAll(async () => {
     redis = new TestRedis();
     await redis.start();
-    upstreams = runScript('src/upstreams/main.ts', { UPSTREAMS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)) });
+    upstreams = runScript('src/upstreams/main.ts', { UPSTREAMS_PORT: '0' });
     await upstreams.waitFor(/A user id to try/, 60_000);
     env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
     await admin('POST', '/__admin/faults', { rateLimitPerSec: 20 });

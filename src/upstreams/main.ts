@@ -3,7 +3,8 @@
  * way a deployment would meet real vendors. Prints the variables to give
  * `npm start` in another shell.
  *
- * UPSTREAMS_PORT (default 4100): identity on it, analytics +1, notifications +2, audit +3.
+ * UPSTREAMS_PORT (default 4100): identity on it, analytics +1, notifications +2, audit +3;
+ * 0: each on a free port the system picks (tests and benchmarks: no collisions).
  * UPSTREAMS_LATENCY_MS / UPSTREAMS_JITTER_MS: a starting latency profile.
  * UPSTREAMS_USERS / UPSTREAMS_SEED: dataset size and seed.
  * UPSTREAMS_TOKEN_TTL_SECONDS: identity's access-token lifetime.
@@ -13,7 +14,7 @@ import { startSimulatedUpstreams, type SimulatedCredentials } from './index.js';
 
 const env = z
   .object({
-    UPSTREAMS_PORT: z.coerce.number().int().min(1).max(65_532).default(4100),
+    UPSTREAMS_PORT: z.coerce.number().int().min(0).max(65_532).default(4100),
     UPSTREAMS_HOST: z.string().default('127.0.0.1'),
     UPSTREAMS_LATENCY_MS: z.coerce.number().int().min(0).default(0),
     UPSTREAMS_JITTER_MS: z.coerce.number().int().min(0).default(0),
@@ -43,7 +44,10 @@ const upstreams = await startSimulatedUpstreams({
   tokenTtlSeconds: o.UPSTREAMS_TOKEN_TTL_SECONDS,
   host: o.UPSTREAMS_HOST,
   faults: { latencyMs: o.UPSTREAMS_LATENCY_MS, jitterMs: o.UPSTREAMS_JITTER_MS },
-  ports: { identity: o.UPSTREAMS_PORT, analytics: o.UPSTREAMS_PORT + 1, notifications: o.UPSTREAMS_PORT + 2, audit: o.UPSTREAMS_PORT + 3 },
+  ports:
+    o.UPSTREAMS_PORT === 0
+      ? { identity: 0, analytics: 0, notifications: 0, audit: 0 }
+      : { identity: o.UPSTREAMS_PORT, analytics: o.UPSTREAMS_PORT + 1, notifications: o.UPSTREAMS_PORT + 2, audit: o.UPSTREAMS_PORT + 3 },
 });
 
 const e = upstreams.endpoints;

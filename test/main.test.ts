@@ -21,6 +21,9 @@ describe('npm start with nothing configured', () => {
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
     const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
     expect(app.output()).toMatch(/SIMULATED upstreams/);
+    // No Redis in the demo: it says what that means for writes.
+    expect(app.output()).toMatch(/Deliveries are not durable/);
+    expect(app.output()).toMatch(/Cache: L1 in process only/);
 
     const res = await query(url!, token!, '{ serverInfo { simulatedUpstreams } viewer { id name unreadNotificationCount } userList(first: 2) { totalCount } }');
     expect(res.body.errors).toBeUndefined();

@@ -22,8 +22,8 @@ describe('npm start with nothing configured', () => {
     const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
     expect(app.output()).toMatch(/SIMULATED upstreams/);
     // No Redis in the demo: it says what that means for writes.
-    expect(app.output()).toMatch(/Deliveries are not durable/);
-    expect(app.output()).toMatch(/Cache: L1 in process only/);
+    await app.waitFor(/Deliveries are not durable/);
+    await app.waitFor(/Cache: L1 in process only/);
 
     const res = await query(url!, token!, '{ serverInfo { simulatedUpstreams } viewer { id name unreadNotificationCount } userList(first: 2) { totalCount } }');
     expect(res.body.errors).toBeUndefined();

@@ -1,7 +1,8 @@
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
 /**
- * `npm run codegen` regenerates src/generated/ from schema/*.graphql;
+ * `npm run codegen` regenerates src/generated/ from schema/*.graphql, and
+ * examples/generated/ (typed client, persisted-operation allow-list) from examples/operations/;
  * `npm run codegen:check` (run by CI) fails when the committed output is stale.
  */
 const config: CodegenConfig = {
@@ -19,6 +20,13 @@ const config: CodegenConfig = {
         maybeValue: 'T | null',
         inputMaybeValue: 'T | null | undefined',
       },
+    },
+    // A typed client for the example operations, and the allow-list PERSISTED_OPERATIONS_REQUIRED serves.
+    'examples/generated/': {
+      documents: 'examples/operations/*.graphql',
+      preset: 'client',
+      presetConfig: { persistedDocuments: true, fragmentMasking: false },
+      config: { scalars: { DateTime: 'string', JSON: 'unknown' }, enumsAsTypes: true, useTypeImports: true },
     },
   },
 };

@@ -71,12 +71,15 @@ const env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIE
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/.tmp'] : [];
 // The simulated vendors here have no rate limit, so the server is told so, as a deployment sets
 // <SOURCE>_RATE_LIMIT_PER_SEC below its vendors' real limits; otherwise our own bucket is what gets measured.
-const unlimited = Object.fromEntries(
-  ['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].flatMap((s) => [
+// Likewise the per-caller limit: the whole load comes with one token.
+const unlimited = Object.fromEntries([
+  ...['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].flatMap((s) => [
     [`${s}_RATE_LIMIT_PER_SEC`, '100000'],
     [`${s}_RATE_LIMIT_BURST`, '1000'],
   ]),
-);
+  ['CALLER_RATE_LIMIT_PER_SEC', '100000'],
+  ['CALLER_RATE_LIMIT_BURST', '100000'],
+]);
 const upstreamUrls = ['IDENTITY_URL', 'ANALYTICS_URL', 'NOTIFICATIONS_URL', 'AUDIT_URL'].map((k) => env[k]!);
 
 // The first 1,000 user ids, from identity's own listing.

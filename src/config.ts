@@ -56,6 +56,32 @@ export const SOURCE_SETTINGS: Record<string, Setting> = {
   RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, defaults: { identity: 4, analytics: 8, notifications: 8, audit: 4 } },
 };
 
+/** What the people running it set: auth, client limits, exposure, shutdown. */
+export interface OpsConfig {
+  auth: {
+    /** RS256/ES256 tokens verified against this JWKS (cached, refreshed on an unknown key id); else HS256 with the secret. */
+    jwksUrl: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    clockToleranceSec: number;
+  };
+  /** Origins browsers may call from; empty: no CORS headers (same origin only). */
+  corsOrigins: string[];
+  limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
+  graphiql: boolean;
+  introspection: boolean;
+  /** Only operations in the allow-list made from examples/ are run. */
+  persistedOperationsRequired: boolean;
+  /** Automatic persisted queries (the APQ protocol). */
+  apq: boolean;
+  /** Per caller (token subject), over all its requests; shared through Redis when configured. */
+  callerRateLimit: { perSec: number; burst: number };
+  /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */
+  sourceSuccessRateWarn: number;
+  /** On SIGTERM/SIGINT: how long in-flight requests may take to finish. */
+  shutdownGraceMs: number;
+}
+
 export interface WritesConfig {
   /** Attempts per secondary delivery in all, the first included; then it is dead-lettered. */
   deliveryMaxAttempts: number;
@@ -90,13 +116,15 @@ export interface Config {
   redis: { url: string; keyPrefix: string } | null;
   cache: CacheConfig;
   writes: WritesConfig;
+  ops: OpsConfig;
   /** null: no upstream is configured, run the simulated ones in process (never in production). */
   upstreams: UpstreamEndpoints | null;
 }
 
 /** What createGateway needs: everything resolved, nothing left to invent. */
 export interface GatewayConfig extends Omit<Config, 'jwtSecret' | 'upstreams'> {
-  jwtSecret: string;
+  /** HS256 secret; undefined when tokens are verified through AUTH_JWKS_URL. */
+  jwtSecret: string | undefined;
   upstreams: UpstreamEndpoints;
   /** True when `upstreams` are the embedded simulated ones (shown in serverInfo and at start). */
   simulatedUpstreams: boolean;
@@ -175,6 +203,27 @@ const envSchema = z.object({
   REQUEST_DEADLINE_MS: int(100, 600_000).default(8000),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:'),
+  AUTH_JWKS_URL: httpUrl.optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_CLOCK_TOLERANCE_S: int(0, 600).default(30),
+  CORS_ORIGINS: z.string().optional(),
+  GRAPHQL_MAX_DEPTH: int(1, 1000).default(12),
+  GRAPHQL_MAX_COST: int(1, 10_000_000).default(5000),
+  GRAPHQL_MAX_ALIASES: int(0, 10_000).default(30),
+  GRAPHQL_MAX_TOKENS: int(10, 1_000_000).default(3000),
+  GRAPHQL_MAX_DIRECTIVES: int(0, 10_000).default(30),
+  GRAPHQL_BATCHING: bool.default(false),
+  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(100 * 1024),
+  REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
+  GRAPHIQL_ENABLED: bool.optional(),
+  INTROSPECTION_ENABLED: bool.optional(),
+  PERSISTED_OPERATIONS_REQUIRED: bool.default(false),
+  APQ_ENABLED: bool.default(true),
+  CALLER_RATE_LIMIT_PER_SEC: num(0.1, 100_000).default(50),
+  CALLER_RATE_LIMIT_BURST: int(1, 100_000).default(100),
+  SOURCE_SUCCESS_RATE_WARN: num(0, 1).default(0.9),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   DELIVERY_MAX_ATTEMPTS: int(1, 100).default(10),
   DELIVERY_BACKOFF_MS: int(10, 3_600_000).default(1000),
   DELIVERY_CONCURRENCY: int(1, 1000).default(8),
@@ -237,8 +286,15 @@ export function loadConfig(env: Env = process.env): Config {
       };
     }
   }
-  if (production && e.AUTH_JWT_SECRET === undefined) {
-    problems.push('AUTH_JWT_SECRET is required when NODE_ENV=production');
+  if (production && e.AUTH_JWT_SECRET === undefined && e.AUTH_JWKS_URL === undefined) {
+    problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL is required when NODE_ENV=production');
+  }
+  if (e.AUTH_JWT_SECRET !== undefined && e.AUTH_JWKS_URL !== undefined) {
+    problems.push('set AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256), not both');
+  }
+  const corsOrigins = (e.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entries must be origins like https://app.example.com (got "${origin}")`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -275,6 +331,27 @@ export function loadConfig(env: Env = process.env): Config {
           Object.fromEntries(Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [key, Number(e[`CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`])])) as unknown as EntityPolicy,
         ]),
       ) as Record<(typeof CACHED_ENTITIES)[number], EntityPolicy>,
+    },
+    ops: {
+      auth: { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE, clockToleranceSec: e.AUTH_CLOCK_TOLERANCE_S },
+      corsOrigins,
+      limits: {
+        maxDepth: e.GRAPHQL_MAX_DEPTH,
+        maxCost: e.GRAPHQL_MAX_COST,
+        maxAliases: e.GRAPHQL_MAX_ALIASES,
+        maxTokens: e.GRAPHQL_MAX_TOKENS,
+        maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+        maxBodyBytes: e.MAX_BODY_BYTES,
+        requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+        batching: e.GRAPHQL_BATCHING,
+      },
+      graphiql: e.GRAPHIQL_ENABLED ?? !production,
+      introspection: e.INTROSPECTION_ENABLED ?? !production,
+      persistedOperationsRequired: e.PERSISTED_OPERATIONS_REQUIRED,
+      apq: e.APQ_ENABLED,
+      callerRateLimit: { perSec: Number(e.CALLER_RATE_LIMIT_PER_SEC), burst: e.CALLER_RATE_LIMIT_BURST },
+      sourceSuccessRateWarn: Number(e.SOURCE_SUCCESS_RATE_WARN),
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     },
     writes: {
       deliveryMaxAttempts: e.DELIVERY_MAX_ATTEMPTS,

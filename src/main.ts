@@ -33,7 +33,7 @@ if (config.upstreams === null) {
 
 let demoToken: string | undefined;
 let jwtSecret = config.jwtSecret;
-if (jwtSecret === undefined) {
+if (jwtSecret === undefined && config.ops.auth.jwksUrl === undefined) {
   jwtSecret = randomBytes(32).toString('base64url');
   const sub = simulated?.dataset.users[0]?.user_id ?? 'admin';
   demoToken = await new SignJWT({ scope: 'admin' })

@@ -1,3 +1,4 @@
+import { circuitBreaker, ConsecutiveBreaker, handleAll, timeout, TimeoutStrategy, wrap, type CircuitBreakerPolicy, type IPolicy } from 'cockatiel';
 import { Redis } from 'ioredis';
 import type { Logger } from './observability/logger.js';
 
@@ -72,4 +73,15 @@ function redactedUrl(url: string): string {
   } catch {
     return 'redis';
   }
+}
+
+/**
+ * For Redis calls that have a local fallback (L2 cache, caller limits): each
+ * bounded by a short timeout, and five failures in a row open a breaker that
+ * skips Redis for 2 s — so a hung Redis (connection open, no answers) costs
+ * a few requests one timeout each, then nothing.
+ */
+export function optionalRedisPolicy(timeoutMs: number): { policy: IPolicy; breaker: CircuitBreakerPolicy } {
+  const breaker = circuitBreaker(handleAll, { halfOpenAfter: 2000, breaker: new ConsecutiveBreaker(5) });
+  return { policy: wrap(breaker, timeout(timeoutMs, TimeoutStrategy.Aggressive)), breaker };
 }

@@ -2,9 +2,18 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { readFileSync } from 'node:fs';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
 import { useJwtAuth } from './auth/use-jwt-auth.js';
 import { useDeadlineDisposal } from './resilience/use-deadline-disposal.js';
-import { hs256Verifier } from './auth/viewer.js';
+import { hs256Verifier, jwksVerifier, type TokenVerifier } from './auth/viewer.js';
+import { Metrics } from './observability/metrics.js';
+import { useRequestLog } from './observability/use-request-log.js';
+import { CallerRateLimiter, useCallerRateLimit } from './ops/caller-rate-limit.js';
+import { useAutomaticPersistedQueries } from './ops/use-apq.js';
+import { useOpsEndpoints } from './ops/use-ops-endpoints.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './cache/index.js';
 import { StaleReport, useStaleReport } from './cache/stale-report.js';
@@ -78,8 +87,15 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const { logger } = options;
   const redis = config.redis ? new RedisConnection(config.redis, logger) : null;
   const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs });
-  const health = new SourceHealthMonitor(sources.all, logger);
-  const caches = new Caches(config.cache, sources, { redis, logger, sharedDeadlineMs: config.requestDeadlineMs });
+  const health = new SourceHealthMonitor(sources.all, logger, { successRateWarn: config.ops.sourceSuccessRateWarn });
+  const metrics = new Metrics();
+  metrics.watchSources(sources.all);
+  const caches = new Caches(config.cache, sources, {
+    redis,
+    logger,
+    sharedDeadlineMs: config.requestDeadlineMs,
+    count: (entity, tier, result, n) => metrics.cacheLookups.labels(entity, tier, result).inc(n),
+  });
   const deliver = (job: SecondaryJob) => sources.audit.record(job.event, job.idempotencyKey).then(() => undefined);
   const queueSettings = {
     maxAttempts: config.writes.deliveryMaxAttempts,
@@ -91,6 +107,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const memoryQueue = new MemoryDeliveryQueue(queueSettings, deliver, logger);
   const deliveries: DeliveryQueue = config.redis ? new BullDeliveryQueue(config.redis.url, config.redis.keyPrefix, queueSettings, deliver, logger) : memoryQueue;
   if (!config.redis) logger.warn('Deliveries are not durable: without REDIS_URL, audit events waiting for a retry live in this process only and are lost if it stops. Idempotency keys are remembered by this process only.');
+  metrics.watchDeliveries(() => deliveries.counts());
   const writes = new Writes({
     sources,
     caches,
@@ -113,27 +130,50 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     config.cache.enabled ? (redis ? 'Cache: L1 in process + L2 in Redis, shared by instances' : 'Cache: L1 in process only (set REDIS_URL to share an L2 between instances)') : 'Cache off (CACHE_ENABLED=false): every read goes upstream',
   );
 
+  let draining = false;
+  const { ops } = config;
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
     schema: buildSchema(),
     graphqlEndpoint: '/graphql',
     landingPage: false,
     // GraphiQL's code inlined from the package, not loaded from a CDN: works offline and under a strict CSP.
     renderGraphiQL,
-    graphiql: config.production
-      ? false
-      : {
+    graphiql: ops.graphiql
+      ? {
           title: 'REST aggregation gateway',
           defaultQuery: EXAMPLE_QUERY,
           ...(options.graphiqlToken ? { headers: JSON.stringify({ Authorization: `Bearer ${options.graphiqlToken}` }) } : {}),
-        },
+        }
+      : false,
+    // Unexpected errors are always masked ("Unexpected error."), in development too: a stack trace is no client's business.
     maskedErrors: { maskError: (error, message) => toClientError(error, message) },
+    batching: ops.limits.batching ? { limit: 10 } : false,
+    cors: ops.corsOrigins.length > 0 ? { origin: ops.corsOrigins, credentials: true, methods: ['GET', 'POST'], allowedHeaders: ['authorization', 'content-type', 'x-request-id'], exposedHeaders: ['x-request-id', 'retry-after'] } : false,
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error'),
     },
-    plugins: [useJwtAuth({ verify: hs256Verifier(config.jwtSecret) }), useDeadlineDisposal(), useStaleReport(), useInputErrorCodes()],
+    plugins: [
+      useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
+      useRequestLog(logger, metrics),
+      ...(ops.persistedOperationsRequired ? [usePersistedOperations({ getPersistedOperation: persistedOperations(), allowArbitraryOperations: false })] : ops.apq ? [useAutomaticPersistedQueries()] : []),
+      EnvelopArmorPlugin({
+        maxDepth: { n: ops.limits.maxDepth },
+        costLimit: { maxCost: ops.limits.maxCost },
+        maxAliases: { n: ops.limits.maxAliases },
+        maxTokens: { n: ops.limits.maxTokens },
+        maxDirectives: { n: ops.limits.maxDirectives },
+        blockFieldSuggestion: { enabled: config.production },
+      }),
+      ...(ops.introspection ? [] : [useDisableIntrospection()]),
+      useJwtAuth({ verify: verifier(config) }),
+      useCallerRateLimit(new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics),
+      useDeadlineDisposal(),
+      useStaleReport(),
+      useInputErrorCodes(),
+    ],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
     context: (): RequestServices => {
       const deadline = Deadline.after(config.requestDeadlineMs);
@@ -141,7 +181,17 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
   });
 
-  const server = createServer(yoga);
+  const server = createServer((req, res) => {
+    // Bodies are bounded before anything reads them: by Content-Length, and a body without one must declare it.
+    if (req.method === 'POST') {
+      const length = Number(req.headers['content-length']);
+      if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) return refuse(res, 411, 'Send Content-Length with the request body.');
+      if (length > ops.limits.maxBodyBytes) return refuse(res, 413, `The request body may be at most ${ops.limits.maxBodyBytes} bytes.`);
+    }
+    void yoga(req, res);
+  });
+  server.requestTimeout = ops.limits.requestTimeoutMs;
+  server.headersTimeout = Math.min(ops.limits.requestTimeoutMs, 60_000);
   return {
     yoga,
     sources,
@@ -160,10 +210,22 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         });
       }),
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      // Not ready any more (load balancers stop sending), no new connections; in-flight requests
+      // get the grace period, then their connections are cut.
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const idle = setInterval(() => server.closeIdleConnections(), 100);
+      let timer: NodeJS.Timeout | undefined;
+      const graceful = await Promise.race([closed.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), ops.shutdownGraceMs)))]);
+      clearInterval(idle);
+      clearTimeout(timer);
+      if (!graceful) {
+        logger.warn({ graceMs: ops.shutdownGraceMs }, 'Requests still running at the end of the shutdown grace period: cutting their connections');
+        server.closeAllConnections();
+        await closed;
+      }
+      health.close();
       await deliveries.close();
       if (deliveries !== memoryQueue) await memoryQueue.close();
       await sources.close();
@@ -171,4 +233,27 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       await redis?.close();
     },
   };
+}
+
+function verifier(config: GatewayConfig): TokenVerifier {
+  const { jwksUrl, ...checks } = config.ops.auth;
+  if (jwksUrl) return jwksVerifier(jwksUrl, checks);
+  if (!config.jwtSecret) throw new Error('no AUTH_JWT_SECRET and no AUTH_JWKS_URL: nothing to verify tokens with');
+  return hs256Verifier(config.jwtSecret, checks);
+}
+
+/** The allow-list codegen makes from examples/operations/ (`npm run codegen`), by hash with or without its "sha256:" prefix. */
+function persistedOperations(): (key: string) => string | null {
+  const documents = JSON.parse(readFileSync(new URL('../examples/generated/persisted-documents.json', import.meta.url), 'utf8')) as Record<string, string>;
+  const byHash = new Map<string, string>();
+  for (const [key, document] of Object.entries(documents)) {
+    byHash.set(key, document);
+    byHash.set(key.replace(/^sha256:/, ''), document);
+  }
+  return (key) => byHash.get(key) ?? null;
+}
+
+function refuse(res: import('node:http').ServerResponse, status: number, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] }));
 }

@@ -81,7 +81,7 @@ describe('configuration', () => {
   it('production never runs on simulated upstreams and needs a JWT secret', () => {
     const found = problems({ NODE_ENV: 'production' });
     expect(found[0]).toMatch(/NODE_ENV=production never runs on simulated upstreams.*Missing: IDENTITY_URL/);
-    expect(found[1]).toBe('AUTH_JWT_SECRET is required when NODE_ENV=production');
+    expect(found[1]).toBe('AUTH_JWT_SECRET or AUTH_JWKS_URL is required when NODE_ENV=production');
     expect(loadConfig({ ...ALL, NODE_ENV: 'production', AUTH_JWT_SECRET: 'x'.repeat(32) }).production).toBe(true);
   });
 

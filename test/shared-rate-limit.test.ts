@@ -43,6 +43,8 @@ async function startInstance(): Promise<{ process: Child; url: string }> {
     // when its process is busy (CI runs other suites beside this one), and the vendor counts arrivals.
     NOTIFICATIONS_RATE_LIMIT_PER_SEC: '14',
     NOTIFICATIONS_RATE_LIMIT_BURST: '1',
+    CALLER_RATE_LIMIT_PER_SEC: '100000',
+    CALLER_RATE_LIMIT_BURST: '100000',
     IDENTITY_RATE_LIMIT_PER_SEC: '1000',
     IDENTITY_RATE_LIMIT_BURST: '100',
   });

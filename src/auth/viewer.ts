@@ -1,5 +1,5 @@
 import { createSecretKey } from 'node:crypto';
-import { jwtVerify } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 
 /** Who is asking: the token's subject, and whether its scope makes it an admin. */
 export interface Viewer {
@@ -14,14 +14,47 @@ export type TokenVerifier = (token: string) => Promise<Viewer>;
  * A space-separated `scope` claim containing `admin` sees every user.
  * Throws on any failure; the caller decides what the client is told.
  */
-export function hs256Verifier(secret: string): TokenVerifier {
+export interface TokenChecks {
+  /** `iss` must equal this when set. */
+  issuer?: string | undefined;
+  /** `aud` must contain this when set. */
+  audience?: string | undefined;
+  /** Leeway for `exp` and `nbf` against clock skew between us and the token issuer. */
+  clockToleranceSec?: number;
+}
+
+export function hs256Verifier(secret: string, checks: TokenChecks = {}): TokenVerifier {
   // A KeyObject made once: given raw bytes, jose would import the key again on every verify.
   const key = createSecretKey(Buffer.from(secret, 'utf8'));
-  return async (token) => {
-    const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
-    const scope = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
-    return { userId: payload.sub!, admin: scope.includes('admin') };
+  const options = verifyOptions(['HS256'], checks);
+  return async (token) => viewerOf((await jwtVerify(token, key, options)).payload);
+}
+
+/**
+ * RS256/ES256 tokens from an identity provider, verified with the keys its
+ * JWKS URL publishes. jose caches the key set (10 min) and fetches it again
+ * when a token names a key id it does not know (at most every 30 s), so key
+ * rotation needs no restart.
+ */
+export function jwksVerifier(jwksUrl: string, checks: TokenChecks = {}): TokenVerifier {
+  const keys = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 5000 });
+  const options = verifyOptions(['RS256', 'ES256'], checks);
+  return async (token) => viewerOf((await jwtVerify(token, keys, options)).payload);
+}
+
+function verifyOptions(algorithms: string[], checks: TokenChecks): JWTVerifyOptions {
+  return {
+    algorithms,
+    requiredClaims: ['exp', 'sub'],
+    clockTolerance: checks.clockToleranceSec ?? 0,
+    ...(checks.issuer ? { issuer: checks.issuer } : {}),
+    ...(checks.audience ? { audience: checks.audience } : {}),
   };
+}
+
+function viewerOf(payload: JWTPayload): Viewer {
+  const scope = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
+  return { userId: payload.sub!, admin: scope.includes('admin') };
 }
 
 /** True when the viewer may read `userId`'s private fields. */

@@ -49,6 +49,8 @@ export interface CacheTiers {
   logger: Logger;
   /** Bump when a cached entity's shape changes, so instances of two versions never read each other's entries. */
   format: string;
+  /** Counts lookups (for metrics). */
+  count?: (entity: CachedEntity, tier: 'l1' | 'l2', result: 'hit' | 'stale' | 'miss', n: number) => void;
 }
 
 type Settled<V> = V | Error;
@@ -112,9 +114,18 @@ export class EntityCache<K, V> {
       missing.push(i);
     }
 
+    const count = this.tiers.count;
+    if (count) {
+      const stale = refresh.length;
+      if (keys.length - missing.length - stale > 0) count(this.entity, 'l1', 'hit', keys.length - missing.length - stale);
+      if (stale > 0) count(this.entity, 'l1', 'stale', stale);
+      if (missing.length > 0) count(this.entity, 'l1', 'miss', missing.length);
+    }
+
     if (missing.length > 0 && l2?.available) {
       const raw = await l2.getMany(missing.map((i) => this.l2Key(keys[i]!)));
       if (raw) {
+        const before = missing.length;
         const stillMissing: number[] = [];
         const at = Date.now();
         missing.forEach((i, j) => {
@@ -128,6 +139,10 @@ export class EntityCache<K, V> {
           stillMissing.push(i);
         });
         missing = stillMissing;
+        if (count) {
+          if (before - missing.length > 0) count(this.entity, 'l2', 'hit', before - missing.length);
+          if (missing.length > 0) count(this.entity, 'l2', 'miss', missing.length);
+        }
       }
     }
 

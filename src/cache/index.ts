@@ -33,7 +33,7 @@ export class Caches {
   constructor(
     private readonly config: CacheConfig,
     sources: Sources,
-    options: { redis: RedisConnection | null; logger: Logger; sharedDeadlineMs: number },
+    options: { redis: RedisConnection | null; logger: Logger; sharedDeadlineMs: number; count?: CacheTiers['count'] },
   ) {
     const { redis, logger } = options;
     this.l1 = new MemoryTier(config.l1MaxBytes);
@@ -49,7 +49,7 @@ export class Caches {
             },
           })
         : null;
-    const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT };
+    const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT, ...(options.count ? { count: options.count } : {}) };
     const make = <K, V>(entity: CachedEntity, spec: Pick<EntityCacheOptions<K, V>, 'group' | 'variant' | 'fetch'>) =>
       new EntityCache<K, V>(
         { entity, source: ENTITY_SETTINGS[entity].source, policy: config.entities[entity], negativeTtlMs: config.negativeTtlMs, sharedDeadlineMs: options.sharedDeadlineMs, ...spec },

@@ -1,6 +1,6 @@
-import { circuitBreaker, ConsecutiveBreaker, handleAll, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
+import type { IPolicy } from 'cockatiel';
 import type { Logger } from '../observability/logger.js';
-import type { RedisConnection } from '../redis.js';
+import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
 
 /** Drops every key listed in a group's index set, then the set. */
 const DELETE_GROUPS = `
@@ -34,10 +34,10 @@ export class RedisTier {
     timeoutMs: number,
     logger: Logger,
   ) {
-    const breaker = circuitBreaker(handleAll, { halfOpenAfter: 2000, breaker: new ConsecutiveBreaker(5) });
+    const { policy, breaker } = optionalRedisPolicy(timeoutMs);
     breaker.onBreak(() => logger.warn({ cacheTier: 'L2' }, 'L2 cache (Redis) failing: serving from L1 and the upstreams until it answers again'));
     breaker.onReset(() => logger.info({ cacheTier: 'L2' }, 'L2 cache (Redis) answering again: in use'));
-    this.policy = wrap(breaker, timeout(timeoutMs, TimeoutStrategy.Aggressive));
+    this.policy = policy;
   }
 
   /** Usable right now: connected and not tripped. */

@@ -85,12 +85,22 @@ export type DeliveryTarget =
  * still resolves.
  */
 export type ErrorCode =
+  /** The request itself is unusable: too large, malformed JSON, a method or content type the endpoint does not take. */
+  | 'BAD_REQUEST'
   /** An argument is invalid; the message names it. */
   | 'BAD_USER_INPUT'
   /** The token's user may not read this field, or make this change. */
   | 'FORBIDDEN'
+  /** The document exceeds one of the limits on what clients may send (depth, cost, aliases, tokens, directives). */
+  | 'GRAPHQL_VALIDATION_FAILED'
   /** A request with this idempotency key is still being processed; repeat it shortly. */
   | 'IDEMPOTENCY_KEY_IN_USE'
+  /** Automatic persisted queries: the server does not know this hash yet; send the query with it once. */
+  | 'PERSISTED_QUERY_NOT_FOUND'
+  /** Only operations from the allow-list may run here (PERSISTED_OPERATIONS_REQUIRED). */
+  | 'PERSISTED_QUERY_ONLY'
+  /** This caller sent more requests than its rate limit allows (HTTP 429 with Retry-After; extensions.retryAfterSeconds). */
+  | 'RATE_LIMITED'
   /** The upstream rejected this server's credentials. */
   | 'SOURCE_AUTH_FAILED'
   /** The upstream answered with a body or status this server cannot use. */

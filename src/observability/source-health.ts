@@ -14,6 +14,8 @@ export interface SourceHealthSnapshot {
 }
 
 const WINDOW_MS = 60_000;
+/** Below this many calls in the window, a success rate says too little to warn about. */
+const MIN_CALLS_TO_JUDGE = 10;
 const MAX_SAMPLES = 5000;
 
 /** A minute of one source's attempts: when, how long, whether it counted as a failure. */
@@ -54,11 +56,19 @@ class Window {
  */
 export class SourceHealthMonitor {
   private readonly windows = new Map<SourceName, Window>();
+  private readonly degraded = new Set<SourceName>();
+  private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly sources: HttpSource[],
-    logger: Logger,
+    private readonly logger: Logger,
+    options: { successRateWarn?: number; checkEveryMs?: number } = {},
   ) {
+    const threshold = options.successRateWarn ?? 0;
+    if (threshold > 0) {
+      this.timer = setInterval(() => this.checkSuccessRates(threshold), options.checkEveryMs ?? 5000);
+      this.timer.unref();
+    }
     for (const source of sources) {
       const window = new Window();
       this.windows.set(source.name, window);
@@ -75,6 +85,24 @@ export class SourceHealthMonitor {
       policy.breaker.onBreak(() => logger.warn({ source: source.name }, `circuit opened: calls to ${source.name} fail fast until a probe succeeds`));
       policy.breaker.onHalfOpen(() => logger.info({ source: source.name }, `circuit half-open: probing ${source.name}`));
       policy.breaker.onReset(() => logger.info({ source: source.name }, `circuit closed: ${source.name} recovered`));
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  /** A warning when a source's success rate over the last minute falls below the threshold (with enough calls to tell), one more when it recovers. */
+  private checkSuccessRates(threshold: number): void {
+    for (const s of this.snapshot()) {
+      const successRate = 1 - s.errorRate;
+      if (!this.degraded.has(s.name) && s.calls >= MIN_CALLS_TO_JUDGE && successRate < threshold) {
+        this.degraded.add(s.name);
+        this.logger.warn({ source: s.name, successRate, calls: s.calls, threshold, state: s.state }, `${s.name}: success rate over the last minute is below ${threshold}`);
+      } else if (this.degraded.has(s.name) && (successRate >= threshold || s.calls === 0)) {
+        this.degraded.delete(s.name);
+        this.logger.info({ source: s.name, successRate, calls: s.calls, threshold }, `${s.name}: success rate recovered`);
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EventEmitter } from 'cockatiel';
+import { EventEmitter, type IPolicy } from 'cockatiel';
 import { SourceError, type SourceName } from '../errors.js';
-import type { RedisConnection } from '../redis.js';
+import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
 import type { Deadline } from './deadline.js';
 import { RedisTokenBucket } from './redis-token-bucket.js';
 import { TokenBucket } from './token-bucket.js';
@@ -26,6 +26,7 @@ export interface RateLimitEvent {
  */
 export class SourceRateLimiter {
   private readonly local: TokenBucket;
+  private readonly redisPolicy: IPolicy = optionalRedisPolicy(250).policy;
   private readonly shared: RedisTokenBucket | undefined;
   private readonly waitEmitter = new EventEmitter<RateLimitEvent>();
   private readonly rejectEmitter = new EventEmitter<RateLimitEvent>();
@@ -85,9 +86,10 @@ export class SourceRateLimiter {
   private async reserve(maxWaitMs: number): Promise<{ waitMs: number; mode: RateLimiterMode }> {
     if (this.mode === 'SHARED') {
       try {
-        return { waitMs: await this.shared!.reserve(maxWaitMs), mode: 'SHARED' };
+        const shared = this.shared!;
+        return { waitMs: await this.redisPolicy.execute(() => shared.reserve(maxWaitMs)), mode: 'SHARED' };
       } catch {
-        // Redis did not answer in time: this call uses the local bucket; the connection's state decides the next.
+        // Redis did not answer in time (or has not lately: its breaker is open): this call uses the local bucket.
       }
     }
     return { waitMs: this.local.reserve(maxWaitMs), mode: 'LOCAL' };

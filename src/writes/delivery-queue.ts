@@ -27,6 +27,8 @@ export interface DeliveryQueue {
   list(state: DeliveryState | null, offset: number, first: number): Promise<{ items: DeliveryRecord[]; hasNextPage: boolean }>;
   /** Re-drives a FAILED delivery with a fresh set of attempts; null when there is none with that id. */
   retry(id: string): Promise<DeliveryRecord | null>;
+  /** How many deliveries are in each state (FAILED: dead letters). */
+  counts(): Promise<Record<DeliveryState, number>>;
   close(): Promise<void>;
 }
 
@@ -143,6 +145,12 @@ export class BullDeliveryQueue implements DeliveryQueue {
     return { items, hasNextPage: jobs.length > first };
   }
 
+  async counts(): Promise<Record<DeliveryState, number>> {
+    const n = await this.queue.getJobCounts(...STATES.QUEUED, ...STATES.DELIVERED, ...STATES.FAILED);
+    const sum = (types: JobType[]) => types.reduce((total, t) => total + (n[t] ?? 0), 0);
+    return { QUEUED: sum(STATES.QUEUED), DELIVERED: sum(STATES.DELIVERED), FAILED: sum(STATES.FAILED) };
+  }
+
   async retry(id: string): Promise<DeliveryRecord | null> {
     const job = (await Job.fromId(this.queue, id)) as Job<JobData> | undefined;
     if (!job) return null;
@@ -197,6 +205,12 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
   async list(state: DeliveryState | null, offset: number, first: number) {
     const all = [...this.records].reverse().filter(([, r]) => state === null || r.state === state);
     return { items: all.slice(offset, offset + first).map(([id, r]) => toRecord(id, r.data, r.state)), hasNextPage: all.length > offset + first };
+  }
+
+  async counts(): Promise<Record<DeliveryState, number>> {
+    const counts = { QUEUED: 0, DELIVERED: 0, FAILED: 0 };
+    for (const r of this.records.values()) counts[r.state]++;
+    return counts;
   }
 
   async retry(id: string): Promise<DeliveryRecord | null> {

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import type { CacheConfig } from '../../src/cache/policy.js';
-import { loadConfig, type WritesConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
+import { loadConfig, type OpsConfig, type WritesConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
 import type { SourceName } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createGateway, type Gateway } from '../../src/server.js';
@@ -32,6 +32,8 @@ export interface StackOptions {
   /** L2, shared limits and invalidation through this Redis. */
   redis?: { url: string; keyPrefix?: string };
   writes?: Partial<WritesConfig>;
+  /** Ops settings over the defaults (the per-caller limit is lifted unless a suite sets it: suites send many requests with one token). */
+  ops?: (defaults: OpsConfig) => OpsConfig;
   /** Another instance in front of this stack's upstreams, with its secret (closing it leaves them running). */
   peerOf?: Stack;
 }
@@ -72,6 +74,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
     cache: { ...base.cache, enabled: false, ...options.cache },
     writes: { ...base.writes, ...options.writes },
+    ops: (options.ops ?? ((o) => o))({ ...base.ops, callerRateLimit: { perSec: 100_000, burst: 100_000 } }),
     redis: options.redis ? { url: options.redis.url, keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:` } : null,
   };
   const logs: string[] = [];

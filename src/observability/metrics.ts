@@ -1,0 +1,94 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { SourceName } from '../errors.js';
+import type { BreakerState } from '../resilience/source-policy.js';
+import type { HttpSource } from '../sources/http-source.js';
+
+const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
+/** Operation names are the client's choice: past this many distinct ones, the rest count as "other". */
+const MAX_OPERATION_NAMES = 200;
+
+/**
+ * Everything /metrics shows, in its own registry (so two servers in one
+ * process, as in tests, never collide). Labels are bounded: source, route
+ * template, error code, cache entity and tier, operation name (capped) — never
+ * an id or a user.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly upstreamCalls = new Counter({ name: 'gateway_upstream_requests_total', help: 'Upstream HTTP attempts by outcome (ok or the error code).', labelNames: ['source', 'route', 'outcome'], registers: [this.registry] });
+  readonly upstreamDuration = new Histogram({
+    name: 'gateway_upstream_request_duration_seconds',
+    help: 'Upstream HTTP attempt duration.',
+    labelNames: ['source', 'route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly upstreamRetries = new Counter({ name: 'gateway_upstream_retries_total', help: 'Upstream attempts after the first of a call.', labelNames: ['source', 'route'], registers: [this.registry] });
+  readonly rateLimitWaits = new Counter({ name: 'gateway_rate_limiter_waits_total', help: 'Calls that waited for a token of our own limiter.', labelNames: ['source', 'mode'], registers: [this.registry] });
+  readonly rateLimitRejections = new Counter({ name: 'gateway_rate_limiter_rejections_total', help: 'Calls refused by our own limiter (the wait would pass the deadline).', labelNames: ['source', 'mode'], registers: [this.registry] });
+  readonly cacheLookups = new Counter({ name: 'gateway_cache_lookups_total', help: 'Cache lookups by entity, tier and result (hit, stale, miss).', labelNames: ['entity', 'tier', 'result'], registers: [this.registry] });
+  readonly operations = new Counter({ name: 'gateway_graphql_operations_total', help: 'GraphQL operations by name, type and whether they had errors.', labelNames: ['operation', 'type', 'outcome'], registers: [this.registry] });
+  readonly operationErrors = new Counter({ name: 'gateway_graphql_errors_total', help: 'Errors in GraphQL responses by code.', labelNames: ['operation', 'code'], registers: [this.registry] });
+  readonly operationDuration = new Histogram({
+    name: 'gateway_graphql_operation_duration_seconds',
+    help: 'GraphQL operation execution time.',
+    labelNames: ['operation', 'type'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly callerRejections = new Counter({ name: 'gateway_caller_rate_limited_total', help: 'Requests refused by the per-caller rate limit.', registers: [this.registry] });
+  private readonly operationNames = new Set<string>();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts every attempt, retry and limiter decision of the sources, and shows each breaker's state. */
+  watchSources(sources: HttpSource[]): void {
+    for (const source of sources) {
+      source.onAttempt((e) => {
+        this.upstreamCalls.labels(e.source, e.route, e.error ? e.error.code : 'ok').inc();
+        this.upstreamDuration.labels(e.source, e.route).observe(e.durationMs / 1000);
+        if (e.attempt > 1) this.upstreamRetries.labels(e.source, e.route).inc();
+      });
+      source.policy.limiter.onWait((e) => this.rateLimitWaits.labels(e.source, e.mode).inc());
+      source.policy.limiter.onReject((e) => this.rateLimitRejections.labels(e.source, e.mode).inc());
+    }
+    const byName = new Map<SourceName, HttpSource>(sources.map((s) => [s.name, s]));
+    new Gauge({
+      name: 'gateway_circuit_breaker_state',
+      help: 'Circuit breaker per source: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        for (const [name, s] of byName) this.labels(name).set(BREAKER_VALUE[s.policy.state]);
+      },
+    });
+  }
+
+  /** Queue depth per state; dead letters are the FAILED ones. */
+  watchDeliveries(counts: () => Promise<Record<'QUEUED' | 'DELIVERED' | 'FAILED', number>>): void {
+    new Gauge({
+      name: 'gateway_delivery_queue_jobs',
+      help: 'Secondary deliveries by state (FAILED: dead-lettered).',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        try {
+          for (const [state, n] of Object.entries(await counts())) this.labels(state).set(n);
+        } catch {
+          // Redis away: the gauge keeps its last values rather than failing the scrape.
+        }
+      },
+    });
+  }
+
+  /** A bounded label for a client-chosen operation name. */
+  operationLabel(name: string | null | undefined): string {
+    if (!name) return 'anonymous';
+    if (this.operationNames.has(name)) return name;
+    if (this.operationNames.size >= MAX_OPERATION_NAMES || !/^[_A-Za-z][_0-9A-Za-z]{0,63}$/.test(name)) return 'other';
+    this.operationNames.add(name);
+    return name;
+  }
+}

@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import { getOperationAST, type ExecutionResult } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+interface RequestRecord {
+  id: string;
+  startedAt: number;
+  operation?: string | undefined;
+  errors?: number;
+}
+
+/**
+ * One log line per request — request id, operation, status, duration — and
+ * the operation metrics. The request id is the caller's `x-request-id` when it
+ * looks like one (so a trace spans services), a new UUID otherwise; it goes
+ * back in the response's `x-request-id`.
+ */
+export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
+  const requests = new WeakMap<Request, RequestRecord>();
+  return {
+    onRequest({ request }) {
+      const incoming = request.headers.get('x-request-id');
+      requests.set(request, { id: incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID(), startedAt: performance.now() });
+    },
+    onParams({ request, params }) {
+      const record = requests.get(request);
+      if (record && typeof params.operationName === 'string') record.operation = params.operationName;
+    },
+    onExecute({ args }) {
+      const startedAt = performance.now();
+      const operation = getOperationAST(args.document, args.operationName);
+      const name = metrics.operationLabel(operation?.name?.value ?? args.operationName);
+      const type = operation?.operation ?? 'unknown';
+      const record = requests.get((args.contextValue as { request: Request }).request);
+      if (record && operation?.name) record.operation = operation.name.value;
+      return {
+        onExecuteDone({ result }) {
+          if (Symbol.asyncIterator in result) return;
+          const { errors } = result as ExecutionResult;
+          metrics.operationDuration.labels(name, type).observe((performance.now() - startedAt) / 1000);
+          metrics.operations.labels(name, type, errors?.length ? 'error' : 'ok').inc();
+          for (const e of errors ?? []) metrics.operationErrors.labels(name, typeof e.extensions?.code === 'string' ? e.extensions.code : 'INTERNAL_SERVER_ERROR').inc();
+          if (record) record.errors = errors?.length ?? 0;
+        },
+      };
+    },
+    onResponse({ request, response }) {
+      const record = requests.get(request);
+      if (!record) return;
+      response.headers.set('x-request-id', record.id);
+      const url = new URL(request.url);
+      if (url.pathname === '/metrics' || url.pathname === '/healthz' || url.pathname === '/readyz') return;
+      logger.info(
+        {
+          requestId: record.id,
+          method: request.method,
+          path: url.pathname,
+          operation: record.operation ?? null,
+          status: response.status,
+          errors: record.errors ?? 0,
+          durationMs: Math.round((performance.now() - record.startedAt) * 10) / 10,
+        },
+        'request',
+      );
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { GraphQLError } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { LRUCache } from 'lru-cache';
+import type { Viewer } from '../auth/viewer.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { IPolicy } from 'cockatiel';
+import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
+import { RedisTokenBucket } from '../resilience/redis-token-bucket.js';
+import { TokenBucket } from '../resilience/token-bucket.js';
+
+/**
+ * A token bucket per caller (the token's subject) on the server itself, so one
+ * abusive client cannot spend the vendors' limits for everyone. Shared by all
+ * instances through Redis when configured (the same atomic script as the
+ * source limits), per instance otherwise or while Redis is away. Requests over
+ * it answer 429 with Retry-After and make no upstream call.
+ */
+export class CallerRateLimiter {
+  private readonly local: LRUCache<string, TokenBucket>;
+  private readonly redisPolicy: IPolicy = optionalRedisPolicy(250).policy;
+
+  constructor(
+    private readonly perSec: number,
+    private readonly burst: number,
+    private readonly redis: RedisConnection | null,
+  ) {
+    this.local = new LRUCache({ max: 100_000, ttl: Math.max(60_000, (burst / perSec) * 2000), ttlAutopurge: false });
+  }
+
+  /** 0 when the caller may go on, else the seconds until it may. */
+  async retryAfterSeconds(subject: string): Promise<number> {
+    let waitMs: number | undefined;
+    if (this.redis?.available) {
+      try {
+        const bucket = new RedisTokenBucket(this.redis.client, this.redis.key('caller', subject), this.perSec, this.burst);
+        waitMs = await this.redisPolicy.execute(() => bucket.reserve(0));
+      } catch {
+        // Redis did not answer in time (or its breaker is open): this request is counted locally.
+      }
+    }
+    if (waitMs === undefined) {
+      let bucket = this.local.get(subject);
+      if (!bucket) this.local.set(subject, (bucket = new TokenBucket(this.perSec, this.burst)));
+      waitMs = bucket.reserve(0);
+    }
+    return waitMs < 0 ? Math.max(1, Math.ceil(-waitMs / 1000)) : 0;
+  }
+}
+
+/** Runs after authentication (it needs the viewer); placed after useJwtAuth. */
+export function useCallerRateLimit(limiter: CallerRateLimiter, metrics: Metrics): Plugin<{ viewer: Viewer }> {
+  return {
+    async onContextBuilding({ context }) {
+      const retryAfter = await limiter.retryAfterSeconds(context.viewer.userId);
+      if (retryAfter === 0) return;
+      metrics.callerRejections.inc();
+      throw new GraphQLError(`Too many requests from this caller; retry after ${retryAfter} s.`, {
+        extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter, http: { status: 429, headers: { 'retry-after': String(retryAfter) } } },
+      });
+    },
+  };
+}

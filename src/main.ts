@@ -84,7 +84,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    void Promise.all([gateway.close(), simulated?.close()]).then(
+    // The server first (its in-flight requests still need the upstreams), then the embedded upstreams.
+    void (async () => {
+      await gateway.close();
+      await simulated?.close();
+    })().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');

@@ -158,7 +158,15 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     plugins: [
       useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
       useRequestLog(logger, metrics),
-      ...(ops.persistedOperationsRequired ? [usePersistedOperations({ getPersistedOperation: persistedOperations(), allowArbitraryOperations: false })] : ops.apq ? [useAutomaticPersistedQueries()] : []),
+      ...(ops.persistedOperationsRequired ? [usePersistedOperations({
+              getPersistedOperation: persistedOperations(),
+              allowArbitraryOperations: false,
+              customErrors: {
+                persistedQueryOnly: { message: 'Only allow-listed operations run here: send extensions.persistedQuery.sha256Hash of one.', extensions: { code: 'PERSISTED_QUERY_ONLY', http: { status: 400 } } },
+                notFound: { message: 'PersistedQueryNotFound', extensions: { code: 'PERSISTED_QUERY_NOT_FOUND', http: { status: 400 } } },
+                keyNotFound: { message: 'Send extensions.persistedQuery.sha256Hash.', extensions: { code: 'BAD_REQUEST', http: { status: 400 } } },
+              },
+            })] : ops.apq ? [useAutomaticPersistedQueries()] : []),
       EnvelopArmorPlugin({
         maxDepth: { n: ops.limits.maxDepth },
         costLimit: { maxCost: ops.limits.maxCost },

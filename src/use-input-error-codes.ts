@@ -2,12 +2,25 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 /**
- * A variable that does not fit its type (an unknown enum value, a string for
- * an Int) is the client's mistake, but graphql-js reports it without a code.
- * It gets BAD_USER_INPUT, as clients expect for every input error.
+ * Client mistakes that arrive without a code get the one clients handle:
+ * a variable that does not fit its type (an unknown enum value, a string for
+ * an Int) is BAD_USER_INPUT; a document over one of graphql-armor's limits is
+ * GRAPHQL_VALIDATION_FAILED with status 400, like every other invalid document.
  */
 export function useInputErrorCodes(): Plugin {
   return {
+    onValidate() {
+      return ({ valid, result, setResult }) => {
+        if (valid || !result.some((e) => e.extensions?.code === undefined)) return;
+        setResult(
+          result.map((e) =>
+            e.extensions?.code === undefined
+              ? new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } } })
+              : e,
+          ),
+        );
+      };
+    },
     onExecute() {
       return {
         onExecuteDone({ result, setResult }) {

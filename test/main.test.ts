@@ -44,6 +44,29 @@ describe('npm start with nothing configured', () => {
   });
 });
 
+describe('graceful shutdown', () => {
+  it('on SIGTERM: stops accepting, finishes the request in flight, closes everything, exits 0', async () => {
+    const app = run('src/main.ts', { PORT: '0', SHUTDOWN_GRACE_MS: '8000' });
+    const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
+    const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
+    const [, identityUrl] = await app.waitFor(/identity\s+(http:\/\/\S+)/);
+    // The request in flight takes 1.5 s upstream.
+    await fetch(`${identityUrl}/__admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latencyMs: 1500 }) });
+    const inFlight = query(url!, token!, '{ viewer { id name } }');
+    await new Promise((r) => setTimeout(r, 300));
+    app.child.kill('SIGTERM');
+    await app.waitFor(/shutting down/);
+    // No new connections once shutdown has begun.
+    await expect(fetch(url!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })).rejects.toThrow();
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.viewer.name).toBeTypeOf('string');
+    const [code] = (await once(app.child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+  });
+});
+
 describe('refusing to start', () => {
   it.each([
     ['some upstreams configured', { ANALYTICS_URL: 'http://127.0.0.1:1', ANALYTICS_API_KEY: 'k' }, /Missing: IDENTITY_URL.*NOTIFICATIONS_URL/],

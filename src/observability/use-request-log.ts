@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { getOperationAST, type ExecutionResult } from 'graphql';
+import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphql';
+import { SourceError } from '../errors.js';
 import type { Plugin } from 'graphql-yoga';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -43,7 +44,7 @@ export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
           const { errors } = result as ExecutionResult;
           metrics.operationDuration.labels(name, type).observe((performance.now() - startedAt) / 1000);
           metrics.operations.labels(name, type, errors?.length ? 'error' : 'ok').inc();
-          for (const e of errors ?? []) metrics.operationErrors.labels(name, typeof e.extensions?.code === 'string' ? e.extensions.code : 'INTERNAL_SERVER_ERROR').inc();
+          for (const e of errors ?? []) metrics.operationErrors.labels(name, errorCode(e)).inc();
           if (record) record.errors = errors?.length ?? 0;
         },
       };
@@ -68,4 +69,10 @@ export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
       );
     },
   };
+}
+
+/** The code the client will see (errors are masked after this hook: a source failure still carries its SourceError here). */
+function errorCode(e: GraphQLError): string {
+  if (typeof e.extensions?.code === 'string') return e.extensions.code;
+  return e.originalError instanceof SourceError ? e.originalError.code : 'INTERNAL_SERVER_ERROR';
 }

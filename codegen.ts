@@ -26,7 +26,8 @@ const config: CodegenConfig = {
       documents: 'examples/operations/*.graphql',
       preset: 'client',
       presetConfig: { persistedDocuments: true, fragmentMasking: false },
-      config: { scalars: { DateTime: 'string', JSON: 'unknown' }, enumsAsTypes: true, useTypeImports: true },
+      // ESM: relative imports keep their .js extension.
+      config: { scalars: { DateTime: 'string', JSON: 'unknown' }, enumsAsTypes: true, useTypeImports: true, emitLegacyCommonJSImports: false },
     },
   },
 };

@@ -15,6 +15,7 @@
  * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50),
  * BENCH_SCENARIOS (default dashboard-1,dashboard-hot), BENCH_MODES (default off,l1,l1+l2),
  * BENCH_GATEWAY (entry to run, default src/main.ts; dist/main.js after `npm run build`),
+ * BENCH_LOG_LEVEL (the server's LOG_LEVEL, default warn; info adds the per-request log line),
  * BENCH_PROFILE=1 (the server writes a CPU profile to bench/.tmp/), DEBUG_BENCH=1 (prints the server's first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
  */
@@ -189,7 +190,7 @@ for (const mode of wantedModes) {
   // A fresh process and key prefix per mode: every mode starts cold.
   const gateway = await start(
     process.env.BENCH_GATEWAY ?? 'src/main.ts',
-    { ...env, ...unlimited, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:`, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+    { ...env, ...unlimited, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:`, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' },
     /GraphQL endpoint: (\S+)/,
     profile,
   );

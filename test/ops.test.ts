@@ -246,6 +246,17 @@ describeWithRedis('readiness with Redis', () => {
   beforeAll(() => redis.start());
   afterAll(() => redis.stop());
 
+  it('the per-caller limit is one budget across instances, through Redis', async () => {
+    const limited = (o: Parameters<NonNullable<StackOptions['ops']>>[0]) => ({ ...o, callerRateLimit: { perSec: 0.5, burst: 3 } });
+    const a = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwcaller:' }, ops: limited });
+    const b = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwcaller:' }, ops: limited, peerOf: a });
+    await expect.poll(() => a.gateway.redis!.available && b.gateway.redis!.available).toBe(true);
+    const caller = await a.token({ sub: a.userId(410), admin: false });
+    const statuses = [];
+    for (const stack of [a, b, a, b]) statuses.push((await stack.gql(`{ viewer { id } }`, undefined, { token: caller })).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+  });
+
   it('not ready while the configured Redis is unreachable; ready again when it returns', async () => {
     const stack = await stackWith({ redis: { url: redis.url } });
     const readyz = () => fetch(stack.url.replace('/graphql', '/readyz')).then(async (r) => ({ status: r.status, body: (await r.json()) as AnyData }));

@@ -37,7 +37,9 @@ process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
 function start(script: string, env: Record<string, string>, ready: RegExp, nodeArgs: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
   // `node --import tsx`, not the tsx CLI (which runs the script in a second process): the PID must be the server's own.
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Compiled JavaScript runs on plain node, as deployed; TypeScript through tsx (which adds ~100 MB of RSS).
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   return new Promise((resolve, reject) => {

@@ -67,6 +67,8 @@ export interface OpsConfig {
   };
   /** Origins browsers may call from; empty: no CORS headers (same origin only). */
   corsOrigins: string[];
+  /** gzip/brotli by Accept-Encoding for responses of at least `thresholdBytes`; off: `null`. */
+  compression: { thresholdBytes: number } | null;
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
   graphiql: boolean;
   introspection: boolean;
@@ -215,6 +217,8 @@ const envSchema = z.object({
   GRAPHQL_MAX_DIRECTIVES: int(0, 10_000).default(30),
   GRAPHQL_BATCHING: bool.default(false),
   MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(100 * 1024),
+  COMPRESSION_ENABLED: bool.default(true),
+  COMPRESSION_THRESHOLD_BYTES: int(0, 100 * 1024 * 1024).default(1024),
   REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   GRAPHIQL_ENABLED: bool.optional(),
   INTROSPECTION_ENABLED: bool.optional(),
@@ -335,6 +339,7 @@ export function loadConfig(env: Env = process.env): Config {
     ops: {
       auth: { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE, clockToleranceSec: e.AUTH_CLOCK_TOLERANCE_S },
       corsOrigins,
+      compression: e.COMPRESSION_ENABLED ? { thresholdBytes: e.COMPRESSION_THRESHOLD_BYTES } : null,
       limits: {
         maxDepth: e.GRAPHQL_MAX_DEPTH,
         maxCost: e.GRAPHQL_MAX_COST,

@@ -110,6 +110,29 @@ describe('metrics, health, request logs', () => {
   });
 });
 
+describe('compression', () => {
+  it('large responses are brotli- or gzip-compressed by Accept-Encoding; small ones and clients that do not ask are not', async () => {
+    const stack = await stackWith();
+    const big = `{ userList(first: 100) { edges { node { id name nickname avatarUrl } } } }`;
+    const ask = async (query: string, encoding: string | null) => {
+      const res = await fetch(stack.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}`, ...(encoding ? { 'accept-encoding': encoding } : {}) },
+        body: JSON.stringify({ query }),
+      });
+      const body = (await res.json()) as AnyData; // fetch decodes it
+      return { encoding: res.headers.get('content-encoding'), vary: res.headers.get('vary'), body };
+    };
+    const br = await ask(big, 'br, gzip');
+    expect(br.encoding).toBe('br');
+    expect(br.vary).toMatch(/accept-encoding/i);
+    expect(br.body.data.userList.edges).toHaveLength(100);
+    expect((await ask(big, 'gzip')).encoding).toBe('gzip');
+    expect((await ask(big, 'identity')).encoding).toBeNull();
+    expect((await ask(`{ __typename }`, 'br, gzip')).encoding).toBeNull();
+  });
+});
+
 describe('production exposure', () => {
   let prod: Stack;
   beforeAll(async () => {

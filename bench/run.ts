@@ -1,26 +1,30 @@
 /**
- * `npm run bench`: the simulated upstreams at 20 ± 5 ms and the server, each in
- * its own process as deployed, loaded by autocannon from this one.
+ * `npm run bench`: the simulated upstreams at 20 ± 5 ms, our server (compiled,
+ * on plain node, NODE_ENV=production) and the baselines in bench/baselines/ —
+ * an Apollo Server 5 + RESTDataSource + DataLoader gateway and a naive
+ * per-field one — each in its own process, loaded by autocannon from this one,
+ * one after another with identical settings.
  *
- * Scenarios, each the dashboard query (profile + metrics + unread count +
- * first 5 notifications):
- * - `dashboard-1`: a random one of 1,000 users (a wide, mostly cold set);
- * - `dashboard-hot`: a random one of 20 users (the same few, repeated).
- * Cache modes, each a fresh server process (and a fresh Redis key prefix):
- * - `off` (CACHE_ENABLED=false), `l1` (in process), `l1+l2` (plus Redis at
- *   REDIS_URL, default redis://127.0.0.1:6379; skipped if none answers).
+ * Scenarios:
+ * - `dashboard-1`: profile + metrics + unread count + first 5 notifications of
+ *   a random one of 1,000 users;
+ * - `dashboard-hot`: the same for a random one of 20 users;
+ * - `list-50`: 50 random users' names, page views and unread counts;
+ * - `list-50-br`: the same, asking for brotli (ours only: what compression costs).
  * Reports req/s, p50/p90/p99, upstream calls per query (from the upstreams'
- * stats), the server's CPU ms per query and its peak RSS (from /proc).
+ * stats), gateway CPU ms per query and peak RSS (from /proc), the ratios
+ * against each baseline, and the performance targets met or not.
  *
  * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50),
- * BENCH_SCENARIOS (default dashboard-1,dashboard-hot), BENCH_MODES (default off,l1,l1+l2),
- * BENCH_GATEWAY (entry to run, default src/main.ts; dist/main.js after `npm run build`),
- * BENCH_LOG_LEVEL (the server's LOG_LEVEL, default warn; info adds the per-request log line),
- * BENCH_PROFILE=1 (the server writes a CPU profile to bench/.tmp/), DEBUG_BENCH=1 (prints the server's first error log lines).
+ * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; empty: none),
+ * BENCH_MODES (our cache: off, l1, l1+l2; default l1 — l1+l2 needs Redis at REDIS_URL),
+ * BENCH_GATEWAY (our entry, default dist/main.js, built first; src/main.ts runs through tsx),
+ * BENCH_LOG_LEVEL (our LOG_LEVEL, default warn; info adds the per-request log line),
+ * BENCH_PROFILE=1 (our server writes a CPU profile to bench/.tmp/), DEBUG_BENCH=1 (prints the first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -105,14 +109,20 @@ interface Scenario {
   name: string;
   query: string;
   variables: () => Record<string, unknown>;
+  headers?: Record<string, string>;
 }
 const pick = (from: string[]) => from[Math.floor(Math.random() * from.length)]!;
 const hot = ids.slice(500, 520);
+const LIST = `query List($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
+const fifty = () => Array.from({ length: 50 }, () => pick(ids));
 const SCENARIOS: Scenario[] = [
   { name: 'dashboard-1', query: DASHBOARD, variables: () => ({ id: pick(ids) }) },
   { name: 'dashboard-hot', query: DASHBOARD, variables: () => ({ id: pick(hot) }) },
+  { name: 'list-50', query: LIST, variables: () => ({ ids: fifty() }) },
+  // What compression costs: the same list, by a client that asks for brotli (ours only).
+  { name: 'list-50-br', query: LIST, variables: () => ({ ids: fifty() }), headers: { 'accept-encoding': 'br' } },
 ];
-const wantedScenarios = (process.env.BENCH_SCENARIOS ?? 'dashboard-1,dashboard-hot').split(',');
+const wantedScenarios = (process.env.BENCH_SCENARIOS ?? 'dashboard-1,dashboard-hot,list-50,list-50-br').split(',');
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 async function redisAnswers(): Promise<boolean> {
@@ -127,12 +137,33 @@ async function redisAnswers(): Promise<boolean> {
     client.disconnect();
   }
 }
+
+/** What is measured: our server in its cache modes, and the two baselines. */
+interface Target {
+  name: string;
+  script: string;
+  env: Record<string, string>;
+  ours: boolean;
+}
+const ourEntry = process.env.BENCH_GATEWAY ?? 'dist/main.js';
+const ourEnv = { ...unlimited, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
 const MODES: Record<string, Record<string, string>> = {
   off: { CACHE_ENABLED: 'false' },
   l1: { CACHE_ENABLED: 'true' },
   'l1+l2': { CACHE_ENABLED: 'true', REDIS_URL },
 };
-const wantedModes = (process.env.BENCH_MODES ?? 'off,l1,l1+l2').split(',');
+const wantedModes = (process.env.BENCH_MODES ?? 'l1').split(',');
+const targets: Target[] = [];
+for (const mode of wantedModes) {
+  if (!MODES[mode]) throw new Error(`unknown BENCH_MODES entry "${mode}" (off, l1, l1+l2)`);
+  if (MODES[mode].REDIS_URL && !(await redisAnswers())) {
+    console.warn(`skipping mode ${mode}: no Redis answers at ${REDIS_URL}`);
+    continue;
+  }
+  targets.push({ name: `ours (${mode})`, script: ourEntry, env: { ...ourEnv, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:` }, ours: true });
+}
+const wantedBaselines = (process.env.BENCH_BASELINES ?? 'apollo,naive').split(',').filter(Boolean);
+for (const name of wantedBaselines) targets.push({ name, script: `bench/baselines/${name}.mjs`, env: { PORT: '0' }, ours: false });
 
 const resetStats = () => Promise.all(upstreamUrls.map((u) => fetch(`${u}/__admin/stats`, { method: 'DELETE' })));
 const upstreamCalls = async () => {
@@ -141,7 +172,7 @@ const upstreamCalls = async () => {
   return total;
 };
 
-async function measure(url: string, pid: number, mode: string, scenario: Scenario) {
+async function measure(url: string, pid: number, target: string, scenario: Scenario) {
   await resetStats();
   const cpuBefore = cpuMs(pid);
   let errors = 0;
@@ -153,10 +184,11 @@ async function measure(url: string, pid: number, mode: string, scenario: Scenari
     requests: [
       {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...scenario.headers },
         setupRequest: (req) => ({ ...req, body: JSON.stringify({ query: scenario.query, variables: scenario.variables() }) }),
         onResponse: (status, body) => {
-          if (status !== 200 || body.includes('"errors"')) {
+          // A brotli body is not text; its status is what can be checked here.
+          if (status !== 200 || (!scenario.headers && body.includes('"errors"'))) {
             errors++;
             if (samples.size < 3) samples.add(`${status} ${body.slice(0, 400)}`);
           }
@@ -165,12 +197,12 @@ async function measure(url: string, pid: number, mode: string, scenario: Scenari
     ],
   });
   const cpu = cpuMs(pid) - cpuBefore;
-  for (const sample of samples) console.warn(`${scenario.name}/${mode} error sample: ${sample}`);
+  for (const sample of samples) console.warn(`${scenario.name}/${target} error sample: ${sample}`);
   const queries = result.requests.total;
   const calls = await upstreamCalls();
   return {
     scenario: scenario.name,
-    cache: mode,
+    gateway: target,
     'req/s': Math.round(result.requests.average),
     'p50 ms': result.latency.p50,
     'p90 ms': result.latency.p90,
@@ -182,26 +214,22 @@ async function measure(url: string, pid: number, mode: string, scenario: Scenari
   };
 }
 
+if (!existsSync(new URL('./baselines/node_modules', import.meta.url)) && wantedBaselines.length > 0) {
+  console.log('installing the baselines (bench/baselines, npm ci)…');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefix', 'bench/baselines'], { cwd: ROOT, stdio: 'inherit' });
+}
+if (ourEntry === 'dist/main.js') execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+
 const rows: Awaited<ReturnType<typeof measure>>[] = [];
-for (const mode of wantedModes) {
-  if (!MODES[mode]) throw new Error(`unknown BENCH_MODES entry "${mode}" (off, l1, l1+l2)`);
-  if (MODES[mode].REDIS_URL && !(await redisAnswers())) {
-    console.warn(`skipping mode ${mode}: no Redis answers at ${REDIS_URL}`);
-    continue;
-  }
-  // A fresh process and key prefix per mode: every mode starts cold.
-  const gateway = await start(
-    process.env.BENCH_GATEWAY ?? 'src/main.ts',
-    { ...env, ...unlimited, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:`, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' },
-    /GraphQL endpoint: (\S+)/,
-    profile,
-  );
+for (const target of targets) {
+  // A fresh process (and Redis key prefix) per gateway: each starts cold, in the same conditions.
+  const gateway = await start(target.script, { ...env, ...target.env }, /GraphQL endpoint: (\S+)/, target.ours ? profile : []);
   const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
   const pid = gateway.child.pid!;
   // Warm up the process (JIT, pools, the OAuth token) on one user outside every scenario's set.
   await autocannon({ url, connections: 10, duration: 2, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: DASHBOARD, variables: { id: ids[999] } }) });
-  for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name))) {
-    const row = await measure(url, pid, mode, scenario);
+  for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name) && (target.ours || !s.headers))) {
+    const row = await measure(url, pid, target.name, scenario);
     rows.push(row);
     console.table([row]);
   }
@@ -211,12 +239,37 @@ for (const mode of wantedModes) {
 }
 console.table(rows);
 
+/** Ours against each baseline, per scenario, with the targets of the performance issue. */
+const ours = rows.filter((r) => r.gateway.startsWith('ours'));
+const ratioLines: string[] = [];
+for (const row of ours) {
+  for (const baseline of wantedBaselines) {
+    const other = rows.find((r) => r.gateway === baseline && r.scenario === row.scenario);
+    if (other) ratioLines.push(`- ${row.scenario}, ${row.gateway} vs ${baseline}: ${(row['req/s'] / other['req/s']).toFixed(2)}× req/s, ${(other['gateway CPU ms/query'] / row['gateway CPU ms/query']).toFixed(2)}× less CPU/query, upstream calls/query ${row['upstream calls/query']} vs ${other['upstream calls/query']}`);
+  }
+}
+const check = (ok: boolean, what: string) => `- [${ok ? 'x' : ' '}] ${what}`;
+const by = (gateway: string, scenario: string) => rows.find((r) => r.gateway === gateway && r.scenario === scenario);
+const targetLines: string[] = [];
+for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
+  const apollo = by('apollo', row.scenario);
+  const x = apollo ? row['req/s'] / apollo['req/s'] : NaN;
+  if (row.scenario === 'dashboard-1') {
+    targetLines.push(check(x >= 2, `dashboard-1 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`), check(row['gateway CPU ms/query'] <= 0.8, `dashboard-1 ≤ 0.8 ms CPU/query (${row['gateway CPU ms/query']})`));
+  }
+  if (row.scenario === 'dashboard-hot') targetLines.push(check(x >= 5, `dashboard-hot ≥ 5× Apollo req/s (${x.toFixed(2)}×)`));
+  if (row.scenario === 'list-50') targetLines.push(check(x >= 2, `list-50 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`), check(row['upstream calls/query'] <= 3, `list-50 ≤ 3 upstream calls/query (${row['upstream calls/query']})`));
+  targetLines.push(check(row['p99 ms'] <= 3 * row['p50 ms'], `${row.scenario}: p99 ≤ 3× p50 (${row['p99 ms']} / ${row['p50 ms']} ms)`), check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`));
+}
+console.log(['', 'Ratios:', ...ratioLines, '', 'Targets:', ...targetLines].join('\n'));
+
 if (process.argv.includes('--write') && rows.length > 0) {
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
   const cols = Object.keys(rows[0]!);
+  const command = `${Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v} `).join('')}npm run bench -- --write`;
   appendFileSync(
     new URL('./RESULTS.md', import.meta.url),
-    `\n### ${new Date().toISOString().slice(0, 10)} — \`npm run bench -- --write\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |`).join('\n')}\n`,
+    `\n### ${new Date().toISOString().slice(0, 10)} — \`${command}\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |`).join('\n')}\n\n${ratioLines.join('\n')}\n\n${targetLines.join('\n')}\n`,
   );
 }
 if (profile.length > 0) console.log('CPU profiles written to bench/.tmp/');

@@ -1,4 +1,4 @@
-import { getArgumentValues, getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionNode, type SelectionSetNode, type FieldNode } from 'graphql';
+import { getArgumentValues, getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type GraphQLField, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionNode, type SelectionSetNode, type FieldNode } from 'graphql';
 import { canReadPrivate } from '../auth/viewer.js';
 import type { GatewayContext } from '../context.js';
 import { userFieldKeys, type UserArgs } from './user.js';
@@ -31,11 +31,7 @@ const ignore = () => undefined;
 export function prefetchUserFields(userIds: readonly string[], info: GraphQLResolveInfo, ctx: GatewayContext): void {
   const readable = userIds.filter((id) => canReadPrivate(ctx.viewer, id));
   if (readable.length === 0) return;
-  const fields = (info.schema.getType('User') as GraphQLObjectType).getFields();
-  for (const node of selectedFields(info)) {
-    const start = starters[node.name.value];
-    const field = fields[node.name.value];
-    if (!start || !field) continue;
+  for (const { node, field, start } of prefetchable(info)) {
     let args: Record<string, unknown>;
     try {
       args = getArgumentValues(field, node, info.variableValues);
@@ -46,9 +42,39 @@ export function prefetchUserFields(userIds: readonly string[], info: GraphQLReso
   }
 }
 
-function* selectedFields(info: GraphQLResolveInfo): Generator<FieldNode> {
+interface Prefetchable {
+  node: FieldNode;
+  field: GraphQLField<unknown, unknown>;
+  start: Starter;
+}
+
+/**
+ * The prefetchable fields under a root field. The walk depends only on the
+ * document (yoga reuses the parsed document across requests) unless a
+ * directive depends on variables, so it is remembered per field node.
+ */
+const walked = new WeakMap<FieldNode, Prefetchable[]>();
+
+function prefetchable(info: GraphQLResolveInfo): Prefetchable[] {
+  const key = info.fieldNodes.length === 1 ? info.fieldNodes[0]! : undefined;
+  const known = key && walked.get(key);
+  if (known) return known;
+  const fields = (info.schema.getType('User') as GraphQLObjectType).getFields();
+  const found: Prefetchable[] = [];
+  let dependsOnVariables = false;
+  for (const node of selectedFields(info, () => (dependsOnVariables = true))) {
+    const start = starters[node.name.value];
+    const field = fields[node.name.value];
+    if (start && field) found.push({ node, field, start });
+  }
+  if (key && !dependsOnVariables) walked.set(key, found);
+  return found;
+}
+
+function* selectedFields(info: GraphQLResolveInfo, sawDirective: () => void): Generator<FieldNode> {
   function* visit(set: SelectionSetNode): Generator<FieldNode> {
     for (const selection of set.selections) {
+      if (selection.directives?.length) sawDirective();
       if (!included(selection, info)) continue;
       if (selection.kind === Kind.FIELD) yield selection;
       else if (selection.kind === Kind.INLINE_FRAGMENT) yield* visit(selection.selectionSet);

@@ -106,3 +106,30 @@ describe('who may ask', () => {
     expect(res.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');
   });
 });
+
+describe('verified tokens are remembered until they expire', () => {
+  it('the same token verifies once; another token (a forgery is another string) in full; an expired one is not remembered', async () => {
+    const { cachedVerifier } = await import('../src/auth/viewer.js');
+    const { SignJWT } = await import('jose');
+    const secret = new TextEncoder().encode('x'.repeat(32));
+    let verifications = 0;
+    const verify = cachedVerifier(async (token) => {
+      verifications++;
+      if (token.endsWith('forged')) throw new Error('bad signature');
+      return { userId: 'u1', admin: false };
+    });
+    const sign = (exp: number) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setExpirationTime(exp).sign(secret);
+    const now = Math.floor(Date.now() / 1000);
+    const good = await sign(now + 600);
+    await verify(good);
+    await verify(good);
+    expect(verifications).toBe(1);
+    await expect(verify(`${good}forged`)).rejects.toThrow();
+    await expect(verify(`${good}forged`)).rejects.toThrow();
+    expect(verifications).toBe(3);
+    const expired = await sign(now - 5);
+    await verify(expired);
+    await verify(expired);
+    expect(verifications).toBe(5);
+  });
+});

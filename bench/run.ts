@@ -146,6 +146,12 @@ interface Target {
   ours: boolean;
 }
 const ourEntry = process.env.BENCH_GATEWAY ?? 'dist/main.js';
+// As `npm run start:prod` runs it (see package.json): a V8 heap cap sized to the server's working set.
+const ourNodeArgs = (process.env.BENCH_NODE_ARGS ?? readPackageNodeArgs()).split(' ').filter(Boolean);
+function readPackageNodeArgs(): string {
+  const scripts = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  return scripts['start:prod']!.replace(/^node\s+/, '').replace(/\s*dist\/main\.js.*$/, '');
+}
 const ourEnv = { ...unlimited, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
 const MODES: Record<string, Record<string, string>> = {
   off: { CACHE_ENABLED: 'false' },
@@ -223,7 +229,7 @@ if (ourEntry === 'dist/main.js') execFileSync('npm', ['run', 'build'], { cwd: RO
 const rows: Awaited<ReturnType<typeof measure>>[] = [];
 for (const target of targets) {
   // A fresh process (and Redis key prefix) per gateway: each starts cold, in the same conditions.
-  const gateway = await start(target.script, { ...env, ...target.env }, /GraphQL endpoint: (\S+)/, target.ours ? profile : []);
+  const gateway = await start(target.script, { ...env, ...target.env }, /GraphQL endpoint: (\S+)/, target.ours ? [...ourNodeArgs, ...profile] : []);
   const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
   const pid = gateway.child.pid!;
   // Warm up the process (JIT, pools, the OAuth token) on one user outside every scenario's set.

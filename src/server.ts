@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { readFileSync } from 'node:fs';
 import compression from 'compression';
+import { useGraphQlJit } from '@envelop/graphql-jit';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
@@ -182,6 +183,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       ...(ops.introspection ? [] : [useDisableIntrospection()]),
       useJwtAuth({ verify: verifier(config) }),
       useCallerRateLimit(new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics),
+      // Each distinct document compiled once into a specialised executor (an LRU of them).
+      useGraphQlJit(),
       useDeadlineDisposal(),
       useStaleReport(),
       useInputErrorCodes(),

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { MemoryTier } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
-import { calls, startStack, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
 
 /**
  * The two cache tiers, seen from outside: upstream calls counted by the
@@ -26,18 +26,7 @@ const DASHBOARD = `query($id: ID!) {
   }
 }`;
 
-const stacks: Stack[] = [];
-async function stackWith(options: StackOptions): Promise<Stack> {
-  const stack = await startStack({ ...options, cache: { enabled: true, ...options.cache } });
-  stacks.push(stack);
-  // The OAuth token is fetched once up front, so it never shows in what a test counts.
-  await stack.gql(`{ user(id: "warm-up") { id } }`);
-  await stack.reset();
-  return stack;
-}
-afterAll(async () => {
-  await Promise.all(stacks.map((s) => s.close()));
-});
+const stackWith = stackPool((options) => ({ ...options, cache: { enabled: true, ...options.cache } }));
 
 /** Upstream calls per data route, summed over the three read sources. */
 async function upstreamCalls(stack: Stack): Promise<Record<string, number>> {
@@ -225,11 +214,10 @@ describe('stale-if-error', () => {
   });
 
   it('the breaker is open: the stale entry is served without an upstream call', async () => {
-    const breaking = await startStack({
-      cache: { enabled: true, entities: entities({ ttlMs: 200, staleWhileRevalidateMs: 0, staleIfErrorMs: 60_000 }) },
+    const breaking = await stackWith({
+      cache: { entities: entities({ ttlMs: 200, staleWhileRevalidateMs: 0, staleIfErrorMs: 60_000 }) },
       tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 2, breakerFailureRatio: 0.5, breakerHalfOpenAfterMs: 60_000 } },
     });
-    stacks.push(breaking);
     const id = breaking.userId(70);
     await breaking.gql(METRICS_ONLY, { id });
     await breaking.faults('analytics', { errorRate: 1 });

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runScript, stopAll } from './helpers/processes.js';
+import { runScript, startUpstreamsProcess, stopAll } from './helpers/processes.js';
 
 /**
  * The entry points as a user runs them: `npm start` (src/main.ts) and
@@ -84,9 +84,7 @@ describe('refusing to start', () => {
 
 describe('deployed against upstreams in another process (npm run upstreams)', () => {
   it('serves the read contract from the configured URLs with their credentials', async () => {
-    const upstreams = run('src/upstreams/main.ts', { UPSTREAMS_PORT: '0' });
-    await upstreams.waitFor(/A user id to try: (\S+)/, 60_000);
-    const exports = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    const { child: upstreams, env: exports } = await startUpstreamsProcess();
     expect(Object.keys(exports)).toHaveLength(10);
 
     const secret = 'a-deployment-secret-of-32-characters-or-more';

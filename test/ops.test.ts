@@ -5,20 +5,12 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import persisted from '../examples/generated/persisted-documents.json' with { type: 'json' };
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
-import { calls, startStack, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
 
 /** What the people running it rely on: metrics, health, logs, exposure, auth options, per-caller limits. */
 type AnyData = Record<string, any>;
 
-const stacks: Stack[] = [];
-async function stackWith(options: StackOptions = {}): Promise<Stack> {
-  const stack = await startStack(options);
-  stacks.push(stack);
-  return stack;
-}
-afterAll(async () => {
-  await Promise.all(stacks.map((s) => s.close()));
-});
+const stackWith = stackPool(undefined, { warm: false });
 
 const DASHBOARD = `query Dashboard($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`;
 

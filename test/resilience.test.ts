@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { HttpSource } from '../src/sources/http-source.js';
-import { calls, startStack, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
 
 /**
  * Each policy, with faults set through the simulated upstreams' admin endpoint
@@ -13,22 +13,11 @@ const METRICS = `query($id: ID!) { user(id: $id) { name metrics { pageViews } } 
 const EVENTS = `query($id: ID!) { user(id: $id) { name events(first: 2) { edges { node { id } } } } }`;
 const NOTIFICATIONS = `query($id: ID!) { user(id: $id) { notifications(first: 2) { totalCount } } }`;
 
-const stacks: Stack[] = [];
-async function stackWith(options: StackOptions): Promise<Stack> {
-  const stack = await startStack(options);
-  stacks.push(stack);
-  // The OAuth token is fetched once up front, so it never shows in what a test counts.
-  await stack.gql(`{ user(id: "warm-up") { id } }`);
-  await stack.reset();
-  return stack;
-}
-afterAll(async () => {
-  await Promise.all(stacks.map((s) => s.close()));
-});
+const stackWith = stackPool();
 
 /** No secret of ours may show in any log line of any stack, at debug level. */
 afterAll(() => {
-  for (const stack of stacks) {
+  for (const stack of stackWith.started) {
     const logs = stack.logs.join('');
     const c = stack.upstreams.credentials;
     for (const secret of [c.identity.clientSecret, c.analyticsApiKey, c.notificationsToken, c.auditApiKey, stack.secret]) expect(logs).not.toContain(secret);

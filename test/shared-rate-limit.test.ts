@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Dataset } from '../src/upstreams/dataset.js';
 import type { StatsSnapshot } from '../src/upstreams/index.js';
-import { runScript, stopAll, type Child } from './helpers/processes.js';
+import { runScript, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
 /**
@@ -72,9 +72,7 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
   beforeAll(async () => {
     redis = new TestRedis();
     await redis.start();
-    upstreams = runScript('src/upstreams/main.ts', { UPSTREAMS_PORT: '0' });
-    await upstreams.waitFor(/A user id to try/, 60_000);
-    env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    ({ child: upstreams, env } = await startUpstreamsProcess());
     await admin('POST', '/__admin/faults', { rateLimitPerSec: 20 });
     instances.push(...(await Promise.all([startInstance(), startInstance()])));
     token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('test').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
 import { Dataset } from '../src/upstreams/dataset.js';
-import { runScript, stopAll, type Child } from './helpers/processes.js';
+import { runScript, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
 /**
@@ -57,9 +57,7 @@ describeWithRedis('durable delivery across a crash', () => {
   beforeAll(async () => {
     redis = new TestRedis();
     await redis.start();
-    upstreams = runScript('src/upstreams/main.ts', { UPSTREAMS_PORT: '0' });
-    await upstreams.waitFor(/A user id to try/, 60_000);
-    env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    ({ child: upstreams, env } = await startUpstreamsProcess());
   }, 90_000);
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
-import { calls, startStack, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
 
 /**
  * The write model, checked where the writes land: the simulated upstreams'
@@ -32,17 +32,7 @@ const MARK_READ = `mutation($userId: ID!, $ids: [ID!]!) {
 }`;
 const DELIVERIES = `query($state: DeliveryState) { deliveries(state: $state, first: 50) { edges { node { id target state attempts operation error { code } } } pageInfo { hasNextPage } } }`;
 
-const stacks: Stack[] = [];
-async function stackWith(options: StackOptions): Promise<Stack> {
-  const stack = await startStack({ ...options, cache: { enabled: true, ...options.cache }, writes: { deliveryBackoffMs: 100, ...options.writes } });
-  stacks.push(stack);
-  await stack.gql(`{ user(id: "warm-up") { id } }`);
-  await stack.reset();
-  return stack;
-}
-afterAll(async () => {
-  await Promise.all(stacks.map((s) => s.close()));
-});
+const stackWith = stackPool((options) => ({ ...options, cache: { enabled: true, ...options.cache }, writes: { deliveryBackoffMs: 100, ...options.writes } }));
 
 /** The events the audit log holds for a target, read from the audit API itself. */
 async function auditEvents(stack: Stack, target: string): Promise<AnyData[]> {

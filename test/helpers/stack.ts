@@ -168,3 +168,28 @@ export function sharedStack(options: StackOptions = {}): Stack {
     },
   });
 }
+
+/**
+ * Stacks a test file starts as it goes, all closed after the file. Each is
+ * made from the file's defaults; with `warm`, the OAuth token is fetched up
+ * front and the stats cleared, so the token never shows in what a test counts.
+ */
+export function stackPool(
+  defaults: (options: StackOptions) => StackOptions = (o) => o,
+  { warm = true }: { warm?: boolean } = {},
+): ((options?: StackOptions) => Promise<Stack>) & { started: readonly Stack[] } {
+  const stacks: Stack[] = [];
+  afterAll(async () => {
+    await Promise.all(stacks.map((s) => s.close()));
+  });
+  const make = async (options: StackOptions = {}) => {
+    const stack = await startStack(defaults(options));
+    stacks.push(stack);
+    if (warm) {
+      await stack.gql(`{ user(id: "warm-up") { id } }`);
+      await stack.reset();
+    }
+    return stack;
+  };
+  return Object.assign(make, { started: stacks as readonly Stack[] });
+}

@@ -33,3 +33,17 @@ export const isoFromUnixSeconds = z.number().transform((s, ctx) => iso(s * 1000,
 export const isoFromUnixMs = z.number().transform((ms, ctx) => iso(ms, ctx, 'Unix timestamp (ms)'));
 
 export const count = z.number().int().nonnegative();
+
+/** Unix seconds Date can represent: validated without a transform, for large arrays (metrics series). */
+export const unixSeconds = z.number().min(-8.64e12).max(8.64e12);
+/** The ISO string of a value `unixSeconds` accepted; memoized like the rest. */
+export function isoOfUnixSeconds(seconds: number): string {
+  const ms = seconds * 1000;
+  let text = isoCache.get(ms);
+  if (text === undefined) {
+    text = new Date(ms).toISOString();
+    if (isoCache.size >= ISO_CACHE_MAX) isoCache.clear();
+    isoCache.set(ms, text);
+  }
+  return text;
+}

@@ -121,7 +121,6 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
             : logger.info('Idempotency keys: back in Redis'),
         )
       : new MemoryIdempotencyStore<StoredPayload>(),
-    deliver,
     idempotencyTtlMs: config.writes.idempotencyTtlMs,
     requestDeadlineMs: config.requestDeadlineMs,
     logger,

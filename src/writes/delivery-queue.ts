@@ -23,7 +23,7 @@ export interface DeliveryQueueSettings {
  */
 export interface DeliveryQueue {
   readonly durable: boolean;
-  submit(job: SecondaryJob, deliver: Deliver): Promise<DeliveryRecord>;
+  submit(job: SecondaryJob): Promise<DeliveryRecord>;
   list(state: DeliveryState | null, offset: number, first: number): Promise<{ items: DeliveryRecord[]; hasNextPage: boolean }>;
   /** Re-drives a FAILED delivery with a fresh set of attempts; null when there is none with that id. */
   retry(id: string): Promise<DeliveryRecord | null>;
@@ -61,7 +61,8 @@ export class BullDeliveryQueue implements DeliveryQueue {
     redisUrl: string,
     prefix: string,
     private readonly settings: DeliveryQueueSettings,
-    deliver: Deliver,
+    /** Sends one delivery: the inline first attempt and the worker's retries alike. */
+    private readonly deliver: Deliver,
     private readonly logger: Logger,
   ) {
     // The queue's connection fails fast when Redis is away (the caller then keeps the delivery in memory);
@@ -107,7 +108,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
     });
   }
 
-  async submit(secondary: SecondaryJob, deliver: Deliver): Promise<DeliveryRecord> {
+  async submit(secondary: SecondaryJob): Promise<DeliveryRecord> {
     // The job id is the delivery's idempotency key: the same delivery submitted again (a retried
     // mutation) is the job already there, whatever became of it.
     const existing = (await Job.fromId(this.queue, secondary.idempotencyKey)) as Job<JobData> | undefined;
@@ -123,7 +124,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
       removeOnFail: { age: 30 * 86_400 },
     });
     try {
-      await deliver(secondary);
+      await this.deliver(secondary);
       const done = { ...data, attempts: 1, deliveredInline: true };
       await job.updateData(done);
       await job.promote().catch(() => undefined); // already taken by a worker: it sees deliveredInline
@@ -192,13 +193,13 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     private readonly logger: Logger,
   ) {}
 
-  async submit(secondary: SecondaryJob, deliver: Deliver): Promise<DeliveryRecord> {
+  async submit(secondary: SecondaryJob): Promise<DeliveryRecord> {
     const id = secondary.idempotencyKey;
     const existing = this.records.get(id);
     if (existing) return toRecord(id, existing.data, existing.state);
     const entry = { data: { ...secondary, attempts: 0, lastError: null } as JobData, state: 'QUEUED' as DeliveryState, timer: undefined as NodeJS.Timeout | undefined };
     this.records.set(id, entry);
-    await this.attempt(id, deliver);
+    await this.attempt(id);
     return toRecord(id, entry.data, entry.state);
   }
 
@@ -230,12 +231,12 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     if (pending.length > 0) this.logger.warn({ lost: pending.length }, 'Stopping with queued deliveries that were kept in memory only (no REDIS_URL): they are lost');
   }
 
-  private async attempt(id: string, deliver: Deliver): Promise<void> {
+  private async attempt(id: string): Promise<void> {
     const entry = this.records.get(id);
     if (!entry || this.closed) return;
     const attempts = entry.data.attempts + 1;
     try {
-      await deliver(entry.data);
+      await this.deliver(entry.data);
       entry.data = { ...entry.data, attempts, lastError: null };
       entry.state = 'DELIVERED';
     } catch (e) {
@@ -250,7 +251,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
   private schedule(id: string, delayMs: number): void {
     const entry = this.records.get(id);
     if (!entry || this.closed) return;
-    entry.timer = setTimeout(() => void this.attempt(id, this.deliver), delayMs);
+    entry.timer = setTimeout(() => void this.attempt(id), delayMs);
     entry.timer.unref();
   }
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import type { Sources } from '../sources/index.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';
-import { deliveryError, type Deliver, type DeliveryRecord, type DeliveryTarget, type SecondaryJob, type WriteStatus } from './delivery.js';
+import { deliveryError, type DeliveryRecord, type DeliveryTarget, type SecondaryJob, type WriteStatus } from './delivery.js';
 import type { DeliveryQueue } from './delivery-queue.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 
@@ -30,8 +30,6 @@ export interface WritesOptions {
   /** Takes a delivery when the durable queue cannot (Redis away at that moment). */
   fallbackQueue: DeliveryQueue;
   idempotency: IdempotencyStore<StoredPayload>;
-  /** Sends one secondary (the same function the queue's worker uses). */
-  deliver: Deliver;
   idempotencyTtlMs: number;
   requestDeadlineMs: number;
   logger: Logger;
@@ -193,13 +191,12 @@ export class Writes {
 
   /** Durable when Redis takes it; in memory (and said so) when Redis fails at this moment. */
   private async submit(job: SecondaryJob): Promise<DeliveryRecord> {
-    const { deliver } = this.o;
     try {
-      return await this.o.queue.submit(job, deliver);
+      return await this.o.queue.submit(job);
     } catch (e) {
       if (this.o.queue === this.o.fallbackQueue) throw e;
       this.o.logger.warn({ err: e, operation: job.operation }, 'Durable delivery queue unavailable: this delivery is kept in memory only');
-      return this.o.fallbackQueue.submit(job, deliver);
+      return this.o.fallbackQueue.submit(job);
     }
   }
 }

@@ -27,10 +27,7 @@ import { SourceHealthMonitor } from './observability/source-health.js';
 import { RedisConnection } from './redis.js';
 import { Deadline } from './resilience/deadline.js';
 import { createSources, type Sources } from './sources/index.js';
-import { BullDeliveryQueue, MemoryDeliveryQueue, type DeliveryQueue } from './writes/delivery-queue.js';
-import type { SecondaryJob } from './writes/delivery.js';
-import { FallbackIdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './writes/idempotency-store.js';
-import { Writes, type StoredPayload } from './writes/writes.js';
+import { createWrites } from './writes/index.js';
 
 export const EXAMPLE_QUERY = `# One request, three vendors: the profile comes from identity, the metrics
 # from analytics, the notifications from the messaging vendor, fetched at once.
@@ -97,34 +94,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     sharedDeadlineMs: config.requestDeadlineMs,
     count: (entity, tier, result, n) => metrics.cacheLookups.labels(entity, tier, result).inc(n),
   });
-  const deliver = (job: SecondaryJob) => sources.audit.record(job.event, job.idempotencyKey).then(() => undefined);
-  const queueSettings = {
-    maxAttempts: config.writes.deliveryMaxAttempts,
-    backoffMs: config.writes.deliveryBackoffMs,
-    concurrency: config.writes.deliveryConcurrency,
-    stalledAfterMs: config.writes.deliveryStalledAfterMs,
-    safetyDelayMs: config.requestDeadlineMs + config.writes.deliveryBackoffMs,
-  };
-  const memoryQueue = new MemoryDeliveryQueue(queueSettings, deliver, logger);
-  const deliveries: DeliveryQueue = config.redis ? new BullDeliveryQueue(config.redis.url, config.redis.keyPrefix, queueSettings, deliver, logger) : memoryQueue;
-  if (!config.redis) logger.warn('Deliveries are not durable: without REDIS_URL, audit events waiting for a retry live in this process only and are lost if it stops. Idempotency keys are remembered by this process only.');
+  const { writes, deliveries, close: closeWrites } = createWrites(config, { sources, caches, redis, logger });
   metrics.watchDeliveries(() => deliveries.counts());
-  const writes = new Writes({
-    sources,
-    caches,
-    queue: deliveries,
-    fallbackQueue: memoryQueue,
-    idempotency: redis
-      ? new FallbackIdempotencyStore<StoredPayload>(new RedisIdempotencyStore(redis), new MemoryIdempotencyStore(), (degraded) =>
-          degraded
-            ? logger.warn('Idempotency keys: Redis not answering, remembering them in this process until it does')
-            : logger.info('Idempotency keys: back in Redis'),
-        )
-      : new MemoryIdempotencyStore<StoredPayload>(),
-    idempotencyTtlMs: config.writes.idempotencyTtlMs,
-    requestDeadlineMs: config.requestDeadlineMs,
-    logger,
-  });
   logger.info(
     { l1MaxBytes: config.cache.l1MaxBytes, l2: Boolean(redis) && config.cache.enabled },
     config.cache.enabled ? (redis ? 'Cache: L1 in process + L2 in Redis, shared by instances' : 'Cache: L1 in process only (set REDIS_URL to share an L2 between instances)') : 'Cache off (CACHE_ENABLED=false): every read goes upstream',
@@ -244,8 +215,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         await closed;
       }
       health.close();
-      await deliveries.close();
-      if (deliveries !== memoryQueue) await memoryQueue.close();
+      await closeWrites();
       await sources.close();
       await caches.close();
       await redis?.close();

@@ -166,12 +166,21 @@ export class EntityCache<K, V> {
     return out;
   }
 
-  /** Stores values the server got another way (a list page fills the per-user entries). */
+  /**
+   * Stores values the server got another way (a list page fills the per-user
+   * entries). Keys still fresh in L1 are left alone: re-serializing and
+   * re-writing them on every list request would buy nothing within their TTL.
+   */
   prime(entries: ReadonlyArray<readonly [K, V]>): void {
     if (!this.tiers.enabled) return;
+    const now = Date.now();
+    const stale = entries.filter(([k]) => {
+      const entry = this.tiers.l1.get<V>(this.l1Key(this.id(k)));
+      return !entry || freshness(entry, now) !== 'fresh';
+    });
     this.store(
-      entries.map(([k]) => k),
-      entries.map(([, v]) => v),
+      stale.map(([k]) => k),
+      stale.map(([, v]) => v),
     );
   }
 

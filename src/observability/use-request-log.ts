@@ -53,6 +53,7 @@ export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
       const record = requests.get(request);
       if (!record) return;
       response.headers.set('x-request-id', record.id);
+      if (!logger.isLevelEnabled('info')) return;
       const url = new URL(request.url);
       if (url.pathname === '/metrics' || url.pathname === '/healthz' || url.pathname === '/readyz') return;
       logger.info(

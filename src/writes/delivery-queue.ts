@@ -22,7 +22,6 @@ export interface DeliveryQueueSettings {
  * or, after the last attempt, dead-lettered (FAILED, listed, re-drivable).
  */
 export interface DeliveryQueue {
-  readonly durable: boolean;
   submit(job: SecondaryJob): Promise<DeliveryRecord>;
   list(state: DeliveryState | null, offset: number, first: number): Promise<{ items: DeliveryRecord[]; hasNextPage: boolean }>;
   /** Re-drives a FAILED delivery with a fresh set of attempts; null when there is none with that id. */
@@ -52,7 +51,6 @@ const STATES: Record<DeliveryState, JobType[]> = {
 
 /** The durable queue: bullmq on Redis, worked by every instance. */
 export class BullDeliveryQueue implements DeliveryQueue {
-  readonly durable = true;
   private readonly queue: Queue<JobData>;
   private readonly worker: Worker<JobData>;
   private readonly connections: Redis[] = [];
@@ -183,7 +181,6 @@ export class BullDeliveryQueue implements DeliveryQueue {
  * queued when it stops are lost; the server warns at start.
  */
 export class MemoryDeliveryQueue implements DeliveryQueue {
-  readonly durable = false;
   private readonly records = new Map<string, { data: JobData; state: DeliveryState; timer?: NodeJS.Timeout }>();
   private closed = false;
 

@@ -14,12 +14,10 @@ export interface IdempotencyStore<P> {
   /** Lets the key be used again (the write failed, so repeating it must run it again). */
   release(key: string): Promise<void>;
   get(key: string): Promise<IdempotencyRecord<P> | null>;
-  readonly durable: boolean;
 }
 
 /** In Redis: shared by every instance, survives restarts. SET NX makes the claim atomic. */
 export class RedisIdempotencyStore<P> implements IdempotencyStore<P> {
-  readonly durable = true;
   constructor(private readonly redis: RedisConnection) {}
 
   async claim(key: string, fingerprint: string, inProgressTtlMs: number): Promise<IdempotencyRecord<P> | null> {
@@ -46,7 +44,6 @@ export class RedisIdempotencyStore<P> implements IdempotencyStore<P> {
 
 /** In this process only: without Redis, repeats are recognised until this process restarts. */
 export class MemoryIdempotencyStore<P> implements IdempotencyStore<P> {
-  readonly durable = false;
   private readonly records = new LRUCache<string, IdempotencyRecord<P>>({ max: 100_000, ttlAutopurge: false });
 
   async claim(key: string, fingerprint: string, inProgressTtlMs: number): Promise<IdempotencyRecord<P> | null> {
@@ -76,7 +73,6 @@ export class MemoryIdempotencyStore<P> implements IdempotencyStore<P> {
  * write single). The change is logged once each way.
  */
 export class FallbackIdempotencyStore<P> implements IdempotencyStore<P> {
-  readonly durable = true;
   private degraded = false;
 
   constructor(

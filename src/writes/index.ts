@@ -1,0 +1,60 @@
+import type { Caches } from '../cache/index.js';
+import type { GatewayConfig } from '../config.js';
+import type { Logger } from '../observability/logger.js';
+import type { RedisConnection } from '../redis.js';
+import type { Sources } from '../sources/index.js';
+import type { SecondaryJob } from './delivery.js';
+import { BullDeliveryQueue, MemoryDeliveryQueue, type DeliveryQueue } from './delivery-queue.js';
+import { FallbackIdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency-store.js';
+import { Writes, type StoredPayload } from './writes.js';
+
+export { Writes };
+export type { DeliveryQueue };
+
+/**
+ * The write side, wired from config: the delivery queue (bullmq with Redis, in
+ * memory without — and said so), the in-memory queue that takes over when
+ * Redis fails at the moment of a write, and the idempotency store.
+ */
+export function createWrites(
+  config: GatewayConfig,
+  deps: { sources: Sources; caches: Caches; redis: RedisConnection | null; logger: Logger },
+): { writes: Writes; deliveries: DeliveryQueue; close(): Promise<void> } {
+  const { sources, caches, redis, logger } = deps;
+  const deliver = (job: SecondaryJob) => sources.audit.record(job.event, job.idempotencyKey).then(() => undefined);
+  const settings = {
+    maxAttempts: config.writes.deliveryMaxAttempts,
+    backoffMs: config.writes.deliveryBackoffMs,
+    concurrency: config.writes.deliveryConcurrency,
+    stalledAfterMs: config.writes.deliveryStalledAfterMs,
+    safetyDelayMs: config.requestDeadlineMs + config.writes.deliveryBackoffMs,
+  };
+  const memoryQueue = new MemoryDeliveryQueue(settings, deliver, logger);
+  const deliveries: DeliveryQueue = config.redis ? new BullDeliveryQueue(config.redis.url, config.redis.keyPrefix, settings, deliver, logger) : memoryQueue;
+  if (!config.redis) {
+    logger.warn('Deliveries are not durable: without REDIS_URL, audit events waiting for a retry live in this process only and are lost if it stops. Idempotency keys are remembered by this process only.');
+  }
+  const idempotency = redis
+    ? new FallbackIdempotencyStore<StoredPayload>(new RedisIdempotencyStore(redis), new MemoryIdempotencyStore(), (degraded) =>
+        degraded ? logger.warn('Idempotency keys: Redis not answering, remembering them in this process until it does') : logger.info('Idempotency keys: back in Redis'),
+      )
+    : new MemoryIdempotencyStore<StoredPayload>();
+  const writes = new Writes({
+    sources,
+    caches,
+    queue: deliveries,
+    fallbackQueue: memoryQueue,
+    idempotency,
+    idempotencyTtlMs: config.writes.idempotencyTtlMs,
+    requestDeadlineMs: config.requestDeadlineMs,
+    logger,
+  });
+  return {
+    writes,
+    deliveries,
+    close: async () => {
+      await deliveries.close();
+      if (deliveries !== memoryQueue) await memoryQueue.close();
+    },
+  };
+}

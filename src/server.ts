@@ -92,7 +92,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     redis,
     logger,
     sharedDeadlineMs: config.requestDeadlineMs,
-    count: (entity, tier, result, n) => metrics.cacheLookups.labels(entity, tier, result).inc(n),
+    count: (entity, tier, result, n) => metrics.countCacheLookups(entity, tier, result, n),
   });
   const { writes, deliveries, close: closeWrites } = createWrites(config, { sources, caches, redis, logger });
   metrics.watchDeliveries(() => deliveries.counts());

@@ -13,25 +13,27 @@ export class MemoryTier {
   private readonly groupOfKey = new Map<string, string>();
 
   constructor(maxBytes: number) {
+    // No lru-cache TTL: every entry carries its own times (keepUntil ends it), and lru-cache's
+    // per-read TTL bookkeeping showed in profiles of cached queries. Expired entries are dropped when read or evicted.
     this.lru = new LRUCache<string, CacheEntry<unknown>>({
       maxSize: maxBytes,
-      // Expired entries are dropped when read or evicted; no timer per entry.
-      ttlAutopurge: false,
       dispose: (_value, key, reason) => {
         if (reason !== 'set') this.unindex(key);
       },
     });
   }
 
-  get<V>(key: string): CacheEntry<V> | undefined {
-    return this.lru.get(key) as CacheEntry<V> | undefined;
+  get<V>(key: string, now = Date.now()): CacheEntry<V> | undefined {
+    const entry = this.lru.get(key) as CacheEntry<V> | undefined;
+    if (entry === undefined || now < entry.keepUntil) return entry;
+    this.lru.delete(key);
+    return undefined;
   }
 
   /** `bytes`: the entry's JSON length, which the caller has already made for L2. */
   set(key: string, group: string, entry: CacheEntry<unknown>, bytes: number): void {
-    const ttl = entry.keepUntil - Date.now();
-    if (ttl <= 0) return;
-    this.lru.set(key, entry, { ttl, size: Math.max(1, bytes) });
+    if (entry.keepUntil <= Date.now()) return;
+    this.lru.set(key, entry, { size: Math.max(1, bytes) });
     if (!this.lru.has(key)) return; // larger than the whole tier
     if (this.groupOfKey.get(key) === group) return;
     this.groupOfKey.set(key, group);

@@ -42,8 +42,7 @@ export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
         onExecuteDone({ result }) {
           if (Symbol.asyncIterator in result) return;
           const { errors } = result as ExecutionResult;
-          metrics.operationDuration.labels(name, type).observe((performance.now() - startedAt) / 1000);
-          metrics.operations.labels(name, type, errors?.length ? 'error' : 'ok').inc();
+          metrics.countOperation(name, type, (performance.now() - startedAt) / 1000, Boolean(errors?.length));
           for (const e of errors ?? []) metrics.operationErrors.labels(name, errorCode(e)).inc();
           if (record) record.errors = errors?.length ?? 0;
         },

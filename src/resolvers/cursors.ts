@@ -21,13 +21,22 @@ function decode(kind: Kind, cursor: string): unknown {
   throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
 }
 
+type OffsetKind = 'users' | 'notifications' | 'deliveries';
+
+/** Cursors of the first positions, made once: every page of every list starts there (and base64 per edge showed in profiles). */
+const MEMO_OFFSETS = 1024;
+const offsetCursors = new Map<OffsetKind, string[]>();
+
 /** The position after an edge of an offset-paged list. */
-export function offsetCursor(kind: 'users' | 'notifications' | 'deliveries', offset: number): string {
-  return encode(kind, offset);
+export function offsetCursor(kind: OffsetKind, offset: number): string {
+  if (offset >= MEMO_OFFSETS || !Number.isInteger(offset) || offset < 0) return encode(kind, offset);
+  let memo = offsetCursors.get(kind);
+  if (!memo) offsetCursors.set(kind, (memo = []));
+  return (memo[offset] ??= encode(kind, offset));
 }
 
 /** The offset to continue from; 0 when there is no cursor. */
-export function offsetFrom(kind: 'users' | 'notifications' | 'deliveries', after: string | null | undefined): number {
+export function offsetFrom(kind: OffsetKind, after: string | null | undefined): number {
   if (after === null || after === undefined) return 0;
   const offset = decode(kind, after);
   if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > 1_000_000) {

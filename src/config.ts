@@ -237,6 +237,7 @@ const envSchema = z.object({
   CACHE_L1_MAX_BYTES: int(1024, 16 * 1024 ** 3).default(cacheDefaults.l1MaxBytes),
   CACHE_L2_TIMEOUT_MS: int(1, 60_000).default(cacheDefaults.l2TimeoutMs),
   CACHE_NEGATIVE_TTL_MS: int(0, DAY_MS).default(cacheDefaults.negativeTtlMs),
+  CACHE_BATCH_WINDOW_MS: int(0, 1000).default(cacheDefaults.batchWindowMs),
   ...sourceTuningShape,
   ...cacheShape,
 });
@@ -329,6 +330,7 @@ export function loadConfig(env: Env = process.env): Config {
       l1MaxBytes: e.CACHE_L1_MAX_BYTES,
       l2TimeoutMs: e.CACHE_L2_TIMEOUT_MS,
       negativeTtlMs: e.CACHE_NEGATIVE_TTL_MS,
+      batchWindowMs: e.CACHE_BATCH_WINDOW_MS,
       entities: Object.fromEntries(
         CACHED_ENTITIES.map((entity) => [
           entity,

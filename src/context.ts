@@ -4,6 +4,7 @@ import type { Viewer } from './auth/viewer.js';
 import type { Caches, EntityCache, Served } from './cache/index.js';
 import type { StaleReport } from './cache/stale-report.js';
 import type { SourceHealthMonitor } from './observability/source-health.js';
+import type { MaybePromise } from './maybe-promise.js';
 import type { Deadline } from './resilience/deadline.js';
 import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './sources/models.js';
 import type { Sources } from './sources/index.js';
@@ -11,46 +12,66 @@ import type { DeliveryQueue } from './writes/delivery-queue.js';
 import type { Writes } from './writes/writes.js';
 
 /**
- * Per-request DataLoaders, one per cached entity, made on first use: they
- * collect the keys a request asks for in one tick and hand them to the
- * entity's cache as one batch (which asks upstream only for what no tier has).
- * Values come wrapped in `Served`, which says whether they are stale.
+ * One entity's loads for one request. A key fresh in L1 is answered at once,
+ * with no promise and no batch: on a cached query that per-field machinery was
+ * most of the executor's time. The rest (misses, stale entries) are collected
+ * per tick by a DataLoader, made on first use, and handed to the entity's
+ * cache as one batch, which asks upstream only for what no tier has.
  */
-export class Loaders {
-  private userLoader: DataLoader<string, Served<UserEntity | null>, string> | undefined;
-  private metricsLoader: DataLoader<MetricsKey, Served<MetricsEntity | null>, string> | undefined;
-  private unreadLoader: DataLoader<string, Served<number>, string> | undefined;
-  private notificationPageLoader: DataLoader<NotificationPageKey, Served<OffsetPage<NotificationEntity>>, string> | undefined;
-  private eventPageLoader: DataLoader<EventPageKey, Served<EventPage | null>, string> | undefined;
+export class EntityLoader<K, V> {
+  private batch: DataLoader<K, Served<V>, string> | undefined;
 
   constructor(
-    private readonly caches: Caches,
+    private readonly cache: EntityCache<K, V>,
     /** The request's deadline, passed to every upstream call made for it. */
     private readonly deadline: Deadline,
   ) {}
 
-  get user(): DataLoader<string, Served<UserEntity | null>, string> {
-    return (this.userLoader ??= this.loader(this.caches.user));
+  load(key: K): MaybePromise<Served<V>> {
+    return this.cache.peekFresh(key) ?? this.loader().load(key);
   }
 
-  get metrics(): DataLoader<MetricsKey, Served<MetricsEntity | null>, string> {
-    return (this.metricsLoader ??= this.loader(this.caches.metrics));
+  /** A value the request already has (a list page's users), for later loads of its key. */
+  prime(key: K, served: Served<V>): void {
+    this.loader().prime(key, served);
   }
 
-  get unreadCount(): DataLoader<string, Served<number>, string> {
-    return (this.unreadLoader ??= this.loader(this.caches.unreadCount));
+  private loader(): DataLoader<K, Served<V>, string> {
+    return (this.batch ??= new DataLoader((keys) => this.cache.getMany(keys, this.deadline), { cacheKeyFn: (key) => this.cache.id(key) }));
+  }
+}
+
+/** The request's loaders, one per cached entity, made on first use. */
+export class Loaders {
+  private userLoader: EntityLoader<string, UserEntity | null> | undefined;
+  private metricsLoader: EntityLoader<MetricsKey, MetricsEntity | null> | undefined;
+  private unreadLoader: EntityLoader<string, number> | undefined;
+  private notificationPageLoader: EntityLoader<NotificationPageKey, OffsetPage<NotificationEntity>> | undefined;
+  private eventPageLoader: EntityLoader<EventPageKey, EventPage | null> | undefined;
+
+  constructor(
+    private readonly caches: Caches,
+    private readonly deadline: Deadline,
+  ) {}
+
+  get user(): EntityLoader<string, UserEntity | null> {
+    return (this.userLoader ??= new EntityLoader(this.caches.user, this.deadline));
   }
 
-  get notificationPage(): DataLoader<NotificationPageKey, Served<OffsetPage<NotificationEntity>>, string> {
-    return (this.notificationPageLoader ??= this.loader(this.caches.notificationPage));
+  get metrics(): EntityLoader<MetricsKey, MetricsEntity | null> {
+    return (this.metricsLoader ??= new EntityLoader(this.caches.metrics, this.deadline));
   }
 
-  get eventPage(): DataLoader<EventPageKey, Served<EventPage | null>, string> {
-    return (this.eventPageLoader ??= this.loader(this.caches.eventPage));
+  get unreadCount(): EntityLoader<string, number> {
+    return (this.unreadLoader ??= new EntityLoader(this.caches.unreadCount, this.deadline));
   }
 
-  private loader<K, V>(cache: EntityCache<K, V>): DataLoader<K, Served<V>, string> {
-    return new DataLoader((keys) => cache.getMany(keys, this.deadline), { cacheKeyFn: (key) => cache.id(key) });
+  get notificationPage(): EntityLoader<NotificationPageKey, OffsetPage<NotificationEntity>> {
+    return (this.notificationPageLoader ??= new EntityLoader(this.caches.notificationPage, this.deadline));
+  }
+
+  get eventPage(): EntityLoader<EventPageKey, EventPage | null> {
+    return (this.eventPageLoader ??= new EntityLoader(this.caches.eventPage, this.deadline));
   }
 }
 

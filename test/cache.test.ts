@@ -124,6 +124,31 @@ describe('single-flight', () => {
   });
 });
 
+describe('cross-request batching', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    // A window wide enough for all of this test's requests (client and server share one event loop here).
+    stack = await stackWith({ cache: { batchWindowMs: 100 } });
+  });
+  afterEach(() => stack.reset());
+
+  it("concurrent requests for different users share upstream batches; each user is fetched once", async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => stack.userId(40 + i));
+    const answers = await Promise.all(ids.map((id) => stack.gql<AnyData>(DASHBOARD, { id })));
+    expect(answers.map((a) => a.body.data?.user?.id)).toEqual(ids);
+    const identity = (await stack.stats('identity')).routes[SEARCH]!;
+    const unread = (await stack.stats('notifications')).routes[UNREAD]!;
+    const metrics = (await stack.stats('analytics')).routes[METRICS]!;
+    for (const route of [identity, unread, metrics]) {
+      // One call per request would be 20 calls of 1 id.
+      expect(route.batchSizes.reduce((a, b) => a + b, 0)).toBe(20);
+      expect(route.calls).toBeLessThanOrEqual(2);
+    }
+    // Notification pages have no batch endpoint: one call per user.
+    expect(calls(await stack.stats('notifications'), LIST)).toBe(20);
+  });
+});
+
 describe('stale-while-revalidate', () => {
   let stack: Stack;
   beforeAll(async () => {

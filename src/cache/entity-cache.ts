@@ -38,6 +38,8 @@ export interface EntityCacheOptions<K, V> {
   fetch: BatchFetch<K, V>;
   /** The deadline of an upstream call shared by several requests, or made in the background. */
   sharedDeadlineMs: number;
+  /** How long misses are collected, from all requests, into one batch (0: this turn of the event loop). */
+  batchWindowMs: number;
 }
 
 export interface CacheTiers {
@@ -54,6 +56,12 @@ export interface CacheTiers {
 }
 
 type Settled<V> = V | Error;
+
+interface PendingBatch<K, V> {
+  keys: K[];
+  ids: string[];
+  resolvers: ((value: Settled<V>) => void)[];
+}
 
 /** Bound of the refresh-failure memory; past it, it starts over (the marks are only more precise reasons). */
 const MAX_REMEMBERED_FAILURES = 10_000;
@@ -84,6 +92,7 @@ export class EntityCache<K, V> {
   private readonly refreshFailures = new Map<string, SourceErrorCode>();
   /** Bumped by every invalidation of this entity; a fetch started under another epoch does not store. */
   private epoch = 0;
+  private pending: PendingBatch<K, V> | null = null;
 
   constructor(
     private readonly options: EntityCacheOptions<K, V>,
@@ -98,6 +107,19 @@ export class EntityCache<K, V> {
     return `${this.options.group(key)}\u0000${this.options.variant(key)}`;
   }
 
+  /**
+   * A fresh L1 entry, or undefined. Lets a resolver answer a hit at once,
+   * without a promise or a batch; anything else (miss, stale, L2) goes through getMany.
+   */
+  peekFresh(key: K): Served<V> | undefined {
+    if (!this.tiers.enabled) return undefined;
+    const now = Date.now();
+    const entry = this.tiers.l1.get<V>(this.l1Key(this.id(key)), now);
+    if (entry === undefined || now >= entry.freshUntil) return undefined;
+    this.tiers.count?.(this.entity, 'l1', 'hit', 1);
+    return { value: entry.value as V, stale: null };
+  }
+
   async getMany(keys: readonly K[], deadline: Deadline): Promise<Array<Served<V> | Error>> {
     if (!this.tiers.enabled) return this.passThrough(keys, deadline);
     const { l1, l2 } = this.tiers;
@@ -109,7 +131,7 @@ export class EntityCache<K, V> {
     let missing: number[] = [];
 
     for (let i = 0; i < keys.length; i++) {
-      const entry = l1.get<V>(this.l1Key(ids[i]!));
+      const entry = l1.get<V>(this.l1Key(ids[i]!), now);
       if (entry && this.classify(entry, ids[i]!, i, now, out, refresh, fallback)) continue;
       missing.push(i);
     }
@@ -232,12 +254,12 @@ export class EntityCache<K, V> {
     }
   }
 
-  /** One promise per key; keys already in flight are joined, the rest fetched in one batch. */
+  /**
+   * One promise per key; keys already in flight are joined, the rest join the
+   * batch that this turn of the event loop is collecting from every request.
+   */
   private load(keys: K[], ids: string[]): Promise<Settled<V>>[] {
     const promises = new Array<Promise<Settled<V>>>(keys.length);
-    const launchKeys: K[] = [];
-    const resolvers: ((v: Settled<V>) => void)[] = [];
-    const launchIds: string[] = [];
     for (let i = 0; i < keys.length; i++) {
       const id = ids[i]!;
       const joined = this.inflight.get(id);
@@ -245,14 +267,34 @@ export class EntityCache<K, V> {
         promises[i] = joined;
         continue;
       }
-      const promise = new Promise<Settled<V>>((resolve) => resolvers.push(resolve));
+      const batch = this.pendingBatch();
+      const promise = new Promise<Settled<V>>((resolve) => batch.resolvers.push(resolve));
       this.inflight.set(id, promise);
       promises[i] = promise;
-      launchKeys.push(keys[i]!);
-      launchIds.push(id);
+      batch.keys.push(keys[i]!);
+      batch.ids.push(id);
     }
-    if (launchKeys.length > 0) void this.fetchAndStore(launchKeys, launchIds, resolvers);
     return promises;
+  }
+
+  /**
+   * The batch being collected, fetched when the batch window closes: the
+   * misses of all the requests in flight together go upstream as one call per
+   * source instead of one each, which is what keeps a cold start (every user
+   * new) from queueing behind its own upstream calls. (Sources split a batch
+   * into the vendor's maximum per call.)
+   */
+  private pendingBatch(): PendingBatch<K, V> {
+    if (this.pending) return this.pending;
+    const batch: PendingBatch<K, V> = { keys: [], ids: [], resolvers: [] };
+    this.pending = batch;
+    const flush = () => {
+      this.pending = null;
+      void this.fetchAndStore(batch.keys, batch.ids, batch.resolvers);
+    };
+    if (this.options.batchWindowMs > 0) setTimeout(flush, this.options.batchWindowMs);
+    else setImmediate(flush);
+    return batch;
   }
 
   private async fetchAndStore(keys: K[], ids: string[], resolvers: ((v: Settled<V>) => void)[]): Promise<void> {

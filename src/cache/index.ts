@@ -52,7 +52,7 @@ export class Caches {
     const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT, ...(options.count ? { count: options.count } : {}) };
     const make = <K, V>(entity: CachedEntity, spec: Pick<EntityCacheOptions<K, V>, 'group' | 'variant' | 'fetch'>) =>
       new EntityCache<K, V>(
-        { entity, source: ENTITY_SETTINGS[entity].source, policy: config.entities[entity], negativeTtlMs: config.negativeTtlMs, sharedDeadlineMs: options.sharedDeadlineMs, ...spec },
+        { entity, source: ENTITY_SETTINGS[entity].source, policy: config.entities[entity], negativeTtlMs: config.negativeTtlMs, batchWindowMs: config.batchWindowMs, sharedDeadlineMs: options.sharedDeadlineMs, ...spec },
         tiers,
       );
     const byUser = (id: string) => id;

@@ -58,6 +58,8 @@ export interface CacheConfig {
   l2TimeoutMs: number;
   /** How long "no such entity" is remembered; never served stale. */
   negativeTtlMs: number;
+  /** How long misses are collected, from all requests, before they go upstream as one batch per source. */
+  batchWindowMs: number;
   entities: Record<CachedEntity, EntityPolicy>;
 }
 
@@ -68,6 +70,9 @@ export function defaultCacheConfig(): CacheConfig {
     l1MaxBytes: 16 * 1024 * 1024,
     l2TimeoutMs: 250,
     negativeTtlMs: 10_000,
+    // Against vendor latencies of 20 ms and more, 2 ms more on a miss buys one batched call for the
+    // misses of all concurrent requests instead of one call each (what a cold start is made of).
+    batchWindowMs: 2,
     entities: Object.fromEntries(CACHED_ENTITIES.map((e) => [e, { ...ENTITY_SETTINGS[e].defaults }])) as Record<CachedEntity, EntityPolicy>,
   };
 }

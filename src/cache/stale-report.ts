@@ -1,5 +1,6 @@
 import { responsePathAsArray, type GraphQLResolveInfo } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { mapMaybePromise, type MaybePromise } from '../maybe-promise.js';
 import type { Served, StaleMark } from './entity-cache.js';
 
 /** One entry of the response's `extensions.stale`. */
@@ -11,8 +12,15 @@ export interface StaleField extends StaleMark {
 export class StaleReport {
   readonly fields: StaleField[] = [];
 
-  /** The value; when it was stale, notes it at the field's path (plus `index` for one item of a list field). */
-  take<V>(served: Served<V>, info: GraphQLResolveInfo, index?: number): V {
+  /**
+   * The value, at once for an L1 hit, when it arrives otherwise; when it was
+   * stale, notes it at the field's path (plus `index` for one item of a list field).
+   */
+  take<V>(served: MaybePromise<Served<V>>, info: GraphQLResolveInfo, index?: number): MaybePromise<V> {
+    return mapMaybePromise(served, (s) => this.note(s, info, index));
+  }
+
+  private note<V>(served: Served<V>, info: GraphQLResolveInfo, index?: number): V {
     if (served.stale) {
       const path = responsePathAsArray(info.path);
       if (index !== undefined) path.push(index);

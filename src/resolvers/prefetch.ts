@@ -1,6 +1,7 @@
 import { getArgumentValues, getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type GraphQLField, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionNode, type SelectionSetNode, type FieldNode } from 'graphql';
 import { canReadPrivate } from '../auth/viewer.js';
 import type { GatewayContext } from '../context.js';
+import type { MaybePromise } from '../maybe-promise.js';
 import { userFieldKeys, type UserArgs } from './user.js';
 
 /**
@@ -14,7 +15,7 @@ import { userFieldKeys, type UserArgs } from './user.js';
  */
 // `args` come from getArgumentValues, coerced against the field's own definition
 // (defaults applied), so they are the generated argument types.
-type Starter = (userId: string, args: never, ctx: GatewayContext) => Promise<unknown>;
+type Starter = (userId: string, args: never, ctx: GatewayContext) => MaybePromise<unknown>;
 
 const starters: Record<string, Starter> = {
   metrics: (id, args: UserArgs<'metrics'>, ctx) => ctx.loaders.metrics.load(userFieldKeys.metrics(id, args)),
@@ -35,7 +36,11 @@ export function prefetchUserFields(userIds: readonly string[], info: GraphQLReso
     let args: Record<string, unknown>;
     try {
       args = getArgumentValues(field, node, info.variableValues);
-      for (const id of readable) start(id, args as never, ctx).catch(ignore);
+      for (const id of readable) {
+        // An L1 hit comes back as a value: nothing to start.
+        const started = start(id, args as never, ctx);
+        if (started instanceof Promise) started.catch(ignore);
+      }
     } catch {
       // Invalid arguments: the field's own resolver throws the client's error.
     }

@@ -17,16 +17,16 @@ export const Query: QueryResolvers = {
   user: (_parent, { id }, ctx, info) => {
     checkId(id, 'id');
     prefetchUserFields([id], info, ctx);
-    return ctx.loaders.user.load(id).then((served) => ctx.stale.take(served, info));
+    return ctx.stale.take(ctx.loaders.user.load(id), info);
   },
 
   users: (_parent, { ids }, ctx, info) => {
     if (ids.length > MAX_IDS_PER_QUERY) throw badUserInput(`"ids" may hold at most ${MAX_IDS_PER_QUERY} ids.`, 'ids');
     for (const id of ids) checkId(id, 'ids');
     prefetchUserFields(ids, info, ctx);
-    // One promise per id: a failed or unknown id is a null in its place, the rest still resolve.
+    // One value or promise per id: a failed or unknown id is a null in its place, the rest still resolve.
     // graphql-js completes a list of promises item by item; the generated type only knows whole lists.
-    return ids.map((id, i) => ctx.loaders.user.load(id).then((served) => ctx.stale.take(served, info, i))) as unknown as Promise<UserEntity>[];
+    return ids.map((id, i) => ctx.stale.take(ctx.loaders.user.load(id), info, i)) as unknown as Promise<UserEntity>[];
   },
 
   userList: async (_parent, { first, after }, ctx) => {
@@ -46,6 +46,6 @@ export const Query: QueryResolvers = {
 
   viewer: (_parent, _args, ctx, info) => {
     prefetchUserFields([ctx.viewer.userId], info, ctx);
-    return ctx.loaders.user.load(ctx.viewer.userId).then((served) => ctx.stale.take(served, info));
+    return ctx.stale.take(ctx.loaders.user.load(ctx.viewer.userId), info);
   },
 };

@@ -3,6 +3,7 @@ import { badUserInput, forbidden } from '../errors.js';
 import type { UserResolvers } from '../generated/resolvers.js';
 import { MAX_EVENTS_PER_CALL } from '../sources/analytics-source.js';
 import type { GatewayContext } from '../context.js';
+import { mapMaybePromise } from '../maybe-promise.js';
 import type { EventEntity, EventPageKey, Granularity, MetricsKey, MetricsRange, NotificationPageKey, UserEntity } from '../sources/models.js';
 import { checkFirst, eventsCursor, eventsFrom, offsetCursor, offsetFrom, type VendorPosition } from './cursors.js';
 
@@ -54,22 +55,24 @@ export const User: UserResolvers = {
   createdAt: (user, _args, ctx) => (mustOwn(user, ctx, 'createdAt'), user.createdAt),
   lastLoginAt: (user, _args, ctx) => (mustOwn(user, ctx, 'lastLoginAt'), user.lastLoginAt),
 
-  metrics: async (user, args, ctx, info) => {
+  // Not async: a cached field answers without a promise (see EntityLoader).
+  metrics: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'metrics');
-    return ctx.stale.take(await ctx.loaders.metrics.load(userFieldKeys.metrics(user.id, args)), info);
+    return ctx.stale.take(ctx.loaders.metrics.load(userFieldKeys.metrics(user.id, args)), info);
   },
 
-  unreadNotificationCount: async (user, _args, ctx, info) => {
+  unreadNotificationCount: (user, _args, ctx, info) => {
     mustOwn(user, ctx, 'unreadNotificationCount');
-    return ctx.stale.take(await ctx.loaders.unreadCount.load(user.id), info);
+    return ctx.stale.take(ctx.loaders.unreadCount.load(user.id), info);
   },
 
-  notifications: async (user, args, ctx, info) => {
+  notifications: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'notifications');
     const key = userFieldKeys.notifications(user.id, args);
-    const page = ctx.stale.take(await ctx.loaders.notificationPage.load(key), info);
-    const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', key.offset + i + 1), node }));
-    return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+    return mapMaybePromise(ctx.stale.take(ctx.loaders.notificationPage.load(key), info), (page) => {
+      const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', key.offset + i + 1), node }));
+      return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+    });
   },
 
   events: async (user, args, ctx, info) => {
@@ -83,7 +86,7 @@ export const User: UserResolvers = {
     for (let calls = 0; calls < MAX_EVENT_PAGES_PER_REQUEST; calls++) {
       const { vendorCursor, skip } = position;
       const key = { userId: user.id, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count - edges.length), cursor: vendorCursor };
-      const page = ctx.stale.take(await ctx.loaders.eventPage.load(key), info);
+      const page = await ctx.stale.take(ctx.loaders.eventPage.load(key), info);
       if (page === null) return calls === 0 ? null : { edges, totalCount: null, pageInfo: { hasNextPage: false, endCursor: edges.at(-1)?.cursor ?? null } };
       const usable = page.events.slice(skip);
       const take = Math.min(usable.length, count - edges.length);

@@ -20,7 +20,8 @@
  * BENCH_MODES (our cache: off, l1, l1+l2; default l1 — l1+l2 needs Redis at REDIS_URL),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first; src/main.ts runs through tsx),
  * BENCH_LOG_LEVEL (our LOG_LEVEL, default warn; info adds the per-request log line),
- * BENCH_PROFILE=1 (our server writes a CPU profile to bench/.tmp/), DEBUG_BENCH=1 (prints the first error log lines).
+ * BENCH_PROFILE=1 (our server writes a CPU profile to bench/.tmp/), BENCH_TIMELINE=1 (p50/p99 per second of
+ * each run, and the upstreams' CPU), DEBUG_BENCH=1 (prints the first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -35,6 +36,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
+/** BENCH_TIMELINE=1: latency per second of each run, and the upstreams' CPU (where a p99 comes from). */
+const TIMELINE = Boolean(process.env.BENCH_TIMELINE);
 
 const children: ChildProcess[] = [];
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
@@ -184,9 +187,13 @@ const upstreamCalls = async () => {
 async function measure(url: string, pid: number, target: string, scenario: Scenario) {
   await resetStats();
   const cpuBefore = cpuMs(pid);
+  const upstreamCpuBefore = cpuMs(upstreams.child.pid!);
+  const loadCpuBefore = process.cpuUsage();
   let errors = 0;
   const samples = new Set<string>();
-  const result = await autocannon({
+  const startedAt = Date.now();
+  const perSecond: number[][] = [];
+  const options: autocannon.Options = {
     url,
     connections: CONNECTIONS,
     duration: DURATION,
@@ -204,8 +211,20 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
         },
       },
     ],
+  };
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(options, (error, done) => (error ? reject(error) : resolve(done)));
+    if (TIMELINE) instance.on('response', (_client, _status, _bytes, ms) => (perSecond[Math.floor((Date.now() - startedAt) / 1000)] ??= []).push(ms));
   });
+  if (TIMELINE) {
+    for (const [second, times] of perSecond.entries()) {
+      const sorted = (times ?? []).sort((a, b) => a - b);
+      console.log(`  second ${second}: ${sorted.length} responses, p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)} ms, p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(1)} ms`);
+    }
+  }
   const cpu = cpuMs(pid) - cpuBefore;
+  if (TIMELINE) console.log(`  upstreams' CPU: ${(cpuMs(upstreams.child.pid!) - upstreamCpuBefore).toFixed(0)} ms`);
+  const loadCpu = process.cpuUsage(loadCpuBefore);
   for (const sample of samples) console.warn(`${scenario.name}/${target} error sample: ${sample}`);
   const queries = result.requests.total;
   const calls = await upstreamCalls();
@@ -219,6 +238,7 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     'upstream calls/query': Number((calls / queries).toFixed(3)),
     'gateway CPU ms/query': Number((cpu / queries).toFixed(3)),
     'peak RSS MB': peakRssMb(pid),
+    'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
     'non-2xx or errors': errors + result.non2xx,
   };
 }

@@ -238,6 +238,7 @@ const envSchema = z.object({
   CACHE_L2_TIMEOUT_MS: int(1, 60_000).default(cacheDefaults.l2TimeoutMs),
   CACHE_NEGATIVE_TTL_MS: int(0, DAY_MS).default(cacheDefaults.negativeTtlMs),
   CACHE_BATCH_WINDOW_MS: int(0, 1000).default(cacheDefaults.batchWindowMs),
+  CACHE_RESPONSES_MAX_BYTES: int(0, 16 * 1024 ** 3).default(cacheDefaults.responsesMaxBytes),
   ...sourceTuningShape,
   ...cacheShape,
 });
@@ -331,6 +332,7 @@ export function loadConfig(env: Env = process.env): Config {
       l2TimeoutMs: e.CACHE_L2_TIMEOUT_MS,
       negativeTtlMs: e.CACHE_NEGATIVE_TTL_MS,
       batchWindowMs: e.CACHE_BATCH_WINDOW_MS,
+      responsesMaxBytes: e.CACHE_RESPONSES_MAX_BYTES,
       entities: Object.fromEntries(
         CACHED_ENTITIES.map((entity) => [
           entity,

@@ -2,6 +2,7 @@ import DataLoader from 'dataloader';
 import type { YogaInitialContext } from 'graphql-yoga';
 import type { Viewer } from './auth/viewer.js';
 import type { Caches, EntityCache, Served } from './cache/index.js';
+import type { Dependencies } from './cache/response-cache.js';
 import type { StaleReport } from './cache/stale-report.js';
 import type { SourceHealthMonitor } from './observability/source-health.js';
 import type { MaybePromise } from './maybe-promise.js';
@@ -25,14 +26,20 @@ export class EntityLoader<K, V> {
     private readonly cache: EntityCache<K, V>,
     /** The request's deadline, passed to every upstream call made for it. */
     private readonly deadline: Deadline,
+    /** What the request read from L1, for the response cache. */
+    private readonly dependencies: Dependencies,
   ) {}
 
   load(key: K): MaybePromise<Served<V>> {
-    return this.cache.peekFresh(key) ?? this.loader().load(key);
+    const hit = this.cache.peekFresh(key, this.dependencies);
+    if (hit) return hit;
+    this.dependencies.cacheable = false;
+    return this.loader().load(key);
   }
 
   /** A value the request already has (a list page's users), for later loads of its key. */
   prime(key: K, served: Served<V>): void {
+    this.dependencies.cacheable = false;
     this.loader().prime(key, served);
   }
 
@@ -52,26 +59,27 @@ export class Loaders {
   constructor(
     private readonly caches: Caches,
     private readonly deadline: Deadline,
+    readonly dependencies: Dependencies,
   ) {}
 
   get user(): EntityLoader<string, UserEntity | null> {
-    return (this.userLoader ??= new EntityLoader(this.caches.user, this.deadline));
+    return (this.userLoader ??= new EntityLoader(this.caches.user, this.deadline, this.dependencies));
   }
 
   get metrics(): EntityLoader<MetricsKey, MetricsEntity | null> {
-    return (this.metricsLoader ??= new EntityLoader(this.caches.metrics, this.deadline));
+    return (this.metricsLoader ??= new EntityLoader(this.caches.metrics, this.deadline, this.dependencies));
   }
 
   get unreadCount(): EntityLoader<string, number> {
-    return (this.unreadLoader ??= new EntityLoader(this.caches.unreadCount, this.deadline));
+    return (this.unreadLoader ??= new EntityLoader(this.caches.unreadCount, this.deadline, this.dependencies));
   }
 
   get notificationPage(): EntityLoader<NotificationPageKey, OffsetPage<NotificationEntity>> {
-    return (this.notificationPageLoader ??= new EntityLoader(this.caches.notificationPage, this.deadline));
+    return (this.notificationPageLoader ??= new EntityLoader(this.caches.notificationPage, this.deadline, this.dependencies));
   }
 
   get eventPage(): EntityLoader<EventPageKey, EventPage | null> {
-    return (this.eventPageLoader ??= new EntityLoader(this.caches.eventPage, this.deadline));
+    return (this.eventPageLoader ??= new EntityLoader(this.caches.eventPage, this.deadline, this.dependencies));
   }
 }
 
@@ -87,6 +95,8 @@ export interface RequestServices {
   deadline: Deadline;
   /** Fields answered with stale data, for the response's `extensions.stale`. */
   stale: StaleReport;
+  /** The L1 entries the response was built from (see ResponseCache). */
+  dependencies: Dependencies;
   health: SourceHealthMonitor;
   simulatedUpstreams: boolean;
 }

@@ -17,6 +17,7 @@ import { useAutomaticPersistedQueries } from './ops/use-apq.js';
 import { useOpsEndpoints } from './ops/use-ops-endpoints.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './cache/index.js';
+import { Dependencies, ResponseCache, useResponseCache } from './cache/response-cache.js';
 import { StaleReport, useStaleReport } from './cache/stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
 import { toClientError } from './errors.js';
@@ -94,6 +95,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     sharedDeadlineMs: config.requestDeadlineMs,
     count: (entity, tier, result, n) => metrics.countCacheLookups(entity, tier, result, n),
   });
+  const responses = config.cache.enabled && config.cache.responsesMaxBytes > 0 ? new ResponseCache(caches.l1, config.cache.responsesMaxBytes, (result, n) => metrics.countCacheLookups('response', 'l1', result, n)) : null;
   const { writes, deliveries, close: closeWrites } = createWrites(config, { sources, caches, redis, logger });
   metrics.watchDeliveries(() => deliveries.counts());
   logger.info(
@@ -157,12 +159,15 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       useGraphQlJit(),
       useDeadlineDisposal(),
       useStaleReport(),
+      // After the plugins whose onExecuteDone every operation needs: a hit stops the ones after it.
+      ...(responses ? [useResponseCache(responses)] : []),
       useInputErrorCodes(),
     ],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
     context: (): RequestServices => {
       const deadline = Deadline.after(config.requestDeadlineMs);
-      return { loaders: new Loaders(caches, deadline), sources, caches, writes, deliveries, deadline, stale: new StaleReport(), health, simulatedUpstreams: config.simulatedUpstreams };
+      const dependencies = new Dependencies();
+      return { loaders: new Loaders(caches, deadline, dependencies), sources, caches, writes, deliveries, deadline, stale: new StaleReport(), dependencies, health, simulatedUpstreams: config.simulatedUpstreams };
     },
   });
 

@@ -6,6 +6,7 @@ import type { InvalidationBus } from './invalidation-bus.js';
 import type { MemoryTier } from './memory-tier.js';
 import type { CachedEntity, EntityPolicy } from './policy.js';
 import type { L2Write, RedisTier } from './redis-tier.js';
+import type { Dependencies } from './response-cache.js';
 
 /** Why a value older than its TTL was served; it goes to the response's `extensions.stale`. */
 export interface StaleMark {
@@ -111,12 +112,13 @@ export class EntityCache<K, V> {
    * A fresh L1 entry, or undefined. Lets a resolver answer a hit at once,
    * without a promise or a batch; anything else (miss, stale, L2) goes through getMany.
    */
-  peekFresh(key: K): Served<V> | undefined {
+  peekFresh(key: K, dependencies?: Dependencies): Served<V> | undefined {
     if (!this.tiers.enabled) return undefined;
     const now = Date.now();
     const entry = this.tiers.l1.get<V>(this.l1Key(this.id(key)), now);
     if (entry === undefined || now >= entry.freshUntil) return undefined;
     this.tiers.count?.(this.entity, 'l1', 'hit', 1);
+    dependencies?.add(entry);
     return { value: entry.value as V, stale: null };
   }
 

@@ -11,13 +11,16 @@ export class MemoryTier {
   private readonly lru: LRUCache<string, CacheEntry<unknown>>;
   private readonly groups = new Map<string, Set<string>>();
   private readonly groupOfKey = new Map<string, string>();
+  /** Entries replaced, dropped or evicted: what a response built from them can no longer stand on. */
+  private readonly retired = new WeakSet<CacheEntry<unknown>>();
 
   constructor(maxBytes: number) {
     // No lru-cache TTL: every entry carries its own times (keepUntil ends it), and lru-cache's
     // per-read TTL bookkeeping showed in profiles of cached queries. Expired entries are dropped when read or evicted.
     this.lru = new LRUCache<string, CacheEntry<unknown>>({
       maxSize: maxBytes,
-      dispose: (_value, key, reason) => {
+      dispose: (value, key, reason) => {
+        this.retired.add(value);
         if (reason !== 'set') this.unindex(key);
       },
     });
@@ -42,6 +45,11 @@ export class MemoryTier {
     keys.add(key);
   }
 
+  /** Whether the entry is still the one L1 holds for its key (not replaced, dropped or evicted since). */
+  holds(entry: CacheEntry<unknown>): boolean {
+    return !this.retired.has(entry);
+  }
+
   /** Drops every entry of the group; returns how many there were. */
   deleteGroup(group: string): number {
     const keys = this.groups.get(group);
@@ -53,7 +61,7 @@ export class MemoryTier {
   }
 
   clear(): void {
-    this.lru.clear();
+    this.lru.clear(); // disposes (retires) every entry
     this.groups.clear();
     this.groupOfKey.clear();
   }

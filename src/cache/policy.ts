@@ -60,6 +60,8 @@ export interface CacheConfig {
   negativeTtlMs: number;
   /** How long misses are collected, from all requests, before they go upstream as one batch per source. */
   batchWindowMs: number;
+  /** Bound of the response cache (whole entity-query responses, see ResponseCache), in bytes of JSON; 0: off. */
+  responsesMaxBytes: number;
   entities: Record<CachedEntity, EntityPolicy>;
 }
 
@@ -73,6 +75,7 @@ export function defaultCacheConfig(): CacheConfig {
     // Against vendor latencies of 20 ms and more, 2 ms more on a miss buys one batched call for the
     // misses of all concurrent requests instead of one call each (what a cold start is made of).
     batchWindowMs: 2,
+    responsesMaxBytes: 4 * 1024 * 1024,
     entities: Object.fromEntries(CACHED_ENTITIES.map((e) => [e, { ...ENTITY_SETTINGS[e].defaults }])) as Record<CachedEntity, EntityPolicy>,
   };
 }

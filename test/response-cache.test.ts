@@ -1,0 +1,131 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { getNamedType, isObjectType, type GraphQLObjectType } from 'graphql';
+import { makeEntry } from '../src/cache/entry.js';
+import { MemoryTier } from '../src/cache/memory-tier.js';
+import { ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
+import { resolvers } from '../src/resolvers/index.js';
+import { buildSchema } from '../src/schema.js';
+import { calls, stackPool, type Stack } from './helpers/stack.js';
+
+/**
+ * Whole responses of entity queries, kept while the L1 entries they were built
+ * from are unchanged and fresh. Hits are read off /metrics, upstream calls off
+ * the simulated upstreams' stats.
+ */
+type AnyData = Record<string, any>;
+
+const SEARCH = 'GET /api/v2/users';
+const DASHBOARD = `query Dashboard($id: ID!) {
+  user(id: $id) { id name email metrics { pageViews } unreadNotificationCount notifications(first: 5) { totalCount edges { node { id title } } } }
+}`;
+const UPDATE = `mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { status user { name } } }`;
+
+const stackWith = stackPool((options) => ({ ...options, cache: { enabled: true, ...options.cache } }));
+
+async function responseLookups(stack: Stack): Promise<{ hit: number; miss: number }> {
+  const text = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+  const count = (result: string) => Number(text.match(new RegExp(`gateway_cache_lookups_total\\{entity="response",tier="l1",result="${result}"\\} (\\d+)`))?.[1] ?? 0);
+  return { hit: count('hit'), miss: count('miss') };
+}
+
+describe('response cache', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({ writes: { deliveryBackoffMs: 100 } });
+  });
+  afterEach(() => stack.reset());
+
+  it('a repeated entity query is answered whole, with the same body, once its entries are all in L1', async () => {
+    const id = stack.userId(300);
+    const first = await stack.gql<AnyData>(DASHBOARD, { id }); // misses: fetched, not kept
+    const second = await stack.gql<AnyData>(DASHBOARD, { id }); // all L1 hits: executed and kept
+    const before = await responseLookups(stack);
+    const third = await stack.gql<AnyData>(DASHBOARD, { id });
+    expect(first.body.errors).toBeUndefined();
+    expect(third.text).toBe(second.text);
+    expect(third.body.data).toEqual(first.body.data);
+    const after = await responseLookups(stack);
+    expect(after.hit - before.hit).toBe(1);
+    expect(calls(await stack.stats('identity'), SEARCH)).toBe(1);
+  });
+
+  it('a write to the user retires every response built from the profile: the next read shows it', async () => {
+    const id = stack.userId(301);
+    const token = await stack.token({ sub: id, admin: false });
+    for (let i = 0; i < 3; i++) await stack.gql<AnyData>(DASHBOARD, { id }, { token });
+    const hitsBefore = (await responseLookups(stack)).hit;
+    const update = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Ada Byron' } }, { token });
+    expect(update.body.data!.updateProfile.status).toBe('COMPLETE');
+    const after = await stack.gql<AnyData>(DASHBOARD, { id }, { token });
+    expect(after.body.data!.user.name).toBe('Ada Byron');
+    expect((await responseLookups(stack)).hit).toBe(hitsBefore);
+  });
+
+  it("one viewer's response is never another's: a non-owner still gets FORBIDDEN on private fields", async () => {
+    const id = stack.userId(302);
+    for (let i = 0; i < 3; i++) expect((await stack.gql<AnyData>(DASHBOARD, { id })).body.errors).toBeUndefined(); // admin, kept
+    const stranger = await stack.token({ sub: stack.userId(303), admin: false });
+    for (let i = 0; i < 2; i++) {
+      const res = await stack.gql<AnyData>(DASHBOARD, { id }, { token: stranger });
+      expect(res.body.data!.user.email).toBeNull();
+      expect(res.body.errors?.map((e) => e.extensions?.code)).toContain('FORBIDDEN');
+    }
+  });
+
+  it('queries that read anything but entities (a listing) are never kept', async () => {
+    const list = `{ userList(first: 3) { edges { node { id name } } } }`;
+    for (let i = 0; i < 3; i++) await stack.gql(list);
+    expect(calls(await stack.stats('identity'), SEARCH)).toBe(3);
+  });
+
+  it('past the TTL of an entry it was built from, a response is not given again', async () => {
+    const short = await stackWith({ cache: { entities: Object.fromEntries(['identity.user', 'analytics.metrics', 'analytics.events', 'notifications.unreadCount', 'notifications.page'].map((e) => [e, { ttlMs: 300, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 }])) as never } });
+    const id = short.userId(304);
+    for (let i = 0; i < 3; i++) await short.gql<AnyData>(DASHBOARD, { id });
+    expect(calls(await short.stats('identity'), SEARCH)).toBe(1);
+    await new Promise((r) => setTimeout(r, 400));
+    const later = await short.gql<AnyData>(DASHBOARD, { id });
+    expect(later.body.errors).toBeUndefined();
+    expect(calls(await short.stats('identity'), SEARCH)).toBe(2);
+  });
+
+  it('the fields under the entity root fields have no resolvers but the loader-backed ones it was built for', () => {
+    // A resolver here that reads a source directly (not through ctx.loaders) would be answered from
+    // the response cache without running: such a field needs its root taken out of ENTITY_ROOT_FIELDS.
+    const schema = buildSchema();
+    const seen = new Set<string>();
+    const visit = (type: GraphQLObjectType) => {
+      if (seen.has(type.name)) return;
+      seen.add(type.name);
+      for (const field of Object.values(type.getFields())) {
+        const named = getNamedType(field.type);
+        if (isObjectType(named)) visit(named);
+      }
+    };
+    for (const name of ENTITY_ROOT_FIELDS) visit(getNamedType(schema.getQueryType()!.getFields()[name]!.type) as GraphQLObjectType);
+    const withResolvers = Object.fromEntries([...seen].filter((t) => t in resolvers).map((t) => [t, Object.keys((resolvers as Record<string, object>)[t]!).sort()]));
+    expect(withResolvers).toEqual({
+      User: ['createdAt', 'email', 'emailVerified', 'events', 'lastLoginAt', 'metrics', 'notifications', 'unreadNotificationCount'],
+    });
+  });
+});
+
+describe('L1 entries a response stands on', () => {
+  const entry = () => makeEntry({ n: 1 }, { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 }, 1000);
+
+  it('are retired when replaced, dropped with their group, cleared or evicted', () => {
+    const l1 = new MemoryTier(1000);
+    const [a, b, c, d, e] = [entry(), entry(), entry(), entry(), entry()];
+    l1.set('a', 'g1', a, 100);
+    l1.set('a', 'g1', b, 100); // replaces a
+    l1.set('c', 'g2', c, 100);
+    expect([l1.holds(a), l1.holds(b), l1.holds(c)]).toEqual([false, true, true]);
+    l1.deleteGroup('g2');
+    expect(l1.holds(c)).toBe(false);
+    l1.set('d', 'g3', d, 950); // evicts b (1050 bytes would be past the bound)
+    expect([l1.holds(b), l1.holds(d)]).toEqual([false, true]);
+    l1.set('e', 'g4', e, 50);
+    l1.clear();
+    expect([l1.holds(d), l1.holds(e)]).toEqual([false, false]);
+  });
+});

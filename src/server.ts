@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { readFileSync } from 'node:fs';
-import compression from 'compression';
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
@@ -15,6 +14,7 @@ import { useRequestLog } from './observability/use-request-log.js';
 import { CallerRateLimiter, useCallerRateLimit } from './ops/caller-rate-limit.js';
 import { useAutomaticPersistedQueries } from './ops/use-apq.js';
 import { useOpsEndpoints } from './ops/use-ops-endpoints.js';
+import { useResponseCompression } from './ops/use-response-compression.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './cache/index.js';
 import { Dependencies, ResponseCache, useResponseCache } from './cache/response-cache.js';
@@ -162,6 +162,9 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       // After the plugins whose onExecuteDone every operation needs: a hit stops the ones after it.
       ...(responses ? [useResponseCache(responses)] : []),
       useInputErrorCodes(),
+      // Last: it compresses the response the others have finished (headers included).
+      // gzip or brotli by Accept-Encoding, for bodies worth it; mobile clients on slow links gain the most.
+      ...(ops.compression ? [useResponseCompression(ops.compression.thresholdBytes)] : []),
     ],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
     context: (): RequestServices => {
@@ -171,8 +174,6 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
   });
 
-  // gzip or brotli (quality 4: fast) by Accept-Encoding, for bodies worth it; mobile clients on slow links gain the most.
-  const compress = ops.compression ? (compression({ threshold: ops.compression.thresholdBytes }) as unknown as (req: IncomingMessage, res: ServerResponse, next: () => void) => void) : null;
   const server = createServer((req, res) => {
     // Bodies are bounded before anything reads them: by Content-Length, and a body without one must declare it.
     if (req.method === 'POST') {
@@ -180,9 +181,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) return refuse(res, 411, 'Send Content-Length with the request body.');
       if (length > ops.limits.maxBodyBytes) return refuse(res, 413, `The request body may be at most ${ops.limits.maxBodyBytes} bytes.`);
     }
-    // Only a client that accepts an encoding goes through the middleware: its response wrapping costs ~10 % of a cached query.
-    if (compress && req.headers['accept-encoding']) compress(req, res, () => void yoga(req, res));
-    else void yoga(req, res);
+    void yoga(req, res);
   });
   server.requestTimeout = ops.limits.requestTimeoutMs;
   server.headersTimeout = Math.min(ops.limits.requestTimeoutMs, 60_000);

@@ -120,6 +120,9 @@ describe('compression', () => {
     expect(br.vary).toMatch(/accept-encoding/i);
     expect(br.body.data.userList.edges).toHaveLength(100);
     expect((await ask(big, 'gzip')).encoding).toBe('gzip');
+    // Browsers list gzip first; brotli is still preferred. A q of 0 refuses an encoding.
+    expect((await ask(big, 'gzip, deflate, br, zstd')).encoding).toBe('br');
+    expect((await ask(big, 'br;q=0, gzip')).encoding).toBe('gzip');
     expect((await ask(big, 'identity')).encoding).toBeNull();
     expect((await ask(`{ __typename }`, 'br, gzip')).encoding).toBeNull();
   });

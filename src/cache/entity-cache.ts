@@ -37,7 +37,7 @@ export interface EntityCacheOptions<K, V> {
   /** What tells apart a group's keys (a range, a page); '' when a group has one entry. */
   variant(key: K): string;
   fetch: BatchFetch<K, V>;
-  /** The deadline of an upstream call shared by several requests, or made in the background. */
+  /** The deadline of a background refresh (a batch for requests runs until the latest of their deadlines). */
   sharedDeadlineMs: number;
   /** How long misses are collected, from all requests, into one batch (0: this turn of the event loop). */
   batchWindowMs: number;
@@ -62,6 +62,8 @@ interface PendingBatch<K, V> {
   keys: K[];
   ids: string[];
   resolvers: ((value: Settled<V>) => void)[];
+  /** The latest deadline among the requests waiting for it (epoch ms). */
+  usableUntil: number;
 }
 
 /** Bound of the refresh-failure memory; past it, it starts over (the marks are only more precise reasons). */
@@ -171,7 +173,7 @@ export class EntityCache<K, V> {
     }
 
     if (missing.length > 0) {
-      const results = await this.waitWithin(this.load(missing.map((i) => keys[i]!), missing.map((i) => ids[i]!)), deadline);
+      const results = await this.waitWithin(this.load(missing.map((i) => keys[i]!), missing.map((i) => ids[i]!), deadline), deadline);
       missing.forEach((i, j) => {
         const result = results[j]!;
         if (!(result instanceof Error)) {
@@ -260,8 +262,10 @@ export class EntityCache<K, V> {
    * One promise per key; keys already in flight are joined, the rest join the
    * batch that this turn of the event loop is collecting from every request.
    */
-  private load(keys: K[], ids: string[]): Promise<Settled<V>>[] {
+  private load(keys: K[], ids: string[], deadline: Deadline | null): Promise<Settled<V>>[] {
     const promises = new Array<Promise<Settled<V>>>(keys.length);
+    // No waiter can use the answer past the latest of their deadlines; a background refresh has its own.
+    const usableUntil = deadline ? deadline.expiresAt : Date.now() + this.options.sharedDeadlineMs;
     for (let i = 0; i < keys.length; i++) {
       const id = ids[i]!;
       const joined = this.inflight.get(id);
@@ -275,6 +279,7 @@ export class EntityCache<K, V> {
       promises[i] = promise;
       batch.keys.push(keys[i]!);
       batch.ids.push(id);
+      if (usableUntil > batch.usableUntil) batch.usableUntil = usableUntil;
     }
     return promises;
   }
@@ -288,20 +293,21 @@ export class EntityCache<K, V> {
    */
   private pendingBatch(): PendingBatch<K, V> {
     if (this.pending) return this.pending;
-    const batch: PendingBatch<K, V> = { keys: [], ids: [], resolvers: [] };
+    const batch: PendingBatch<K, V> = { keys: [], ids: [], resolvers: [], usableUntil: 0 };
     this.pending = batch;
     const flush = () => {
       this.pending = null;
-      void this.fetchAndStore(batch.keys, batch.ids, batch.resolvers);
+      void this.fetchAndStore(batch.keys, batch.ids, batch.resolvers, batch.usableUntil);
     };
     if (this.options.batchWindowMs > 0) setTimeout(flush, this.options.batchWindowMs);
     else setImmediate(flush);
     return batch;
   }
 
-  private async fetchAndStore(keys: K[], ids: string[], resolvers: ((v: Settled<V>) => void)[]): Promise<void> {
+  /** The batch's upstream call, under a deadline of its own: the latest of its waiters' (`usableUntil`). */
+  private async fetchAndStore(keys: K[], ids: string[], resolvers: ((v: Settled<V>) => void)[], usableUntil: number): Promise<void> {
     const epoch = this.epoch;
-    const deadline = Deadline.after(this.options.sharedDeadlineMs);
+    const deadline = Deadline.after(Math.max(1, usableUntil - Date.now()));
     let results: ReadonlyArray<Settled<V>>;
     try {
       results = await this.options.fetch(keys, deadline);
@@ -347,7 +353,7 @@ export class EntityCache<K, V> {
         }
       }
       if (stale.length > 0) {
-        const results = await Promise.all(this.load(stale.map((i) => keys[i]!), stale.map((i) => ids[i]!)));
+        const results = await Promise.all(this.load(stale.map((i) => keys[i]!), stale.map((i) => ids[i]!), null));
         results.forEach((result, j) => {
           const id = ids[stale[j]!]!;
           if (result instanceof SourceError) {

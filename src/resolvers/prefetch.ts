@@ -11,7 +11,8 @@ import { userFieldKeys, type UserArgs } from './user.js';
  * instead of after it: a dashboard costs the slowest vendor, not the sum of
  * two round trips. The field resolvers later ask the same DataLoader keys and
  * get these same calls. Nothing is started for a field the viewer may not read
- * or whose arguments are invalid (the field itself then reports it).
+ * or whose arguments are invalid (the field itself then reports it). Users
+ * already in L1 need none of this: their fields resolve right after them.
  */
 // `args` come from getArgumentValues, coerced against the field's own definition
 // (defaults applied), so they are the generated argument types.

@@ -16,17 +16,20 @@ export const Query: QueryResolvers = {
 
   user: (_parent, { id }, ctx, info) => {
     checkId(id, 'id');
-    prefetchUserFields([id], info, ctx);
-    return ctx.stale.take(ctx.loaders.user.load(id), info);
+    const loaded = ctx.loaders.user.load(id);
+    if (loaded instanceof Promise) prefetchUserFields([id], info, ctx);
+    return ctx.stale.take(loaded, info);
   },
 
   users: (_parent, { ids }, ctx, info) => {
     if (ids.length > MAX_IDS_PER_QUERY) throw badUserInput(`"ids" may hold at most ${MAX_IDS_PER_QUERY} ids.`, 'ids');
     for (const id of ids) checkId(id, 'ids');
-    prefetchUserFields(ids, info, ctx);
+    const loaded = ids.map((id) => ctx.loaders.user.load(id));
+    const coming = ids.filter((_id, i) => loaded[i] instanceof Promise);
+    if (coming.length > 0) prefetchUserFields(coming, info, ctx);
     // One value or promise per id: a failed or unknown id is a null in its place, the rest still resolve.
     // graphql-js completes a list of promises item by item; the generated type only knows whole lists.
-    return ids.map((id, i) => ctx.stale.take(ctx.loaders.user.load(id), info, i)) as unknown as Promise<UserEntity>[];
+    return loaded.map((served, i) => ctx.stale.take(served, info, i)) as unknown as Promise<UserEntity>[];
   },
 
   userList: async (_parent, { first, after }, ctx) => {
@@ -45,7 +48,8 @@ export const Query: QueryResolvers = {
   sources: (_parent, _args, ctx) => ctx.health.snapshot(),
 
   viewer: (_parent, _args, ctx, info) => {
-    prefetchUserFields([ctx.viewer.userId], info, ctx);
-    return ctx.stale.take(ctx.loaders.user.load(ctx.viewer.userId), info);
+    const loaded = ctx.loaders.user.load(ctx.viewer.userId);
+    if (loaded instanceof Promise) prefetchUserFields([ctx.viewer.userId], info, ctx);
+    return ctx.stale.take(loaded, info);
   },
 };

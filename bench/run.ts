@@ -15,17 +15,17 @@
  * stats), gateway CPU ms per query and peak RSS (from /proc), the ratios
  * against each baseline, and the performance targets met or not.
  *
- * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50),
+ * BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 50),
  * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; empty: none),
  * BENCH_MODES (our cache: off, l1, l1+l2; default l1 — l1+l2 needs Redis at REDIS_URL),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first; src/main.ts runs through tsx),
  * BENCH_LOG_LEVEL (our LOG_LEVEL, default warn; info adds the per-request log line),
  * BENCH_PROFILE=1 (our server writes a CPU profile to bench/.tmp/), BENCH_TIMELINE=1 (p50/p99 per second of
- * each run, and the upstreams' CPU), DEBUG_BENCH=1 (prints the first error log lines).
+ * each run, and the upstreams' CPU), BENCH_JSON=file (the rows as JSON), DEBUG_BENCH=1 (prints the first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -34,6 +34,7 @@ import { SignJWT } from 'jose';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
 /** BENCH_TIMELINE=1: latency per second of each run, and the upstreams' CPU (where a p99 comes from). */
@@ -256,10 +257,10 @@ for (const target of targets) {
   const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
   const pid = gateway.child.pid!;
   // Warm up the process (JIT on the hit and the miss paths, pools, the OAuth token) on users outside every scenario's set.
-  await autocannon({
+  if (WARMUP > 0) await autocannon({
     url,
     connections: 10,
-    duration: 3,
+    duration: WARMUP,
     requests: [
       {
         method: 'POST',
@@ -302,6 +303,7 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
   targetLines.push(check(row['p99 ms'] <= 3 * row['p50 ms'], `${row.scenario}: p99 ≤ 3× p50 (${row['p99 ms']} / ${row['p50 ms']} ms)`), check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`));
 }
 console.log(['', 'Ratios:', ...ratioLines, '', 'Targets:', ...targetLines].join('\n'));
+if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));
 
 if (process.argv.includes('--write') && rows.length > 0) {
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;

@@ -37,6 +37,12 @@ export interface EntityCacheOptions<K, V> {
   /** What tells apart a group's keys (a range, a page); '' when a group has one entry. */
   variant(key: K): string;
   fetch: BatchFetch<K, V>;
+  /**
+   * The fetch makes one call per key (no bulk endpoint): a request's keys go at once, under its own deadline,
+   * instead of waiting for the cross-request batch, which would buy nothing and would let one call wait for a
+   * rate-limit token past the deadline of the request it is for.
+   */
+  perKey?: boolean;
   /** The deadline of a background refresh (a batch for requests runs until the latest of their deadlines). */
   sharedDeadlineMs: number;
   /** How long misses are collected, from all requests, into one batch (0: this turn of the event loop). */
@@ -260,12 +266,13 @@ export class EntityCache<K, V> {
 
   /**
    * One promise per key; keys already in flight are joined, the rest join the
-   * batch that this turn of the event loop is collecting from every request.
+   * cross-request batch being collected (per-key fetches: go at once).
    */
   private load(keys: K[], ids: string[], deadline: Deadline | null): Promise<Settled<V>>[] {
     const promises = new Array<Promise<Settled<V>>>(keys.length);
     // No waiter can use the answer past the latest of their deadlines; a background refresh has its own.
     const usableUntil = deadline ? deadline.expiresAt : Date.now() + this.options.sharedDeadlineMs;
+    let own: PendingBatch<K, V> | undefined;
     for (let i = 0; i < keys.length; i++) {
       const id = ids[i]!;
       const joined = this.inflight.get(id);
@@ -273,7 +280,7 @@ export class EntityCache<K, V> {
         promises[i] = joined;
         continue;
       }
-      const batch = this.pendingBatch();
+      const batch = this.options.perKey ? (own ??= { keys: [], ids: [], resolvers: [], usableUntil: 0 }) : this.pendingBatch();
       const promise = new Promise<Settled<V>>((resolve) => batch.resolvers.push(resolve));
       this.inflight.set(id, promise);
       promises[i] = promise;
@@ -281,6 +288,7 @@ export class EntityCache<K, V> {
       batch.ids.push(id);
       if (usableUntil > batch.usableUntil) batch.usableUntil = usableUntil;
     }
+    if (own) void this.fetchAndStore(own.keys, own.ids, own.resolvers, own.usableUntil);
     return promises;
   }
 

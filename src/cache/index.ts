@@ -50,7 +50,7 @@ export class Caches {
           })
         : null;
     const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT, ...(options.count ? { count: options.count } : {}) };
-    const make = <K, V>(entity: CachedEntity, spec: Pick<EntityCacheOptions<K, V>, 'group' | 'variant' | 'fetch'>) =>
+    const make = <K, V>(entity: CachedEntity, spec: Pick<EntityCacheOptions<K, V>, 'group' | 'variant' | 'fetch' | 'perKey'>) =>
       new EntityCache<K, V>(
         { entity, source: ENTITY_SETTINGS[entity].source, policy: config.entities[entity], negativeTtlMs: config.negativeTtlMs, batchWindowMs: config.batchWindowMs, sharedDeadlineMs: options.sharedDeadlineMs, ...spec },
         tiers,
@@ -80,13 +80,15 @@ export class Caches {
         return ids.map((id) => counts.get(id) ?? 0);
       },
     });
-    // Lists have no bulk endpoint: one call per key, each failing alone.
+    // Lists have no bulk endpoint: one call per key, each failing alone (and not held for a cross-request batch).
     this.notificationPage = make('notifications.page', {
+      perKey: true,
       group: (k) => k.userId,
       variant: (k) => `${k.offset}:${k.first}:${k.unreadOnly ? 'unread' : 'all'}`,
       fetch: (keys, deadline) => Promise.all(keys.map((k) => sources.notifications.list(k.userId, k.offset, k.first, k.unreadOnly, deadline).catch(asError))),
     });
     this.eventPage = make('analytics.events', {
+      perKey: true,
       group: (k) => k.userId,
       variant: (k) => `${k.limit}:${k.cursor ?? ''}`,
       fetch: (keys, deadline) => Promise.all(keys.map((k) => sources.analytics.events(k.userId, k.limit, k.cursor, deadline).catch(asError))),

@@ -47,7 +47,10 @@ function start(script: string, env: Record<string, string>, ready: RegExp, nodeA
   // `node --import tsx`, not the tsx CLI (which runs the script in a second process): the PID must be the server's own.
   // Compiled JavaScript runs on plain node, as deployed; TypeScript through tsx (which adds ~100 MB of RSS).
   const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...nodeArgs, ...loader, script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A REDIS_URL in the bench's own environment (CI sets one) must not turn the L1-only mode into L1 + L2.
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  if (!('REDIS_URL' in env)) delete childEnv.REDIS_URL;
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, script], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   return new Promise((resolve, reject) => {

@@ -46,7 +46,7 @@ const BYTES_PER_DEPENDENCY = 8;
  * variables, valid exactly as long as the L1 entries they were built from
  * (see Dependencies). A repeated dashboard skips execution and serialization:
  * the resolvers would produce the same JSON from the same entries for the same
- * viewer. Bounded by the bytes of the JSON; in-process only.
+ * viewer. Bounded by bytes (the JSON and what it stands on); in-process only.
  */
 export class ResponseCache {
   private readonly responses: LRUCache<string, CachedResponse>;
@@ -105,10 +105,6 @@ export class ResponseCache {
     if (size > this.responses.maxSize) return null;
     this.responses.set(key, { json, entries: deps.entries }, { size });
     return json;
-  }
-
-  clear(): void {
-    this.responses.clear();
   }
 
   private isEligible(document: DocumentNode, operationName: string | null): boolean {

@@ -1,4 +1,8 @@
+import type { GraphQLResolveInfo } from 'graphql';
+import type { Served } from '../cache/index.js';
+import type { GatewayContext } from '../context.js';
 import { badUserInput } from '../errors.js';
+import type { MaybePromise } from '../maybe-promise.js';
 import type { QueryResolvers } from '../generated/resolvers.js';
 import type { UserEntity } from '../sources/models.js';
 import { checkFirst, offsetCursor, offsetFrom } from './cursors.js';
@@ -11,25 +15,28 @@ function checkId(id: string, argument: string): void {
   if (id.length === 0 || id.length > MAX_ID_LENGTH) throw badUserInput(`"${argument}" must be 1 to ${MAX_ID_LENGTH} characters.`, argument);
 }
 
+/** The users, each at once when fresh in L1; for the others, their nested fields are started alongside identity. */
+function loadUsers(ids: readonly string[], info: GraphQLResolveInfo, ctx: GatewayContext): MaybePromise<Served<UserEntity | null>>[] {
+  const loaded = ids.map((id) => ctx.loaders.user.load(id));
+  const coming = ids.filter((_id, i) => loaded[i] instanceof Promise);
+  if (coming.length > 0) prefetchUserFields(coming, info, ctx);
+  return loaded;
+}
+
 export const Query: QueryResolvers = {
   serverInfo: (_parent, _args, ctx) => ({ version: process.env.npm_package_version ?? '0.1.0', simulatedUpstreams: ctx.simulatedUpstreams }),
 
   user: (_parent, { id }, ctx, info) => {
     checkId(id, 'id');
-    const loaded = ctx.loaders.user.load(id);
-    if (loaded instanceof Promise) prefetchUserFields([id], info, ctx);
-    return ctx.stale.take(loaded, info);
+    return ctx.stale.take(loadUsers([id], info, ctx)[0]!, info);
   },
 
   users: (_parent, { ids }, ctx, info) => {
     if (ids.length > MAX_IDS_PER_QUERY) throw badUserInput(`"ids" may hold at most ${MAX_IDS_PER_QUERY} ids.`, 'ids');
     for (const id of ids) checkId(id, 'ids');
-    const loaded = ids.map((id) => ctx.loaders.user.load(id));
-    const coming = ids.filter((_id, i) => loaded[i] instanceof Promise);
-    if (coming.length > 0) prefetchUserFields(coming, info, ctx);
     // One value or promise per id: a failed or unknown id is a null in its place, the rest still resolve.
     // graphql-js completes a list of promises item by item; the generated type only knows whole lists.
-    return loaded.map((served, i) => ctx.stale.take(served, info, i)) as unknown as Promise<UserEntity>[];
+    return loadUsers(ids, info, ctx).map((served, i) => ctx.stale.take(served, info, i)) as unknown as Promise<UserEntity>[];
   },
 
   userList: async (_parent, { first, after }, ctx) => {
@@ -48,8 +55,6 @@ export const Query: QueryResolvers = {
   sources: (_parent, _args, ctx) => ctx.health.snapshot(),
 
   viewer: (_parent, _args, ctx, info) => {
-    const loaded = ctx.loaders.user.load(ctx.viewer.userId);
-    if (loaded instanceof Promise) prefetchUserFields([ctx.viewer.userId], info, ctx);
-    return ctx.stale.take(loaded, info);
+    return ctx.stale.take(loadUsers([ctx.viewer.userId], info, ctx)[0]!, info);
   },
 };

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { MemoryTier } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
-import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, everyEntity as entities, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
 
 /**
  * The two cache tiers, seen from outside: upstream calls counted by the
@@ -464,10 +464,6 @@ describeWithRedis('a hung Redis costs a short timeout, then nothing', () => {
   });
 });
 
-/** Every entity with the same windows. */
-function entities(policy: { ttlMs: number; staleWhileRevalidateMs: number; staleIfErrorMs: number }) {
-  return Object.fromEntries(['identity.user', 'analytics.metrics', 'analytics.events', 'notifications.unreadCount', 'notifications.page'].map((e) => [e, policy])) as never;
-}
 
 /** The range `metrics` asks for without arguments (DAY, 30 days to the end of the current hour). */
 function currentRange() {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
-import type { CacheConfig } from '../../src/cache/policy.js';
+import { CACHED_ENTITIES, type CacheConfig, type EntityPolicy } from '../../src/cache/policy.js';
 import { loadConfig, type OpsConfig, type WritesConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
 import type { SourceName } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -146,6 +146,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** Calls made to one route, from an upstream's stats. */
+/** Cache windows for every entity at once. */
+export function everyEntity(policy: EntityPolicy): CacheConfig['entities'] {
+  return Object.fromEntries(CACHED_ENTITIES.map((e) => [e, policy])) as CacheConfig['entities'];
+}
+
 export function calls(stats: StatsSnapshot, route: string): number {
   return stats.routes[route]?.calls ?? 0;
 }

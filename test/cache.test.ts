@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { MemoryTier } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
-import { calls, everyEntity as entities, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, everyEntity as entities, READ_ROUTES, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
 
 /**
  * The two cache tiers, seen from outside: upstream calls counted by the
@@ -12,10 +12,7 @@ import { calls, everyEntity as entities, stackPool, type Stack, type StackOption
  */
 type AnyData = Record<string, any>;
 
-const SEARCH = 'GET /api/v2/users';
-const METRICS = 'POST /v1/metrics/query';
-const UNREAD = 'GET /v1/unread-counts';
-const LIST = 'GET /v1/users/:id/notifications';
+const { search: SEARCH, metrics: METRICS, unread: UNREAD, notificationList: LIST } = READ_ROUTES;
 
 const DASHBOARD = `query($id: ID!) {
   user(id: $id) {

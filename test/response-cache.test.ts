@@ -5,7 +5,7 @@ import { MemoryTier } from '../src/cache/memory-tier.js';
 import { ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
 import { resolvers } from '../src/resolvers/index.js';
 import { buildSchema } from '../src/schema.js';
-import { calls, everyEntity, stackPool, type Stack } from './helpers/stack.js';
+import { calls, everyEntity, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
 
 /**
  * Whole responses of entity queries, kept while the L1 entries they were built
@@ -14,7 +14,6 @@ import { calls, everyEntity, stackPool, type Stack } from './helpers/stack.js';
  */
 type AnyData = Record<string, any>;
 
-const SEARCH = 'GET /api/v2/users';
 const DASHBOARD = `query Dashboard($id: ID!) {
   user(id: $id) { id name email metrics { pageViews } unreadNotificationCount notifications(first: 5) { totalCount edges { node { id title } } } }
 }`;
@@ -46,7 +45,7 @@ describe('response cache', () => {
     expect(third.body.data).toEqual(first.body.data);
     const after = await responseLookups(stack);
     expect(after.hit - before.hit).toBe(1);
-    expect(calls(await stack.stats('identity'), SEARCH)).toBe(1);
+    expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(1);
   });
 
   it('a write to the user retires every response built from the profile: the next read shows it', async () => {
@@ -75,18 +74,18 @@ describe('response cache', () => {
   it('queries that read anything but entities (a listing) are never kept', async () => {
     const list = `{ userList(first: 3) { edges { node { id name } } } }`;
     for (let i = 0; i < 3; i++) await stack.gql(list);
-    expect(calls(await stack.stats('identity'), SEARCH)).toBe(3);
+    expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(3);
   });
 
   it('past the TTL of an entry it was built from, a response is not given again', async () => {
     const short = await stackWith({ cache: { entities: everyEntity({ ttlMs: 300, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 }) } });
     const id = short.userId(304);
     for (let i = 0; i < 3; i++) await short.gql<AnyData>(DASHBOARD, { id });
-    expect(calls(await short.stats('identity'), SEARCH)).toBe(1);
+    expect(calls(await short.stats('identity'), READ_ROUTES.search)).toBe(1);
     await new Promise((r) => setTimeout(r, 400));
     const later = await short.gql<AnyData>(DASHBOARD, { id });
     expect(later.body.errors).toBeUndefined();
-    expect(calls(await short.stats('identity'), SEARCH)).toBe(2);
+    expect(calls(await short.stats('identity'), READ_ROUTES.search)).toBe(2);
   });
 
   it('the fields under the entity root fields have no resolvers but the loader-backed ones it was built for', () => {

@@ -6,6 +6,8 @@ import type { HttpSource } from '../sources/http-source.js';
 const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
 /** Operation names are the client's choice: past this many distinct ones, the rest count as "other". */
 const MAX_OPERATION_NAMES = 200;
+/** Seconds: from a cached answer (~ms) to a request at its deadline. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /**
  * Everything /metrics shows, in its own registry (so two servers in one
@@ -20,7 +22,7 @@ export class Metrics {
     name: 'gateway_upstream_request_duration_seconds',
     help: 'Upstream HTTP attempt duration.',
     labelNames: ['source', 'route'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
   readonly upstreamRetries = new Counter({ name: 'gateway_upstream_retries_total', help: 'Upstream attempts after the first of a call.', labelNames: ['source', 'route'], registers: [this.registry] });
@@ -38,7 +40,7 @@ export class Metrics {
     name: 'gateway_graphql_operation_duration_seconds',
     help: 'GraphQL operation execution time.',
     labelNames: ['operation', 'type'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
   readonly callerRejections = new Counter({ name: 'gateway_caller_rate_limited_total', help: 'Requests refused by the per-caller rate limit.', registers: [this.registry] });

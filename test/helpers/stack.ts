@@ -146,6 +146,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** Calls made to one route, from an upstream's stats. */
+/** The simulated vendors' read routes, as their stats name them. */
+export const READ_ROUTES = {
+  search: 'GET /api/v2/users',
+  metrics: 'POST /v1/metrics/query',
+  unread: 'GET /v1/unread-counts',
+  notificationList: 'GET /v1/users/:id/notifications',
+} as const;
+
 /** Cache windows for every entity at once. */
 export function everyEntity(policy: EntityPolicy): CacheConfig['entities'] {
   return Object.fromEntries(CACHED_ENTITIES.map((e) => [e, policy])) as CacheConfig['entities'];

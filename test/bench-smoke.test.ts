@@ -16,6 +16,7 @@ interface Row {
   gateway: string;
   'req/s': number;
   'upstream calls/query': number;
+  'first-time requests': number;
   'non-2xx or errors': number;
 }
 
@@ -52,5 +53,8 @@ describe('npm run bench (smoke)', () => {
     expect(hot['upstream calls/query']).toBeLessThan(1);
     expect(list['upstream calls/query']).toBeGreaterThan(0);
     expect(list['upstream calls/query']).toBeLessThanOrEqual(3);
+    // First-time requests are counted per user, not per request: the hot set has 20 users.
+    expect(hot['first-time requests']).toBeGreaterThan(0);
+    expect(hot['first-time requests']).toBeLessThanOrEqual(20);
   }, 120_000);
 });

@@ -77,7 +77,7 @@ interface RequestContext {
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
 /** utime + stime of a process, in ms. */
@@ -264,9 +264,8 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
   });
   clearInterval(sampler);
   if (TIMELINE) {
-    for (const [second, times] of perSecond.entries()) {
-      const sorted = (times ?? []).sort((a, b) => a - b);
-      console.log(`  second ${second}: ${sorted.length} responses, p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)} ms, p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(1)} ms; CPU: ${cpuPerSecond[second] ?? '–'}`);
+    for (const [second, times = []] of perSecond.entries()) {
+      console.log(`  second ${second}: ${times.length} responses, p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms; CPU: ${cpuPerSecond[second] ?? '–'}`);
     }
   }
   const cpu = cpuMs(pid) - cpuBefore;
@@ -286,9 +285,9 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     'gateway CPU ms/query': Number((cpu / queries).toFixed(3)),
     'peak RSS MB': peakRssMb(pid),
     'first-time requests': latencies.first.length,
-    'first-time p50 ms': percentile(latencies.first, 0.5),
-    'repeat p50 ms': percentile(latencies.repeat, 0.5),
-    'repeat p99 ms': percentile(latencies.repeat, 0.99),
+    'first-time p50 ms': Math.round(percentile(latencies.first, 0.5)),
+    'repeat p50 ms': Math.round(percentile(latencies.repeat, 0.5)),
+    'repeat p99 ms': Math.round(percentile(latencies.repeat, 0.99)),
     'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
     'non-2xx or errors': errors + result.non2xx,
   };

@@ -261,6 +261,18 @@ describe('bad upstream data and statuses become typed errors', () => {
     expect(logs.some((l) => l.includes('failed validation') && l.includes('0.created'))).toBe(true);
   });
 
+  it.each([
+    ['a point that is not an object', [7], 'data.0.series: point 0: expected an object'],
+    ['a count that is negative', [{ ts: 1_704_067_200, page_views: 1, sessions: 1 }, { ts: 1_704_070_800, page_views: -1, sessions: 1 }], 'data.0.series: point 1: page_views'],
+    ['a timestamp that is a string', [{ ts: '2024-01-01', page_views: 1, sessions: 1 }], 'data.0.series: point 0: ts'],
+    ['not an array', { ts: 1 }, 'data.0.series: expected an array of points'],
+  ])('a metrics series with %s is SOURCE_BAD_RESPONSE, logged with the point that failed', async (_name, series, where) => {
+    vendor.script = () => ({ body: { data: [{ user_id: 'u1', page_views: 1, sessions: 1, avg_session_seconds: 1, conversion_rate: 0, series }] } });
+    const e = await sourceError(sources.analytics.metrics(['u1'], { fromSec: 1_704_067_200, toSec: 1_704_153_600, granularity: 'HOUR' }));
+    expect(e.code).toBe('SOURCE_BAD_RESPONSE');
+    expect(logs.some((l) => l.includes('failed validation') && l.includes(where))).toBe(true);
+  });
+
   it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {
     const closed = createSources(
       { identity: { url: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's', audience: 'a' }, analytics: { url: 'http://127.0.0.1:9', apiKey: 'k' }, notifications: { url: 'http://127.0.0.1:9', token: 't' }, audit: { url: 'http://127.0.0.1:9', apiKey: 'k' } },

@@ -34,9 +34,11 @@ export const isoFromUnixMs = z.number().transform((ms, ctx) => iso(ms, ctx, 'Uni
 
 export const count = z.number().int().nonnegative();
 
-/** Unix seconds Date can represent: validated without a transform, for large arrays (metrics series). */
-export const unixSeconds = z.number().min(-8.64e12).max(8.64e12);
-/** The ISO string of a value `unixSeconds` accepted; memoized like the rest. */
+/** `count` as a plain predicate, for large arrays checked in one loop rather than with a schema per element. */
+export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** Unix seconds Date can represent, as a plain predicate like `isCount`. */
+export const isUnixSeconds = (v: unknown): v is number => typeof v === 'number' && v >= -8.64e12 && v <= 8.64e12;
+/** The ISO string of a value `isUnixSeconds` accepted; memoized like the rest. */
 export function isoOfUnixSeconds(seconds: number): string {
   const ms = seconds * 1000;
   let text = isoCache.get(ms);

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { MemoryTier } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
+import { approximateJsonLength } from '../src/cache/json-size.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { calls, everyEntity as entities, READ_ROUTES, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
 
@@ -87,6 +88,24 @@ describe('L1: entries per entity', () => {
       expect(res.body.data!.user).toEqual({ id, metrics: null });
     }
     expect(calls(await stack.stats('analytics'), METRICS)).toBe(1);
+  });
+
+  it("L1 without L2 sizes entries close to their JSON's length, without making it", () => {
+    const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
+    const day = (i: number) => new Date(Date.UTC(2026, 8, 1 + i)).toISOString();
+    const values: unknown[] = [
+      { id: 'auth0|fc877dd7b7fbea1c8bb0226b', email: 'katherine.ritchie.0@example.com', emailVerified: true, name: 'Katherine Ritchie', nickname: 'kat', avatarUrl: null, createdAt: day(0), lastLoginAt: day(3) },
+      { pageViews: 620, sessions: 112, avgSessionSeconds: 184.5, conversionRate: 0.0991, lastActiveAt: day(17), series: Array.from({ length: 30 }, (_, i) => ({ at: day(i), pageViews: 20 + i, sessions: i % 7 })) },
+      { items: Array.from({ length: 5 }, (_, i) => ({ id: `n${i}`, userId: 'u1', title: 'Reminder: finish setup', body: 'You are two steps away.', channel: 'IN_APP', read: i % 2 === 0, createdAt: day(i) })), totalCount: 60, hasNextPage: true },
+      8,
+      null,
+    ];
+    for (const value of values) {
+      const entry = makeEntry(value, policy, 30_000);
+      const exact = JSON.stringify(entry).length;
+      const estimate = approximateJsonLength(entry);
+      expect(Math.abs(estimate - exact) / exact, JSON.stringify(value).slice(0, 40)).toBeLessThan(0.25);
+    }
   });
 
   it('L1 stays within its byte bound and drops a group whole', () => {

@@ -3,6 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import { Deadline } from '../resilience/deadline.js';
 import { freshness, makeEntry, type CacheEntry } from './entry.js';
 import type { InvalidationBus } from './invalidation-bus.js';
+import { approximateJsonLength } from './json-size.js';
 import type { MemoryTier } from './memory-tier.js';
 import type { CachedEntity, EntityPolicy } from './policy.js';
 import type { L2Write, RedisTier } from './redis-tier.js';
@@ -382,10 +383,11 @@ export class EntityCache<K, V> {
     const writes: L2Write[] = [];
     keys.forEach((key, i) => {
       const entry = makeEntry(values[i]!, this.options.policy, this.options.negativeTtlMs, now);
-      const json = JSON.stringify(entry);
+      // Serialized only for L2; L1 alone sizes the entry without building its JSON.
+      const json = l2 ? JSON.stringify(entry) : undefined;
       if (this.refreshFailures.size > 0) this.refreshFailures.delete(this.id(key));
-      this.tiers.l1.set(this.l1Key(this.id(key)), this.l1Group(this.options.group(key)), entry, json.length);
-      if (l2) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
+      this.tiers.l1.set(this.l1Key(this.id(key)), this.l1Group(this.options.group(key)), entry, json?.length ?? approximateJsonLength(entry));
+      if (json !== undefined) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
     });
     l2?.setMany(writes);
   }

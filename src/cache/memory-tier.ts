@@ -33,7 +33,7 @@ export class MemoryTier {
     return undefined;
   }
 
-  /** `bytes`: the entry's JSON length, which the caller has already made for L2. */
+  /** `bytes`: the entry's JSON length (as made for L2, or as estimated when there is no L2). */
   set(key: string, group: string, entry: CacheEntry<unknown>, bytes: number): void {
     if (entry.keepUntil <= Date.now()) return;
     this.lru.set(key, entry, { size: Math.max(1, bytes) });

@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getNamedType, isObjectType, type GraphQLObjectType } from 'graphql';
 import { makeEntry } from '../src/cache/entry.js';
 import { MemoryTier } from '../src/cache/memory-tier.js';
-import { ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
+import { Doorkeeper, ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
 import { resolvers } from '../src/resolvers/index.js';
 import { buildSchema } from '../src/schema.js';
 import { calls, everyEntity, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
@@ -46,6 +46,21 @@ describe('response cache', () => {
     const after = await responseLookups(stack);
     expect(after.hit - before.hit).toBe(1);
     expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(1);
+  });
+
+  it('a query first asked with its entries already in L1 is kept on its second request, not its first', async () => {
+    const ids = [stack.userId(305), stack.userId(306)];
+    const pair = `query($ids: [ID!]!) { users(ids: $ids) { id name } }`;
+    const single = `query($id: ID!) { user(id: $id) { id name } }`;
+    for (const id of ids) await stack.gql(single, { id }); // both users into L1
+    const before = await responseLookups(stack);
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await stack.gql<AnyData>(pair, { ids }));
+    const after = await responseLookups(stack);
+    // 1st: all L1 hits, but a key never asked before is not kept; 2nd: kept; 3rd: answered from it.
+    expect({ hit: after.hit - before.hit, miss: after.miss - before.miss }).toEqual({ hit: 1, miss: 2 });
+    expect(answers[2]!.text).toBe(answers[1]!.text);
+    expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(2);
   });
 
   it('a write to the user retires every response built from the profile: the next read shows it', async () => {
@@ -106,6 +121,17 @@ describe('response cache', () => {
     expect(withResolvers).toEqual({
       User: ['createdAt', 'email', 'emailVerified', 'events', 'lastLoginAt', 'metrics', 'notifications', 'unreadNotificationCount'],
     });
+  });
+});
+
+describe('the response cache doorkeeper', () => {
+  it('says a key was seen from its second sighting on, and forgets it two generations later', () => {
+    const doorkeeper = new Doorkeeper(4);
+    expect([doorkeeper.seen('a'), doorkeeper.seen('a')]).toEqual([false, true]);
+    for (const k of ['b', 'c', 'd', 'e']) doorkeeper.seen(k); // 'e' starts a second generation
+    expect(doorkeeper.seen('a')).toBe(true); // still in the previous one
+    for (const k of ['f', 'g', 'h', 'i', 'j', 'k', 'l', 'm']) doorkeeper.seen(k);
+    expect(doorkeeper.seen('b')).toBe(false);
   });
 });
 

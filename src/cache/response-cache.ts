@@ -40,16 +40,54 @@ interface CachedResponse {
 /** What a kept response costs besides its JSON: the record, and a pointer per entry it stands on. */
 const RESPONSE_OVERHEAD_BYTES = 200;
 const BYTES_PER_DEPENDENCY = 8;
+/** Distinct keys the doorkeeper remembers per generation (two generations: the last 32k–64k). */
+const DOORKEEPER_GENERATION = 32_768;
+
+/**
+ * Which response keys were asked before, so that a response is kept on its
+ * key's second request rather than its first (TinyLFU's doorkeeper). A query
+ * that never repeats — 50 users picked at random — was otherwise kept, evicted
+ * unread, and paid for in major GCs (see bench/RESULTS.md). Keys are held as
+ * 32-bit hashes in two generations; a collision only keeps a response one
+ * request early.
+ */
+export class Doorkeeper {
+  private current = new Set<number>();
+  private previous = new Set<number>();
+
+  constructor(private readonly generation = DOORKEEPER_GENERATION) {}
+
+  /** Whether the key was asked before; remembers it either way. */
+  seen(key: string): boolean {
+    const hash = fnv1a(key);
+    if (this.current.has(hash)) return true;
+    const before = this.previous.has(hash);
+    if (this.current.size >= this.generation) {
+      this.previous = this.current;
+      this.current = new Set();
+    }
+    this.current.add(hash);
+    return before;
+  }
+}
+
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
 
 /**
  * Whole responses of entity queries, per viewer, document, operation and
  * variables, valid exactly as long as the L1 entries they were built from
  * (see Dependencies). A repeated dashboard skips execution and serialization:
  * the resolvers would produce the same JSON from the same entries for the same
- * viewer. Bounded by bytes (the JSON and what it stands on); in-process only.
+ * viewer. Kept from a key's second request on (see Doorkeeper). Bounded by
+ * bytes (the JSON and what it stands on); in-process only.
  */
 export class ResponseCache {
   private readonly responses: LRUCache<string, CachedResponse>;
+  private readonly doorkeeper = new Doorkeeper();
   private readonly documentIds = new WeakMap<DocumentNode, number>();
   private readonly eligible = new WeakMap<DocumentNode, Map<string | null, boolean>>();
   private nextDocumentId = 1;
@@ -95,6 +133,11 @@ export class ResponseCache {
       },
       stringify: () => json,
     } as ExecutionResult;
+  }
+
+  /** Whether a response to this key, not found, should be kept once built: not on the key's first request. */
+  admits(key: string): boolean {
+    return this.doorkeeper.seen(key);
   }
 
   /** Keeps a response built only from fresh L1 entries, without errors; returns its JSON, or null when not kept. */
@@ -147,6 +190,7 @@ export function useResponseCache(cache: ResponseCache): Plugin<ResponseCacheCont
         setResultAndStopExecution(cached);
         return;
       }
+      if (!cache.admits(key)) return;
       return {
         onExecuteDone({ result, setResult }) {
           if (Symbol.asyncIterator in result) return;

@@ -77,6 +77,13 @@ interface RequestContext {
   firstTime?: boolean;
 }
 
+/** How many of the latencies exceed the bound. */
+function over(values: number[], bound: number): number {
+  let n = 0;
+  for (const v of values) if (v > bound) n++;
+  return n;
+}
+
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -298,6 +305,8 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     'first-time p50 ms': Math.round(percentile(latencies.first, 0.5)),
     'repeat p50 ms': Math.round(percentile(latencies.repeat, 0.5)),
     'repeat p99 ms': Math.round(percentile(latencies.repeat, 0.99)),
+    // p99 ≤ 3× p50 holds exactly when these together are at most 1 % of the requests.
+    'over 3× p50: first-time + repeat': `${over(latencies.first, 3 * result.latency.p50)} + ${over(latencies.repeat, 3 * result.latency.p50)} of ${queries}`,
     'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
     'non-2xx or errors': errors + result.non2xx,
   };

@@ -295,6 +295,7 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     scenario: scenario.name,
     gateway: target,
     'req/s': Math.round(result.requests.average),
+    requests: queries,
     'p50 ms': result.latency.p50,
     'p90 ms': result.latency.p90,
     'p99 ms': result.latency.p99,
@@ -306,7 +307,7 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     'repeat p50 ms': Math.round(percentile(latencies.repeat, 0.5)),
     'repeat p99 ms': Math.round(percentile(latencies.repeat, 0.99)),
     // p99 ≤ 3× p50 holds exactly when these together are at most 1 % of the requests.
-    'over 3× p50: first-time + repeat': `${over(latencies.first, 3 * result.latency.p50)} + ${over(latencies.repeat, 3 * result.latency.p50)} of ${queries}`,
+    'over 3× p50: first-time + repeat': `${over(latencies.first, 3 * result.latency.p50)} + ${over(latencies.repeat, 3 * result.latency.p50)}`,
     'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
     'non-2xx or errors': errors + result.non2xx,
   };
@@ -370,7 +371,10 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
   }
   if (row.scenario === 'dashboard-hot') targetLines.push(check(x >= 5, `dashboard-hot ≥ 5× Apollo req/s (${x.toFixed(2)}×)`));
   if (row.scenario === 'list-50') targetLines.push(check(x >= 2, `list-50 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`), check(row['upstream calls/query'] <= 3, `list-50 ≤ 3 upstream calls/query (${row['upstream calls/query']})`));
-  targetLines.push(check(row['p99 ms'] <= 3 * row['p50 ms'], `${row.scenario}: p99 ≤ 3× p50 (${row['p99 ms']} / ${row['p50 ms']} ms)`), check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`));
+  // A first-time request waits for an upstream round trip; once they are over 1 % of the run, the p99 is one of them.
+  const firstTimeShare = (100 * row['first-time requests']) / row.requests;
+  const p99Detail = `${row['p99 ms']} / ${row['p50 ms']} ms; first-time requests ${firstTimeShare.toFixed(1)} % of the run, over 3× p50 ${row['over 3× p50: first-time + repeat']}`;
+  targetLines.push(check(row['p99 ms'] <= 3 * row['p50 ms'], `${row.scenario}: p99 ≤ 3× p50 (${p99Detail})`), check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`));
 }
 console.log(['', 'Ratios:', ...ratioLines, '', 'Targets:', ...targetLines].join('\n'));
 if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));

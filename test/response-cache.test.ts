@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getNamedType, isObjectType, type GraphQLObjectType } from 'graphql';
 import { makeEntry } from '../src/cache/entry.js';
-import { MemoryTier } from '../src/cache/memory-tier.js';
+import { entryWeight, MemoryTier } from '../src/cache/memory-tier.js';
 import { Doorkeeper, ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
 import { resolvers } from '../src/resolvers/index.js';
 import { buildSchema } from '../src/schema.js';
@@ -139,7 +139,9 @@ describe('L1 entries a response stands on', () => {
   const entry = () => makeEntry({ n: 1 }, { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 }, 1000);
 
   it('are retired when replaced, dropped with their group, cleared or evicted', () => {
-    const l1 = new MemoryTier(1000);
+    // Every key has one character, so entries weigh the same for the same JSON.
+    const weight = (jsonBytes: number) => entryWeight('a', jsonBytes);
+    const l1 = new MemoryTier(weight(100) + weight(900));
     const [a, b, c, d, e] = [entry(), entry(), entry(), entry(), entry()];
     l1.set('a', 'g1', a, 100);
     l1.set('a', 'g1', b, 100); // replaces a
@@ -147,7 +149,7 @@ describe('L1 entries a response stands on', () => {
     expect([l1.holds(a), l1.holds(b), l1.holds(c)]).toEqual([false, true, true]);
     l1.deleteGroup('g2');
     expect(l1.holds(c)).toBe(false);
-    l1.set('d', 'g3', d, 950); // evicts b (1050 bytes would be past the bound)
+    l1.set('d', 'g3', d, 950); // evicts b (b and d together would be past the bound)
     expect([l1.holds(b), l1.holds(d)]).toEqual([false, true]);
     l1.set('e', 'g4', e, 50);
     l1.clear();

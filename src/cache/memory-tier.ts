@@ -2,7 +2,24 @@ import { LRUCache } from 'lru-cache';
 import type { CacheEntry } from './entry.js';
 
 /**
- * L1: entries in this process, bounded by the bytes of their JSON. Values are
+ * What an entry weighs in the heap besides its JSON: the entry's record, its
+ * slots in lru-cache, the group index, and the key and group strings. Measured
+ * with realistic keys, a cached count or a "no such entity" (~100 bytes of JSON)
+ * took ~700–850 bytes of heap. Counted by their JSON alone, a tier of them took
+ * 7–8× its bound, and unknown ids from any client fill it: the 160 MB heap of
+ * `start:prod` ran out after ~150,000 of them. With this added, a tier of
+ * counts, users, notification pages or metrics takes 0.9–1.2× its bound, and
+ * up to 1.5× while small entries churn through it (bench/RESULTS.md, session 6).
+ */
+export const ENTRY_OVERHEAD_BYTES = 640;
+
+/** The bytes an entry is counted for: its JSON, its bookkeeping, and its key and group strings (about the same length). */
+export function entryWeight(key: string, jsonBytes: number): number {
+  return jsonBytes + ENTRY_OVERHEAD_BYTES + 2 * key.length;
+}
+
+/**
+ * L1: entries in this process, bounded by what they weigh (see entryWeight). Values are
  * shared by every request that reads them and must never be mutated. Keys of
  * one group (one user's notification pages, say) are indexed so a write can
  * drop them all without scanning.
@@ -33,10 +50,10 @@ export class MemoryTier {
     return undefined;
   }
 
-  /** `bytes`: the entry's JSON length (as made for L2, or as estimated when there is no L2). */
-  set(key: string, group: string, entry: CacheEntry<unknown>, bytes: number): void {
+  /** `jsonBytes`: the entry's JSON length (as made for L2, or as estimated when there is no L2). */
+  set(key: string, group: string, entry: CacheEntry<unknown>, jsonBytes: number): void {
     if (entry.keepUntil <= Date.now()) return;
-    this.lru.set(key, entry, { size: Math.max(1, bytes) });
+    this.lru.set(key, entry, { size: entryWeight(key, jsonBytes) });
     if (!this.lru.has(key)) return; // larger than the whole tier
     if (this.groupOfKey.get(key) === group) return;
     this.groupOfKey.set(key, group);

@@ -52,7 +52,7 @@ export const ENTITY_SETTINGS: Record<CachedEntity, { env: string; source: Source
 export interface CacheConfig {
   /** false: every read goes upstream (DataLoader batching still applies). */
   enabled: boolean;
-  /** Bound of the in-process tier, in bytes of the entries' JSON. */
+  /** Bound of the in-process tier: each entry's JSON plus its bookkeeping (see entryWeight), about its weight in the heap. */
   l1MaxBytes: number;
   /** A Redis read slower than this counts as a miss (and as a failure for the L2 breaker). */
   l2TimeoutMs: number;
@@ -68,8 +68,9 @@ export interface CacheConfig {
 export function defaultCacheConfig(): CacheConfig {
   return {
     enabled: true,
-    // Entries take 2–3× their JSON size as objects: 16 MiB fits the 160 MB heap `npm run start:prod` sets.
-    l1MaxBytes: 16 * 1024 * 1024,
+    // L1 takes up to 1.5× what its entries are counted for (see entryWeight): 24 MiB is at most
+    // ~36 MB of the 160 MB heap `npm run start:prod` sets, whatever the mix of entities.
+    l1MaxBytes: 24 * 1024 * 1024,
     l2TimeoutMs: 250,
     negativeTtlMs: 10_000,
     // Against vendor latencies of 20 ms and more, 2 ms more on a miss buys one batched call for the

@@ -27,50 +27,21 @@
  * and upstreams' CPU per second of each run), BENCH_JSON=file (the rows as JSON), DEBUG_BENCH=1 (prints the first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { CACHED_ENTITIES, ENTITY_SETTINGS } from '../src/cache/policy.js';
+import { memoryMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
 /** BENCH_TIMELINE=1: latency per second of each run, and the upstreams' CPU (where a p99 comes from). */
 const TIMELINE = Boolean(process.env.BENCH_TIMELINE);
-
-const children: ChildProcess[] = [];
-process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
-
-function start(script: string, env: Record<string, string>, ready: RegExp, nodeArgs: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
-  // `node --import tsx`, not the tsx CLI (which runs the script in a second process): the PID must be the server's own.
-  // Compiled JavaScript runs on plain node, as deployed; TypeScript through tsx (which adds ~100 MB of RSS).
-  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  // A REDIS_URL in the bench's own environment (CI sets one) must not turn the L1-only mode into L1 + L2.
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  if (!('REDIS_URL' in env)) delete childEnv.REDIS_URL;
-  const child = spawn(process.execPath, [...nodeArgs, ...loader, script], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 30_000);
-    const onData = (d: Buffer) => {
-      output += d.toString();
-      if (ready.test(output)) {
-        clearTimeout(timer);
-        resolve({ child, output: () => output });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${script} exited ${code}:\n${output}`)));
-  });
-}
 
 /** Per connection, what autocannon keeps between building a request and its response. */
 interface RequestContext {
@@ -97,25 +68,13 @@ function cpuMs(pid: number): number {
 }
 
 function peakRssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'))!;
-  return Math.round(Number(line.split(/\s+/)[1]) / 1024);
+  return Math.round(memoryMb(pid, 'VmHWM'));
 }
 
-const upstreams = await start('src/upstreams/main.ts', { UPSTREAMS_PORT: '0', UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' }, /A user id to try/);
-const env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+const upstreams = await startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' });
+const { env } = upstreams;
 // BENCH_PROFILE=1: the server writes a V8 CPU profile to bench/.tmp/ when the run ends.
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/.tmp'] : [];
-// The simulated vendors here have no rate limit, so the server is told so, as a deployment sets
-// <SOURCE>_RATE_LIMIT_PER_SEC below its vendors' real limits; otherwise our own bucket is what gets measured.
-// Likewise the per-caller limit: the whole load comes with one token.
-const unlimited = Object.fromEntries([
-  ...['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].flatMap((s) => [
-    [`${s}_RATE_LIMIT_PER_SEC`, '100000'],
-    [`${s}_RATE_LIMIT_BURST`, '1000'],
-  ]),
-  ['CALLER_RATE_LIMIT_PER_SEC', '100000'],
-  ['CALLER_RATE_LIMIT_BURST', '100000'],
-]);
 const upstreamUrls = ['IDENTITY_URL', 'ANALYTICS_URL', 'NOTIFICATIONS_URL', 'AUDIT_URL'].map((k) => env[k]!);
 
 // The first 1,000 user ids, from identity's own listing.
@@ -183,12 +142,8 @@ interface Target {
 }
 const ourEntry = process.env.BENCH_GATEWAY ?? 'dist/main.js';
 // As `npm run start:prod` runs it (see package.json): a V8 heap cap sized to the server's working set.
-const ourNodeArgs = (process.env.BENCH_NODE_ARGS ?? readPackageNodeArgs()).split(' ').filter(Boolean);
-function readPackageNodeArgs(): string {
-  const scripts = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  return scripts['start:prod']!.replace(/^node\s+/, '').replace(/\s*dist\/main\.js.*$/, '');
-}
-const ourEnv = { ...unlimited, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
+const ourNodeArgs = process.env.BENCH_NODE_ARGS === undefined ? startProdNodeArgs() : process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean);
+const ourEnv = { ...UNLIMITED, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
 const everyEntryExpiresAtOnce = Object.fromEntries(
   CACHED_ENTITIES.flatMap((entity) => [
     [`CACHE_${ENTITY_SETTINGS[entity].env}_TTL_MS`, '1'],

@@ -1,0 +1,77 @@
+/**
+ * What the bench scripts share: starting the simulated upstreams and a server
+ * as child processes on loopback, the environment that points a server at the
+ * upstreams, and reading a process's memory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const children: ChildProcess[] = [];
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** Runs a script (TypeScript through tsx, JavaScript on plain node) until its output matches `ready`. */
+export function start(script: string, env: Record<string, string>, ready: RegExp, nodeArgs: string[] = []): Promise<Started> {
+  // `node --import tsx`, not the tsx CLI (which runs the script in a second process): the PID must be the server's own.
+  // Compiled JavaScript runs on plain node, as deployed; TypeScript through tsx (which adds ~100 MB of RSS).
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  // A REDIS_URL in the bench's own environment (CI sets one) must not turn the L1-only mode into L1 + L2.
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  if (!('REDIS_URL' in env)) delete childEnv.REDIS_URL;
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, script], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 30_000);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve({ child, output: () => output });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${script} exited ${code}:\n${output}`)));
+  });
+}
+
+/** The simulated upstreams on free ports; `env` holds the *_URL and credential variables they printed for a server. */
+export async function startUpstreams(settings: Record<string, string> = {}): Promise<Started & { env: Record<string, string> }> {
+  const upstreams = await start('src/upstreams/main.ts', { UPSTREAMS_PORT: '0', ...settings }, /A user id to try/);
+  const env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+  return { ...upstreams, env };
+}
+
+/**
+ * The simulated vendors have no rate limit, so the server is told so, as a deployment sets
+ * <SOURCE>_RATE_LIMIT_PER_SEC below its vendors' real limits; otherwise our own bucket is what gets measured.
+ * Likewise the per-caller limit: the whole load comes with one token.
+ */
+export const UNLIMITED: Record<string, string> = Object.fromEntries([
+  ...['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].flatMap((s) => [
+    [`${s}_RATE_LIMIT_PER_SEC`, '100000'],
+    [`${s}_RATE_LIMIT_BURST`, '1000'],
+  ]),
+  ['CALLER_RATE_LIMIT_PER_SEC', '100000'],
+  ['CALLER_RATE_LIMIT_BURST', '100000'],
+]);
+
+/** A memory line of /proc/<pid>/status in MB: VmRSS (now) or VmHWM (peak). */
+export function memoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`))!;
+  return Number(line.split(/\s+/)[1]) / 1024;
+}
+
+/** node's flags in `npm run start:prod` (package.json): the heap cap and young generation a deployment runs with. */
+export function startProdNodeArgs(): string[] {
+  const { scripts } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  return scripts['start:prod']!.replace(/^node\s+/, '').replace(/\s*dist\/main\.js.*$/, '').split(' ').filter(Boolean);
+}

@@ -64,12 +64,15 @@ describe('partial data with typed errors', () => {
     expect(limited?.extensions?.retryAfterSeconds).toBeTypeOf('number');
   });
 
-  it('identity resetting connections: the user is null with SOURCE_UNAVAILABLE, and the query still answers 200', async () => {
+  it('identity resetting connections: the user keeps its id and the other vendors\' fields, identity\'s fields are SOURCE_UNAVAILABLE', async () => {
     await stack.faults('identity', { down: 'reset' });
-    const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id } }`, { id: stack.userId(5) });
+    const id = stack.userId(5);
+    const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id name metrics { pageViews } } }`, { id });
     expect(res.status).toBe(200);
-    expect(res.body.data).toEqual({ user: null });
-    expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'SOURCE_UNAVAILABLE', source: 'identity', retryable: true });
+    expect(res.body.data!.user).toMatchObject({ id, name: null });
+    expect(res.body.data!.user.metrics.pageViews).toBeTypeOf('number');
+    expect(res.body.errors).toHaveLength(1);
+    expect(res.body.errors![0]).toMatchObject({ path: ['user', 'name'], extensions: { code: 'SOURCE_UNAVAILABLE', source: 'identity', retryable: true } });
     expectNoInternals(stack, res.text);
   });
 
@@ -99,16 +102,20 @@ describe('partial data with typed errors', () => {
     expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'SOURCE_TIMEOUT', source: 'analytics', retryable: true });
   });
 
-  it('users(ids) with identity failing: every item null with its own error, the list itself present', async () => {
+  it('users(ids) with identity failing: every item keeps its id, identity\'s field fails at its own path, unknown ids stay null', async () => {
     await stack.faults('identity', { errorRate: 1, errorStatus: 502 });
     const ids = [stack.userId(1), stack.userId(2)];
-    const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id } }`, { ids });
+    const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id nickname unreadNotificationCount } }`, { ids });
     expect(res.status).toBe(200);
-    expect(res.body.data).toEqual({ users: [null, null] });
+    expect(res.body.data!.users.map((u: AnyData) => [u.id, u.nickname])).toEqual(ids.map((id) => [id, null]));
+    for (const u of res.body.data!.users) expect(u.unreadNotificationCount).toBeTypeOf('number');
     expect(res.body.errors!.map((e) => e.path)).toEqual([
-      ['users', 0],
-      ['users', 1],
+      ['users', 0, 'nickname'],
+      ['users', 1, 'nickname'],
     ]);
+    await stack.faults('identity', {});
+    const unknown = await stack.gql<AnyData>(`query { users(ids: ["auth0|nobody"]) { id } }`);
+    expect(unknown.body.data).toEqual({ users: [null] });
   });
 });
 

@@ -238,7 +238,6 @@ describe('bad upstream data and statuses become typed errors', () => {
   it.each([
     ['truncated JSON', { raw: '{"counts": {"a": ' }, 'SOURCE_BAD_RESPONSE', false],
     ['HTML instead of JSON', { raw: '<html>oops</html>' }, 'SOURCE_BAD_RESPONSE', false],
-    ['a count that is not a number', { body: { counts: { a: 'three' } } }, 'SOURCE_BAD_RESPONSE', false],
     ['no counts at all', { body: { totals: {} } }, 'SOURCE_BAD_RESPONSE', false],
     ['400', { status: 400, body: { error: 'bad' } }, 'SOURCE_BAD_RESPONSE', false],
     ['403', { status: 403, body: {} }, 'SOURCE_AUTH_FAILED', false],
@@ -261,16 +260,30 @@ describe('bad upstream data and statuses become typed errors', () => {
     expect(logs.some((l) => l.includes('failed validation') && l.includes('0.created'))).toBe(true);
   });
 
+  it('a count that is not a number fails its own id, and the others are read', async () => {
+    vendor.script = () => ({ body: { counts: { a: 'three', b: 2, extra: { any: 'shape' } } } });
+    const counts = await sources.notifications.unreadCounts(['a', 'b']);
+    expect(counts.get('b')).toBe(2);
+    expect(counts.get('a')).toBeInstanceOf(SourceError);
+    expect(counts.get('a')).toMatchObject({ code: 'SOURCE_BAD_RESPONSE', source: 'notifications' });
+    expect(counts.has('extra')).toBe(false);
+  });
+
   it.each([
     ['a point that is not an object', [7], 'data.0.series: point 0: expected an object'],
     ['a count that is negative', [{ ts: 1_704_067_200, page_views: 1, sessions: 1 }, { ts: 1_704_070_800, page_views: -1, sessions: 1 }], 'data.0.series: point 1: page_views'],
     ['a timestamp that is a string', [{ ts: '2024-01-01', page_views: 1, sessions: 1 }], 'data.0.series: point 0: ts'],
     ['not an array', { ts: 1 }, 'data.0.series: expected an array of points'],
-  ])('a metrics series with %s is SOURCE_BAD_RESPONSE, logged with the point that failed', async (_name, series, where) => {
-    vendor.script = () => ({ body: { data: [{ user_id: 'u1', page_views: 1, sessions: 1, avg_session_seconds: 1, conversion_rate: 0, series }] } });
-    const e = await sourceError(sources.analytics.metrics(['u1'], { fromSec: 1_704_067_200, toSec: 1_704_153_600, granularity: 'HOUR' }));
+  ])('a metrics series with %s is SOURCE_BAD_RESPONSE for that user alone, naming the point that failed', async (_name, series, where) => {
+    const good = { user_id: 'u2', page_views: 1, sessions: 1, avg_session_seconds: 1, conversion_rate: 0, series: [] };
+    vendor.script = () => ({ body: { data: [{ user_id: 'u1', page_views: 1, sessions: 1, avg_session_seconds: 1, conversion_rate: 0, series }, good], missing: ['u3'] } });
+    const found = await sources.analytics.metrics(['u1', 'u2', 'u3'], { fromSec: 1_704_067_200, toSec: 1_704_153_600, granularity: 'HOUR' });
+    const e = found.get('u1') as SourceError;
+    expect(e).toBeInstanceOf(SourceError);
     expect(e.code).toBe('SOURCE_BAD_RESPONSE');
-    expect(logs.some((l) => l.includes('failed validation') && l.includes(where))).toBe(true);
+    expect(e.detail).toContain(where);
+    expect(found.get('u2')).toMatchObject({ pageViews: 1 });
+    expect(found.has('u3')).toBe(false);
   });
 
   it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {

@@ -58,7 +58,7 @@ export class Caches {
     const byUser = (id: string) => id;
     const whole = () => '';
 
-    this.user = make('identity.user', {
+    this.user = make<string, UserEntity | null>('identity.user', {
       group: byUser,
       variant: whole,
       fetch: async (ids, deadline) => {
@@ -71,7 +71,7 @@ export class Caches {
       variant: (k) => rangeKey(k.range),
       fetch: metricsByRange(sources),
     });
-    this.unreadCount = make('notifications.unreadCount', {
+    this.unreadCount = make<string, number>('notifications.unreadCount', {
       group: byUser,
       variant: whole,
       fetch: async (ids, deadline) => {
@@ -127,7 +127,7 @@ function metricsByRange(sources: Sources): BatchFetch<MetricsKey, MetricsEntity 
       if (!group) byRange.set(r, (group = { range: key.range, ids: [] }));
       group.ids.push(key.userId);
     }
-    const results = new Map<string, Map<string, MetricsEntity> | Error>();
+    const results = new Map<string, Map<string, MetricsEntity | Error> | Error>();
     await Promise.all(
       [...byRange].map(async ([r, group]) => {
         results.set(r, await sources.analytics.metrics(group.ids, group.range, deadline).catch(asError));

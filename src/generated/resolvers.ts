@@ -329,6 +329,32 @@ export type RateLimiterMode =
   /** One token bucket shared by every instance, in Redis. */
   | 'SHARED';
 
+/** One kind of drift at one place in one endpoint's responses. Types, never values. */
+export type SchemaDrift = {
+  __typename?: 'SchemaDrift';
+  /** Responses it was seen in (sampled: at least one a second per endpoint, and every one that could not be read as is). */
+  count: Scalars['Int']['output'];
+  /** The vendor endpoint, as a route template: GET /api/v2/users?q */
+  endpoint: Scalars['String']['output'];
+  /** The type the server reads there (none for UNKNOWN). */
+  expectedType: Scalars['String']['output'];
+  firstSeenAt: Scalars['DateTime']['output'];
+  kind: SchemaDriftKind;
+  lastSeenAt: Scalars['DateTime']['output'];
+  /** Normalised path: [] for array items, * for map keys (users[].email, counts.*). */
+  path: Scalars['String']['output'];
+  /** The JSON type that arrived (absent for MISSING). */
+  seenType: Scalars['String']['output'];
+};
+
+export type SchemaDriftKind =
+  /** A field the server reads was absent: it is null for that entity (or the entity failed, for a required one). */
+  | 'MISSING'
+  /** A field arrived with another JSON type: null for that entity when optional, else the entity failed. */
+  | 'TYPE_CHANGED'
+  /** A field (or map entry) the server does not read: ignored, and counted. */
+  | 'UNKNOWN';
+
 export type SendNotificationInput = {
   /** 1 to 5,000 characters, not blank. */
   body: Scalars['String']['input'];
@@ -360,6 +386,8 @@ export type SourceHealth = {
   __typename?: 'SourceHealth';
   /** Upstream calls (attempts, retries included) in the last minute. */
   calls: Scalars['Int']['output'];
+  /** What this vendor sent that its contract as this server reads it does not say, since this instance started, most recent first. */
+  drift: Array<SchemaDrift>;
   /** Share (0..1) of the last minute's upstream calls that failed in a way that counts against the source (not 404s, client errors or 429s). */
   errorRate: Scalars['Float']['output'];
   /** Per-attempt latency over the last minute, in ms; null without calls. */
@@ -585,6 +613,8 @@ export type ResolversTypes = ResolversObject<{
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   RateLimiterMode: RateLimiterMode;
+  SchemaDrift: ResolverTypeWrapper<SchemaDrift>;
+  SchemaDriftKind: SchemaDriftKind;
   SendNotificationInput: SendNotificationInput;
   SendNotificationPayload: ResolverTypeWrapper<SendNotificationPayload>;
   ServerInfo: ResolverTypeWrapper<ServerInfo>;
@@ -623,6 +653,7 @@ export type ResolversParentTypes = ResolversObject<{
   NotificationEdge: NotificationEdge;
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
+  SchemaDrift: SchemaDrift;
   SendNotificationInput: SendNotificationInput;
   SendNotificationPayload: SendNotificationPayload;
   ServerInfo: ServerInfo;
@@ -759,6 +790,17 @@ export type QueryResolvers<ContextType = GatewayContext, ParentType extends Reso
   viewer?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
 }>;
 
+export type SchemaDriftResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['SchemaDrift'] = ResolversParentTypes['SchemaDrift']> = ResolversObject<{
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  endpoint?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  expectedType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  firstSeenAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['SchemaDriftKind'], ParentType, ContextType>;
+  lastSeenAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  path?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  seenType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
 export type SendNotificationPayloadResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['SendNotificationPayload'] = ResolversParentTypes['SendNotificationPayload']> = ResolversObject<{
   deliveries?: Resolver<Array<ResolversTypes['Delivery']>, ParentType, ContextType>;
   idempotencyKey?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -774,6 +816,7 @@ export type ServerInfoResolvers<ContextType = GatewayContext, ParentType extends
 
 export type SourceHealthResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['SourceHealth'] = ResolversParentTypes['SourceHealth']> = ResolversObject<{
   calls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  drift?: Resolver<Array<ResolversTypes['SchemaDrift']>, ParentType, ContextType>;
   errorRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   latencyMs?: Resolver<Maybe<ResolversTypes['LatencyPercentiles']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -835,6 +878,7 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   NotificationEdge?: NotificationEdgeResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  SchemaDrift?: SchemaDriftResolvers<ContextType>;
   SendNotificationPayload?: SendNotificationPayloadResolvers<ContextType>;
   ServerInfo?: ServerInfoResolvers<ContextType>;
   SourceHealth?: SourceHealthResolvers<ContextType>;

@@ -28,6 +28,12 @@ export class Metrics {
   readonly upstreamRetries = new Counter({ name: 'gateway_upstream_retries_total', help: 'Upstream attempts after the first of a call.', labelNames: ['source', 'route'], registers: [this.registry] });
   readonly rateLimitWaits = new Counter({ name: 'gateway_rate_limiter_waits_total', help: 'Calls that waited for a token of our own limiter.', labelNames: ['source', 'mode'], registers: [this.registry] });
   readonly rateLimitRejections = new Counter({ name: 'gateway_rate_limiter_rejections_total', help: 'Calls refused by our own limiter (the wait would pass the deadline).', labelNames: ['source', 'mode'], registers: [this.registry] });
+  readonly schemaDrift = new Counter({
+    name: 'gateway_upstream_schema_drift_total',
+    help: 'Responses in which a vendor sent something its schema does not read: kind unknown (a field or map entry nobody reads), missing (a field absent), type_changed; path normalised ([] for array items, * for map keys).',
+    labelNames: ['source', 'endpoint', 'kind', 'path'],
+    registers: [this.registry],
+  });
   // prom-client's inc() builds a label hash and validates the labels on every call, which showed in
   // profiles of cached queries; the per-query counters are tallied as plain numbers instead and
   // added to their counters when /metrics is collected.
@@ -71,6 +77,7 @@ export class Metrics {
       });
       source.policy.limiter.onWait((e) => this.rateLimitWaits.labels(e.source, e.mode).inc());
       source.policy.limiter.onReject((e) => this.rateLimitRejections.labels(e.source, e.mode).inc());
+      source.drift.onDrift((e) => this.schemaDrift.labels(e.source, e.endpoint, e.kind, e.path).inc());
     }
     const byName = new Map<SourceName, HttpSource>(sources.map((s) => [s.name, s]));
     new Gauge({

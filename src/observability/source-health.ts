@@ -1,6 +1,7 @@
 import type { SourceName } from '../errors.js';
 import { countsAsFailure, type BreakerState } from '../resilience/source-policy.js';
 import type { RateLimiterMode } from '../resilience/rate-limiter.js';
+import type { DriftRecord } from '../sources/drift.js';
 import type { AttemptEvent, HttpSource } from '../sources/http-source.js';
 import type { Logger } from './logger.js';
 
@@ -11,6 +12,7 @@ export interface SourceHealthSnapshot {
   calls: number;
   latencyMs: { p50: number; p95: number; p99: number } | null;
   rateLimiter: RateLimiterMode;
+  drift: DriftRecord[];
 }
 
 const WINDOW_MS = 60_000;
@@ -80,6 +82,14 @@ export class SourceHealthMonitor {
           'upstream call',
         );
       });
+      source.drift.onDrift((e) => {
+        if (!e.first) return;
+        // Types and paths only, never values (they may hold personal data).
+        logger.warn(
+          { source: e.source, endpoint: e.endpoint, kind: e.kind, path: e.path, seenType: e.seenType, expectedType: e.expectedType },
+          `${e.source} API drift: ${e.kind === 'unknown' ? `unknown field ${e.path} (${e.seenType})` : e.kind === 'missing' ? `field ${e.path} missing` : `field ${e.path} is ${e.seenType}, read as ${e.expectedType}`} in ${e.endpoint}`,
+        );
+      });
       const policy = source.policy;
       policy.retry.onRetry((r) => logger.debug({ source: source.name, attempt: r.attempt, delayMs: Math.round(r.delay) }, 'retrying upstream call'));
       policy.breaker.onBreak(() => logger.warn({ source: source.name }, `circuit opened: calls to ${source.name} fail fast until a probe succeeds`));
@@ -107,6 +117,6 @@ export class SourceHealthMonitor {
   }
 
   snapshot(now = Date.now()): SourceHealthSnapshot[] {
-    return this.sources.map((s) => ({ name: s.name, state: s.policy.state, rateLimiter: s.policy.limiter.mode, ...this.windows.get(s.name)!.summary(now) }));
+    return this.sources.map((s) => ({ name: s.name, state: s.policy.state, rateLimiter: s.policy.limiter.mode, drift: s.drift.list(), ...this.windows.get(s.name)!.summary(now) }));
   }
 }

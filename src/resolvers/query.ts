@@ -1,7 +1,7 @@
 import type { GraphQLResolveInfo } from 'graphql';
 import type { Served } from '../cache/index.js';
 import type { GatewayContext } from '../context.js';
-import { badUserInput } from '../errors.js';
+import { badUserInput, SourceError } from '../errors.js';
 import type { MaybePromise } from '../maybe-promise.js';
 import type { QueryResolvers } from '../generated/resolvers.js';
 import type { UserEntity } from '../sources/models.js';
@@ -9,6 +9,7 @@ import { checkFirst, offsetCursor, offsetFrom } from './cursors.js';
 import { prefetchUserFields } from './prefetch.js';
 
 export const MAX_IDS_PER_QUERY = 500;
+const DRIFT_KIND = { unknown: 'UNKNOWN', missing: 'MISSING', type_changed: 'TYPE_CHANGED' } as const;
 const MAX_ID_LENGTH = 256;
 
 function checkId(id: string, argument: string): void {
@@ -23,12 +24,26 @@ function loadUsers(ids: readonly string[], info: GraphQLResolveInfo, ctx: Gatewa
   return loaded;
 }
 
+/**
+ * No single vendor blanks the page: when identity fails for a user whose id is
+ * known (asked for, or the token's), the user still answers with that id,
+ * identity's fields carry the typed error at their paths, and every other
+ * vendor's fields resolve. Only identity's "no such user" makes the user null.
+ */
+function orIdentityError(id: string, user: MaybePromise<UserEntity | null>): MaybePromise<UserEntity | null> {
+  if (!(user instanceof Promise)) return user;
+  return user.catch((error: unknown) => {
+    if (!(error instanceof SourceError)) throw error;
+    return { id, email: null, emailVerified: null, name: null, nickname: null, avatarUrl: null, createdAt: null, lastLoginAt: null, identityError: error };
+  });
+}
+
 export const Query: QueryResolvers = {
   serverInfo: (_parent, _args, ctx) => ({ version: process.env.npm_package_version ?? '0.1.0', simulatedUpstreams: ctx.simulatedUpstreams }),
 
   user: (_parent, { id }, ctx, info) => {
     checkId(id, 'id');
-    return ctx.stale.take(loadUsers([id], info, ctx)[0]!, info);
+    return orIdentityError(id, ctx.stale.take(loadUsers([id], info, ctx)[0]!, info));
   },
 
   users: (_parent, { ids }, ctx, info) => {
@@ -36,7 +51,7 @@ export const Query: QueryResolvers = {
     for (const id of ids) checkId(id, 'ids');
     // One value or promise per id: a failed or unknown id is a null in its place, the rest still resolve.
     // graphql-js completes a list of promises item by item; the generated type only knows whole lists.
-    return loadUsers(ids, info, ctx).map((served, i) => ctx.stale.take(served, info, i)) as unknown as Promise<UserEntity>[];
+    return loadUsers(ids, info, ctx).map((served, i) => orIdentityError(ids[i]!, ctx.stale.take(served, info, i))) as unknown as Promise<UserEntity>[];
   },
 
   userList: async (_parent, { first, after }, ctx) => {
@@ -52,9 +67,10 @@ export const Query: QueryResolvers = {
     return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
 
-  sources: (_parent, _args, ctx) => ctx.health.snapshot(),
+  sources: (_parent, _args, ctx) =>
+    ctx.health.snapshot().map((s) => ({ ...s, drift: s.drift.map((d) => ({ ...d, kind: DRIFT_KIND[d.kind] })) })),
 
   viewer: (_parent, _args, ctx, info) => {
-    return ctx.stale.take(loadUsers([ctx.viewer.userId], info, ctx)[0]!, info);
+    return orIdentityError(ctx.viewer.userId, ctx.stale.take(loadUsers([ctx.viewer.userId], info, ctx)[0]!, info));
   },
 };

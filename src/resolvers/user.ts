@@ -49,11 +49,20 @@ export const userFieldKeys = {
   },
 };
 
+/** A field identity gives: its error when identity failed for this user (see Query's orIdentityError). */
+function fromIdentity<F extends 'name' | 'nickname' | 'avatarUrl' | 'email' | 'emailVerified' | 'createdAt' | 'lastLoginAt'>(user: UserEntity, field: F): UserEntity[F] {
+  if (user.identityError) throw user.identityError;
+  return user[field];
+}
+
 export const User: UserResolvers = {
-  email: (user, _args, ctx) => (mustOwn(user, ctx, 'email'), user.email),
-  emailVerified: (user, _args, ctx) => (mustOwn(user, ctx, 'emailVerified'), user.emailVerified),
-  createdAt: (user, _args, ctx) => (mustOwn(user, ctx, 'createdAt'), user.createdAt),
-  lastLoginAt: (user, _args, ctx) => (mustOwn(user, ctx, 'lastLoginAt'), user.lastLoginAt),
+  name: (user) => fromIdentity(user, 'name'),
+  nickname: (user) => fromIdentity(user, 'nickname'),
+  avatarUrl: (user) => fromIdentity(user, 'avatarUrl'),
+  email: (user, _args, ctx) => (mustOwn(user, ctx, 'email'), fromIdentity(user, 'email')),
+  emailVerified: (user, _args, ctx) => (mustOwn(user, ctx, 'emailVerified'), fromIdentity(user, 'emailVerified')),
+  createdAt: (user, _args, ctx) => (mustOwn(user, ctx, 'createdAt'), fromIdentity(user, 'createdAt')),
+  lastLoginAt: (user, _args, ctx) => (mustOwn(user, ctx, 'lastLoginAt'), fromIdentity(user, 'lastLoginAt')),
 
   // Not async: a cached field answers without a promise (see EntityLoader).
   metrics: (user, args, ctx, info) => {

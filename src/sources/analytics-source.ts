@@ -2,8 +2,10 @@ import { z } from 'zod';
 import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from './models.js';
-import { count, isCount, isoFromUnixMs, isoFromUnixSeconds, isoOfUnixSeconds, isUnixSeconds } from './normalize.js';
-import { lookupInChunks } from './paging.js';
+import type { SourceError } from '../errors.js';
+import { readsAs } from './drift.js';
+import { count, isCount, isoFromUnixMs, isoFromUnixSeconds, isoOfUnixSeconds, isUnixSeconds, optional, readableItems } from './normalize.js';
+import { lookupInChunks, unreadableIds } from './paging.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
 const MAX_IDS_PER_QUERY = 100;
@@ -34,7 +36,10 @@ function seriesProblem(points: unknown): string | null {
  * thousands of points, and zod's per-value bookkeeping was over a third of
  * what an uncached list allocated (see bench/RESULTS.md).
  */
-const series = z.custom<SeriesPoint[]>((v) => seriesProblem(v) === null, { error: (issue) => seriesProblem(issue.input) ?? 'invalid series' });
+const series = readsAs(
+  z.custom<SeriesPoint[]>((v) => seriesProblem(v) === null, { error: (issue) => seriesProblem(issue.input) ?? 'invalid series' }),
+  z.array(z.object({ ts: z.number(), page_views: z.number(), sessions: z.number() })),
+);
 
 const metricsRow = z.object({
   user_id: z.string(),
@@ -42,11 +47,11 @@ const metricsRow = z.object({
   sessions: count,
   avg_session_seconds: z.number().nonnegative(),
   conversion_rate: z.number().min(0).max(1),
-  last_active: isoFromUnixSeconds.nullish(),
+  last_active: optional(isoFromUnixSeconds),
   // Converted to ISO in the mapping below, each instant formatted once.
   series: series.default([]),
 });
-const metricsResponse = z.object({ data: z.array(metricsRow), missing: z.array(z.string()).default([]) });
+const metricsResponse = z.object({ data: readableItems(metricsRow), missing: optional(z.array(z.string())) });
 
 const eventsResponse = z.object({
   data: z.array(
@@ -54,15 +59,19 @@ const eventsResponse = z.object({
       id: z.union([z.string(), z.number()]).transform(String),
       type: z.string(),
       ts: isoFromUnixMs,
-      properties: z.record(z.string(), z.unknown()).default({}),
+      properties: optional(z.record(z.string(), z.unknown())),
     }),
   ),
-  next_cursor: z.string().nullish(),
+  next_cursor: optional(z.string()),
 });
 
 export class AnalyticsSource extends HttpSource {
-  /** Metrics per user over one range, 100 ids a call; ids the vendor lists as missing are absent. */
-  metrics(ids: readonly string[], range: MetricsRange, deadline?: Deadline): Promise<Map<string, MetricsEntity>> {
+  /**
+   * Metrics per user over one range, 100 ids a call; ids the vendor lists as
+   * missing are absent. A row that cannot be read fails its user alone: the
+   * ids neither answered nor listed missing are errors.
+   */
+  metrics(ids: readonly string[], range: MetricsRange, deadline?: Deadline): Promise<Map<string, MetricsEntity | SourceError>> {
     return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
       const res = await this.fetch({
         route: 'POST /v1/metrics/query',
@@ -74,8 +83,9 @@ export class AnalyticsSource extends HttpSource {
         schema: metricsResponse,
         deadline,
       });
-      return res.body.data.map(
-        (row): [string, MetricsEntity] => [
+      const { items, unreadable, problem } = res.body.data;
+      const found = items.map(
+        (row): [string, MetricsEntity | SourceError] => [
           row.user_id,
           {
             pageViews: row.page_views,
@@ -87,6 +97,10 @@ export class AnalyticsSource extends HttpSource {
           },
         ],
       );
+      if (unreadable === 0) return found;
+      const missing = new Set(res.body.missing ?? []);
+      const notMissing = batch.filter((id) => !missing.has(id));
+      return [...found, ...unreadableIds(notMissing, found, () => this.unreadableEntity('POST /v1/metrics/query', 'a metrics row', `data.${problem}`))];
     });
   }
 
@@ -101,6 +115,6 @@ export class AnalyticsSource extends HttpSource {
       deadline,
     });
     if (!res) return null;
-    return { events: res.body.data.map((e) => ({ id: e.id, type: e.type, occurredAt: e.ts, properties: e.properties })), nextCursor: res.body.next_cursor ?? null };
+    return { events: res.body.data.map((e) => ({ id: e.id, type: e.type, occurredAt: e.ts, properties: e.properties ?? {} })), nextCursor: res.body.next_cursor ?? null };
   }
 }

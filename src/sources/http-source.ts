@@ -6,6 +6,8 @@ import type { Logger } from '../observability/logger.js';
 import { Deadline } from '../resilience/deadline.js';
 import type { SourcePolicy } from '../resilience/source-policy.js';
 import type { UpstreamAuth } from './auth.js';
+import { DriftRecorder } from './drift.js';
+import { forgivenSoFar } from './normalize.js';
 import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
 
 export interface HttpSourceOptions {
@@ -74,10 +76,13 @@ export abstract class HttpSource {
   /** Every HTTP exchange, retries included; observability subscribes. */
   readonly onAttempt = this.attemptEmitter.addListener;
   protected readonly logger: Logger;
+  /** What this vendor sends that its schemas do not read (unknown, missing and retyped fields). */
+  readonly drift: DriftRecorder;
   private readonly basePath: string;
 
   constructor(protected readonly options: HttpSourceOptions) {
     this.name = options.name;
+    this.drift = new DriftRecorder(options.name);
     this.policy = options.policy;
     this.logger = options.logger;
     this.basePath = new URL(options.baseUrl).pathname.replace(/\/+$/, '');
@@ -165,7 +170,9 @@ export abstract class HttpSource {
     } catch {
       return this.badResponse(request, 'body is not JSON');
     }
+    const forgivenBefore = forgivenSoFar();
     const parsed = request.schema.safeParse(json);
+    this.drift.inspect(request.route, json, request.schema, !parsed.success || forgivenSoFar() !== forgivenBefore);
     if (!parsed.success) {
       const where = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
       return this.badResponse(request, `unexpected shape: ${where.join('; ')}`);
@@ -174,8 +181,14 @@ export abstract class HttpSource {
   }
 
   private badResponse(request: SourceRequest<unknown>, detail: string): never {
-    // Paths and messages only: the body itself may hold personal data.
-    this.logger.warn({ source: this.name, route: request.route, detail }, 'upstream response failed validation');
-    throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail });
+    // Paths and messages only: the body itself may hold personal data. The request's own
+    // log line carries the detail at warn; this one is for following a single call.
+    this.logger.debug({ source: this.name, route: request.route, detail }, 'upstream response failed validation');
+    throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${request.route}: ${detail}` });
+  }
+
+  /** The error for one entity of an answer that could not be read (its other entities could). */
+  protected unreadableEntity(route: string, what: string, problem: string | undefined): SourceError {
+    return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: ${what} could not be read${problem ? ` (${problem})` : ''}` });
   }
 }

@@ -2,23 +2,27 @@ import { z } from 'zod';
 import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { OffsetPage, UserEntity } from './models.js';
-import { isoFromDateString, count } from './normalize.js';
-import { lookupInChunks, planPages } from './paging.js';
+import type { SourceError } from '../errors.js';
+import { isoFromDateString, count, optional, readableItems } from './normalize.js';
+import { lookupInChunks, planPages, unreadableIds } from './paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
 const MAX_IDS_PER_QUERY = 100;
 
+// Every field of the contract is named (those not read as unknown), so that drift means a change, not a field we skip.
 const user = z
   .object({
     user_id: z.string().min(1),
-    email: z.string().nullish(),
-    email_verified: z.boolean().nullish(),
-    name: z.string().nullish(),
-    nickname: z.string().nullish(),
-    picture: z.string().nullish(),
-    created_at: isoFromDateString.nullish(),
-    last_login: isoFromDateString.nullish(),
+    email: optional(z.string()),
+    email_verified: optional(z.boolean()),
+    name: optional(z.string()),
+    nickname: optional(z.string()),
+    picture: optional(z.string()),
+    created_at: optional(isoFromDateString),
+    last_login: optional(isoFromDateString),
+    updated_at: z.unknown().optional(),
+    logins_count: z.unknown().optional(),
   })
   .transform(
     (u): UserEntity => ({
@@ -33,7 +37,7 @@ const user = z
     }),
   );
 
-const page = z.object({ total: count, users: z.array(user) });
+const page = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(user) });
 
 /** A Lucene phrase: backslash and quote escaped, so an id can never close the phrase or add a clause. */
 function phrase(value: string): string {
@@ -41,8 +45,12 @@ function phrase(value: string): string {
 }
 
 export class IdentitySource extends HttpSource {
-  /** Users by id through the search endpoint, 100 ids a call; unknown ids are absent from the map. */
-  usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity>> {
+  /**
+   * Users by id through the search endpoint, 100 ids a call; unknown ids are
+   * absent from the map. When the answer held users that could not be read
+   * (no user_id), the ids it did not answer for are errors, not unknown.
+   */
+  usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity | SourceError>> {
     return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
       const q = `user_id:(${batch.map(phrase).join(' OR ')})`;
       const res = await this.fetch({
@@ -52,7 +60,9 @@ export class IdentitySource extends HttpSource {
         schema: page,
         deadline,
       });
-      return res.body.users.map((u) => [u.id, u] as const);
+      const { items, unreadable, problem } = res.body.users;
+      const found: [string, UserEntity | SourceError][] = items.map((u) => [u.id, u]);
+      return unreadable === 0 ? found : [...found, ...unreadableIds(batch, found, () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${problem}`))];
     });
   }
 
@@ -70,7 +80,7 @@ export class IdentitySource extends HttpSource {
         }),
       ),
     );
-    const items = pages.flatMap((p) => p.body.users).slice(plan.skip, plan.skip + first);
+    const items = pages.flatMap((p) => p.body.users.items).slice(plan.skip, plan.skip + first);
     const totalCount = pages[0]!.body.total;
     return { items, totalCount, hasNextPage: offset + items.length < totalCount };
   }

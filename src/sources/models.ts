@@ -1,3 +1,5 @@
+import type { SourceError } from '../errors.js';
+
 /**
  * The normalized entities sources return: camelCase, ISO 8601 UTC timestamps,
  * typed. Vendor dialects never get past a source.
@@ -12,6 +14,12 @@ export interface UserEntity {
   avatarUrl: string | null;
   createdAt: string | null;
   lastLoginAt: string | null;
+  /**
+   * Set by the resolvers, never by a source or a cache: identity failed for a
+   * user whose id is known, so its fields answer with this error while every
+   * other vendor's fields resolve as usual.
+   */
+  identityError?: SourceError;
 }
 
 export type Granularity = 'HOUR' | 'DAY';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { readsAs } from './drift.js';
 
 /**
  * Zod pieces that turn vendor dialects into the schema's: every timestamp ends
@@ -48,4 +49,64 @@ export function isoOfUnixSeconds(seconds: number): string {
     isoCache.set(ms, text);
   }
   return text;
+}
+
+/**
+ * Reading leniently (UPSTREAMS.md: unknown fields are ignored, never
+ * rejected; a mistyped optional field nulls that field only). Each helper that
+ * forgives something counts it here, and HttpSource compares the count before
+ * and after a parse (zod parses synchronously) to walk that response in full
+ * for drift instead of waiting for the next sample.
+ */
+let forgivenCount = 0;
+export const forgivenSoFar = (): number => forgivenCount;
+
+/** An optional field: absent or null is null; a value of the wrong type is null too, and noticed. */
+export function optional<T extends z.ZodType>(schema: T) {
+  return schema.nullish().catch(() => {
+    forgivenCount++;
+    return null;
+  });
+}
+
+/** Where and why the first unreadable item failed: issue paths and messages, never values. */
+function describeIssue(at: string, error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `${[at, ...issue.path.map(String)].join('.')}: ${issue.message}` : at;
+}
+
+/** An array whose items are read one by one: an item that does not read is left out and counted, the rest kept. */
+export function readableItems<T extends z.ZodType>(item: T) {
+  const lenient = z.array(z.unknown()).transform((raw) => {
+    const items: z.output<T>[] = [];
+    let unreadable = 0;
+    let problem: string | undefined;
+    for (let i = 0; i < raw.length; i++) {
+      const parsed = item.safeParse(raw[i]);
+      if (parsed.success) items.push(parsed.data);
+      else {
+        unreadable++;
+        problem ??= describeIssue(String(i), parsed.error);
+      }
+    }
+    if (unreadable > 0) forgivenCount++;
+    return { items, unreadable, problem };
+  });
+  return readsAs(lenient, z.array(item));
+}
+
+/** A map keyed by id whose entries are read one by one: an entry that does not read is left out, its key kept in `unreadable`. */
+export function readableEntries<T extends z.ZodType>(value: T) {
+  const lenient = z.record(z.string(), z.unknown()).transform((raw) => {
+    const entries = new Map<string, z.output<T>>();
+    const unreadable = new Map<string, string>();
+    for (const key in raw) {
+      const parsed = value.safeParse(raw[key]);
+      if (parsed.success) entries.set(key, parsed.data);
+      else unreadable.set(key, describeIssue('*', parsed.error));
+    }
+    if (unreadable.size > 0) forgivenCount++;
+    return { entries, unreadable };
+  });
+  return readsAs(lenient, z.record(z.string(), value));
 }

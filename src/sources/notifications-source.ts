@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Deadline } from '../resilience/deadline.js';
 import { HttpSource, pathSegment } from './http-source.js';
 import type { NotificationEntity, OffsetPage } from './models.js';
-import { count, isoFromDateString } from './normalize.js';
+import type { SourceError } from '../errors.js';
+import { count, isoFromDateString, readableEntries } from './normalize.js';
 import { lookupInChunks, planPages } from './paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
@@ -34,7 +35,7 @@ const notification = z
 const notificationList = z.array(notification);
 const markedRead = z.object({ updated: count });
 const VENDOR_CHANNEL: Record<NotificationEntity['channel'], 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
-const unreadCounts = z.object({ counts: z.record(z.string(), count) });
+const unreadCounts = z.object({ counts: readableEntries(count) });
 
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];
@@ -97,8 +98,8 @@ export class NotificationsSource extends HttpSource {
     return res?.body.updated ?? null;
   }
 
-  /** Unread counts for many users, 100 a call. */
-  unreadCounts(ids: readonly string[], deadline?: Deadline): Promise<Map<string, number>> {
+  /** Unread counts for many users, 100 a call; a count that cannot be read fails its user alone. Keys nobody asked for are ignored. */
+  unreadCounts(ids: readonly string[], deadline?: Deadline): Promise<Map<string, number | SourceError>> {
     return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
       const res = await this.fetch({
         route: 'GET /v1/unread-counts',
@@ -107,7 +108,13 @@ export class NotificationsSource extends HttpSource {
         schema: unreadCounts,
         deadline,
       });
-      return Object.entries(res.body.counts);
+      const { entries, unreadable } = res.body.counts;
+      const found: [string, number | SourceError][] = [...entries];
+      for (const id of batch) {
+        const problem = unreadable.get(id);
+        if (problem !== undefined) found.push([id, this.unreadableEntity('GET /v1/unread-counts', 'a count', `counts.${problem}`)]);
+      }
+      return found;
     });
   }
 }

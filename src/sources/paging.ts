@@ -48,3 +48,9 @@ export async function lookupInChunks<V>(
   );
   return found;
 }
+
+/** For the ids of a batch that an answer with unreadable entries did not answer for: an error each (which entry was theirs cannot be told). */
+export function unreadableIds<V, E>(batch: readonly string[], found: ReadonlyArray<readonly [string, V]>, error: () => E): [string, E][] {
+  const answered = new Set(found.map(([id]) => id));
+  return batch.filter((id) => !answered.has(id)).map((id) => [id, error()]);
+}

@@ -27,6 +27,18 @@ export const faultProfileSchema = z
     malformedRate: z.number().min(0).max(1).default(0),
     /** `syntax`: truncated JSON. `shape`: valid JSON of the wrong shape. */
     malformedKind: z.enum(['syntax', 'shape']).default('syntax'),
+    /** How an injected error status is answered: the API's own JSON, or an HTML page as a proxy or load balancer in front of it sends. */
+    errorBody: z.enum(['json', 'html']).default('json'),
+    /**
+     * Drift, as vendors ship it without notice. `extraFields`: an unknown field
+     * (whose value is an object) added to every object of a successful JSON body,
+     * maps keyed by id included; `renameFields`: old name → new name wherever the
+     * field appears; `retypeFields`: these fields change JSON type wherever they
+     * appear (a string becomes a number, anything else a string).
+     */
+    extraFields: z.boolean().default(false),
+    renameFields: z.record(z.string().min(1), z.string().min(1)).default({}),
+    retypeFields: z.array(z.string().min(1)).default([]),
     /** Only these routes (as named in stats, e.g. "GET /v1/unread-counts") get the faults; all when absent. */
     routes: z.array(z.string()).nullable().default(null),
   })

@@ -1,6 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { applyDrift, hasDrift } from './drift.js';
 import { faultProfileSchema, NO_FAULTS, type FaultProfile, type FaultProfileInput } from './faults.js';
 import { UpstreamStats } from './stats.js';
 
@@ -216,7 +217,7 @@ export class SimulatedUpstream {
       reply = this.api.rateLimited(window);
     } else if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
       // An injected 429 speaks the API's own dialect (its Retry-After or x-ratelimit-* headers).
-      reply = faults.errorStatus === 429 ? this.api.rateLimited(window) : json(faults.errorStatus, { error: 'injected_fault' });
+      reply = faults.errorStatus === 429 ? this.api.rateLimited(window) : faults.errorBody === 'html' ? htmlError(faults.errorStatus) : json(faults.errorStatus, { error: 'injected_fault' });
     } else if (!route || !match) {
       reply = json(404, { error: 'not_found' });
     } else {
@@ -226,11 +227,13 @@ export class SimulatedUpstream {
         return this.send(res, routeName, json(400, { error: 'bad_path' }));
       }
       reply = (!route.public && this.api.authenticate(request)) || (await route.handler(request));
+      if (reply.status < 300 && reply.body !== undefined && hasDrift(faults)) reply = { ...reply, body: applyDrift(reply.body, faults) };
       if (reply.status < 300 && faults.malformedRate > 0 && Math.random() < faults.malformedRate) {
         reply = malformed(reply, faults.malformedKind);
       }
     }
     this.api.decorate?.(reply, window);
+    if (reply.status === 429) this.stats.throttledUntil(Date.now(), window.resetSec * 1000);
     this.send(res, routeName, reply);
   }
 
@@ -297,6 +300,11 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   }
   if (size === 0) return undefined;
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function htmlError(status: number): Reply {
+  const page = `<!DOCTYPE html>\n<html><head><title>${status} Error</title></head><body><h1>${status} Error</h1><p>The upstream server is temporarily unable to service your request.</p><hr><address>nginx</address></body></html>\n`;
+  return { status, rawBody: page, headers: { 'content-type': 'text/html; charset=utf-8' } };
 }
 
 function malformed(reply: Reply, kind: 'syntax' | 'shape'): Reply {

@@ -18,7 +18,17 @@ export interface StatsSnapshot {
   /** Unix second → requests received in it. */
   perSecond: Record<string, number>;
   maxPerSecond: number;
+  /**
+   * 429s sent, and requests that arrived while a 429 had told the client to
+   * wait (before its Retry-After or reset instant) and were not already on
+   * their way when it was sent (more than IN_FLIGHT_GRACE_MS after it).
+   */
+  throttled: number;
+  ignoredRetryAfter: number;
 }
+
+/** Requests arriving this soon after a 429 went out were sent before the client could have read it. */
+export const IN_FLIGHT_GRACE_MS = 50;
 
 const KEEP_BATCHES = 1000;
 const KEEP_RECENT = 20;
@@ -28,6 +38,10 @@ export class UpstreamStats {
   private totalCalls = 0;
   private routes = new Map<string, RouteStats>();
   private perSecond = new Map<number, number>();
+  private throttledCount = 0;
+  private ignoredRetryAfter = 0;
+  /** The latest 429's send time and the instant it told clients to come back. */
+  private throttle = { sentAt: 0, until: 0 };
 
   private route(name: string): RouteStats {
     let r = this.routes.get(name);
@@ -41,6 +55,7 @@ export class UpstreamStats {
   /** Counts a request when it arrives; returns how many arrived in this second so far. */
   arrived(routeName: string, target: string, nowMs: number): number {
     this.totalCalls++;
+    if (nowMs < this.throttle.until && nowMs > this.throttle.sentAt + IN_FLIGHT_GRACE_MS) this.ignoredRetryAfter++;
     const r = this.route(routeName);
     r.calls++;
     r.recent.push(target);
@@ -61,6 +76,12 @@ export class UpstreamStats {
     r.statuses[key] = (r.statuses[key] ?? 0) + 1;
   }
 
+  /** A 429 went out at `sentAt` telling clients to wait until `until` (Unix ms). */
+  throttledUntil(sentAt: number, until: number): void {
+    this.throttledCount++;
+    if (until > this.throttle.until) this.throttle = { sentAt, until };
+  }
+
   batch(routeName: string, size: number): void {
     const sizes = this.route(routeName).batchSizes;
     sizes.push(size);
@@ -71,6 +92,9 @@ export class UpstreamStats {
     this.totalCalls = 0;
     this.routes = new Map();
     this.perSecond = new Map();
+    this.throttledCount = 0;
+    this.ignoredRetryAfter = 0;
+    this.throttle = { sentAt: 0, until: 0 };
   }
 
   snapshot(): StatsSnapshot {
@@ -84,6 +108,6 @@ export class UpstreamStats {
     for (const [name, r] of this.routes) {
       routes[name] = { calls: r.calls, statuses: { ...r.statuses }, batchSizes: [...r.batchSizes], recent: [...r.recent] };
     }
-    return { totalCalls: this.totalCalls, routes, perSecond, maxPerSecond };
+    return { totalCalls: this.totalCalls, routes, perSecond, maxPerSecond, throttled: this.throttledCount, ignoredRetryAfter: this.ignoredRetryAfter };
   }
 }

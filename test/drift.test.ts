@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { sharedStack } from './helpers/stack.js';
+
+/**
+ * Vendors add, rename and retype fields without notice (UPSTREAMS.md). The
+ * server reads what it needs, ignores the rest, nulls a mistyped optional
+ * field, fails only the entity whose required field broke, and counts and
+ * shows every drift it notices.
+ */
+const stack = sharedStack({ tuning: { identity: { retryMaxAttempts: 1 }, analytics: { retryMaxAttempts: 1 }, notifications: { retryMaxAttempts: 1 } } });
+
+type AnyData = Record<string, any>;
+
+const DASHBOARD = `query($ids: [ID!]!) { users(ids: $ids) { id name email lastLoginAt metrics { pageViews lastActiveAt } unreadNotificationCount notifications(first: 2) { totalCount edges { node { title } } } events(first: 2) { edges { node { type } } } } }`;
+const SOURCES_DRIFT = `{ sources { name drift { endpoint kind path seenType expectedType count } } }`;
+
+async function metricsText(): Promise<string> {
+  return (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+}
+
+function driftOf(data: AnyData, source: string): AnyData[] {
+  return data.sources.find((s: AnyData) => s.name === source).drift;
+}
+
+describe('schema drift', () => {
+  it('extra fields everywhere (objects, arrays of objects, maps keyed by id) change nothing, and are counted at their paths', async () => {
+    const ids = [stack.userId(10), stack.userId(11)];
+    const clean = await stack.gql<AnyData>(DASHBOARD, { ids });
+    expect(clean.body.errors).toBeUndefined();
+
+    for (const name of ['identity', 'analytics', 'notifications'] as const) await stack.faults(name, { extraFields: true });
+    const drifted = await stack.gql<AnyData>(DASHBOARD, { ids });
+    expect(drifted.status).toBe(200);
+    expect(drifted.body.errors).toBeUndefined();
+    expect(drifted.body.data).toEqual(clean.body.data);
+
+    const metrics = await metricsText();
+    for (const [source, endpoint, path] of [
+      ['notifications', 'GET /v1/unread-counts', 'counts.*'],
+      ['notifications', 'GET /v1/unread-counts', 'x_drift'],
+      ['notifications', 'GET /v1/users/:id/notifications', '[].x_drift'],
+      ['identity', 'GET /api/v2/users?q', 'users[].x_drift'],
+      ['analytics', 'POST /v1/metrics/query', 'data[].x_drift'],
+      ['analytics', 'POST /v1/metrics/query', 'data[].series[].x_drift'],
+    ]) {
+      expect(metrics).toMatch(new RegExp(`gateway_upstream_schema_drift_total\\{source="${source}",endpoint="${endpoint!.replace(/[?]/g, '\\?')}",kind="unknown",path="${path!.replace(/[.*[\]]/g, '\\$&')}"\\} [1-9]`));
+    }
+    // No id ever becomes a label.
+    expect(metrics).not.toContain(ids[0]!);
+
+    const sources = await stack.gql<AnyData>(SOURCES_DRIFT);
+    expect(driftOf(sources.body.data!, 'notifications')).toContainEqual(expect.objectContaining({ endpoint: 'GET /v1/unread-counts', kind: 'UNKNOWN', path: 'counts.*', seenType: 'object', expectedType: 'number' }));
+    // Logged once per new path, at warn, with types and never values.
+    const lines = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.msg?.includes('API drift') && l.path === 'counts.*');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.level).toBe(40);
+    expect(JSON.stringify(lines[0])).not.toContain('2026-12-01');
+  });
+
+  it('a retyped optional field is null for that entity, the rest of it answers, and the change is shown', async () => {
+    const id = stack.userId(12);
+    await stack.faults('identity', { retypeFields: ['email', 'last_login'] });
+    await stack.faults('analytics', { retypeFields: ['last_active'] });
+    const res = await stack.gql<AnyData>(DASHBOARD, { ids: [id] });
+    expect(res.body.errors).toBeUndefined();
+    const user = res.body.data!.users[0];
+    expect(user).toMatchObject({ id, name: stack.upstreams.dataset.users[12]!.name, email: null, lastLoginAt: null, metrics: { lastActiveAt: null } });
+    expect(user.metrics.pageViews).toBeTypeOf('number');
+    const sources = await stack.gql<AnyData>(SOURCES_DRIFT);
+    expect(driftOf(sources.body.data!, 'identity')).toContainEqual(expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'users[].email', seenType: 'number', expectedType: 'string' }));
+    expect(driftOf(sources.body.data!, 'analytics')).toContainEqual(expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'data[].last_active', seenType: 'string', expectedType: 'number' }));
+  });
+
+  it('a renamed required field fails only the entities it belongs to, typed, and shows as missing plus unknown', async () => {
+    const ids = [stack.userId(13), stack.userId(14)];
+    await stack.faults('analytics', { renameFields: { page_views: 'pageviews' } });
+    const res = await stack.gql<AnyData>(DASHBOARD, { ids });
+    expect(res.status).toBe(200);
+    for (const [i] of ids.entries()) {
+      expect(res.body.data!.users[i]).toMatchObject({ id: ids[i], name: stack.upstreams.dataset.users[13 + i]!.name, metrics: null });
+      expect(res.body.data!.users[i].unreadNotificationCount).toBeTypeOf('number');
+    }
+    const codes = new Set(res.body.errors!.map((e) => `${e.extensions!.code} ${e.extensions!.source} ${e.path!.at(-1)}`));
+    expect([...codes]).toEqual(['SOURCE_BAD_RESPONSE analytics metrics']);
+    const drift = driftOf((await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!, 'analytics');
+    expect(drift).toContainEqual(expect.objectContaining({ endpoint: 'POST /v1/metrics/query', kind: 'MISSING', path: 'data[].page_views' }));
+    expect(drift).toContainEqual(expect.objectContaining({ endpoint: 'POST /v1/metrics/query', kind: 'UNKNOWN', path: 'data[].pageviews', seenType: 'number' }));
+  });
+
+  it('a user without its id fails as an error, not as "no such user", and the map keyed by id keeps its readable entries', async () => {
+    const ids = [stack.userId(15), stack.userId(16)];
+    await stack.faults('identity', { renameFields: { user_id: 'id' } });
+    await stack.faults('notifications', { retypeFields: [ids[0]!] });
+    const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id name unreadNotificationCount } }`, { ids });
+    expect(res.status).toBe(200);
+    const byPath = new Map(res.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code]));
+    // Identity's fields fail with a typed error; the user is not reported unknown.
+    expect(byPath.get('users.0.name')).toBe('SOURCE_BAD_RESPONSE');
+    expect(byPath.get('users.1.name')).toBe('SOURCE_BAD_RESPONSE');
+    // The retyped count fails its own user only.
+    expect(byPath.get('users.0.unreadNotificationCount')).toBe('SOURCE_BAD_RESPONSE');
+    expect(res.body.data!.users[1].unreadNotificationCount).toBeTypeOf('number');
+    expect(res.body.data!.users.map((u: AnyData) => u.id)).toEqual(ids);
+  });
+});

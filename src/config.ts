@@ -12,8 +12,10 @@ export const SOURCE_NAMES = ['identity', 'analytics', 'notifications', 'audit'] 
 
 /** Every per-source policy setting; `<SOURCE>_<SETTING>` in the environment (see SOURCE_SETTINGS). */
 export interface SourceTuning {
-  /** Per-attempt timeout for one upstream HTTP call. */
+  /** Per-attempt timeout for one upstream HTTP call (capped by what is left of the request's deadline). */
   timeoutMs: number;
+  /** Time to open a connection (TCP and TLS) to the upstream. */
+  connectTimeoutMs: number;
   /** Keep-alive connections in the undici pool for this origin. */
   connections: number;
   /** Attempts in all (1 = no retry) for transient failures. */
@@ -41,7 +43,8 @@ const all = (n: number): Record<SourceName, number> => ({ identity: n, analytics
 
 /** Env suffix → setting, bounds and default per source. */
 export const SOURCE_SETTINGS: Record<string, Setting> = {
-  TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, defaults: { ...all(2000), audit: 3000 } },
+  TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, defaults: { ...all(1000), audit: 2000 } },
+  CONNECT_TIMEOUT_MS: { key: 'connectTimeoutMs', min: 1, max: 600_000, integer: true, defaults: all(1000) },
   CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, defaults: { ...all(32), audit: 8 } },
   RETRY_MAX_ATTEMPTS: { key: 'retryMaxAttempts', min: 1, max: 10, integer: true, defaults: all(3) },
   RETRY_BASE_DELAY_MS: { key: 'retryBaseDelayMs', min: 1, max: 60_000, integer: true, defaults: all(100) },
@@ -202,7 +205,7 @@ const envSchema = z.object({
   NOTIFICATIONS_TOKEN: secret.optional(),
   AUDIT_URL: httpUrl.optional(),
   AUDIT_API_KEY: secret.optional(),
-  REQUEST_DEADLINE_MS: int(100, 600_000).default(8000),
+  REQUEST_DEADLINE_MS: int(100, 600_000).default(3000),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:'),
   AUTH_JWKS_URL: httpUrl.optional(),

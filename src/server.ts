@@ -15,12 +15,15 @@ import { CallerRateLimiter, useCallerRateLimit } from './ops/caller-rate-limit.j
 import { useAutomaticPersistedQueries } from './ops/use-apq.js';
 import { useOpsEndpoints } from './ops/use-ops-endpoints.js';
 import { useResponseCompression } from './ops/use-response-compression.js';
+import { readRequestBody, refuseBeforeContinue } from './ops/request-body.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './cache/index.js';
 import { Dependencies, ResponseCache, useResponseCache } from './cache/response-cache.js';
 import { StaleReport, useStaleReport } from './cache/stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
-import { toClientError } from './errors.js';
+import { SourceError, toClientError } from './errors.js';
+import { GraphQLError } from 'graphql';
+import { SourceFailureLog } from './observability/source-failure-log.js';
 import { useInputErrorCodes } from './use-input-error-codes.js';
 import type { Logger } from './observability/logger.js';
 import { buildSchema } from './schema.js';
@@ -103,6 +106,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     config.cache.enabled ? (redis ? 'Cache: L1 in process + L2 in Redis, shared by instances' : 'Cache: L1 in process only (set REDIS_URL to share an L2 between instances)') : 'Cache off (CACHE_ENABLED=false): every read goes upstream',
   );
 
+  const sourceFailures = new SourceFailureLog(logger);
   let draining = false;
   const { ops } = config;
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
@@ -122,7 +126,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     // Unexpected errors are always masked ("Unexpected error."), in development too: a stack trace is no client's business.
     maskedErrors: { maskError: (error, message) => toClientError(error, message) },
     batching: ops.limits.batching ? { limit: 10 } : false,
-    // The node server below bounds bodies by Content-Length before yoga sees them (and refuses bodies without one);
+    // The node server below reads and bounds bodies before yoga sees them (ops/request-body.ts);
     // yoga's own limit would pipe every body through a stream, ~10 % of a cached query's CPU.
     maxRequestBodySize: false,
     cors: ops.corsOrigins.length > 0 ? { origin: ops.corsOrigins, credentials: true, methods: ['GET', 'POST'], allowedHeaders: ['authorization', 'content-type', 'x-request-id'], exposedHeaders: ['x-request-id', 'retry-after'] } : false,
@@ -130,11 +134,16 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
-      error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error'),
+      error: (...args) => {
+        const err = args.find((a) => a instanceof Error);
+        // A vendor's failure is expected: the request log writes one warn line per source for it, no stack.
+        if (err instanceof SourceError || (err instanceof GraphQLError && err.originalError instanceof SourceError)) return;
+        logger.error({ err }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error');
+      },
     },
     plugins: [
       useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
-      useRequestLog(logger, metrics),
+      useRequestLog(logger, metrics, sourceFailures),
       ...(ops.persistedOperationsRequired ? [usePersistedOperations({
               getPersistedOperation: persistedOperations(),
               allowArbitraryOperations: false,
@@ -174,14 +183,21 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
   });
 
-  const server = createServer((req, res) => {
-    // Bodies are bounded before anything reads them: by Content-Length, and a body without one must declare it.
-    if (req.method === 'POST') {
-      const length = Number(req.headers['content-length']);
-      if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) return refuse(res, 411, 'Send Content-Length with the request body.');
-      if (length > ops.limits.maxBodyBytes) return refuse(res, 413, `The request body may be at most ${ops.limits.maxBodyBytes} bytes.`);
-    }
-    void yoga(req, res);
+  const bodyLimits = { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs };
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== 'POST') return void yoga(req, res);
+    // The body is read (bounded, timed, checked) before yoga; yoga takes it from `req.body`.
+    void readRequestBody(req, res, bodyLimits).then((body) => {
+      if (body === null) return;
+      (req as IncomingMessage & { body?: Buffer }).body = body;
+      void yoga(req, res);
+    });
+  };
+  const server = createServer(handle);
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (refuseBeforeContinue(req, res, ops.limits.maxBodyBytes)) return;
+    res.writeContinue();
+    handle(req, res);
   });
   server.requestTimeout = ops.limits.requestTimeoutMs;
   server.headersTimeout = Math.min(ops.limits.requestTimeoutMs, 60_000);
@@ -219,6 +235,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         await closed;
       }
       health.close();
+      sourceFailures.close();
       await closeWrites();
       await sources.close();
       await caches.close();
@@ -243,9 +260,4 @@ function persistedOperations(): (key: string) => string | null {
     byHash.set(key.replace(/^sha256:/, ''), document);
   }
   return (key) => byHash.get(key) ?? null;
-}
-
-function refuse(res: ServerResponse, status: number, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
-  res.end(JSON.stringify({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] }));
 }

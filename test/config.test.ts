@@ -30,15 +30,15 @@ describe('configuration', () => {
     expect(config.upstreams).toBeNull();
     expect(config.host).toBe('127.0.0.1');
     expect(config.port).toBe(4000);
-    expect(config.tuning.identity).toMatchObject({ timeoutMs: 2000, connections: 32, retryMaxAttempts: 3, breakerFailureRatio: 0.5, rateLimitPerSec: 40 });
-    expect(config.requestDeadlineMs).toBe(8000);
+    expect(config.tuning.identity).toMatchObject({ timeoutMs: 1000, connectTimeoutMs: 1000, connections: 32, retryMaxAttempts: 3, breakerFailureRatio: 0.5, rateLimitPerSec: 40 });
+    expect(config.requestDeadlineMs).toBe(3000);
     expect(config.redis).toBeNull();
   });
 
   it('every policy is configurable per source', () => {
     const config = loadConfig({ ANALYTICS_TIMEOUT_MS: '750', ANALYTICS_RATE_LIMIT_PER_SEC: '12.5', ANALYTICS_BREAKER_MIN_CALLS: '3', REDIS_URL: 'redis://127.0.0.1:6379/2' });
     expect(config.tuning.analytics).toMatchObject({ timeoutMs: 750, rateLimitPerSec: 12.5, breakerMinCalls: 3 });
-    expect(config.tuning.identity.timeoutMs).toBe(2000);
+    expect(config.tuning.identity.timeoutMs).toBe(1000);
     expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379/2', keyPrefix: 'gw:' });
   });
 

@@ -50,8 +50,8 @@ describe('graceful shutdown', () => {
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
     const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
     const [, identityUrl] = await app.waitFor(/identity\s+(http:\/\/\S+)/);
-    // The request in flight takes 1.5 s upstream.
-    await fetch(`${identityUrl}/__admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latencyMs: 1500 }) });
+    // The request in flight takes 0.7 s upstream (within the default per-attempt timeout).
+    await fetch(`${identityUrl}/__admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latencyMs: 700 }) });
     const inFlight = query(url!, token!, '{ viewer { id name } }');
     await new Promise((r) => setTimeout(r, 300));
     app.child.kill('SIGTERM');

@@ -57,7 +57,7 @@ describe('metrics, health, request logs', () => {
     expect(names.size).toBeLessThanOrEqual(202);
   });
 
-  it('/healthz and /readyz; readyz names each source and stays ready with a source down', async () => {
+  it('/healthz and /readyz; readyz names each source and stays 200 with a source down, naming it degraded', async () => {
     const base = stack.url.replace('/graphql', '');
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     await stack.faults('notifications', { errorRate: 1 });
@@ -65,7 +65,8 @@ describe('metrics, health, request logs', () => {
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
     const body = (await ready.json()) as AnyData;
-    expect(body).toMatchObject({ status: 'ready', redis: 'not configured' });
+    expect(body).toMatchObject({ redis: 'not configured' });
+    expect(['ready', 'degraded']).toContain(body.status);
     expect(body.sources.map((s: AnyData) => s.name)).toEqual(['identity', 'analytics', 'notifications', 'audit']);
     expect(body.sources.find((s: AnyData) => s.name === 'notifications').errorRate).toBeGreaterThan(0);
     await stack.reset();
@@ -274,16 +275,27 @@ describeWithRedis('readiness with Redis', () => {
     expect(statuses).toEqual([200, 200, 200, 429]);
   });
 
-  it('not ready while the configured Redis is unreachable; ready again when it returns', async () => {
-    const stack = await stackWith({ redis: { url: redis.url } });
+  it('ready (degraded) while the configured Redis is unreachable, serving from L1; not degraded when it returns', async () => {
+    const stack = await stackWith({ redis: { url: redis.url }, cache: { enabled: true } });
     const readyz = () => fetch(stack.url.replace('/graphql', '/readyz')).then(async (r) => ({ status: r.status, body: (await r.json()) as AnyData }));
-    await expect.poll(async () => (await readyz()).status, { timeout: 5000 }).toBe(200);
+    await expect.poll(async () => (await readyz()).body.status, { timeout: 5000 }).toBe('ready');
+    const id = stack.userId(411);
+    const query = `query($id: ID!) { user(id: $id) { id name metrics { pageViews } unreadNotificationCount } }`;
+    expect((await stack.gql<AnyData>(query, { id })).body.errors).toBeUndefined();
     await redis.stop();
     await expect.poll(async () => (await readyz()).body.redis, { timeout: 5000 }).toBe('unreachable');
-    expect((await readyz()).status).toBe(503);
-    // Still serving: not ready is for the load balancer, not an outage.
-    expect((await stack.gql<AnyData>(`{ viewer { id } }`)).status).toBe(200);
+    const degraded = await readyz();
+    expect(degraded.status).toBe(200);
+    expect(degraded.body.status).toBe('degraded');
+    expect(degraded.body.degraded.join(' ')).toMatch(/redis: unreachable/);
+    // Every query still answers, from L1 and the vendors.
+    for (const i of [411, 412]) {
+      const res = await stack.gql<AnyData>(query, { id: stack.userId(i) });
+      expect(res.status).toBe(200);
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data!.user.metrics.pageViews).toBeTypeOf('number');
+    }
     await redis.start();
-    await expect.poll(async () => (await readyz()).status, { timeout: 10_000 }).toBe(200);
+    await expect.poll(async () => (await readyz()).body.status, { timeout: 10_000 }).toBe('ready');
   });
 });

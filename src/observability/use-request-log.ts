@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphql';
 import { SourceError } from '../errors.js';
 import type { Plugin } from 'graphql-yoga';
+import type { StaleField } from '../cache/stale-report.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import type { SourceFailure, SourceFailureLog } from './source-failure-log.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -12,15 +14,36 @@ interface RequestRecord {
   startedAt: number;
   operation?: string | undefined;
   errors?: number;
+  failures?: SourceFailure[];
+}
+
+/** Per source, what failed in one response: fields null with a source error, fields served stale because of one. */
+function sourceFailures(errors: readonly GraphQLError[], stale: readonly StaleField[]): SourceFailure[] {
+  const bySource = new Map<string, SourceFailure>();
+  const entry = (error: Pick<SourceFailure, 'source' | 'code'>) => {
+    let failure = bySource.get(error.source);
+    if (!failure) bySource.set(error.source, (failure = { source: error.source, code: error.code, fields: 0, stale: 0 }));
+    return failure;
+  };
+  for (const e of errors) {
+    const original = e.originalError;
+    if (!(original instanceof SourceError)) continue;
+    const failure = entry(original);
+    failure.fields++;
+    failure.detail ??= original.detail;
+    failure.status ??= original.status;
+  }
+  for (const field of stale) if (field.reason === 'SOURCE_ERROR' && field.code) entry({ source: field.source, code: field.code }).stale++;
+  return [...bySource.values()];
 }
 
 /**
  * One log line per request — request id, operation, status, duration — and
- * the operation metrics. The request id is the caller's `x-request-id` when it
+ * the operation metrics; a warn line per failing source (SourceFailureLog). The request id is the caller's `x-request-id` when it
  * looks like one (so a trace spans services), a new UUID otherwise; it goes
  * back in the response's `x-request-id`.
  */
-export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
+export function useRequestLog(logger: Logger, metrics: Metrics, failures: SourceFailureLog): Plugin {
   const requests = new WeakMap<Request, RequestRecord>();
   return {
     onRequest({ request }) {
@@ -36,7 +59,8 @@ export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
       const operation = getOperationAST(args.document, args.operationName);
       const name = metrics.operationLabel(operation?.name?.value ?? args.operationName);
       const type = operation?.operation ?? 'unknown';
-      const record = requests.get((args.contextValue as { request: Request }).request);
+      const context = args.contextValue as { request: Request; stale?: { fields: StaleField[] } };
+      const record = requests.get(context.request);
       if (record && operation?.name) record.operation = operation.name.value;
       return {
         onExecuteDone({ result }) {
@@ -44,7 +68,10 @@ export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
           const { errors } = result as ExecutionResult;
           metrics.countOperation(name, type, (performance.now() - startedAt) / 1000, Boolean(errors?.length));
           for (const e of errors ?? []) metrics.operationErrors.labels(name, errorCode(e)).inc();
-          if (record) record.errors = errors?.length ?? 0;
+          if (record) {
+            record.errors = errors?.length ?? 0;
+            if (errors?.length || context.stale?.fields.length) record.failures = sourceFailures(errors ?? [], context.stale?.fields ?? []);
+          }
         },
       };
     },
@@ -52,6 +79,7 @@ export function useRequestLog(logger: Logger, metrics: Metrics): Plugin {
       const record = requests.get(request);
       if (!record) return;
       response.headers.set('x-request-id', record.id);
+      for (const failure of record.failures ?? []) failures.record(record.id, record.operation ?? null, failure);
       if (!logger.isLevelEnabled('info')) return;
       const url = new URL(request.url);
       if (url.pathname === '/metrics' || url.pathname === '/healthz' || url.pathname === '/readyz') return;

@@ -12,10 +12,14 @@ export interface OpsEndpointsOptions {
 }
 
 /**
- * `/healthz` (the process answers), `/readyz` (config valid — or it would not
- * be running —, Redis reachable when configured, not shutting down; each
- * source's state in the body, where a degraded source does not make it
- * unready: the server answers around it) and `/metrics` (Prometheus text).
+ * `/healthz` (the process answers), `/readyz` and `/metrics` (Prometheus text).
+ *
+ * `/readyz` answers 200 while this instance can serve and 503 only while it
+ * cannot (draining on shutdown). Degraded is not down: with Redis away it
+ * serves from L1 with local limits, with a vendor's breaker open it answers
+ * everything else plus a typed error. Taking every instance out of a load
+ * balancer for either would turn a degraded service into a total outage, so
+ * those are named in the body's `degraded` and stay 200.
  */
 export function useOpsEndpoints(options: OpsEndpointsOptions): Plugin {
   return {
@@ -28,9 +32,13 @@ export function useOpsEndpoints(options: OpsEndpointsOptions): Plugin {
         case '/readyz': {
           const redis = options.redis === null ? 'not configured' : options.redis.available ? 'ok' : 'unreachable';
           const draining = options.draining();
-          const ready = !draining && redis !== 'unreachable';
           const sources = options.health.snapshot().map((s) => ({ name: s.name, state: s.state, errorRate: s.errorRate, calls: s.calls }));
-          return json(ready ? 200 : 503, { status: ready ? 'ready' : draining ? 'shutting down' : 'not ready', redis, sources });
+          const degraded = [
+            ...(redis === 'unreachable' ? ['redis: unreachable; serving from the L1 cache with per-instance rate limits'] : []),
+            ...sources.filter((s) => s.state !== 'CLOSED').map((s) => `${s.name}: circuit ${s.state.toLowerCase().replace('_', '-')}; its fields answer SOURCE_CIRCUIT_OPEN or stale data`),
+          ];
+          const status = draining ? 'shutting down' : degraded.length > 0 ? 'degraded' : 'ready';
+          return json(draining ? 503 : 200, { status, degraded, redis, sources });
         }
         case '/metrics':
           return endResponse(new fetchAPI.Response(await options.metrics.registry.metrics(), { status: 200, headers: { 'content-type': options.metrics.registry.contentType } }));

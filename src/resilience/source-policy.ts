@@ -19,8 +19,12 @@ import type { SourceRateLimiter } from './rate-limiter.js';
 
 export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
 
-/** Below this much deadline left, a retry could not finish anyway. */
-const MIN_USEFUL_RETRY_MS = 50;
+/**
+ * A retry starts only while more than this is left of the request's deadline:
+ * less could not cover a round trip to a vendor over the internet, and would
+ * only turn the last real error into a timeout.
+ */
+export const MIN_ATTEMPT_MS = 250;
 
 /**
  * Whether a failure says the upstream is unhealthy (counts toward opening the
@@ -106,14 +110,21 @@ export class SourcePolicy {
     try {
       if (!idempotent || this.tuning.retryMaxAttempts <= 1) return await once(deadline.signal);
       this.deadlines.set(deadline.signal, deadline);
+      let last: SourceError | undefined;
       return await this.retry.execute(async ({ signal }) => {
+        // The backoff may have used what was left: then the last real error is the answer.
+        if (last && deadline.remainingMs() < MIN_ATTEMPT_MS) {
+          this.final.add(last);
+          throw last;
+        }
         try {
           return await once(signal);
         } catch (error) {
           if (error instanceof SourceError && error.retryable && !error.local) {
+            last = error;
             const remaining = deadline.remainingMs();
             const wait = error.retryAfterSeconds === undefined ? 0 : error.retryAfterSeconds * 1000;
-            if (wait + MIN_USEFUL_RETRY_MS > remaining) this.final.add(error);
+            if (wait + MIN_ATTEMPT_MS > remaining) this.final.add(error);
           }
           throw error;
         }

@@ -106,7 +106,7 @@ export abstract class HttpSource {
     const idempotent = request.idempotent ?? (request.method === 'GET' || request.method === 'HEAD' || request.headers?.['idempotency-key'] !== undefined);
     let attempt = 0;
     try {
-      return await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, ++attempt, notFoundIsNull));
+      return await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, deadline, ++attempt, notFoundIsNull));
     } finally {
       if (own) deadline.dispose();
     }
@@ -121,6 +121,7 @@ export abstract class HttpSource {
     request: SourceRequest<T>,
     body: string | undefined,
     signal: AbortSignal,
+    deadline: Deadline,
     attempt: number,
     notFoundIsNull: boolean,
   ): Promise<SourceResponse<T> | null> {
@@ -139,7 +140,8 @@ export abstract class HttpSource {
           path: this.basePath + request.path,
           headers,
           body,
-          timeoutMs: this.options.timeoutMs,
+          // Never longer than the request has left: its timeout then says which attempt ran out.
+          timeoutMs: Math.max(1, Math.min(this.options.timeoutMs, deadline.remainingMs())),
           signal,
         });
         status = res.status;

@@ -31,7 +31,7 @@ class Pools {
     const origin = new URL(url).origin;
     let pool = this.byOrigin.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections: tuning.connections, connectTimeout: tuning.timeoutMs, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+      pool = new Pool(origin, { connections: tuning.connections, connectTimeout: tuning.connectTimeoutMs, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
       this.byOrigin.set(origin, pool);
     }
     return pool;
@@ -60,7 +60,7 @@ export function createSources(endpoints: UpstreamEndpoints, tuning: Record<Sourc
       dispatcher: pools.get(url, t),
       timeoutMs: t.timeoutMs,
       policy: new SourcePolicy(name, t, new SourceRateLimiter(name, t.rateLimitPerSec, t.rateLimitBurst, options.redis ?? null)),
-      defaultDeadlineMs: options.defaultDeadlineMs ?? 8000,
+      defaultDeadlineMs: options.defaultDeadlineMs ?? 3000,
       logger,
     };
   };

@@ -1,0 +1,108 @@
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface RequestBodyLimits {
+  /** Larger bodies get 413. */
+  maxBodyBytes: number;
+  /** A body not complete this long after its headers arrived gets 408. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * How much of an oversized body is read and thrown away before the 413 is
+ * written. A client that does not wait for `100 Continue` (undici's fetch,
+ * most SDKs) is still sending when we answer; closing on it then resets the
+ * connection and the client sees EPIPE or ECONNRESET instead of the 413.
+ * Reading costs no memory (nothing is kept), only time, which the request
+ * timeout bounds; past this the connection is closed anyway.
+ */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Reads a request body before GraphQL sees it, so every way a body can be
+ * wrong gets a readable JSON answer: over the limit → 413 (before `100
+ * Continue` when the client asked for one, see `refuseBeforeContinue`),
+ * slower than the request timeout → 408 within it (Node's own check runs only
+ * every 30 s and answers without a body), not valid UTF-8 → 400 (decoding
+ * would turn it into U+FFFD and run it), chunked without a length → 411.
+ * Resolves to the body, or null when it has answered the request itself.
+ */
+export function readRequestBody(req: IncomingMessage, res: ServerResponse, limits: RequestBodyLimits): Promise<Buffer | null> {
+  const declared = req.headers['content-length'];
+  if (declared === undefined && req.headers['transfer-encoding'] !== undefined) {
+    refuse(res, 411, 'Send Content-Length with the request body.');
+    return Promise.resolve(null);
+  }
+  const length = Number(declared ?? 0);
+  const tooLarge = length > limits.maxBodyBytes;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let read = 0;
+    let done = false;
+    const finish = (body: Buffer | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      resolve(body);
+    };
+    const timer = setTimeout(() => {
+      refuse(res, 408, `The request body did not arrive within ${limits.requestTimeoutMs} ms.`, req);
+      finish(null);
+    }, limits.requestTimeoutMs);
+    const onData = (chunk: Buffer) => {
+      read += chunk.length;
+      if (tooLarge) {
+        if (read > DRAIN_MAX_BYTES) {
+          tooLargeAnswer();
+          finish(null);
+        }
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const tooLargeAnswer = () => refuse(res, 413, `The request body may be at most ${limits.maxBodyBytes} bytes.`, req);
+    const onEnd = () => {
+      if (tooLarge) {
+        tooLargeAnswer();
+        return finish(null);
+      }
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, read);
+      if (!isUtf8(body)) {
+        refuse(res, 400, 'The request body is not valid UTF-8.');
+        return finish(null);
+      }
+      finish(body);
+    };
+    const onError = () => finish(null);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+/**
+ * For `Expect: 100-continue`: a declared length over the limit is refused
+ * before the client sends the body (Node sends no `100 Continue` itself while
+ * a 'checkContinue' listener is set). True when it answered.
+ */
+export function refuseBeforeContinue(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
+  if (Number(req.headers['content-length'] ?? 0) <= maxBodyBytes) return false;
+  refuse(res, 413, `The request body may be at most ${maxBodyBytes} bytes.`);
+  return true;
+}
+
+/** A JSON error and `Connection: close`; with `req`, a body still arriving is cut once the answer is out. */
+export function refuse(res: ServerResponse, status: number, message: string, req?: IncomingMessage): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ errors: [{ message, extensions: { code: status === 408 ? 'REQUEST_TIMEOUT' : status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST' } }] });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.end(body, () => {
+    if (req && !req.complete) req.socket.destroy();
+  });
+}

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import type { SourceName } from '../src/errors.js';
+import type { FaultProfileInput } from '../src/upstreams/index.js';
+import { stackPool, type Stack } from './helpers/stack.js';
+
+/**
+ * Every read source × every way a real vendor fails, with the default
+ * policies and deadline: HTTP 200, every healthy vendor's data intact, the
+ * faulted one typed (or, with a cache, stale and marked), nothing internal in
+ * the response or a stack in the logs, and an answer inside the deadline.
+ * Driven only through GraphQL and the simulator's admin endpoint.
+ */
+type AnyData = Record<string, any>;
+
+const FAULTS: [string, FaultProfileInput | 'refuse'][] = [
+  ['extra fields', { extraFields: true }],
+  ['500', { errorRate: 1, errorStatus: 500 }],
+  ['503', { errorRate: 1, errorStatus: 503 }],
+  ['hang', { down: 'hang' }],
+  ['connection refused', 'refuse'],
+  ['connection reset', { down: 'reset' }],
+  ['429', { errorRate: 1, errorStatus: 429 }],
+  ['truncated JSON', { malformedRate: 1, malformedKind: 'syntax' }],
+  ['wrong shape', { malformedRate: 1, malformedKind: 'shape' }],
+  ['HTML error page', { errorRate: 1, errorStatus: 502, errorBody: 'html' }],
+];
+
+const DASHBOARD = `query($id: ID!) { user(id: $id) { id name email metrics { pageViews } events(first: 1) { edges { node { type } } } unreadNotificationCount notifications(first: 2) { totalCount } } }`;
+
+/** The fields each vendor answers in DASHBOARD. */
+const FIELDS: Record<'identity' | 'analytics' | 'notifications', string[]> = {
+  identity: ['name', 'email'],
+  analytics: ['metrics', 'events'],
+  notifications: ['unreadNotificationCount', 'notifications'],
+};
+
+const DEFAULT_DEADLINE_MS = 3000;
+const stackFor = stackPool();
+
+function expectNothingInternal(stack: Stack, text: string): void {
+  const c = stack.upstreams.credentials;
+  for (const secret of [c.identity.clientSecret, c.identity.clientId, c.analyticsApiKey, c.notificationsToken]) expect(text).not.toContain(secret);
+  expect(text).not.toMatch(/\n\s+at |node_modules|\.ts:\d+|injected_fault|<html|nginx|127\.0\.0\.1|stack/i);
+}
+
+/** Waits until a refusing upstream listens again (its admin endpoint is down meanwhile). */
+async function listening(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`${url}/__admin/faults`).then((r) => r.ok).catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} did not come back`);
+}
+
+describe.each(['identity', 'analytics', 'notifications'] as const)('%s failing', (faulted) => {
+  it.each(FAULTS)('%s: HTTP 200, the other vendors intact, this one typed, inside the deadline', async (fault, profile) => {
+    // A fresh server per case: the breaker and learned limits of one case do not leak into the next.
+    const stack = await stackFor();
+    const id = stack.userId(20);
+    if (profile === 'refuse') await stack.faults(faulted, { down: 'refuse', downForMs: 1500 });
+    else await stack.faults(faulted, profile);
+    const startedAt = performance.now();
+    const res = await stack.gql<AnyData>(DASHBOARD, { id });
+    const elapsedMs = performance.now() - startedAt;
+    if (profile === 'refuse') await listening(stack.upstreams[faulted].url);
+
+    expect(res.status).toBe(200);
+    expect(elapsedMs).toBeLessThan(DEFAULT_DEADLINE_MS + 500);
+    const user = res.body.data!.user;
+    expect(user.id).toBe(id);
+    for (const [source, fields] of Object.entries(FIELDS)) {
+      for (const field of fields) {
+        if (source === faulted && fault !== 'extra fields') expect(user[field], field).toBeNull();
+        else expect(user[field], `${field} of healthy ${source}`).not.toBeNull();
+      }
+    }
+    if (fault === 'extra fields') {
+      expect(res.body.errors).toBeUndefined();
+    } else {
+      const errors = res.body.errors ?? [];
+      expect(errors.map((e) => e.path!.at(-1)).sort()).toEqual([...FIELDS[faulted]].sort());
+      for (const e of errors) {
+        expect(e.extensions!.source).toBe(faulted);
+        expect(e.extensions!.code).toMatch(/^SOURCE_(TIMEOUT|UNAVAILABLE|RATE_LIMITED|CIRCUIT_OPEN|BAD_RESPONSE)$/);
+        expect(typeof e.extensions!.retryable).toBe('boolean');
+      }
+    }
+    expectNothingInternal(stack, res.text);
+    // Expected vendor failures: no error-level line, no stack, at most one warn line per source for this request.
+    const lines = stack.logs.map((l) => JSON.parse(l) as AnyData);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect(stack.logs.join('')).not.toMatch(/"stack"|\\n\s+at /);
+    const warned = lines.filter((l) => l.level === 40 && l.requestId !== undefined);
+    expect(warned.length).toBeLessThanOrEqual(fault === 'extra fields' ? 0 : 1);
+    if (fault !== 'extra fields') expect(warned[0]).toMatchObject({ source: faulted as SourceName, code: expect.stringMatching(/^SOURCE_/) });
+  });
+});
+
+describe('a hang with the default configuration', () => {
+  it('answers within 5 s with every other vendor and SOURCE_TIMEOUT for the hung one, retries included', async () => {
+    const stack = await stackFor();
+    await stack.faults('analytics', { down: 'hang' });
+    const startedAt = performance.now();
+    const res = await stack.gql<AnyData>(DASHBOARD, { id: stack.userId(21) });
+    const elapsedMs = performance.now() - startedAt;
+    expect(elapsedMs).toBeLessThan(5000);
+    expect(res.body.data!.user.name).toBeTypeOf('string');
+    expect(res.body.data!.user.unreadNotificationCount).toBeTypeOf('number');
+    expect(res.body.errors!.map((e) => e.extensions!.code)).toEqual(['SOURCE_TIMEOUT', 'SOURCE_TIMEOUT']);
+    // Attempts shared the deadline: more than one was made, none started in its last 250 ms.
+    const stats = await stack.stats('analytics');
+    expect(stats.totalCalls).toBeGreaterThanOrEqual(3);
+  });
+});

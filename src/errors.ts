@@ -34,6 +34,8 @@ export class SourceError extends Error {
   readonly retryable: boolean;
   /** Seconds until the upstream will accept calls again, when it said so. */
   readonly retryAfterSeconds: number | undefined;
+  /** The same in ms, as precise as the upstream said it (for our own waits; clients get the seconds). */
+  readonly retryAfterMs: number | undefined;
   /** The upstream's HTTP status, when there was one. */
   readonly status: number | undefined;
   readonly detail: string | undefined;
@@ -48,6 +50,7 @@ export class SourceError extends Error {
     source: SourceName;
     retryable: boolean;
     retryAfterSeconds?: number | undefined;
+    retryAfterMs?: number | undefined;
     status?: number | undefined;
     detail?: string | undefined;
     local?: boolean;
@@ -57,7 +60,8 @@ export class SourceError extends Error {
     this.code = init.code;
     this.source = init.source;
     this.retryable = init.retryable;
-    this.retryAfterSeconds = init.retryAfterSeconds;
+    this.retryAfterMs = init.retryAfterMs ?? (init.retryAfterSeconds === undefined ? undefined : init.retryAfterSeconds * 1000);
+    this.retryAfterSeconds = init.retryAfterSeconds ?? (init.retryAfterMs === undefined ? undefined : Math.ceil(init.retryAfterMs / 1000));
     this.status = init.status;
     this.detail = init.detail;
     this.local = init.local ?? false;

@@ -119,7 +119,7 @@ describe('response cache', () => {
     for (const name of ENTITY_ROOT_FIELDS) visit(getNamedType(schema.getQueryType()!.getFields()[name]!.type) as GraphQLObjectType);
     const withResolvers = Object.fromEntries([...seen].filter((t) => t in resolvers).map((t) => [t, Object.keys((resolvers as Record<string, object>)[t]!).sort()]));
     expect(withResolvers).toEqual({
-      User: ['createdAt', 'email', 'emailVerified', 'events', 'lastLoginAt', 'metrics', 'notifications', 'unreadNotificationCount'],
+      User: ['avatarUrl', 'createdAt', 'email', 'emailVerified', 'events', 'lastLoginAt', 'metrics', 'name', 'nickname', 'notifications', 'unreadNotificationCount'],
     });
   });
 });

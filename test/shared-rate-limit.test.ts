@@ -8,9 +8,9 @@ import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
 /**
  * Two server processes share one notifications budget through Redis. The
- * vendor allows 20 requests a second; the bucket is set below that, 16/s with
- * a burst of 2 (headroom for dispatch jitter). Only the shared bucket keeps the
- * pair under 20: two local ones would send up to 32/s and collect 429s.
+ * vendor allows 20 requests a second; the servers keep their default budget
+ * (80/s): what keeps the pair near 20 is what they learn from the vendor's
+ * 429s and Retry-After, shared through Redis (one pause, one learned rate).
  */
 type AnyData = Record<string, any>;
 const SECRET = randomBytes(32).toString('base64url');
@@ -38,11 +38,6 @@ async function startInstance(): Promise<{ process: Child; url: string }> {
     AUTH_JWT_SECRET: SECRET,
     REDIS_URL: redis.url,
     REDIS_KEY_PREFIX: KEY_PREFIX,
-    REQUEST_DEADLINE_MS: '6000',
-    // 75 % of the vendor's 20/s, as the README advises: a call leaves a little after its token
-    // when its process is busy (CI runs other suites beside this one), and the vendor counts arrivals.
-    NOTIFICATIONS_RATE_LIMIT_PER_SEC: '14',
-    NOTIFICATIONS_RATE_LIMIT_BURST: '1',
     CALLER_RATE_LIMIT_PER_SEC: '100000',
     CALLER_RATE_LIMIT_BURST: '100000',
     IDENTITY_RATE_LIMIT_PER_SEC: '1000',
@@ -83,30 +78,36 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
     await redis?.stop();
   });
 
-  it('300 queries across two instances: the vendor never sees more than 20 in a second, and never answers 429', async () => {
+  it('300 queries over 5 s across two instances at the default budget: few 429s, none before its Retry-After, the vendor used', async () => {
     expect(await limiterModes()).toEqual(['SHARED', 'SHARED']);
     await admin('DELETE', '/__admin/stats');
     const query = `query($id: ID!) { user(id: $id) { notifications(first: 1) { totalCount } } }`;
+    const startedAt = performance.now();
     const results = await Promise.all(
-      Array.from({ length: 300 }, (_, i) => gql(instances[i % 2]!.url, query, { id: users[i]!.user_id })),
+      Array.from({ length: 300 }, async (_, i) => {
+        await new Promise((r) => setTimeout(r, startedAt + (i * 5000) / 300 - performance.now()));
+        return gql(instances[i % 2]!.url, query, { id: users[i]!.user_id });
+      }),
     );
     const stats = (await admin('GET', '/__admin/stats')) as StatsSnapshot;
     const route = stats.routes['GET /v1/users/:id/notifications']!;
-    expect(route.statuses['429']).toBeUndefined();
-    expect(stats.maxPerSecond).toBeLessThanOrEqual(20);
+    const refused = route.statuses['429'] ?? 0;
+    expect(refused / route.calls).toBeLessThanOrEqual(0.1);
+    expect(stats.ignoredRetryAfter).toBe(0);
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    // The vendor's capacity is used, not left idle out of caution: seconds fully inside the run.
+    const seconds = Object.keys(stats.perSecond).map(Number).sort((a, b) => a - b).slice(1, -1);
+    const accepted = seconds.reduce((n, s) => n + Math.min(20, stats.perSecond[s]!), 0);
+    expect(accepted / (seconds.length * 20)).toBeGreaterThanOrEqual(0.75);
 
-    const ok = results.filter((r) => r.status === 200 && !r.body.errors).length;
+    // What could not get a turn within its deadline was refused by our own limiter, typed, never by a vendor's 429 passed on.
     const errors: AnyData[] = results.flatMap((r) => r.body.errors ?? []);
-    // ~14/s for the 6 s deadline; the rest refused at once by our own limiter (or, the few still
-    // waiting for a token when the deadline passed, SOURCE_TIMEOUT), never by the vendor.
-    expect(ok).toBeGreaterThanOrEqual(60);
     expect(errors.every((e) => e.path.join('.') === 'user.notifications')).toBe(true);
-    const timeouts = errors.filter((e) => e.extensions.code === 'SOURCE_TIMEOUT').length;
-    expect(errors.length - timeouts).toBe(errors.filter((e) => e.extensions.code === 'SOURCE_RATE_LIMITED').length);
-    expect(timeouts).toBeLessThan(20);
-    // Refused calls never reached the vendor.
-    expect(route.calls).toBeGreaterThanOrEqual(ok);
-    expect(route.calls).toBeLessThanOrEqual(ok + timeouts);
+    for (const e of errors) expect(['SOURCE_RATE_LIMITED', 'SOURCE_TIMEOUT']).toContain(e.extensions.code);
+    for (const e of errors.filter((x) => x.extensions.code === 'SOURCE_RATE_LIMITED')) expect(e.extensions.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    // The learned rate is shown, below the configured 80.
+    const learned = await Promise.all(instances.map(async (i) => ((await gql(i.url, `{ sources { name rateLimitPerSec } }`)).body.data.sources as AnyData[]).find((s) => s.name === 'notifications')!.rateLimitPerSec as number));
+    for (const rate of learned) expect(rate).toBeLessThan(80);
   }, 60_000);
 
   it('when Redis goes away the instances fall back to local buckets and keep answering; they share again when it returns', async () => {

@@ -393,6 +393,8 @@ export type SourceHealth = {
   /** Per-attempt latency over the last minute, in ms; null without calls. */
   latencyMs?: Maybe<LatencyPercentiles>;
   name: Scalars['String']['output'];
+  /** Requests per second this source sends at: learned from the vendor's 429s and rate-limit headers, at most the configured ceiling. */
+  rateLimitPerSec: Scalars['Float']['output'];
   rateLimiter: RateLimiterMode;
   state: CircuitState;
 };
@@ -820,6 +822,7 @@ export type SourceHealthResolvers<ContextType = GatewayContext, ParentType exten
   errorRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   latencyMs?: Resolver<Maybe<ResolversTypes['LatencyPercentiles']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  rateLimitPerSec?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   rateLimiter?: Resolver<ResolversTypes['RateLimiterMode'], ParentType, ContextType>;
   state?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
 }>;

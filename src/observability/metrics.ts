@@ -28,6 +28,12 @@ export class Metrics {
   readonly upstreamRetries = new Counter({ name: 'gateway_upstream_retries_total', help: 'Upstream attempts after the first of a call.', labelNames: ['source', 'route'], registers: [this.registry] });
   readonly rateLimitWaits = new Counter({ name: 'gateway_rate_limiter_waits_total', help: 'Calls that waited for a token of our own limiter.', labelNames: ['source', 'mode'], registers: [this.registry] });
   readonly rateLimitRejections = new Counter({ name: 'gateway_rate_limiter_rejections_total', help: 'Calls refused by our own limiter (the wait would pass the deadline).', labelNames: ['source', 'mode'], registers: [this.registry] });
+  readonly upstreamThrottles = new Counter({
+    name: 'gateway_upstream_throttles_total',
+    help: 'Times a vendor pushed back: signal 429 (refused; the source paused and lowered its rate) or exhausted (its headers said no calls remain; the source paused until the reset).',
+    labelNames: ['source', 'signal'],
+    registers: [this.registry],
+  });
   readonly schemaDrift = new Counter({
     name: 'gateway_upstream_schema_drift_total',
     help: 'Responses in which a vendor sent something its schema does not read: kind unknown (a field or map entry nobody reads), missing (a field absent), type_changed; path normalised ([] for array items, * for map keys).',
@@ -78,7 +84,17 @@ export class Metrics {
       source.policy.limiter.onWait((e) => this.rateLimitWaits.labels(e.source, e.mode).inc());
       source.policy.limiter.onReject((e) => this.rateLimitRejections.labels(e.source, e.mode).inc());
       source.drift.onDrift((e) => this.schemaDrift.labels(e.source, e.endpoint, e.kind, e.path).inc());
+      source.policy.limiter.onThrottle((e) => this.upstreamThrottles.labels(e.source, e.signal).inc());
     }
+    new Gauge({
+      name: 'gateway_upstream_rate_limit_per_second',
+      help: 'The rate each source sends at: what it learned of the vendor from 429s and rate-limit headers, at most the configured ceiling.',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        for (const s of sources) this.labels(s.name).set(s.policy.limiter.ratePerSec);
+      },
+    });
     const byName = new Map<SourceName, HttpSource>(sources.map((s) => [s.name, s]));
     new Gauge({
       name: 'gateway_circuit_breaker_state',

@@ -12,6 +12,7 @@ export interface SourceHealthSnapshot {
   calls: number;
   latencyMs: { p50: number; p95: number; p99: number } | null;
   rateLimiter: RateLimiterMode;
+  rateLimitPerSec: number;
   drift: DriftRecord[];
 }
 
@@ -117,6 +118,6 @@ export class SourceHealthMonitor {
   }
 
   snapshot(now = Date.now()): SourceHealthSnapshot[] {
-    return this.sources.map((s) => ({ name: s.name, state: s.policy.state, rateLimiter: s.policy.limiter.mode, drift: s.drift.list(), ...this.windows.get(s.name)!.summary(now) }));
+    return this.sources.map((s) => ({ name: s.name, state: s.policy.state, rateLimiter: s.policy.limiter.mode, rateLimitPerSec: Math.round(s.policy.limiter.ratePerSec * 100) / 100, drift: s.drift.list(), ...this.windows.get(s.name)!.summary(now) }));
   }
 }

@@ -40,8 +40,8 @@ export class CallerRateLimiter {
     }
     if (waitMs === undefined) {
       let bucket = this.local.get(subject);
-      if (!bucket) this.local.set(subject, (bucket = new TokenBucket(this.perSec, this.burst)));
-      waitMs = bucket.reserve(0);
+      if (!bucket) this.local.set(subject, (bucket = new TokenBucket(this.burst)));
+      waitMs = bucket.reserve(0, this.perSec, this.burst);
     }
     return waitMs < 0 ? Math.max(1, Math.ceil(-waitMs / 1000)) : 0;
   }

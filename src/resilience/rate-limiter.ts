@@ -2,14 +2,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter, type IPolicy } from 'cockatiel';
 import { SourceError, type SourceName } from '../errors.js';
 import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
+import { AdaptiveRate, adaptiveRateTuning, MIN_ROUND_MS } from './adaptive-rate.js';
 import type { Deadline } from './deadline.js';
-import { RedisTokenBucket } from './redis-token-bucket.js';
+import { RedisRateState } from './redis-rate-state.js';
 import { TokenBucket } from './token-bucket.js';
 
 export type RateLimiterMode = 'SHARED' | 'LOCAL';
 
 /** How late after its booked slot a waiting call may still leave. */
 const LATE_MS = 50;
+/** Added to every pause: the vendor's clock may run a little ahead of ours, and its window must have turned when we call. */
+const PAUSE_MARGIN_MS = 50;
 
 export interface RateLimitEvent {
   source: SourceName;
@@ -17,49 +20,80 @@ export interface RateLimitEvent {
   mode: RateLimiterMode;
 }
 
+export interface ThrottleEvent {
+  source: SourceName;
+  /** `429`: the vendor refused a call; `exhausted`: its headers said nothing remains until the reset. */
+  signal: '429' | 'exhausted';
+  pauseMs: number;
+  /** The learned rate after it. */
+  ratePerSec: number;
+}
+
+interface Reservation {
+  /** Negative: refused, that much wait was needed. */
+  waitMs: number;
+  /** The wait is the vendor's pause, after which the call asks again. */
+  paused: boolean;
+  mode: RateLimiterMode;
+}
+
 /**
- * A source's own rate limit, set below the vendor's. With Redis it is one
- * bucket for every instance (RedisTokenBucket); without Redis, or while Redis
- * does not answer, this instance's TokenBucket. A call waits for its token
- * while the wait fits the request's deadline, else fails at once with
- * SOURCE_RATE_LIMITED (local: no upstream call was made).
+ * A source's rate limit. The configured rate is a ceiling; under it the
+ * source paces to what it has learned of the vendor (AdaptiveRate: pause on a
+ * 429 or an exhausted window, multiplicative decrease, additive increase).
+ * With Redis the bucket, the pause and the learned rate are one for every
+ * instance (RedisRateState); without Redis, or while Redis does not answer,
+ * this instance's own. A call waits for its turn while the wait fits the
+ * request's deadline, else fails at once with SOURCE_RATE_LIMITED (local: no
+ * upstream call was made) and the seconds until it could go.
  */
 export class SourceRateLimiter {
+  private readonly learned: AdaptiveRate;
   private readonly local: TokenBucket;
   private readonly redisPolicy: IPolicy = optionalRedisPolicy(250).policy;
-  private readonly shared: RedisTokenBucket | undefined;
+  private readonly shared: RedisRateState | undefined;
   private readonly waitEmitter = new EventEmitter<RateLimitEvent>();
   private readonly rejectEmitter = new EventEmitter<RateLimitEvent>();
-  /** A call waited for a token. */
+  private readonly throttleEmitter = new EventEmitter<ThrottleEvent>();
+  /** A call waited for a token or for the vendor's pause. */
   readonly onWait = this.waitEmitter.addListener;
-  /** A call was refused: its token was further away than its deadline. */
+  /** A call was refused: its turn was further away than its deadline. */
   readonly onReject = this.rejectEmitter.addListener;
+  /** The vendor pushed back (a 429, or no requests remaining). */
+  readonly onThrottle = this.throttleEmitter.addListener;
 
   constructor(
     private readonly source: SourceName,
-    ratePerSec: number,
-    burst: number,
+    private readonly ceilingPerSec: number,
+    private readonly burst: number,
     private readonly redis: RedisConnection | null,
   ) {
-    this.local = new TokenBucket(ratePerSec, burst);
-    this.shared = redis ? new RedisTokenBucket(redis.client, redis.key('ratelimit', source), ratePerSec, burst) : undefined;
+    const tuning = adaptiveRateTuning(ceilingPerSec);
+    this.learned = new AdaptiveRate(tuning);
+    this.local = new TokenBucket(burst);
+    this.shared = redis ? new RedisRateState(redis.client, `${redis.keyPrefix}rl:${source}`, tuning, burst, MIN_ROUND_MS) : undefined;
   }
 
   get mode(): RateLimiterMode {
     return this.shared && this.redis?.available ? 'SHARED' : 'LOCAL';
   }
 
+  /** The rate this source sends at now (the learned one, at most the configured one), as this instance last knew it. */
+  get ratePerSec(): number {
+    return this.learned.ratePerSec();
+  }
+
   /**
-   * Books a token and waits for it. A call that wakes more than LATE_MS after
-   * its slot (event-loop stalls under load) gives the slot up and books again:
-   * the bucket paces when calls leave, not only when they were booked, so
-   * late calls cannot bunch into one of the vendor's windows.
+   * Waits for the vendor's pause and a token. A call that wakes more than
+   * LATE_MS after its slot (event-loop stalls under load) gives the slot up and
+   * books again: the bucket paces when calls leave, not only when they were
+   * booked, so late calls cannot bunch into one of the vendor's windows.
    */
   async acquire(deadline: Deadline): Promise<void> {
     for (;;) {
       // Leave the call itself some of the deadline.
       const maxWaitMs = Math.max(0, deadline.remainingMs() - 50);
-      const { waitMs, mode } = await this.reserve(maxWaitMs);
+      const { waitMs, paused, mode } = await this.reserve(maxWaitMs);
       if (waitMs < 0) {
         this.rejectEmitter.emit({ source: this.source, waitMs: -waitMs, mode });
         throw new SourceError({
@@ -67,8 +101,8 @@ export class SourceRateLimiter {
           source: this.source,
           retryable: true,
           local: true,
-          retryAfterSeconds: Math.ceil(-waitMs / 1000),
-          detail: `own rate limit (${mode.toLowerCase()}): a token is ${-waitMs} ms away, beyond the deadline`,
+          retryAfterSeconds: Math.max(1, Math.ceil(-waitMs / 1000)),
+          detail: paused ? `the vendor asked for a pause ${-waitMs} ms longer than the deadline` : `own rate limit (${mode.toLowerCase()}): a token is ${-waitMs} ms away, beyond the deadline`,
         });
       }
       if (waitMs === 0) return;
@@ -77,21 +111,65 @@ export class SourceRateLimiter {
       try {
         await sleep(waitMs, undefined, { signal: deadline.signal });
       } catch {
-        throw new SourceError({ code: 'SOURCE_TIMEOUT', source: this.source, retryable: true, local: true, detail: 'deadline passed while waiting for a rate-limit token' });
+        throw new SourceError({ code: 'SOURCE_TIMEOUT', source: this.source, retryable: true, local: true, detail: 'deadline passed while waiting for the rate limit' });
       }
-      if (Date.now() - due <= LATE_MS) return;
+      if (paused || Date.now() - due > LATE_MS) continue;
+      // A 429 may have come while this call slept on its token (booked before it): then it waits for the pause too.
+      if ((await this.pauseLeftMs()) === 0) return;
     }
   }
 
-  private async reserve(maxWaitMs: number): Promise<{ waitMs: number; mode: RateLimiterMode }> {
+  /** The vendor's pause left: this instance's own knowledge, and in SHARED mode every instance's. */
+  private async pauseLeftMs(): Promise<number> {
+    const local = this.learned.pauseLeftMs();
+    if (local > 0 || this.mode !== 'SHARED') return local;
+    try {
+      const shared = this.shared!;
+      const left = await this.redisPolicy.execute(() => shared.pauseLeftMs());
+      if (left > 0) this.learned.exhausted(left);
+      return left;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** A 429: every call to this vendor waits `pauseMs` (here at once, on other instances through Redis), and the rate is lowered. */
+  throttled(pauseMs: number): void {
+    this.pushedBack('429', pauseMs);
+  }
+
+  /** The vendor's headers said nothing remains before its reset: wait for it instead of being refused. */
+  exhausted(pauseMs: number): void {
+    this.pushedBack('exhausted', pauseMs);
+  }
+
+  private pushedBack(signal: ThrottleEvent['signal'], vendorPauseMs: number): void {
+    const pauseMs = vendorPauseMs + PAUSE_MARGIN_MS;
+    if (signal === '429') this.learned.throttled(pauseMs);
+    else this.learned.exhausted(pauseMs);
+    this.throttleEmitter.emit({ source: this.source, signal, pauseMs, ratePerSec: this.learned.ratePerSec() });
+    if (this.mode === 'SHARED') {
+      const shared = this.shared!;
+      // This instance already waits; the others learn it as soon as Redis has it. Redis away: they learn it from their own 429s.
+      this.redisPolicy.execute(() => shared.throttle(pauseMs, signal === '429')).catch(() => undefined);
+    }
+  }
+
+  private async reserve(maxWaitMs: number): Promise<Reservation> {
+    // The pause this instance knows of (its own 429s, at once) comes first.
+    const pause = this.learned.pauseLeftMs();
+    if (pause > 0) return { waitMs: pause > maxWaitMs ? -pause : pause, paused: true, mode: this.mode };
     if (this.mode === 'SHARED') {
       try {
         const shared = this.shared!;
-        return { waitMs: await this.redisPolicy.execute(() => shared.reserve(maxWaitMs)), mode: 'SHARED' };
+        const taken = await this.redisPolicy.execute(() => shared.take(maxWaitMs));
+        this.learned.adopt(taken.ratePerSec, taken.pauseLeftMs);
+        return { waitMs: taken.waitMs, paused: taken.paused, mode: 'SHARED' };
       } catch {
-        // Redis did not answer in time (or has not lately: its breaker is open): this call uses the local bucket.
+        // Redis did not answer in time (or has not lately: its breaker is open): this call uses the local state.
       }
     }
-    return { waitMs: this.local.reserve(maxWaitMs), mode: 'LOCAL' };
+    const rate = this.learned.ratePerSec();
+    return { waitMs: this.local.reserve(maxWaitMs, rate, Math.max(1, (this.burst * rate) / this.ceilingPerSec)), paused: false, mode: 'LOCAL' };
   }
 }

@@ -123,7 +123,7 @@ export class SourcePolicy {
           if (error instanceof SourceError && error.retryable && !error.local) {
             last = error;
             const remaining = deadline.remainingMs();
-            const wait = error.retryAfterSeconds === undefined ? 0 : error.retryAfterSeconds * 1000;
+            const wait = error.retryAfterMs ?? 0;
             if (wait + MIN_ATTEMPT_MS > remaining) this.final.add(error);
           }
           throw error;

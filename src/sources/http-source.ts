@@ -8,6 +8,10 @@ import type { SourcePolicy } from '../resilience/source-policy.js';
 import type { UpstreamAuth } from './auth.js';
 import { DriftRecorder } from './drift.js';
 import { forgivenSoFar } from './normalize.js';
+import { remainingWindow, retryAfterMs } from './rate-limit-headers.js';
+
+/** The pause after a 429 that names no moment to come back. */
+const DEFAULT_429_PAUSE_MS = 1000;
 import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
 
 export interface HttpSourceOptions {
@@ -145,6 +149,7 @@ export abstract class HttpSource {
           signal,
         });
         status = res.status;
+        this.observeRateLimit(res);
         if (res.status === 401 && tries === 1 && this.options.auth.rejected(auth)) continue;
         if (res.status === 404 && notFoundIsNull) return null;
         if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route);
@@ -163,6 +168,18 @@ export abstract class HttpSource {
         });
       }
     }
+  }
+
+  /**
+   * What an answer says of the vendor's rate limit, for the limiter: a 429
+   * pauses the whole source until the moment it names (a second when it
+   * names none) and lowers the rate; a success saying no calls remain before
+   * the reset pauses until then, before the vendor has to refuse.
+   */
+  private observeRateLimit(res: UpstreamExchange): void {
+    if (res.status === 429) return this.policy.limiter.throttled(retryAfterMs(res.headers) ?? DEFAULT_429_PAUSE_MS);
+    const window = remainingWindow(res.headers);
+    if (window !== undefined && window.remaining === 0 && window.resetInMs > 0) this.policy.limiter.exhausted(window.resetInMs);
   }
 
   private validate<T>(request: SourceRequest<T>, res: UpstreamExchange): SourceResponse<T> {

@@ -1,23 +1,72 @@
 /**
- * How long an upstream asked us to wait, in whole seconds, from the dialects
- * UPSTREAMS.md names: `Retry-After` as delta-seconds or as an HTTP-date
- * (RFC 9110 §10.2.3), and identity's `x-ratelimit-reset` in Unix seconds.
- * Undefined when the response says nothing usable.
+ * What a vendor's rate-limit headers say, in the dialects UPSTREAMS.md names
+ * and the common others: `Retry-After` as delta-seconds or an HTTP-date (RFC
+ * 9110 §10.2.3); `X-RateLimit-Remaining` / `-Reset` (identity sends the reset
+ * as Unix seconds; others send delta seconds or Unix ms, told apart by size);
+ * the IETF draft's `RateLimit-Remaining` / `RateLimit-Reset` and its
+ * structured `RateLimit: "default";r=0;t=5` (or `remaining=0, reset=5`).
  */
 type Headers = Record<string, string | string[] | undefined>;
 
+/** A pause longer than this is not believed (a broken header must not black a vendor out for a day). */
+export const MAX_PAUSE_MS = 5 * 60_000;
+
 function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
+  return (Array.isArray(value) ? value[0] : value)?.trim() || undefined;
 }
 
-export function retryAfterSeconds(headers: Headers, nowMs = Date.now()): number | undefined {
-  const retryAfter = first(headers['retry-after'])?.trim();
+/** A reset value: delta seconds, Unix seconds or Unix ms, as milliseconds from now. */
+function resetInMs(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined || !/^\d+(\.\d+)?$/.test(value)) return undefined;
+  const n = Number(value);
+  if (n > 1e12) return n - nowMs;
+  if (n > 1e9) return n * 1000 - nowMs;
+  return n * 1000;
+}
+
+/** The IETF `RateLimit` field's remaining (r / remaining) and reset (t / reset), in either draft's syntax. */
+function structured(headers: Headers): { remaining?: number; reset?: string } {
+  const field = first(headers['ratelimit']);
+  if (!field) return {};
+  const param = (names: string[]) => {
+    for (const name of names) {
+      const match = new RegExp(`(?:^|[;,\\s])${name}=(\\d+)`).exec(field);
+      if (match) return match[1];
+    }
+    return undefined;
+  };
+  const remaining = param(['r', 'remaining']);
+  const reset = param(['t', 'reset']);
+  return { ...(remaining === undefined ? {} : { remaining: Number(remaining) }), ...(reset === undefined ? {} : { reset }) };
+}
+
+const clamp = (ms: number) => Math.min(MAX_PAUSE_MS, Math.max(0, Math.ceil(ms)));
+
+/** How long the vendor asked us to wait, in ms; undefined when it says nothing usable. */
+export function retryAfterMs(headers: Headers, nowMs = Date.now()): number | undefined {
+  const retryAfter = first(headers['retry-after']);
   if (retryAfter) {
-    if (/^\d+$/.test(retryAfter)) return Number(retryAfter);
+    if (/^\d+$/.test(retryAfter)) return clamp(Number(retryAfter) * 1000);
     const at = Date.parse(retryAfter);
-    if (!Number.isNaN(at)) return Math.max(0, Math.ceil((at - nowMs) / 1000));
+    if (!Number.isNaN(at)) return clamp(at - nowMs);
   }
-  const reset = first(headers['x-ratelimit-reset'])?.trim();
-  if (reset && /^\d+$/.test(reset)) return Math.max(0, Math.ceil(Number(reset) - nowMs / 1000));
-  return undefined;
+  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? structured(headers).reset, nowMs);
+  return reset === undefined ? undefined : clamp(reset);
+}
+
+/** The same, in whole seconds (what `extensions.retryAfterSeconds` carries). */
+export function retryAfterSeconds(headers: Headers, nowMs = Date.now()): number | undefined {
+  const ms = retryAfterMs(headers, nowMs);
+  return ms === undefined ? undefined : Math.ceil(ms / 1000);
+}
+
+/** Calls left before the vendor's window resets, and when it does; undefined when it does not say. */
+export function remainingWindow(headers: Headers, nowMs = Date.now()): { remaining: number; resetInMs: number } | undefined {
+  const s = structured(headers);
+  const remainingText = first(headers['x-ratelimit-remaining']) ?? first(headers['ratelimit-remaining']);
+  const remaining = remainingText !== undefined && /^\d+$/.test(remainingText) ? Number(remainingText) : s.remaining;
+  if (remaining === undefined) return undefined;
+  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? s.reset, nowMs);
+  if (reset === undefined) return undefined;
+  return { remaining, resetInMs: clamp(reset) };
 }

@@ -1,6 +1,6 @@
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { SourceError, type SourceName } from '../errors.js';
-import { retryAfterSeconds } from './rate-limit-headers.js';
+import { retryAfterMs } from './rate-limit-headers.js';
 
 /**
  * One HTTP exchange with an upstream and the mapping of its failures to typed
@@ -67,12 +67,12 @@ export function errorForStatus(source: SourceName, res: UpstreamExchange, route:
   const { status } = res;
   const detail = `${route} answered ${status}`;
   if (status === 429) {
-    return new SourceError({ code: 'SOURCE_RATE_LIMITED', source, retryable: true, status, detail, retryAfterSeconds: retryAfterSeconds(res.headers) });
+    return new SourceError({ code: 'SOURCE_RATE_LIMITED', source, retryable: true, status, detail, retryAfterMs: retryAfterMs(res.headers) });
   }
   if (status === 401 || status === 403) return new SourceError({ code: 'SOURCE_AUTH_FAILED', source, retryable: false, status, detail });
   if (status === 408) return new SourceError({ code: 'SOURCE_TIMEOUT', source, retryable: true, status, detail });
   if (status >= 500) {
-    return new SourceError({ code: 'SOURCE_UNAVAILABLE', source, retryable: true, status, detail, retryAfterSeconds: retryAfterSeconds(res.headers) });
+    return new SourceError({ code: 'SOURCE_UNAVAILABLE', source, retryable: true, status, detail, retryAfterMs: retryAfterMs(res.headers) });
   }
   // Any other 4xx: the upstream refused what we sent; retrying will not help.
   return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source, retryable: false, status, detail });

@@ -1,0 +1,140 @@
+import type { Redis } from 'ioredis';
+import type { AdaptiveRateTuning } from './adaptive-rate.js';
+
+/**
+ * A source's rate state shared by every instance: the token bucket, the
+ * vendor's pause and the learned rate, as AdaptiveRate and TokenBucket keep
+ * them in process, in two hashes under one hash tag (`{gw:rl:notifications}`)
+ * so each script touches one slot and works on Redis Cluster. Each script
+ * reads, computes and writes atomically on Redis's own clock.
+ */
+
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/** The learned rate at `now`: its base plus what it climbed back since, capped by the ceiling. Sets `rate`, `paused`, `decreased_at`. */
+const LEARNED = `
+local ceiling = tonumber(ARGV[1])
+local step = tonumber(ARGV[2])
+local l = redis.call('HMGET', KEYS[2], 'base', 'base_at', 'paused_until', 'decreased_at')
+local rate = ceiling
+if l[1] then rate = math.min(ceiling, tonumber(l[1]) + math.max(0, now - tonumber(l[2])) / 1000 * step) end
+local paused = tonumber(l[3]) or 0
+local decreased_at = tonumber(l[4]) or -1e15
+`;
+
+/**
+ * KEYS: bucket, learned. ARGV: ceiling, step, burst, max_wait.
+ * Returns {wait ms (negative: refused, that much was needed), 1 when the wait
+ * is the vendor's pause (ask again after it) else 0, the learned rate, the
+ * pause left}.
+ */
+const TAKE = `${NOW}${LEARNED}
+local burst = math.max(1, tonumber(ARGV[3]) * rate / ceiling)
+local max_wait = tonumber(ARGV[4])
+if paused > now then
+  local wait = paused - now
+  if wait > max_wait then return {-wait, 1, tostring(rate), wait} end
+  return {wait, 1, tostring(rate), wait}
+end
+local per_ms = rate / 1000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil or at == nil then
+  tokens = burst
+  at = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - at) * per_ms)
+local wait = 0
+if tokens < 1 then wait = math.ceil((1 - tokens) / per_ms) end
+if wait > max_wait then return {-math.max(1, wait), 0, tostring(rate), 0} end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / per_ms) + wait + 60000)
+return {wait, 0, tostring(rate), 0}
+`;
+
+/**
+ * KEYS: bucket (unused), learned. ARGV: ceiling, step, pause ms, decrease factor (1: none, for
+ * "nothing remains"), floor, min round ms. Returns the learned rate.
+ */
+const THROTTLE = `${NOW}${LEARNED}
+local pause = tonumber(ARGV[3])
+local decrease = tonumber(ARGV[4])
+local floor = tonumber(ARGV[5])
+local round = math.max(tonumber(ARGV[6]), pause)
+paused = math.max(paused, now + pause)
+redis.call('HSET', KEYS[2], 'paused_until', tostring(paused))
+if decrease < 1 and now - decreased_at >= round then
+  rate = math.max(floor, rate * decrease)
+  redis.call('HSET', KEYS[2], 'base', tostring(rate), 'base_at', tostring(now), 'decreased_at', tostring(now))
+end
+-- Kept while it matters: the pause, and the climb back to the ceiling.
+redis.call('PEXPIRE', KEYS[2], math.ceil(pause + (ceiling - rate) / step * 1000) + 60000)
+return tostring(rate)
+`;
+
+/** KEYS: learned. Returns the pause left in ms (0: none). */
+const PAUSE_LEFT = `${NOW}
+local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
+return math.max(0, paused - now)
+`;
+
+type WithScripts = Redis & {
+  rlPauseLeft(learned: string): Promise<number>;
+  rlTake(bucket: string, learned: string, ceiling: number, step: number, burst: number, maxWaitMs: number): Promise<[number, number, string, number]>;
+  rlThrottle(bucket: string, learned: string, ceiling: number, step: number, pauseMs: number, decrease: number, floor: number, roundMs: number): Promise<string>;
+};
+
+export interface SharedTake {
+  /** Wait in ms; negative: refused (the wait that would have been needed). */
+  waitMs: number;
+  /** The wait is the vendor's pause: after it, ask again. */
+  paused: boolean;
+  ratePerSec: number;
+  pauseLeftMs: number;
+}
+
+export class RedisRateState {
+  private readonly redis: WithScripts;
+  private readonly bucketKey: string;
+  private readonly learnedKey: string;
+
+  constructor(
+    redis: Redis,
+    /** The hash tag, e.g. `gw:rl:notifications`: every key of this source's state lives under `{tag}`. */
+    tag: string,
+    private readonly tuning: AdaptiveRateTuning,
+    private readonly burst: number,
+    private readonly minRoundMs: number,
+  ) {
+    if (!('rlTake' in redis)) {
+      redis.defineCommand('rlTake', { numberOfKeys: 2, lua: TAKE });
+      redis.defineCommand('rlThrottle', { numberOfKeys: 2, lua: THROTTLE });
+      redis.defineCommand('rlPauseLeft', { numberOfKeys: 1, lua: PAUSE_LEFT });
+    }
+    this.redis = redis as WithScripts;
+    this.bucketKey = `{${tag}}:bucket`;
+    this.learnedKey = `{${tag}}:learned`;
+  }
+
+  async take(maxWaitMs: number): Promise<SharedTake> {
+    const { ceilingPerSec, increasePerSecPerSec } = this.tuning;
+    const [waitMs, paused, rate, pauseLeftMs] = await this.redis.rlTake(this.bucketKey, this.learnedKey, ceilingPerSec, increasePerSecPerSec, this.burst, Math.floor(maxWaitMs));
+    return { waitMs: Number(waitMs), paused: Number(paused) === 1, ratePerSec: Number(rate), pauseLeftMs: Number(pauseLeftMs) };
+  }
+
+  /** The vendor's pause left, as every instance knows it. */
+  async pauseLeftMs(): Promise<number> {
+    return Number(await this.redis.rlPauseLeft(this.learnedKey));
+  }
+
+  /** A 429 (decrease) or "nothing remains" (no decrease): pause every instance for `pauseMs`. Resolves to the learned rate. */
+  async throttle(pauseMs: number, decrease: boolean): Promise<number> {
+    const { ceilingPerSec, increasePerSecPerSec, floorPerSec } = this.tuning;
+    return Number(await this.redis.rlThrottle(this.bucketKey, this.learnedKey, ceilingPerSec, increasePerSecPerSec, Math.ceil(pauseMs), decrease ? this.tuning.decrease : 1, floorPerSec, this.minRoundMs));
+  }
+}

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { AdaptiveRate, adaptiveRateTuning } from '../src/resilience/adaptive-rate.js';
+import { remainingWindow, retryAfterMs } from '../src/sources/rate-limit-headers.js';
+import { sharedStack } from './helpers/stack.js';
+
+/** How a source learns its vendor's real limit: the arithmetic, the headers, and a vendor that says when it is about to refuse. */
+describe('AdaptiveRate', () => {
+  it('pauses for a 429, lowers the rate once per round, climbs back while no 429 comes, never past the ceiling', () => {
+    let now = 0;
+    const rate = new AdaptiveRate(adaptiveRateTuning(80), () => now);
+    expect(rate.ratePerSec()).toBe(80);
+    rate.throttled(400);
+    expect(rate.pauseLeftMs()).toBe(400);
+    expect(rate.ratePerSec()).toBeCloseTo(56);
+    // The 429s of calls already in flight are the same round: no second decrease.
+    now = 10;
+    rate.throttled(390);
+    expect(rate.ratePerSec()).toBeCloseTo(56 + 0.01 * 2);
+    // Additive increase: 2/s a second (ceiling / 40).
+    now = 5000;
+    expect(rate.ratePerSec()).toBeCloseTo(66);
+    expect(rate.pauseLeftMs()).toBe(0);
+    now = 1_000_000;
+    expect(rate.ratePerSec()).toBe(80);
+    // Each new round decreases again; with 429s every second it settles where decrease and climb balance: r = 0.7 (r + 2).
+    for (let i = 0; i < 50; i++) {
+      now += 1000;
+      rate.throttled(0);
+    }
+    expect(rate.ratePerSec()).toBeCloseTo(0.7 * (14 / 3 + 2), 1);
+    // And never below the floor (ceiling / 100).
+    const still = new AdaptiveRate({ ...adaptiveRateTuning(80), increasePerSecPerSec: 0 }, () => now);
+    for (let i = 0; i < 50; i++) {
+      now += 1000;
+      still.throttled(0);
+    }
+    expect(still.ratePerSec()).toBe(0.8);
+  });
+
+  it('an exhausted window pauses without lowering the rate', () => {
+    let now = 0;
+    const rate = new AdaptiveRate(adaptiveRateTuning(40), () => now);
+    rate.exhausted(700);
+    expect(rate.pauseLeftMs()).toBe(700);
+    expect(rate.ratePerSec()).toBe(40);
+  });
+});
+
+describe('rate-limit headers', () => {
+  const now = Date.parse('2024-01-02T03:04:05Z');
+  it('Retry-After in seconds or as an HTTP-date, resets as delta seconds, Unix seconds or Unix ms, in ms', () => {
+    expect(retryAfterMs({ 'retry-after': '2' }, now)).toBe(2000);
+    expect(retryAfterMs({ 'retry-after': 'Tue, 02 Jan 2024 03:04:06 GMT' }, now)).toBe(1000);
+    expect(retryAfterMs({ 'x-ratelimit-reset': String(now / 1000 + 3) }, now)).toBe(3000);
+    expect(retryAfterMs({ 'x-ratelimit-reset': String(now + 1500) }, now)).toBe(1500);
+    expect(retryAfterMs({ 'ratelimit-reset': '4' }, now)).toBe(4000);
+    expect(retryAfterMs({ ratelimit: '"default";r=0;t=7' }, now)).toBe(7000);
+    // A pause of a day is not believed.
+    expect(retryAfterMs({ 'retry-after': '86400' }, now)).toBe(5 * 60_000);
+    expect(retryAfterMs({ 'retry-after': 'later' }, now)).toBeUndefined();
+  });
+
+  it('calls remaining before the reset, in every dialect; nothing when either half is missing', () => {
+    expect(remainingWindow({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 1) }, now)).toEqual({ remaining: 0, resetInMs: 1000 });
+    expect(remainingWindow({ 'ratelimit-remaining': '3', 'ratelimit-reset': '2' }, now)).toEqual({ remaining: 3, resetInMs: 2000 });
+    expect(remainingWindow({ ratelimit: 'limit=100, remaining=0, reset=5' }, now)).toEqual({ remaining: 0, resetInMs: 5000 });
+    expect(remainingWindow({ 'x-ratelimit-remaining': '0' }, now)).toBeUndefined();
+  });
+});
+
+const stack = sharedStack();
+
+describe('a vendor that says how many calls remain', () => {
+  it('identity at 5 requests a second: the source pauses when none remain, before the vendor refuses', async () => {
+    await stack.gql(`{ user(id: "warm-up") { id } }`);
+    await stack.faults('identity', { rateLimitPerSec: 5 });
+    const names: unknown[] = [];
+    for (let i = 0; i < 12; i++) {
+      const res = await stack.gql<Record<string, any>>(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(30 + i) });
+      names.push(res.body.data!.user.name);
+    }
+    expect(names.every((n) => typeof n === 'string')).toBe(true);
+    const stats = await stack.stats('identity');
+    expect(stats.routes['GET /api/v2/users']!.statuses['429']).toBeUndefined();
+    expect(stats.maxPerSecond).toBeLessThanOrEqual(5);
+    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+    expect(metrics).toMatch(/gateway_upstream_throttles_total\{source="identity",signal="exhausted"\} [1-9]/);
+    expect(metrics).toMatch(/gateway_upstream_rate_limit_per_second\{source="identity"\} 40/);
+  });
+});

@@ -52,16 +52,14 @@ describe('partial data with typed errors', () => {
     expectNoInternals(stack, res.text);
   });
 
-  it('identity rate limited: retryAfterSeconds from x-ratelimit-reset', async () => {
-    await stack.gql(DASHBOARD, { id: stack.userId(0) }); // token fetched before the limit
-    await stack.faults('identity', { rateLimitPerSec: 1 });
-    const res = await stack.gql<AnyData>(`query($a: ID!, $b: ID!) { a: userList(first: 2) { totalCount } b: user(id: $b) { id } c: user(id: $a) { id } }`, {
-      a: stack.userId(3),
-      b: stack.userId(4),
-    });
+  it('identity refusing with 429: SOURCE_RATE_LIMITED with retryAfterSeconds from x-ratelimit-reset', async () => {
+    await stack.gql(DASHBOARD, { id: stack.userId(0) }); // token fetched before the fault
+    await stack.faults('identity', { errorRate: 1, errorStatus: 429 });
+    const res = await stack.gql<AnyData>(`query($b: ID!) { b: user(id: $b) { id name } }`, { b: stack.userId(4) });
     const limited = res.body.errors?.find((e) => e.extensions?.code === 'SOURCE_RATE_LIMITED');
     expect(limited?.extensions).toMatchObject({ source: 'identity', retryable: true });
     expect(limited?.extensions?.retryAfterSeconds).toBeTypeOf('number');
+    expect(limited?.extensions?.retryAfterSeconds as number).toBeLessThanOrEqual(1);
   });
 
   it('identity resetting connections: the user keeps its id and the other vendors\' fields, identity\'s fields are SOURCE_UNAVAILABLE', async () => {

@@ -244,13 +244,37 @@ describe('bad upstream data and statuses become typed errors', () => {
     ['408', { status: 408, body: {} }, 'SOURCE_TIMEOUT', true],
     ['500', { status: 500, body: {} }, 'SOURCE_UNAVAILABLE', true],
     ['503 with Retry-After', { status: 503, headers: { 'retry-after': '7' }, body: {} }, 'SOURCE_UNAVAILABLE', true],
-    ['429', { status: 429, headers: { 'retry-after': '3' }, body: {} }, 'SOURCE_RATE_LIMITED', true],
   ] as const)('%s', async (_name, reply, code, retryable) => {
     vendor.script = () => reply;
     const e = await sourceError(sources.notifications.unreadCounts(['a']));
     expect({ code: e.code, retryable: e.retryable, source: e.source }).toEqual({ code, retryable, source: 'notifications' });
     if ('headers' in reply) expect(e.retryAfterSeconds).toBe(Number(reply.headers['retry-after']));
     expect(e.message).not.toContain('oops');
+  });
+
+  it('429: SOURCE_RATE_LIMITED with its Retry-After, and every call to the vendor waits out the pause, not sent early', async () => {
+    const fresh = createSources(
+      { identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' }, analytics: { url: vendor.url, apiKey: 'k' }, notifications: { url: vendor.url, token: 't' }, audit: { url: vendor.url, apiKey: 'k' } },
+      loadConfig({ NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
+      { logger: createLogger({ level: 'silent' }), defaultDeadlineMs: 3000 },
+    );
+    try {
+      vendor.script = () => ({ status: 429, headers: { 'retry-after': '1' }, body: {} });
+      const e = await sourceError(fresh.notifications.unreadCounts(['a']));
+      expect(e).toMatchObject({ code: 'SOURCE_RATE_LIMITED', retryable: true, source: 'notifications', retryAfterSeconds: 1 });
+      vendor.script = () => ({ body: { counts: { a: 1 } } });
+      const refusedAt = Date.now();
+      const seenBefore = vendor.seen.length;
+      // Another route of the same vendor: it waits for the pause too.
+      const page = fresh.notifications.list('u', 0, 1, false).catch(() => null);
+      await new Promise((r) => setTimeout(r, 800));
+      expect(vendor.seen.length).toBe(seenBefore);
+      await page;
+      expect(vendor.seen.length).toBe(seenBefore + 1);
+      expect(Date.now() - refusedAt).toBeGreaterThanOrEqual(1000);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('a date that does not parse is SOURCE_BAD_RESPONSE, logged with the path that failed', async () => {

@@ -93,7 +93,9 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
     const route = stats.routes['GET /v1/users/:id/notifications']!;
     const refused = route.statuses['429'] ?? 0;
     expect(refused / route.calls).toBeLessThanOrEqual(0.1);
-    expect(stats.ignoredRetryAfter).toBe(0);
+    // No call is retried before its Retry-After; a call of the other instance may be on its way while the 429 is shared.
+    expect(stats.retriedEarly).toBe(0);
+    expect(stats.ignoredRetryAfter).toBeLessThanOrEqual(2);
     expect(results.every((r) => r.status === 200)).toBe(true);
     // The vendor's capacity is used, not left idle out of caution: seconds fully inside the run.
     const seconds = Object.keys(stats.perSecond).map(Number).sort((a, b) => a - b).slice(1, -1);

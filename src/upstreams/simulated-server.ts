@@ -233,7 +233,7 @@ export class SimulatedUpstream {
       }
     }
     this.api.decorate?.(reply, window);
-    if (reply.status === 429) this.stats.throttledUntil(Date.now(), window.resetSec * 1000);
+    if (reply.status === 429) this.stats.throttledUntil(routeName, rawUrl, Date.now(), window.resetSec * 1000);
     this.send(res, routeName, reply);
   }
 

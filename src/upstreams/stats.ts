@@ -25,6 +25,8 @@ export interface StatsSnapshot {
    */
   throttled: number;
   ignoredRetryAfter: number;
+  /** Requests for a target (method and URL) that got a 429, sent again before that 429's Retry-After or reset. */
+  retriedEarly: number;
 }
 
 /** Requests arriving this soon after a 429 went out were sent before the client could have read it. */
@@ -42,6 +44,9 @@ export class UpstreamStats {
   private ignoredRetryAfter = 0;
   /** The latest 429's send time and the instant it told clients to come back. */
   private throttle = { sentAt: 0, until: 0 };
+  private retriedEarly = 0;
+  /** Target refused with a 429 → when it was told to come back; expired entries are dropped as it grows. */
+  private refusedUntil = new Map<string, number>();
 
   private route(name: string): RouteStats {
     let r = this.routes.get(name);
@@ -56,6 +61,8 @@ export class UpstreamStats {
   arrived(routeName: string, target: string, nowMs: number): number {
     this.totalCalls++;
     if (nowMs < this.throttle.until && nowMs > this.throttle.sentAt + IN_FLIGHT_GRACE_MS) this.ignoredRetryAfter++;
+    const refusedUntil = this.refusedUntil.get(`${routeName} ${target}`);
+    if (refusedUntil !== undefined && nowMs < refusedUntil) this.retriedEarly++;
     const r = this.route(routeName);
     r.calls++;
     r.recent.push(target);
@@ -76,9 +83,11 @@ export class UpstreamStats {
     r.statuses[key] = (r.statuses[key] ?? 0) + 1;
   }
 
-  /** A 429 went out at `sentAt` telling clients to wait until `until` (Unix ms). */
-  throttledUntil(sentAt: number, until: number): void {
+  /** A 429 for `target` went out at `sentAt` telling clients to wait until `until` (Unix ms). */
+  throttledUntil(routeName: string, target: string, sentAt: number, until: number): void {
     this.throttledCount++;
+    if (this.refusedUntil.size >= 10_000) for (const [key, at] of this.refusedUntil) if (at <= sentAt) this.refusedUntil.delete(key);
+    this.refusedUntil.set(`${routeName} ${target}`, until);
     if (until > this.throttle.until) this.throttle = { sentAt, until };
   }
 
@@ -95,6 +104,8 @@ export class UpstreamStats {
     this.throttledCount = 0;
     this.ignoredRetryAfter = 0;
     this.throttle = { sentAt: 0, until: 0 };
+    this.retriedEarly = 0;
+    this.refusedUntil = new Map();
   }
 
   snapshot(): StatsSnapshot {
@@ -108,6 +119,6 @@ export class UpstreamStats {
     for (const [name, r] of this.routes) {
       routes[name] = { calls: r.calls, statuses: { ...r.statuses }, batchSizes: [...r.batchSizes], recent: [...r.recent] };
     }
-    return { totalCalls: this.totalCalls, routes, perSecond, maxPerSecond, throttled: this.throttledCount, ignoredRetryAfter: this.ignoredRetryAfter };
+    return { totalCalls: this.totalCalls, routes, perSecond, maxPerSecond, throttled: this.throttledCount, ignoredRetryAfter: this.ignoredRetryAfter, retriedEarly: this.retriedEarly };
   }
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { AdaptiveRateTuning } from './adaptive-rate.js';
+import { BOOK_TOKEN, REDIS_NOW } from './redis-token-bucket.js';
 
 /**
  * A source's rate state shared by every instance: the token bucket, the
@@ -8,11 +9,6 @@ import type { AdaptiveRateTuning } from './adaptive-rate.js';
  * so each script touches one slot and works on Redis Cluster. Each script
  * reads, computes and writes atomically on Redis's own clock.
  */
-
-const NOW = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-`;
 
 /** The learned rate at `now`: its base plus what it climbed back since, capped by the ceiling. Sets `rate`, `paused`, `decreased_at`. */
 const LEARNED = `
@@ -31,7 +27,7 @@ local decreased_at = tonumber(l[4]) or -1e15
  * is the vendor's pause (ask again after it) else 0, the learned rate, the
  * pause left}.
  */
-const TAKE = `${NOW}${LEARNED}
+const TAKE = `${REDIS_NOW}${LEARNED}
 local burst = math.max(1, tonumber(ARGV[3]) * rate / ceiling)
 local max_wait = tonumber(ARGV[4])
 if paused > now then
@@ -40,20 +36,7 @@ if paused > now then
   return {wait, 1, tostring(rate), wait}
 end
 local per_ms = rate / 1000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1])
-local at = tonumber(state[2])
-if tokens == nil or at == nil then
-  tokens = burst
-  at = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - at) * per_ms)
-local wait = 0
-if tokens < 1 then wait = math.ceil((1 - tokens) / per_ms) end
-if wait > max_wait then return {-math.max(1, wait), 0, tostring(rate), 0} end
-tokens = tokens - 1
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / per_ms) + wait + 60000)
+${BOOK_TOKEN}
 return {wait, 0, tostring(rate), 0}
 `;
 
@@ -61,7 +44,7 @@ return {wait, 0, tostring(rate), 0}
  * KEYS: bucket (unused), learned. ARGV: ceiling, step, pause ms, decrease factor (1: none, for
  * "nothing remains"), floor, min round ms. Returns the learned rate.
  */
-const THROTTLE = `${NOW}${LEARNED}
+const THROTTLE = `${REDIS_NOW}${LEARNED}
 local pause = tonumber(ARGV[3])
 local decrease = tonumber(ARGV[4])
 local floor = tonumber(ARGV[5])
@@ -78,7 +61,7 @@ return tostring(rate)
 `;
 
 /** KEYS: learned. Returns the pause left in ms (0: none). */
-const PAUSE_LEFT = `${NOW}
+const PAUSE_LEFT = `${REDIS_NOW}
 local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
 return math.max(0, paused - now)
 `;

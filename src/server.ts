@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { GraphQLError } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { readFileSync } from 'node:fs';
 import { useGraphQlJit } from '@envelop/graphql-jit';
@@ -22,7 +23,6 @@ import { Dependencies, ResponseCache, useResponseCache } from './cache/response-
 import { StaleReport, useStaleReport } from './cache/stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
 import { SourceError, toClientError } from './errors.js';
-import { GraphQLError } from 'graphql';
 import { SourceFailureLog } from './observability/source-failure-log.js';
 import { useInputErrorCodes } from './use-input-error-codes.js';
 import type { Logger } from './observability/logger.js';

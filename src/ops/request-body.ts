@@ -46,6 +46,7 @@ export function readRequestBody(req: IncomingMessage, res: ServerResponse, limit
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onError);
       resolve(body);
     };
     const timer = setTimeout(() => {
@@ -76,10 +77,12 @@ export function readRequestBody(req: IncomingMessage, res: ServerResponse, limit
       }
       finish(body);
     };
+    // The client went away (or the stream broke) before the end: nobody to answer.
     const onError = () => finish(null);
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
+    req.on('close', onError);
   });
 }
 

@@ -9,10 +9,10 @@ import type { UpstreamAuth } from './auth.js';
 import { DriftRecorder } from './drift.js';
 import { forgivenSoFar } from './normalize.js';
 import { remainingWindow, retryAfterMs } from './rate-limit-headers.js';
+import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
 
 /** The pause after a 429 that names no moment to come back. */
 const DEFAULT_429_PAUSE_MS = 1000;
-import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
 
 export interface HttpSourceOptions {
   name: SourceName;

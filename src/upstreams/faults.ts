@@ -13,6 +13,8 @@ export const faultProfileSchema = z
     /** Share of requests (0..1) answered with errorStatus instead (a 429 in the API's own dialect). */
     errorRate: z.number().min(0).max(1).default(0),
     errorStatus: z.number().int().min(400).max(599).default(503),
+    /** At most this many injected errors from when the profile is set, then none (a blip: "the next request fails"). */
+    errorCount: z.number().int().min(1).nullable().default(null),
     /**
      * Hard down. `refuse`: the listener closes and open connections are dropped,
      * so connects are refused, for `downForMs` (the admin endpoint is unreachable

@@ -72,6 +72,8 @@ const NOMINAL_LIMIT = 1000;
 export class SimulatedUpstream {
   readonly stats = new UpstreamStats();
   private faults: FaultProfile = NO_FAULTS;
+  /** Errors injected since the profile was set (for `errorCount`). */
+  private injected = 0;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly hanging = new Set<ServerResponse>();
@@ -126,6 +128,7 @@ export class SimulatedUpstream {
   /** Replaces the fault profile (what is not given is off). Throws a ZodError on a bad profile. */
   setFaults(input: FaultProfileInput): FaultProfile {
     this.faults = faultProfileSchema.parse(input);
+    this.injected = 0;
     this.dropHanging();
     if (this.faults.down === 'refuse') this.refuse(this.faults.downForMs);
     return this.faults;
@@ -215,7 +218,8 @@ export class SimulatedUpstream {
     let reply: Reply;
     if (faults.rateLimitPerSec !== null && inSecond > faults.rateLimitPerSec) {
       reply = this.api.rateLimited(window);
-    } else if (faults.errorRate > 0 && Math.random() < faults.errorRate) {
+    } else if (faults.errorRate > 0 && (faults.errorCount === null || this.injected < faults.errorCount) && Math.random() < faults.errorRate) {
+      this.injected++;
       // An injected 429 speaks the API's own dialect (its Retry-After or x-ratelimit-* headers).
       reply = faults.errorStatus === 429 ? this.api.rateLimited(window) : faults.errorBody === 'html' ? htmlError(faults.errorStatus) : json(faults.errorStatus, { error: 'injected_fault' });
     } else if (!route || !match) {

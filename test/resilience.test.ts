@@ -182,7 +182,8 @@ describe('deadline', () => {
     const started = performance.now();
     const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`, { id: stack.userId(50) });
     const elapsed = performance.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(550);
+    // The attempt's own timeout is capped at the deadline left, and undici's timers are coarse: about the deadline, not the 5 s.
+    expect(elapsed).toBeGreaterThanOrEqual(500);
     expect(elapsed).toBeLessThan(2000);
     expect(res.body.data!.user.name).toBe(stack.upstreams.dataset.users[50]!.name);
     expect(res.body.data!.user.unreadNotificationCount).toBeTypeOf('number');

@@ -65,7 +65,8 @@ describe.each(['identity', 'analytics', 'notifications'] as const)('%s failing',
     if (profile === 'refuse') await listening(stack.upstreams[faulted].url);
 
     expect(res.status).toBe(200);
-    expect(elapsedMs).toBeLessThan(DEFAULT_DEADLINE_MS + 500);
+    // The deadline, plus what answering takes on a busy 2-core CI machine.
+    expect(elapsedMs).toBeLessThan(DEFAULT_DEADLINE_MS + 700);
     const user = res.body.data!.user;
     expect(user.id).toBe(id);
     for (const [source, fields] of Object.entries(FIELDS)) {

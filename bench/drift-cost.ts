@@ -13,7 +13,7 @@
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { createSources } from '../src/sources/index.js';
-import { Dataset } from '../src/upstreams/dataset.js';
+import { Dataset } from '../simulator/dataset.js';
 import { startUpstreams, UNLIMITED } from './harness.js';
 
 const ROUNDS = Number(process.env.DRIFT_ROUNDS ?? 6);

@@ -45,7 +45,7 @@ export function start(script: string, env: Record<string, string>, ready: RegExp
 
 /** The simulated upstreams on free ports; `env` holds the *_URL and credential variables they printed for a server. */
 export async function startUpstreams(settings: Record<string, string> = {}): Promise<Started & { env: Record<string, string> }> {
-  const upstreams = await start('src/upstreams/main.ts', { UPSTREAMS_PORT: '0', ...settings }, /A user id to try/);
+  const upstreams = await start('simulator/main.ts', { UPSTREAMS_PORT: '0', ...settings }, /A user id to try/);
   const env = Object.fromEntries([...upstreams.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
   return { ...upstreams, env };
 }

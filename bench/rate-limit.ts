@@ -14,8 +14,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { Dataset } from '../src/upstreams/dataset.js';
-import type { StatsSnapshot } from '../src/upstreams/index.js';
+import { Dataset } from '../simulator/dataset.js';
+import type { StatsSnapshot } from '../simulator/index.js';
 import { start, startUpstreams } from './harness.js';
 
 const VENDOR_LIMIT = 20;

@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { ConfigError, loadConfig, type Config, type GatewayConfig } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { createGateway } from './server.js';
-import { startSimulatedUpstreams, type SimulatedUpstreams } from './upstreams/index.js';
+import { startEmbeddedVendors, type EmbeddedVendors } from './embedded-vendors.js';
 
 /**
  * Entry point: config → the simulated upstreams when no upstream is configured
@@ -23,9 +23,14 @@ try {
 
 const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true && !config.production });
 
-let simulated: SimulatedUpstreams | undefined;
+let simulated: EmbeddedVendors | undefined;
 if (config.upstreams === null) {
-  simulated = await startSimulatedUpstreams();
+  try {
+    simulated = await startEmbeddedVendors();
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(1);
+  }
   logger.warn(
     'No IDENTITY_URL, ANALYTICS_URL, NOTIFICATIONS_URL or AUDIT_URL is set: running the SIMULATED upstreams in this process (fake, seeded data). Set all four with their credentials to use real services.',
   );
@@ -35,7 +40,7 @@ let demoToken: string | undefined;
 let jwtSecret = config.jwtSecret;
 if (jwtSecret === undefined && config.ops.auth.jwksUrl === undefined) {
   jwtSecret = randomBytes(32).toString('base64url');
-  const sub = simulated?.dataset.users[0]?.user_id ?? 'admin';
+  const sub = simulated?.firstUserId ?? 'admin';
   demoToken = await new SignJWT({ scope: 'admin' })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
@@ -65,7 +70,7 @@ const lines = [`GraphQL endpoint: ${url}  (open it in a browser for GraphiQL)`];
 if (simulated) {
   const names = ['identity', 'analytics', 'notifications', 'audit'] as const;
   lines.push(`Simulated upstreams (faults: POST <url>/__admin/faults, stats: GET <url>/__admin/stats):`);
-  for (const name of names) lines.push(`  ${name.padEnd(14)}${simulated[name].url}`);
+  for (const name of names) lines.push(`  ${name.padEnd(14)}${simulated.urls[name]}`);
 }
 if (demoToken) {
   lines.push(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SourceName } from '../src/errors.js';
-import type { FaultProfileInput } from '../src/upstreams/index.js';
+import type { FaultProfileInput } from '../simulator/index.js';
 import { stackPool, type Stack } from './helpers/stack.js';
 
 /**

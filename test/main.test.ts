@@ -4,7 +4,7 @@ import { runScript, startUpstreamsProcess, stopAll } from './helpers/processes.j
 
 /**
  * The entry points as a user runs them: `npm start` (src/main.ts) and
- * `npm run upstreams` (src/upstreams/main.ts), as child processes.
+ * `npm run upstreams` (simulator/main.ts), as child processes.
  */
 afterEach(stopAll);
 

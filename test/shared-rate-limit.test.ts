@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Dataset } from '../src/upstreams/dataset.js';
-import type { StatsSnapshot } from '../src/upstreams/index.js';
+import { Dataset } from '../simulator/dataset.js';
+import type { StatsSnapshot } from '../simulator/index.js';
 import { runScript, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 

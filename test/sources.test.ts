@@ -6,7 +6,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { createSources, type Sources } from '../src/sources/index.js';
 import { planPages } from '../src/sources/paging.js';
 import { retryAfterSeconds } from '../src/sources/rate-limit-headers.js';
-import { parseLuceneTerms } from '../src/upstreams/identity.js';
+import { parseLuceneTerms } from '../simulator/identity.js';
 import { ScriptedUpstream, type SeenRequest } from './helpers/scripted-upstream.js';
 
 /**

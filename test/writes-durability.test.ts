@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
-import { Dataset } from '../src/upstreams/dataset.js';
+import { Dataset } from '../simulator/dataset.js';
 import { runScript, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 

@@ -89,7 +89,7 @@ export async function stopAll(): Promise<void> {
 
 /** `npm run upstreams` as deployed: its own process on free ports; `env` holds the exports it prints. */
 export async function startUpstreamsProcess(extra: Record<string, string> = {}): Promise<{ child: Child; env: Record<string, string> }> {
-  const child = runScript('src/upstreams/main.ts', { UPSTREAMS_PORT: '0', ...extra });
+  const child = runScript('simulator/main.ts', { UPSTREAMS_PORT: '0', ...extra });
   await child.waitFor(/A user id to try/, 60_000);
   const env = Object.fromEntries([...child.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
   return { child, env };

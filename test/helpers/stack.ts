@@ -7,7 +7,7 @@ import { loadConfig, type OpsConfig, type WritesConfig, type GatewayConfig, type
 import type { SourceName } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createGateway, type Gateway } from '../../src/server.js';
-import { startSimulatedUpstreams, type FaultProfileInput, type SimulatedUpstreams, type SimulatedUpstreamsOptions, type StatsSnapshot } from '../../src/upstreams/index.js';
+import { startSimulatedUpstreams, type FaultProfileInput, type SimulatedUpstreams, type SimulatedUpstreamsOptions, type StatsSnapshot } from '../../simulator/index.js';
 
 /**
  * The real server on loopback in front of the real simulated upstreams, as a

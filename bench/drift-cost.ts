@@ -29,7 +29,12 @@ const range = { fromSec: Math.floor(Date.now() / 1000 / 3600) * 3600 - 30 * 86_4
 const scenarios: Record<string, (i: number) => Promise<unknown>> = {
   'dashboard (1 user)': (i) => {
     const id = users[i % users.length]!;
-    return Promise.all([sources.identity.usersByIds([id]), sources.analytics.metrics([id], range), sources.notifications.unreadCounts([id]), sources.notifications.list(id, 0, 5, false)]);
+    return Promise.all([
+      sources.identity.usersByIds([id]),
+      sources.analytics.metrics([id], range),
+      sources.notifications.unreadCounts([id]),
+      sources.notifications.list(id, 0, 5, false),
+    ]);
   },
   'list (50 users)': (i) => {
     const ids = Array.from({ length: 50 }, (_, k) => users[(i * 50 + k) % users.length]!);
@@ -61,7 +66,7 @@ async function cpuMs(run: (i: number) => Promise<unknown>): Promise<number> {
 }
 
 console.log(`\n${CALLS} call sets per run, ${ROUNDS} runs each way, alternating; CPU of the calling process in ms per call set\n`);
-console.log('| scenario | walk off | walk on | timed inside the walk | its share of the calls\' CPU |');
+console.log("| scenario | walk off | walk on | timed inside the walk | its share of the calls' CPU |");
 console.log('|---|---|---|---|---|');
 for (const [name, run] of Object.entries(scenarios)) {
   await cpuMs(run); // warm-up: JIT, connections

@@ -66,12 +66,17 @@ export const UNLIMITED: Record<string, string> = Object.fromEntries([
 
 /** A memory line of /proc/<pid>/status in MB: VmRSS (now) or VmHWM (peak). */
 export function memoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${field}:`))!;
   return Number(line.split(/\s+/)[1]) / 1024;
 }
 
 /** node's flags in `npm run start:prod` (package.json): the heap cap and young generation a deployment runs with. */
 export function startProdNodeArgs(): string[] {
   const { scripts } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-  return scripts['start:prod']!.replace(/^node\s+/, '').replace(/\s*dist\/main\.js.*$/, '').split(' ').filter(Boolean);
+  return scripts['start:prod']!.replace(/^node\s+/, '')
+    .replace(/\s*dist\/main\.js.*$/, '')
+    .split(' ')
+    .filter(Boolean);
 }

@@ -35,7 +35,11 @@ async function admin(method: string, path: string, body?: unknown): Promise<unkn
 }
 
 async function instance(extra: Record<string, string>): Promise<{ url: string; stop: () => void }> {
-  const started = await start('src/main.ts', { ...upstreams.env, PORT: '0', LOG_LEVEL: 'warn', AUTH_JWT_SECRET: secret, ...extra }, /GraphQL endpoint: \S+|"msg":"GraphQL endpoint/);
+  const started = await start(
+    'src/main.ts',
+    { ...upstreams.env, PORT: '0', LOG_LEVEL: 'warn', AUTH_JWT_SECRET: secret, ...extra },
+    /GraphQL endpoint: \S+|"msg":"GraphQL endpoint/,
+  );
   const url = /GraphQL endpoint: (\S+)/.exec(started.output())?.[1] ?? /"url":"([^"]+)"/.exec(started.output())![1]!;
   return { url, stop: () => started.child.kill('SIGTERM') };
 }
@@ -57,9 +61,14 @@ interface Outcome {
 
 async function run(count: number, env: Record<string, string>): Promise<Outcome> {
   const servers = await Promise.all(Array.from({ length: count }, () => instance(env)));
-  const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(users[0]!.user_id).setExpirationTime('10m').sign(new TextEncoder().encode(secret));
+  const token = await new SignJWT({ scope: 'admin' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(users[0]!.user_id)
+    .setExpirationTime('10m')
+    .sign(new TextEncoder().encode(secret));
   // Warm each instance (identity token, connections), then start from a clean vendor.
-  for (const s of servers) await fetch(s.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ __typename }' }) });
+  for (const s of servers)
+    await fetch(s.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ __typename }' }) });
   await admin('POST', '/__admin/reset');
   await admin('POST', '/__admin/faults', { rateLimitPerSec: VENDOR_LIMIT });
   const startedAt = performance.now();
@@ -78,8 +87,12 @@ async function run(count: number, env: Record<string, string>): Promise<Outcome>
   const stats = (await admin('GET', '/__admin/stats')) as StatsSnapshot;
   for (const s of servers) s.stop();
   const route = stats.routes[LIST_ROUTE] ?? { calls: 0, statuses: {} as Record<string, number> };
-  const list2xx = Object.entries(route.statuses).filter(([status]) => status.startsWith('2')).reduce((n, [, c]) => n + c, 0);
-  const seconds = Object.keys(stats.perSecond).map(Number).sort((a, b) => a - b);
+  const list2xx = Object.entries(route.statuses)
+    .filter(([status]) => status.startsWith('2'))
+    .reduce((n, [, c]) => n + c, 0);
+  const seconds = Object.keys(stats.perSecond)
+    .map(Number)
+    .sort((a, b) => a - b);
   const span = seconds.length === 0 ? 1 : seconds.at(-1)! - seconds[0]! + 1;
   // The first and last seconds are partly outside the run: the steady figure leaves them out.
   const inner = seconds.slice(1, -1);
@@ -108,7 +121,9 @@ upstreams.child.kill('SIGTERM');
 
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 console.log(`\n${QUERIES} single-user notification queries over ${SPREAD_MS / 1000} s; vendor limit ${VENDOR_LIMIT}/s; our budget the default\n`);
-console.log('| instances | queries ok | SOURCE_RATE_LIMITED | other errors | HTTP 5xx | list calls | 2xx | 429 (share) | retried before Retry-After | any call during a pause | vendor capacity used (steady) |');
+console.log(
+  '| instances | queries ok | SOURCE_RATE_LIMITED | other errors | HTTP 5xx | list calls | 2xx | 429 (share) | retried before Retry-After | any call during a pause | vendor capacity used (steady) |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const o of outcomes) {
   console.log(
@@ -116,5 +131,9 @@ for (const o of outcomes) {
   );
 }
 const failed = outcomes.filter((o) => o.list429 / Math.max(1, o.listCalls) > 0.1 || o.retriedEarly > 0 || o.http5xx > 0 || o.steadyCapacityUsed < 0.8);
-console.log(failed.length === 0 ? '\nTargets met: 429s at most 10 % of list calls, none retried early, no 5xx, at least 80 % of the vendor used.' : `\nTargets missed for ${failed.map((o) => `${o.instances} instance(s)`).join(', ')}.`);
+console.log(
+  failed.length === 0
+    ? '\nTargets met: 429s at most 10 % of list calls, none retried early, no 5xx, at least 80 % of the vendor used.'
+    : `\nTargets missed for ${failed.map((o) => `${o.instances} instance(s)`).join(', ')}.`,
+);
 process.exit(failed.length === 0 ? 0 : 1);

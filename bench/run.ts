@@ -237,7 +237,9 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
   clearInterval(sampler);
   if (TIMELINE) {
     for (const [second, times = []] of perSecond.entries()) {
-      console.log(`  second ${second}: ${times.length} responses, p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms; CPU: ${cpuPerSecond[second] ?? '–'}`);
+      console.log(
+        `  second ${second}: ${times.length} responses, p50 ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms; CPU: ${cpuPerSecond[second] ?? '–'}`,
+      );
     }
   }
   const cpu = cpuMs(pid) - cpuBefore;
@@ -281,18 +283,26 @@ for (const target of targets) {
   const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
   const pid = gateway.child.pid!;
   // Warm up the process (JIT on the hit and the miss paths, pools, the OAuth token) on users outside every scenario's set.
-  if (WARMUP > 0) await autocannon({
-    url,
-    connections: 10,
-    duration: WARMUP,
-    requests: [
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        setupRequest: (req) => ({ ...req, body: JSON.stringify(Math.random() < 0.5 ? { query: DASHBOARD, variables: { id: pick(warmupIds) } } : { query: LIST, variables: { ids: Array.from({ length: 50 }, () => pick(warmupIds)) } }) }),
-      },
-    ],
-  });
+  if (WARMUP > 0)
+    await autocannon({
+      url,
+      connections: 10,
+      duration: WARMUP,
+      requests: [
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          setupRequest: (req) => ({
+            ...req,
+            body: JSON.stringify(
+              Math.random() < 0.5
+                ? { query: DASHBOARD, variables: { id: pick(warmupIds) } }
+                : { query: LIST, variables: { ids: Array.from({ length: 50 }, () => pick(warmupIds)) } },
+            ),
+          }),
+        },
+      ],
+    });
   for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name) && (target.ours || !s.headers))) {
     const row = await measure(url, pid, target.name, scenario);
     rows.push(row);
@@ -300,7 +310,15 @@ for (const target of targets) {
   }
   gateway.child.kill('SIGTERM');
   await new Promise((resolve) => gateway.child.once('exit', resolve));
-  if (process.env.DEBUG_BENCH) console.log(gateway.output().split('\n').filter((l) => l.includes('"level":50')).slice(0, 3).join('\n'));
+  if (process.env.DEBUG_BENCH)
+    console.log(
+      gateway
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"level":50'))
+        .slice(0, 3)
+        .join('\n'),
+    );
 }
 console.table(rows);
 
@@ -310,7 +328,10 @@ const ratioLines: string[] = [];
 for (const row of ours) {
   for (const baseline of wantedBaselines) {
     const other = rows.find((r) => r.gateway === baseline && r.scenario === row.scenario);
-    if (other) ratioLines.push(`- ${row.scenario}, ${row.gateway} vs ${baseline}: ${(row['req/s'] / other['req/s']).toFixed(2)}× req/s, ${(other['gateway CPU ms/query'] / row['gateway CPU ms/query']).toFixed(2)}× less CPU/query, upstream calls/query ${row['upstream calls/query']} vs ${other['upstream calls/query']}`);
+    if (other)
+      ratioLines.push(
+        `- ${row.scenario}, ${row.gateway} vs ${baseline}: ${(row['req/s'] / other['req/s']).toFixed(2)}× req/s, ${(other['gateway CPU ms/query'] / row['gateway CPU ms/query']).toFixed(2)}× less CPU/query, upstream calls/query ${row['upstream calls/query']} vs ${other['upstream calls/query']}`,
+      );
   }
 }
 const check = (ok: boolean, what: string) => `- [${ok ? 'x' : ' '}] ${what}`;
@@ -322,14 +343,24 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
   const x = apollo ? row['req/s'] / apollo['req/s'] : NaN;
   if (severalModes) targetLines.push(`${row.gateway}, ${row.scenario}:`);
   if (row.scenario === 'dashboard-1') {
-    targetLines.push(check(x >= 2, `dashboard-1 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`), check(row['gateway CPU ms/query'] <= 0.8, `dashboard-1 ≤ 0.8 ms CPU/query (${row['gateway CPU ms/query']})`));
+    targetLines.push(
+      check(x >= 2, `dashboard-1 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`),
+      check(row['gateway CPU ms/query'] <= 0.8, `dashboard-1 ≤ 0.8 ms CPU/query (${row['gateway CPU ms/query']})`),
+    );
   }
   if (row.scenario === 'dashboard-hot') targetLines.push(check(x >= 5, `dashboard-hot ≥ 5× Apollo req/s (${x.toFixed(2)}×)`));
-  if (row.scenario === 'list-50') targetLines.push(check(x >= 2, `list-50 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`), check(row['upstream calls/query'] <= 3, `list-50 ≤ 3 upstream calls/query (${row['upstream calls/query']})`));
+  if (row.scenario === 'list-50')
+    targetLines.push(
+      check(x >= 2, `list-50 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`),
+      check(row['upstream calls/query'] <= 3, `list-50 ≤ 3 upstream calls/query (${row['upstream calls/query']})`),
+    );
   // A first-time request waits for an upstream round trip; once they are over 1 % of the run, the p99 is one of them.
   const firstTimeShare = (100 * row['first-time requests']) / row.requests;
   const p99Detail = `${row['p99 ms']} / ${row['p50 ms']} ms; first-time requests ${firstTimeShare.toFixed(1)} % of the run, over 3× p50 ${row['over 3× p50: first-time + repeat']}`;
-  targetLines.push(check(row['p99 ms'] <= 3 * row['p50 ms'], `${row.scenario}: p99 ≤ 3× p50 (${p99Detail})`), check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`));
+  targetLines.push(
+    check(row['p99 ms'] <= 3 * row['p50 ms'], `${row.scenario}: p99 ≤ 3× p50 (${p99Detail})`),
+    check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`),
+  );
 }
 console.log(['', 'Ratios:', ...ratioLines, '', 'Targets:', ...targetLines].join('\n'));
 if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));
@@ -337,7 +368,10 @@ if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify
 if (process.argv.includes('--write') && rows.length > 0) {
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
   const cols = Object.keys(rows[0]!);
-  const command = `${Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v} `).join('')}npm run bench -- --write`;
+  const command = `${Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_'))
+    .map(([k, v]) => `${k}=${v} `)
+    .join('')}npm run bench -- --write`;
   appendFileSync(
     new URL('./RESULTS.md', import.meta.url),
     `\n### ${new Date().toISOString().slice(0, 10)} — \`${command}\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |`).join('\n')}\n\n${ratioLines.join('\n')}\n\n${targetLines.join('\n')}\n`,

@@ -28,10 +28,7 @@ async function heapUsedMb(): Promise<number> {
   return match ? Number(match[1]) / 2 ** 20 : NaN;
 }
 
-const token = await new SignJWT({ sub: 'unknown-ids-bench', scope: 'admin' })
-  .setProtectedHeader({ alg: 'HS256' })
-  .setExpirationTime('1h')
-  .sign(new TextEncoder().encode(SECRET));
+const token = await new SignJWT({ sub: 'unknown-ids-bench', scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
 
 const startedAt = Date.now();
 let sent = 0;
@@ -49,13 +46,19 @@ try {
     sent += PER_QUERY;
     if (sent % 50_000 === 0) {
       const seconds = ((Date.now() - startedAt) / 1000).toFixed(0);
-      console.log(`${sent} ids: heap used ${(await heapUsedMb()).toFixed(0)} MB, RSS ${memoryMb(pid, 'VmRSS').toFixed(0)} MB, peak RSS ${memoryMb(pid, 'VmHWM').toFixed(0)} MB (${seconds} s)`);
+      console.log(
+        `${sent} ids: heap used ${(await heapUsedMb()).toFixed(0)} MB, RSS ${memoryMb(pid, 'VmRSS').toFixed(0)} MB, peak RSS ${memoryMb(pid, 'VmHWM').toFixed(0)} MB (${seconds} s)`,
+      );
     }
   }
   console.log(`done: ${sent} unknown ids, ${non200} answers not 200`);
 } catch (error) {
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const fatal = server.output().split('\n').find((line) => /out of memory|FATAL/i.test(line)) ?? '(no fatal error printed)';
+  const fatal =
+    server
+      .output()
+      .split('\n')
+      .find((line) => /out of memory|FATAL/i.test(line)) ?? '(no fatal error printed)';
   const cause = (error as Error & { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
   console.log(`the server stopped answering after ${sent} ids (${cause}); exit code ${server.child.exitCode}: ${fatal}`);
 }

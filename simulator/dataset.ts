@@ -38,8 +38,50 @@ export interface StoredNotification {
   createdMs: number;
 }
 
-const FIRST = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Frances', 'Ken', 'Radia', 'Linus', 'Margaret', 'Dennis', 'Hedy', 'Tim', 'Sophie', 'Niklaus', 'Katherine', 'John', 'Shafi', 'Leslie'];
-const LAST = ['Lovelace', 'Hopper', 'Turing', 'Dijkstra', 'Liskov', 'Knuth', 'Allen', 'Thompson', 'Perlman', 'Torvalds', 'Hamilton', 'Ritchie', 'Lamarr', 'Berners-Lee', 'Wilson', 'Wirth', 'Johnson', 'McCarthy', 'Goldwasser', 'Lamport'];
+const FIRST = [
+  'Ada',
+  'Grace',
+  'Alan',
+  'Edsger',
+  'Barbara',
+  'Donald',
+  'Frances',
+  'Ken',
+  'Radia',
+  'Linus',
+  'Margaret',
+  'Dennis',
+  'Hedy',
+  'Tim',
+  'Sophie',
+  'Niklaus',
+  'Katherine',
+  'John',
+  'Shafi',
+  'Leslie',
+];
+const LAST = [
+  'Lovelace',
+  'Hopper',
+  'Turing',
+  'Dijkstra',
+  'Liskov',
+  'Knuth',
+  'Allen',
+  'Thompson',
+  'Perlman',
+  'Torvalds',
+  'Hamilton',
+  'Ritchie',
+  'Lamarr',
+  'Berners-Lee',
+  'Wilson',
+  'Wirth',
+  'Johnson',
+  'McCarthy',
+  'Goldwasser',
+  'Lamport',
+];
 const EVENT_TYPES = ['page_view', 'click', 'signup_step', 'purchase', 'search', 'share'];
 const PATHS = ['/', '/pricing', '/docs', '/blog', '/settings', '/checkout', '/search'];
 const TITLES = ['Your weekly report', 'New comment on your post', 'Payment received', 'Security alert', 'Someone followed you', 'Reminder: finish setup'];

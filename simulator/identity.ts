@@ -14,8 +14,7 @@ export interface IdentityCredentials {
 }
 
 const unauthorized = json(401, { statusCode: 401, error: 'Unauthorized', message: 'Invalid token' });
-const badRequest = (message: string, errorCode = 'invalid_query_string') =>
-  json(400, { statusCode: 400, error: 'Bad Request', message, errorCode });
+const badRequest = (message: string, errorCode = 'invalid_query_string') => json(400, { statusCode: 400, error: 'Bad Request', message, errorCode });
 const MAX_PER_PAGE = 100;
 const MAX_IDS = 100;
 
@@ -71,11 +70,7 @@ export function parseLuceneTerms(q: string): { field: string; values: string[] }
   return { field: head[1]!, values };
 }
 
-export function identityApi(
-  data: Dataset,
-  credentials: IdentityCredentials,
-  tokenTtlSeconds: number,
-): UpstreamApi {
+export function identityApi(data: Dataset, credentials: IdentityCredentials, tokenTtlSeconds: number): UpstreamApi {
   const tokens = new Map<string, number>();
 
   const token = (req: UpstreamRequest): Reply => {
@@ -132,7 +127,8 @@ export function identityApi(
     if (typeof body !== 'object' || body === null || Array.isArray(body)) return badRequest('Payload validation error: body must be an object', 'invalid_body');
     for (const [key, value] of Object.entries(body)) {
       if (!['name', 'nickname', 'picture'].includes(key)) return badRequest(`Payload validation error: 'Additional properties not allowed: ${key}'`, 'invalid_body');
-      if (typeof value !== 'string' || value.length === 0 || value.length > 300) return badRequest(`Payload validation error: '${key}' must be a string of 1..300 characters`, 'invalid_body');
+      if (typeof value !== 'string' || value.length === 0 || value.length > 300)
+        return badRequest(`Payload validation error: '${key}' must be a string of 1..300 characters`, 'invalid_body');
     }
     Object.assign(user, body, { updated_at: new Date().toISOString() });
     return json(200, user);
@@ -152,8 +148,7 @@ export function identityApi(
       const exp = tokens.get(header.slice(7));
       return exp !== undefined && exp > Date.now() ? null : unauthorized;
     },
-    rateLimited: () =>
-      json(429, { statusCode: 429, error: 'Too Many Requests', message: 'Global limit has been reached', errorCode: 'too_many_requests' }),
+    rateLimited: () => json(429, { statusCode: 429, error: 'Too Many Requests', message: 'Global limit has been reached', errorCode: 'too_many_requests' }),
     decorate(reply: Reply, window: RateWindow) {
       reply.headers = {
         ...reply.headers,

@@ -52,7 +52,10 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
   const unreadCounts = (req: UpstreamRequest): Reply => {
     const raw = req.query.get('user_ids');
     if (!raw) return invalid('user_ids is required');
-    const ids = raw.split(',').map((id) => id.trim()).filter((id) => id !== '');
+    const ids = raw
+      .split(',')
+      .map((id) => id.trim())
+      .filter((id) => id !== '');
     if (ids.length > MAX_IDS) return invalid(`at most ${MAX_IDS} user_ids`);
     req.recordBatch(ids.length);
     const counts: Record<string, number> = {};

@@ -32,6 +32,9 @@ export function pick<T>(items: readonly T[], ...values: number[]): T {
 
 export function hex(length: number, ...values: number[]): string {
   let out = '';
-  for (let i = 0; out.length < length; i++) out += hash32(...values, i).toString(16).padStart(8, '0');
+  for (let i = 0; out.length < length; i++)
+    out += hash32(...values, i)
+      .toString(16)
+      .padStart(8, '0');
   return out.slice(0, length);
 }

@@ -221,7 +221,12 @@ export class SimulatedUpstream {
     } else if (faults.errorRate > 0 && (faults.errorCount === null || this.injected < faults.errorCount) && Math.random() < faults.errorRate) {
       this.injected++;
       // An injected 429 speaks the API's own dialect (its Retry-After or x-ratelimit-* headers).
-      reply = faults.errorStatus === 429 ? this.api.rateLimited(window) : faults.errorBody === 'html' ? htmlError(faults.errorStatus) : json(faults.errorStatus, { error: 'injected_fault' });
+      reply =
+        faults.errorStatus === 429
+          ? this.api.rateLimited(window)
+          : faults.errorBody === 'html'
+            ? htmlError(faults.errorStatus)
+            : json(faults.errorStatus, { error: 'injected_fault' });
     } else if (!route || !match) {
       reply = json(404, { error: 'not_found' });
     } else {

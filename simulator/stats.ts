@@ -119,6 +119,14 @@ export class UpstreamStats {
     for (const [name, r] of this.routes) {
       routes[name] = { calls: r.calls, statuses: { ...r.statuses }, batchSizes: [...r.batchSizes], recent: [...r.recent] };
     }
-    return { totalCalls: this.totalCalls, routes, perSecond, maxPerSecond, throttled: this.throttledCount, ignoredRetryAfter: this.ignoredRetryAfter, retriedEarly: this.retriedEarly };
+    return {
+      totalCalls: this.totalCalls,
+      routes,
+      perSecond,
+      maxPerSecond,
+      throttled: this.throttledCount,
+      ignoredRetryAfter: this.ignoredRetryAfter,
+      retriedEarly: this.retriedEarly,
+    };
   }
 }

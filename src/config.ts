@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { CACHED_ENTITIES, defaultCacheConfig, ENTITY_SETTINGS, type CacheConfig, type EntityPolicy } from './cache/policy.js';
 import type { SourceName } from './errors.js';
+import type { LogLevel, OpsConfig, RedisSettings, SourceTuning, UpstreamEndpoints, WritesConfig } from './config-types.js';
+
+export type { LogLevel, OpsConfig, SourceTuning, UpstreamEndpoints, WritesConfig } from './config-types.js';
 
 /**
  * Every setting, typed and validated. Environment variables are the interface;
@@ -9,34 +12,6 @@ import type { SourceName } from './errors.js';
  */
 
 export const SOURCE_NAMES = ['identity', 'analytics', 'notifications', 'audit'] as const satisfies readonly SourceName[];
-
-/** Every per-source policy setting; `<SOURCE>_<SETTING>` in the environment (see SOURCE_SETTINGS). */
-export interface SourceTuning {
-  /** Per-attempt timeout for one upstream HTTP call (capped by what is left of the request's deadline). */
-  timeoutMs: number;
-  /** Time to open a connection (TCP and TLS) to the upstream. */
-  connectTimeoutMs: number;
-  /** Keep-alive connections in the undici pool for this origin. */
-  connections: number;
-  /** Attempts in all (1 = no retry) for transient failures. */
-  retryMaxAttempts: number;
-  /** Exponential backoff base, with full jitter. */
-  retryBaseDelayMs: number;
-  retryMaxDelayMs: number;
-  /** The breaker opens when this share of calls fails within the window... */
-  breakerFailureRatio: number;
-  breakerWindowMs: number;
-  /** ...and at least this many calls were made in it. */
-  breakerMinCalls: number;
-  /** Open → half-open (one probe) after this long. */
-  breakerHalfOpenAfterMs: number;
-  /** Concurrent calls to this upstream, and calls waiting for a slot. */
-  bulkheadLimit: number;
-  bulkheadQueue: number;
-  /** Our token bucket for this upstream; set it below the vendor's limit. */
-  rateLimitPerSec: number;
-  rateLimitBurst: number;
-}
 
 type Setting = { key: keyof SourceTuning; min: number; max: number; integer: boolean; defaults: Record<SourceName, number> };
 const all = (n: number): Record<SourceName, number> => ({ identity: n, analytics: n, notifications: n, audit: n });
@@ -59,54 +34,6 @@ export const SOURCE_SETTINGS: Record<string, Setting> = {
   RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, defaults: { identity: 4, analytics: 8, notifications: 8, audit: 4 } },
 };
 
-/** What the people running it set: auth, client limits, exposure, shutdown. */
-export interface OpsConfig {
-  auth: {
-    /** RS256/ES256 tokens verified against this JWKS (cached, refreshed on an unknown key id); else HS256 with the secret. */
-    jwksUrl: string | undefined;
-    issuer: string | undefined;
-    audience: string | undefined;
-    clockToleranceSec: number;
-  };
-  /** Origins browsers may call from; empty: no CORS headers (same origin only). */
-  corsOrigins: string[];
-  /** gzip/brotli by Accept-Encoding for responses of at least `thresholdBytes`; off: `null`. */
-  compression: { thresholdBytes: number } | null;
-  limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
-  graphiql: boolean;
-  introspection: boolean;
-  /** Only operations in the allow-list made from examples/ are run. */
-  persistedOperationsRequired: boolean;
-  /** Automatic persisted queries (the APQ protocol). */
-  apq: boolean;
-  /** Per caller (token subject), over all its requests; shared through Redis when configured. */
-  callerRateLimit: { perSec: number; burst: number };
-  /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */
-  sourceSuccessRateWarn: number;
-  /** On SIGTERM/SIGINT: how long in-flight requests may take to finish. */
-  shutdownGraceMs: number;
-}
-
-export interface WritesConfig {
-  /** Attempts per secondary delivery in all, the first included; then it is dead-lettered. */
-  deliveryMaxAttempts: number;
-  deliveryBackoffMs: number;
-  deliveryConcurrency: number;
-  /** A delivery whose worker died is taken up again after this long. */
-  deliveryStalledAfterMs: number;
-  /** How long an idempotency key and its payload are kept. */
-  idempotencyTtlMs: number;
-}
-
-export interface UpstreamEndpoints {
-  identity: { url: string; clientId: string; clientSecret: string; audience: string };
-  analytics: { url: string; apiKey: string };
-  notifications: { url: string; token: string };
-  audit: { url: string; apiKey: string };
-}
-
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-
 export interface Config {
   production: boolean;
   host: string;
@@ -118,7 +45,7 @@ export interface Config {
   /** One deadline for all the upstream work of a GraphQL request. */
   requestDeadlineMs: number;
   /** Shared rate limits, the L2 cache and its invalidation when set; local otherwise. */
-  redis: { url: string; keyPrefix: string } | null;
+  redis: RedisSettings | null;
   cache: CacheConfig;
   writes: WritesConfig;
   ops: OpsConfig;
@@ -152,9 +79,7 @@ const CREDENTIALS: Record<SourceName, { url: string; secrets: string[] }> = {
   audit: { url: 'AUDIT_URL', secrets: ['AUDIT_API_KEY'] },
 };
 
-const httpUrl = z
-  .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://api.example.com' })
-  .transform((u) => u.replace(/\/+$/, ''));
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://api.example.com' }).transform((u) => u.replace(/\/+$/, ''));
 const int = (min: number, max: number) =>
   z.coerce
     .number({ error: 'must be a number' })
@@ -164,7 +89,10 @@ const int = (min: number, max: number) =>
 const secret = z.string().min(1);
 
 const num = (min: number, max: number) =>
-  z.coerce.number({ error: 'must be a number' }).min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` });
+  z.coerce
+    .number({ error: 'must be a number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
 
 const sourceTuningShape = Object.fromEntries(
   SOURCE_NAMES.flatMap((source) =>
@@ -181,7 +109,10 @@ const DAY_MS = 86_400_000;
 const cacheDefaults = defaultCacheConfig();
 const cacheShape = Object.fromEntries(
   CACHED_ENTITIES.flatMap((entity) =>
-    Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [`CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`, int(key === 'ttlMs' ? 1 : 0, 7 * DAY_MS).default(cacheDefaults.entities[entity][key])]),
+    Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [
+      `CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`,
+      int(key === 'ttlMs' ? 1 : 0, 7 * DAY_MS).default(cacheDefaults.entities[entity][key]),
+    ]),
   ),
 );
 const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
@@ -191,10 +122,7 @@ const envSchema = z.object({
   HOST: z.string().min(1).optional(),
   PORT: int(0, 65_535).default(4000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  AUTH_JWT_SECRET: z
-    .string()
-    .min(32, { error: 'must be at least 32 characters (HS256 needs a 256-bit secret)' })
-    .optional(),
+  AUTH_JWT_SECRET: z.string().min(32, { error: 'must be at least 32 characters (HS256 needs a 256-bit secret)' }).optional(),
   IDENTITY_URL: httpUrl.optional(),
   IDENTITY_CLIENT_ID: secret.optional(),
   IDENTITY_CLIENT_SECRET: secret.optional(),
@@ -272,9 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (configuredUrls.length === 0 && !production) {
     upstreams = null;
   } else {
-    const missing = SOURCE_NAMES.flatMap((s) =>
-      [CREDENTIALS[s].url, ...CREDENTIALS[s].secrets].filter((v) => e[v] === undefined),
-    );
+    const missing = SOURCE_NAMES.flatMap((s) => [CREDENTIALS[s].url, ...CREDENTIALS[s].secrets].filter((v) => e[v] === undefined));
     if (missing.length > 0) {
       const why =
         configuredUrls.length === 0
@@ -301,7 +227,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (e.AUTH_JWT_SECRET !== undefined && e.AUTH_JWKS_URL !== undefined) {
     problems.push('set AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256), not both');
   }
-  const corsOrigins = (e.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  const corsOrigins = (e.CORS_ORIGINS ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   for (const origin of corsOrigins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entries must be origins like https://app.example.com (got "${origin}")`);
   }

@@ -1,7 +1,8 @@
 import DataLoader from 'dataloader';
 import type { YogaInitialContext } from 'graphql-yoga';
-import type { Viewer } from './auth/viewer.js';
-import type { Caches, EntityCache, Served } from './cache/index.js';
+import type { Viewer } from './viewer.js';
+import type { EntityCache, Served } from './cache/entity-cache.js';
+import type { Caches } from './sources/caches.js';
 import type { Dependencies } from './cache/response-cache.js';
 import type { StaleReport } from './cache/stale-report.js';
 import type { SourceHealthMonitor } from './observability/source-health.js';

@@ -3,13 +3,7 @@ import { GraphQLError } from 'graphql';
 /** The names of the upstream sources; they appear in `extensions.source` and in metrics labels. */
 export type SourceName = 'identity' | 'analytics' | 'notifications' | 'audit';
 
-export type SourceErrorCode =
-  | 'SOURCE_TIMEOUT'
-  | 'SOURCE_UNAVAILABLE'
-  | 'SOURCE_RATE_LIMITED'
-  | 'SOURCE_CIRCUIT_OPEN'
-  | 'SOURCE_BAD_RESPONSE'
-  | 'SOURCE_AUTH_FAILED';
+export type SourceErrorCode = 'SOURCE_TIMEOUT' | 'SOURCE_UNAVAILABLE' | 'SOURCE_RATE_LIMITED' | 'SOURCE_CIRCUIT_OPEN' | 'SOURCE_BAD_RESPONSE' | 'SOURCE_AUTH_FAILED';
 
 export type ClientErrorCode = 'BAD_USER_INPUT' | 'UNAUTHENTICATED' | 'FORBIDDEN';
 

@@ -22,7 +22,10 @@ export class RedisConnection {
   private up = false;
   private everUp = false;
 
-  constructor(options: RedisOptions, private readonly logger: Logger) {
+  constructor(
+    options: RedisOptions,
+    private readonly logger: Logger,
+  ) {
     this.keyPrefix = options.keyPrefix;
     this.client = new Redis(options.url, {
       enableOfflineQueue: false,

@@ -9,7 +9,7 @@ import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspect
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
 import { useJwtAuth } from './auth/use-jwt-auth.js';
 import { useDeadlineDisposal } from './resilience/use-deadline-disposal.js';
-import { cachedVerifier, hs256Verifier, jwksVerifier, type TokenVerifier } from './auth/viewer.js';
+import { cachedVerifier, hs256Verifier, jwksVerifier, type TokenVerifier } from './auth/token-verifiers.js';
 import { Metrics } from './observability/metrics.js';
 import { useRequestLog } from './observability/use-request-log.js';
 import { CallerRateLimiter, useCallerRateLimit } from './ops/caller-rate-limit.js';
@@ -18,7 +18,7 @@ import { useOpsEndpoints } from './ops/use-ops-endpoints.js';
 import { useResponseCompression } from './ops/use-response-compression.js';
 import { readRequestBody, refuseBeforeContinue } from './ops/request-body.js';
 import type { GatewayConfig } from './config.js';
-import { Caches } from './cache/index.js';
+import { Caches } from './sources/caches.js';
 import { Dependencies, ResponseCache, useResponseCache } from './cache/response-cache.js';
 import { StaleReport, useStaleReport } from './cache/stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
@@ -98,12 +98,19 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     sharedDeadlineMs: config.requestDeadlineMs,
     count: (entity, tier, result, n) => metrics.countCacheLookups(entity, tier, result, n),
   });
-  const responses = config.cache.enabled && config.cache.responsesMaxBytes > 0 ? new ResponseCache(caches.l1, config.cache.responsesMaxBytes, (result, n) => metrics.countCacheLookups('response', 'l1', result, n)) : null;
+  const responses =
+    config.cache.enabled && config.cache.responsesMaxBytes > 0
+      ? new ResponseCache(caches.l1, config.cache.responsesMaxBytes, (result, n) => metrics.countCacheLookups('response', 'l1', result, n))
+      : null;
   const { writes, deliveries, close: closeWrites } = createWrites(config, { sources, caches, redis, logger });
   metrics.watchDeliveries(() => deliveries.counts());
   logger.info(
     { l1MaxBytes: config.cache.l1MaxBytes, l2: Boolean(redis) && config.cache.enabled },
-    config.cache.enabled ? (redis ? 'Cache: L1 in process + L2 in Redis, shared by instances' : 'Cache: L1 in process only (set REDIS_URL to share an L2 between instances)') : 'Cache off (CACHE_ENABLED=false): every read goes upstream',
+    config.cache.enabled
+      ? redis
+        ? 'Cache: L1 in process + L2 in Redis, shared by instances'
+        : 'Cache: L1 in process only (set REDIS_URL to share an L2 between instances)'
+      : 'Cache off (CACHE_ENABLED=false): every read goes upstream',
   );
 
   const sourceFailures = new SourceFailureLog(logger);
@@ -129,7 +136,16 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     // The node server below reads and bounds bodies before yoga sees them (ops/request-body.ts);
     // yoga's own limit would pipe every body through a stream, ~10 % of a cached query's CPU.
     maxRequestBodySize: false,
-    cors: ops.corsOrigins.length > 0 ? { origin: ops.corsOrigins, credentials: true, methods: ['GET', 'POST'], allowedHeaders: ['authorization', 'content-type', 'x-request-id'], exposedHeaders: ['x-request-id', 'retry-after'] } : false,
+    cors:
+      ops.corsOrigins.length > 0
+        ? {
+            origin: ops.corsOrigins,
+            credentials: true,
+            methods: ['GET', 'POST'],
+            allowedHeaders: ['authorization', 'content-type', 'x-request-id'],
+            exposedHeaders: ['x-request-id', 'retry-after'],
+          }
+        : false,
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -138,21 +154,36 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         const err = args.find((a) => a instanceof Error);
         // A vendor's failure is expected: the request log writes one warn line per source for it, no stack.
         if (err instanceof SourceError || (err instanceof GraphQLError && err.originalError instanceof SourceError)) return;
-        logger.error({ err }, args.filter((a) => !(a instanceof Error)).map(String).join(' ') || 'error');
+        logger.error(
+          { err },
+          args
+            .filter((a) => !(a instanceof Error))
+            .map(String)
+            .join(' ') || 'error',
+        );
       },
     },
     plugins: [
       useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
       useRequestLog(logger, metrics, sourceFailures),
-      ...(ops.persistedOperationsRequired ? [usePersistedOperations({
+      ...(ops.persistedOperationsRequired
+        ? [
+            usePersistedOperations({
               getPersistedOperation: persistedOperations(),
               allowArbitraryOperations: false,
               customErrors: {
-                persistedQueryOnly: { message: 'Only allow-listed operations run here: send extensions.persistedQuery.sha256Hash of one.', extensions: { code: 'PERSISTED_QUERY_ONLY', http: { status: 400 } } },
+                persistedQueryOnly: {
+                  message: 'Only allow-listed operations run here: send extensions.persistedQuery.sha256Hash of one.',
+                  extensions: { code: 'PERSISTED_QUERY_ONLY', http: { status: 400 } },
+                },
                 notFound: { message: 'PersistedQueryNotFound', extensions: { code: 'PERSISTED_QUERY_NOT_FOUND', http: { status: 400 } } },
                 keyNotFound: { message: 'Send extensions.persistedQuery.sha256Hash.', extensions: { code: 'BAD_REQUEST', http: { status: 400 } } },
               },
-            })] : ops.apq ? [useAutomaticPersistedQueries()] : []),
+            }),
+          ]
+        : ops.apq
+          ? [useAutomaticPersistedQueries()]
+          : []),
       EnvelopArmorPlugin({
         maxDepth: { n: ops.limits.maxDepth },
         costLimit: { maxCost: ops.limits.maxCost },
@@ -179,7 +210,18 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     context: (): RequestServices => {
       const deadline = Deadline.after(config.requestDeadlineMs);
       const dependencies = new Dependencies();
-      return { loaders: new Loaders(caches, deadline, dependencies), sources, caches, writes, deliveries, deadline, stale: new StaleReport(), dependencies, health, simulatedUpstreams: config.simulatedUpstreams };
+      return {
+        loaders: new Loaders(caches, deadline, dependencies),
+        sources,
+        caches,
+        writes,
+        deliveries,
+        deadline,
+        stale: new StaleReport(),
+        dependencies,
+        health,
+        simulatedUpstreams: config.simulatedUpstreams,
+      };
     },
   });
 

@@ -19,7 +19,9 @@ export function useInputErrorCodes(): Plugin {
         ...(result as ExecutionResult),
         errors: errors.map((e) => {
           const code = codeFor(e);
-          return code === null ? e : new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code, http: { status: 400 } } });
+          return code === null
+            ? e
+            : new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code, http: { status: 400 } } });
         }),
       });
     },

@@ -6,7 +6,16 @@ const stack = sharedStack();
 
 type AnyData = Record<string, any>;
 
-const PRIVATE_FIELDS = ['email', 'emailVerified', 'createdAt', 'lastLoginAt', 'metrics { pageViews }', 'events(first: 1) { totalCount }', 'notifications(first: 1) { totalCount }', 'unreadNotificationCount'];
+const PRIVATE_FIELDS = [
+  'email',
+  'emailVerified',
+  'createdAt',
+  'lastLoginAt',
+  'metrics { pageViews }',
+  'events(first: 1) { totalCount }',
+  'notifications(first: 1) { totalCount }',
+  'unreadNotificationCount',
+];
 const ALL = `id name nickname avatarUrl ${PRIVATE_FIELDS.join(' ')}`;
 
 const sign = (claims: Record<string, unknown>, secret: string, build: (j: SignJWT) => SignJWT = (j) => j) =>
@@ -109,7 +118,7 @@ describe('who may ask', () => {
 
 describe('verified tokens are remembered until they expire', () => {
   it('the same token verifies once; another token (a forgery is another string) in full; an expired one is not remembered', async () => {
-    const { cachedVerifier } = await import('../src/auth/viewer.js');
+    const { cachedVerifier } = await import('../src/auth/token-verifiers.js');
     const { SignJWT } = await import('jose');
     const secret = new TextEncoder().encode('x'.repeat(32));
     let verifications = 0;

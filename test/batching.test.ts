@@ -46,10 +46,9 @@ describe('batching over the bulk endpoints', () => {
 
   it('the same user asked for twice in one request is fetched once', async () => {
     const id = stack.userId(7);
-    const res = await stack.gql<AnyData>(
-      `query($id: ID!) { a: user(id: $id) { name metrics { pageViews } } b: user(id: $id) { nickname metrics { sessions } } viewer { id } }`,
-      { id },
-    );
+    const res = await stack.gql<AnyData>(`query($id: ID!) { a: user(id: $id) { name metrics { pageViews } } b: user(id: $id) { nickname metrics { sessions } } viewer { id } }`, {
+      id,
+    });
     expect(res.body.errors).toBeUndefined();
     expect(calls(await stack.stats('identity'), 'GET /api/v2/users')).toBe(1);
     expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(1);

@@ -9,7 +9,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { Deadline } from '../src/resilience/deadline.js';
 import { approximateJsonLength } from '../src/cache/json-size.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
-import { calls, everyEntity as entities, READ_ROUTES, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, everyEntity as entities, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
 
 /**
  * The two cache tiers, seen from outside: upstream calls counted by the
@@ -105,9 +105,37 @@ describe('L1: entries per entity', () => {
     const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
     const day = (i: number) => new Date(Date.UTC(2026, 8, 1 + i)).toISOString();
     const values: unknown[] = [
-      { id: 'auth0|fc877dd7b7fbea1c8bb0226b', email: 'katherine.ritchie.0@example.com', emailVerified: true, name: 'Katherine Ritchie', nickname: 'kat', avatarUrl: null, createdAt: day(0), lastLoginAt: day(3) },
-      { pageViews: 620, sessions: 112, avgSessionSeconds: 184.5, conversionRate: 0.0991, lastActiveAt: day(17), series: Array.from({ length: 30 }, (_, i) => ({ at: day(i), pageViews: 20 + i, sessions: i % 7 })) },
-      { items: Array.from({ length: 5 }, (_, i) => ({ id: `n${i}`, userId: 'u1', title: 'Reminder: finish setup', body: 'You are two steps away.', channel: 'IN_APP', read: i % 2 === 0, createdAt: day(i) })), totalCount: 60, hasNextPage: true },
+      {
+        id: 'auth0|fc877dd7b7fbea1c8bb0226b',
+        email: 'katherine.ritchie.0@example.com',
+        emailVerified: true,
+        name: 'Katherine Ritchie',
+        nickname: 'kat',
+        avatarUrl: null,
+        createdAt: day(0),
+        lastLoginAt: day(3),
+      },
+      {
+        pageViews: 620,
+        sessions: 112,
+        avgSessionSeconds: 184.5,
+        conversionRate: 0.0991,
+        lastActiveAt: day(17),
+        series: Array.from({ length: 30 }, (_, i) => ({ at: day(i), pageViews: 20 + i, sessions: i % 7 })),
+      },
+      {
+        items: Array.from({ length: 5 }, (_, i) => ({
+          id: `n${i}`,
+          userId: 'u1',
+          title: 'Reminder: finish setup',
+          body: 'You are two steps away.',
+          channel: 'IN_APP',
+          read: i % 2 === 0,
+          createdAt: day(i),
+        })),
+        totalCount: 60,
+        hasNextPage: true,
+      },
       8,
       null,
     ];
@@ -198,7 +226,7 @@ describe('cross-request batching', () => {
   });
   afterEach(() => stack.reset());
 
-  it("concurrent requests for different users share upstream batches; each user is fetched once", async () => {
+  it('concurrent requests for different users share upstream batches; each user is fetched once', async () => {
     const ids = Array.from({ length: 20 }, (_, i) => stack.userId(40 + i));
     const answers = await Promise.all(ids.map((id) => stack.gql<AnyData>(DASHBOARD, { id })));
     expect(answers.map((a) => a.body.data?.user?.id)).toEqual(ids);
@@ -331,7 +359,10 @@ describe('stale-if-error', () => {
   });
 
   it('past the stale-if-error window, the failure is an error', async () => {
-    const short = await stackWith({ cache: { entities: entities({ ttlMs: 100, staleWhileRevalidateMs: 0, staleIfErrorMs: 200 }) }, tuning: { analytics: { retryMaxAttempts: 1 } } });
+    const short = await stackWith({
+      cache: { entities: entities({ ttlMs: 100, staleWhileRevalidateMs: 0, staleIfErrorMs: 200 }) },
+      tuning: { analytics: { retryMaxAttempts: 1 } },
+    });
     const id = short.userId(81);
     await short.gql(METRICS_ONLY, { id });
     await sleep(400);
@@ -482,13 +513,18 @@ describeWithRedis('Redis trouble never takes the server down', () => {
     const fresh = stack.userId(130);
     await stack.reset();
     await stack.gql(DASHBOARD, { id: fresh });
-    await expect.poll(async () => {
-      const c = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-      await c.connect();
-      const keys = await c.keys(`gwdown:c:*{${fresh}}*`);
-      c.disconnect();
-      return keys.length;
-    }, { timeout: 5000 }).toBeGreaterThanOrEqual(4);
+    await expect
+      .poll(
+        async () => {
+          const c = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+          await c.connect();
+          const keys = await c.keys(`gwdown:c:*{${fresh}}*`);
+          c.disconnect();
+          return keys.length;
+        },
+        { timeout: 5000 },
+      )
+      .toBeGreaterThanOrEqual(4);
     await peer.gql(DASHBOARD, { id: fresh });
     expect(await upstreamCalls(stack)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
   });
@@ -529,7 +565,6 @@ describeWithRedis('a hung Redis costs a short timeout, then nothing', () => {
       .toBe(1);
   });
 });
-
 
 /** The range `metrics` asks for without arguments (DAY, 30 days to the end of the current hour). */
 function currentRange() {

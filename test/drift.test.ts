@@ -43,13 +43,19 @@ describe('schema drift', () => {
       ['analytics', 'POST /v1/metrics/query', 'data[].x_drift'],
       ['analytics', 'POST /v1/metrics/query', 'data[].series[].x_drift'],
     ]) {
-      expect(metrics).toMatch(new RegExp(`gateway_upstream_schema_drift_total\\{source="${source}",endpoint="${endpoint!.replace(/[?]/g, '\\?')}",kind="unknown",path="${path!.replace(/[.*[\]]/g, '\\$&')}"\\} [1-9]`));
+      expect(metrics).toMatch(
+        new RegExp(
+          `gateway_upstream_schema_drift_total\\{source="${source}",endpoint="${endpoint!.replace(/[?]/g, '\\?')}",kind="unknown",path="${path!.replace(/[.*[\]]/g, '\\$&')}"\\} [1-9]`,
+        ),
+      );
     }
     // No id ever becomes a label.
     expect(metrics).not.toContain(ids[0]!);
 
     const sources = await stack.gql<AnyData>(SOURCES_DRIFT);
-    expect(driftOf(sources.body.data!, 'notifications')).toContainEqual(expect.objectContaining({ endpoint: 'GET /v1/unread-counts', kind: 'UNKNOWN', path: 'counts.*', seenType: 'object', expectedType: 'number' }));
+    expect(driftOf(sources.body.data!, 'notifications')).toContainEqual(
+      expect.objectContaining({ endpoint: 'GET /v1/unread-counts', kind: 'UNKNOWN', path: 'counts.*', seenType: 'object', expectedType: 'number' }),
+    );
     // Logged once per new path, at warn, with types and never values.
     const lines = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.msg?.includes('API drift') && l.path === 'counts.*');
     expect(lines).toHaveLength(1);
@@ -67,8 +73,12 @@ describe('schema drift', () => {
     expect(user).toMatchObject({ id, name: stack.upstreams.dataset.users[12]!.name, email: null, lastLoginAt: null, metrics: { lastActiveAt: null } });
     expect(user.metrics.pageViews).toBeTypeOf('number');
     const sources = await stack.gql<AnyData>(SOURCES_DRIFT);
-    expect(driftOf(sources.body.data!, 'identity')).toContainEqual(expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'users[].email', seenType: 'number', expectedType: 'string' }));
-    expect(driftOf(sources.body.data!, 'analytics')).toContainEqual(expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'data[].last_active', seenType: 'string', expectedType: 'number' }));
+    expect(driftOf(sources.body.data!, 'identity')).toContainEqual(
+      expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'users[].email', seenType: 'number', expectedType: 'string' }),
+    );
+    expect(driftOf(sources.body.data!, 'analytics')).toContainEqual(
+      expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'data[].last_active', seenType: 'string', expectedType: 'number' }),
+    );
   });
 
   it('a renamed required field fails only the entities it belongs to, typed, and shows as missing plus unknown', async () => {

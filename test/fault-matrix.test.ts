@@ -46,7 +46,12 @@ function expectNothingInternal(stack: Stack, text: string): void {
 /** Waits until a refusing upstream listens again (its admin endpoint is down meanwhile). */
 async function listening(url: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    if (await fetch(`${url}/__admin/faults`).then((r) => r.ok).catch(() => false)) return;
+    if (
+      await fetch(`${url}/__admin/faults`)
+        .then((r) => r.ok)
+        .catch(() => false)
+    )
+      return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${url} did not come back`);

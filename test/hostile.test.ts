@@ -1,6 +1,17 @@
 import { SignJWT } from 'jose';
-import { getNamedType, isEnumType, isInputObjectType, isListType, isNonNullType, isObjectType, isScalarType, type GraphQLField, type GraphQLInputType, type GraphQLObjectType } from 'graphql';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  getNamedType,
+  isEnumType,
+  isInputObjectType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  isScalarType,
+  type GraphQLField,
+  type GraphQLInputType,
+  type GraphQLObjectType,
+} from 'graphql';
+import { afterEach, describe, expect, it } from 'vitest';
 import { buildSchema } from '../src/schema.js';
 import { sharedStack, type GraphQLResponse } from './helpers/stack.js';
 
@@ -34,7 +45,11 @@ const KNOWN_CODES = new Set([
 ]);
 
 const token = (claims: Record<string, unknown>, secret: string, exp: number | string = '10m') =>
-  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject(String(claims.sub ?? 'attacker')).setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+  new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(String(claims.sub ?? 'attacker'))
+    .setExpirationTime(exp)
+    .sign(new TextEncoder().encode(secret));
 const goodToken = () => token({ scope: 'admin', aud: 'gateway', sub: stack.userId(0) }, stack.secret);
 
 /** A 4xx, or a 200 whose every error is coded; nothing internal in any message. */
@@ -57,7 +72,8 @@ async function post(body: string, headers: Record<string, string> = {}): Promise
   return { status: res.status, text, body: parsed };
 }
 
-const gql = async (query: string, variables?: Record<string, unknown>, t?: string | null) => stack.gql<AnyData>(query, variables, { token: t === undefined ? await goodToken() : t });
+const gql = async (query: string, variables?: Record<string, unknown>, t?: string | null) =>
+  stack.gql<AnyData>(query, variables, { token: t === undefined ? await goodToken() : t });
 
 /** After every hostile request: the server still answers a good one. */
 afterEach(async () => {
@@ -135,7 +151,11 @@ describe('tokens', () => {
     ['expired', async () => token({ aud: 'gateway', scope: 'admin' }, stack.secret, Math.floor(Date.now() / 1000) - 3600)],
     ['forged (another secret)', async () => token({ aud: 'gateway', scope: 'admin' }, 'not-the-secret-not-the-secret-not-the-secret')],
     ['for another audience', async () => token({ aud: 'someone-else', scope: 'admin' }, stack.secret)],
-    ['unsigned (alg none)', async () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', scope: 'admin', aud: 'gateway', exp: 9e9 })).toString('base64url')}.`],
+    [
+      'unsigned (alg none)',
+      async () =>
+        `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', scope: 'admin', aud: 'gateway', exp: 9e9 })).toString('base64url')}.`,
+    ],
     ['garbage', async () => 'not.a.jwt'],
   ])('%s → 401 UNAUTHENTICATED', async (_what, make) => {
     const res = await gql('{ viewer { id } }', undefined, await make());
@@ -154,48 +174,67 @@ describe('tokens', () => {
 });
 
 describe('injection through ids', () => {
-  const KNOWN_ROUTES = new Set(['GET /api/v2/users', 'GET /api/v2/users/:id', 'POST /oauth/token', 'POST /v1/metrics/query', 'GET /v1/users/:id/events', 'GET /v1/users/:id/notifications', 'GET /v1/unread-counts']);
+  const KNOWN_ROUTES = new Set([
+    'GET /api/v2/users',
+    'GET /api/v2/users/:id',
+    'POST /oauth/token',
+    'POST /v1/metrics/query',
+    'GET /v1/users/:id/events',
+    'GET /v1/users/:id/notifications',
+    'GET /v1/unread-counts',
+  ]);
 
-  it.each([['../../admin'], ['..%2F..%2Fadmin'], ['") OR *'], ['x" OR user_id:*'], ['*'], ['OR *'], ['a\\"b'], ['id?page=9&per_page=100'], ['%00'], ['auth0|x/../../__admin/faults']])(
-    '%s reaches no unintended route or query',
-    async (id) => {
-      const res = await gql(
-        `query($id: ID!) { user(id: $id) { id name } users(ids: [$id]) { id } other: user(id: "auth0|nobody") { id metrics { pageViews } unreadNotificationCount notifications(first: 1) { totalCount } events(first: 1) { edges { node { id } } } } }`,
-        { id },
-      );
-      expectRefusedCleanly(res);
-      // No user matches a hostile id: the Lucene phrase is escaped, so "OR *" cannot widen the search.
-      expect(res.body.data!.user).toBeNull();
-      expect(res.body.data!.users).toEqual([null]);
-      const direct = await gql(`query($id: ID!) { user(id: $id) { id metrics { pageViews } unreadNotificationCount notifications(first: 1) { totalCount } events(first: 1) { edges { node { id } } } } }`, { id });
-      expectRefusedCleanly(direct);
-      for (const name of ['identity', 'analytics', 'notifications'] as const) {
-        const stats = await stack.stats(name);
-        for (const [route, r] of Object.entries(stats.routes)) {
-          expect(KNOWN_ROUTES).toContain(route);
-          for (const target of r.recent) {
-            const path = target.split('?')[0]!;
-            // Every character of an id that could climb or split a path is encoded: no ".." segment, no extra "/".
-            expect(path.split('/').filter((segment) => segment === '..' || segment === '.')).toEqual([]);
-            expect(path.split('/').length).toBeLessThanOrEqual(5);
-          }
+  it.each([
+    ['../../admin'],
+    ['..%2F..%2Fadmin'],
+    ['") OR *'],
+    ['x" OR user_id:*'],
+    ['*'],
+    ['OR *'],
+    ['a\\"b'],
+    ['id?page=9&per_page=100'],
+    ['%00'],
+    ['auth0|x/../../__admin/faults'],
+  ])('%s reaches no unintended route or query', async (id) => {
+    const res = await gql(
+      `query($id: ID!) { user(id: $id) { id name } users(ids: [$id]) { id } other: user(id: "auth0|nobody") { id metrics { pageViews } unreadNotificationCount notifications(first: 1) { totalCount } events(first: 1) { edges { node { id } } } } }`,
+      { id },
+    );
+    expectRefusedCleanly(res);
+    // No user matches a hostile id: the Lucene phrase is escaped, so "OR *" cannot widen the search.
+    expect(res.body.data!.user).toBeNull();
+    expect(res.body.data!.users).toEqual([null]);
+    const direct = await gql(
+      `query($id: ID!) { user(id: $id) { id metrics { pageViews } unreadNotificationCount notifications(first: 1) { totalCount } events(first: 1) { edges { node { id } } } } }`,
+      { id },
+    );
+    expectRefusedCleanly(direct);
+    for (const name of ['identity', 'analytics', 'notifications'] as const) {
+      const stats = await stack.stats(name);
+      for (const [route, r] of Object.entries(stats.routes)) {
+        expect(KNOWN_ROUTES).toContain(route);
+        for (const target of r.recent) {
+          const path = target.split('?')[0]!;
+          // Every character of an id that could climb or split a path is encoded: no ".." segment, no extra "/".
+          expect(path.split('/').filter((segment) => segment === '..' || segment === '.')).toEqual([]);
+          expect(path.split('/').length).toBeLessThanOrEqual(5);
         }
       }
-      const search = (await stack.stats('identity')).routes['GET /api/v2/users']?.recent ?? [];
-      for (const target of search) {
-        const q = new URL(`http://x${target}`).searchParams.get('q');
-        if (q === null) continue;
-        // One phrase per id, quotes escaped inside it: the query is exactly user_id:("…").
-        expect(q).toMatch(/^user_id:\("(?:[^"\\]|\\.)*"(?: OR "(?:[^"\\]|\\.)*")*\)$/);
-      }
-    },
-  );
+    }
+    const search = (await stack.stats('identity')).routes['GET /api/v2/users']?.recent ?? [];
+    for (const target of search) {
+      const q = new URL(`http://x${target}`).searchParams.get('q');
+      if (q === null) continue;
+      // One phrase per id, quotes escaped inside it: the query is exactly user_id:("…").
+      expect(q).toMatch(/^user_id:\("(?:[^"\\]|\\.)*"(?: OR "(?:[^"\\]|\\.)*")*\)$/);
+    }
+  });
 });
 
 describe('fuzz: random documents built from the schema', () => {
   const schema = buildSchema();
   let seed = 7;
-  const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+  const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const nasty = ['', ' ', '"', '\\', '../', '") OR *', '\u0000', 'é', 'x'.repeat(300), '{}', '1e309', '-1', '$', '@', '#'];
 
@@ -207,7 +246,10 @@ describe('fuzz: random documents built from the schema', () => {
     if (isEnumType(named)) return random() < 0.8 ? pick(named.getValues()).name : 'NOT_A_VALUE';
     if (isInputObjectType(named)) {
       if (depth > 2) return '{}';
-      return `{ ${Object.values(named.getFields()).filter(() => random() < 0.8).map((f) => `${f.name}: ${value(f.type, depth + 1)}`).join(', ')} }`;
+      return `{ ${Object.values(named.getFields())
+        .filter(() => random() < 0.8)
+        .map((f) => `${f.name}: ${value(f.type, depth + 1)}`)
+        .join(', ')} }`;
     }
     if (isScalarType(named)) {
       switch (named.name) {

@@ -172,7 +172,11 @@ describe('persisted operations', () => {
     const query = '{ viewer { id name } }';
     const sha256Hash = createHash('sha256').update(query).digest('hex');
     const send = async (body: unknown) => {
-      const res = await fetch(stack.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` }, body: JSON.stringify(body) });
+      const res = await fetch(stack.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
+        body: JSON.stringify(body),
+      });
       return { status: res.status, body: (await res.json()) as AnyData };
     };
     const extensions = { persistedQuery: { version: 1, sha256Hash } };

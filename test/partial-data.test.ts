@@ -62,7 +62,7 @@ describe('partial data with typed errors', () => {
     expect(limited?.extensions?.retryAfterSeconds as number).toBeLessThanOrEqual(1);
   });
 
-  it('identity resetting connections: the user keeps its id and the other vendors\' fields, identity\'s fields are SOURCE_UNAVAILABLE', async () => {
+  it("identity resetting connections: the user keeps its id and the other vendors' fields, identity's fields are SOURCE_UNAVAILABLE", async () => {
     await stack.faults('identity', { down: 'reset' });
     const id = stack.userId(5);
     const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id name metrics { pageViews } } }`, { id });
@@ -100,7 +100,7 @@ describe('partial data with typed errors', () => {
     expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'SOURCE_TIMEOUT', source: 'analytics', retryable: true });
   });
 
-  it('users(ids) with identity failing: every item keeps its id, identity\'s field fails at its own path, unknown ids stay null', async () => {
+  it("users(ids) with identity failing: every item keeps its id, identity's field fails at its own path, unknown ids stay null", async () => {
     await stack.faults('identity', { errorRate: 1, errorStatus: 502 });
     const ids = [stack.userId(1), stack.userId(2)];
     const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id nickname unreadNotificationCount } }`, { ids });

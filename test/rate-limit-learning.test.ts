@@ -38,7 +38,7 @@ describe('AdaptiveRate', () => {
   });
 
   it('an exhausted window pauses without lowering the rate', () => {
-    let now = 0;
+    const now = 0;
     const rate = new AdaptiveRate(adaptiveRateTuning(40), () => now);
     rate.exhausted(700);
     expect(rate.pauseLeftMs()).toBe(700);

@@ -64,7 +64,9 @@ describe('request bodies', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'gw-body-')), 'body.json');
     writeFileSync(file, JSON.stringify({ query: '{ viewer { id } }', variables: { pad: 'x'.repeat(5 * 1024 * 1024) } }));
     // curl asks for 100 Continue on a body this large and shows what it sent with -v.
-    const { stdout, stderr } = await promisify(execFile)('curl', ['-sv', '-w', '\\n%{http_code}', '-H', 'content-type: application/json', '--data-binary', `@${file}`, stack.url], { maxBuffer: 1 << 20 });
+    const { stdout, stderr } = await promisify(execFile)('curl', ['-sv', '-w', '\\n%{http_code}', '-H', 'content-type: application/json', '--data-binary', `@${file}`, stack.url], {
+      maxBuffer: 1 << 20,
+    });
     expect(stderr).toMatch(/Expect: 100-continue/i);
     const [json, code] = stdout.split('\n');
     expect(code).toBe('413');
@@ -73,7 +75,11 @@ describe('request bodies', () => {
 
   it('over the limit without Expect (undici fetch): the body is drained, the 413 and its JSON are read, not a reset', async () => {
     for (let i = 0; i < 3; i++) {
-      const res = await fetch(stack.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ viewer { id } }', variables: { pad: 'x'.repeat(5 * 1024 * 1024) } }) });
+      const res = await fetch(stack.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ viewer { id } }', variables: { pad: 'x'.repeat(5 * 1024 * 1024) } }),
+      });
       expect(res.status).toBe(413);
       expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('PAYLOAD_TOO_LARGE');
     }
@@ -98,7 +104,11 @@ describe('request bodies', () => {
     expect(((await res.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/UTF-8/);
     expect((await stack.stats('identity')).totalCalls).toBe(before);
     // The same query in valid UTF-8 runs.
-    const ok = await fetch(stack.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` }, body: JSON.stringify({ query: '{ __typename }' }) });
+    const ok = await fetch(stack.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
     expect(ok.status).toBe(200);
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { HttpSource } from '../src/sources/http-source.js';
-import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
+import { calls, stackPool, type Stack } from './helpers/stack.js';
 
 /**
  * Each policy, with faults set through the simulated upstreams' admin endpoint
@@ -10,7 +10,6 @@ import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack
 type AnyData = Record<string, any>;
 
 const METRICS = `query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`;
-const EVENTS = `query($id: ID!) { user(id: $id) { name events(first: 2) { edges { node { id } } } } }`;
 const NOTIFICATIONS = `query($id: ID!) { user(id: $id) { notifications(first: 2) { totalCount } } }`;
 
 const stackWith = stackPool();

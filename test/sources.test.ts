@@ -83,7 +83,17 @@ describe('identity source', () => {
   it('normalizes users, ignores unknown fields, maps by id whatever the vendor order', async () => {
     identityVendor(() => [
       { user_id: 'auth0|b', name: 'B', created_at: '2024-01-02T05:04:05+02:00', app_metadata: { plan: 'pro' }, identities: [] },
-      { user_id: 'auth0|a', email: 'a@x.io', email_verified: true, name: 'A', nickname: 'a', picture: 'https://p/a.png', created_at: '2024-01-02T03:04:05.000Z', last_login: '2024-02-01T00:00:00Z', logins_count: 3 },
+      {
+        user_id: 'auth0|a',
+        email: 'a@x.io',
+        email_verified: true,
+        name: 'A',
+        nickname: 'a',
+        picture: 'https://p/a.png',
+        created_at: '2024-01-02T03:04:05.000Z',
+        last_login: '2024-02-01T00:00:00Z',
+        logins_count: 3,
+      },
     ]);
     const found = await sources.identity.usersByIds(['auth0|a', 'auth0|b', 'auth0|c']);
     expect(found.get('auth0|a')).toEqual({
@@ -121,7 +131,12 @@ describe('identity source', () => {
     tokens = 0;
     identityVendor(() => [], { validToken: () => valid });
     const fresh = createSources(
-      { identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' }, analytics: { url: vendor.url, apiKey: 'k' }, notifications: { url: vendor.url, token: 't' }, audit: { url: vendor.url, apiKey: 'k' } },
+      {
+        identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
+        analytics: { url: vendor.url, apiKey: 'k' },
+        notifications: { url: vendor.url, token: 't' },
+        audit: { url: vendor.url, apiKey: 'k' },
+      },
       loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
       { logger: createLogger({ level: 'silent' }) },
     );
@@ -173,7 +188,16 @@ describe('analytics source', () => {
         body: {
           data: [
             { user_id: 'stranger', page_views: 1, sessions: 1, avg_session_seconds: 1, conversion_rate: 0, series: [] },
-            { series: [{ ts: 1_704_067_200, page_views: 2, sessions: 1, bounce: 0 }], user_id: 'u2', page_views: 2, sessions: 1, avg_session_seconds: 12.5, conversion_rate: 0.5, last_active: 1_704_100_000, cohort: 'x' },
+            {
+              series: [{ ts: 1_704_067_200, page_views: 2, sessions: 1, bounce: 0 }],
+              user_id: 'u2',
+              page_views: 2,
+              sessions: 1,
+              avg_session_seconds: 12.5,
+              conversion_rate: 0.5,
+              last_active: 1_704_100_000,
+              cohort: 'x',
+            },
           ],
         },
       };
@@ -254,7 +278,12 @@ describe('bad upstream data and statuses become typed errors', () => {
 
   it('429: SOURCE_RATE_LIMITED with its Retry-After, and every call to the vendor waits out the pause, not sent early', async () => {
     const fresh = createSources(
-      { identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' }, analytics: { url: vendor.url, apiKey: 'k' }, notifications: { url: vendor.url, token: 't' }, audit: { url: vendor.url, apiKey: 'k' } },
+      {
+        identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
+        analytics: { url: vendor.url, apiKey: 'k' },
+        notifications: { url: vendor.url, token: 't' },
+        audit: { url: vendor.url, apiKey: 'k' },
+      },
       loadConfig({ NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
       { logger: createLogger({ level: 'silent' }), defaultDeadlineMs: 3000 },
     );
@@ -295,7 +324,14 @@ describe('bad upstream data and statuses become typed errors', () => {
 
   it.each([
     ['a point that is not an object', [7], 'data.0.series: point 0: expected an object'],
-    ['a count that is negative', [{ ts: 1_704_067_200, page_views: 1, sessions: 1 }, { ts: 1_704_070_800, page_views: -1, sessions: 1 }], 'data.0.series: point 1: page_views'],
+    [
+      'a count that is negative',
+      [
+        { ts: 1_704_067_200, page_views: 1, sessions: 1 },
+        { ts: 1_704_070_800, page_views: -1, sessions: 1 },
+      ],
+      'data.0.series: point 1: page_views',
+    ],
     ['a timestamp that is a string', [{ ts: '2024-01-01', page_views: 1, sessions: 1 }], 'data.0.series: point 0: ts'],
     ['not an array', { ts: 1 }, 'data.0.series: expected an array of points'],
   ])('a metrics series with %s is SOURCE_BAD_RESPONSE for that user alone, naming the point that failed', async (_name, series, where) => {
@@ -312,7 +348,12 @@ describe('bad upstream data and statuses become typed errors', () => {
 
   it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {
     const closed = createSources(
-      { identity: { url: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's', audience: 'a' }, analytics: { url: 'http://127.0.0.1:9', apiKey: 'k' }, notifications: { url: 'http://127.0.0.1:9', token: 't' }, audit: { url: 'http://127.0.0.1:9', apiKey: 'k' } },
+      {
+        identity: { url: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's', audience: 'a' },
+        analytics: { url: 'http://127.0.0.1:9', apiKey: 'k' },
+        notifications: { url: 'http://127.0.0.1:9', token: 't' },
+        audit: { url: 'http://127.0.0.1:9', apiKey: 'k' },
+      },
       loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
       { logger: createLogger({ level: 'silent' }) },
     );

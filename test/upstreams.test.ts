@@ -17,7 +17,12 @@ async function token(): Promise<string> {
   const res = await fetch(`${up.identity.url}/oauth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: up.credentials.identity.clientId, client_secret: up.credentials.identity.clientSecret, audience: up.credentials.identity.audience }),
+    body: JSON.stringify({
+      grant_type: 'client_credentials',
+      client_id: up.credentials.identity.clientId,
+      client_secret: up.credentials.identity.clientSecret,
+      audience: up.credentials.identity.audience,
+    }),
   });
   expect(res.status).toBe(200);
   const body = (await res.json()) as { access_token: string; token_type: string; expires_in: number };
@@ -29,11 +34,20 @@ async function token(): Promise<string> {
 const identity = (path: string, init: RequestInit = {}) =>
   fetch(`${up.identity.url}${path}`, { ...init, headers: { authorization: `Bearer ${identityToken}`, ...(init.headers as Record<string, string>) } });
 const analytics = (path: string, init: RequestInit = {}) =>
-  fetch(`${up.analytics.url}${path}`, { ...init, headers: { 'x-api-key': up.credentials.analyticsApiKey, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+  fetch(`${up.analytics.url}${path}`, {
+    ...init,
+    headers: { 'x-api-key': up.credentials.analyticsApiKey, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+  });
 const notifications = (path: string, init: RequestInit = {}) =>
-  fetch(`${up.notifications.url}${path}`, { ...init, headers: { authorization: `Bearer ${up.credentials.notificationsToken}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+  fetch(`${up.notifications.url}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${up.credentials.notificationsToken}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+  });
 const audit = (path: string, init: RequestInit = {}) =>
-  fetch(`${up.audit.url}${path}`, { ...init, headers: { 'x-api-key': up.credentials.auditApiKey, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+  fetch(`${up.audit.url}${path}`, {
+    ...init,
+    headers: { 'x-api-key': up.credentials.auditApiKey, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+  });
 const stats = async (u: { url: string }) => (await (await fetch(`${u.url}/__admin/stats`)).json()) as StatsSnapshot;
 const faults = (u: { url: string }, profile: unknown) =>
   fetch(`${u.url}/__admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(profile) });
@@ -49,7 +63,11 @@ describe('identity (Auth0 Management API v2 dialect)', () => {
     expect(await bad.json()).toMatchObject({ error: 'access_denied' });
     const id = encodeURIComponent(up.dataset.users[0]!.user_id);
     expect((await fetch(`${up.identity.url}/api/v2/users/${id}`)).status).toBe(401);
-    expect(await (await identity(`/api/v2/users/${id}`, { headers: { authorization: 'Bearer nope' } })).json()).toEqual({ statusCode: 401, error: 'Unauthorized', message: 'Invalid token' });
+    expect(await (await identity(`/api/v2/users/${id}`, { headers: { authorization: 'Bearer nope' } })).json()).toEqual({
+      statusCode: 401,
+      error: 'Unauthorized',
+      message: 'Invalid token',
+    });
     expect((await identity(`/api/v2/users/${id}`)).status).toBe(200);
     await new Promise((r) => setTimeout(r, 1100));
     expect((await identity(`/api/v2/users/${id}`)).status).toBe(401);
@@ -117,13 +135,19 @@ describe('analytics', () => {
 
   it('bulk metrics in Unix seconds, unknown ids in missing, at most 100 ids', async () => {
     const known = up.dataset.users[0]!.user_id;
-    const res = await analytics('/v1/metrics/query', { method: 'POST', body: JSON.stringify({ user_ids: [known, 'nope'], from: 1_767_225_600, to: 1_767_225_600 + 3 * 86_400, granularity: 'day' }) });
+    const res = await analytics('/v1/metrics/query', {
+      method: 'POST',
+      body: JSON.stringify({ user_ids: [known, 'nope'], from: 1_767_225_600, to: 1_767_225_600 + 3 * 86_400, granularity: 'day' }),
+    });
     const body = (await res.json()) as { data: { user_id: string; last_active: number; series: { ts: number }[] }[]; missing: string[] };
     expect(body.missing).toEqual(['nope']);
     expect(body.data[0]!.user_id).toBe(known);
     expect(body.data[0]!.series.map((p) => p.ts)).toEqual([1_767_225_600, 1_767_312_000, 1_767_398_400]);
     expect(Number.isInteger(body.data[0]!.last_active) && body.data[0]!.last_active < 1e11).toBe(true);
-    const tooMany = await analytics('/v1/metrics/query', { method: 'POST', body: JSON.stringify({ user_ids: Array.from({ length: 101 }, (_, i) => `u${i}`), from: 0, to: 86_400, granularity: 'day' }) });
+    const tooMany = await analytics('/v1/metrics/query', {
+      method: 'POST',
+      body: JSON.stringify({ user_ids: Array.from({ length: 101 }, (_, i) => `u${i}`), from: 0, to: 86_400, granularity: 'day' }),
+    });
     expect(tooMany.status).toBe(400);
   });
 
@@ -186,7 +210,11 @@ describe('notifications', () => {
 
   it('marks read and answers 429 with Retry-After as an HTTP-date', async () => {
     const user = up.dataset.users[61]!;
-    const unread = up.dataset.notificationsOf(61).filter((n) => !n.read).slice(0, 2).map((n) => n.id);
+    const unread = up.dataset
+      .notificationsOf(61)
+      .filter((n) => !n.read)
+      .slice(0, 2)
+      .map((n) => n.id);
     const res = await notifications(`/v1/users/${encodeURIComponent(user.user_id)}/notifications/read`, { method: 'POST', body: JSON.stringify({ ids: unread }) });
     expect(await res.json()).toEqual({ updated: unread.length });
     await faults(up.notifications, { rateLimitPerSec: 1 });

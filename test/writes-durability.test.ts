@@ -15,7 +15,6 @@ type AnyData = Record<string, any>;
 const SECRET = 'durability-test-secret-durability-test-secret';
 const users = new Dataset().users;
 let redis: TestRedis;
-let upstreams: Child;
 let env: Record<string, string>;
 
 async function startServer(): Promise<{ child: Child; url: string }> {
@@ -57,7 +56,7 @@ describeWithRedis('durable delivery across a crash', () => {
   beforeAll(async () => {
     redis = new TestRedis();
     await redis.start();
-    ({ child: upstreams, env } = await startUpstreamsProcess());
+    ({ env } = await startUpstreamsProcess());
   }, 90_000);
 
   afterAll(async () => {
@@ -70,9 +69,13 @@ describeWithRedis('durable delivery across a crash', () => {
     await auditAdmin('POST', '/__admin/faults', { errorRate: 1, errorStatus: 503, routes: ['POST /v1/events'] });
 
     const first = await startServer();
-    const res = await gql(first.url, `mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { status deliveries { id target state attempts error { code } } user { name } } }`, {
-      input: { userId, name: 'Survives A Crash', idempotencyKey: 'crash-1' },
-    });
+    const res = await gql(
+      first.url,
+      `mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { status deliveries { id target state attempts error { code } } user { name } } }`,
+      {
+        input: { userId, name: 'Survives A Crash', idempotencyKey: 'crash-1' },
+      },
+    );
     expect(res.errors).toBeUndefined();
     const payload = res.data.updateProfile;
     expect(payload.status).toBe('PARTIAL');
@@ -95,7 +98,9 @@ describeWithRedis('durable delivery across a crash', () => {
     const listed = await gql(second.url, `query { deliveries(state: DELIVERED) { edges { node { id state } } } }`, {});
     expect(listed.data.deliveries.edges.map((e: AnyData) => e.node.id)).toContain(audit.id);
     // The same mutation again, on the new process, is the stored first answer: no second PATCH, no second event.
-    const replay = await gql(second.url, `mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { status replayed } }`, { input: { userId, name: 'Survives A Crash', idempotencyKey: 'crash-1' } });
+    const replay = await gql(second.url, `mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { status replayed } }`, {
+      input: { userId, name: 'Survives A Crash', idempotencyKey: 'crash-1' },
+    });
     expect(replay.data.updateProfile).toEqual({ status: 'PARTIAL', replayed: true });
     expect(await auditEventsFor(userId)).toHaveLength(1);
   }, 120_000);

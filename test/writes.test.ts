@@ -36,7 +36,9 @@ const stackWith = stackPool((options) => ({ ...options, cache: { enabled: true, 
 
 /** The events the audit log holds for a target, read from the audit API itself. */
 async function auditEvents(stack: Stack, target: string): Promise<AnyData[]> {
-  const res = await fetch(`${stack.upstreams.audit.url}/v1/events?target=${encodeURIComponent(target)}&limit=1000`, { headers: { 'x-api-key': stack.upstreams.credentials.auditApiKey } });
+  const res = await fetch(`${stack.upstreams.audit.url}/v1/events?target=${encodeURIComponent(target)}&limit=1000`, {
+    headers: { 'x-api-key': stack.upstreams.credentials.auditApiKey },
+  });
   return ((await res.json()) as { data: AnyData[] }).data;
 }
 
@@ -220,11 +222,17 @@ function deliverySuite(name: string, options: () => StackOptions) {
       const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Dead Letter' } });
       const deliveryId = res.body.data!.updateProfile.deliveries[1].id as string;
       await expect
-        .poll(async () => ((await stack.gql<AnyData>(DELIVERIES, { state: 'FAILED' })).body.data!.deliveries.edges as AnyData[]).find((e) => e.node.id === deliveryId)?.node, { timeout: 15_000 })
+        .poll(async () => ((await stack.gql<AnyData>(DELIVERIES, { state: 'FAILED' })).body.data!.deliveries.edges as AnyData[]).find((e) => e.node.id === deliveryId)?.node, {
+          timeout: 15_000,
+        })
         .toMatchObject({ state: 'FAILED', attempts: 4, error: { code: 'SOURCE_UNAVAILABLE' } });
       expect(calls(await stack.stats('audit'), AUDIT)).toBeGreaterThanOrEqual(4);
 
-      const notAdmin = await stack.gql<AnyData>(`mutation($id: ID!) { retryDelivery(id: $id) { state } }`, { id: deliveryId }, { token: await stack.token({ sub: id, admin: false }) });
+      const notAdmin = await stack.gql<AnyData>(
+        `mutation($id: ID!) { retryDelivery(id: $id) { state } }`,
+        { id: deliveryId },
+        { token: await stack.token({ sub: id, admin: false }) },
+      );
       expect(notAdmin.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');
       const notAdminList = await stack.gql<AnyData>(DELIVERIES, {}, { token: await stack.token({ sub: id, admin: false }) });
       expect(notAdminList.body.errors![0]!.extensions!.code).toBe('FORBIDDEN');

@@ -46,7 +46,10 @@ class NotificationsAPI extends RESTDataSource {
     return ids.map((id) => body.counts[id] ?? 0);
   });
   async list(userId, first) {
-    const { parsedBody, response } = await this.fetch(`v1/users/${encodeURIComponent(userId)}/notifications`, { method: 'GET', params: { page: '1', per_page: String(first), unread: 'false' } });
+    const { parsedBody, response } = await this.fetch(`v1/users/${encodeURIComponent(userId)}/notifications`, {
+      method: 'GET',
+      params: { page: '1', per_page: String(first), unread: 'false' },
+    });
     return { totalCount: Number(response.headers.get('x-total-count')), edges: parsedBody.map((n) => ({ node: toNotification(n) })) };
   }
 }

@@ -28,11 +28,15 @@ const resolvers = {
       return toMetrics((await res.json()).data[0]);
     },
     unreadNotificationCount: async (u) => {
-      const res = await fetch(`${env.NOTIFICATIONS_URL}/v1/unread-counts?user_ids=${encodeURIComponent(u.id)}`, { headers: { authorization: `Bearer ${env.NOTIFICATIONS_TOKEN}` } });
+      const res = await fetch(`${env.NOTIFICATIONS_URL}/v1/unread-counts?user_ids=${encodeURIComponent(u.id)}`, {
+        headers: { authorization: `Bearer ${env.NOTIFICATIONS_TOKEN}` },
+      });
       return (await res.json()).counts[u.id] ?? 0;
     },
     notifications: async (u, { first }) => {
-      const res = await fetch(`${env.NOTIFICATIONS_URL}/v1/users/${encodeURIComponent(u.id)}/notifications?page=1&per_page=${first}`, { headers: { authorization: `Bearer ${env.NOTIFICATIONS_TOKEN}` } });
+      const res = await fetch(`${env.NOTIFICATIONS_URL}/v1/users/${encodeURIComponent(u.id)}/notifications?page=1&per_page=${first}`, {
+        headers: { authorization: `Bearer ${env.NOTIFICATIONS_TOKEN}` },
+      });
       return { totalCount: Number(res.headers.get('x-total-count')), edges: (await res.json()).map((n) => ({ node: toNotification(n) })) };
     },
   },

@@ -180,7 +180,14 @@ export class EntityCache<K, V> {
     }
 
     if (missing.length > 0) {
-      const results = await this.waitWithin(this.load(missing.map((i) => keys[i]!), missing.map((i) => ids[i]!), deadline), deadline);
+      const results = await this.waitWithin(
+        this.load(
+          missing.map((i) => keys[i]!),
+          missing.map((i) => ids[i]!),
+          deadline,
+        ),
+        deadline,
+      );
       missing.forEach((i, j) => {
         const result = results[j]!;
         if (!(result instanceof Error)) {
@@ -253,7 +260,10 @@ export class EntityCache<K, V> {
       case 'revalidate': {
         const code = this.refreshFailures.get(id);
         const age = ageSeconds(entry, now);
-        out[i] = { value: entry.value as V, stale: code ? { source: this.source, ageSeconds: age, reason: 'SOURCE_ERROR', code } : { source: this.source, ageSeconds: age, reason: 'REVALIDATING' } };
+        out[i] = {
+          value: entry.value as V,
+          stale: code ? { source: this.source, ageSeconds: age, reason: 'SOURCE_ERROR', code } : { source: this.source, ageSeconds: age, reason: 'REVALIDATING' },
+        };
         refresh.push(i);
         return true;
       }
@@ -362,7 +372,13 @@ export class EntityCache<K, V> {
         }
       }
       if (stale.length > 0) {
-        const results = await Promise.all(this.load(stale.map((i) => keys[i]!), stale.map((i) => ids[i]!), null));
+        const results = await Promise.all(
+          this.load(
+            stale.map((i) => keys[i]!),
+            stale.map((i) => ids[i]!),
+            null,
+          ),
+        );
         results.forEach((result, j) => {
           const id = ids[stale[j]!]!;
           if (result instanceof SourceError) {
@@ -414,7 +430,13 @@ export class EntityCache<K, V> {
   }
 
   private timeout(): SourceError {
-    return new SourceError({ code: 'SOURCE_TIMEOUT', source: this.source, retryable: true, local: true, detail: 'request deadline passed while waiting for a shared upstream call' });
+    return new SourceError({
+      code: 'SOURCE_TIMEOUT',
+      source: this.source,
+      retryable: true,
+      local: true,
+      detail: 'request deadline passed while waiting for a shared upstream call',
+    });
   }
 
   private l1Key(id: string): string {

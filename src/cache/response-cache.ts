@@ -1,7 +1,7 @@
 import { Kind, type DocumentNode, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { LRUCache } from 'lru-cache';
-import type { Viewer } from '../auth/viewer.js';
+import type { Viewer } from '../viewer.js';
 import type { CacheEntry } from './entry.js';
 import type { MemoryTier } from './memory-tier.js';
 

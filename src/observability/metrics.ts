@@ -17,7 +17,12 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly upstreamCalls = new Counter({ name: 'gateway_upstream_requests_total', help: 'Upstream HTTP attempts by outcome (ok or the error code).', labelNames: ['source', 'route', 'outcome'], registers: [this.registry] });
+  readonly upstreamCalls = new Counter({
+    name: 'gateway_upstream_requests_total',
+    help: 'Upstream HTTP attempts by outcome (ok or the error code).',
+    labelNames: ['source', 'route', 'outcome'],
+    registers: [this.registry],
+  });
   readonly upstreamDuration = new Histogram({
     name: 'gateway_upstream_request_duration_seconds',
     help: 'Upstream HTTP attempt duration.',
@@ -25,9 +30,24 @@ export class Metrics {
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
-  readonly upstreamRetries = new Counter({ name: 'gateway_upstream_retries_total', help: 'Upstream attempts after the first of a call.', labelNames: ['source', 'route'], registers: [this.registry] });
-  readonly rateLimitWaits = new Counter({ name: 'gateway_rate_limiter_waits_total', help: 'Calls that waited for a token of our own limiter.', labelNames: ['source', 'mode'], registers: [this.registry] });
-  readonly rateLimitRejections = new Counter({ name: 'gateway_rate_limiter_rejections_total', help: 'Calls refused by our own limiter (the wait would pass the deadline).', labelNames: ['source', 'mode'], registers: [this.registry] });
+  readonly upstreamRetries = new Counter({
+    name: 'gateway_upstream_retries_total',
+    help: 'Upstream attempts after the first of a call.',
+    labelNames: ['source', 'route'],
+    registers: [this.registry],
+  });
+  readonly rateLimitWaits = new Counter({
+    name: 'gateway_rate_limiter_waits_total',
+    help: 'Calls that waited for a token of our own limiter.',
+    labelNames: ['source', 'mode'],
+    registers: [this.registry],
+  });
+  readonly rateLimitRejections = new Counter({
+    name: 'gateway_rate_limiter_rejections_total',
+    help: 'Calls refused by our own limiter (the wait would pass the deadline).',
+    labelNames: ['source', 'mode'],
+    registers: [this.registry],
+  });
   readonly upstreamThrottles = new Counter({
     name: 'gateway_upstream_throttles_total',
     help: 'Times a vendor pushed back: signal 429 (refused; the source paused and lowered its rate) or exhausted (its headers said no calls remain; the source paused until the reset).',
@@ -45,9 +65,24 @@ export class Metrics {
   // added to their counters when /metrics is collected.
   private readonly cacheLookupTally = new Tally();
   private readonly operationTally = new Tally();
-  readonly cacheLookups = tallied(this.cacheLookupTally, { name: 'gateway_cache_lookups_total', help: 'Cache lookups by entity, tier and result (hit, stale, miss).', labelNames: ['entity', 'tier', 'result'], registers: [this.registry] });
-  readonly operations = tallied(this.operationTally, { name: 'gateway_graphql_operations_total', help: 'GraphQL operations by name, type and whether they had errors.', labelNames: ['operation', 'type', 'outcome'], registers: [this.registry] });
-  readonly operationErrors = new Counter({ name: 'gateway_graphql_errors_total', help: 'Errors in GraphQL responses by code.', labelNames: ['operation', 'code'], registers: [this.registry] });
+  readonly cacheLookups = tallied(this.cacheLookupTally, {
+    name: 'gateway_cache_lookups_total',
+    help: 'Cache lookups by entity, tier and result (hit, stale, miss).',
+    labelNames: ['entity', 'tier', 'result'],
+    registers: [this.registry],
+  });
+  readonly operations = tallied(this.operationTally, {
+    name: 'gateway_graphql_operations_total',
+    help: 'GraphQL operations by name, type and whether they had errors.',
+    labelNames: ['operation', 'type', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly operationErrors = new Counter({
+    name: 'gateway_graphql_errors_total',
+    help: 'Errors in GraphQL responses by code.',
+    labelNames: ['operation', 'code'],
+    registers: [this.registry],
+  });
   readonly operationDuration = new Histogram({
     name: 'gateway_graphql_operation_duration_seconds',
     help: 'GraphQL operation execution time.',

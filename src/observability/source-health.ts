@@ -118,6 +118,13 @@ export class SourceHealthMonitor {
   }
 
   snapshot(now = Date.now()): SourceHealthSnapshot[] {
-    return this.sources.map((s) => ({ name: s.name, state: s.policy.state, rateLimiter: s.policy.limiter.mode, rateLimitPerSec: Math.round(s.policy.limiter.ratePerSec * 100) / 100, drift: s.drift.list(), ...this.windows.get(s.name)!.summary(now) }));
+    return this.sources.map((s) => ({
+      name: s.name,
+      state: s.policy.state,
+      rateLimiter: s.policy.limiter.mode,
+      rateLimitPerSec: Math.round(s.policy.limiter.ratePerSec * 100) / 100,
+      drift: s.drift.list(),
+      ...this.windows.get(s.name)!.summary(now),
+    }));
   }
 }

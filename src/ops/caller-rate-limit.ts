@@ -1,7 +1,7 @@
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { LRUCache } from 'lru-cache';
-import type { Viewer } from '../auth/viewer.js';
+import type { Viewer } from '../viewer.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { IPolicy } from 'cockatiel';
 import { optionalRedisPolicy, type RedisConnection } from '../redis.js';

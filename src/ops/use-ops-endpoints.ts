@@ -35,7 +35,9 @@ export function useOpsEndpoints(options: OpsEndpointsOptions): Plugin {
           const sources = options.health.snapshot().map((s) => ({ name: s.name, state: s.state, errorRate: s.errorRate, calls: s.calls }));
           const degraded = [
             ...(redis === 'unreachable' ? ['redis: unreachable; serving from the L1 cache with per-instance rate limits'] : []),
-            ...sources.filter((s) => s.state !== 'CLOSED').map((s) => `${s.name}: circuit ${s.state.toLowerCase().replace('_', '-')}; its fields answer SOURCE_CIRCUIT_OPEN or stale data`),
+            ...sources
+              .filter((s) => s.state !== 'CLOSED')
+              .map((s) => `${s.name}: circuit ${s.state.toLowerCase().replace('_', '-')}; its fields answer SOURCE_CIRCUIT_OPEN or stale data`),
           ];
           const status = draining ? 'shutting down' : degraded.length > 0 ? 'degraded' : 'ready';
           return json(draining ? 503 : 200, { status, degraded, redis, sources });

@@ -102,7 +102,9 @@ export class SourceRateLimiter {
           retryable: true,
           local: true,
           retryAfterSeconds: Math.max(1, Math.ceil(-waitMs / 1000)),
-          detail: paused ? `the vendor asked for a pause ${-waitMs} ms longer than the deadline` : `own rate limit (${mode.toLowerCase()}): a token is ${-waitMs} ms away, beyond the deadline`,
+          detail: paused
+            ? `the vendor asked for a pause ${-waitMs} ms longer than the deadline`
+            : `own rate limit (${mode.toLowerCase()}): a token is ${-waitMs} ms away, beyond the deadline`,
         });
       }
       if (waitMs === 0) return;

@@ -118,6 +118,17 @@ export class RedisRateState {
   /** A 429 (decrease) or "nothing remains" (no decrease): pause every instance for `pauseMs`. Resolves to the learned rate. */
   async throttle(pauseMs: number, decrease: boolean): Promise<number> {
     const { ceilingPerSec, increasePerSecPerSec, floorPerSec } = this.tuning;
-    return Number(await this.redis.rlThrottle(this.bucketKey, this.learnedKey, ceilingPerSec, increasePerSecPerSec, Math.ceil(pauseMs), decrease ? this.tuning.decrease : 1, floorPerSec, this.minRoundMs));
+    return Number(
+      await this.redis.rlThrottle(
+        this.bucketKey,
+        this.learnedKey,
+        ceilingPerSec,
+        increasePerSecPerSec,
+        Math.ceil(pauseMs),
+        decrease ? this.tuning.decrease : 1,
+        floorPerSec,
+        this.minRoundMs,
+      ),
+    );
   }
 }

@@ -11,7 +11,7 @@ import {
   type CircuitBreakerPolicy,
   type RetryPolicy,
 } from 'cockatiel';
-import type { SourceTuning } from '../config.js';
+import type { SourceTuning } from '../config-types.js';
 import { SourceError, type SourceName } from '../errors.js';
 import { RetryAfterBackoff } from './backoff.js';
 import type { Deadline } from './deadline.js';

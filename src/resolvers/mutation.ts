@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { canReadPrivate } from '../auth/viewer.js';
+import { canReadPrivate } from '../viewer.js';
 import { badUserInput } from '../errors.js';
 import type { GatewayContext } from '../context.js';
 import type { MutationResolvers, QueryResolvers } from '../generated/resolvers.js';

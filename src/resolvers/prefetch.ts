@@ -1,5 +1,17 @@
-import { getArgumentValues, getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type GraphQLField, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionNode, type SelectionSetNode, type FieldNode } from 'graphql';
-import { canReadPrivate } from '../auth/viewer.js';
+import {
+  getArgumentValues,
+  getDirectiveValues,
+  GraphQLIncludeDirective,
+  GraphQLSkipDirective,
+  Kind,
+  type GraphQLField,
+  type GraphQLObjectType,
+  type GraphQLResolveInfo,
+  type SelectionNode,
+  type SelectionSetNode,
+  type FieldNode,
+} from 'graphql';
+import { canReadPrivate } from '../viewer.js';
 import type { GatewayContext } from '../context.js';
 import type { MaybePromise } from '../maybe-promise.js';
 import { userFieldKeys, type UserArgs } from './user.js';

@@ -1,5 +1,5 @@
 import type { GraphQLResolveInfo } from 'graphql';
-import type { Served } from '../cache/index.js';
+import type { Served } from '../cache/entity-cache.js';
 import type { GatewayContext } from '../context.js';
 import { badUserInput, SourceError } from '../errors.js';
 import type { MaybePromise } from '../maybe-promise.js';
@@ -67,8 +67,7 @@ export const Query: QueryResolvers = {
     return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
 
-  sources: (_parent, _args, ctx) =>
-    ctx.health.snapshot().map((s) => ({ ...s, drift: s.drift.map((d) => ({ ...d, kind: DRIFT_KIND[d.kind] })) })),
+  sources: (_parent, _args, ctx) => ctx.health.snapshot().map((s) => ({ ...s, drift: s.drift.map((d) => ({ ...d, kind: DRIFT_KIND[d.kind] })) })),
 
   viewer: (_parent, _args, ctx, info) => {
     return orIdentityError(ctx.viewer.userId, ctx.stale.take(loadUsers([ctx.viewer.userId], info, ctx)[0]!, info));

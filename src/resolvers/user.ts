@@ -1,4 +1,4 @@
-import { canReadPrivate } from '../auth/viewer.js';
+import { canReadPrivate } from '../viewer.js';
 import { badUserInput, forbidden } from '../errors.js';
 import type { UserResolvers } from '../generated/resolvers.js';
 import { MAX_EVENTS_PER_CALL } from '../sources/analytics-source.js';

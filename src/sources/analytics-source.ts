@@ -84,19 +84,17 @@ export class AnalyticsSource extends HttpSource {
         deadline,
       });
       const { items, unreadable, problem } = res.body.data;
-      const found = items.map(
-        (row): [string, MetricsEntity | SourceError] => [
-          row.user_id,
-          {
-            pageViews: row.page_views,
-            sessions: row.sessions,
-            avgSessionSeconds: row.avg_session_seconds,
-            conversionRate: row.conversion_rate,
-            lastActiveAt: row.last_active ?? null,
-            series: row.series.map((p) => ({ at: isoOfUnixSeconds(p.ts), pageViews: p.page_views, sessions: p.sessions })),
-          },
-        ],
-      );
+      const found = items.map((row): [string, MetricsEntity | SourceError] => [
+        row.user_id,
+        {
+          pageViews: row.page_views,
+          sessions: row.sessions,
+          avgSessionSeconds: row.avg_session_seconds,
+          conversionRate: row.conversion_rate,
+          lastActiveAt: row.last_active ?? null,
+          series: row.series.map((p) => ({ at: isoOfUnixSeconds(p.ts), pageViews: p.page_views, sessions: p.sessions })),
+        },
+      ]);
       if (unreadable === 0) return found;
       const missing = new Set(res.body.missing ?? []);
       const notMissing = batch.filter((id) => !missing.has(id));

@@ -184,7 +184,8 @@ export function findDrift(json: unknown, expected: Expected, itemsPerArray: numb
         if (i++ >= itemsPerArray) break;
         const item = entries[key];
         const itemType = jsonType(item);
-        const fits = shape.value.kind === 'value' ? shape.value.types.has(itemType) : shape.value.kind === 'any' || itemType === (shape.value.kind === 'array' ? 'array' : 'object');
+        const fits =
+          shape.value.kind === 'value' ? shape.value.types.has(itemType) : shape.value.kind === 'any' || itemType === (shape.value.kind === 'array' ? 'array' : 'object');
         if (!fits) note({ kind: 'unknown', path: at, seenType: itemType, expectedType: typeName(shape.value) });
         else walk(item, shape.value, at);
       }

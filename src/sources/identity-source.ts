@@ -24,18 +24,16 @@ const user = z
     updated_at: z.unknown().optional(),
     logins_count: z.unknown().optional(),
   })
-  .transform(
-    (u): UserEntity => ({
-      id: u.user_id,
-      email: u.email ?? null,
-      emailVerified: u.email_verified ?? null,
-      name: u.name ?? null,
-      nickname: u.nickname ?? null,
-      avatarUrl: u.picture ?? null,
-      createdAt: u.created_at ?? null,
-      lastLoginAt: u.last_login ?? null,
-    }),
-  );
+  .transform((u): UserEntity => ({
+    id: u.user_id,
+    email: u.email ?? null,
+    emailVerified: u.email_verified ?? null,
+    name: u.name ?? null,
+    nickname: u.nickname ?? null,
+    avatarUrl: u.picture ?? null,
+    createdAt: u.created_at ?? null,
+    lastLoginAt: u.last_login ?? null,
+  }));
 
 const page = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(user) });
 

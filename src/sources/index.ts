@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import type { SourceTuning, UpstreamEndpoints } from '../config.js';
+import type { SourceTuning, UpstreamEndpoints } from '../config-types.js';
 import type { SourceName } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisConnection } from '../redis.js';

@@ -21,17 +21,15 @@ const notification = z
     read: z.boolean(),
     created: isoFromDateString,
   })
-  .transform(
-    (n): NotificationEntity => ({
-      id: n.id,
-      userId: n.user,
-      title: n.title,
-      body: n.body,
-      channel: n.channel === 'in_app' ? 'IN_APP' : n.channel === 'email' ? 'EMAIL' : 'PUSH',
-      read: n.read,
-      createdAt: n.created,
-    }),
-  );
+  .transform((n): NotificationEntity => ({
+    id: n.id,
+    userId: n.user,
+    title: n.title,
+    body: n.body,
+    channel: n.channel === 'in_app' ? 'IN_APP' : n.channel === 'email' ? 'EMAIL' : 'PUSH',
+    read: n.read,
+    createdAt: n.created,
+  }));
 const notificationList = z.array(notification);
 const markedRead = z.object({ updated: count });
 const VENDOR_CHANNEL: Record<NotificationEntity['channel'], 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
@@ -70,7 +68,11 @@ export class NotificationsSource extends HttpSource {
   }
 
   /** Sends one notification; the same key again (24 h) is answered with the first one and sends nothing. Null: no such user. */
-  async create(input: { userId: string; title: string; body: string; channel: NotificationEntity['channel'] }, idempotencyKey: string, deadline?: Deadline): Promise<NotificationEntity | null> {
+  async create(
+    input: { userId: string; title: string; body: string; channel: NotificationEntity['channel'] },
+    idempotencyKey: string,
+    deadline?: Deadline,
+  ): Promise<NotificationEntity | null> {
     const res = await this.fetchOrNull({
       route: 'POST /v1/notifications',
       method: 'POST',

@@ -34,11 +34,7 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
  * for an id its own chunk asked for. Vendors reorder, omit and add entries:
  * answers are matched to ids by id, never by position.
  */
-export async function lookupInChunks<V>(
-  ids: readonly string[],
-  max: number,
-  fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>,
-): Promise<Map<string, V>> {
+export async function lookupInChunks<V>(ids: readonly string[], max: number, fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>): Promise<Map<string, V>> {
   const found = new Map<string, V>();
   await Promise.all(
     chunk([...new Set(ids)], max).map(async (batch) => {

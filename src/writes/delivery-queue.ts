@@ -171,7 +171,8 @@ export class BullDeliveryQueue implements DeliveryQueue {
     let timer: NodeJS.Timeout | undefined;
     const done = await Promise.race([graceful, new Promise<false>((r) => (timer = setTimeout(() => r(false), CLOSE_GRACE_MS)))]);
     clearTimeout(timer);
-    if (!done) this.logger.warn(`Delivery queue did not close within ${CLOSE_GRACE_MS / 1000} s (is Redis away?): disconnecting; an unfinished job is taken up again by another instance`);
+    if (!done)
+      this.logger.warn(`Delivery queue did not close within ${CLOSE_GRACE_MS / 1000} s (is Redis away?): disconnecting; an unfinished job is taken up again by another instance`);
     for (const c of this.connections) c.disconnect();
   }
 }
@@ -240,7 +241,10 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
       entry.data = { ...entry.data, attempts, lastError: deliveryError(e) };
       if (isPermanent(e) || attempts >= this.settings.maxAttempts) {
         entry.state = 'FAILED';
-        this.logger.error({ deliveryId: id, operation: entry.data.operation, target: entry.data.target, attempts, code: entry.data.lastError?.code }, 'Delivery dead-lettered after its last attempt');
+        this.logger.error(
+          { deliveryId: id, operation: entry.data.operation, target: entry.data.target, attempts, code: entry.data.lastError?.code },
+          'Delivery dead-lettered after its last attempt',
+        );
       } else this.schedule(id, jittered(this.settings.backoffMs * 2 ** (attempts - 1)));
     }
   }

@@ -1,5 +1,5 @@
-import type { Caches } from '../cache/index.js';
-import type { GatewayConfig } from '../config.js';
+import type { Caches } from '../sources/caches.js';
+import type { WritesSettings } from '../config-types.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisConnection } from '../redis.js';
 import type { Sources } from '../sources/index.js';
@@ -17,7 +17,7 @@ export type { DeliveryQueue };
  * Redis fails at the moment of a write, and the idempotency store.
  */
 export function createWrites(
-  config: GatewayConfig,
+  config: WritesSettings,
   deps: { sources: Sources; caches: Caches; redis: RedisConnection | null; logger: Logger },
 ): { writes: Writes; deliveries: DeliveryQueue; close(): Promise<void> } {
   const { sources, caches, redis, logger } = deps;
@@ -32,7 +32,9 @@ export function createWrites(
   const memoryQueue = new MemoryDeliveryQueue(settings, deliver, logger);
   const deliveries: DeliveryQueue = config.redis ? new BullDeliveryQueue(config.redis.url, config.redis.keyPrefix, settings, deliver, logger) : memoryQueue;
   if (!config.redis) {
-    logger.warn('Deliveries are not durable: without REDIS_URL, audit events waiting for a retry live in this process only and are lost if it stops. Idempotency keys are remembered by this process only.');
+    logger.warn(
+      'Deliveries are not durable: without REDIS_URL, audit events waiting for a retry live in this process only and are lost if it stops. Idempotency keys are remembered by this process only.',
+    );
   }
   const idempotency = redis
     ? new FallbackIdempotencyStore<StoredPayload>(new RedisIdempotencyStore(redis), new MemoryIdempotencyStore(), (degraded) =>

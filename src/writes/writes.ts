@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
-import type { Viewer } from '../auth/viewer.js';
-import type { Caches } from '../cache/index.js';
+import type { Viewer } from '../viewer.js';
+import type { Caches } from '../sources/caches.js';
 import { badUserInput, SourceError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Deadline } from '../resilience/deadline.js';
@@ -63,7 +63,11 @@ export class Writes {
   constructor(private readonly o: WritesOptions) {}
 
   updateProfile(viewer: Viewer, input: { userId: string; name?: string; nickname?: string; avatarUrl?: string }, clientKey: string | null | undefined, deadline: Deadline) {
-    const changes = { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.nickname !== undefined ? { nickname: input.nickname } : {}), ...(input.avatarUrl !== undefined ? { picture: input.avatarUrl } : {}) };
+    const changes = {
+      ...(input.name !== undefined ? { name: input.name } : {}),
+      ...(input.nickname !== undefined ? { nickname: input.nickname } : {}),
+      ...(input.avatarUrl !== undefined ? { picture: input.avatarUrl } : {}),
+    };
     return this.run<UserEntity>({
       operation: 'updateProfile',
       viewer,
@@ -72,13 +76,24 @@ export class Writes {
       clientKey,
       primaryTarget: 'IDENTITY',
       primary: () => this.o.sources.identity.updateUser(input.userId, changes, deadline),
-      audit: (key) => ({ actor: viewer.userId, action: 'profile.update', target: input.userId, at: new Date().toISOString(), details: { fields: Object.keys(changes).sort(), idempotencyKey: key } }),
+      audit: (key) => ({
+        actor: viewer.userId,
+        action: 'profile.update',
+        target: input.userId,
+        at: new Date().toISOString(),
+        details: { fields: Object.keys(changes).sort(), idempotencyKey: key },
+      }),
       invalidate: () => this.o.caches.invalidateProfile(input.userId),
       deadline,
     });
   }
 
-  sendNotification(viewer: Viewer, input: { userId: string; title: string; body: string; channel: NotificationEntity['channel'] }, clientKey: string | null | undefined, deadline: Deadline) {
+  sendNotification(
+    viewer: Viewer,
+    input: { userId: string; title: string; body: string; channel: NotificationEntity['channel'] },
+    clientKey: string | null | undefined,
+    deadline: Deadline,
+  ) {
     return this.run<NotificationEntity>({
       operation: 'sendNotification',
       viewer,
@@ -87,7 +102,13 @@ export class Writes {
       clientKey,
       primaryTarget: 'NOTIFICATIONS',
       primary: (key) => this.o.sources.notifications.create(input, key, deadline),
-      audit: (key) => ({ actor: viewer.userId, action: 'notification.send', target: input.userId, at: new Date().toISOString(), details: { channel: input.channel, idempotencyKey: key } }),
+      audit: (key) => ({
+        actor: viewer.userId,
+        action: 'notification.send',
+        target: input.userId,
+        at: new Date().toISOString(),
+        details: { channel: input.channel, idempotencyKey: key },
+      }),
       invalidate: () => this.o.caches.invalidateNotifications(input.userId),
       deadline,
     });
@@ -102,7 +123,13 @@ export class Writes {
       clientKey,
       primaryTarget: 'NOTIFICATIONS',
       primary: (key) => this.o.sources.notifications.markRead(input.userId, input.ids, key, deadline),
-      audit: (key) => ({ actor: viewer.userId, action: 'notifications.read', target: input.userId, at: new Date().toISOString(), details: { count: input.ids.length, idempotencyKey: key } }),
+      audit: (key) => ({
+        actor: viewer.userId,
+        action: 'notifications.read',
+        target: input.userId,
+        at: new Date().toISOString(),
+        details: { count: input.ids.length, idempotencyKey: key },
+      }),
       invalidate: () => this.o.caches.invalidateNotifications(input.userId),
       deadline,
     });
@@ -124,7 +151,10 @@ export class Writes {
       if (spec.clientKey) {
         // A failed write must run again when repeated; the targets' own keys still keep it single.
         if (payload.status === 'FAILED') await this.o.idempotency.release(storeKey).catch(() => undefined);
-        else await this.o.idempotency.complete(storeKey, fingerprint, payload, this.o.idempotencyTtlMs).catch((e: unknown) => this.o.logger.warn({ err: e }, 'Could not store an idempotent result; a repeat will run the write again (still once per target)'));
+        else
+          await this.o.idempotency
+            .complete(storeKey, fingerprint, payload, this.o.idempotencyTtlMs)
+            .catch((e: unknown) => this.o.logger.warn({ err: e }, 'Could not store an idempotent result; a repeat will run the write again (still once per target)'));
       }
       return payload;
     } catch (e) {
@@ -138,7 +168,8 @@ export class Writes {
     for (;;) {
       const existing = await this.o.idempotency.claim(storeKey, fingerprint, this.o.requestDeadlineMs * 2);
       if (!existing) return null;
-      if (existing.fingerprint !== fingerprint) throw badUserInput('This idempotencyKey was already used with a different request; use a new key for a new request.', 'idempotencyKey');
+      if (existing.fingerprint !== fingerprint)
+        throw badUserInput('This idempotencyKey was already used with a different request; use a new key for a new request.', 'idempotencyKey');
       if (existing.state === 'DONE') return existing.payload;
       if (deadline.remainingMs() < 100) {
         throw new GraphQLError('A request with this idempotencyKey is still being processed; repeat it shortly.', { extensions: { code: 'IDEMPOTENCY_KEY_IN_USE' } });

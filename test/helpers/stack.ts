@@ -47,7 +47,11 @@ export interface Stack {
   logs: string[];
   /** A token for `sub` (default: the first user), admin unless said otherwise. */
   token(opts?: { sub?: string; admin?: boolean; expiresIn?: string | number }): Promise<string>;
-  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, opts?: { token?: string | null; headers?: Record<string, string> }): Promise<GraphQLResponse<T>>;
+  gql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    opts?: { token?: string | null; headers?: Record<string, string> },
+  ): Promise<GraphQLResponse<T>>;
   faults(name: SourceName, profile: FaultProfileInput): Promise<void>;
   stats(name: SourceName): Promise<StatsSnapshot>;
   /** Clears every upstream's faults and stats. */

@@ -1,12 +1,7 @@
 import { createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { LRUCache } from 'lru-cache';
-
-/** Who is asking: the token's subject, and whether its scope makes it an admin. */
-export interface Viewer {
-  userId: string;
-  admin: boolean;
-}
+import type { Viewer } from '../viewer.js';
 
 export type TokenVerifier = (token: string) => Promise<Viewer>;
 
@@ -77,9 +72,4 @@ export function cachedVerifier(verify: TokenVerifier, options: { max?: number; c
     if (ttl > 0) verified.set(token, viewer, { ttl: Math.min(ttl, 3_600_000) });
     return viewer;
   };
-}
-
-/** True when the viewer may read `userId`'s private fields. */
-export function canReadPrivate(viewer: Viewer, userId: string): boolean {
-  return viewer.admin || viewer.userId === userId;
 }

@@ -1,22 +1,21 @@
 import type { Logger } from '../observability/logger.js';
 import type { RedisConnection } from '../redis.js';
 import type { Deadline } from '../resilience/deadline.js';
-import type { Sources } from '../sources/index.js';
-import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, MetricsRange, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from '../sources/models.js';
-import { EntityCache, type BatchFetch, type CacheTiers, type EntityCacheOptions } from './entity-cache.js';
-import { InvalidationBus } from './invalidation-bus.js';
-import { MemoryTier } from './memory-tier.js';
-import { ENTITY_SETTINGS, type CacheConfig, type CachedEntity } from './policy.js';
-import { RedisTier } from './redis-tier.js';
-
-export type { Served, StaleMark } from './entity-cache.js';
-export { EntityCache };
+import { EntityCache, type BatchFetch, type CacheTiers, type EntityCacheOptions } from '../cache/entity-cache.js';
+import { InvalidationBus } from '../cache/invalidation-bus.js';
+import { MemoryTier } from '../cache/memory-tier.js';
+import { ENTITY_SETTINGS, type CacheConfig, type CachedEntity } from '../cache/policy.js';
+import { RedisTier } from '../cache/redis-tier.js';
+import type { Sources } from './index.js';
+import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, MetricsRange, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './models.js';
 
 /** Bump when a cached entity's shape changes: entries of the old shape are then never read. */
 const CACHE_FORMAT = 'v1';
 
 /**
- * Every cached entity, with the batch fetch behind it. The fetches here are
+ * Every cached entity, with the batch fetch behind it: the sources' reads
+ * put behind the cache tiers (here, above both, so the cache knows nothing
+ * of the sources). The fetches here are
  * the only place reads reach the sources; DataLoader (per request) sits in
  * front, the tiers and single-flight (across requests and instances) behind.
  */
@@ -52,7 +51,15 @@ export class Caches {
     const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT, ...(options.count ? { count: options.count } : {}) };
     const make = <K, V>(entity: CachedEntity, spec: Pick<EntityCacheOptions<K, V>, 'group' | 'variant' | 'fetch' | 'perKey'>) =>
       new EntityCache<K, V>(
-        { entity, source: ENTITY_SETTINGS[entity].source, policy: config.entities[entity], negativeTtlMs: config.negativeTtlMs, batchWindowMs: config.batchWindowMs, sharedDeadlineMs: options.sharedDeadlineMs, ...spec },
+        {
+          entity,
+          source: ENTITY_SETTINGS[entity].source,
+          policy: config.entities[entity],
+          negativeTtlMs: config.negativeTtlMs,
+          batchWindowMs: config.batchWindowMs,
+          sharedDeadlineMs: options.sharedDeadlineMs,
+          ...spec,
+        },
         tiers,
       );
     const byUser = (id: string) => id;

@@ -1,0 +1,96 @@
+/**
+ * The shapes of the configuration that modules below the entry point need:
+ * types only, at the bottom of the import graph, so resilience, sources,
+ * logging and writes take their settings without importing the loader
+ * (`config.ts`, which reads the environment and sits near the top).
+ */
+
+/** Every per-source policy setting; `<SOURCE>_<SETTING>` in the environment (see SOURCE_SETTINGS). */
+export interface SourceTuning {
+  /** Per-attempt timeout for one upstream HTTP call (capped by what is left of the request's deadline). */
+  timeoutMs: number;
+  /** Time to open a connection (TCP and TLS) to the upstream. */
+  connectTimeoutMs: number;
+  /** Keep-alive connections in the undici pool for this origin. */
+  connections: number;
+  /** Attempts in all (1 = no retry) for transient failures. */
+  retryMaxAttempts: number;
+  /** Exponential backoff base, with full jitter. */
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  /** The breaker opens when this share of calls fails within the window... */
+  breakerFailureRatio: number;
+  breakerWindowMs: number;
+  /** ...and at least this many calls were made in it. */
+  breakerMinCalls: number;
+  /** Open → half-open (one probe) after this long. */
+  breakerHalfOpenAfterMs: number;
+  /** Concurrent calls to this upstream, and calls waiting for a slot. */
+  bulkheadLimit: number;
+  bulkheadQueue: number;
+  /** Our token bucket for this upstream; set it below the vendor's limit. */
+  rateLimitPerSec: number;
+  rateLimitBurst: number;
+}
+
+/** What the people running it set: auth, client limits, exposure, shutdown. */
+export interface OpsConfig {
+  auth: {
+    /** RS256/ES256 tokens verified against this JWKS (cached, refreshed on an unknown key id); else HS256 with the secret. */
+    jwksUrl: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    clockToleranceSec: number;
+  };
+  /** Origins browsers may call from; empty: no CORS headers (same origin only). */
+  corsOrigins: string[];
+  /** gzip/brotli by Accept-Encoding for responses of at least `thresholdBytes`; off: `null`. */
+  compression: { thresholdBytes: number } | null;
+  limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
+  graphiql: boolean;
+  introspection: boolean;
+  /** Only operations in the allow-list made from examples/ are run. */
+  persistedOperationsRequired: boolean;
+  /** Automatic persisted queries (the APQ protocol). */
+  apq: boolean;
+  /** Per caller (token subject), over all its requests; shared through Redis when configured. */
+  callerRateLimit: { perSec: number; burst: number };
+  /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */
+  sourceSuccessRateWarn: number;
+  /** On SIGTERM/SIGINT: how long in-flight requests may take to finish. */
+  shutdownGraceMs: number;
+}
+
+export interface WritesConfig {
+  /** Attempts per secondary delivery in all, the first included; then it is dead-lettered. */
+  deliveryMaxAttempts: number;
+  deliveryBackoffMs: number;
+  deliveryConcurrency: number;
+  /** A delivery whose worker died is taken up again after this long. */
+  deliveryStalledAfterMs: number;
+  /** How long an idempotency key and its payload are kept. */
+  idempotencyTtlMs: number;
+}
+
+export interface UpstreamEndpoints {
+  identity: { url: string; clientId: string; clientSecret: string; audience: string };
+  analytics: { url: string; apiKey: string };
+  notifications: { url: string; token: string };
+  audit: { url: string; apiKey: string };
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** Where shared state lives; null: this instance keeps its own. */
+export interface RedisSettings {
+  url: string;
+  keyPrefix: string;
+}
+
+/** What the write path needs of the configuration. */
+export interface WritesSettings {
+  writes: WritesConfig;
+  redis: RedisSettings | null;
+  /** One deadline for all the upstream work of a GraphQL request. */
+  requestDeadlineMs: number;
+}

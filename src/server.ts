@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
@@ -7,24 +7,26 @@ import { useGraphQlJit } from '@envelop/graphql-jit';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
-import { useJwtAuth } from './auth/use-jwt-auth.js';
-import { useDeadlineDisposal } from './resilience/use-deadline-disposal.js';
+import { useJwtAuth } from './plugins/use-jwt-auth.js';
+import { useDeadlineDisposal } from './plugins/use-deadline-disposal.js';
 import { cachedVerifier, hs256Verifier, jwksVerifier, type TokenVerifier } from './auth/token-verifiers.js';
 import { Metrics } from './observability/metrics.js';
-import { useRequestLog } from './observability/use-request-log.js';
-import { CallerRateLimiter, useCallerRateLimit } from './ops/caller-rate-limit.js';
-import { useAutomaticPersistedQueries } from './ops/use-apq.js';
-import { useOpsEndpoints } from './ops/use-ops-endpoints.js';
-import { useResponseCompression } from './ops/use-response-compression.js';
-import { readRequestBody, refuseBeforeContinue } from './ops/request-body.js';
+import { useRequestLog } from './plugins/use-request-log.js';
+import { CallerRateLimiter, useCallerRateLimit } from './plugins/use-caller-rate-limit.js';
+import { useAutomaticPersistedQueries } from './plugins/use-apq.js';
+import { useOpsEndpoints } from './plugins/use-ops-endpoints.js';
+import { useResponseCompression } from './plugins/use-response-compression.js';
+import { createHttpServer } from './http/node-server.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './sources/caches.js';
-import { Dependencies, ResponseCache, useResponseCache } from './cache/response-cache.js';
-import { StaleReport, useStaleReport } from './cache/stale-report.js';
+import { Dependencies, ResponseCache } from './cache/response-cache.js';
+import { useResponseCache } from './plugins/use-response-cache.js';
+import { StaleReport } from './cache/stale-report.js';
+import { useStaleReport } from './plugins/use-stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
 import { SourceError, toClientError } from './errors.js';
 import { SourceFailureLog } from './observability/source-failure-log.js';
-import { useInputErrorCodes } from './use-input-error-codes.js';
+import { useInputErrorCodes } from './plugins/use-input-error-codes.js';
 import type { Logger } from './observability/logger.js';
 import { buildSchema } from './schema.js';
 import { SourceHealthMonitor } from './observability/source-health.js';
@@ -165,7 +167,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     plugins: [
       useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
-      useRequestLog(logger, metrics, sourceFailures),
+      useRequestLog({ logger, metrics, failures: sourceFailures }),
       ...(ops.persistedOperationsRequired
         ? [
             usePersistedOperations({
@@ -194,17 +196,17 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       }),
       ...(ops.introspection ? [] : [useDisableIntrospection()]),
       useJwtAuth({ verify: verifier(config) }),
-      useCallerRateLimit(new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics),
+      useCallerRateLimit({ limiter: new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics }),
       // Each distinct document compiled once into a specialised executor (an LRU of them).
       useGraphQlJit(),
       useDeadlineDisposal(),
       useStaleReport(),
       // After the plugins whose onExecuteDone every operation needs: a hit stops the ones after it.
-      ...(responses ? [useResponseCache(responses)] : []),
+      ...(responses ? [useResponseCache({ cache: responses })] : []),
       useInputErrorCodes(),
       // Last: it compresses the response the others have finished (headers included).
       // gzip or brotli by Accept-Encoding, for bodies worth it; mobile clients on slow links gain the most.
-      ...(ops.compression ? [useResponseCompression(ops.compression.thresholdBytes)] : []),
+      ...(ops.compression ? [useResponseCompression({ thresholdBytes: ops.compression.thresholdBytes })] : []),
     ],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
     context: (): RequestServices => {
@@ -225,24 +227,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
   });
 
-  const bodyLimits = { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs };
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method !== 'POST') return void yoga(req, res);
-    // The body is read (bounded, timed, checked) before yoga; yoga takes it from `req.body`.
-    void readRequestBody(req, res, bodyLimits).then((body) => {
-      if (body === null) return;
-      (req as IncomingMessage & { body?: Buffer }).body = body;
-      void yoga(req, res);
-    });
-  };
-  const server = createServer(handle);
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (refuseBeforeContinue(req, res, ops.limits.maxBodyBytes)) return;
-    res.writeContinue();
-    handle(req, res);
-  });
-  server.requestTimeout = ops.limits.requestTimeoutMs;
-  server.headersTimeout = Math.min(ops.limits.requestTimeoutMs, 60_000);
+  const server = createHttpServer(yoga, { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs });
   return {
     yoga,
     sources,

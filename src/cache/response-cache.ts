@@ -1,5 +1,4 @@
 import { Kind, type DocumentNode, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from '../viewer.js';
 import type { CacheEntry } from './entry.js';
@@ -165,40 +164,4 @@ function readsOnlyEntities(document: DocumentNode, operationName: string | null)
   const operation = operationName === null ? (operations.length === 1 ? operations[0] : undefined) : operations.find((o) => o.name?.value === operationName);
   if (!operation || operation.operation !== 'query' || operation.directives?.length) return false;
   return operation.selectionSet.selections.every((s) => s.kind === Kind.FIELD && !s.directives?.length && (ENTITY_ROOT_FIELDS.has(s.name.value) || s.name.value === '__typename'));
-}
-
-interface ResponseCacheContext {
-  viewer?: Viewer;
-  dependencies: Dependencies;
-}
-
-/**
- * Answers a repeated entity query from the ResponseCache, and keeps the
- * responses it may. Placed after the plugins whose onExecuteDone must run for
- * every operation (request log, deadline, stale report): a hit stops the
- * plugins after it.
- */
-export function useResponseCache(cache: ResponseCache): Plugin<ResponseCacheContext> {
-  return {
-    onExecute({ args, setResultAndStopExecution }) {
-      const { viewer, dependencies } = args.contextValue;
-      if (!viewer) return;
-      const key = cache.key(args.document, args.operationName, args.variableValues, viewer);
-      if (key === null) return;
-      const cached = cache.get(key);
-      if (cached) {
-        setResultAndStopExecution(cached);
-        return;
-      }
-      if (!cache.admits(key)) return;
-      return {
-        onExecuteDone({ result, setResult }) {
-          if (Symbol.asyncIterator in result) return;
-          const json = cache.set(key, result, dependencies);
-          // This response's own serialization: the JSON just made.
-          if (json !== null) setResult({ ...result, stringify: () => json } as ExecutionResult);
-        },
-      };
-    },
-  };
 }

@@ -1,5 +1,4 @@
 import { responsePathAsArray, type GraphQLResolveInfo } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
 import { mapMaybePromise, type MaybePromise } from '../maybe-promise.js';
 import type { Served, StaleMark } from './entity-cache.js';
 
@@ -28,19 +27,4 @@ export class StaleReport {
     }
     return served.value;
   }
-}
-
-/** Adds `extensions.stale` to a response that used stale data. */
-export function useStaleReport(): Plugin<{ stale: StaleReport }> {
-  return {
-    onExecute({ args }) {
-      return {
-        onExecuteDone({ result, setResult }) {
-          const { fields } = args.contextValue.stale;
-          if (fields.length === 0 || Symbol.asyncIterator in result) return;
-          setResult({ ...result, extensions: { ...result.extensions, stale: fields } });
-        },
-      };
-    },
-  };
 }

@@ -33,7 +33,12 @@ function brotliOptions(bytes: number): BrotliOptions {
  * call rather than through a stream per response: the `compression`
  * middleware's streams on the thread pool cost more CPU than the query itself.
  */
-export function useResponseCompression(thresholdBytes: number): Plugin {
+export interface ResponseCompressionOptions {
+  /** Bodies smaller than this go out as they are (compressing a few hundred bytes costs more than it saves). @default 1024 */
+  thresholdBytes?: number;
+}
+
+export function useResponseCompression({ thresholdBytes = 1024 }: ResponseCompressionOptions = {}): Plugin {
   return {
     async onResponse({ request, response, setResponse, fetchAPI }) {
       const type = response.headers.get('content-type');

@@ -1,7 +1,7 @@
 import type { Plugin } from 'graphql-yoga';
 import { unauthenticated } from '../errors.js';
 import type { Viewer } from '../viewer.js';
-import type { TokenVerifier } from './token-verifiers.js';
+import type { TokenVerifier } from '../auth/token-verifiers.js';
 
 export interface JwtAuthOptions {
   /** Verifies a bearer token and says who it belongs to; throws when it is not valid. */

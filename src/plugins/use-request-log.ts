@@ -3,9 +3,9 @@ import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphq
 import { SourceError } from '../errors.js';
 import type { Plugin } from 'graphql-yoga';
 import type { StaleField } from '../cache/stale-report.js';
-import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
-import type { SourceFailure, SourceFailureLog } from './source-failure-log.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { SourceFailure, SourceFailureLog } from '../observability/source-failure-log.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -43,7 +43,16 @@ function sourceFailures(errors: readonly GraphQLError[], stale: readonly StaleFi
  * looks like one (so a trace spans services), a new UUID otherwise; it goes
  * back in the response's `x-request-id`.
  */
-export function useRequestLog(logger: Logger, metrics: Metrics, failures: SourceFailureLog): Plugin {
+export interface RequestLogOptions {
+  /** The `request` line goes out at info; below it, none. */
+  logger: Logger;
+  /** Operation counts, durations and error codes. */
+  metrics: Metrics;
+  /** Where each failing source's warn line goes (summed up per interval when it repeats). */
+  failures: SourceFailureLog;
+}
+
+export function useRequestLog({ logger, metrics, failures }: RequestLogOptions): Plugin {
   const requests = new WeakMap<Request, RequestRecord>();
   return {
     onRequest({ request }) {

@@ -47,8 +47,19 @@ export class CallerRateLimiter {
   }
 }
 
-/** Runs after authentication (it needs the viewer); placed after useJwtAuth. */
-export function useCallerRateLimit(limiter: CallerRateLimiter, metrics: Metrics): Plugin<{ viewer: Viewer }> {
+export interface CallerRateLimitOptions {
+  /** The per-caller budget (shared through Redis when it has one). */
+  limiter: CallerRateLimiter;
+  /** Counts refusals (gateway_caller_rate_limited_total). */
+  metrics: Metrics;
+}
+
+/**
+ * A caller over its budget gets 429 with Retry-After and RATE_LIMITED, and
+ * reaches no upstream. Runs after authentication (it needs the viewer):
+ * placed after useJwtAuth.
+ */
+export function useCallerRateLimit({ limiter, metrics }: CallerRateLimitOptions): Plugin<{ viewer: Viewer }> {
   return {
     async onContextBuilding({ context }) {
       const retryAfter = await limiter.retryAfterSeconds(context.viewer.userId);

@@ -1,5 +1,5 @@
 import type { Plugin } from 'graphql-yoga';
-import type { Deadline } from './deadline.js';
+import type { Deadline } from '../resilience/deadline.js';
 
 /** Clears the request's deadline timer once its operation has executed, so the request leaves nothing behind. */
 export function useDeadlineDisposal(): Plugin<{ deadline: Deadline }> {

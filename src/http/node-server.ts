@@ -1,0 +1,40 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
+
+/** What handles a request once its body is read: graphql-yoga's node handler. */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export interface HttpLayerOptions extends RequestBodyLimits {
+  /** `server.headersTimeout`: the request line and headers must arrive within this. @default min(requestTimeoutMs, 60 s) */
+  headersTimeoutMs?: number;
+}
+
+/**
+ * The HTTP layer: what runs before graphql-yoga sees a request, in one place.
+ * A POST body is read here (bounded by `maxBodyBytes`, timed by
+ * `requestTimeoutMs`, checked as UTF-8; see request-body.ts) and handed to
+ * yoga as `req.body`; `Expect: 100-continue` is answered here, a 413 before
+ * the body is sent when the declared length is over the limit. Everything
+ * else goes straight to `handler`.
+ */
+export function createHttpServer(handler: RequestHandler, options: HttpLayerOptions): Server {
+  const limits: RequestBodyLimits = { maxBodyBytes: options.maxBodyBytes, requestTimeoutMs: options.requestTimeoutMs };
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== 'POST') return void handler(req, res);
+    void readRequestBody(req, res, limits).then((body) => {
+      if (body === null) return;
+      (req as IncomingMessage & { body?: Buffer }).body = body;
+      void handler(req, res);
+    });
+  };
+  const server = createServer(handle);
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (refuseBeforeContinue(req, res, limits.maxBodyBytes)) return;
+    res.writeContinue();
+    handle(req, res);
+  });
+  // Node's own checks stay as a backstop (they run every 30 s and answer without a body).
+  server.requestTimeout = options.requestTimeoutMs;
+  server.headersTimeout = options.headersTimeoutMs ?? Math.min(options.requestTimeoutMs, 60_000);
+  return server;
+}

@@ -33,7 +33,7 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
-import { CACHED_ENTITIES, ENTITY_SETTINGS } from '../src/cache/policy.js';
+import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
 import { memoryMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -146,8 +146,8 @@ const ourNodeArgs = process.env.BENCH_NODE_ARGS === undefined ? startProdNodeArg
 const ourEnv = { ...UNLIMITED, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
 const everyEntryExpiresAtOnce = Object.fromEntries(
   CACHED_ENTITIES.flatMap((entity) => [
-    [`CACHE_${ENTITY_SETTINGS[entity].env}_TTL_MS`, '1'],
-    [`CACHE_${ENTITY_SETTINGS[entity].env}_STALE_WHILE_REVALIDATE_MS`, '0'],
+    [`CACHE_${entitySettings(entity).env}_TTL_MS`, '1'],
+    [`CACHE_${entitySettings(entity).env}_STALE_WHILE_REVALIDATE_MS`, '0'],
   ]),
 );
 const MODES: Record<string, Record<string, string>> = {

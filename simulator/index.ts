@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { UpstreamEndpoints } from '../src/config-types.js';
+import type { UpstreamEndpoints } from '../src/sources/registry.js';
 import { analyticsApi } from './analytics.js';
 import { auditApi } from './audit.js';
 import { Dataset } from './dataset.js';

@@ -72,13 +72,6 @@ export interface WritesConfig {
   idempotencyTtlMs: number;
 }
 
-export interface UpstreamEndpoints {
-  identity: { url: string; clientId: string; clientSecret: string; audience: string };
-  analytics: { url: string; apiKey: string };
-  notifications: { url: string; token: string };
-  audit: { url: string; apiKey: string };
-}
-
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 /** Where shared state lives; null: this instance keeps its own. */

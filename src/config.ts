@@ -1,9 +1,12 @@
 import { z } from 'zod';
-import { CACHED_ENTITIES, defaultCacheConfig, ENTITY_SETTINGS, type CacheConfig, type EntityPolicy } from './cache/policy.js';
+import { defaultCacheConfig, type CacheConfig, type EntityPolicy } from './cache/policy.js';
+import { defaultEntityPolicies, ENTITY_SETTINGS, SOURCE_NAMES, SOURCES, type UpstreamEndpoints } from './sources/registry.js';
 import type { SourceName } from './errors.js';
-import type { LogLevel, OpsConfig, RedisSettings, SourceTuning, UpstreamEndpoints, WritesConfig } from './config-types.js';
+import type { LogLevel, OpsConfig, RedisSettings, SourceTuning, WritesConfig } from './config-types.js';
 
-export type { LogLevel, OpsConfig, SourceTuning, UpstreamEndpoints, WritesConfig } from './config-types.js';
+export type { LogLevel, OpsConfig, SourceTuning, WritesConfig } from './config-types.js';
+export type { UpstreamEndpoints } from './sources/registry.js';
+export { SOURCE_NAMES };
 
 /**
  * Every setting, typed and validated. Environment variables are the interface;
@@ -11,27 +14,24 @@ export type { LogLevel, OpsConfig, SourceTuning, UpstreamEndpoints, WritesConfig
  * naming the variable.
  */
 
-export const SOURCE_NAMES = ['identity', 'analytics', 'notifications', 'audit'] as const satisfies readonly SourceName[];
-
-type Setting = { key: keyof SourceTuning; min: number; max: number; integer: boolean; defaults: Record<SourceName, number> };
-const all = (n: number): Record<SourceName, number> => ({ identity: n, analytics: n, notifications: n, audit: n });
+type Setting = { key: keyof SourceTuning; min: number; max: number; integer: boolean; default: number };
 
 /** Env suffix → setting, bounds and default per source. */
 export const SOURCE_SETTINGS: Record<string, Setting> = {
-  TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, defaults: { ...all(1000), audit: 2000 } },
-  CONNECT_TIMEOUT_MS: { key: 'connectTimeoutMs', min: 1, max: 600_000, integer: true, defaults: all(1000) },
-  CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, defaults: { ...all(32), audit: 8 } },
-  RETRY_MAX_ATTEMPTS: { key: 'retryMaxAttempts', min: 1, max: 10, integer: true, defaults: all(3) },
-  RETRY_BASE_DELAY_MS: { key: 'retryBaseDelayMs', min: 1, max: 60_000, integer: true, defaults: all(100) },
-  RETRY_MAX_DELAY_MS: { key: 'retryMaxDelayMs', min: 1, max: 600_000, integer: true, defaults: all(2000) },
-  BREAKER_FAILURE_RATIO: { key: 'breakerFailureRatio', min: 0.01, max: 1, integer: false, defaults: all(0.5) },
-  BREAKER_WINDOW_MS: { key: 'breakerWindowMs', min: 1000, max: 600_000, integer: true, defaults: all(10_000) },
-  BREAKER_MIN_CALLS: { key: 'breakerMinCalls', min: 1, max: 100_000, integer: true, defaults: all(10) },
-  BREAKER_HALF_OPEN_AFTER_MS: { key: 'breakerHalfOpenAfterMs', min: 100, max: 600_000, integer: true, defaults: all(5000) },
-  BULKHEAD_LIMIT: { key: 'bulkheadLimit', min: 1, max: 10_000, integer: true, defaults: all(64) },
-  BULKHEAD_QUEUE: { key: 'bulkheadQueue', min: 0, max: 100_000, integer: true, defaults: all(1000) },
-  RATE_LIMIT_PER_SEC: { key: 'rateLimitPerSec', min: 0.1, max: 100_000, integer: false, defaults: { identity: 40, analytics: 80, notifications: 80, audit: 40 } },
-  RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, defaults: { identity: 4, analytics: 8, notifications: 8, audit: 4 } },
+  TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, default: 1000 },
+  CONNECT_TIMEOUT_MS: { key: 'connectTimeoutMs', min: 1, max: 600_000, integer: true, default: 1000 },
+  CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, default: 32 },
+  RETRY_MAX_ATTEMPTS: { key: 'retryMaxAttempts', min: 1, max: 10, integer: true, default: 3 },
+  RETRY_BASE_DELAY_MS: { key: 'retryBaseDelayMs', min: 1, max: 60_000, integer: true, default: 100 },
+  RETRY_MAX_DELAY_MS: { key: 'retryMaxDelayMs', min: 1, max: 600_000, integer: true, default: 2000 },
+  BREAKER_FAILURE_RATIO: { key: 'breakerFailureRatio', min: 0.01, max: 1, integer: false, default: 0.5 },
+  BREAKER_WINDOW_MS: { key: 'breakerWindowMs', min: 1000, max: 600_000, integer: true, default: 10_000 },
+  BREAKER_MIN_CALLS: { key: 'breakerMinCalls', min: 1, max: 100_000, integer: true, default: 10 },
+  BREAKER_HALF_OPEN_AFTER_MS: { key: 'breakerHalfOpenAfterMs', min: 100, max: 600_000, integer: true, default: 5000 },
+  BULKHEAD_LIMIT: { key: 'bulkheadLimit', min: 1, max: 10_000, integer: true, default: 64 },
+  BULKHEAD_QUEUE: { key: 'bulkheadQueue', min: 0, max: 100_000, integer: true, default: 1000 },
+  RATE_LIMIT_PER_SEC: { key: 'rateLimitPerSec', min: 0.1, max: 100_000, integer: false, default: 40 },
+  RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, default: 4 },
 };
 
 export interface Config {
@@ -69,15 +69,16 @@ export class ConfigError extends Error {
   }
 }
 
-const CREDENTIALS: Record<SourceName, { url: string; secrets: string[] }> = {
-  identity: {
-    url: 'IDENTITY_URL',
-    secrets: ['IDENTITY_CLIENT_ID', 'IDENTITY_CLIENT_SECRET', 'IDENTITY_AUDIENCE'],
-  },
-  analytics: { url: 'ANALYTICS_URL', secrets: ['ANALYTICS_API_KEY'] },
-  notifications: { url: 'NOTIFICATIONS_URL', secrets: ['NOTIFICATIONS_TOKEN'] },
-  audit: { url: 'AUDIT_URL', secrets: ['AUDIT_API_KEY'] },
-};
+/** A setting's default for one source: its definition's, else the shared one. */
+function defaultFor(source: SourceName, setting: Setting): number {
+  return SOURCES.find((d) => d.name === source)?.tuning?.[setting.key] ?? setting.default;
+}
+
+/** Each source's URL variable, and its credentials' variables by endpoint field. */
+const CREDENTIALS = Object.fromEntries(SOURCES.map((d) => [d.name, { url: d.env.url, secrets: d.env.credentials as Record<string, string> }])) as Record<
+  SourceName,
+  { url: string; secrets: Record<string, string> }
+>;
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://api.example.com' }).transform((u) => u.replace(/\/+$/, ''));
 const int = (min: number, max: number) =>
@@ -94,9 +95,14 @@ const num = (min: number, max: number) =>
     .min(min, { error: `must be at least ${min}` })
     .max(max, { error: `must be at most ${max}` });
 
+/** Every source's URL and credential variables, from the registry. */
+const endpointShape = Object.fromEntries(
+  SOURCE_NAMES.flatMap((source) => [[CREDENTIALS[source].url, httpUrl.optional()], ...Object.values(CREDENTIALS[source].secrets).map((v) => [v, secret.optional()])]),
+);
+
 const sourceTuningShape = Object.fromEntries(
   SOURCE_NAMES.flatMap((source) =>
-    Object.entries(SOURCE_SETTINGS).map(([suffix, s]) => [`${source.toUpperCase()}_${suffix}`, (s.integer ? int(s.min, s.max) : num(s.min, s.max)).default(s.defaults[source])]),
+    Object.entries(SOURCE_SETTINGS).map(([suffix, s]) => [`${source.toUpperCase()}_${suffix}`, (s.integer ? int(s.min, s.max) : num(s.min, s.max)).default(defaultFor(source, s))]),
   ),
 );
 
@@ -106,13 +112,10 @@ const CACHE_WINDOWS: Record<string, keyof EntityPolicy> = {
   STALE_IF_ERROR_MS: 'staleIfErrorMs',
 };
 const DAY_MS = 86_400_000;
-const cacheDefaults = defaultCacheConfig();
+const cacheDefaults = defaultCacheConfig(defaultEntityPolicies());
 const cacheShape = Object.fromEntries(
-  CACHED_ENTITIES.flatMap((entity) =>
-    Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [
-      `CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`,
-      int(key === 'ttlMs' ? 1 : 0, 7 * DAY_MS).default(cacheDefaults.entities[entity][key]),
-    ]),
+  Object.values(ENTITY_SETTINGS).flatMap((entity) =>
+    Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [`CACHE_${entity.env}_${suffix}`, int(key === 'ttlMs' ? 1 : 0, 7 * DAY_MS).default(entity.defaults[key])]),
   ),
 );
 const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
@@ -123,16 +126,8 @@ const envSchema = z.object({
   PORT: int(0, 65_535).default(4000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUTH_JWT_SECRET: z.string().min(32, { error: 'must be at least 32 characters (HS256 needs a 256-bit secret)' }).optional(),
-  IDENTITY_URL: httpUrl.optional(),
-  IDENTITY_CLIENT_ID: secret.optional(),
-  IDENTITY_CLIENT_SECRET: secret.optional(),
-  IDENTITY_AUDIENCE: secret.optional(),
-  ANALYTICS_URL: httpUrl.optional(),
-  ANALYTICS_API_KEY: secret.optional(),
-  NOTIFICATIONS_URL: httpUrl.optional(),
-  NOTIFICATIONS_TOKEN: secret.optional(),
-  AUDIT_URL: httpUrl.optional(),
-  AUDIT_API_KEY: secret.optional(),
+  // Typed as nothing in particular: read by variable name below (`e[...]`), like the per-source settings.
+  ...(endpointShape as object),
   REQUEST_DEADLINE_MS: int(100, 600_000).default(3000),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:'),
@@ -200,7 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (configuredUrls.length === 0 && !production) {
     upstreams = null;
   } else {
-    const missing = SOURCE_NAMES.flatMap((s) => [CREDENTIALS[s].url, ...CREDENTIALS[s].secrets].filter((v) => e[v] === undefined));
+    const missing = SOURCE_NAMES.flatMap((s) => [CREDENTIALS[s].url, ...Object.values(CREDENTIALS[s].secrets)].filter((v) => e[v] === undefined));
     if (missing.length > 0) {
       const why =
         configuredUrls.length === 0
@@ -208,17 +203,12 @@ export function loadConfig(env: Env = process.env): Config {
           : 'some upstreams are configured and some are not; configure all of them (or none, for the simulated demo)';
       problems.push(`${why}. Missing: ${missing.join(', ')}`);
     } else {
-      upstreams = {
-        identity: {
-          url: e.IDENTITY_URL!,
-          clientId: e.IDENTITY_CLIENT_ID!,
-          clientSecret: e.IDENTITY_CLIENT_SECRET!,
-          audience: e.IDENTITY_AUDIENCE!,
-        },
-        analytics: { url: e.ANALYTICS_URL!, apiKey: e.ANALYTICS_API_KEY! },
-        notifications: { url: e.NOTIFICATIONS_URL!, token: e.NOTIFICATIONS_TOKEN! },
-        audit: { url: e.AUDIT_URL!, apiKey: e.AUDIT_API_KEY! },
-      };
+      upstreams = Object.fromEntries(
+        SOURCE_NAMES.map((s) => [
+          s,
+          { url: String(e[CREDENTIALS[s].url]), ...Object.fromEntries(Object.entries(CREDENTIALS[s].secrets).map(([field, variable]) => [field, String(e[variable])])) },
+        ]),
+      ) as UpstreamEndpoints;
     }
   }
   if (production && e.AUTH_JWT_SECRET === undefined && e.AUTH_JWKS_URL === undefined) {
@@ -266,11 +256,11 @@ export function loadConfig(env: Env = process.env): Config {
       batchWindowMs: e.CACHE_BATCH_WINDOW_MS,
       responsesMaxBytes: e.CACHE_RESPONSES_MAX_BYTES,
       entities: Object.fromEntries(
-        CACHED_ENTITIES.map((entity) => [
+        Object.entries(ENTITY_SETTINGS).map(([entity, settings]) => [
           entity,
-          Object.fromEntries(Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [key, Number(e[`CACHE_${ENTITY_SETTINGS[entity].env}_${suffix}`])])) as unknown as EntityPolicy,
+          Object.fromEntries(Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [key, Number(e[`CACHE_${settings.env}_${suffix}`])])) as unknown as EntityPolicy,
         ]),
-      ) as Record<(typeof CACHED_ENTITIES)[number], EntityPolicy>,
+      ),
     },
     ops: {
       auth: { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE, clockToleranceSec: e.AUTH_CLOCK_TOLERANCE_S },

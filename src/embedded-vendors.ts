@@ -1,4 +1,4 @@
-import type { UpstreamEndpoints } from './config-types.js';
+import type { UpstreamEndpoints } from './sources/registry.js';
 
 /**
  * The simulated vendors (`simulator/`), for the demo `npm start` runs when no

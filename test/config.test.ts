@@ -49,9 +49,9 @@ describe('configuration', () => {
     const config = loadConfig({ CACHE_ENABLED: 'false', CACHE_L1_MAX_BYTES: '1048576', CACHE_ANALYTICS_METRICS_TTL_MS: '5000', CACHE_NOTIFICATIONS_PAGE_STALE_IF_ERROR_MS: '0' });
     expect(config.cache.enabled).toBe(false);
     expect(config.cache.l1MaxBytes).toBe(1_048_576);
-    expect(config.cache.entities['analytics.metrics'].ttlMs).toBe(5000);
-    expect(config.cache.entities['notifications.page'].staleIfErrorMs).toBe(0);
-    expect(config.cache.entities['identity.user'].ttlMs).toBe(60_000);
+    expect(config.cache.entities['analytics.metrics']!.ttlMs).toBe(5000);
+    expect(config.cache.entities['notifications.page']!.staleIfErrorMs).toBe(0);
+    expect(config.cache.entities['identity.user']!.ttlMs).toBe(60_000);
     expect(problems({ CACHE_ENABLED: 'yes', CACHE_IDENTITY_USER_TTL_MS: '0', CACHE_L1_MAX_BYTES: 'lots' })).toEqual([
       'CACHE_ENABLED must be true or false (got "yes")',
       'CACHE_L1_MAX_BYTES must be a number (got "lots")',

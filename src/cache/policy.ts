@@ -1,5 +1,3 @@
-import type { SourceName } from '../errors.js';
-
 /**
  * How long one kind of entity stays usable, after RFC 5861's model:
  * fresh for `ttlMs`; then, for `staleWhileRevalidateMs` more, served at once
@@ -12,42 +10,8 @@ export interface EntityPolicy {
   staleIfErrorMs: number;
 }
 
-export const CACHED_ENTITIES = ['identity.user', 'analytics.metrics', 'analytics.events', 'notifications.unreadCount', 'notifications.page'] as const;
-export type CachedEntity = (typeof CACHED_ENTITIES)[number];
-
-/** Env prefix (`CACHE_<PREFIX>_TTL_MS` …), owning source and defaults per entity. */
-export const ENTITY_SETTINGS: Record<CachedEntity, { env: string; source: SourceName; what: string; defaults: EntityPolicy }> = {
-  'identity.user': {
-    env: 'IDENTITY_USER',
-    source: 'identity',
-    what: 'a user profile',
-    defaults: { ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 },
-  },
-  'analytics.metrics': {
-    env: 'ANALYTICS_METRICS',
-    source: 'analytics',
-    what: "a user's metrics for one range and granularity",
-    defaults: { ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 },
-  },
-  'analytics.events': {
-    env: 'ANALYTICS_EVENTS',
-    source: 'analytics',
-    what: "one page of a user's events",
-    defaults: { ttlMs: 30_000, staleWhileRevalidateMs: 60_000, staleIfErrorMs: 900_000 },
-  },
-  'notifications.unreadCount': {
-    env: 'NOTIFICATIONS_UNREAD_COUNT',
-    source: 'notifications',
-    what: "a user's unread notification count",
-    defaults: { ttlMs: 10_000, staleWhileRevalidateMs: 30_000, staleIfErrorMs: 600_000 },
-  },
-  'notifications.page': {
-    env: 'NOTIFICATIONS_PAGE',
-    source: 'notifications',
-    what: "one page of a user's notifications",
-    defaults: { ttlMs: 10_000, staleWhileRevalidateMs: 30_000, staleIfErrorMs: 600_000 },
-  },
-};
+/** An entity's name, `<source>.<thing>` ('identity.user'); the sources declare theirs (see sources/registry.ts). */
+export type CachedEntity = string;
 
 export interface CacheConfig {
   /** false: every read goes upstream (DataLoader batching still applies). */
@@ -62,10 +26,12 @@ export interface CacheConfig {
   batchWindowMs: number;
   /** Bound of the response cache (whole entity-query responses, see ResponseCache), in bytes of JSON; 0: off. */
   responsesMaxBytes: number;
+  /** Per entity; the sources declare the defaults. */
   entities: Record<CachedEntity, EntityPolicy>;
 }
 
-export function defaultCacheConfig(): CacheConfig {
+/** The tier settings' defaults, with the entities' windows as their sources declare them. */
+export function defaultCacheConfig(entities: Record<CachedEntity, EntityPolicy>): CacheConfig {
   return {
     enabled: true,
     // L1 takes up to 1.5× what its entries are counted for (see entryWeight): 24 MiB is at most
@@ -77,6 +43,6 @@ export function defaultCacheConfig(): CacheConfig {
     // misses of all concurrent requests instead of one call each (what a cold start is made of).
     batchWindowMs: 2,
     responsesMaxBytes: 4 * 1024 * 1024,
-    entities: Object.fromEntries(CACHED_ENTITIES.map((e) => [e, { ...ENTITY_SETTINGS[e].defaults }])) as Record<CachedEntity, EntityPolicy>,
+    entities,
   };
 }

@@ -1,7 +1,7 @@
 import { canReadPrivate } from '../viewer.js';
 import { badUserInput, forbidden } from '../errors.js';
 import type { UserResolvers } from '../generated/resolvers.js';
-import { MAX_EVENTS_PER_CALL } from '../sources/analytics-source.js';
+import { MAX_EVENTS_PER_CALL } from '../sources/analytics/analytics-source.js';
 import type { GatewayContext } from '../context.js';
 import { mapMaybePromise } from '../maybe-promise.js';
 import type { EventEntity, EventPageKey, Granularity, MetricsKey, MetricsRange, NotificationPageKey, UserEntity } from '../sources/models.js';

@@ -4,9 +4,10 @@ import type { Deadline } from '../resilience/deadline.js';
 import { EntityCache, type BatchFetch, type CacheTiers, type EntityCacheOptions } from '../cache/entity-cache.js';
 import { InvalidationBus } from '../cache/invalidation-bus.js';
 import { MemoryTier } from '../cache/memory-tier.js';
-import { ENTITY_SETTINGS, type CacheConfig, type CachedEntity } from '../cache/policy.js';
+import type { CacheConfig, CachedEntity } from '../cache/policy.js';
 import { RedisTier } from '../cache/redis-tier.js';
 import type { Sources } from './index.js';
+import { entitySettings } from './registry.js';
 import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, MetricsRange, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './models.js';
 
 /** Bump when a cached entity's shape changes: entries of the old shape are then never read. */
@@ -53,8 +54,8 @@ export class Caches {
       new EntityCache<K, V>(
         {
           entity,
-          source: ENTITY_SETTINGS[entity].source,
-          policy: config.entities[entity],
+          source: entitySettings(entity).source,
+          policy: config.entities[entity] ?? entitySettings(entity).defaults,
           negativeTtlMs: config.negativeTtlMs,
           batchWindowMs: config.batchWindowMs,
           sharedDeadlineMs: options.sharedDeadlineMs,

@@ -1,28 +1,26 @@
 import { Pool } from 'undici';
-import type { SourceTuning, UpstreamEndpoints } from '../config-types.js';
+import type { SourceTuning } from '../config-types.js';
 import type { SourceName } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisConnection } from '../redis.js';
 import { SourceRateLimiter } from '../resilience/rate-limiter.js';
 import { SourcePolicy } from '../resilience/source-policy.js';
-import { AnalyticsSource } from './analytics-source.js';
-import { AuditSource } from './audit-source.js';
-import { ApiKeyAuth, BearerAuth, OAuth2ClientCredentials } from './auth.js';
-import { IdentitySource } from './identity-source.js';
+import type { SourceBase } from './define-source.js';
 import type { HttpSource } from './http-source.js';
-import { NotificationsSource } from './notifications-source.js';
+import { SOURCES, type SourceInstances, type UpstreamEndpoints } from './registry.js';
 
-export { AnalyticsSource, AuditSource, IdentitySource, NotificationsSource };
+export { AnalyticsSource } from './analytics/analytics-source.js';
+export { AuditSource } from './audit/audit-source.js';
+export { IdentitySource } from './identity/identity-source.js';
+export { NotificationsSource } from './notifications/notifications-source.js';
+export type { UpstreamEndpoints } from './registry.js';
 
-export interface Sources {
-  identity: IdentitySource;
-  analytics: AnalyticsSource;
-  notifications: NotificationsSource;
-  audit: AuditSource;
-  /** The four, for whoever needs each (health, observers). */
+/** Every source by name, built from the registry. */
+export type Sources = SourceInstances & {
+  /** All of them, for whoever needs each (health, observers, metrics). */
   all: HttpSource[];
   close(): Promise<void>;
-}
+};
 
 /** One keep-alive undici Pool per origin, shared by whatever talks to that origin. */
 class Pools {
@@ -49,10 +47,10 @@ export interface SourcesOptions {
   defaultDeadlineMs?: number;
 }
 
+/** Every registered source, each with its pool, policy and rate limiter from its tuning. */
 export function createSources(endpoints: UpstreamEndpoints, tuning: Record<SourceName, SourceTuning>, options: SourcesOptions): Sources {
-  const { logger } = options;
   const pools = new Pools();
-  const base = (name: SourceName, url: string) => {
+  const base = (name: SourceName, url: string): SourceBase => {
     const t = tuning[name];
     return {
       name,
@@ -61,27 +59,16 @@ export function createSources(endpoints: UpstreamEndpoints, tuning: Record<Sourc
       timeoutMs: t.timeoutMs,
       policy: new SourcePolicy(name, t, new SourceRateLimiter(name, t.rateLimitPerSec, t.rateLimitBurst, options.redis ?? null)),
       defaultDeadlineMs: options.defaultDeadlineMs ?? 3000,
-      logger,
+      logger: options.logger,
     };
   };
-  const identityBase = base('identity', endpoints.identity.url);
-  const identityPath = new URL(endpoints.identity.url).pathname.replace(/\/+$/, '');
-  const sources = {
-    identity: new IdentitySource({
-      ...identityBase,
-      auth: new OAuth2ClientCredentials({
-        source: 'identity',
-        dispatcher: identityBase.dispatcher,
-        tokenPath: `${identityPath}/oauth/token`,
-        clientId: endpoints.identity.clientId,
-        clientSecret: endpoints.identity.clientSecret,
-        audience: endpoints.identity.audience,
-        timeoutMs: tuning.identity.timeoutMs,
-      }),
+  const built = Object.fromEntries(
+    SOURCES.map((definition) => {
+      const endpoint = endpoints[definition.name];
+      // Each definition's create takes its own endpoint type; UpstreamEndpoints keeps them paired by name.
+      const create = definition.create as unknown as (base: SourceBase, endpoint: UpstreamEndpoints[SourceName]) => HttpSource;
+      return [definition.name, create(base(definition.name, endpoint.url), endpoint)];
     }),
-    analytics: new AnalyticsSource({ ...base('analytics', endpoints.analytics.url), auth: new ApiKeyAuth('x-api-key', endpoints.analytics.apiKey) }),
-    notifications: new NotificationsSource({ ...base('notifications', endpoints.notifications.url), auth: new BearerAuth(endpoints.notifications.token) }),
-    audit: new AuditSource({ ...base('audit', endpoints.audit.url), auth: new ApiKeyAuth('x-api-key', endpoints.audit.apiKey) }),
-  };
-  return { ...sources, all: Object.values(sources), close: () => pools.close() };
+  ) as SourceInstances;
+  return { ...built, all: Object.values(built) as HttpSource[], close: () => pools.close() };
 }

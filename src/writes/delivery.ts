@@ -1,5 +1,5 @@
 import { SourceError, type SourceErrorCode } from '../errors.js';
-import type { AuditEventInput } from '../sources/audit-source.js';
+import type { AuditEventInput } from '../sources/audit/audit-source.js';
 
 export type DeliveryState = 'DELIVERED' | 'QUEUED' | 'FAILED';
 export type WriteStatus = 'COMPLETE' | 'PARTIAL' | 'FAILED';

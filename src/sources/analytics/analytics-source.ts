@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import type { Deadline } from '../resilience/deadline.js';
-import { HttpSource, pathSegment } from './http-source.js';
-import type { EventPage, MetricsEntity, MetricsRange } from './models.js';
-import type { SourceError } from '../errors.js';
-import { readsAs } from './drift.js';
-import { count, isCount, isoFromUnixMs, isoFromUnixSeconds, isoOfUnixSeconds, isUnixSeconds, optional, readableItems } from './normalize.js';
-import { lookupInChunks, unreadableIds } from './paging.js';
+import type { Deadline } from '../../resilience/deadline.js';
+import { HttpSource, pathSegment } from '../http-source.js';
+import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
+import type { SourceError } from '../../errors.js';
+import { readsAs } from '../drift.js';
+import { count, isCount, isoFromUnixMs, isoFromUnixSeconds, isoOfUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
+import { lookupInChunks, unreadableIds } from '../paging.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
 const MAX_IDS_PER_QUERY = 100;

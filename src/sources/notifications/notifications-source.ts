@@ -1,11 +1,11 @@
 import LinkHeader from 'http-link-header';
 import { z } from 'zod';
-import type { Deadline } from '../resilience/deadline.js';
-import { HttpSource, pathSegment } from './http-source.js';
-import type { NotificationEntity, OffsetPage } from './models.js';
-import type { SourceError } from '../errors.js';
-import { count, isoFromDateString, readableEntries } from './normalize.js';
-import { lookupInChunks, planPages } from './paging.js';
+import type { Deadline } from '../../resilience/deadline.js';
+import { HttpSource, pathSegment } from '../http-source.js';
+import type { NotificationEntity, OffsetPage } from '../models.js';
+import type { SourceError } from '../../errors.js';
+import { count, isoFromDateString, readableEntries } from '../normalize.js';
+import { lookupInChunks, planPages } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;

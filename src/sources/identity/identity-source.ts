@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import type { Deadline } from '../resilience/deadline.js';
-import { HttpSource, pathSegment } from './http-source.js';
-import type { OffsetPage, UserEntity } from './models.js';
-import type { SourceError } from '../errors.js';
-import { isoFromDateString, count, optional, readableItems } from './normalize.js';
-import { lookupInChunks, planPages, unreadableIds } from './paging.js';
+import type { Deadline } from '../../resilience/deadline.js';
+import { HttpSource, pathSegment } from '../http-source.js';
+import type { OffsetPage, UserEntity } from '../models.js';
+import type { SourceError } from '../../errors.js';
+import { isoFromDateString, count, optional, readableItems } from '../normalize.js';
+import { lookupInChunks, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;

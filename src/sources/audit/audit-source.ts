@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { Deadline } from '../resilience/deadline.js';
-import { HttpSource } from './http-source.js';
-import { isoFromDateString } from './normalize.js';
+import type { Deadline } from '../../resilience/deadline.js';
+import { HttpSource } from '../http-source.js';
+import { isoFromDateString } from '../normalize.js';
 
 /** Audit: a write-only event log with Stripe-style idempotency. */
 export interface AuditEventInput {

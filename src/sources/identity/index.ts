@@ -1,0 +1,27 @@
+import { OAuth2ClientCredentials } from '../auth.js';
+import { defineSource } from '../define-source.js';
+import { IdentitySource } from './identity-source.js';
+
+/** Identity, modelled on the Auth0 Management API v2 (UPSTREAMS.md): OAuth2 client credentials, Lucene search, x-ratelimit-* headers. */
+export const identity = defineSource({
+  name: 'identity',
+  description: 'the identity provider (profiles)',
+  env: { url: 'IDENTITY_URL', credentials: { clientId: 'IDENTITY_CLIENT_ID', clientSecret: 'IDENTITY_CLIENT_SECRET', audience: 'IDENTITY_AUDIENCE' } },
+  tuning: { rateLimitPerSec: 40, rateLimitBurst: 4 },
+  entities: {
+    'identity.user': { env: 'IDENTITY_USER', what: 'a user profile', defaults: { ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 } },
+  },
+  create: (base, endpoint) =>
+    new IdentitySource({
+      ...base,
+      auth: new OAuth2ClientCredentials({
+        source: 'identity',
+        dispatcher: base.dispatcher,
+        tokenPath: `${new URL(endpoint.url).pathname.replace(/\/+$/, '')}/oauth/token`,
+        clientId: endpoint.clientId,
+        clientSecret: endpoint.clientSecret,
+        audience: endpoint.audience,
+        timeoutMs: base.timeoutMs,
+      }),
+    }),
+});

@@ -14,24 +14,31 @@ export { SOURCE_NAMES };
  * naming the variable.
  */
 
-type Setting = { key: keyof SourceTuning; min: number; max: number; integer: boolean; default: number };
+type Setting = { key: keyof SourceTuning; min: number; max: number; integer: boolean; default: number; doc: string };
 
 /** Env suffix → setting, bounds and default per source. */
 export const SOURCE_SETTINGS: Record<string, Setting> = {
-  TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, default: 1000 },
-  CONNECT_TIMEOUT_MS: { key: 'connectTimeoutMs', min: 1, max: 600_000, integer: true, default: 1000 },
-  CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, default: 32 },
-  RETRY_MAX_ATTEMPTS: { key: 'retryMaxAttempts', min: 1, max: 10, integer: true, default: 3 },
-  RETRY_BASE_DELAY_MS: { key: 'retryBaseDelayMs', min: 1, max: 60_000, integer: true, default: 100 },
-  RETRY_MAX_DELAY_MS: { key: 'retryMaxDelayMs', min: 1, max: 600_000, integer: true, default: 2000 },
-  BREAKER_FAILURE_RATIO: { key: 'breakerFailureRatio', min: 0.01, max: 1, integer: false, default: 0.5 },
-  BREAKER_WINDOW_MS: { key: 'breakerWindowMs', min: 1000, max: 600_000, integer: true, default: 10_000 },
-  BREAKER_MIN_CALLS: { key: 'breakerMinCalls', min: 1, max: 100_000, integer: true, default: 10 },
-  BREAKER_HALF_OPEN_AFTER_MS: { key: 'breakerHalfOpenAfterMs', min: 100, max: 600_000, integer: true, default: 5000 },
-  BULKHEAD_LIMIT: { key: 'bulkheadLimit', min: 1, max: 10_000, integer: true, default: 64 },
-  BULKHEAD_QUEUE: { key: 'bulkheadQueue', min: 0, max: 100_000, integer: true, default: 1000 },
-  RATE_LIMIT_PER_SEC: { key: 'rateLimitPerSec', min: 0.1, max: 100_000, integer: false, default: 40 },
-  RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, default: 4 },
+  TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, default: 1000, doc: 'per-attempt timeout, capped by the deadline left' },
+  CONNECT_TIMEOUT_MS: { key: 'connectTimeoutMs', min: 1, max: 600_000, integer: true, default: 1000, doc: 'time to open a connection (TCP and TLS) to the vendor' },
+  CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, default: 32, doc: "keep-alive connections in that origin's pool" },
+  RETRY_MAX_ATTEMPTS: { key: 'retryMaxAttempts', min: 1, max: 10, integer: true, default: 3, doc: 'attempts in all for a transient failure (`1`: no retry)' },
+  RETRY_BASE_DELAY_MS: { key: 'retryBaseDelayMs', min: 1, max: 60_000, integer: true, default: 100, doc: 'backoff base: a random wait in [0, min(max, base·2ⁿ)]' },
+  RETRY_MAX_DELAY_MS: { key: 'retryMaxDelayMs', min: 1, max: 600_000, integer: true, default: 2000, doc: 'backoff ceiling (at least the base)' },
+  BREAKER_FAILURE_RATIO: { key: 'breakerFailureRatio', min: 0.01, max: 1, integer: false, default: 0.5, doc: 'share of failed calls that opens the breaker' },
+  BREAKER_WINDOW_MS: { key: 'breakerWindowMs', min: 1000, max: 600_000, integer: true, default: 10_000, doc: 'window the ratio is measured over' },
+  BREAKER_MIN_CALLS: { key: 'breakerMinCalls', min: 1, max: 100_000, integer: true, default: 10, doc: 'calls needed in the window before it can open' },
+  BREAKER_HALF_OPEN_AFTER_MS: { key: 'breakerHalfOpenAfterMs', min: 100, max: 600_000, integer: true, default: 5000, doc: 'open → one probe after this long' },
+  BULKHEAD_LIMIT: { key: 'bulkheadLimit', min: 1, max: 10_000, integer: true, default: 64, doc: 'concurrent calls to the vendor' },
+  BULKHEAD_QUEUE: { key: 'bulkheadQueue', min: 0, max: 100_000, integer: true, default: 1000, doc: 'calls waiting for a slot; more fail fast' },
+  RATE_LIMIT_PER_SEC: {
+    key: 'rateLimitPerSec',
+    min: 0.1,
+    max: 100_000,
+    integer: false,
+    default: 40,
+    doc: "the ceiling of our rate; under it the source learns the vendor's real limit from 429s and rate-limit headers",
+  },
+  RATE_LIMIT_BURST: { key: 'rateLimitBurst', min: 1, max: 100_000, integer: true, default: 4, doc: 'tokens saved up at the ceiling (scaled down with the learned rate)' },
 };
 
 export interface Config {
@@ -86,23 +93,34 @@ const int = (min: number, max: number) =>
     .number({ error: 'must be a number' })
     .int({ error: 'must be a whole number' })
     .min(min, { error: `must be at least ${min}` })
-    .max(max, { error: `must be at most ${max}` });
+    .max(max, { error: `must be at most ${max}` })
+    .meta({ range: [min, max] });
 const secret = z.string().min(1);
 
 const num = (min: number, max: number) =>
   z.coerce
     .number({ error: 'must be a number' })
     .min(min, { error: `must be at least ${min}` })
-    .max(max, { error: `must be at most ${max}` });
+    .max(max, { error: `must be at most ${max}` })
+    .meta({ range: [min, max] });
 
 /** Every source's URL and credential variables, from the registry. */
 const endpointShape = Object.fromEntries(
-  SOURCE_NAMES.flatMap((source) => [[CREDENTIALS[source].url, httpUrl.optional()], ...Object.values(CREDENTIALS[source].secrets).map((v) => [v, secret.optional()])]),
+  SOURCES.flatMap((d) => [
+    [d.env.url, httpUrl.optional().describe(`base URL of ${d.description}; all sources or none (the simulated demo)`)],
+    ...Object.entries(d.env.credentials as Record<string, string>).map(([field, variable]) => [
+      variable,
+      secret.optional().describe(`${d.name} credential (${field}); never logged`),
+    ]),
+  ]),
 );
 
 const sourceTuningShape = Object.fromEntries(
   SOURCE_NAMES.flatMap((source) =>
-    Object.entries(SOURCE_SETTINGS).map(([suffix, s]) => [`${source.toUpperCase()}_${suffix}`, (s.integer ? int(s.min, s.max) : num(s.min, s.max)).default(defaultFor(source, s))]),
+    Object.entries(SOURCE_SETTINGS).map(([suffix, s]) => [
+      `${source.toUpperCase()}_${suffix}`,
+      (s.integer ? int(s.min, s.max) : num(s.min, s.max)).default(defaultFor(source, s)).describe(s.doc),
+    ]),
   ),
 );
 
@@ -112,59 +130,95 @@ const CACHE_WINDOWS: Record<string, keyof EntityPolicy> = {
   STALE_IF_ERROR_MS: 'staleIfErrorMs',
 };
 const DAY_MS = 86_400_000;
+const CACHE_WINDOW_DOCS: Record<keyof EntityPolicy, string> = {
+  ttlMs: 'fresh for this long',
+  staleWhileRevalidateMs: 'then served at once while one refresh runs, this long more (`0`: off)',
+  staleIfErrorMs: 'served when its source fails, this long past fresh (`0`: off)',
+};
 const cacheDefaults = defaultCacheConfig(defaultEntityPolicies());
 const cacheShape = Object.fromEntries(
   Object.values(ENTITY_SETTINGS).flatMap((entity) =>
-    Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [`CACHE_${entity.env}_${suffix}`, int(key === 'ttlMs' ? 1 : 0, 7 * DAY_MS).default(entity.defaults[key])]),
+    Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [
+      `CACHE_${entity.env}_${suffix}`,
+      int(key === 'ttlMs' ? 1 : 0, 7 * DAY_MS)
+        .default(entity.defaults[key])
+        .describe(`${CACHE_WINDOW_DOCS[key]}: ${entity.what}`),
+    ]),
   ),
 );
 const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
 
-const envSchema = z.object({
-  NODE_ENV: z.string().optional(),
-  HOST: z.string().min(1).optional(),
-  PORT: int(0, 65_535).default(4000),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  AUTH_JWT_SECRET: z.string().min(32, { error: 'must be at least 32 characters (HS256 needs a 256-bit secret)' }).optional(),
+/**
+ * Every variable, with what it means: `npm run docs` writes the configuration
+ * reference (docs/configuration.md) from this schema, so a description here is
+ * the documentation.
+ */
+export const envSchema = z.object({
+  NODE_ENV: z.string().optional().describe('`production`: GraphiQL, introspection and field suggestions off; real upstreams and `AUTH_JWT_SECRET` or `AUTH_JWKS_URL` required'),
+  HOST: z.string().min(1).optional().describe('listen address; by default `127.0.0.1` in the demo (simulated upstreams), else `0.0.0.0`'),
+  PORT: int(0, 65_535).default(4000).describe('HTTP port (`0`: any free port)'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('JSON lines, pretty on a terminal'),
+  AUTH_JWT_SECRET: z
+    .string()
+    .min(32, { error: 'must be at least 32 characters (HS256 needs a 256-bit secret)' })
+    .optional()
+    .describe('HS256 secret for incoming tokens, at least 32 characters; made per run (and a token printed) in the demo'),
   // Typed as nothing in particular: read by variable name below (`e[...]`), like the per-source settings.
   ...(endpointShape as object),
-  REQUEST_DEADLINE_MS: int(100, 600_000).default(3000),
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
-  REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:'),
-  AUTH_JWKS_URL: httpUrl.optional(),
-  AUTH_ISSUER: z.string().min(1).optional(),
-  AUTH_AUDIENCE: z.string().min(1).optional(),
-  AUTH_CLOCK_TOLERANCE_S: int(0, 600).default(30),
-  CORS_ORIGINS: z.string().optional(),
-  GRAPHQL_MAX_DEPTH: int(1, 1000).default(12),
-  GRAPHQL_MAX_COST: int(1, 10_000_000).default(5000),
-  GRAPHQL_MAX_ALIASES: int(0, 10_000).default(30),
-  GRAPHQL_MAX_TOKENS: int(10, 1_000_000).default(3000),
-  GRAPHQL_MAX_DIRECTIVES: int(0, 10_000).default(30),
-  GRAPHQL_BATCHING: bool.default(false),
-  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(100 * 1024),
-  COMPRESSION_ENABLED: bool.default(true),
-  COMPRESSION_THRESHOLD_BYTES: int(0, 100 * 1024 * 1024).default(1024),
-  REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
-  GRAPHIQL_ENABLED: bool.optional(),
-  INTROSPECTION_ENABLED: bool.optional(),
-  PERSISTED_OPERATIONS_REQUIRED: bool.default(false),
-  APQ_ENABLED: bool.default(true),
-  CALLER_RATE_LIMIT_PER_SEC: num(0.1, 100_000).default(50),
-  CALLER_RATE_LIMIT_BURST: int(1, 100_000).default(100),
-  SOURCE_SUCCESS_RATE_WARN: num(0, 1).default(0.9),
-  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
-  DELIVERY_MAX_ATTEMPTS: int(1, 100).default(10),
-  DELIVERY_BACKOFF_MS: int(10, 3_600_000).default(1000),
-  DELIVERY_CONCURRENCY: int(1, 1000).default(8),
-  DELIVERY_STALLED_AFTER_MS: int(1000, 3_600_000).default(30_000),
-  IDEMPOTENCY_TTL_MS: int(60_000, 30 * DAY_MS).default(DAY_MS),
-  CACHE_ENABLED: bool.default(true),
-  CACHE_L1_MAX_BYTES: int(1024, 16 * 1024 ** 3).default(cacheDefaults.l1MaxBytes),
-  CACHE_L2_TIMEOUT_MS: int(1, 60_000).default(cacheDefaults.l2TimeoutMs),
-  CACHE_NEGATIVE_TTL_MS: int(0, DAY_MS).default(cacheDefaults.negativeTtlMs),
-  CACHE_BATCH_WINDOW_MS: int(0, 1000).default(cacheDefaults.batchWindowMs),
-  CACHE_RESPONSES_MAX_BYTES: int(0, 16 * 1024 ** 3).default(cacheDefaults.responsesMaxBytes),
+  REQUEST_DEADLINE_MS: int(100, 600_000).default(3000).describe('one deadline for all the upstream work of a GraphQL request (see docs/resilience.md, "The default budgets")'),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
+    .optional()
+    .describe('turns on rate limits shared by all instances, the L2 cache and cross-instance invalidation, the durable delivery queue and shared idempotency keys'),
+  REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:').describe('prefix of every key this server writes'),
+  AUTH_JWKS_URL: httpUrl.optional().describe('instead of the secret: RS256/ES256 tokens verified with this JWKS (keys cached 10 minutes, fetched again for an unknown key id)'),
+  AUTH_ISSUER: z.string().min(1).optional().describe('required `iss` when set'),
+  AUTH_AUDIENCE: z.string().min(1).optional().describe('required `aud` when set'),
+  AUTH_CLOCK_TOLERANCE_S: int(0, 600).default(30).describe('clock skew allowed on `exp` / `nbf`'),
+  CORS_ORIGINS: z.string().optional().describe('comma-separated origins allowed to call from browsers; unset: no CORS headers (same origin only)'),
+  GRAPHQL_MAX_DEPTH: int(1, 1000).default(12).describe('document depth limit (graphql-armor)'),
+  GRAPHQL_MAX_COST: int(1, 10_000_000).default(5000).describe('document cost limit (graphql-armor)'),
+  GRAPHQL_MAX_ALIASES: int(0, 10_000).default(30).describe('aliases per document'),
+  GRAPHQL_MAX_TOKENS: int(10, 1_000_000).default(3000).describe('tokens per document'),
+  GRAPHQL_MAX_DIRECTIVES: int(0, 10_000).default(30).describe('directives per document'),
+  GRAPHQL_BATCHING: bool.default(false).describe('accept batched operations (at most 10 per request)'),
+  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024)
+    .default(100 * 1024)
+    .describe('larger request bodies get 413 (before `100 Continue` when asked, else after they are drained)'),
+  COMPRESSION_ENABLED: bool.default(true).describe('gzip or brotli by Accept-Encoding'),
+  COMPRESSION_THRESHOLD_BYTES: int(0, 100 * 1024 * 1024)
+    .default(1024)
+    .describe('smaller responses go out uncompressed'),
+  REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000).describe('a request body still arriving after this gets 408'),
+  GRAPHIQL_ENABLED: bool.optional().describe('GraphiQL at /graphql in a browser; by default on, except in production'),
+  INTROSPECTION_ENABLED: bool.optional().describe('by default on, except in production'),
+  PERSISTED_OPERATIONS_REQUIRED: bool.default(false).describe('only the allow-list made from `examples/operations/` runs'),
+  APQ_ENABLED: bool.default(true).describe('automatic persisted queries (off when persisted operations are required)'),
+  CALLER_RATE_LIMIT_PER_SEC: num(0.1, 100_000).default(50).describe('per caller (token subject), shared through Redis when configured; 429 with Retry-After beyond'),
+  CALLER_RATE_LIMIT_BURST: int(1, 100_000).default(100).describe('requests a caller may save up'),
+  SOURCE_SUCCESS_RATE_WARN: num(0, 1).default(0.9).describe("log a source whose last minute's success rate falls below this (`0`: never)"),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000).describe('time in-flight requests get on SIGTERM before their connections are cut'),
+  DELIVERY_MAX_ATTEMPTS: int(1, 100).default(10).describe('attempts per secondary delivery in all, the first included; then dead-lettered'),
+  DELIVERY_BACKOFF_MS: int(10, 3_600_000).default(1000).describe('backoff base between delivery attempts (×2 each time, ±50 % jitter)'),
+  DELIVERY_CONCURRENCY: int(1, 1000).default(8).describe('deliveries one instance works on at once'),
+  DELIVERY_STALLED_AFTER_MS: int(1000, 3_600_000).default(30_000).describe('a delivery whose worker died is taken up again after this long'),
+  IDEMPOTENCY_TTL_MS: int(60_000, 30 * DAY_MS)
+    .default(DAY_MS)
+    .describe('how long an idempotency key and its payload are kept'),
+  CACHE_ENABLED: bool.default(true).describe('`false`: every read goes upstream (batching still applies)'),
+  CACHE_L1_MAX_BYTES: int(1024, 16 * 1024 ** 3)
+    .default(cacheDefaults.l1MaxBytes)
+    .describe(
+      'bound of the in-process tier: each entry counts its JSON plus ~700 bytes of bookkeeping, 0.9–1.5× this in the heap; keep the heap cap ≥ 1.5 × this + `CACHE_RESPONSES_MAX_BYTES` + 100 MB',
+    ),
+  CACHE_L2_TIMEOUT_MS: int(1, 60_000).default(cacheDefaults.l2TimeoutMs).describe('a Redis cache read slower than this is a miss'),
+  CACHE_NEGATIVE_TTL_MS: int(0, DAY_MS).default(cacheDefaults.negativeTtlMs).describe('how long "no such entity" is remembered'),
+  CACHE_BATCH_WINDOW_MS: int(0, 1000)
+    .default(cacheDefaults.batchWindowMs)
+    .describe('how long cache misses are collected from all requests before they go upstream as one batch per source (`0`: the current turn of the event loop)'),
+  CACHE_RESPONSES_MAX_BYTES: int(0, 16 * 1024 ** 3)
+    .default(cacheDefaults.responsesMaxBytes)
+    .describe('bound of the whole-response cache of entity queries; `0` turns it off'),
   ...sourceTuningShape,
   ...cacheShape,
 });

@@ -1,6 +1,7 @@
 import { SourceError, type SourceErrorCode, type SourceName } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { Deadline } from '../resilience/deadline.js';
+import type { Deadline } from '../resilience/deadline.js';
+import { CrossRequestBatcher, type BatchFetch, type Settled } from './cross-request-batcher.js';
 import { freshness, makeEntry, type CacheEntry } from './entry.js';
 import type { InvalidationBus } from './invalidation-bus.js';
 import { approximateJsonLength } from './json-size.js';
@@ -24,8 +25,7 @@ export interface Served<V> {
   stale: StaleMark | null;
 }
 
-/** One value per key, in key order; an Error fails only its key. The deadline bounds the upstream work. */
-export type BatchFetch<K, V> = (keys: readonly K[], deadline: Deadline) => Promise<ReadonlyArray<V | Error>>;
+export type { BatchFetch } from './cross-request-batcher.js';
 
 export interface EntityCacheOptions<K, V> {
   entity: CachedEntity;
@@ -63,16 +63,6 @@ export interface CacheTiers {
   count?: (entity: CachedEntity, tier: 'l1' | 'l2', result: 'hit' | 'stale' | 'miss', n: number) => void;
 }
 
-type Settled<V> = V | Error;
-
-interface PendingBatch<K, V> {
-  keys: K[];
-  ids: string[];
-  resolvers: ((value: Settled<V>) => void)[];
-  /** The latest deadline among the requests waiting for it (epoch ms). */
-  usableUntil: number;
-}
-
 /** Bound of the refresh-failure memory; past it, it starts over (the marks are only more precise reasons). */
 const MAX_REMEMBERED_FAILURES = 10_000;
 
@@ -96,13 +86,12 @@ const MAX_REMEMBERED_FAILURES = 10_000;
 export class EntityCache<K, V> {
   readonly entity: CachedEntity;
   readonly source: SourceName;
-  private readonly inflight = new Map<string, Promise<Settled<V>>>();
+  private readonly batcher: CrossRequestBatcher<K, V>;
   private readonly refreshing = new Set<string>();
   /** Why the last background refresh of a key failed, so stale answers say SOURCE_ERROR rather than REVALIDATING. */
   private readonly refreshFailures = new Map<string, SourceErrorCode>();
   /** Bumped by every invalidation of this entity; a fetch started under another epoch does not store. */
   private epoch = 0;
-  private pending: PendingBatch<K, V> | null = null;
 
   constructor(
     private readonly options: EntityCacheOptions<K, V>,
@@ -110,6 +99,13 @@ export class EntityCache<K, V> {
   ) {
     this.entity = options.entity;
     this.source = options.source;
+    this.batcher = new CrossRequestBatcher<K, V>({
+      name: options.entity,
+      windowMs: options.batchWindowMs,
+      sharedDeadlineMs: options.sharedDeadlineMs,
+      ...(options.perKey ? { perKey: true } : {}),
+      fetch: (keys, deadline) => this.fetchAndStore(keys, deadline),
+    });
   }
 
   /** The key's identity, for DataLoader's per-request cache too. */
@@ -275,67 +271,15 @@ export class EntityCache<K, V> {
     }
   }
 
-  /**
-   * One promise per key; keys already in flight are joined, the rest join the
-   * cross-request batch being collected (per-key fetches: go at once).
-   */
+  /** Keys neither tier has: the batcher's (joined when in flight, else batched across requests). */
   private load(keys: K[], ids: string[], deadline: Deadline | null): Promise<Settled<V>>[] {
-    const promises = new Array<Promise<Settled<V>>>(keys.length);
-    // No waiter can use the answer past the latest of their deadlines; a background refresh has its own.
-    const usableUntil = deadline ? deadline.expiresAt : Date.now() + this.options.sharedDeadlineMs;
-    let own: PendingBatch<K, V> | undefined;
-    for (let i = 0; i < keys.length; i++) {
-      const id = ids[i]!;
-      const joined = this.inflight.get(id);
-      if (joined) {
-        promises[i] = joined;
-        continue;
-      }
-      const batch = this.options.perKey ? (own ??= { keys: [], ids: [], resolvers: [], usableUntil: 0 }) : this.pendingBatch();
-      const promise = new Promise<Settled<V>>((resolve) => batch.resolvers.push(resolve));
-      this.inflight.set(id, promise);
-      promises[i] = promise;
-      batch.keys.push(keys[i]!);
-      batch.ids.push(id);
-      if (usableUntil > batch.usableUntil) batch.usableUntil = usableUntil;
-    }
-    if (own) void this.fetchAndStore(own.keys, own.ids, own.resolvers, own.usableUntil);
-    return promises;
+    return this.batcher.load(keys, ids, deadline);
   }
 
-  /**
-   * The batch being collected, fetched when the batch window closes: the
-   * misses of all the requests in flight together go upstream as one call per
-   * source instead of one each, which is what keeps a cold start (every user
-   * new) from queueing behind its own upstream calls. (Sources split a batch
-   * into the vendor's maximum per call.)
-   */
-  private pendingBatch(): PendingBatch<K, V> {
-    if (this.pending) return this.pending;
-    const batch: PendingBatch<K, V> = { keys: [], ids: [], resolvers: [], usableUntil: 0 };
-    this.pending = batch;
-    const flush = () => {
-      this.pending = null;
-      void this.fetchAndStore(batch.keys, batch.ids, batch.resolvers, batch.usableUntil);
-    };
-    if (this.options.batchWindowMs > 0) setTimeout(flush, this.options.batchWindowMs);
-    else setImmediate(flush);
-    return batch;
-  }
-
-  /** The batch's upstream call, under a deadline of its own: the latest of its waiters' (`usableUntil`). */
-  private async fetchAndStore(keys: K[], ids: string[], resolvers: ((v: Settled<V>) => void)[], usableUntil: number): Promise<void> {
+  /** The batch's upstream call; what it brings is stored, unless an invalidation came while it ran (its answer may be older). */
+  private async fetchAndStore(keys: readonly K[], deadline: Deadline): Promise<ReadonlyArray<Settled<V>>> {
     const epoch = this.epoch;
-    const deadline = Deadline.after(Math.max(1, usableUntil - Date.now()));
-    let results: ReadonlyArray<Settled<V>>;
-    try {
-      results = await this.options.fetch(keys, deadline);
-    } catch (e) {
-      const error = e instanceof Error ? e : new Error(String(e));
-      results = keys.map(() => error);
-    } finally {
-      deadline.dispose();
-    }
+    const results = await this.options.fetch(keys, deadline);
     if (epoch === this.epoch) {
       const ok = results.flatMap((r, i) => (r instanceof Error ? [] : [i]));
       this.store(
@@ -343,17 +287,13 @@ export class EntityCache<K, V> {
         ok.map((i) => results[i] as V),
       );
     }
-    ids.forEach((id, i) => {
-      this.inflight.delete(id);
-      // A value may be null ("no such entity"); only a missing slot is a bug in the fetch.
-      resolvers[i]!(i < results.length ? (results[i] as Settled<V>) : new Error(`the batch fetch of ${this.entity} returned ${results.length} values for ${keys.length} keys`));
-    });
+    return results;
   }
 
   /** One background refresh per key, however many requests see it stale; another instance's fresher L2 entry is taken instead. */
   private async revalidate(keys: K[]): Promise<void> {
     const ids = keys.map((k) => this.id(k));
-    const todo = keys.flatMap((k, i) => (this.refreshing.has(ids[i]!) || this.inflight.has(ids[i]!) ? [] : [i]));
+    const todo = keys.flatMap((k, i) => (this.refreshing.has(ids[i]!) || this.batcher.has(ids[i]!) ? [] : [i]));
     if (todo.length === 0) return;
     for (const i of todo) this.refreshing.add(ids[i]!);
     try {

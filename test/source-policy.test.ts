@@ -1,0 +1,85 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { SourceError } from '../src/errors.js';
+import { Deadline } from '../src/resilience/deadline.js';
+import { SourceRateLimiter } from '../src/resilience/rate-limiter.js';
+import { MIN_ATTEMPT_MS, SourcePolicy } from '../src/resilience/source-policy.js';
+
+/** The source policy alone, on fake timers: what it retries, when it stops, when the breaker opens and lets a probe through. */
+const tuning = { ...loadConfig({}).tuning.analytics, retryBaseDelayMs: 10, retryMaxDelayMs: 10, breakerMinCalls: 4, breakerWindowMs: 10_000, breakerHalfOpenAfterMs: 5000 };
+
+const unavailable = () => new SourceError({ code: 'SOURCE_UNAVAILABLE', source: 'analytics', retryable: true, status: 503 });
+const badResponse = () => new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: 'analytics', retryable: false, status: 200 });
+
+function policy(overrides: Partial<typeof tuning> = {}): SourcePolicy {
+  const t = { ...tuning, ...overrides };
+  return new SourcePolicy('analytics', t, new SourceRateLimiter('analytics', 100_000, 100_000, null));
+}
+
+describe('SourcePolicy', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('retries a transient failure up to the attempts configured, then gives its error', async () => {
+    let attempts = 0;
+    const call = policy().execute(Deadline.after(3000), true, async () => {
+      attempts++;
+      throw unavailable();
+    });
+    const outcome = call.catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await outcome).toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    expect(attempts).toBe(3);
+  });
+
+  it('does not retry what cannot help (a bad response), nor a write that is not idempotent', async () => {
+    let attempts = 0;
+    const p = policy();
+    await expect(
+      p.execute(Deadline.after(3000), true, async () => {
+        attempts++;
+        throw badResponse();
+      }),
+    ).rejects.toMatchObject({ code: 'SOURCE_BAD_RESPONSE' });
+    await expect(
+      p.execute(Deadline.after(3000), false, async () => {
+        attempts++;
+        throw unavailable();
+      }),
+    ).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    expect(attempts).toBe(2);
+  });
+
+  it(`starts no retry with less than ${MIN_ATTEMPT_MS} ms of the deadline left: the real error comes back, not a timeout`, async () => {
+    let attempts = 0;
+    const call = policy({ retryMaxAttempts: 10 })
+      .execute(Deadline.after(600), true, async () => {
+        attempts++;
+        // Each attempt takes 200 ms and fails.
+        await new Promise((r) => setTimeout(r, 200));
+        throw unavailable();
+      })
+      .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await call).toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    // 0–200, ~210–410; at ~420 only ~180 ms are left: no third attempt.
+    expect(attempts).toBe(2);
+  });
+
+  it('opens the breaker after enough failures, fails fast while open, and closes after a successful probe', async () => {
+    const p = policy({ retryMaxAttempts: 1 });
+    let calls = 0;
+    const failing = async () => {
+      calls++;
+      throw unavailable();
+    };
+    for (let i = 0; i < 6; i++) await p.execute(Deadline.after(3000), true, failing).catch(() => undefined);
+    expect(p.state).toBe('OPEN');
+    const before = calls;
+    await expect(p.execute(Deadline.after(3000), true, failing)).rejects.toMatchObject({ code: 'SOURCE_CIRCUIT_OPEN', retryAfterSeconds: 5 });
+    expect(calls).toBe(before);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await p.execute(Deadline.after(3000), true, async () => 'ok')).toBe('ok');
+    expect(p.state).toBe('CLOSED');
+  });
+});

@@ -1,0 +1,88 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adaptiveRateTuning } from '../src/resilience/adaptive-rate.js';
+import { RedisRateState } from '../src/resilience/redis-rate-state.js';
+import { RedisTokenBucket } from '../src/resilience/redis-token-bucket.js';
+import { TokenBucket } from '../src/resilience/token-bucket.js';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+
+describe('TokenBucket (in process, on a fake clock)', () => {
+  it('spends its burst at once, then books one token every 1/rate s; refuses a wait beyond maxWait and books nothing', () => {
+    let now = 0;
+    const bucket = new TokenBucket(2, () => now);
+    expect([bucket.reserve(1000, 10, 2), bucket.reserve(1000, 10, 2)]).toEqual([0, 0]);
+    expect(bucket.reserve(1000, 10, 2)).toBe(100);
+    expect(bucket.reserve(1000, 10, 2)).toBe(200);
+    // The next would be 300 ms away: refused, and not booked (the one after is still 300 ms away).
+    expect(bucket.reserve(250, 10, 2)).toBe(-300);
+    expect(bucket.reserve(1000, 10, 2)).toBe(300);
+    now = 10_000;
+    // Refilled, but never above the burst.
+    expect([bucket.reserve(0, 10, 2), bucket.reserve(0, 10, 2), bucket.reserve(0, 10, 2)]).toEqual([0, 0, -100]);
+  });
+
+  it('follows the rate it is given each call (the learned rate)', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1, () => now);
+    expect(bucket.reserve(10_000, 20, 1)).toBe(0);
+    expect(bucket.reserve(10_000, 20, 1)).toBe(50);
+    // The rate given applies from the last call on: 50 ms at 2/s refill 0.1 of the one token owed, so the next
+    // is 1.9 tokens, 950 ms, away. A lowered rate slows what is already booked, as it should after a 429.
+    now = 50;
+    expect(bucket.reserve(10_000, 2, 1)).toBe(950);
+  });
+});
+
+describeWithRedis('the token buckets in Redis', () => {
+  const server = new TestRedis();
+  let redis: Redis;
+  beforeAll(async () => {
+    await server.start();
+    redis = new Redis(server.url, { lazyConnect: false });
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server.stop();
+  });
+
+  it('RedisTokenBucket: the burst at once, then waits at the rate, refusals book nothing; two clients share one bucket', async () => {
+    const other = new Redis(server.url);
+    try {
+      const a = new RedisTokenBucket(redis, 'tb:shared', 10, 2);
+      const b = new RedisTokenBucket(other, 'tb:shared', 10, 2);
+      expect([await a.reserve(1000), await b.reserve(1000)]).toEqual([0, 0]);
+      const third = await a.reserve(1000);
+      expect(third).toBeGreaterThanOrEqual(95);
+      expect(third).toBeLessThanOrEqual(100);
+      const refused = await b.reserve(50);
+      expect(refused).toBeLessThan(-150);
+      expect(await b.reserve(1000)).toBeLessThanOrEqual(200);
+    } finally {
+      other.disconnect();
+    }
+  });
+
+  it('RedisRateState: a 429 pauses every client and lowers the rate once per round; "exhausted" pauses without lowering it', async () => {
+    const tuning = adaptiveRateTuning(80);
+    const one = new RedisRateState(redis, 'test:rl:vendor', tuning, 8, 1000);
+    const two = new RedisRateState(redis, 'test:rl:vendor', tuning, 8, 1000);
+    expect(await one.take(1000)).toMatchObject({ waitMs: 0, paused: false, ratePerSec: 80 });
+    expect(await one.throttle(400, true)).toBeCloseTo(56);
+    // Another 429 of the same round: the pause may grow, the rate does not fall again.
+    expect(await two.throttle(300, true)).toBeCloseTo(56, 0);
+    const paused = await two.take(1000);
+    expect(paused.paused).toBe(true);
+    expect(paused.waitMs).toBeGreaterThan(300);
+    expect(paused.waitMs).toBeLessThanOrEqual(400);
+    expect(await two.pauseLeftMs()).toBeGreaterThan(300);
+    // Beyond the caller's deadline: refused with the wait it would have needed.
+    expect((await one.take(100)).waitMs).toBeLessThan(-300);
+
+    const other = new RedisRateState(redis, 'test:rl:other', tuning, 8, 1000);
+    expect(await other.throttle(200, false)).toBe(80);
+    expect((await other.take(1000)).paused).toBe(true);
+    // Keys of one source share a hash tag, so its scripts touch one slot on Redis Cluster.
+    const keys = await redis.keys('{test:rl:vendor}:*');
+    expect(keys.sort()).toEqual(['{test:rl:vendor}:bucket', '{test:rl:vendor}:learned']);
+  });
+});

@@ -51,11 +51,7 @@ export class EntityLoader<K, V> {
 
 /** The request's loaders, one per cached entity, made on first use. */
 export class Loaders {
-  private userLoader: EntityLoader<string, UserEntity | null> | undefined;
-  private metricsLoader: EntityLoader<MetricsKey, MetricsEntity | null> | undefined;
-  private unreadLoader: EntityLoader<string, number> | undefined;
-  private notificationPageLoader: EntityLoader<NotificationPageKey, OffsetPage<NotificationEntity>> | undefined;
-  private eventPageLoader: EntityLoader<EventPageKey, EventPage | null> | undefined;
+  private readonly byEntity = new Map<string, EntityLoader<unknown, unknown>>();
 
   constructor(
     private readonly caches: Caches,
@@ -63,24 +59,31 @@ export class Loaders {
     readonly dependencies: Dependencies,
   ) {}
 
+  /** The loader of an entity a source declared (see `entities` in its definition). */
+  entity<K, V>(name: string): EntityLoader<K, V> {
+    let loader = this.byEntity.get(name);
+    if (!loader) this.byEntity.set(name, (loader = new EntityLoader(this.caches.entity<unknown, unknown>(name), this.deadline, this.dependencies)));
+    return loader as EntityLoader<K, V>;
+  }
+
   get user(): EntityLoader<string, UserEntity | null> {
-    return (this.userLoader ??= new EntityLoader(this.caches.user, this.deadline, this.dependencies));
+    return this.entity('identity.user');
   }
 
   get metrics(): EntityLoader<MetricsKey, MetricsEntity | null> {
-    return (this.metricsLoader ??= new EntityLoader(this.caches.metrics, this.deadline, this.dependencies));
+    return this.entity('analytics.metrics');
   }
 
   get unreadCount(): EntityLoader<string, number> {
-    return (this.unreadLoader ??= new EntityLoader(this.caches.unreadCount, this.deadline, this.dependencies));
+    return this.entity('notifications.unreadCount');
   }
 
   get notificationPage(): EntityLoader<NotificationPageKey, OffsetPage<NotificationEntity>> {
-    return (this.notificationPageLoader ??= new EntityLoader(this.caches.notificationPage, this.deadline, this.dependencies));
+    return this.entity('notifications.page');
   }
 
   get eventPage(): EntityLoader<EventPageKey, EventPage | null> {
-    return (this.eventPageLoader ??= new EntityLoader(this.caches.eventPage, this.deadline, this.dependencies));
+    return this.entity('analytics.events');
   }
 }
 

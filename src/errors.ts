@@ -125,3 +125,8 @@ export function toClientError(error: unknown, maskedMessage: string): Error {
   }
   return new GraphQLError(maskedMessage, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
 }
+
+/** What a rejection carried, as an Error (a batch fetch fails one key with it). */
+export function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

@@ -19,6 +19,9 @@ import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './sources/caches.js';
+import type { AnySourceDefinition } from './sources/define-source.js';
+import type { HttpSource } from './sources/http-source.js';
+import { SOURCES } from './sources/registry.js';
 import { Dependencies, ResponseCache } from './cache/response-cache.js';
 import { useResponseCache } from './plugins/use-response-cache.js';
 import { StaleReport } from './cache/stale-report.js';
@@ -70,6 +73,8 @@ query Dashboard {
 
 export interface GatewayOptions {
   logger: Logger;
+  /** The vendors (default: the registry's, `src/sources/registry.ts`); each needs its endpoint in `config.upstreams` and its tuning. */
+  sources?: readonly AnySourceDefinition[];
   /** Prefilled in GraphiQL's headers; only for the demo, whose secret is made at start. */
   graphiqlToken?: string;
 }
@@ -90,11 +95,12 @@ export interface Gateway {
 export function createGateway(config: GatewayConfig, options: GatewayOptions): Gateway {
   const { logger } = options;
   const redis = config.redis ? new RedisConnection(config.redis, logger) : null;
-  const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs });
+  const definitions = options.sources ?? SOURCES;
+  const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs, definitions });
   const health = new SourceHealthMonitor(sources.all, logger, { successRateWarn: config.ops.sourceSuccessRateWarn });
   const metrics = new Metrics();
   metrics.watchSources(sources.all);
-  const caches = new Caches(config.cache, sources, {
+  const caches = new Caches(config.cache, sources as unknown as Record<string, HttpSource>, definitions, {
     redis,
     logger,
     sharedDeadlineMs: config.requestDeadlineMs,
@@ -119,7 +125,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   let draining = false;
   const { ops } = config;
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
-    schema: buildSchema(),
+    schema: buildSchema(definitions),
     graphqlEndpoint: '/graphql',
     landingPage: false,
     // GraphiQL's code inlined from the package, not loaded from a CDN: works offline and under a strict CSP.

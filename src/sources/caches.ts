@@ -1,38 +1,35 @@
+import type { SourceName } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisConnection } from '../redis.js';
-import type { Deadline } from '../resilience/deadline.js';
-import { EntityCache, type BatchFetch, type CacheTiers, type EntityCacheOptions } from '../cache/entity-cache.js';
+import { EntityCache, type CacheTiers } from '../cache/entity-cache.js';
 import { InvalidationBus } from '../cache/invalidation-bus.js';
 import { MemoryTier } from '../cache/memory-tier.js';
-import type { CacheConfig, CachedEntity } from '../cache/policy.js';
+import type { CacheConfig } from '../cache/policy.js';
 import { RedisTier } from '../cache/redis-tier.js';
-import type { Sources } from './index.js';
-import { entitySettings } from './registry.js';
-import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, MetricsRange, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './models.js';
+import type { AnySourceDefinition, EntityReads } from './define-source.js';
+import type { HttpSource } from './http-source.js';
+import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './models.js';
 
 /** Bump when a cached entity's shape changes: entries of the old shape are then never read. */
 const CACHE_FORMAT = 'v1';
 
 /**
- * Every cached entity, with the batch fetch behind it: the sources' reads
- * put behind the cache tiers (here, above both, so the cache knows nothing
- * of the sources). The fetches here are
- * the only place reads reach the sources; DataLoader (per request) sits in
- * front, the tiers and single-flight (across requests and instances) behind.
+ * Every cached entity its source declares (`entities` in its definition),
+ * each an EntityCache over that source's batch fetch: the sources' reads put
+ * behind the cache tiers (here, above both, so the cache knows nothing of the
+ * sources). These fetches are the only place reads reach the sources;
+ * DataLoader (per request) sits in front, the tiers and single-flight (across
+ * requests and instances) behind.
  */
 export class Caches {
-  readonly user: EntityCache<string, UserEntity | null>;
-  readonly metrics: EntityCache<MetricsKey, MetricsEntity | null>;
-  readonly unreadCount: EntityCache<string, number>;
-  readonly notificationPage: EntityCache<NotificationPageKey, OffsetPage<NotificationEntity>>;
-  readonly eventPage: EntityCache<EventPageKey, EventPage | null>;
   readonly l1: MemoryTier;
   private readonly bus: InvalidationBus | null;
-  private readonly byEntity: Map<string, EntityCache<never, unknown>>;
+  private readonly byEntity = new Map<string, EntityCache<never, unknown>>();
 
   constructor(
     private readonly config: CacheConfig,
-    sources: Sources,
+    sources: Readonly<Record<string, HttpSource>>,
+    definitions: readonly AnySourceDefinition[],
     options: { redis: RedisConnection | null; logger: Logger; sharedDeadlineMs: number; count?: CacheTiers['count'] },
   ) {
     const { redis, logger } = options;
@@ -50,60 +47,52 @@ export class Caches {
           })
         : null;
     const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT, ...(options.count ? { count: options.count } : {}) };
-    const make = <K, V>(entity: CachedEntity, spec: Pick<EntityCacheOptions<K, V>, 'group' | 'variant' | 'fetch' | 'perKey'>) =>
-      new EntityCache<K, V>(
-        {
-          entity,
-          source: entitySettings(entity).source,
-          policy: config.entities[entity] ?? entitySettings(entity).defaults,
-          negativeTtlMs: config.negativeTtlMs,
-          batchWindowMs: config.batchWindowMs,
-          sharedDeadlineMs: options.sharedDeadlineMs,
-          ...spec,
-        },
-        tiers,
-      );
-    const byUser = (id: string) => id;
-    const whole = () => '';
+    for (const definition of definitions) {
+      const source = sources[definition.name];
+      if (!source) throw new Error(`no source "${definition.name}" was built for its cached entities`);
+      for (const [entity, reads] of Object.entries(definition.entities ?? {}) as [string, EntityReads<HttpSource, unknown, unknown>][]) {
+        const cache = new EntityCache<unknown, unknown>(
+          {
+            entity,
+            // A source outside the built-in list (a fixture, a plugin) carries its own name.
+            source: definition.name as SourceName,
+            policy: config.entities[entity] ?? reads.defaults,
+            negativeTtlMs: config.negativeTtlMs,
+            batchWindowMs: config.batchWindowMs,
+            sharedDeadlineMs: options.sharedDeadlineMs,
+            group: (k) => reads.group(k),
+            variant: (k) => reads.variant(k),
+            fetch: (keys, deadline) => reads.fetch(source, keys, deadline),
+            ...(reads.perKey ? { perKey: true } : {}),
+          },
+          tiers,
+        );
+        this.byEntity.set(entity, cache as unknown as EntityCache<never, unknown>);
+      }
+    }
+  }
 
-    this.user = make<string, UserEntity | null>('identity.user', {
-      group: byUser,
-      variant: whole,
-      fetch: async (ids, deadline) => {
-        const found = await sources.identity.usersByIds(ids, deadline);
-        return ids.map((id) => found.get(id) ?? null);
-      },
-    });
-    this.metrics = make('analytics.metrics', {
-      group: (k) => k.userId,
-      variant: (k) => rangeKey(k.range),
-      fetch: metricsByRange(sources),
-    });
-    this.unreadCount = make<string, number>('notifications.unreadCount', {
-      group: byUser,
-      variant: whole,
-      fetch: async (ids, deadline) => {
-        const counts = await sources.notifications.unreadCounts(ids, deadline);
-        // The vendor counts unknown ids as 0; an id it left out of its answer is unknown too.
-        return ids.map((id) => counts.get(id) ?? 0);
-      },
-    });
-    // Lists have no bulk endpoint: one call per key, each failing alone (and not held for a cross-request batch).
-    this.notificationPage = make('notifications.page', {
-      perKey: true,
-      group: (k) => k.userId,
-      variant: (k) => `${k.offset}:${k.first}:${k.unreadOnly ? 'unread' : 'all'}`,
-      fetch: (keys, deadline) => Promise.all(keys.map((k) => sources.notifications.list(k.userId, k.offset, k.first, k.unreadOnly, deadline).catch(asError))),
-    });
-    this.eventPage = make('analytics.events', {
-      perKey: true,
-      group: (k) => k.userId,
-      variant: (k) => `${k.limit}:${k.cursor ?? ''}`,
-      fetch: (keys, deadline) => Promise.all(keys.map((k) => sources.analytics.events(k.userId, k.limit, k.cursor, deadline).catch(asError))),
-    });
-    this.byEntity = new Map<string, EntityCache<never, unknown>>(
-      [this.user, this.metrics, this.unreadCount, this.notificationPage, this.eventPage].map((c) => [c.entity, c as unknown as EntityCache<never, unknown>]),
-    );
+  /** The cache of an entity a source declared; an undeclared name is a bug in the code that asks. */
+  entity<K, V>(name: string): EntityCache<K, V> {
+    const cache = this.byEntity.get(name);
+    if (!cache) throw new Error(`no source declares the cached entity "${name}"`);
+    return cache as unknown as EntityCache<K, V>;
+  }
+
+  get user(): EntityCache<string, UserEntity | null> {
+    return this.entity('identity.user');
+  }
+  get metrics(): EntityCache<MetricsKey, MetricsEntity | null> {
+    return this.entity('analytics.metrics');
+  }
+  get unreadCount(): EntityCache<string, number> {
+    return this.entity('notifications.unreadCount');
+  }
+  get notificationPage(): EntityCache<NotificationPageKey, OffsetPage<NotificationEntity>> {
+    return this.entity('notifications.page');
+  }
+  get eventPage(): EntityCache<EventPageKey, EventPage | null> {
+    return this.entity('analytics.events');
   }
 
   get enabled(): boolean {
@@ -123,35 +112,4 @@ export class Caches {
   async close(): Promise<void> {
     await this.bus?.close();
   }
-}
-
-/** One bulk query per distinct range; most requests have exactly one. */
-function metricsByRange(sources: Sources): BatchFetch<MetricsKey, MetricsEntity | null> {
-  return async (keys, deadline: Deadline) => {
-    const byRange = new Map<string, { range: MetricsRange; ids: string[] }>();
-    for (const key of keys) {
-      const r = rangeKey(key.range);
-      let group = byRange.get(r);
-      if (!group) byRange.set(r, (group = { range: key.range, ids: [] }));
-      group.ids.push(key.userId);
-    }
-    const results = new Map<string, Map<string, MetricsEntity | Error> | Error>();
-    await Promise.all(
-      [...byRange].map(async ([r, group]) => {
-        results.set(r, await sources.analytics.metrics(group.ids, group.range, deadline).catch(asError));
-      }),
-    );
-    return keys.map((key) => {
-      const found = results.get(rangeKey(key.range))!;
-      return found instanceof Error ? found : (found.get(key.userId) ?? null);
-    });
-  };
-}
-
-function rangeKey(range: MetricsRange): string {
-  return `${range.fromSec}:${range.toSec}:${range.granularity}`;
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
 }

@@ -1,5 +1,7 @@
+import type { IResolvers } from '@graphql-tools/utils';
 import type { SourceTuning } from '../config-types.js';
 import type { EntityPolicy } from '../cache/policy.js';
+import type { Deadline } from '../resilience/deadline.js';
 import type { HttpSource, HttpSourceOptions } from './http-source.js';
 
 /** What every source gets from the shared machinery: its pool, policy, deadline and logger. It adds its own auth. */
@@ -18,6 +20,37 @@ export interface CachedEntityDeclaration {
 }
 
 /**
+ * How an entity is read from its source: the batch fetch behind its cache
+ * tiers and loaders, and how a key names its cache entry. Method syntax on
+ * purpose: a definition's entities each have their own key and value types.
+ */
+export interface EntityReads<Source, K, V> extends CachedEntityDeclaration {
+  /** What an invalidation drops together (a user's id: all of that user's entries). */
+  group(key: K): string;
+  /** Tells the entries of one group apart (a range, a page); '' when there is one. */
+  variant(key: K): string;
+  /**
+   * One value or Error per key, in key order (see cache/cross-request-batcher.ts for the
+   * contract); null: no such entity (remembered for CACHE_NEGATIVE_TTL_MS).
+   */
+  fetch(source: Source, keys: readonly K[], deadline: Deadline): Promise<ReadonlyArray<V | Error>>;
+  /** No bulk endpoint: each key is its own call, failing alone, and not held for a cross-request batch. */
+  perKey?: boolean;
+}
+
+/** Declares an entity with its key and value types inferred (`cachedEntity<string, UserEntity | null>()({...})`). */
+export const cachedEntity =
+  <K, V>() =>
+  <Source>(reads: EntityReads<Source, K, V>): EntityReads<Source, K, V> =>
+    reads;
+
+/** What a source adds to the GraphQL schema: SDL (`extend type User { … }`) and its resolvers, merged at start. */
+export interface SourceGraphQL {
+  typeDefs: string;
+  resolvers: IResolvers;
+}
+
+/**
  * Everything the server needs to know of one vendor, in its folder
  * (`src/sources/<name>/index.ts`): the environment variables that configure
  * it, the policy defaults that differ from the shared ones, the entities its
@@ -33,10 +66,16 @@ export interface SourceDefinition<Name extends string, Credentials extends Recor
   env: { url: string; credentials: Credentials };
   /** Policy settings whose defaults differ from the shared ones (see SOURCE_SETTINGS in config.ts). */
   tuning?: Partial<SourceTuning>;
-  /** Entity name (`<source>.<thing>`) → its cache declaration. */
-  entities?: Record<string, CachedEntityDeclaration>;
+  /** Entity name (`<source>.<thing>`) → how it is read and cached; each becomes a cache, a loader and config keys. */
+  entities?: Record<string, EntityReads<NoInfer<Source>, never, unknown>>;
+  /** Fields this source adds to the schema beyond schema/*.graphql (the built-in sources have theirs there, typed by codegen). */
+  graphql?: SourceGraphQL;
   create(base: SourceBase, endpoint: Endpoint<Credentials>): Source;
 }
+
+/** Any source's definition, for code that treats them alike. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- definitions differ in credentials and source class; each is typed where it is written
+export type AnySourceDefinition = SourceDefinition<string, Record<string, string>, any>;
 
 /** Registers a vendor: the identity function that gives a definition its inferred types. */
 export function defineSource<Name extends string, Credentials extends Record<string, string>, Source extends HttpSource>(

@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { RedisConnection } from '../redis.js';
 import { SourceRateLimiter } from '../resilience/rate-limiter.js';
 import { SourcePolicy } from '../resilience/source-policy.js';
-import type { SourceBase } from './define-source.js';
+import type { AnySourceDefinition, SourceBase } from './define-source.js';
 import type { HttpSource } from './http-source.js';
 import { SOURCES, type SourceInstances, type UpstreamEndpoints } from './registry.js';
 
@@ -41,6 +41,8 @@ class Pools {
 
 export interface SourcesOptions {
   logger: Logger;
+  /** The vendors to build (default: the registry's); every one needs its endpoint and its tuning. */
+  definitions?: readonly AnySourceDefinition[];
   /** Shares rate limits across instances when given. */
   redis?: RedisConnection | null;
   /** Deadline of a call made outside a GraphQL request. */
@@ -52,6 +54,7 @@ export function createSources(endpoints: UpstreamEndpoints, tuning: Record<Sourc
   const pools = new Pools();
   const base = (name: SourceName, url: string): SourceBase => {
     const t = tuning[name];
+    if (!t) throw new Error(`no tuning configured for the source "${name}"`);
     return {
       name,
       baseUrl: url,
@@ -62,12 +65,14 @@ export function createSources(endpoints: UpstreamEndpoints, tuning: Record<Sourc
       logger: options.logger,
     };
   };
+  const all = endpoints as unknown as Record<string, { url: string } & Record<string, string>>;
   const built = Object.fromEntries(
-    SOURCES.map((definition) => {
-      const endpoint = endpoints[definition.name];
-      // Each definition's create takes its own endpoint type; UpstreamEndpoints keeps them paired by name.
-      const create = definition.create as unknown as (base: SourceBase, endpoint: UpstreamEndpoints[SourceName]) => HttpSource;
-      return [definition.name, create(base(definition.name, endpoint.url), endpoint)];
+    (options.definitions ?? SOURCES).map((definition: AnySourceDefinition) => {
+      const endpoint = all[definition.name];
+      if (!endpoint) throw new Error(`no endpoint configured for the source "${definition.name}"`);
+      // A source outside the built-in list (a fixture, a plugin) carries its own name.
+      const name = definition.name as SourceName;
+      return [definition.name, definition.create(base(name, endpoint.url), endpoint) as HttpSource];
     }),
   ) as SourceInstances;
   return { ...built, all: Object.values(built) as HttpSource[], close: () => pools.close() };

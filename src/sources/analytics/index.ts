@@ -1,5 +1,8 @@
+import type { Deadline } from '../../resilience/deadline.js';
+import { asError } from '../../errors.js';
 import { ApiKeyAuth } from '../auth.js';
-import { defineSource } from '../define-source.js';
+import { cachedEntity, defineSource } from '../define-source.js';
+import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, MetricsRange } from '../models.js';
 import { AnalyticsSource } from './analytics-source.js';
 
 /** Analytics (UPSTREAMS.md): API key, Unix timestamps, a bulk metrics query, cursor-paged events, Retry-After in seconds. */
@@ -9,12 +12,49 @@ export const analytics = defineSource({
   env: { url: 'ANALYTICS_URL', credentials: { apiKey: 'ANALYTICS_API_KEY' } },
   tuning: { rateLimitPerSec: 80, rateLimitBurst: 8 },
   entities: {
-    'analytics.metrics': {
+    'analytics.metrics': cachedEntity<MetricsKey, MetricsEntity | null>()({
       env: 'ANALYTICS_METRICS',
       what: "a user's metrics for one range and granularity",
       defaults: { ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 },
-    },
-    'analytics.events': { env: 'ANALYTICS_EVENTS', what: "one page of a user's events", defaults: { ttlMs: 30_000, staleWhileRevalidateMs: 60_000, staleIfErrorMs: 900_000 } },
+      group: (k) => k.userId,
+      variant: (k) => rangeKey(k.range),
+      fetch: metricsByRange,
+    }),
+    'analytics.events': cachedEntity<EventPageKey, EventPage | null>()({
+      env: 'ANALYTICS_EVENTS',
+      what: "one page of a user's events",
+      defaults: { ttlMs: 30_000, staleWhileRevalidateMs: 60_000, staleIfErrorMs: 900_000 },
+      // Pages are cursor-paged per user: one call per key, each failing alone.
+      perKey: true,
+      group: (k) => k.userId,
+      variant: (k) => `${k.limit}:${k.cursor ?? ''}`,
+      fetch: (source: AnalyticsSource, keys, deadline) => Promise.all(keys.map((k) => source.events(k.userId, k.limit, k.cursor, deadline).catch(asError))),
+    }),
   },
   create: (base, endpoint) => new AnalyticsSource({ ...base, auth: new ApiKeyAuth('x-api-key', endpoint.apiKey) }),
 });
+
+/** One bulk query per distinct range; most requests have exactly one. */
+async function metricsByRange(source: AnalyticsSource, keys: readonly MetricsKey[], deadline: Deadline): Promise<ReadonlyArray<MetricsEntity | null | Error>> {
+  const byRange = new Map<string, { range: MetricsRange; ids: string[] }>();
+  for (const key of keys) {
+    const r = rangeKey(key.range);
+    let group = byRange.get(r);
+    if (!group) byRange.set(r, (group = { range: key.range, ids: [] }));
+    group.ids.push(key.userId);
+  }
+  const results = new Map<string, Map<string, MetricsEntity | Error> | Error>();
+  await Promise.all(
+    [...byRange].map(async ([r, group]) => {
+      results.set(r, await source.metrics(group.ids, group.range, deadline).catch(asError));
+    }),
+  );
+  return keys.map((key) => {
+    const found = results.get(rangeKey(key.range))!;
+    return found instanceof Error ? found : (found.get(key.userId) ?? null);
+  });
+}
+
+function rangeKey(range: MetricsRange): string {
+  return `${range.fromSec}:${range.toSec}:${range.granularity}`;
+}

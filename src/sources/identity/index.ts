@@ -1,5 +1,6 @@
 import { OAuth2ClientCredentials } from '../auth.js';
-import { defineSource } from '../define-source.js';
+import { cachedEntity, defineSource } from '../define-source.js';
+import type { UserEntity } from '../models.js';
 import { IdentitySource } from './identity-source.js';
 
 /** Identity, modelled on the Auth0 Management API v2 (UPSTREAMS.md): OAuth2 client credentials, Lucene search, x-ratelimit-* headers. */
@@ -9,7 +10,17 @@ export const identity = defineSource({
   env: { url: 'IDENTITY_URL', credentials: { clientId: 'IDENTITY_CLIENT_ID', clientSecret: 'IDENTITY_CLIENT_SECRET', audience: 'IDENTITY_AUDIENCE' } },
   tuning: { rateLimitPerSec: 40, rateLimitBurst: 4 },
   entities: {
-    'identity.user': { env: 'IDENTITY_USER', what: 'a user profile', defaults: { ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 } },
+    'identity.user': cachedEntity<string, UserEntity | null>()({
+      env: 'IDENTITY_USER',
+      what: 'a user profile',
+      defaults: { ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 },
+      group: (id) => id,
+      variant: () => '',
+      fetch: async (source: IdentitySource, ids, deadline) => {
+        const found = await source.usersByIds(ids, deadline);
+        return ids.map((id) => found.get(id) ?? null);
+      },
+    }),
   },
   create: (base, endpoint) =>
     new IdentitySource({

@@ -1,5 +1,7 @@
+import { asError } from '../../errors.js';
 import { BearerAuth } from '../auth.js';
-import { defineSource } from '../define-source.js';
+import { cachedEntity, defineSource } from '../define-source.js';
+import type { NotificationEntity, NotificationPageKey, OffsetPage } from '../models.js';
 import { NotificationsSource } from './notifications-source.js';
 
 /** Notifications (UPSTREAMS.md): static bearer token, Link-header pages, HTTP-dates, bulk unread counts, Retry-After as an HTTP-date. */
@@ -9,16 +11,28 @@ export const notifications = defineSource({
   env: { url: 'NOTIFICATIONS_URL', credentials: { token: 'NOTIFICATIONS_TOKEN' } },
   tuning: { rateLimitPerSec: 80, rateLimitBurst: 8 },
   entities: {
-    'notifications.unreadCount': {
+    'notifications.unreadCount': cachedEntity<string, number>()({
       env: 'NOTIFICATIONS_UNREAD_COUNT',
       what: "a user's unread notification count",
       defaults: { ttlMs: 10_000, staleWhileRevalidateMs: 30_000, staleIfErrorMs: 600_000 },
-    },
-    'notifications.page': {
+      group: (id) => id,
+      variant: () => '',
+      fetch: async (source: NotificationsSource, ids, deadline) => {
+        const counts = await source.unreadCounts(ids, deadline);
+        // The vendor counts unknown ids as 0; an id it left out of its answer is unknown too.
+        return ids.map((id) => counts.get(id) ?? 0);
+      },
+    }),
+    'notifications.page': cachedEntity<NotificationPageKey, OffsetPage<NotificationEntity>>()({
       env: 'NOTIFICATIONS_PAGE',
       what: "one page of a user's notifications",
       defaults: { ttlMs: 10_000, staleWhileRevalidateMs: 30_000, staleIfErrorMs: 600_000 },
-    },
+      // A list has no bulk endpoint: one call per key, each failing alone.
+      perKey: true,
+      group: (k) => k.userId,
+      variant: (k) => `${k.offset}:${k.first}:${k.unreadOnly ? 'unread' : 'all'}`,
+      fetch: (source: NotificationsSource, keys, deadline) => Promise.all(keys.map((k) => source.list(k.userId, k.offset, k.first, k.unreadOnly, deadline).catch(asError))),
+    }),
   },
   create: (base, endpoint) => new NotificationsSource({ ...base, auth: new BearerAuth(endpoint.token) }),
 });

@@ -8,6 +8,7 @@ import { loadConfig, type OpsConfig, type WritesConfig, type GatewayConfig, type
 import type { SourceName } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createGateway, type Gateway } from '../../src/server.js';
+import type { AnySourceDefinition } from '../../src/sources/define-source.js';
 import { startSimulatedUpstreams, type FaultProfileInput, type SimulatedUpstreams, type SimulatedUpstreamsOptions, type StatsSnapshot } from '../../simulator/index.js';
 
 /**
@@ -37,6 +38,8 @@ export interface StackOptions {
   ops?: (defaults: OpsConfig) => OpsConfig;
   /** Another instance in front of this stack's upstreams, with its secret (closing it leaves them running). */
   peerOf?: Stack;
+  /** The vendors the server is built with (default: the registry's); add one's endpoint with `endpoints` and its tuning with `tuning`. */
+  sources?: readonly AnySourceDefinition[];
 }
 
 export interface Stack {
@@ -91,7 +94,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       done();
     },
   });
-  const gateway = createGateway(config, { logger: createLogger({ level: 'debug', destination }) });
+  const gateway = createGateway(config, { logger: createLogger({ level: 'debug', destination }), ...(options.sources ? { sources: options.sources } : {}) });
   const url = await gateway.listen();
 
   const token: Stack['token'] = async (opts = {}) =>

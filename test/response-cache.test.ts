@@ -86,10 +86,17 @@ describe('response cache', () => {
     }
   });
 
-  it('queries that read anything but entities (a listing) are never kept', async () => {
+  it('queries that read anything but entities (a listing) are never kept: their reads come from the entity cache, not a kept response', async () => {
+    const responseLookups = async () => {
+      const text = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+      return [...text.matchAll(/gateway_cache_lookups_total\{entity="response",tier="l1",result="(?:hit|miss)"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const before = await responseLookups();
     const list = `{ userList(first: 3) { edges { node { id name } } } }`;
     for (let i = 0; i < 3; i++) await stack.gql(list);
-    expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(3);
+    expect(await responseLookups()).toBe(before);
+    // The window itself is an entity (identity.userPage): one vendor call, then L1.
+    expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(1);
   });
 
   it('past the TTL of an entry it was built from, a response is not given again', async () => {

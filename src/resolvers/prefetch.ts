@@ -14,7 +14,7 @@ import {
 import { canReadPrivate } from '../viewer.js';
 import type { GatewayContext } from '../context.js';
 import type { MaybePromise } from '../maybe-promise.js';
-import { userFieldKeys, type UserArgs } from './user.js';
+import { userFieldLoads } from './user.js';
 
 /**
  * When a root field names its users up front (`user(id)`, `users(ids)`,
@@ -30,15 +30,7 @@ import { userFieldKeys, type UserArgs } from './user.js';
 // (defaults applied), so they are the generated argument types.
 type Starter = (userId: string, args: never, ctx: GatewayContext) => MaybePromise<unknown>;
 
-const starters: Record<string, Starter> = {
-  metrics: (id, args: UserArgs<'metrics'>, ctx) => ctx.loaders.metrics.load(userFieldKeys.metrics(id, args)),
-  unreadNotificationCount: (id, _args, ctx) => ctx.loaders.unreadCount.load(id),
-  notifications: (id, args: UserArgs<'notifications'>, ctx) => ctx.loaders.notificationPage.load(userFieldKeys.notifications(id, args)),
-  events: (id, args: UserArgs<'events'>, ctx) => {
-    const { userId, limit, cursor } = userFieldKeys.events(id, args);
-    return ctx.loaders.eventPage.load({ userId, limit, cursor });
-  },
-};
+const starters: Record<string, Starter> = userFieldLoads;
 
 const ignore = () => undefined;
 

@@ -2,9 +2,9 @@ import type { GraphQLResolveInfo } from 'graphql';
 import type { Served } from '../cache/entity-cache.js';
 import type { GatewayContext } from '../context.js';
 import { badUserInput, SourceError } from '../errors.js';
-import type { MaybePromise } from '../maybe-promise.js';
+import { mapMaybePromise, type MaybePromise } from '../maybe-promise.js';
 import type { QueryResolvers } from '../generated/resolvers.js';
-import type { UserEntity } from '../sources/models.js';
+import type { OffsetPage, UserEntity, UserPageKey } from '../sources/models.js';
 import { checkFirst, offsetCursor, offsetFrom } from './cursors.js';
 import { prefetchUserFields } from './prefetch.js';
 
@@ -54,17 +54,18 @@ export const Query: QueryResolvers = {
     return loadUsers(ids, info, ctx).map((served, i) => orIdentityError(ids[i]!, ctx.stale.take(served, info, i))) as unknown as Promise<UserEntity>[];
   },
 
-  userList: async (_parent, { first, after }, ctx) => {
-    const count = checkFirst(first, 100);
-    const offset = offsetFrom('users', after);
-    const page = await ctx.sources.identity.listUsers(offset, count, ctx.deadline);
-    // The page fills the per-user entries: a user(id) after this list is a cache hit.
-    ctx.caches.user.prime(page.items.map((user) => [user.id, user] as const));
-    const edges = page.items.map((user, i) => {
-      ctx.loaders.user.prime(user.id, { value: user, stale: null });
-      return { cursor: offsetCursor('users', offset + i + 1), node: user };
+  userList: (_parent, { first, after }, ctx, info) => {
+    const key: UserPageKey = { offset: offsetFrom('users', after), first: checkFirst(first, 100) };
+    // Through a loader and its cache like every other read (its fields' loads batch as usual).
+    return mapMaybePromise(ctx.stale.take(ctx.loaders.entity<UserPageKey, OffsetPage<UserEntity>>('identity.userPage').load(key), info), (page) => {
+      // The page fills the per-user entries: a user(id) after this list is a cache hit.
+      ctx.caches.user.prime(page.items.map((user) => [user.id, user] as const));
+      const edges = page.items.map((user, i) => {
+        ctx.loaders.user.prime(user.id, { value: user, stale: null });
+        return { cursor: offsetCursor('users', key.offset + i + 1), node: user };
+      });
+      return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
     });
-    return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
 
   sources: (_parent, _args, ctx) => ctx.health.snapshot().map((s) => ({ ...s, drift: s.drift.map((d) => ({ ...d, kind: DRIFT_KIND[d.kind] })) })),

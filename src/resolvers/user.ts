@@ -55,6 +55,23 @@ function fromIdentity<F extends 'name' | 'nickname' | 'avatarUrl' | 'email' | 'e
   return user[field];
 }
 
+/**
+ * The per-user fields read through a loader, and their load given the user's
+ * id and the field's arguments: one table for the field resolvers below and
+ * for the prefetch (prefetch.ts), which starts these loads alongside identity
+ * when the root field names its users, so both ask the same keys.
+ */
+export const userFieldLoads = {
+  metrics: (id: string, args: UserArgs<'metrics'>, ctx: GatewayContext) => ctx.loaders.metrics.load(userFieldKeys.metrics(id, args)),
+  unreadNotificationCount: (id: string, _args: unknown, ctx: GatewayContext) => ctx.loaders.unreadCount.load(id),
+  notifications: (id: string, args: UserArgs<'notifications'>, ctx: GatewayContext) => ctx.loaders.notificationPage.load(userFieldKeys.notifications(id, args)),
+  /** The first vendor page; the resolver pages on from it. */
+  events: (id: string, args: UserArgs<'events'>, ctx: GatewayContext) => {
+    const { userId, limit, cursor } = userFieldKeys.events(id, args);
+    return ctx.loaders.eventPage.load({ userId, limit, cursor });
+  },
+};
+
 export const User: UserResolvers = {
   name: (user) => fromIdentity(user, 'name'),
   nickname: (user) => fromIdentity(user, 'nickname'),
@@ -67,18 +84,18 @@ export const User: UserResolvers = {
   // Not async: a cached field answers without a promise (see EntityLoader).
   metrics: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'metrics');
-    return ctx.stale.take(ctx.loaders.metrics.load(userFieldKeys.metrics(user.id, args)), info);
+    return ctx.stale.take(userFieldLoads.metrics(user.id, args, ctx), info);
   },
 
-  unreadNotificationCount: (user, _args, ctx, info) => {
+  unreadNotificationCount: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'unreadNotificationCount');
-    return ctx.stale.take(ctx.loaders.unreadCount.load(user.id), info);
+    return ctx.stale.take(userFieldLoads.unreadNotificationCount(user.id, args, ctx), info);
   },
 
   notifications: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'notifications');
     const key = userFieldKeys.notifications(user.id, args);
-    return mapMaybePromise(ctx.stale.take(ctx.loaders.notificationPage.load(key), info), (page) => {
+    return mapMaybePromise(ctx.stale.take(userFieldLoads.notifications(user.id, args, ctx), info), (page) => {
       const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', key.offset + i + 1), node }));
       return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
     });

@@ -99,9 +99,9 @@ export class Caches {
     return this.config.enabled;
   }
 
-  /** After a write to a user's profile. */
-  invalidateProfile(userId: string): Promise<void> {
-    return this.user.invalidate([userId]);
+  /** After a write to a user's profile: the user, and the list windows that show it. */
+  async invalidateProfile(userId: string): Promise<void> {
+    await Promise.all([this.user.invalidate([userId]), this.entity('identity.userPage').invalidate(['all'])]);
   }
 
   /** After a notification was sent to, or marked read by, a user. */

@@ -79,6 +79,12 @@ export interface OffsetPage<T> {
   hasNextPage: boolean;
 }
 
+/** One window of the list of all users. */
+export interface UserPageKey {
+  offset: number;
+  first: number;
+}
+
 /** What one metrics lookup asks: a user over a range. */
 export interface MetricsKey {
   userId: string;

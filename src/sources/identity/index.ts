@@ -1,6 +1,7 @@
 import { OAuth2ClientCredentials } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
-import type { UserEntity } from '../models.js';
+import { asError } from '../../errors.js';
+import type { OffsetPage, UserEntity, UserPageKey } from '../models.js';
 import { IdentitySource } from './identity-source.js';
 
 /** Identity, modelled on the Auth0 Management API v2 (UPSTREAMS.md): OAuth2 client credentials, Lucene search, x-ratelimit-* headers. */
@@ -20,6 +21,16 @@ export const identity = defineSource({
         const found = await source.usersByIds(ids, deadline);
         return ids.map((id) => found.get(id) ?? null);
       },
+    }),
+    'identity.userPage': cachedEntity<UserPageKey, OffsetPage<UserEntity>>()({
+      env: 'IDENTITY_USER_PAGE',
+      what: 'one window of the list of all users',
+      defaults: { ttlMs: 10_000, staleWhileRevalidateMs: 30_000, staleIfErrorMs: 600_000 },
+      // A window of the list is its own call; every window is one group, dropped together when a profile changes.
+      perKey: true,
+      group: () => 'all',
+      variant: (k) => `${k.offset}:${k.first}`,
+      fetch: (source: IdentitySource, keys, deadline) => Promise.all(keys.map((k) => source.listUsers(k.offset, k.first, deadline).catch(asError))),
     }),
   },
   create: (base, endpoint) =>

@@ -18,7 +18,7 @@ export default tseslint.config(
   },
   {
     // Tests read JSON answers of any shape.
-    files: ['test/**/*.ts'],
+    files: ['test/**/*.ts', 'src/**/*.test.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
 );

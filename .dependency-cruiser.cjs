@@ -35,7 +35,7 @@ module.exports = {
     {
       name: 'no-simulator-in-production',
       severity: 'error',
-      comment: 'the simulated vendors are loaded dynamically by the demo, never imported (a vendor folder\'s contract tests may drive them)',
+      comment: "the simulated vendors are loaded dynamically by the demo, never imported (a vendor folder's contract tests may drive them)",
       from: { path: '^src/', pathNot: TESTS },
       to: { path: '^simulator/' },
     },

@@ -1,3 +1,4 @@
+import type { EventPosition } from '../sources/analytics/events-window.js';
 import { badUserInput } from '../errors.js';
 
 /**
@@ -45,11 +46,8 @@ export function offsetFrom(kind: OffsetKind, after: string | null | undefined): 
   return offset;
 }
 
-/** A position in a vendor-cursored list: the vendor's cursor of a page, and how many of that page come before. */
-export interface VendorPosition {
-  vendorCursor: string | null;
-  skip: number;
-}
+/** A position in a vendor-cursored list (see sources/analytics/events-window.ts). */
+export type VendorPosition = EventPosition;
 
 export function eventsCursor(position: VendorPosition): string {
   return encode('events', [position.vendorCursor, position.skip]);

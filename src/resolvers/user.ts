@@ -2,10 +2,11 @@ import { canReadPrivate } from '../viewer.js';
 import { badUserInput, forbidden } from '../errors.js';
 import type { UserResolvers } from '../generated/resolvers.js';
 import { MAX_EVENTS_PER_CALL } from '../sources/analytics/analytics-source.js';
+import { firstEventPage, readEventsWindow, type EventPosition } from '../sources/analytics/events-window.js';
 import type { GatewayContext } from '../context.js';
 import { mapMaybePromise } from '../maybe-promise.js';
-import type { EventEntity, EventPageKey, Granularity, MetricsKey, MetricsRange, NotificationPageKey, UserEntity } from '../sources/models.js';
-import { checkFirst, eventsCursor, eventsFrom, offsetCursor, offsetFrom, type VendorPosition } from './cursors.js';
+import type { Granularity, MetricsKey, MetricsRange, NotificationPageKey, UserEntity } from '../sources/models.js';
+import { checkFirst, eventsCursor, eventsFrom, offsetCursor, offsetFrom } from './cursors.js';
 
 /** Public: id, name, nickname, avatarUrl. Everything else only for the user themselves or an admin. */
 function mustOwn(user: UserEntity, ctx: GatewayContext, field: string): void {
@@ -28,8 +29,6 @@ export function metricsRange(from: string | null | undefined, to: string | null 
   return { fromSec, toSec, granularity };
 }
 
-const MAX_EVENT_PAGES_PER_REQUEST = 10;
-
 export type UserArgs<K extends keyof UserResolvers> = Parameters<Extract<NonNullable<UserResolvers[K]>, (...a: never[]) => unknown>>[1];
 
 /** The DataLoader keys a field's arguments map to; shared with the prefetch so both ask for the same thing. */
@@ -41,12 +40,8 @@ export const userFieldKeys = {
     first: checkFirst(first, 100),
     unreadOnly: unreadOnly ?? false,
   }),
-  /** The first vendor page the events field asks for. */
-  events: (userId: string, { first, after }: UserArgs<'events'>): EventPageKey & { first: number; skip: number } => {
-    const count = checkFirst(first, MAX_EVENTS_PER_CALL);
-    const { vendorCursor, skip } = eventsFrom(after);
-    return { userId, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count), cursor: vendorCursor, first: count, skip };
-  },
+  /** How many events, from where (the window is read by the analytics folder's readEventsWindow). */
+  events: ({ first, after }: UserArgs<'events'>): { count: number; from: EventPosition } => ({ count: checkFirst(first, MAX_EVENTS_PER_CALL), from: eventsFrom(after) }),
 };
 
 /** A field identity gives: its error when identity failed for this user (see Query's orIdentityError). */
@@ -67,8 +62,8 @@ export const userFieldLoads = {
   notifications: (id: string, args: UserArgs<'notifications'>, ctx: GatewayContext) => ctx.loaders.notificationPage.load(userFieldKeys.notifications(id, args)),
   /** The first vendor page; the resolver pages on from it. */
   events: (id: string, args: UserArgs<'events'>, ctx: GatewayContext) => {
-    const { userId, limit, cursor } = userFieldKeys.events(id, args);
-    return ctx.loaders.eventPage.load({ userId, limit, cursor });
+    const { count, from } = userFieldKeys.events(args);
+    return ctx.loaders.eventPage.load(firstEventPage(id, count, from));
   },
 };
 
@@ -103,32 +98,10 @@ export const User: UserResolvers = {
 
   events: async (user, args, ctx, info) => {
     mustOwn(user, ctx, 'events');
-    const first = userFieldKeys.events(user.id, args);
-    const count = first.first;
-    let position: VendorPosition = { vendorCursor: first.cursor, skip: first.skip };
-    const edges: { cursor: string; node: EventEntity }[] = [];
-    let hasNextPage = false;
-    // The vendor pages by opaque cursor; an edge's cursor is (page cursor, items before it in that page).
-    for (let calls = 0; calls < MAX_EVENT_PAGES_PER_REQUEST; calls++) {
-      const { vendorCursor, skip } = position;
-      const key = { userId: user.id, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count - edges.length), cursor: vendorCursor };
-      const page = await ctx.stale.take(ctx.loaders.eventPage.load(key), info);
-      if (page === null) return calls === 0 ? null : { edges, totalCount: null, pageInfo: { hasNextPage: false, endCursor: edges.at(-1)?.cursor ?? null } };
-      const usable = page.events.slice(skip);
-      const take = Math.min(usable.length, count - edges.length);
-      for (let i = 0; i < take; i++) {
-        const consumedPage = skip + i + 1 === page.events.length && page.nextCursor !== null;
-        const cursor = consumedPage ? { vendorCursor: page.nextCursor, skip: 0 } : { vendorCursor, skip: skip + i + 1 };
-        edges.push({ cursor: eventsCursor(cursor), node: usable[i]! });
-      }
-      if (edges.length >= count) {
-        hasNextPage = take < usable.length || page.nextCursor !== null;
-        break;
-      }
-      if (page.nextCursor === null) break;
-      position = { vendorCursor: page.nextCursor, skip: 0 };
-      hasNextPage = true;
-    }
-    return { edges, totalCount: null, pageInfo: { hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+    const { count, from } = userFieldKeys.events(args);
+    const window = await readEventsWindow(user.id, count, from, (key) => ctx.stale.take(ctx.loaders.eventPage.load(key), info));
+    if (window === null) return null;
+    const edges = window.items.map(({ event, after }) => ({ cursor: eventsCursor(after), node: event }));
+    return { edges, totalCount: null, pageInfo: { hasNextPage: window.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   },
 };

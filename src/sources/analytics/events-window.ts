@@ -1,0 +1,56 @@
+import type { MaybePromise } from '../../maybe-promise.js';
+import type { EventEntity, EventPage, EventPageKey } from '../models.js';
+import { MAX_EVENTS_PER_CALL } from './analytics-source.js';
+
+/** A position in the vendor's cursor-paged event list: the cursor of a page, and how many of that page come before. */
+export interface EventPosition {
+  vendorCursor: string | null;
+  skip: number;
+}
+
+export interface EventsWindow {
+  /** Each event with the position right after it (what a client's `after` names). */
+  items: { event: EventEntity; after: EventPosition }[];
+  hasNextPage: boolean;
+}
+
+/** A window is read in at most this many vendor calls; past it, it ends early with hasNextPage. */
+const MAX_PAGES_PER_WINDOW = 10;
+
+/** The first vendor page a window of `count` from `from` asks for (the prefetch starts the same load). */
+export function firstEventPage(userId: string, count: number, from: EventPosition): EventPageKey {
+  return { userId, limit: Math.min(MAX_EVENTS_PER_CALL, from.skip + count), cursor: from.vendorCursor };
+}
+
+/**
+ * `count` events from `from`, over the vendor's cursor pages (newest first):
+ * the analytics dialect, kept here so the resolver only shapes the answer.
+ * `loadPage` is the caller's loader. Null when the vendor does not know the
+ * user; a page that vanishes mid-window ends it.
+ */
+export async function readEventsWindow(
+  userId: string,
+  count: number,
+  from: EventPosition,
+  loadPage: (key: EventPageKey) => MaybePromise<EventPage | null>,
+): Promise<EventsWindow | null> {
+  const items: EventsWindow['items'] = [];
+  let position = from;
+  for (let calls = 0; calls < MAX_PAGES_PER_WINDOW; calls++) {
+    const { vendorCursor, skip } = position;
+    const page = await loadPage(
+      calls === 0 ? firstEventPage(userId, count, from) : { userId, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count - items.length), cursor: vendorCursor },
+    );
+    if (page === null) return calls === 0 ? null : { items, hasNextPage: false };
+    const usable = page.events.slice(skip);
+    const take = Math.min(usable.length, count - items.length);
+    for (let i = 0; i < take; i++) {
+      const consumedPage = skip + i + 1 === page.events.length && page.nextCursor !== null;
+      items.push({ event: usable[i]!, after: consumedPage ? { vendorCursor: page.nextCursor, skip: 0 } : { vendorCursor, skip: skip + i + 1 } });
+    }
+    if (items.length >= count) return { items, hasNextPage: take < usable.length || page.nextCursor !== null };
+    if (page.nextCursor === null) return { items, hasNextPage: false };
+    position = { vendorCursor: page.nextCursor, skip: 0 };
+  }
+  return { items, hasNextPage: true };
+}

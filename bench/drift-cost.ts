@@ -11,7 +11,7 @@
  *   npx tsx bench/drift-cost.ts
  */
 import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/observability/logger.js';
+import { createLogger } from '../src/logger.js';
 import { createSources } from '../src/sources/index.js';
 import { Dataset } from '../simulator/dataset.js';
 import { startUpstreams, UNLIMITED } from './harness.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { ConfigError, loadConfig, type Config, type GatewayConfig } from './config.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger } from './logger.js';
 import { createGateway } from './server.js';
 import { startEmbeddedVendors, type EmbeddedVendors } from './embedded-vendors.js';
 

@@ -1,6 +1,6 @@
 import { circuitBreaker, ConsecutiveBreaker, handleAll, timeout, TimeoutStrategy, wrap, type CircuitBreakerPolicy, type IPolicy } from 'cockatiel';
 import { Redis } from 'ioredis';
-import type { Logger } from './observability/logger.js';
+import type { Logger } from './logger.js';
 
 /**
  * The one Redis connection of a process. Redis is an accelerator, never a

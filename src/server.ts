@@ -30,7 +30,7 @@ import { Loaders, type RequestServices } from './context.js';
 import { SourceError, toClientError } from './errors.js';
 import { SourceFailureLog } from './observability/source-failure-log.js';
 import { useInputErrorCodes } from './plugins/use-input-error-codes.js';
-import type { Logger } from './observability/logger.js';
+import type { Logger } from './logger.js';
 import { buildSchema } from './schema.js';
 import { SourceHealthMonitor } from './observability/source-health.js';
 import { RedisConnection } from './redis.js';

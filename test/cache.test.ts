@@ -5,7 +5,7 @@ import { runInNewContext } from 'node:vm';
 import { entryWeight, MemoryTier } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { EntityCache } from '../src/cache/entity-cache.js';
-import { createLogger } from '../src/observability/logger.js';
+import { createLogger } from '../src/logger.js';
 import { Deadline } from '../src/resilience/deadline.js';
 import { approximateJsonLength } from '../src/cache/json-size.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/observability/logger.js';
+import { createLogger } from '../src/logger.js';
 import { SourceFailureLog } from '../src/observability/source-failure-log.js';
 
 type Line = Record<string, unknown>;

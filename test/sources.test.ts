@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { SourceError } from '../src/errors.js';
-import { createLogger } from '../src/observability/logger.js';
+import { createLogger } from '../src/logger.js';
 import { createSources, type Sources } from '../src/sources/index.js';
 import { planPages } from '../src/sources/paging.js';
 import { retryAfterSeconds } from '../src/sources/rate-limit-headers.js';

@@ -1,5 +1,5 @@
 import { SourceError, type SourceErrorCode, type SourceName } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import { CrossRequestBatcher, type BatchFetch, type Settled } from './cross-request-batcher.js';
 import { freshness, makeEntry, type CacheEntry } from './entry.js';

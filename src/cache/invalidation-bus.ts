@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 
 export interface Invalidation {

@@ -1,5 +1,5 @@
 import type { IPolicy } from 'cockatiel';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
 
 /** Drops every key listed in a group's index set, then the set. */

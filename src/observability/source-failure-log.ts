@@ -1,5 +1,5 @@
 import type { SourceErrorCode, SourceName } from '../errors.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 /** What one request saw of one source's failure. */
 export interface SourceFailure {

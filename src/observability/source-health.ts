@@ -3,7 +3,7 @@ import { countsAsFailure, type BreakerState } from '../resilience/source-policy.
 import type { RateLimiterMode } from '../resilience/rate-limiter.js';
 import type { DriftRecord } from '../sources/drift.js';
 import type { AttemptEvent, HttpSource } from '../sources/http-source.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 export interface SourceHealthSnapshot {
   name: SourceName;

@@ -3,7 +3,7 @@ import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphq
 import { SourceError } from '../errors.js';
 import type { Plugin } from 'graphql-yoga';
 import type { StaleField } from '../cache/stale-report.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SourceFailure, SourceFailureLog } from '../observability/source-failure-log.js';
 

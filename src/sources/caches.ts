@@ -1,5 +1,5 @@
 import type { SourceName } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import { EntityCache, type CacheTiers } from '../cache/entity-cache.js';
 import { InvalidationBus } from '../cache/invalidation-bus.js';

@@ -2,7 +2,7 @@ import { EventEmitter } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { SourceError, type SourceName } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import { Deadline } from '../resilience/deadline.js';
 import type { SourcePolicy } from '../resilience/source-policy.js';
 import type { UpstreamAuth } from './auth.js';

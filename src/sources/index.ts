@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { SourceTuning } from '../config-types.js';
 import type { SourceName } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import { SourceRateLimiter } from '../resilience/rate-limiter.js';
 import { SourcePolicy } from '../resilience/source-policy.js';

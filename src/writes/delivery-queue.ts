@@ -1,6 +1,6 @@
 import { Job, Queue, UnrecoverableError, Worker, type JobType } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import { deliveryError, isPermanent, type Deliver, type DeliveryError, type DeliveryRecord, type DeliveryState, type SecondaryJob } from './delivery.js';
 
 export interface DeliveryQueueSettings {

@@ -1,6 +1,6 @@
 import type { Caches } from '../sources/caches.js';
 import type { WritesSettings } from '../config-types.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import type { Sources } from '../sources/index.js';
 import type { SecondaryJob } from './delivery.js';

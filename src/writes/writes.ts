@@ -3,7 +3,7 @@ import { GraphQLError } from 'graphql';
 import type { Viewer } from '../viewer.js';
 import type { Caches } from '../sources/caches.js';
 import { badUserInput, SourceError } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import type { Sources } from '../sources/index.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';

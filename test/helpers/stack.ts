@@ -6,7 +6,7 @@ import type { CacheConfig, EntityPolicy } from '../../src/cache/policy.js';
 import { CACHED_ENTITIES } from '../../src/sources/registry.js';
 import { loadConfig, type OpsConfig, type WritesConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
 import type { SourceName } from '../../src/errors.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger } from '../../src/logger.js';
 import { createGateway, type Gateway } from '../../src/server.js';
 import type { AnySourceDefinition } from '../../src/sources/define-source.js';
 import { startSimulatedUpstreams, type FaultProfileInput, type SimulatedUpstreams, type SimulatedUpstreamsOptions, type StatsSnapshot } from '../../simulator/index.js';

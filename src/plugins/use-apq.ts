@@ -17,7 +17,12 @@ interface PersistedQueryExtension {
  * range excludes the @graphql-tools/utils that yoga 5.24 itself brings, so
  * this small plugin stands in for it.)
  */
-export function useAutomaticPersistedQueries(options: { max?: number } = {}): Plugin {
+export interface AutomaticPersistedQueriesOptions {
+  /** Documents remembered by hash (least recently used dropped past it). @default 10000 */
+  max?: number;
+}
+
+export function useAutomaticPersistedQueries(options: AutomaticPersistedQueriesOptions = {}): Plugin {
   const store = new LRUCache<string, string>({ max: options.max ?? 10_000 });
   return {
     onParams({ params, setParams }) {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Dataset, StoredNotification } from './dataset.js';
 import { IdempotencyStore, idempotencyKeyOf } from './idempotency-store.js';
 import { json, type Reply, type UpstreamApi, type UpstreamRequest } from './simulated-server.js';
+import { WebhookSender } from './webhooks.js';
 
 /**
  * Notifications: a static bearer token, 1-based pages with an RFC 8288 Link
@@ -28,6 +29,7 @@ function render(n: StoredNotification) {
 
 export function notificationsApi(data: Dataset, token: string): UpstreamApi {
   const idempotency = new IdempotencyStore();
+  const webhooks = new WebhookSender();
 
   const list = (req: UpstreamRequest): Reply => {
     const userId = req.params[0]!;
@@ -74,6 +76,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
       if (i === undefined) return json(404, { error: 'user_not_found' });
       const stored: StoredNotification = { id: randomUUID(), ...parsed.data, read: false, createdMs: Math.floor(Date.now() / 1000) * 1000 };
       data.notificationsOf(i).unshift(stored);
+      webhooks.emit('notification.created', render(stored));
       return json(201, render(stored));
     });
 
@@ -84,17 +87,21 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
     if (i === undefined) return json(404, { error: 'user_not_found' });
     const wanted = new Set(parsed.data.ids);
     let updated = 0;
+    const changed: string[] = [];
     for (const n of data.notificationsOf(i)) {
       if (wanted.has(n.id) && !n.read) {
         n.read = true;
         updated++;
+        changed.push(n.id);
       }
     }
+    if (changed.length > 0) webhooks.emit('notification.read', { user: req.params[0]!, ids: changed });
     return json(200, { updated });
   };
 
   return {
     name: 'notifications',
+    webhooks,
     routes: [
       { method: 'GET', name: 'GET /v1/users/:id/notifications', pattern: /^\/v1\/users\/([^/]+)\/notifications$/, handler: list },
       { method: 'GET', name: 'GET /v1/unread-counts', pattern: /^\/v1\/unread-counts$/, handler: unreadCounts },

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { applyDrift, hasDrift } from './drift.js';
 import { faultProfileSchema, NO_FAULTS, type FaultProfile, type FaultProfileInput } from './faults.js';
+import { webhookTargetSchema, type WebhookSender } from './webhooks.js';
 import { UpstreamStats } from './stats.js';
 
 /**
@@ -59,6 +60,8 @@ export interface UpstreamApi {
   rateLimited(window: RateWindow): Reply;
   /** Headers every response carries (identity's x-ratelimit-*). */
   decorate?(reply: Reply, window: RateWindow): void;
+  /** A vendor that pushes events: configured through `POST /__admin/webhook`. */
+  webhooks?: WebhookSender;
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): Reply {
@@ -115,6 +118,7 @@ export class SimulatedUpstream {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.api.webhooks?.close();
     clearTimeout(this.refuseTimer);
     this.dropHanging();
     for (const socket of this.sockets) socket.destroy();
@@ -284,6 +288,25 @@ export class SimulatedUpstream {
       if (method === 'DELETE') {
         this.stats.reset();
         return reply(200, { reset: true });
+      }
+    }
+    if (path === '/__admin/webhook' && this.api.webhooks) {
+      if (method === 'GET') return reply(200, this.api.webhooks.snapshot());
+      if (method === 'DELETE') {
+        this.api.webhooks.configure(null);
+        return reply(200, this.api.webhooks.snapshot());
+      }
+      if (method === 'POST') {
+        let input: unknown;
+        try {
+          input = await readJsonBody(req);
+        } catch {
+          return reply(400, { error: 'invalid_json' });
+        }
+        const parsed = webhookTargetSchema.safeParse(input ?? {});
+        if (!parsed.success) return reply(400, { error: 'invalid_webhook', issues: parsed.error.issues });
+        this.api.webhooks.configure(parsed.data);
+        return reply(200, this.api.webhooks.snapshot());
       }
     }
     if (path === '/__admin/reset' && method === 'POST') {

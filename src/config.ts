@@ -58,6 +58,8 @@ export interface Config {
   ops: OpsConfig;
   /** null: no upstream is configured, run the simulated ones in process (never in production). */
   upstreams: UpstreamEndpoints | null;
+  /** Per source that pushes events, its webhook signing secret (`whsec_…`); a source without one has no receiver. */
+  webhookSecrets: Partial<Record<SourceName, string>>;
 }
 
 /** What createGateway needs: everything resolved, nothing left to invent. */
@@ -112,6 +114,18 @@ const endpointShape = Object.fromEntries(
       variable,
       secret.optional().describe(`${d.name} credential (${field}); never logged`),
     ]),
+    ...('webhooks' in d && d.webhooks
+      ? [
+          [
+            d.webhooks.secretEnv,
+            z
+              .string()
+              .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, { error: 'must be whsec_<base64>, as the vendor shows it' })
+              .optional()
+              .describe(`Standard Webhooks signing secret of ${d.name}'s events; set, \`POST /webhooks/${d.name}\` accepts them; never logged`),
+          ],
+        ]
+      : []),
   ]),
 );
 
@@ -346,5 +360,8 @@ export function loadConfig(env: Env = process.env): Config {
       idempotencyTtlMs: e.IDEMPOTENCY_TTL_MS,
     },
     upstreams,
+    webhookSecrets: Object.fromEntries(
+      SOURCES.flatMap((d) => ('webhooks' in d && d.webhooks && e[d.webhooks.secretEnv] !== undefined ? [[d.name, String(e[d.webhooks.secretEnv])]] : [])),
+    ),
   };
 }

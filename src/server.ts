@@ -17,6 +17,7 @@ import { useAutomaticPersistedQueries } from './plugins/use-apq.js';
 import { useOpsEndpoints } from './plugins/use-ops-endpoints.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
+import { createWebhookReceiver } from './webhooks/receiver.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './sources/caches.js';
 import type { AnySourceDefinition } from './sources/define-source.js';
@@ -233,7 +234,15 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
   });
 
-  const server = createHttpServer(yoga, { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs });
+  const webhooks = createWebhookReceiver({
+    definitions,
+    secrets: config.webhookSecrets,
+    caches,
+    redis: config.redis,
+    logger,
+    onOutcome: (source, outcome) => metrics.webhooks.labels(source, outcome).inc(),
+  });
+  const server = createHttpServer(yoga, { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs, webhooks });
   return {
     yoga,
     sources,
@@ -269,6 +278,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       }
       health.close();
       sourceFailures.close();
+      await webhooks.close();
       await closeWrites();
       await sources.close();
       await caches.close();

@@ -1,10 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { WebhookReceiver } from '../webhooks/receiver.js';
 import { readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
 
 /** What handles a request once its body is read: graphql-yoga's node handler. */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 export interface HttpLayerOptions extends RequestBodyLimits {
+  /** Vendors' events, `POST /webhooks/<source>`, taken before yoga with their raw body. */
+  webhooks?: WebhookReceiver;
   /** `server.headersTimeout`: the request line and headers must arrive within this. @default min(requestTimeoutMs, 60 s) */
   headersTimeoutMs?: number;
 }
@@ -23,6 +26,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     if (req.method !== 'POST') return void handler(req, res);
     void readRequestBody(req, res, limits).then((body) => {
       if (body === null) return;
+      if (options.webhooks && req.url?.startsWith('/webhooks/')) return options.webhooks.handle(req, res, body);
       (req as IncomingMessage & { body?: Buffer }).body = body;
       void handler(req, res);
     });

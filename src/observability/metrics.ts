@@ -48,6 +48,12 @@ export class Metrics {
     labelNames: ['source', 'mode'],
     registers: [this.registry],
   });
+  readonly webhooks = new Counter({
+    name: 'gateway_webhooks_total',
+    help: 'Vendor webhook requests by outcome: accepted, duplicate (an id already accepted: 2xx, no second effect), bad_signature, bad_request, unknown_source, unavailable (not stored: the vendor retries).',
+    labelNames: ['source', 'outcome'],
+    registers: [this.registry],
+  });
   readonly upstreamThrottles = new Counter({
     name: 'gateway_upstream_throttles_total',
     help: 'Times a vendor pushed back: signal 429 (refused; the source paused and lowered its rate) or exhausted (its headers said no calls remain; the source paused until the reset).',

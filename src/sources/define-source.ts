@@ -68,9 +68,23 @@ export interface SourceDefinition<Name extends string, Credentials extends Recor
   tuning?: Partial<SourceTuning>;
   /** Entity name (`<source>.<thing>`) → how it is read and cached; each becomes a cache, a loader and config keys. */
   entities?: Record<string, EntityReads<NoInfer<Source>, never, unknown>>;
+  webhooks?: SourceWebhooks;
   /** Fields this source adds to the schema beyond schema/*.graphql (the built-in sources have theirs there, typed by codegen). */
   graphql?: SourceGraphQL;
   create(base: SourceBase, endpoint: Endpoint<Credentials>): Source;
+}
+
+/**
+ * A vendor that pushes its changes (webhooks, `POST /webhooks/<name>`): the
+ * variable holding its signing secret, and what an event changed — which
+ * entities' groups to drop, on every instance. Duplicates and reordering are
+ * harmless by construction: an invalidation repeated or late drops the same.
+ */
+export interface SourceWebhooks {
+  /** `whsec_<base64>`, the Standard Webhooks secret; the receiver is off while it is unset. */
+  secretEnv: string;
+  /** null: an event of a kind this server does not act on (accepted and ignored). */
+  changes(event: unknown): { entities: string[]; groups: string[] } | null;
 }
 
 /** Any source's definition, for code that treats them alike. */

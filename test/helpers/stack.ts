@@ -38,6 +38,8 @@ export interface StackOptions {
   ops?: (defaults: OpsConfig) => OpsConfig;
   /** Another instance in front of this stack's upstreams, with its secret (closing it leaves them running). */
   peerOf?: Stack;
+  /** Source name → `whsec_…`: turns on `POST /webhooks/<source>`. */
+  webhookSecrets?: Record<string, string>;
   /** The vendors the server is built with (default: the registry's); add one's endpoint with `endpoints` and its tuning with `tuning`. */
   sources?: readonly AnySourceDefinition[];
 }
@@ -83,6 +85,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     cache: { ...base.cache, enabled: false, ...options.cache },
     writes: { ...base.writes, ...options.writes },
     ops: (options.ops ?? ((o) => o))({ ...base.ops, callerRateLimit: { perSec: 100_000, burst: 100_000 } }),
+    webhookSecrets: options.webhookSecrets ?? {},
     redis: options.redis ? { url: options.redis.url, keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:` } : null,
   };
   const logs: string[] = [];

@@ -1,8 +1,12 @@
+import { z } from 'zod';
 import { asError } from '../../errors.js';
 import { BearerAuth } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
 import type { NotificationEntity, NotificationPageKey, OffsetPage } from '../models.js';
 import { NotificationsSource } from './notifications-source.js';
+
+/** The vendor's webhook events (UPSTREAMS.md): only what says whose notifications changed is read. */
+const notificationEvent = z.object({ type: z.enum(['notification.created', 'notification.read']), data: z.object({ user: z.string().min(1) }) });
 
 /** Notifications (UPSTREAMS.md): static bearer token, Link-header pages, HTTP-dates, bulk unread counts, Retry-After as an HTTP-date. */
 export const notifications = defineSource({
@@ -33,6 +37,14 @@ export const notifications = defineSource({
       variant: (k) => `${k.offset}:${k.first}:${k.unreadOnly ? 'unread' : 'all'}`,
       fetch: (source: NotificationsSource, keys, deadline) => Promise.all(keys.map((k) => source.list(k.userId, k.offset, k.first, k.unreadOnly, deadline).catch(asError))),
     }),
+  },
+  webhooks: {
+    secretEnv: 'NOTIFICATIONS_WEBHOOK_SECRET',
+    changes: (event) => {
+      const parsed = notificationEvent.safeParse(event);
+      // A created notification and a read one change the same things: that user's pages and count.
+      return parsed.success ? { entities: ['notifications.unreadCount', 'notifications.page'], groups: [parsed.data.data.user] } : null;
+    },
   },
   create: (base, endpoint) => new NotificationsSource({ ...base, auth: new BearerAuth(endpoint.token) }),
 });

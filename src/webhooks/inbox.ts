@@ -1,0 +1,129 @@
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../logger.js';
+import type { RedisSettings } from '../config-types.js';
+
+/** One accepted event: which vendor, its webhook-id, and its parsed body. */
+export interface InboundEvent {
+  source: string;
+  id: string;
+  body: unknown;
+}
+
+export type EventHandler = (event: InboundEvent) => Promise<void>;
+
+/** An event id is remembered this long: past every vendor's retry schedule (UPSTREAMS.md's ends within hours). */
+export const REMEMBER_IDS_MS = 25 * 60 * 60 * 1000;
+/** Past this, an event Redis has not stored gets a 503 (vendors retry, and wait at most 5 s for an answer). */
+const STORE_TIMEOUT_MS = 2000;
+
+/**
+ * Where an accepted webhook event waits for processing. `accept` resolves only
+ * once the event is stored (so the 2xx after it means nothing is lost), and
+ * says `duplicate` for an id already accepted (the vendor retried after a
+ * lost ack: 2xx, no second effect).
+ *
+ * With Redis: a bullmq queue whose job id is `<source>/<webhook-id>`, kept 25 h
+ * after it completes, so a repeat within that time is ignored by bullmq
+ * itself, on every instance; processed by a worker, retried with backoff. Without Redis: in this
+ * process (an LRU of ids and a promise chain), and said so at start.
+ */
+export interface WebhookInbox {
+  accept(event: InboundEvent): Promise<'accepted' | 'duplicate'>;
+  close(): Promise<void>;
+}
+
+export function createWebhookInbox(redis: RedisSettings | null, handle: EventHandler, logger: Logger): WebhookInbox {
+  return redis ? new RedisWebhookInbox(redis, handle, logger) : new MemoryWebhookInbox(handle, logger);
+}
+
+class RedisWebhookInbox implements WebhookInbox {
+  private readonly queue: Queue<InboundEvent>;
+  private readonly worker: Worker<InboundEvent>;
+  private readonly connections: Redis[];
+  private readonly prefix: string;
+
+  constructor(redis: RedisSettings, handle: EventHandler, logger: Logger) {
+    // Commands wait for the connection (it may still be opening); accept() bounds the wait, answering 503 past it.
+    const queueConnection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const workerConnection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
+    this.connections = [queueConnection, workerConnection];
+    // A hash tag keeps every key of the queue in one slot (Redis Cluster).
+    const prefix = `{${redis.keyPrefix}webhooks}`;
+    this.prefix = prefix;
+    this.queue = new Queue<InboundEvent>('events', { connection: queueConnection, prefix });
+    this.worker = new Worker<InboundEvent>('events', (job) => handle(job.data), { connection: workerConnection, prefix, concurrency: 8 });
+    this.worker.on('failed', (job, err) =>
+      logger.warn({ source: job?.data.source, webhookId: job?.data.id, attempts: job?.attemptsMade, err: err.message }, 'Webhook event processing failed; retrying'),
+    );
+    this.worker.on('error', () => undefined);
+  }
+
+  async accept(event: InboundEvent): Promise<'accepted' | 'duplicate'> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not store the event within ${STORE_TIMEOUT_MS} ms`)), STORE_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.store(event), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A store that finishes after its answer timed out is harmless: the vendor's retry finds the job id and does nothing more. */
+  private async store(event: InboundEvent): Promise<'accepted' | 'duplicate'> {
+    // bullmq refuses ':' in a job id; a vendor's id may hold one.
+    const jobId = `${event.source}/${encodeURIComponent(event.id)}`;
+    // Stored first: bullmq ignores an add whose job id it holds, so a repeat has no second effect whatever comes next.
+    await this.queue.add('event', event, {
+      jobId,
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: { age: REMEMBER_IDS_MS / 1000 },
+      removeOnFail: { age: REMEMBER_IDS_MS / 1000 },
+    });
+    // Then, for the answer and the metrics only: was it new?
+    const first = await this.connections[0]!.set(`${this.prefix}:seen:${jobId}`, '1', 'PX', REMEMBER_IDS_MS, 'NX');
+    return first === 'OK' ? 'accepted' : 'duplicate';
+  }
+
+  /** Bounded: with Redis away, bullmq's close would wait for it; an unfinished job is taken up by another instance. */
+  async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const closed = Promise.allSettled([this.worker.close(), this.queue.close()]);
+    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, STORE_TIMEOUT_MS)))]);
+    clearTimeout(timer);
+    for (const c of this.connections) c.disconnect();
+  }
+}
+
+class MemoryWebhookInbox implements WebhookInbox {
+  private readonly seen = new LRUCache<string, true>({ max: 100_000, ttl: REMEMBER_IDS_MS });
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly handle: EventHandler,
+    private readonly logger: Logger,
+  ) {
+    logger.warn(
+      'Webhook events are kept in this process only (no REDIS_URL): an event accepted here is lost if it stops before processing it, and repeats are recognised by this instance alone.',
+    );
+  }
+
+  accept(event: InboundEvent): Promise<'accepted' | 'duplicate'> {
+    const key = `${event.source}:${event.id}`;
+    if (this.seen.has(key)) return Promise.resolve('duplicate');
+    this.seen.set(key, true);
+    this.chain = this.chain
+      .then(() => this.handle(event))
+      .catch((err: unknown) => this.logger.warn({ source: event.source, webhookId: event.id, err: (err as Error).message }, 'Webhook event processing failed'));
+    return Promise.resolve('accepted');
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+  }
+}

@@ -1,0 +1,91 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../logger.js';
+import type { RedisSettings } from '../config-types.js';
+import type { Caches } from '../sources/caches.js';
+import type { AnySourceDefinition, SourceWebhooks } from '../sources/define-source.js';
+import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
+import { verifyWebhook, webhookKey } from './standard-webhooks.js';
+
+export type WebhookOutcome = 'accepted' | 'duplicate' | 'bad_request' | 'bad_signature' | 'unknown_source' | 'unavailable';
+
+export interface WebhookReceiverOptions {
+  definitions: readonly AnySourceDefinition[];
+  /** Source name → `whsec_…`; a source with webhooks but no secret has no receiver (404). */
+  secrets: Partial<Record<string, string>>;
+  caches: Caches;
+  redis: RedisSettings | null;
+  logger: Logger;
+  /** Each request's outcome, for metrics. */
+  onOutcome?: (source: string, outcome: WebhookOutcome) => void;
+}
+
+export interface WebhookReceiver {
+  /** `POST /webhooks/<source>` with its body already read (and bounded) by the HTTP layer. */
+  handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Vendors' events in: `POST /webhooks/<source>`. The signature is checked over
+ * the raw body (Standard Webhooks) before anything is parsed; a bad one gets
+ * 401, a malformed request or a timestamp outside ±5 minutes 400, with no
+ * detail either way. A valid event is stored (WebhookInbox) before the 2xx,
+ * so nothing accepted is lost, and an id already accepted gets a 2xx and no
+ * second effect. Processing, after: the source says what the event changed,
+ * and those entities are invalidated in both tiers on every instance.
+ */
+export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookReceiver {
+  const { logger } = options;
+  const receivers = new Map<string, { key: Buffer; webhooks: SourceWebhooks }>();
+  for (const d of options.definitions) {
+    const secret = options.secrets[d.name];
+    if (d.webhooks && secret) receivers.set(d.name, { key: webhookKey(secret), webhooks: d.webhooks });
+  }
+  if (receivers.size > 0) logger.info({ sources: [...receivers.keys()] }, `Webhooks received at POST /webhooks/<source> for ${[...receivers.keys()].join(', ')}`);
+
+  const process = async (event: InboundEvent) => {
+    const receiver = receivers.get(event.source);
+    const changed = receiver?.webhooks.changes(event.body);
+    if (!changed) return;
+    await Promise.all(changed.entities.map((entity) => options.caches.entity(entity).invalidate(changed.groups)));
+  };
+  const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger) : null;
+
+  const answer = (res: ServerResponse, source: string, outcome: WebhookOutcome, status: number, body: Record<string, unknown>) => {
+    options.onOutcome?.(source, outcome);
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+
+  return {
+    handle(req, res, body) {
+      const source = decodeURIComponent((req.url ?? '').split('?')[0]!.slice('/webhooks/'.length));
+      const receiver = receivers.get(source);
+      if (!receiver || !inbox) return answer(res, 'unknown', 'unknown_source', 404, { error: 'not found' });
+      const verdict = verifyWebhook(req.headers, body, receiver.key);
+      if (!verdict.ok) {
+        // The reason is ours to log, not the caller's to learn.
+        logger.warn({ source, reason: verdict.reason }, 'Webhook refused');
+        return answer(res, source, verdict.status === 401 ? 'bad_signature' : 'bad_request', verdict.status, { error: verdict.status === 401 ? 'unauthorized' : 'bad request' });
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        return answer(res, source, 'bad_request', 400, { error: 'bad request' });
+      }
+      inbox.accept({ source, id: verdict.id, body: parsed }).then(
+        (outcome) => answer(res, source, outcome, 202, { [outcome]: true }),
+        (err: unknown) => {
+          // Not stored: the vendor must try again (its retry schedule), so not a 2xx.
+          logger.warn({ source, webhookId: verdict.id, err: (err as Error).message }, 'Webhook event could not be stored; the vendor will retry');
+          answer(res, source, 'unavailable', 503, { error: 'unavailable' });
+        },
+      );
+    },
+    close: async () => {
+      await inbox?.close();
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Verification of a Standard Webhooks signature (standardwebhooks.com):
+ * `webhook-signature` holds one or more space-separated `v1,<base64>`
+ * (several during a secret rotation), each an HMAC-SHA256 of
+ * `<webhook-id>.<webhook-timestamp>.<raw body>` with the secret's key (the
+ * base64 after `whsec_`). Compared in constant time; a timestamp more than
+ * `toleranceSec` away from now is refused (a replay).
+ */
+export type Verdict = { ok: true; id: string } | { ok: false; status: 400 | 401; reason: string };
+
+const TOLERANCE_SEC = 5 * 60;
+
+export function webhookKey(secret: string): Buffer {
+  return Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64');
+}
+
+export function verifyWebhook(headers: Record<string, string | string[] | undefined>, body: Buffer, key: Buffer, nowSec = Date.now() / 1000): Verdict {
+  const one = (name: string) => {
+    const v = headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const id = one('webhook-id');
+  const timestamp = one('webhook-timestamp');
+  const signatures = one('webhook-signature');
+  if (!id || !timestamp || !signatures || id.length > 256) return { ok: false, status: 400, reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
+  if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, status: 400, reason: 'webhook-timestamp is not Unix seconds' };
+  if (Math.abs(nowSec - Number(timestamp)) > TOLERANCE_SEC) return { ok: false, status: 400, reason: 'webhook-timestamp outside the tolerance' };
+  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest();
+  for (const candidate of signatures.split(' ')) {
+    const [version, value] = candidate.split(',', 2);
+    if (version !== 'v1' || !value) continue;
+    const given = Buffer.from(value, 'base64');
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return { ok: true, id };
+  }
+  return { ok: false, status: 401, reason: 'no signature matches' };
+}

@@ -1,0 +1,184 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { stackPool, type Stack } from './helpers/stack.js';
+
+/**
+ * Vendors' events in (UPSTREAMS.md, Standard Webhooks). Events are signed here
+ * by an independent implementation, the `standardwebhooks` package, so one bug
+ * on both sides of the server's verifier and the simulator's signer cannot pass.
+ */
+type AnyData = Record<string, any>;
+const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
+const signer = new Webhook(SECRET);
+const stackWith = stackPool((o) => ({ webhookSecrets: { notifications: SECRET }, cache: { enabled: true }, ...o }));
+
+function post(stack: Stack, payload: unknown, opts: { id?: string; at?: Date; signature?: string; source?: string } = {}) {
+  const body = JSON.stringify(payload);
+  const id = opts.id ?? `msg_${randomUUID()}`;
+  const at = opts.at ?? new Date();
+  return fetch(stack.url.replace('/graphql', `/webhooks/${opts.source ?? 'notifications'}`), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': opts.signature ?? signer.sign(id, at, body),
+    },
+    body,
+  });
+}
+
+const created = (user: string) => ({
+  type: 'notification.created',
+  timestamp: new Date().toISOString(),
+  data: { id: randomUUID(), user, title: 't', body: 'b', channel: 'push', read: false, created: new Date().toUTCString() },
+});
+const UNREAD = `query($id: ID!) { user(id: $id) { unreadNotificationCount notifications(first: 1) { totalCount } } }`;
+
+async function webhookCounts(stack: Stack): Promise<Record<string, number>> {
+  const text = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+  return Object.fromEntries([...text.matchAll(/gateway_webhooks_total\{source="[^"]+",outcome="([^"]+)"\} (\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+describe('POST /webhooks/<source>', () => {
+  it('a valid event: 202 accepted; the same id again: 202 and no second effect; bad signatures 401, stale or malformed requests 400, with no detail', async () => {
+    const stack = await stackWith();
+    const id = `msg_${randomUUID()}`;
+    const event = created(stack.userId(40));
+    const first = await post(stack, event, { id });
+    expect(first.status).toBe(202);
+    expect(await first.json()).toEqual({ accepted: true });
+    const again = await post(stack, event, { id });
+    expect(again.status).toBe(202);
+    expect(await again.json()).toEqual({ duplicate: true });
+
+    const forged = await post(stack, event, { signature: `v1,${randomBytes(32).toString('base64')}` });
+    expect(forged.status).toBe(401);
+    expect(await forged.json()).toEqual({ error: 'unauthorized' });
+    // Signed with another secret: as forged.
+    const other = new Webhook(`whsec_${randomBytes(24).toString('base64')}`);
+    const otherId = `msg_${randomUUID()}`;
+    const at = new Date();
+    expect((await post(stack, event, { id: otherId, at, signature: other.sign(otherId, at, JSON.stringify(event)) })).status).toBe(401);
+    // Several signatures during a rotation: one valid is enough.
+    const rotatingId = `msg_${randomUUID()}`;
+    const rotating = `${other.sign(rotatingId, at, JSON.stringify(event))} ${signer.sign(rotatingId, at, JSON.stringify(event))}`;
+    expect((await post(stack, event, { id: rotatingId, at, signature: rotating })).status).toBe(202);
+
+    const old = await post(stack, event, { at: new Date(Date.now() - 10 * 60_000) });
+    expect(old.status).toBe(400);
+    expect(await old.json()).toEqual({ error: 'bad request' });
+    expect((await post(stack, event, { at: new Date(Date.now() + 10 * 60_000) })).status).toBe(400);
+    const unsigned = await fetch(stack.url.replace('/graphql', '/webhooks/notifications'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(unsigned.status).toBe(400);
+    expect((await post(stack, event, { source: 'analytics' })).status).toBe(404);
+    expect(await webhookCounts(stack)).toMatchObject({ accepted: 2, duplicate: 1, bad_signature: 2, bad_request: 3, unknown_source: 1 });
+    // Nothing of why reached a response, only the log.
+    expect(stack.logs.some((l) => l.includes('no signature matches'))).toBe(true);
+  });
+
+  it("an event invalidates that user's unread count and pages: fresh at once instead of after the TTL, and repeats or reordering change nothing", async () => {
+    const stack = await stackWith();
+    const user = stack.userId(41);
+    const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user;
+    // A notification made behind the server's back: cached, the count is stale for the TTL (10 s).
+    const vendor = stack.upstreams.notifications.url;
+    const made = await fetch(`${vendor}/v1/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      body: JSON.stringify({ user, title: 'hello', body: 'world', channel: 'push' }),
+    });
+    expect(made.status).toBe(201);
+    expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user).toEqual(before);
+    // The vendor's event: read and delivered twice, and an older one after it.
+    const event = created(user);
+    const id = `msg_${randomUUID()}`;
+    expect((await post(stack, event, { id })).status).toBe(202);
+    await expect
+      .poll(async () => (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 2000 })
+      .toBe(before.unreadNotificationCount + 1);
+    expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.notifications.totalCount).toBe(before.notifications.totalCount + 1);
+    expect((await post(stack, event, { id })).status).toBe(202);
+    expect((await post(stack, { type: 'notification.read', timestamp: new Date(0).toISOString(), data: { user, ids: [] } })).status).toBe(202);
+    expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount).toBe(before.unreadNotificationCount + 1);
+  });
+
+  it('the simulated vendor signs what the spec says (checked with standardwebhooks), retries on its schedule, and may send twice', async () => {
+    const stack = await stackWith();
+    const receiver = await new ScriptedUpstream().start();
+    try {
+      let answers = [500, 500, 200];
+      receiver.script = () => ({ status: answers.shift() ?? 200, body: {} });
+      const admin = (body: unknown) =>
+        fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect((await admin({ url: `${receiver.url}/hook`, secret: SECRET, retryDelaysMs: [50, 50] })).status).toBe(200);
+      const user = stack.userId(42);
+      await fetch(`${stack.upstreams.notifications.url}/v1/users/${encodeURIComponent(user)}/notifications/read`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          ids: stack.upstreams.dataset
+            .notificationsOf(42)
+            .filter((n) => !n.read)
+            .slice(0, 1)
+            .map((n) => n.id),
+        }),
+      });
+      await expect.poll(() => receiver.seen.length, { timeout: 2000 }).toBe(3);
+      // Each attempt verifies with the reference implementation; the id is the same across retries.
+      for (const req of receiver.seen) {
+        const headers = {
+          'webhook-id': String(req.headers['webhook-id']),
+          'webhook-timestamp': String(req.headers['webhook-timestamp']),
+          'webhook-signature': String(req.headers['webhook-signature']),
+        };
+        expect(signer.verify(req.body, headers)).toMatchObject({ type: 'notification.read', data: { user } });
+      }
+      expect(new Set(receiver.seen.map((r) => r.headers['webhook-id'])).size).toBe(1);
+      const stats = (await (await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`)).json()) as AnyData;
+      expect(stats).toMatchObject({ sent: 1, delivered: 1, failedAttempts: 2, dropped: 0 });
+
+      // Into the server itself, twice each: the server takes the first and recognises the second.
+      answers = [];
+      expect((await admin({ url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, retryDelaysMs: [50], duplicateRate: 1 })).status).toBe(200);
+      await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+        body: JSON.stringify({ user, title: 'twice', body: 'b', channel: 'email' }),
+      });
+      await expect.poll(async () => (await webhookCounts(stack)).duplicate ?? 0, { timeout: 2000 }).toBe(1);
+      expect((await webhookCounts(stack)).accepted).toBe(1);
+    } finally {
+      await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, { method: 'DELETE' });
+      await receiver.close();
+    }
+  });
+});
+
+describeWithRedis('webhooks across instances, through Redis', () => {
+  const redis = new TestRedis();
+  beforeAll(() => redis.start());
+  afterAll(() => redis.stop());
+
+  it('an event accepted by one instance is stored in Redis, invalidates the other instance too, and is a duplicate there', async () => {
+    const prefix = `gwhook${randomBytes(3).toString('hex')}:`;
+    const a = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
+    const b = await stackWith({ redis: { url: redis.url, keyPrefix: prefix }, peerOf: a });
+    await expect.poll(() => a.gateway.redis!.available && b.gateway.redis!.available).toBe(true);
+    const user = a.userId(43);
+    const before = (await b.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount as number;
+    await fetch(`${a.upstreams.notifications.url}/v1/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${a.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      body: JSON.stringify({ user, title: 'x', body: 'y', channel: 'push' }),
+    });
+    const event = created(user);
+    const id = `msg_${randomUUID()}`;
+    expect(await (await post(a, event, { id })).json()).toEqual({ accepted: true });
+    await expect.poll(async () => (await b.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 3000 }).toBe(before + 1);
+    expect(await (await post(b, event, { id })).json()).toEqual({ duplicate: true });
+  });
+});

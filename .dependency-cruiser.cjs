@@ -9,7 +9,7 @@
 const LAYERS = [
   { name: 'entry', path: '^src/(main|embedded-vendors)\\.ts$' },
   { name: 'composition', path: '^src/(server|config)\\.ts$' },
-  { name: 'request', path: '^src/((schema|context|use-input-error-codes)\\.ts$|(resolvers|ops|auth|writes|plugins|http|webhooks|generated)/|observability/)' },
+  { name: 'request', path: '^src/((schema|context|use-input-error-codes)\\.ts$|(resolvers|ops|auth|writes|plugins|http|webhooks|realtime|generated)/|observability/)' },
   { name: 'sources', path: '^src/sources/' },
   { name: 'policies and tiers', path: '^src/(cache|resilience)/' },
   { name: 'values and types', path: '^src/((errors|config-types|viewer|redis|maybe-promise|logger)\\.ts$)' },

@@ -55,6 +55,8 @@ export interface OpsConfig {
   apq: boolean;
   /** Per caller (token subject), over all its requests; shared through Redis when configured. */
   callerRateLimit: { perSec: number; burst: number };
+  /** Live subscriptions one caller may hold on one instance (SSE and WebSocket together). */
+  subscriptionsPerCaller: number;
   /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */
   sourceSuccessRateWarn: number;
   /** On SIGTERM/SIGINT: how long in-flight requests may take to finish. */

@@ -8,6 +8,8 @@ import type { StaleReport } from './cache/stale-report.js';
 import type { SourceHealthMonitor } from './observability/source-health.js';
 import type { MaybePromise } from './maybe-promise.js';
 import type { Deadline } from './resilience/deadline.js';
+import type { LiveEvents } from './realtime/live-events.js';
+import type { SubscriptionLimiter } from './realtime/subscription-limiter.js';
 import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './sources/models.js';
 import type { Sources } from './sources/index.js';
 import type { DeliveryQueue } from './writes/delivery-queue.js';
@@ -103,6 +105,11 @@ export interface RequestServices {
   dependencies: Dependencies;
   health: SourceHealthMonitor;
   simulatedUpstreams: boolean;
+  /** Events for subscriptions (webhooks, on every instance). */
+  live: LiveEvents;
+  subscriptions: SubscriptionLimiter;
+  /** REQUEST_DEADLINE_MS: a subscription's each event gets a fresh deadline of it. */
+  deadlineMs: number;
 }
 
 /** What resolvers see: yoga's request, the services, and the viewer the auth plugin adds. */

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLError } from 'graphql';
+import { getOperationAST, GraphQLError, type DocumentNode } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { readFileSync } from 'node:fs';
 import { useGraphQlJit } from '@envelop/graphql-jit';
@@ -17,7 +17,10 @@ import { useAutomaticPersistedQueries } from './plugins/use-apq.js';
 import { useOpsEndpoints } from './plugins/use-ops-endpoints.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
+import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
 import { createWebhookReceiver } from './webhooks/receiver.js';
+import { LiveEvents } from './realtime/live-events.js';
+import { SubscriptionLimiter } from './realtime/subscription-limiter.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './sources/caches.js';
 import type { AnySourceDefinition } from './sources/define-source.js';
@@ -123,6 +126,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   );
 
   const sourceFailures = new SourceFailureLog(logger);
+  const live = new LiveEvents(config.redis, logger);
+  const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller);
   let draining = false;
   const { ops } = config;
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
@@ -205,7 +210,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       useJwtAuth({ verify: verifier(config) }),
       useCallerRateLimit({ limiter: new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics }),
       // Each distinct document compiled once into a specialised executor (an LRU of them).
-      useGraphQlJit(),
+      // Subscriptions take the standard executor: graphql-jit's does not hand a subscription's arguments to `subscribe`.
+      useGraphQlJit({}, { enableIf: (args) => !isSubscription(args.document, args.operationName) }),
       useDeadlineDisposal(),
       useStaleReport(),
       // After the plugins whose onExecuteDone every operation needs: a hit stops the ones after it.
@@ -230,6 +236,9 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         dependencies,
         health,
         simulatedUpstreams: config.simulatedUpstreams,
+        live,
+        subscriptions,
+        deadlineMs: config.requestDeadlineMs,
       };
     },
   });
@@ -238,11 +247,13 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     definitions,
     secrets: config.webhookSecrets,
     caches,
+    live,
     redis: config.redis,
     logger,
     onOutcome: (source, outcome) => metrics.webhooks.labels(source, outcome).inc(),
   });
   const server = createHttpServer(yoga, { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs, webhooks });
+  const webSockets = serveGraphQLOverWebSocket(server, yoga);
   return {
     yoga,
     sources,
@@ -264,6 +275,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       // Not ready any more (load balancers stop sending), no new connections; in-flight requests
       // get the grace period, then their connections are cut.
       draining = true;
+      // Live subscriptions end with the instance (clients reconnect to another): they are not in-flight requests.
+      await webSockets.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const idle = setInterval(() => server.closeIdleConnections(), 100);
@@ -279,6 +292,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       health.close();
       sourceFailures.close();
       await webhooks.close();
+      live.close();
       await closeWrites();
       await sources.close();
       await caches.close();
@@ -303,4 +317,13 @@ function persistedOperations(): (key: string) => string | null {
     byHash.set(key.replace(/^sha256:/, ''), document);
   }
   return (key) => byHash.get(key) ?? null;
+}
+
+/** Per parsed document (yoga reuses them across requests), whether the operation run is a subscription. */
+const subscriptionDocuments = new WeakMap<DocumentNode, boolean>();
+function isSubscription(document: DocumentNode, operationName: string | null | undefined): boolean {
+  if (operationName) return getOperationAST(document, operationName)?.operation === 'subscription';
+  let known = subscriptionDocuments.get(document);
+  if (known === undefined) subscriptionDocuments.set(document, (known = getOperationAST(document)?.operation === 'subscription'));
+  return known;
 }

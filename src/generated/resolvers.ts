@@ -399,6 +399,42 @@ export type SourceHealth = {
   state: CircuitState;
 };
 
+/**
+ * Live updates, over Server-Sent Events (`Accept: text/event-stream` on /graphql)
+ * or WebSocket (the graphql-ws protocol on /graphql; the token in
+ * `connectionParams.authorization`). A user subscribes to their own; an admin to
+ * anyone's. Events come from the vendors' webhooks, on every instance.
+ */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /** A notification sent to this user, as the messaging vendor reports it. */
+  notificationAdded: Notification;
+  /** This user's unread notification count, fresh from the vendor, each time it may have changed. */
+  unreadCount?: Maybe<Scalars['Int']['output']>;
+};
+
+
+/**
+ * Live updates, over Server-Sent Events (`Accept: text/event-stream` on /graphql)
+ * or WebSocket (the graphql-ws protocol on /graphql; the token in
+ * `connectionParams.authorization`). A user subscribes to their own; an admin to
+ * anyone's. Events come from the vendors' webhooks, on every instance.
+ */
+export type SubscriptionNotificationAddedArgs = {
+  userId: Scalars['ID']['input'];
+};
+
+
+/**
+ * Live updates, over Server-Sent Events (`Accept: text/event-stream` on /graphql)
+ * or WebSocket (the graphql-ws protocol on /graphql; the token in
+ * `connectionParams.authorization`). A user subscribes to their own; an admin to
+ * anyone's. Events come from the vendors' webhooks, on every instance.
+ */
+export type SubscriptionUnreadCountArgs = {
+  userId: Scalars['ID']['input'];
+};
+
 export type UpdateProfileInput = {
   /** An http(s) URL, at most 300 characters. */
   avatarUrl?: InputMaybe<Scalars['String']['input']>;
@@ -622,6 +658,7 @@ export type ResolversTypes = ResolversObject<{
   ServerInfo: ResolverTypeWrapper<ServerInfo>;
   SourceHealth: ResolverTypeWrapper<SourceHealth>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   UpdateProfileInput: UpdateProfileInput;
   UpdateProfilePayload: ResolverTypeWrapper<Omit<UpdateProfilePayload, 'user'> & { user?: Maybe<ResolversTypes['User']> }>;
   User: ResolverTypeWrapper<UserEntity>;
@@ -661,6 +698,7 @@ export type ResolversParentTypes = ResolversObject<{
   ServerInfo: ServerInfo;
   SourceHealth: SourceHealth;
   String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
   UpdateProfileInput: UpdateProfileInput;
   UpdateProfilePayload: Omit<UpdateProfilePayload, 'user'> & { user?: Maybe<ResolversParentTypes['User']> };
   User: UserEntity;
@@ -827,6 +865,11 @@ export type SourceHealthResolvers<ContextType = GatewayContext, ParentType exten
   state?: Resolver<ResolversTypes['CircuitState'], ParentType, ContextType>;
 }>;
 
+export type SubscriptionResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
+  notificationAdded?: SubscriptionResolver<ResolversTypes['Notification'], "notificationAdded", ParentType, ContextType, RequireFields<SubscriptionNotificationAddedArgs, 'userId'>>;
+  unreadCount?: SubscriptionResolver<Maybe<ResolversTypes['Int']>, "unreadCount", ParentType, ContextType, RequireFields<SubscriptionUnreadCountArgs, 'userId'>>;
+}>;
+
 export type UpdateProfilePayloadResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['UpdateProfilePayload'] = ResolversParentTypes['UpdateProfilePayload']> = ResolversObject<{
   deliveries?: Resolver<Array<ResolversTypes['Delivery']>, ParentType, ContextType>;
   idempotencyKey?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -885,6 +928,7 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   SendNotificationPayload?: SendNotificationPayloadResolvers<ContextType>;
   ServerInfo?: ServerInfoResolvers<ContextType>;
   SourceHealth?: SourceHealthResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   UpdateProfilePayload?: UpdateProfilePayloadResolvers<ContextType>;
   User?: UserResolvers<ContextType>;
   UserConnection?: UserConnectionResolvers<ContextType>;

@@ -1,6 +1,7 @@
 import type { Resolvers } from '../generated/resolvers.js';
 import { deliveries, Mutation } from './mutation.js';
 import { Query } from './query.js';
+import { Subscription } from './subscription.js';
 import { DateTime, JSONScalar } from './scalars.js';
 import { User } from './user.js';
 
@@ -9,5 +10,6 @@ export const resolvers: Resolvers = {
   JSON: JSONScalar,
   Query: { ...Query, deliveries },
   Mutation,
+  Subscription,
   User,
 };

@@ -83,8 +83,11 @@ export interface SourceDefinition<Name extends string, Credentials extends Recor
 export interface SourceWebhooks {
   /** `whsec_<base64>`, the Standard Webhooks secret; the receiver is off while it is unset. */
   secretEnv: string;
-  /** null: an event of a kind this server does not act on (accepted and ignored). */
-  changes(event: unknown): { entities: string[]; groups: string[] } | null;
+  /**
+   * null: an event of a kind this server does not act on (accepted and ignored).
+   * `published`: what subscribers hear of it (topic, the user it concerns, the payload as our entity).
+   */
+  changes(event: unknown): { entities: string[]; groups: string[]; published?: { topic: string; key: string; payload: unknown }[] } | null;
 }
 
 /** Any source's definition, for code that treats them alike. */

@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
 import type { Caches } from '../sources/caches.js';
 import type { AnySourceDefinition, SourceWebhooks } from '../sources/define-source.js';
+import type { LiveEvents, LiveTopic } from '../realtime/live-events.js';
 import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
 import { verifyWebhook, webhookKey } from './standard-webhooks.js';
 
@@ -13,6 +14,8 @@ export interface WebhookReceiverOptions {
   /** Source name → `whsec_…`; a source with webhooks but no secret has no receiver (404). */
   secrets: Partial<Record<string, string>>;
   caches: Caches;
+  /** Where what an event changed is published for subscriptions. */
+  live?: LiveEvents;
   redis: RedisSettings | null;
   logger: Logger;
   /** Each request's outcome, for metrics. */
@@ -48,6 +51,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     const changed = receiver?.webhooks.changes(event.body);
     if (!changed) return;
     await Promise.all(changed.entities.map((entity) => options.caches.entity(entity).invalidate(changed.groups)));
+    // After the invalidation: a subscriber that reads again gets the new data.
+    for (const p of changed.published ?? []) options.live?.publish(p.topic as LiveTopic, p.key, p.payload as never);
   };
   const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger) : null;
 

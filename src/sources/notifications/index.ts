@@ -3,7 +3,7 @@ import { asError } from '../../errors.js';
 import { BearerAuth } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
 import type { NotificationEntity, NotificationPageKey, OffsetPage } from '../models.js';
-import { NotificationsSource } from './notifications-source.js';
+import { notification, NotificationsSource } from './notifications-source.js';
 
 /** The vendor's webhook events (UPSTREAMS.md): only what says whose notifications changed is read. */
 const notificationEvent = z.object({ type: z.enum(['notification.created', 'notification.read']), data: z.object({ user: z.string().min(1) }) });
@@ -42,8 +42,16 @@ export const notifications = defineSource({
     secretEnv: 'NOTIFICATIONS_WEBHOOK_SECRET',
     changes: (event) => {
       const parsed = notificationEvent.safeParse(event);
+      if (!parsed.success) return null;
+      const user = parsed.data.data.user;
       // A created notification and a read one change the same things: that user's pages and count.
-      return parsed.success ? { entities: ['notifications.unreadCount', 'notifications.page'], groups: [parsed.data.data.user] } : null;
+      const published: { topic: string; key: string; payload: unknown }[] = [{ topic: 'unreadCountChanged', key: user, payload: true }];
+      if (parsed.data.type === 'notification.created') {
+        // The raw event's data (the parse above kept only its user).
+        const added = notification.safeParse((event as { data: unknown }).data);
+        if (added.success) published.unshift({ topic: 'notificationAdded', key: user, payload: added.data });
+      }
+      return { entities: ['notifications.unreadCount', 'notifications.page'], groups: [user], published };
     },
   },
   create: (base, endpoint) => new NotificationsSource({ ...base, auth: new BearerAuth(endpoint.token) }),

@@ -11,7 +11,8 @@ import { lookupInChunks, planPages } from '../paging.js';
 const MAX_PER_PAGE = 100;
 const MAX_IDS_PER_QUERY = 100;
 
-const notification = z
+/** A notification as the vendor sends it, normalized to ours (also read from its webhook events). */
+export const notification = z
   .object({
     id: z.string(),
     user: z.string(),

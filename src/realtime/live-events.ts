@@ -1,0 +1,64 @@
+import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import { createPubSub, type PubSub } from 'graphql-yoga';
+import { Redis } from 'ioredis';
+import type { RedisSettings } from '../config-types.js';
+import type { Logger } from '../logger.js';
+import type { NotificationEntity } from '../sources/models.js';
+
+/** What is published, by topic: each keyed by the user it concerns. */
+export interface LiveTopics {
+  notificationAdded: NotificationEntity;
+  /** The unread count may have changed: subscribers read it again. */
+  unreadCountChanged: true;
+}
+export type LiveTopic = keyof LiveTopics;
+
+/**
+ * The events subscriptions are made of. With Redis, through its pub/sub
+ * (graphql-yoga's Redis event target), so what a webhook delivered to one
+ * instance reaches a subscriber on another; without, in this process.
+ * Channels carry the key prefix, so deployments sharing a Redis stay apart.
+ */
+export class LiveEvents {
+  private readonly pubsub: PubSub<Record<string, [string, unknown]>>;
+  private readonly clients: Redis[] = [];
+
+  constructor(
+    redis: RedisSettings | null,
+    private readonly logger: Logger,
+  ) {
+    this.prefix = redis?.keyPrefix ?? '';
+    if (redis) {
+      const publishClient = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+      const subscribeClient = new Redis(redis.url);
+      for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
+      this.clients.push(publishClient, subscribeClient);
+      this.pubsub = createPubSub({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
+    } else {
+      this.pubsub = createPubSub();
+    }
+  }
+
+  private readonly prefix: string;
+
+  private channel(topic: LiveTopic): string {
+    return `${this.prefix}live:${topic}`;
+  }
+
+  publish<T extends LiveTopic>(topic: T, userId: string, payload: LiveTopics[T]): void {
+    try {
+      this.pubsub.publish(this.channel(topic), userId, payload);
+    } catch (err) {
+      // Redis away: subscribers on other instances miss this one; this instance's still get it through L1's invalidation.
+      this.logger.warn({ topic, err: (err as Error).message }, 'Could not publish a live event');
+    }
+  }
+
+  subscribe<T extends LiveTopic>(topic: T, userId: string): AsyncIterable<LiveTopics[T]> {
+    return this.pubsub.subscribe(this.channel(topic), userId) as AsyncIterable<LiveTopics[T]>;
+  }
+
+  close(): void {
+    for (const c of this.clients) c.disconnect();
+  }
+}

@@ -1,0 +1,61 @@
+import { GraphQLError } from 'graphql';
+import { Dependencies } from '../cache/response-cache.js';
+import { Loaders, type GatewayContext } from '../context.js';
+import { forbidden } from '../errors.js';
+import type { SubscriptionResolvers } from '../generated/resolvers.js';
+import type { LiveTopic, LiveTopics } from '../realtime/live-events.js';
+import { Deadline } from '../resilience/deadline.js';
+import type { NotificationEntity } from '../sources/models.js';
+import { canReadPrivate } from '../viewer.js';
+
+/**
+ * Authorized at subscribe time like a query (a user subscribes to their own,
+ * an admin to anyone's), bounded per caller, and released when the client
+ * goes away. The events come from LiveEvents (webhooks, on every instance).
+ */
+function listen<T extends LiveTopic>(ctx: GatewayContext, topic: T, userId: string): AsyncIterableIterator<LiveTopics[T]> {
+  if (!canReadPrivate(ctx.viewer, userId)) throw forbidden('the live updates');
+  const release = ctx.subscriptions.enter(ctx.viewer.userId);
+  if (!release) {
+    throw new GraphQLError(`At most ${ctx.subscriptions.perCaller} live subscriptions per caller; close one first.`, { extensions: { code: 'RATE_LIMITED' } });
+  }
+  const events = ctx.live.subscribe(topic, userId)[Symbol.asyncIterator]();
+  // Not an async generator: one waiting for the next event would run its `finally` only when an event came,
+  // so a client that leaves would hold its place (and its listener) until then. return() releases at once.
+  const iterator: AsyncIterableIterator<LiveTopics[T]> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next: () => events.next(),
+    return: (value?: unknown) => {
+      release();
+      return events.return ? events.return(value) : Promise.resolve({ done: true, value: undefined });
+    },
+    throw: (error?: unknown) => {
+      release();
+      return events.throw ? events.throw(error) : Promise.reject(error);
+    },
+  };
+  return iterator;
+}
+
+export const Subscription: SubscriptionResolvers = {
+  notificationAdded: {
+    subscribe: (_parent, { userId }, ctx) => listen(ctx, 'notificationAdded', userId),
+    resolve: (payload: NotificationEntity) => payload,
+  },
+  unreadCount: {
+    subscribe: (_parent, { userId }, ctx) => listen(ctx, 'unreadCountChanged', userId),
+    // Each event is read with fresh loaders and a fresh deadline, through the same cache and source as a query:
+    // nothing of one event stays in the subscription's context.
+    resolve: async (_payload: unknown, { userId }: { userId: string }, ctx: GatewayContext) => {
+      // Another instance's invalidation may reach this one after its event: this user's count is read past L1.
+      ctx.caches.unreadCount.dropLocal([userId]);
+      const deadline = Deadline.after(ctx.deadlineMs);
+      try {
+        const served = await new Loaders(ctx.caches, deadline, new Dependencies()).unreadCount.load(userId);
+        return served.value;
+      } finally {
+        deadline.dispose();
+      }
+    },
+  },
+};

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { createClient, type Client } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { stackPool, type Stack } from './helpers/stack.js';
+
+/**
+ * Subscriptions, end to end: the simulated vendor's webhook (signed, into the
+ * server) → invalidation → published → a subscriber over SSE or WebSocket,
+ * authorized at subscribe time like a query, bounded per caller.
+ */
+type AnyData = Record<string, any>;
+const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
+const stackWith = stackPool((o) => ({ webhookSecrets: { notifications: SECRET }, cache: { enabled: true }, ...o }));
+
+/** Points the simulated notifications vendor's webhooks at a server. */
+async function hookVendorTo(stack: Stack, target: Stack = stack): Promise<void> {
+  const res = await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ url: target.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, retryDelaysMs: [100, 200] }),
+  });
+  expect(res.status).toBe(200);
+}
+
+/** The code a refused subscription answered with (graphql-ws may carry it as an error message or a result with errors). */
+function codeOf(results: unknown[]): unknown {
+  const first = results[0] as { error?: { extensions?: { code?: string } }[]; errors?: { extensions?: { code?: string } }[] } | undefined;
+  return (first?.error ?? first?.errors)?.[0]?.extensions?.code;
+}
+
+const SEND = `mutation($u: ID!, $t: String!) { sendNotification(input: { userId: $u, title: $t, body: "b", channel: PUSH }) { status } }`;
+
+function wsClient(stack: Stack, token: string | null): Client {
+  return createClient({
+    url: stack.url.replace('http', 'ws'),
+    webSocketImpl: WebSocket,
+    lazy: true,
+    retryAttempts: 0,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+  });
+}
+
+/** The first `n` results of a subscription (or its error), within `ms`. */
+function take(client: Client, query: string, variables: Record<string, unknown>, n = 1, ms = 3000): { results: Promise<unknown[]>; stop: () => void } {
+  const got: unknown[] = [];
+  let stop = () => undefined as void;
+  const results = new Promise<unknown[]>((resolve) => {
+    const timer = setTimeout(() => resolve(got), ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(got);
+    };
+    stop = client.subscribe(
+      { query, variables },
+      {
+        next: (v) => {
+          got.push(v);
+          if (got.length >= n) done();
+        },
+        error: (e) => {
+          got.push({ error: e });
+          done();
+        },
+        complete: done,
+      },
+    );
+  });
+  return { results, stop: () => stop() };
+}
+
+describe('subscriptions', () => {
+  it('SSE: unreadCount follows the vendor, fresh after each event (a notification sent, through the vendor’s webhook)', async () => {
+    const stack = await stackWith();
+    await hookVendorTo(stack);
+    const user = stack.userId(50);
+    const before = (await stack.gql<AnyData>(`query($u: ID!) { user(id: $u) { unreadNotificationCount } }`, { u: user })).body.data!.user.unreadNotificationCount as number;
+    const ac = new AbortController();
+    const res = await fetch(stack.url, {
+      method: 'POST',
+      signal: ac.signal,
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${await stack.token({ sub: user, admin: false })}` },
+      body: JSON.stringify({ query: `subscription($u: ID!) { unreadCount(userId: $u) }`, variables: { u: user } }),
+    });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await stack.gql<AnyData>(SEND, { u: user, t: 'over SSE' })).body.data!.sendNotification.status).toBe('COMPLETE');
+    let text = '';
+    const until = Date.now() + 3000;
+    while (Date.now() < until && !text.includes('unreadCount')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    ac.abort();
+    expect(text).toContain(`"unreadCount":${before + 1}`);
+  });
+
+  it('WebSocket: the token in connectionParams; a user hears their own, not another’s; no token is UNAUTHENTICATED', async () => {
+    const stack = await stackWith();
+    await hookVendorTo(stack);
+    const user = stack.userId(51);
+    const mine = wsClient(stack, await stack.token({ sub: user, admin: false }));
+    const QUERY = `subscription($u: ID!) { notificationAdded(userId: $u) { title channel read } }`;
+    try {
+      const own = take(mine, QUERY, { u: user });
+      const other = take(mine, QUERY, { u: stack.userId(52) });
+      expect(codeOf(await other.results)).toBe('FORBIDDEN');
+      await new Promise((r) => setTimeout(r, 150));
+      await stack.gql(SEND, { u: user, t: 'over WebSocket' });
+      expect(await own.results).toEqual([{ data: { notificationAdded: { title: 'over WebSocket', channel: 'PUSH', read: false } } }]);
+    } finally {
+      await mine.dispose();
+    }
+    const anonymous = wsClient(stack, null);
+    try {
+      expect(codeOf(await take(anonymous, QUERY, { u: user }).results)).toBe('UNAUTHENTICATED');
+    } finally {
+      await anonymous.dispose();
+    }
+  });
+
+  it('at most SUBSCRIPTIONS_PER_CALLER at once per caller; a closed one frees its place', async () => {
+    const stack = await stackWith({ ops: (o) => ({ ...o, callerRateLimit: { perSec: 100_000, burst: 100_000 }, subscriptionsPerCaller: 2 }) });
+    const user = stack.userId(53);
+    const client = wsClient(stack, await stack.token({ sub: user, admin: false }));
+    const QUERY = `subscription($u: ID!) { unreadCount(userId: $u) }`;
+    try {
+      const first = take(client, QUERY, { u: user }, 1, 400);
+      const second = take(client, QUERY, { u: user }, 1, 400);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(codeOf(await take(client, QUERY, { u: user }).results)).toBe('RATE_LIMITED');
+      first.stop();
+      await new Promise((r) => setTimeout(r, 150));
+      const again = take(client, QUERY, { u: user }, 1, 300);
+      expect(await again.results).toEqual([]);
+      second.stop();
+      again.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+});
+
+describeWithRedis('subscriptions across instances, through Redis', () => {
+  const redis = new TestRedis();
+  beforeAll(() => redis.start());
+  afterAll(() => redis.stop());
+
+  it('sendNotification through instance A reaches a subscriber on instance B within 2 s, and B’s unread count is fresh', async () => {
+    const prefix = `gwlive${randomBytes(3).toString('hex')}:`;
+    const a = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
+    const b = await stackWith({ redis: { url: redis.url, keyPrefix: prefix }, peerOf: a });
+    await expect.poll(() => a.gateway.redis!.available && b.gateway.redis!.available).toBe(true);
+    await hookVendorTo(a);
+    const user = a.userId(54);
+    const before = (await b.gql<AnyData>(`query($u: ID!) { user(id: $u) { unreadNotificationCount } }`, { u: user })).body.data!.user.unreadNotificationCount as number;
+    const client = wsClient(b, await b.token({ sub: user, admin: false }));
+    try {
+      const added = take(client, `subscription($u: ID!) { notificationAdded(userId: $u) { title } }`, { u: user }, 1, 2000);
+      const count = take(client, `subscription($u: ID!) { unreadCount(userId: $u) }`, { u: user }, 1, 2000);
+      await new Promise((r) => setTimeout(r, 300));
+      const sentAt = performance.now();
+      expect((await a.gql<AnyData>(SEND, { u: user, t: 'across' })).body.data!.sendNotification.status).toBe('COMPLETE');
+      expect(await added.results).toEqual([{ data: { notificationAdded: { title: 'across' } } }]);
+      expect(performance.now() - sentAt).toBeLessThan(2000);
+      expect(await count.results).toEqual([{ data: { unreadCount: before + 1 } }]);
+      expect((await b.gql<AnyData>(`query($u: ID!) { user(id: $u) { unreadNotificationCount } }`, { u: user })).body.data!.user.unreadNotificationCount).toBe(before + 1);
+    } finally {
+      await client.dispose();
+    }
+  });
+});

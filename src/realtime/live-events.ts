@@ -33,7 +33,7 @@ export class LiveEvents {
       const subscribeClient = new Redis(redis.url);
       for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
       this.clients.push(publishClient, subscribeClient);
-      this.pubsub = createPubSub({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
+      this.pubsub = createPubSub({ eventTarget: createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) }) });
     } else {
       this.pubsub = createPubSub();
     }
@@ -61,4 +61,23 @@ export class LiveEvents {
   close(): void {
     for (const c of this.clients) c.disconnect();
   }
+}
+
+/**
+ * The Redis event target calls publish, subscribe and unsubscribe without
+ * handling their promises; with Redis away they reject, and an unhandled
+ * rejection ends a Node process. These are caught here: a missed live event
+ * while Redis is away is the degradation, not a crash.
+ */
+function settled(client: Redis): Redis {
+  const quiet = (name: 'publish' | 'subscribe' | 'unsubscribe') => {
+    const original = client[name].bind(client) as (...args: unknown[]) => Promise<unknown>;
+    return (...args: unknown[]) => original(...args).catch(() => 0);
+  };
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      if (property === 'publish' || property === 'subscribe' || property === 'unsubscribe') return quiet(property);
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
 }

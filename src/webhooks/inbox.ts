@@ -58,7 +58,9 @@ class RedisWebhookInbox implements WebhookInbox {
     this.worker.on('failed', (job, err) =>
       logger.warn({ source: job?.data.source, webhookId: job?.data.id, attempts: job?.attemptsMade, err: err.message }, 'Webhook event processing failed; retrying'),
     );
+    // Redis coming and going is the RedisConnection's to log; an unhandled 'error' event would end the process.
     this.worker.on('error', () => undefined);
+    this.queue.on('error', () => undefined);
   }
 
   async accept(event: InboundEvent): Promise<'accepted' | 'duplicate'> {

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -265,21 +266,29 @@ export class SimulatedUpstream {
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
+    /** The body, checked against its schema; undefined when it was refused (and answered 400). */
+    const readAdminBody = async <T>(schema: z.ZodType<T>, refusal: string): Promise<T | undefined> => {
+      let input: unknown;
+      try {
+        input = await readJsonBody(req);
+      } catch {
+        reply(400, { error: 'invalid_json' });
+        return undefined;
+      }
+      const parsed = schema.safeParse(input ?? {});
+      if (parsed.success) return parsed.data;
+      reply(400, { error: refusal, issues: parsed.error.issues });
+      return undefined;
+    };
     if (path === '/__admin/faults') {
       if (method === 'GET') return reply(200, this.faults);
       if (method === 'DELETE') return reply(200, this.setFaults({}));
       if (method === 'POST') {
-        let input: unknown;
-        try {
-          input = await readJsonBody(req);
-        } catch {
-          return reply(400, { error: 'invalid_json' });
-        }
-        const parsed = faultProfileSchema.safeParse(input ?? {});
-        if (!parsed.success) return reply(400, { error: 'invalid_profile', issues: parsed.error.issues });
+        const profile = await readAdminBody(faultProfileSchema, 'invalid_profile');
+        if (!profile) return;
         // Answer before a `refuse` closes the connections, so the caller sees it took.
-        reply(200, parsed.data);
-        this.setFaults(parsed.data);
+        reply(200, profile);
+        this.setFaults(profile);
         return;
       }
     }
@@ -297,15 +306,9 @@ export class SimulatedUpstream {
         return reply(200, this.api.webhooks.snapshot());
       }
       if (method === 'POST') {
-        let input: unknown;
-        try {
-          input = await readJsonBody(req);
-        } catch {
-          return reply(400, { error: 'invalid_json' });
-        }
-        const parsed = webhookTargetSchema.safeParse(input ?? {});
-        if (!parsed.success) return reply(400, { error: 'invalid_webhook', issues: parsed.error.issues });
-        this.api.webhooks.configure(parsed.data);
+        const target = await readAdminBody(webhookTargetSchema, 'invalid_webhook');
+        if (!target) return;
+        this.api.webhooks.configure(target);
         return reply(200, this.api.webhooks.snapshot());
       }
     }

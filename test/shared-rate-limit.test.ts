@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Dataset } from '../simulator/dataset.js';
 import type { StatsSnapshot } from '../simulator/index.js';
-import { runScript, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
+import { startServerProcess, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
 /**
@@ -30,11 +30,9 @@ const users = new Dataset().users;
 const instances: { process: Child; url: string }[] = [];
 let token: string;
 
-async function startInstance(): Promise<{ process: Child; url: string }> {
-  const process = runScript('src/main.ts', {
+function startInstance(): Promise<{ process: Child; url: string }> {
+  return startServerProcess({
     ...env,
-    PORT: '0',
-    LOG_LEVEL: 'info',
     AUTH_JWT_SECRET: SECRET,
     REDIS_URL: redis.url,
     REDIS_KEY_PREFIX: KEY_PREFIX,
@@ -43,9 +41,6 @@ async function startInstance(): Promise<{ process: Child; url: string }> {
     IDENTITY_RATE_LIMIT_PER_SEC: '1000',
     IDENTITY_RATE_LIMIT_BURST: '100',
   });
-  const [, url] = await process.waitFor(/GraphQL endpoint: (\S+)/, 60_000);
-  await process.waitFor(/Redis connected/, 30_000);
-  return { process, url: url! };
 }
 
 async function gql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<{ status: number; body: AnyData }> {

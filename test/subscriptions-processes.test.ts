@@ -4,7 +4,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Dataset } from '../simulator/dataset.js';
-import { runScript, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
+import { startServerProcess, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
 /**
@@ -23,19 +23,8 @@ let redis: TestRedis;
 let env: Record<string, string>;
 const instances: { process: Child; url: string }[] = [];
 
-async function startInstance(): Promise<{ process: Child; url: string }> {
-  const process = runScript('src/main.ts', {
-    ...env,
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    AUTH_JWT_SECRET: SECRET,
-    REDIS_URL: redis.url,
-    REDIS_KEY_PREFIX: KEY_PREFIX,
-    NOTIFICATIONS_WEBHOOK_SECRET: WEBHOOK_SECRET,
-  });
-  const [, url] = await process.waitFor(/GraphQL endpoint: (\S+)/, 60_000);
-  await process.waitFor(/Redis connected/, 30_000);
-  return { process, url: url! };
+function startInstance(): Promise<{ process: Child; url: string }> {
+  return startServerProcess({ ...env, AUTH_JWT_SECRET: SECRET, REDIS_URL: redis.url, REDIS_KEY_PREFIX: KEY_PREFIX, NOTIFICATIONS_WEBHOOK_SECRET: WEBHOOK_SECRET });
 }
 
 const token = (admin: boolean) =>

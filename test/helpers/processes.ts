@@ -94,3 +94,11 @@ export async function startUpstreamsProcess(extra: Record<string, string> = {}):
   const env = Object.fromEntries([...child.output().matchAll(/(\w+_(?:URL|CLIENT_ID|CLIENT_SECRET|AUDIENCE|API_KEY|TOKEN))=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
   return { child, env };
 }
+
+/** The server (`src/main.ts`) as a deployment runs it, once it listens (and, given REDIS_URL, has reached Redis). */
+export async function startServerProcess(env: Record<string, string>): Promise<{ process: Child; url: string }> {
+  const process = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', ...env });
+  const [, url] = await process.waitFor(/GraphQL endpoint: (\S+)/, 60_000);
+  if (env.REDIS_URL) await process.waitFor(/Redis connected/, 30_000);
+  return { process, url: url! };
+}

@@ -15,11 +15,11 @@ const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 const stackWith = stackPool((o) => ({ webhookSecrets: { notifications: SECRET }, cache: { enabled: true }, ...o }));
 
 /** Points the simulated notifications vendor's webhooks at a server. */
-async function hookVendorTo(stack: Stack, target: Stack = stack): Promise<void> {
+async function hookVendorTo(stack: Stack): Promise<void> {
   const res = await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ url: target.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, retryDelaysMs: [100, 200] }),
+    body: JSON.stringify({ url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, retryDelaysMs: [100, 200] }),
   });
   expect(res.status).toBe(200);
 }

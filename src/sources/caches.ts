@@ -8,7 +8,7 @@ import type { CacheConfig } from '../cache/policy.js';
 import { RedisTier } from '../cache/redis-tier.js';
 import type { AnySourceDefinition, EntityReads } from './define-source.js';
 import type { HttpSource } from './http-source.js';
-import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './models.js';
+import type { MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './models.js';
 
 /** Bump when a cached entity's shape changes: entries of the old shape are then never read. */
 const CACHE_FORMAT = 'v1';
@@ -90,9 +90,6 @@ export class Caches {
   }
   get notificationPage(): EntityCache<NotificationPageKey, OffsetPage<NotificationEntity>> {
     return this.entity('notifications.page');
-  }
-  get eventPage(): EntityCache<EventPageKey, EventPage | null> {
-    return this.entity('analytics.events');
   }
 
   get enabled(): boolean {

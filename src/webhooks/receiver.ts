@@ -15,7 +15,7 @@ export interface WebhookReceiverOptions {
   secrets: Partial<Record<string, string>>;
   caches: Caches;
   /** Where what an event changed is published for subscriptions. */
-  live?: LiveEvents;
+  live: LiveEvents;
   redis: RedisSettings | null;
   logger: Logger;
   /** Each request's outcome, for metrics. */
@@ -52,7 +52,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (!changed) return;
     await Promise.all(changed.entities.map((entity) => options.caches.entity(entity).invalidate(changed.groups)));
     // After the invalidation: a subscriber that reads again gets the new data.
-    for (const p of changed.published ?? []) options.live?.publish(p.topic as LiveTopic, p.key, p.payload as never);
+    for (const p of changed.published ?? []) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
   };
   const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger) : null;
 

@@ -70,6 +70,47 @@ export function parseLuceneTerms(q: string): { field: string; values: string[] }
   return { field: head[1]!, values };
 }
 
+/** Characters Lucene gives a meaning to; outside quotes they must be escaped with a backslash. */
+const LUCENE_SPECIAL = new Set(['+', '-', '&', '|', '!', '(', ')', '{', '}', '[', ']', '^', '"', '~', '*', '?', ':', '\\', '/', ' ']);
+
+/**
+ * `updated_at:[<instant> TO *]`, the instant quoted or with Lucene's special
+ * characters backslash-escaped (an ISO instant's colons and hyphens included);
+ * null when it is not that (an unescaped colon is a syntax error, as in Lucene).
+ */
+export function parseUpdatedSince(q: string): Date | null {
+  const head = /^\s*updated_at:\[/.exec(q);
+  if (!head) return null;
+  let i = head[0].length;
+  let term = '';
+  if (q[i] === '"') {
+    const end = q.indexOf('"', i + 1);
+    if (end === -1) return null;
+    term = q.slice(i + 1, end);
+    i = end + 1;
+  } else {
+    for (;;) {
+      const c = q[i];
+      if (c === undefined) return null;
+      if (c === '\\') {
+        const next = q[i + 1];
+        if (next === undefined) return null;
+        term += next;
+        i += 2;
+        continue;
+      }
+      if (c === ' ') break;
+      if (LUCENE_SPECIAL.has(c) && c !== '-') return null;
+      term += c;
+      i++;
+    }
+  }
+  if (!/^ TO \*\]\s*$/.test(q.slice(i))) return null;
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/.test(term)) return null;
+  const at = new Date(term);
+  return Number.isNaN(at.getTime()) ? null : at;
+}
+
 export function identityApi(data: Dataset, credentials: IdentityCredentials, tokenTtlSeconds: number): UpstreamApi {
   const tokens = new Map<string, number>();
 
@@ -105,7 +146,14 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
     }
     let matched: IdentityUser[] = data.users;
     const q = req.query.get('q');
-    if (q !== null) {
+    const sort = req.query.get('sort');
+    if (sort !== null && !/^(created_at|updated_at):(1|-1)$/.test(sort)) return badRequest('Query validation error: sort must be <field>:1 or <field>:-1');
+    if (q !== null && /^\s*updated_at:/.test(q)) {
+      const since = parseUpdatedSince(q);
+      if (!since) return badRequest('Invalid query');
+      // Inclusive: a user updated at exactly `since` is listed again.
+      matched = data.users.filter((u) => Date.parse(u.updated_at) >= since.getTime());
+    } else if (q !== null) {
       const terms = parseLuceneTerms(q);
       if (!terms) return badRequest('Invalid query');
       if (terms.values.length > MAX_IDS) return badRequest(`Too many terms in query (at most ${MAX_IDS})`);
@@ -113,6 +161,12 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
       const wanted = new Set(terms.values);
       // The vendor's own order (creation), not the order asked: callers must map by id.
       matched = data.users.filter((u) => wanted.has(terms.field === 'user_id' ? u.user_id : u.email));
+    }
+    if (sort !== null) {
+      const [field, direction] = sort.split(':') as ['created_at' | 'updated_at', string];
+      const sign = direction === '1' ? 1 : -1;
+      // Stable: users updated in the same millisecond keep the vendor's own order.
+      matched = [...matched].sort((a, b) => sign * (Date.parse(a[field]) - Date.parse(b[field])));
     }
     const start = page * perPage;
     const users = matched.slice(start, start + perPage);
@@ -134,14 +188,30 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
     return json(200, user);
   };
 
+  // `PATCH /__admin/users/<id>`: a profile changed behind the server's back (another app, the vendor's dashboard). Not counted in stats.
+  const adminPatchUser = (req: UpstreamRequest): Reply => {
+    const { updated_at: updatedAt, ...changes } = (req.body ?? {}) as Record<string, unknown>;
+    const reply = patchUser({ ...req, body: changes });
+    // `updated_at` may be given (edits in one millisecond, a clock behind ours): the vendor's clock is not the server's.
+    if (reply.status === 200 && typeof updatedAt === 'string') Object.assign(reply.body as IdentityUser, { updated_at: updatedAt });
+    return reply;
+  };
+
   return {
     name: 'identity',
     routes: [
       { method: 'POST', name: 'POST /oauth/token', pattern: /^\/oauth\/token$/, handler: token, public: true },
-      { method: 'GET', name: 'GET /api/v2/users', pattern: /^\/api\/v2\/users$/, handler: listUsers },
+      {
+        method: 'GET',
+        name: 'GET /api/v2/users',
+        pattern: /^\/api\/v2\/users$/,
+        nameFor: (query) => (/^\s*updated_at:/.test(query.get('q') ?? '') ? 'GET /api/v2/users?q=updated_at' : null),
+        handler: listUsers,
+      },
       { method: 'GET', name: 'GET /api/v2/users/:id', pattern: /^\/api\/v2\/users\/([^/]+)$/, handler: getUser },
       { method: 'PATCH', name: 'PATCH /api/v2/users/:id', pattern: /^\/api\/v2\/users\/([^/]+)$/, handler: patchUser },
     ],
+    adminRoutes: [{ method: 'PATCH', name: 'PATCH /__admin/users/:id', pattern: /^\/__admin\/users\/([^/]+)$/, handler: adminPatchUser }],
     authenticate(req) {
       const header = req.headers.authorization;
       if (typeof header !== 'string' || !header.startsWith('Bearer ')) return unauthorized;

@@ -41,6 +41,8 @@ export interface Route {
   /** Stats name and fault filter name, e.g. "GET /v1/users/:id/events". */
   name: string;
   pattern: RegExp;
+  /** A name of its own for some queries of this route (stats and faults tell them apart), else `name`. */
+  nameFor?(query: URLSearchParams): string | null;
   handler(req: UpstreamRequest): Reply | Promise<Reply>;
   public?: boolean;
 }
@@ -63,6 +65,8 @@ export interface UpstreamApi {
   decorate?(reply: Reply, window: RateWindow): void;
   /** A vendor that pushes events: configured through `POST /__admin/webhook`. */
   webhooks?: WebhookSender;
+  /** The API's own admin routes (a change made behind the server's back); not authenticated, faulted or counted. */
+  adminRoutes?: Route[];
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): Reply {
@@ -174,7 +178,7 @@ export class SimulatedUpstream {
         break;
       }
     }
-    const routeName = route?.name ?? 'unmatched';
+    const routeName = route ? (route.nameFor?.(query) ?? route.name) : 'unmatched';
     const now = Date.now();
     const inSecond = this.stats.arrived(routeName, rawUrl, now);
     const faults = this.faults.routes === null || this.faults.routes.includes(routeName) ? this.faults : NO_FAULTS;
@@ -311,6 +315,27 @@ export class SimulatedUpstream {
         this.api.webhooks.configure(target);
         return reply(200, this.api.webhooks.snapshot());
       }
+    }
+    for (const route of this.api.adminRoutes ?? []) {
+      const match = route.method === method ? route.pattern.exec(path) : null;
+      if (!match) continue;
+      let body: unknown;
+      try {
+        body = await readJsonBody(req);
+      } catch {
+        return reply(400, { error: 'invalid_json' });
+      }
+      const answer = await route.handler({
+        method,
+        path,
+        query: new URLSearchParams(),
+        headers: req.headers,
+        params: match.slice(1).map((p) => decodeURIComponent(p)),
+        body,
+        origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
+        recordBatch: () => undefined,
+      });
+      return reply(answer.status, answer.body);
     }
     if (path === '/__admin/reset' && method === 'POST') {
       this.setFaults({});

@@ -89,3 +89,9 @@ export interface WritesSettings {
   /** One deadline for all the upstream work of a GraphQL request. */
   requestDeadlineMs: number;
 }
+
+/** How a source's changes are found: pulled from the vendor's filter every interval, by hashing what the cache refreshes, or not at all. */
+export interface ChangeFeedSettings {
+  mode: 'pull' | 'hash' | 'off';
+  intervalMs: number;
+}

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { defaultCacheConfig, type CacheConfig, type EntityPolicy } from './cache/policy.js';
 import { defaultEntityPolicies, ENTITY_SETTINGS, SOURCE_NAMES, SOURCES, type UpstreamEndpoints } from './sources/registry.js';
 import type { SourceName } from './errors.js';
-import type { LogLevel, OpsConfig, RedisSettings, SourceTuning, WritesConfig } from './config-types.js';
+import type { ChangeFeedSettings, LogLevel, OpsConfig, RedisSettings, SourceTuning, WritesConfig } from './config-types.js';
 
-export type { LogLevel, OpsConfig, SourceTuning, WritesConfig } from './config-types.js';
+export type { ChangeFeedSettings, LogLevel, OpsConfig, SourceTuning, WritesConfig } from './config-types.js';
 export type { UpstreamEndpoints } from './sources/registry.js';
 export { SOURCE_NAMES };
 
@@ -60,6 +60,8 @@ export interface Config {
   upstreams: UpstreamEndpoints | null;
   /** Per source that pushes events, its webhook signing secret (`whsec_…`); a source without one has no receiver. */
   webhookSecrets: Partial<Record<SourceName, string>>;
+  /** Per source with a change feed: how its changes are found, and how often they are pulled. */
+  changeFeeds: Partial<Record<SourceName, ChangeFeedSettings>>;
 }
 
 /** What createGateway needs: everything resolved, nothing left to invent. */
@@ -123,6 +125,25 @@ const endpointShape = Object.fromEntries(
               .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, { error: 'must be whsec_<base64>, as the vendor shows it' })
               .optional()
               .describe(`Standard Webhooks signing secret of ${d.name}'s events; set, \`POST /webhooks/${d.name}\` accepts them; never logged`),
+          ],
+        ]
+      : []),
+    ...('changeFeed' in d && d.changeFeed
+      ? [
+          [
+            `${d.changeFeed.env}_CHANGE_FEED`,
+            z
+              .enum(['pull', 'hash', 'off'], { error: 'must be pull, hash or off' })
+              .default(d.changeFeed.pull ? 'pull' : 'hash')
+              .describe(
+                `how changes to ${d.name}'s records are found: pull (poll the vendor's filter of changed records), hash (compare the records the cache refreshes anyway), off`,
+              ),
+          ],
+          [
+            `${d.changeFeed.env}_CHANGE_FEED_INTERVAL_MS`,
+            int(100, 3_600_000)
+              .default(d.changeFeed.defaultIntervalMs)
+              .describe(`how often ${d.name}'s changes are pulled (one poller across instances); a change is seen within two intervals`),
           ],
         ]
       : []),
@@ -364,6 +385,13 @@ export function loadConfig(env: Env = process.env): Config {
     upstreams,
     webhookSecrets: Object.fromEntries(
       SOURCES.flatMap((d) => ('webhooks' in d && d.webhooks && e[d.webhooks.secretEnv] !== undefined ? [[d.name, String(e[d.webhooks.secretEnv])]] : [])),
+    ),
+    changeFeeds: Object.fromEntries(
+      SOURCES.flatMap((d) =>
+        'changeFeed' in d && d.changeFeed
+          ? [[d.name, { mode: e[`${d.changeFeed.env}_CHANGE_FEED`] as ChangeFeedSettings['mode'], intervalMs: Number(e[`${d.changeFeed.env}_CHANGE_FEED_INTERVAL_MS`]) }]]
+          : [],
+      ),
     ),
   };
 }

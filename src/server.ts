@@ -21,9 +21,11 @@ import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
 import { createWebhookReceiver } from './webhooks/receiver.js';
 import { LiveEvents } from './realtime/live-events.js';
 import { SubscriptionLimiter } from './realtime/subscription-limiter.js';
+import { ChangeFeedPoller } from './realtime/change-feed.js';
+import { HashedChanges } from './realtime/hashed-changes.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './sources/caches.js';
-import type { AnySourceDefinition } from './sources/define-source.js';
+import type { AnySourceDefinition, SourceChangeFeed } from './sources/define-source.js';
 import type { HttpSource } from './sources/http-source.js';
 import { SOURCES } from './sources/registry.js';
 import { Dependencies, ResponseCache } from './cache/response-cache.js';
@@ -31,7 +33,7 @@ import { useResponseCache } from './plugins/use-response-cache.js';
 import { StaleReport } from './cache/stale-report.js';
 import { useStaleReport } from './plugins/use-stale-report.js';
 import { Loaders, type RequestServices } from './context.js';
-import { SourceError, toClientError } from './errors.js';
+import { SourceError, toClientError, type SourceName } from './errors.js';
 import { SourceFailureLog } from './observability/source-failure-log.js';
 import { useInputErrorCodes } from './plugins/use-input-error-codes.js';
 import type { Logger } from './logger.js';
@@ -104,11 +106,16 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const health = new SourceHealthMonitor(sources.all, logger, { successRateWarn: config.ops.sourceSuccessRateWarn });
   const metrics = new Metrics();
   metrics.watchSources(sources.all);
+  // Sources whose changes are found by hashing what the cache fetches; bound once the caches exist.
+  const hashed = new Map<string, HashedChanges>();
   const caches = new Caches(config.cache, sources as unknown as Record<string, HttpSource>, definitions, {
     redis,
     logger,
     sharedDeadlineMs: config.requestDeadlineMs,
     count: (entity, tier, result, n) => metrics.countCacheLookups(entity, tier, result, n),
+    ...(definitions.some((d) => d.changeFeed && config.changeFeeds[d.name as SourceName]?.mode !== 'off')
+      ? { observe: (entity: string, keys: readonly unknown[], results: ReadonlyArray<unknown>) => hashed.get(entity)?.observe(keys, results) }
+      : {}),
   });
   const responses =
     config.cache.enabled && config.cache.responsesMaxBytes > 0
@@ -127,6 +134,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
 
   const sourceFailures = new SourceFailureLog(logger);
   const live = new LiveEvents(config.redis, logger);
+  const changeFeeds = startChangeFeeds(config, { definitions, sources, caches, live, redis, logger, metrics, hashed });
   const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller);
   let draining = false;
   const { ops } = config;
@@ -254,6 +262,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   });
   const server = createHttpServer(yoga, { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs, webhooks });
   const webSockets = serveGraphQLOverWebSocket(server, yoga);
+  let closing: Promise<void> | undefined;
   return {
     yoga,
     sources,
@@ -271,34 +280,92 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
           resolve(`http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/graphql`);
         });
       }),
-    close: async () => {
-      // Not ready any more (load balancers stop sending), no new connections; in-flight requests
-      // get the grace period, then their connections are cut.
-      draining = true;
-      // Live subscriptions end with the instance (clients reconnect to another): they are not in-flight requests.
-      await webSockets.close();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const idle = setInterval(() => server.closeIdleConnections(), 100);
-      let timer: NodeJS.Timeout | undefined;
-      const graceful = await Promise.race([closed.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), ops.shutdownGraceMs)))]);
-      clearInterval(idle);
-      clearTimeout(timer);
-      if (!graceful) {
-        logger.warn({ graceMs: ops.shutdownGraceMs }, 'Requests still running at the end of the shutdown grace period: cutting their connections');
-        server.closeAllConnections();
-        await closed;
-      }
-      health.close();
-      sourceFailures.close();
-      await webhooks.close();
-      live.close();
-      await closeWrites();
-      await sources.close();
-      await caches.close();
-      await redis?.close();
-    },
+    // Once, however often it is asked (a second SIGTERM, a test's cleanup after its own close).
+    close: () => (closing ??= shutDown()),
   };
+
+  async function shutDown(): Promise<void> {
+    // Not ready any more (load balancers stop sending), no new connections; in-flight requests
+    // get the grace period, then their connections are cut.
+    draining = true;
+    // Live subscriptions end with the instance (clients reconnect to another): they are not in-flight requests.
+    await webSockets.close();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = await Promise.race([closed.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), ops.shutdownGraceMs)))]);
+    clearInterval(idle);
+    clearTimeout(timer);
+    if (!graceful) {
+      logger.warn({ graceMs: ops.shutdownGraceMs }, 'Requests still running at the end of the shutdown grace period: cutting their connections');
+      server.closeAllConnections();
+      await closed;
+    }
+    health.close();
+    sourceFailures.close();
+    await Promise.all(changeFeeds.map((f) => f.close()));
+    await webhooks.close();
+    live.close();
+    await closeWrites();
+    await sources.close();
+    await caches.close();
+    await redis?.close();
+  }
+}
+
+/**
+ * Each source's change feed as configured: a poller for `pull` (started here),
+ * a hasher of fetched records for `hash` (put in `hashed`, by the entity it watches).
+ */
+function startChangeFeeds(
+  config: GatewayConfig,
+  deps: {
+    definitions: readonly AnySourceDefinition[];
+    sources: Sources;
+    caches: Caches;
+    live: LiveEvents;
+    redis: RedisConnection | null;
+    logger: Logger;
+    metrics: Metrics;
+    hashed: Map<string, HashedChanges>;
+  },
+): ChangeFeedPoller[] {
+  const pollers: ChangeFeedPoller[] = [];
+  for (const d of deps.definitions) {
+    const settings = config.changeFeeds[d.name as SourceName];
+    const feed = d.changeFeed as SourceChangeFeed<HttpSource> | undefined;
+    if (!feed || !settings || settings.mode === 'off') continue;
+    const client = (deps.sources as unknown as Record<string, HttpSource>)[d.name]!;
+    const onChange = (source: string, n: number, via: 'pull' | 'hash') => deps.metrics.changesSeen.labels(source, via).inc(n);
+    const hashInstead = () => {
+      const options = { source: d.name, feed, caches: deps.caches, live: deps.live, redis: deps.redis, logger: deps.logger };
+      deps.hashed.set(feed.entity, new HashedChanges({ ...options, onChange: (s, n) => onChange(s, n, 'hash') }));
+    };
+    if (settings.mode === 'hash' || !feed.pull) {
+      hashInstead();
+      continue;
+    }
+    const poller = new ChangeFeedPoller({
+      source: d.name,
+      feed,
+      client,
+      settings,
+      caches: deps.caches,
+      live: deps.live,
+      redis: deps.redis,
+      logger: deps.logger,
+      deadlineMs: config.requestDeadlineMs,
+      onPass: (source, outcome, applied) => {
+        deps.metrics.changeFeedPasses.labels(source, outcome).inc();
+        if (applied > 0) onChange(source, applied, 'pull');
+      },
+      onUnsupported: hashInstead,
+    });
+    poller.start();
+    pollers.push(poller);
+  }
+  return pollers;
 }
 
 function verifier(config: GatewayConfig): TokenVerifier {

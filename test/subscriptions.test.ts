@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createClient, type Client } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { codeOf, take, wsClient } from './helpers/live-client.js';
 import { stackPool, type Stack } from './helpers/stack.js';
 
 /**
@@ -24,51 +23,7 @@ async function hookVendorTo(stack: Stack): Promise<void> {
   expect(res.status).toBe(200);
 }
 
-/** The code a refused subscription answered with (graphql-ws may carry it as an error message or a result with errors). */
-function codeOf(results: unknown[]): unknown {
-  const first = results[0] as { error?: { extensions?: { code?: string } }[]; errors?: { extensions?: { code?: string } }[] } | undefined;
-  return (first?.error ?? first?.errors)?.[0]?.extensions?.code;
-}
-
 const SEND = `mutation($u: ID!, $t: String!) { sendNotification(input: { userId: $u, title: $t, body: "b", channel: PUSH }) { status } }`;
-
-function wsClient(stack: Stack, token: string | null): Client {
-  return createClient({
-    url: stack.url.replace('http', 'ws'),
-    webSocketImpl: WebSocket,
-    lazy: true,
-    retryAttempts: 0,
-    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
-  });
-}
-
-/** The first `n` results of a subscription (or its error), within `ms`. */
-function take(client: Client, query: string, variables: Record<string, unknown>, n = 1, ms = 3000): { results: Promise<unknown[]>; stop: () => void } {
-  const got: unknown[] = [];
-  let stop = () => undefined as void;
-  const results = new Promise<unknown[]>((resolve) => {
-    const timer = setTimeout(() => resolve(got), ms);
-    const done = () => {
-      clearTimeout(timer);
-      resolve(got);
-    };
-    stop = client.subscribe(
-      { query, variables },
-      {
-        next: (v) => {
-          got.push(v);
-          if (got.length >= n) done();
-        },
-        error: (e) => {
-          got.push({ error: e });
-          done();
-        },
-        complete: done,
-      },
-    );
-  });
-  return { results, stop: () => stop() };
-}
 
 describe('subscriptions', () => {
   it('SSE: unreadCount follows the vendor, fresh after each event (a notification sent, through the vendor’s webhook)', async () => {

@@ -403,7 +403,8 @@ export type SourceHealth = {
  * Live updates, over Server-Sent Events (`Accept: text/event-stream` on /graphql)
  * or WebSocket (the graphql-ws protocol on /graphql; the token in
  * `connectionParams.authorization`). A user subscribes to their own; an admin to
- * anyone's. Events come from the vendors' webhooks, on every instance.
+ * anyone's. Events come from the vendors' webhooks and change feeds, on every
+ * instance.
  */
 export type Subscription = {
   __typename?: 'Subscription';
@@ -411,6 +412,12 @@ export type Subscription = {
   notificationAdded: Notification;
   /** This user's unread notification count, fresh from the vendor, each time it may have changed. */
   unreadCount?: Maybe<Scalars['Int']['output']>;
+  /**
+   * This user's profile, each time it changed at the identity provider (found by
+   * its change feed within two intervals, IDENTITY_CHANGE_FEED_INTERVAL_MS).
+   * Fields from other vendors (metrics, notifications) are read fresh for each event.
+   */
+  userUpdated: User;
 };
 
 
@@ -418,7 +425,8 @@ export type Subscription = {
  * Live updates, over Server-Sent Events (`Accept: text/event-stream` on /graphql)
  * or WebSocket (the graphql-ws protocol on /graphql; the token in
  * `connectionParams.authorization`). A user subscribes to their own; an admin to
- * anyone's. Events come from the vendors' webhooks, on every instance.
+ * anyone's. Events come from the vendors' webhooks and change feeds, on every
+ * instance.
  */
 export type SubscriptionNotificationAddedArgs = {
   userId: Scalars['ID']['input'];
@@ -429,9 +437,22 @@ export type SubscriptionNotificationAddedArgs = {
  * Live updates, over Server-Sent Events (`Accept: text/event-stream` on /graphql)
  * or WebSocket (the graphql-ws protocol on /graphql; the token in
  * `connectionParams.authorization`). A user subscribes to their own; an admin to
- * anyone's. Events come from the vendors' webhooks, on every instance.
+ * anyone's. Events come from the vendors' webhooks and change feeds, on every
+ * instance.
  */
 export type SubscriptionUnreadCountArgs = {
+  userId: Scalars['ID']['input'];
+};
+
+
+/**
+ * Live updates, over Server-Sent Events (`Accept: text/event-stream` on /graphql)
+ * or WebSocket (the graphql-ws protocol on /graphql; the token in
+ * `connectionParams.authorization`). A user subscribes to their own; an admin to
+ * anyone's. Events come from the vendors' webhooks and change feeds, on every
+ * instance.
+ */
+export type SubscriptionUserUpdatedArgs = {
   userId: Scalars['ID']['input'];
 };
 
@@ -868,6 +889,7 @@ export type SourceHealthResolvers<ContextType = GatewayContext, ParentType exten
 export type SubscriptionResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
   notificationAdded?: SubscriptionResolver<ResolversTypes['Notification'], "notificationAdded", ParentType, ContextType, RequireFields<SubscriptionNotificationAddedArgs, 'userId'>>;
   unreadCount?: SubscriptionResolver<Maybe<ResolversTypes['Int']>, "unreadCount", ParentType, ContextType, RequireFields<SubscriptionUnreadCountArgs, 'userId'>>;
+  userUpdated?: SubscriptionResolver<ResolversTypes['User'], "userUpdated", ParentType, ContextType, RequireFields<SubscriptionUserUpdatedArgs, 'userId'>>;
 }>;
 
 export type UpdateProfilePayloadResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['UpdateProfilePayload'] = ResolversParentTypes['UpdateProfilePayload']> = ResolversObject<{

@@ -54,6 +54,18 @@ export class Metrics {
     labelNames: ['source', 'outcome'],
     registers: [this.registry],
   });
+  readonly changeFeedPasses = new Counter({
+    name: 'gateway_change_feed_passes_total',
+    help: 'Change feed passes by outcome: applied (changes found), idle (none), standby (another instance polls), failed (repeated next interval; the mark did not move).',
+    labelNames: ['source', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly changesSeen = new Counter({
+    name: 'gateway_changes_total',
+    help: 'Records a vendor changed, found by its change feed or by hashing refreshed records: each invalidated and published.',
+    labelNames: ['source', 'via'],
+    registers: [this.registry],
+  });
   readonly upstreamThrottles = new Counter({
     name: 'gateway_upstream_throttles_total',
     help: 'Times a vendor pushed back: signal 429 (refused; the source paused and lowered its rate) or exhausted (its headers said no calls remain; the source paused until the reset).',

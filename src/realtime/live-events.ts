@@ -3,13 +3,15 @@ import { createPubSub, type PubSub } from 'graphql-yoga';
 import { Redis } from 'ioredis';
 import type { RedisSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
-import type { NotificationEntity } from '../sources/models.js';
+import type { NotificationEntity, UserEntity } from '../sources/models.js';
 
 /** What is published, by topic: each keyed by the user it concerns. */
 export interface LiveTopics {
   notificationAdded: NotificationEntity;
   /** The unread count may have changed: subscribers read it again. */
   unreadCountChanged: true;
+  /** A profile changed at the identity provider (its change feed): the new profile. */
+  userUpdated: UserEntity;
 }
 export type LiveTopic = keyof LiveTopics;
 

@@ -5,7 +5,7 @@ import { forbidden } from '../errors.js';
 import type { SubscriptionResolvers } from '../generated/resolvers.js';
 import type { LiveTopic, LiveTopics } from '../realtime/live-events.js';
 import { Deadline } from '../resilience/deadline.js';
-import type { NotificationEntity } from '../sources/models.js';
+import type { NotificationEntity, UserEntity } from '../sources/models.js';
 import { canReadPrivate } from '../viewer.js';
 
 /**
@@ -37,6 +37,18 @@ function listen<T extends LiveTopic>(ctx: GatewayContext, topic: T, userId: stri
   return iterator;
 }
 
+/**
+ * A fresh request scope for one event: new loaders under a new deadline, in
+ * place of the last event's (whose deadline is disposed). Fields below the
+ * event's root read through them, so nothing of one event is kept for the next.
+ */
+function freshScope(ctx: GatewayContext): void {
+  ctx.deadline.dispose();
+  ctx.deadline = Deadline.after(ctx.deadlineMs);
+  ctx.dependencies = new Dependencies();
+  ctx.loaders = new Loaders(ctx.caches, ctx.deadline, ctx.dependencies);
+}
+
 export const Subscription: SubscriptionResolvers = {
   notificationAdded: {
     subscribe: (_parent, { userId }, ctx) => listen(ctx, 'notificationAdded', userId),
@@ -49,13 +61,16 @@ export const Subscription: SubscriptionResolvers = {
     resolve: async (_payload: unknown, { userId }: { userId: string }, ctx: GatewayContext) => {
       // Another instance's invalidation may reach this one after its event: this user's count is read past L1.
       ctx.caches.unreadCount.dropLocal([userId]);
-      const deadline = Deadline.after(ctx.deadlineMs);
-      try {
-        const served = await new Loaders(ctx.caches, deadline, new Dependencies()).unreadCount.load(userId);
-        return served.value;
-      } finally {
-        deadline.dispose();
-      }
+      freshScope(ctx);
+      return (await ctx.loaders.unreadCount.load(userId)).value;
+    },
+  },
+  userUpdated: {
+    subscribe: (_parent, { userId }, ctx) => listen(ctx, 'userUpdated', userId),
+    // The event carries the new profile; metrics and notifications under it are read for this event alone.
+    resolve: (payload: UserEntity, _args: unknown, ctx: GatewayContext) => {
+      freshScope(ctx);
+      return payload;
     },
   },
 };

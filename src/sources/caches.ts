@@ -30,7 +30,14 @@ export class Caches {
     private readonly config: CacheConfig,
     sources: Readonly<Record<string, HttpSource>>,
     definitions: readonly AnySourceDefinition[],
-    options: { redis: RedisConnection | null; logger: Logger; sharedDeadlineMs: number; count?: CacheTiers['count'] },
+    options: {
+      redis: RedisConnection | null;
+      logger: Logger;
+      sharedDeadlineMs: number;
+      count?: CacheTiers['count'];
+      /** Sees every batch an entity fetched from its source (change detection by hashing). */
+      observe?: (entity: string, keys: readonly unknown[], results: ReadonlyArray<unknown>) => void;
+    },
   ) {
     const { redis, logger } = options;
     this.l1 = new MemoryTier(config.l1MaxBytes);
@@ -62,7 +69,13 @@ export class Caches {
             sharedDeadlineMs: options.sharedDeadlineMs,
             group: (k) => reads.group(k),
             variant: (k) => reads.variant(k),
-            fetch: (keys, deadline) => reads.fetch(source, keys, deadline),
+            fetch: options.observe
+              ? async (keys, deadline) => {
+                  const results = await reads.fetch(source, keys, deadline);
+                  options.observe!(entity, keys, results);
+                  return results;
+                }
+              : (keys, deadline) => reads.fetch(source, keys, deadline),
             ...(reads.perKey ? { perKey: true } : {}),
           },
           tiers,

@@ -3,6 +3,7 @@ import type { SourceTuning } from '../config-types.js';
 import type { EntityPolicy } from '../cache/policy.js';
 import type { Deadline } from '../resilience/deadline.js';
 import type { HttpSource, HttpSourceOptions } from './http-source.js';
+import type { ChangedPage } from './models.js';
 
 /** What every source gets from the shared machinery: its pool, policy, deadline and logger. It adds its own auth. */
 export type SourceBase = Omit<HttpSourceOptions, 'auth'>;
@@ -69,6 +70,8 @@ export interface SourceDefinition<Name extends string, Credentials extends Recor
   /** Entity name (`<source>.<thing>`) → how it is read and cached; each becomes a cache, a loader and config keys. */
   entities?: Record<string, EntityReads<NoInfer<Source>, never, unknown>>;
   webhooks?: SourceWebhooks;
+  /** A vendor without webhooks whose changes are pulled (or found by hashing what the cache refreshes). */
+  changeFeed?: SourceChangeFeed<NoInfer<Source>>;
   /** Fields this source adds to the schema beyond schema/*.graphql (the built-in sources have theirs there, typed by codegen). */
   graphql?: SourceGraphQL;
   create(base: SourceBase, endpoint: Endpoint<Credentials>): Source;
@@ -88,6 +91,26 @@ export interface SourceWebhooks {
    * `published`: what subscribers hear of it (topic, the user it concerns, the payload as our entity).
    */
   changes(event: unknown): { entities: string[]; groups: string[]; published?: { topic: string; key: string; payload: unknown }[] } | null;
+}
+
+/**
+ * Changes pulled from a vendor that does not push them: every interval, the
+ * records changed at or after a high-water mark (inclusive, oldest first).
+ * Each changed record drops its group of `entity` and all of `alsoDrop`, on
+ * every instance, and is published to `topic`, keyed by its id, with the
+ * record as payload. Without `pull` (a vendor with no such filter), changes
+ * are found by hashing the records the cache refreshes anyway.
+ */
+export interface SourceChangeFeed<Source> {
+  /** The cached entity whose values are the records (its group is the record's id). */
+  entity: string;
+  /** Entities whose listed groups any change drops (lists that show the records). */
+  alsoDrop: { entity: string; groups: string[] }[];
+  topic: string;
+  /** `<SOURCE>_CHANGE_FEED` (pull | hash | off) and `<SOURCE>_CHANGE_FEED_INTERVAL_MS`. */
+  env: string;
+  defaultIntervalMs: number;
+  pull?(source: Source, since: string, page: number, deadline: Deadline): Promise<ChangedPage<unknown>>;
 }
 
 /** Any source's definition, for code that treats them alike. */

@@ -79,6 +79,20 @@ export interface OffsetPage<T> {
   hasNextPage: boolean;
 }
 
+/** A record a vendor's change feed lists: its id, when it last changed (ISO; null when unreadable), and the record as our entity. */
+export interface ChangedRecord<T> {
+  id: string;
+  updatedAt: string | null;
+  value: T;
+}
+
+/** One page of a change feed, oldest change first; `unreadable`: records on it that could not be read (no id). */
+export interface ChangedPage<T> {
+  records: ChangedRecord<T>[];
+  unreadable: number;
+  more: boolean;
+}
+
 /** One window of the list of all users. */
 export interface UserPageKey {
   offset: number;

@@ -40,6 +40,8 @@ export interface StackOptions {
   peerOf?: Stack;
   /** Source name → `whsec_…`: turns on `POST /webhooks/<source>`. */
   webhookSecrets?: Record<string, string>;
+  /** Source → change feed settings; off in tests unless a suite turns one on (a poller's calls would show in what suites count). */
+  changeFeeds?: GatewayConfig['changeFeeds'];
   /** The vendors the server is built with (default: the registry's); add one's endpoint with `endpoints` and its tuning with `tuning`. */
   sources?: readonly AnySourceDefinition[];
 }
@@ -86,6 +88,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     writes: { ...base.writes, ...options.writes },
     ops: (options.ops ?? ((o) => o))({ ...base.ops, callerRateLimit: { perSec: 100_000, burst: 100_000 } }),
     webhookSecrets: options.webhookSecrets ?? {},
+    changeFeeds: options.changeFeeds ?? {},
     redis: options.redis ? { url: options.redis.url, keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:` } : null,
   };
   const logs: string[] = [];

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
-import type { OffsetPage, UserEntity } from '../models.js';
+import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { isoFromDateString, count, optional, readableItems } from '../normalize.js';
 import { lookupInChunks, planPages, unreadableIds } from '../paging.js';
@@ -11,20 +11,21 @@ const MAX_PER_PAGE = 100;
 const MAX_IDS_PER_QUERY = 100;
 
 // Every field of the contract is named (those not read as unknown), so that drift means a change, not a field we skip.
-const user = z
-  .object({
-    user_id: z.string().min(1),
-    email: optional(z.string()),
-    email_verified: optional(z.boolean()),
-    name: optional(z.string()),
-    nickname: optional(z.string()),
-    picture: optional(z.string()),
-    created_at: optional(isoFromDateString),
-    last_login: optional(isoFromDateString),
-    updated_at: z.unknown().optional(),
-    logins_count: z.unknown().optional(),
-  })
-  .transform((u): UserEntity => ({
+const userFields = {
+  user_id: z.string().min(1),
+  email: optional(z.string()),
+  email_verified: optional(z.boolean()),
+  name: optional(z.string()),
+  nickname: optional(z.string()),
+  picture: optional(z.string()),
+  created_at: optional(isoFromDateString),
+  last_login: optional(isoFromDateString),
+  updated_at: z.unknown().optional(),
+  logins_count: z.unknown().optional(),
+};
+
+function toUserEntity(u: z.infer<z.ZodObject<typeof userFields>>): UserEntity {
+  return {
     id: u.user_id,
     email: u.email ?? null,
     emailVerified: u.email_verified ?? null,
@@ -33,9 +34,23 @@ const user = z
     avatarUrl: u.picture ?? null,
     createdAt: u.created_at ?? null,
     lastLoginAt: u.last_login ?? null,
-  }));
+  };
+}
+
+const user = z.object(userFields).transform(toUserEntity);
+
+/** A user as the change feed reads it: the profile, and the instant it last changed (null when unreadable: applied, but never a mark). */
+const changedUser = z
+  .object({ ...userFields, updated_at: optional(isoFromDateString) })
+  .transform((u): ChangedRecord<UserEntity> => ({ id: u.user_id, updatedAt: u.updated_at ?? null, value: toUserEntity(u) }));
 
 const page = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(user) });
+const changedPage = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(changedUser) });
+
+/** Lucene's special characters escaped, for a term outside quotes (an ISO instant's colons). */
+function luceneTerm(value: string): string {
+  return value.replace(/[+\-&|!(){}[\]^"~*?:\\/ ]/g, '\\$&');
+}
 
 /** A Lucene phrase: backslash and quote escaped, so an id can never close the phrase or add a clause. */
 function phrase(value: string): string {
@@ -62,6 +77,24 @@ export class IdentitySource extends HttpSource {
       const found: [string, UserEntity | SourceError][] = items.map((u) => [u.id, u]);
       return unreadable === 0 ? found : [...found, ...unreadableIds(batch, found, () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${problem}`))];
     });
+  }
+
+  /**
+   * Users changed at or after an instant, oldest change first (`updated_at:[<since> TO *]`,
+   * inclusive), one page of 100. `more`: the vendor holds more past this page.
+   */
+  async usersChangedSince(since: string, pageIndex: number, deadline?: Deadline): Promise<ChangedPage<UserEntity>> {
+    const q = `updated_at:[${luceneTerm(since)} TO *]`;
+    const res = await this.fetch({
+      route: 'GET /api/v2/users?q=updated_at',
+      method: 'GET',
+      path: `/api/v2/users?q=${encodeURIComponent(q)}&sort=updated_at%3A1&page=${pageIndex}&per_page=${MAX_PER_PAGE}&include_totals=true`,
+      schema: changedPage,
+      deadline,
+    });
+    const { items, unreadable } = res.body.users;
+    const seen = pageIndex * MAX_PER_PAGE + items.length + unreadable;
+    return { records: items, unreadable, more: seen < res.body.total && items.length + unreadable > 0 };
   }
 
   /** A window of all users, oldest first. */

@@ -33,6 +33,15 @@ export const identity = defineSource({
       fetch: (source: IdentitySource, keys, deadline) => Promise.all(keys.map((k) => source.listUsers(k.offset, k.first, deadline).catch(asError))),
     }),
   },
+  // Auth0 has no webhooks for profile changes; its user search filters by updated_at (UPSTREAMS.md).
+  changeFeed: {
+    entity: 'identity.user',
+    alsoDrop: [{ entity: 'identity.userPage', groups: ['all'] }],
+    topic: 'userUpdated',
+    env: 'IDENTITY',
+    defaultIntervalMs: 5_000,
+    pull: (source: IdentitySource, since, page, deadline) => source.usersChangedSince(since, page, deadline),
+  },
   create: (base, endpoint) =>
     new IdentitySource({
       ...base,

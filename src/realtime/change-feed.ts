@@ -1,0 +1,221 @@
+import type { ChangeFeedSettings } from '../config-types.js';
+import type { Logger } from '../logger.js';
+import type { RedisConnection } from '../redis.js';
+import { SourceError } from '../errors.js';
+import { Deadline } from '../resilience/deadline.js';
+import type { Caches } from '../sources/caches.js';
+import type { SourceChangeFeed } from '../sources/define-source.js';
+import type { HttpSource } from '../sources/http-source.js';
+import type { ChangedRecord } from '../sources/models.js';
+import type { LiveEvents, LiveTopic } from './live-events.js';
+import { PollerLock } from './poller-lock.js';
+
+/**
+ * Where the feed has got to: the latest `updated_at` applied, and the ids
+ * applied at exactly that instant. The vendor's bound is inclusive, so those
+ * come back on the next pass and are skipped by id.
+ */
+export interface HighWaterMark {
+  at: string;
+  ids: string[];
+}
+
+/** At most this many pages a pass; a backlog larger than that is worked through over the next passes. */
+const MAX_PAGES_PER_PASS = 10;
+/** With no mark yet (a first start), changes from this far back are picked up: a vendor's clock may run behind ours. */
+const FIRST_MARK_LOOKBACK_MS = 60_000;
+
+export type PassOutcome = 'applied' | 'idle' | 'standby' | 'failed';
+
+export interface ChangeFeedOptions {
+  source: string;
+  feed: SourceChangeFeed<HttpSource>;
+  client: HttpSource;
+  settings: ChangeFeedSettings;
+  caches: Caches;
+  live: LiveEvents;
+  redis: RedisConnection | null;
+  logger: Logger;
+  /** Each page's upstream call gets a deadline of this. */
+  deadlineMs: number;
+  /** Each pass's outcome and the changes it applied, for metrics. */
+  onPass?: (source: string, outcome: PassOutcome, applied: number) => void;
+  /** The vendor refused the filter itself (400/422: it has none): polling stops and changes are found another way. */
+  onUnsupported?: (source: string) => void;
+}
+
+/**
+ * Incremental pulls from a vendor without webhooks: every interval, the
+ * records changed at or after the high-water mark, oldest first. Each one
+ * drops its cache entries on every instance and is published with the new
+ * record; the mark (in Redis when configured) moves only after that, so a
+ * failed pass is repeated, never skipped. One poller across instances: the
+ * one holding a Redis lock; the others stand by and take over when it goes.
+ */
+export class ChangeFeedPoller {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private closed = false;
+  private readonly lock: PollerLock;
+  /** The mark when Redis is not configured or not reachable. */
+  private localMark: HighWaterMark | null = null;
+  private failing = false;
+
+  constructor(private readonly options: ChangeFeedOptions) {
+    this.lock = new PollerLock(options.redis, `changes:${options.source}:poller`, Math.max(3 * options.settings.intervalMs, 2_000));
+  }
+
+  private get markKey(): string | null {
+    return this.options.redis?.key(`changes:${this.options.source}:mark`) ?? null;
+  }
+
+  start(): void {
+    const { source, settings, logger, redis } = this.options;
+    logger.info(
+      { source, intervalMs: settings.intervalMs },
+      `Change feed: ${source}'s changes pulled every ${settings.intervalMs} ms${redis ? ' (one poller across instances, mark in Redis)' : ''}`,
+    );
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    // A timeout per pass, not an interval: a slow pass (a rate-limited vendor) never overlaps the next.
+    this.timer = setTimeout(() => {
+      this.running = this.pass().finally(() => this.schedule());
+    }, this.options.settings.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One pass: the changes since the mark, applied, the mark moved. Exposed for tests and for a pass on demand. */
+  async pass(): Promise<PassOutcome> {
+    const { source, logger, onPass } = this.options;
+    let applied = 0;
+    try {
+      if (!(await this.lock.hold())) {
+        onPass?.(source, 'standby', 0);
+        return 'standby';
+      }
+      applied = await this.pullAndApply();
+      if (this.failing) logger.info({ source }, `Change feed of ${source} is pulling again`);
+      this.failing = false;
+      const outcome = applied > 0 ? 'applied' : 'idle';
+      onPass?.(source, outcome, applied);
+      return outcome;
+    } catch (err) {
+      if (err instanceof SourceError && (err.status === 400 || err.status === 422) && this.options.onUnsupported) {
+        logger.warn(
+          { source, status: err.status, detail: err.detail },
+          `${source} refused its change filter (HTTP ${err.status}): it has none, so polling stops and changes are found by hashing the records the cache refreshes`,
+        );
+        this.closed = true;
+        this.options.onUnsupported(source);
+        onPass?.(source, 'failed', applied);
+        return 'failed';
+      }
+      // One line when it starts failing, not one per interval; the mark did not move, so the next pass repeats this one.
+      if (!this.failing) logger.warn({ source, err: (err as Error).message, applied }, `Change feed of ${source} failed; the pass is repeated every interval until it succeeds`);
+      this.failing = true;
+      onPass?.(source, 'failed', applied);
+      return 'failed';
+    }
+  }
+
+  private async pullAndApply(): Promise<number> {
+    const { feed, client, deadlineMs } = this.options;
+    let mark = await this.readMark();
+    let page = 0;
+    let applied = 0;
+    for (let n = 0; n < MAX_PAGES_PER_PASS; n++) {
+      const deadline = Deadline.after(deadlineMs);
+      let result;
+      try {
+        result = await feed.pull!(client, mark.at, page, deadline);
+      } finally {
+        deadline.dispose();
+      }
+      const markMs = Date.parse(mark.at);
+      const fresh = result.records.filter((r) => !(r.updatedAt !== null && Date.parse(r.updatedAt) === markMs && mark.ids.includes(r.id)));
+      await this.apply(fresh);
+      applied += fresh.length;
+      const next = advance(mark, fresh);
+      if (next !== mark) await this.writeMark(next);
+      if (!result.more) break;
+      // Moved on: the next page is the first after the new mark. Not moved (a page of one instant): the next page of it.
+      page = Date.parse(next.at) > markMs ? 0 : page + 1;
+      mark = next;
+    }
+    return applied;
+  }
+
+  private async apply(records: ChangedRecord<unknown>[]): Promise<void> {
+    if (records.length === 0) return;
+    const { feed, caches, live } = this.options;
+    const ids = [...new Set(records.map((r) => r.id))];
+    await Promise.all([caches.entity(feed.entity).invalidate(ids), ...feed.alsoDrop.map((d) => caches.entity(d.entity).invalidate(d.groups))]);
+    // After the invalidation: a subscriber that reads more of the record gets the new data.
+    for (const r of records) live.publish(feed.topic as LiveTopic, r.id, r.value as never);
+  }
+
+  private async readMark(): Promise<HighWaterMark> {
+    const key = this.markKey;
+    if (key && this.options.redis!.available) {
+      try {
+        const stored = parseMark(await this.options.redis!.client.get(key));
+        if (stored) return stored;
+      } catch {
+        // Redis went away mid-pass: this instance's own mark, if it has one.
+      }
+    }
+    return (this.localMark ??= { at: new Date(Date.now() - FIRST_MARK_LOOKBACK_MS).toISOString(), ids: [] });
+  }
+
+  private async writeMark(mark: HighWaterMark): Promise<void> {
+    this.localMark = mark;
+    const key = this.markKey;
+    if (key && this.options.redis!.available) await this.options.redis!.client.set(key, JSON.stringify(mark));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+    await this.lock.release();
+  }
+}
+
+/**
+ * The mark after applying these records: the latest readable instant, with
+ * the ids applied at it (added to the mark's own when it did not move). A
+ * record whose `updated_at` could not be read is applied but never moves it.
+ */
+export function advance(mark: HighWaterMark, records: readonly ChangedRecord<unknown>[]): HighWaterMark {
+  const markMs = Date.parse(mark.at);
+  let latestMs = markMs;
+  let latest = mark.at;
+  for (const r of records) {
+    const ms = r.updatedAt === null ? NaN : Date.parse(r.updatedAt);
+    if (ms > latestMs) {
+      latestMs = ms;
+      latest = r.updatedAt!;
+    }
+  }
+  const atLatest = records.filter((r) => r.updatedAt !== null && Date.parse(r.updatedAt) === latestMs).map((r) => r.id);
+  if (atLatest.length === 0) return mark;
+  // Compared as instants: the vendor may write one instant two ways (…00Z, …00.000Z).
+  const ids = latestMs === markMs ? [...new Set([...mark.ids, ...atLatest])] : [...new Set(atLatest)];
+  return { at: latestMs === markMs ? mark.at : latest, ids };
+}
+
+function parseMark(text: string | null): HighWaterMark | null {
+  if (!text) return null;
+  try {
+    const value = JSON.parse(text) as Partial<HighWaterMark>;
+    if (typeof value.at === 'string' && !Number.isNaN(Date.parse(value.at)) && Array.isArray(value.ids) && value.ids.every((id) => typeof id === 'string')) {
+      return { at: value.at, ids: value.ids };
+    }
+  } catch {
+    // An unreadable mark is treated as none: the feed starts again a minute back.
+  }
+  return null;
+}

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../logger.js';
+import type { RedisConnection } from '../redis.js';
+import type { Caches } from '../sources/caches.js';
+import type { SourceChangeFeed } from '../sources/define-source.js';
+import type { HttpSource } from '../sources/http-source.js';
+import type { LiveEvents, LiveTopic } from './live-events.js';
+
+/** Hashes remembered per instance without Redis; with it, in Redis for this long. */
+const LOCAL_HASHES = 100_000;
+const SHARED_HASH_TTL_S = 7 * 86_400;
+
+export interface HashedChangesOptions {
+  source: string;
+  feed: SourceChangeFeed<HttpSource>;
+  caches: Caches;
+  live: LiveEvents;
+  redis: RedisConnection | null;
+  logger: Logger;
+  onChange?: (source: string, n: number) => void;
+}
+
+/**
+ * Changes of a vendor with no filter for them: each record the cache fetches
+ * anyway (a miss, a refresh) is hashed; one whose hash differs from the last
+ * one seen changed, and is published and dropped on the other instances. In
+ * Redis the swap is one `SET … GET`, so across instances a change is
+ * reported once. A record seen for the first time is not a change.
+ */
+export class HashedChanges {
+  private readonly local = new LRUCache<string, string>({ max: LOCAL_HASHES });
+
+  constructor(private readonly options: HashedChangesOptions) {
+    options.logger.info({ source: options.source }, `Change feed: ${options.source}'s changes found by hashing the records the cache refreshes`);
+  }
+
+  /** What the cache fetched for the feed's entity: keys are record ids, results the records (null: none, Error: failed). */
+  observe(keys: readonly unknown[], results: ReadonlyArray<unknown>): void {
+    const records: [string, unknown, string][] = [];
+    results.forEach((value, i) => {
+      const id = keys[i];
+      if (typeof id !== 'string' || value === null || value === undefined || value instanceof Error) return;
+      records.push([id, value, createHash('sha1').update(JSON.stringify(value)).digest('base64url')]);
+    });
+    if (records.length > 0) void this.compare(records);
+  }
+
+  private async compare(records: [string, unknown, string][]): Promise<void> {
+    const { redis, feed, caches, live, source } = this.options;
+    let previous: (string | null | undefined)[];
+    if (redis?.available) {
+      const pipeline = redis.client.pipeline();
+      for (const [id, , hash] of records) pipeline.set(redis.key(`changes:${source}:hash:${id}`), hash, 'EX', SHARED_HASH_TTL_S, 'GET');
+      const replies = await pipeline.exec().catch(() => null);
+      previous = records.map(([id], i) => {
+        const [err, value] = replies?.[i] ?? [new Error('no reply'), null];
+        return err ? this.local.get(id) : (value as string | null);
+      });
+    } else {
+      previous = records.map(([id]) => this.local.get(id));
+    }
+    const changed = records.filter(([id, , hash], i) => {
+      this.local.set(id, hash);
+      const before = previous[i];
+      return before !== null && before !== undefined && before !== hash;
+    });
+    if (changed.length === 0) return;
+    this.options.onChange?.(source, changed.length);
+    // After the fetch that found them has stored its answer: other instances drop their older copies, lists showing them go.
+    setImmediate(() => {
+      void Promise.all([caches.entity(feed.entity).invalidate(changed.map(([id]) => id)), ...feed.alsoDrop.map((d) => caches.entity(d.entity).invalidate(d.groups))]).catch(
+        () => undefined,
+      );
+    });
+    for (const [id, value] of changed) live.publish(feed.topic as LiveTopic, id, value as never);
+  }
+}

@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseUpdatedSince } from '../simulator/identity.js';
+import { advance } from '../src/realtime/change-feed.js';
+import { collect, eventually, wsClient } from './helpers/live-client.js';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { calls, everyEntity, stackPool, type Stack } from './helpers/stack.js';
+
+/**
+ * Identity has no webhooks: its changes are pulled (`updated_at:[<mark> TO *]`,
+ * inclusive, oldest first) after a high-water mark, invalidated on every
+ * instance and published as Subscription.userUpdated. A vendor without the
+ * filter: records the cache refreshes are hashed instead.
+ */
+type AnyData = Record<string, any>;
+const INTERVAL = 300;
+const CHANGES = 'GET /api/v2/users?q=updated_at';
+const NAME = `query($u: ID!) { user(id: $u) { name } }`;
+const UPDATED = `subscription($u: ID!) { userUpdated(userId: $u) { id name nickname } }`;
+
+const stackWith = stackPool((o) => ({
+  cache: { enabled: true },
+  changeFeeds: { identity: { mode: 'pull', intervalMs: INTERVAL } },
+  ...o,
+}));
+
+/** Changes a profile at the simulated vendor directly, behind the server's back. */
+async function editBehindTheServer(stack: Stack, userId: string, changes: Record<string, string>): Promise<void> {
+  const res = await fetch(`${stack.upstreams.identity.url}/__admin/users/${encodeURIComponent(userId)}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(changes),
+  });
+  expect(res.status).toBe(200);
+}
+
+const nameOf = async (stack: Stack, userId: string) => ((await stack.gql<AnyData>(NAME, { u: userId })).body.data?.user?.name as string | undefined) ?? null;
+
+async function metric(stack: Stack, line: string): Promise<number> {
+  const text = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+  const found = text.split('\n').find((l) => l.startsWith(line));
+  return found ? Number(found.split(' ').pop()) : 0;
+}
+
+describe('change feed: identity pulled after a high-water mark', () => {
+  it('a profile changed behind the server is fresh in a query and delivered to a subscriber within two intervals, once', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(70);
+    const original = await nameOf(stack, user);
+    const client = wsClient(stack, await stack.token({ sub: user, admin: false }));
+    try {
+      const sub = collect(client, UPDATED, { u: user });
+      await new Promise((r) => setTimeout(r, 100));
+      const before = await stack.stats('identity');
+      const editedAt = Date.now();
+      await editBehindTheServer(stack, user, { name: 'Renamed Behind' });
+      expect(await eventually(() => sub.events.length > 0, 2 * INTERVAL + 200)).toBe(true);
+      const deliveredMs = Date.now() - editedAt;
+      expect(sub.events[0]).toEqual({ data: { userUpdated: { id: user, name: 'Renamed Behind', nickname: expect.any(String) } } });
+      expect(await nameOf(stack, user)).toBe('Renamed Behind');
+      expect(original).not.toBe('Renamed Behind');
+      // The inclusive bound brings the change back on every pass: it is skipped, not published again.
+      await new Promise((r) => setTimeout(r, 3 * INTERVAL));
+      expect(sub.events).toHaveLength(1);
+      const after = await stack.stats('identity');
+      const elapsed = Date.now() - editedAt;
+      // One list call per interval (fewer than a page changed), and only the changed user read again.
+      expect(calls(after, CHANGES) - calls(before, CHANGES)).toBeLessThanOrEqual(Math.ceil(elapsed / INTERVAL) + 1);
+      expect(calls(after, 'GET /api/v2/users') - calls(before, 'GET /api/v2/users')).toBe(1);
+      console.log(`userUpdated delivered ${deliveredMs} ms after the edit (interval ${INTERVAL} ms)`);
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('more than a page changed in one millisecond: every user invalidated, each published once, through pages', async () => {
+    const stack = await stackWith();
+    const at = new Date(Date.now() - 1000).toISOString();
+    const users = Array.from({ length: 150 }, (_, i) => stack.userId(200 + i));
+    for (const u of [users[0]!, users[99]!, users[149]!]) await nameOf(stack, u);
+    const published = await metric(stack, 'gateway_changes_total{source="identity",via="pull"}');
+    for (const [i, u] of users.entries()) await editBehindTheServer(stack, u, { nickname: `bulk${i}`, updated_at: at });
+    expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published >= 150, 4 * INTERVAL)).toBe(true);
+    await new Promise((r) => setTimeout(r, 3 * INTERVAL));
+    expect((await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published).toBe(150);
+    for (const [i, u] of [users[0]!, users[99]!, users[149]!].entries()) {
+      const nickname = (await stack.gql<AnyData>(`query($u: ID!) { user(id: $u) { nickname } }`, { u })).body.data!.user.nickname;
+      expect(nickname).toBe(`bulk${[0, 99, 149][i]}`);
+    }
+  });
+
+  it('a failed pass is repeated: the mark moves only after the changes were applied', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(71);
+    await nameOf(stack, user);
+    await stack.faults('identity', { routes: [CHANGES], errorRate: 1, errorStatus: 503 });
+    await editBehindTheServer(stack, user, { name: 'Changed While Down' });
+    // A pass retries within its deadline, then fails; the next repeats it.
+    expect(await eventually(async () => (await metric(stack, 'gateway_change_feed_passes_total{source="identity",outcome="failed"}')) >= 2, 12_000)).toBe(true);
+    expect(await nameOf(stack, user)).not.toBe('Changed While Down');
+    expect(stack.logs.filter((l) => l.includes('Change feed of identity failed'))).toHaveLength(1);
+    await stack.faults('identity', {});
+    expect(await eventually(async () => (await nameOf(stack, user)) === 'Changed While Down', 2 * INTERVAL + 500)).toBe(true);
+  });
+
+  it('hash mode (a vendor with no change filter): a refreshed record whose hash changed is published, once', async () => {
+    const stack = await stackWith({
+      changeFeeds: { identity: { mode: 'hash', intervalMs: INTERVAL } },
+      cache: { enabled: true, entities: everyEntity({ ttlMs: 150, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 }) },
+    });
+    const user = stack.userId(72);
+    const client = wsClient(stack, await stack.token({ sub: user, admin: false }));
+    try {
+      const sub = collect(client, UPDATED, { u: user });
+      await nameOf(stack, user);
+      await new Promise((r) => setTimeout(r, 200));
+      await nameOf(stack, user);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sub.events).toHaveLength(0);
+      await editBehindTheServer(stack, user, { name: 'Hashed Change' });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await nameOf(stack, user)).toBe('Hashed Change');
+      expect(await eventually(() => sub.events.length > 0, 1000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      await nameOf(stack, user);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(sub.events).toEqual([{ data: { userUpdated: { id: user, name: 'Hashed Change', nickname: expect.any(String) } } }]);
+      expect(calls(await stack.stats('identity'), CHANGES)).toBe(0);
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('a vendor that refuses the filter (400): polling stops, one warn line, changes found by hashing', async () => {
+    const stack = await stackWith({ cache: { enabled: true, entities: everyEntity({ ttlMs: 150, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 }) } });
+    await stack.faults('identity', { routes: [CHANGES], errorRate: 1, errorStatus: 400 });
+    expect(await eventually(() => stack.logs.some((l) => l.includes('identity refused its change filter (HTTP 400)')), 3 * INTERVAL)).toBe(true);
+    const changeCalls = calls(await stack.stats('identity'), CHANGES);
+    const user = stack.userId(73);
+    await nameOf(stack, user);
+    const before = await metric(stack, 'gateway_changes_total{source="identity",via="hash"}');
+    await editBehindTheServer(stack, user, { name: 'Found By Hash' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await nameOf(stack, user)).toBe('Found By Hash');
+    expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="hash"}')) === before + 1, 500)).toBe(true);
+    await new Promise((r) => setTimeout(r, 2 * INTERVAL));
+    expect(calls(await stack.stats('identity'), CHANGES)).toBe(changeCalls);
+  });
+});
+
+describe('the mark and the Lucene filter', () => {
+  it('advance: the latest instant with the ids applied at it; an unreadable updated_at never moves it', () => {
+    const mark = { at: '2026-01-01T00:00:00.000Z', ids: ['a'] };
+    expect(advance(mark, [])).toBe(mark);
+    expect(advance(mark, [{ id: 'b', updatedAt: '2026-01-01T00:00:00Z', value: {} }])).toEqual({ at: mark.at, ids: ['a', 'b'] });
+    expect(
+      advance(mark, [
+        { id: 'c', updatedAt: '2026-01-01T00:00:01.000Z', value: {} },
+        { id: 'd', updatedAt: '2026-01-01T00:00:01.000Z', value: {} },
+      ]),
+    ).toEqual({ at: '2026-01-01T00:00:01.000Z', ids: ['c', 'd'] });
+    expect(advance(mark, [{ id: 'e', updatedAt: null, value: {} }])).toBe(mark);
+  });
+
+  it('the simulated vendor reads the instant escaped or quoted, and refuses an unescaped colon as Lucene would', () => {
+    expect(parseUpdatedSince('updated_at:[2026-01-01T00\\:00\\:00.000Z TO *]')?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    expect(parseUpdatedSince('updated_at:["2026-01-01T00:00:00.000Z" TO *]')?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    expect(parseUpdatedSince('updated_at:[2026-01-01T00:00:00.000Z TO *]')).toBeNull();
+    expect(parseUpdatedSince('updated_at:[yesterday TO *]')).toBeNull();
+  });
+});
+
+describeWithRedis('change feed across instances (Redis)', () => {
+  const redis = new TestRedis();
+  beforeAll(() => redis.start());
+  afterAll(() => redis.stop());
+
+  it('one poller across instances; every instance fresh; the other takes over when it stops', async () => {
+    const keyPrefix = `cf${Date.now()}:`;
+    const a = await stackWith({ redis: { url: redis.url, keyPrefix } });
+    const b = await stackWith({ redis: { url: redis.url, keyPrefix }, peerOf: a });
+    const user = a.userId(74);
+    await nameOf(a, user);
+    await nameOf(b, user);
+    const start = Date.now();
+    const before = calls(await a.stats('identity'), CHANGES);
+    await new Promise((r) => setTimeout(r, 10 * INTERVAL));
+    const polled = calls(await a.stats('identity'), CHANGES) - before;
+    // Two instances polling each interval would make ~20.
+    expect(polled).toBeLessThanOrEqual(Math.ceil((Date.now() - start) / INTERVAL) + 1);
+    expect(polled).toBeGreaterThanOrEqual(5);
+    const client = wsClient(b, await b.token({ sub: user, admin: false }));
+    try {
+      const sub = collect(client, UPDATED, { u: user });
+      await new Promise((r) => setTimeout(r, 100));
+      await editBehindTheServer(a, user, { name: 'Seen Everywhere' });
+      expect(await eventually(() => sub.events.length > 0, 2 * INTERVAL + 300)).toBe(true);
+      expect(await nameOf(a, user)).toBe('Seen Everywhere');
+      expect(await nameOf(b, user)).toBe('Seen Everywhere');
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
+    // Whichever held the lock, stopping B leaves A polling: B's lock is released on close, or A takes it when it expires.
+    await b.gateway.close();
+    const handedOver = calls(await a.stats('identity'), CHANGES);
+    await new Promise((r) => setTimeout(r, 6 * INTERVAL + 2_000));
+    expect(calls(await a.stats('identity'), CHANGES) - handedOver).toBeGreaterThanOrEqual(4);
+  });
+});

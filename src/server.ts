@@ -1,10 +1,11 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getOperationAST, GraphQLError, type DocumentNode } from 'graphql';
+import { BREAK, getOperationAST, GraphQLError, visit, type DocumentNode } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { readFileSync } from 'node:fs';
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useDeferStream } from '@graphql-yoga/plugin-defer-stream';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
 import { useJwtAuth } from './plugins/use-jwt-auth.js';
@@ -32,6 +33,7 @@ import { Dependencies, ResponseCache } from './cache/response-cache.js';
 import { useResponseCache } from './plugins/use-response-cache.js';
 import { StaleReport } from './cache/stale-report.js';
 import { useStaleReport } from './plugins/use-stale-report.js';
+import { useIncrementalErrorMasking } from './plugins/use-incremental-error-masking.js';
 import { Loaders, type RequestServices } from './context.js';
 import { SourceError, toClientError, type SourceName } from './errors.js';
 import { SourceFailureLog } from './observability/source-failure-log.js';
@@ -217,11 +219,15 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       ...(ops.introspection ? [] : [useDisableIntrospection()]),
       useJwtAuth({ verify: verifier(config) }),
       useCallerRateLimit({ limiter: new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics }),
-      // Each distinct document compiled once into a specialised executor (an LRU of them).
-      // Subscriptions take the standard executor: graphql-jit's does not hand a subscription's arguments to `subscribe`.
-      useGraphQlJit({}, { enableIf: (args) => !isSubscription(args.document, args.operationName) }),
+      // @defer and @stream: the dashboard's fast vendors answer at once, the slow one's fields follow in the same response.
+      useDeferStream(),
+      // Each distinct document compiled once into a specialised executor (an LRU of them). Two kinds take the standard executor:
+      // subscriptions (graphql-jit's does not hand a subscription's arguments to `subscribe`) and documents with @defer/@stream
+      // (graphql-jit's would silently answer them in one part).
+      useGraphQlJit({}, { enableIf: (args) => !needsStandardExecutor(args.document, args.operationName) }),
       useDeadlineDisposal(),
       useStaleReport(),
+      useIncrementalErrorMasking(toClientError),
       // After the plugins whose onExecuteDone every operation needs: a hit stops the ones after it.
       ...(responses ? [useResponseCache({ cache: responses })] : []),
       useInputErrorCodes(),
@@ -386,9 +392,27 @@ function persistedOperations(): (key: string) => string | null {
   return (key) => byHash.get(key) ?? null;
 }
 
-/** Per parsed document (yoga reuses them across requests), whether the operation run is a subscription. */
+/** Per parsed document (yoga reuses them across requests): whether it uses @defer or @stream, and, without an operation name, whether it subscribes. */
+const incrementalDocuments = new WeakMap<DocumentNode, boolean>();
 const subscriptionDocuments = new WeakMap<DocumentNode, boolean>();
-function isSubscription(document: DocumentNode, operationName: string | null | undefined): boolean {
+
+/** A subscription, or a document with @defer/@stream: what graphql-jit's executor does not run as the standard one does. */
+function needsStandardExecutor(document: DocumentNode, operationName: string | null | undefined): boolean {
+  let incremental = incrementalDocuments.get(document);
+  if (incremental === undefined) {
+    incremental = false;
+    visit(document, {
+      Directive(node) {
+        if (node.name.value === 'defer' || node.name.value === 'stream') {
+          incremental = true;
+          return BREAK;
+        }
+        return undefined;
+      },
+    });
+    incrementalDocuments.set(document, incremental);
+  }
+  if (incremental) return true;
   if (operationName) return getOperationAST(document, operationName)?.operation === 'subscription';
   let known = subscriptionDocuments.get(document);
   if (known === undefined) subscriptionDocuments.set(document, (known = getOperationAST(document)?.operation === 'subscription'));

@@ -15,6 +15,7 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  */
 type Documents = {
     "query Dashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    avatarUrl\n    metrics {\n      pageViews\n      sessions\n      conversionRate\n    }\n    unreadNotificationCount\n    notifications(first: 5) {\n      totalCount\n      edges {\n        node {\n          id\n          title\n          read\n          createdAt\n        }\n      }\n    }\n  }\n}": typeof types.DashboardDocument,
+    "query DeferredDashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    unreadNotificationCount\n    ... @defer(label: \"metrics\") {\n      metrics {\n        pageViews\n        sessions\n      }\n    }\n  }\n}": typeof types.DeferredDashboardDocument,
     "mutation SendNotification($input: SendNotificationInput!) {\n  sendNotification(input: $input) {\n    status\n    deliveries {\n      target\n      state\n    }\n    notification {\n      id\n      title\n    }\n  }\n}": typeof types.SendNotificationDocument,
     "query Sources {\n  sources {\n    name\n    state\n    errorRate\n    rateLimiter\n  }\n}": typeof types.SourcesDocument,
     "mutation UpdateProfile($input: UpdateProfileInput!) {\n  updateProfile(input: $input) {\n    status\n    replayed\n    deliveries {\n      target\n      state\n      attempts\n      error {\n        code\n      }\n    }\n    user {\n      id\n      name\n      nickname\n    }\n  }\n}": typeof types.UpdateProfileDocument,
@@ -23,6 +24,7 @@ type Documents = {
 };
 const documents: Documents = {
     "query Dashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    avatarUrl\n    metrics {\n      pageViews\n      sessions\n      conversionRate\n    }\n    unreadNotificationCount\n    notifications(first: 5) {\n      totalCount\n      edges {\n        node {\n          id\n          title\n          read\n          createdAt\n        }\n      }\n    }\n  }\n}": types.DashboardDocument,
+    "query DeferredDashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    unreadNotificationCount\n    ... @defer(label: \"metrics\") {\n      metrics {\n        pageViews\n        sessions\n      }\n    }\n  }\n}": types.DeferredDashboardDocument,
     "mutation SendNotification($input: SendNotificationInput!) {\n  sendNotification(input: $input) {\n    status\n    deliveries {\n      target\n      state\n    }\n    notification {\n      id\n      title\n    }\n  }\n}": types.SendNotificationDocument,
     "query Sources {\n  sources {\n    name\n    state\n    errorRate\n    rateLimiter\n  }\n}": types.SourcesDocument,
     "mutation UpdateProfile($input: UpdateProfileInput!) {\n  updateProfile(input: $input) {\n    status\n    replayed\n    deliveries {\n      target\n      state\n      attempts\n      error {\n        code\n      }\n    }\n    user {\n      id\n      name\n      nickname\n    }\n  }\n}": types.UpdateProfileDocument,
@@ -48,6 +50,10 @@ export function graphql(source: string): unknown;
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "query Dashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    avatarUrl\n    metrics {\n      pageViews\n      sessions\n      conversionRate\n    }\n    unreadNotificationCount\n    notifications(first: 5) {\n      totalCount\n      edges {\n        node {\n          id\n          title\n          read\n          createdAt\n        }\n      }\n    }\n  }\n}"): (typeof documents)["query Dashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    avatarUrl\n    metrics {\n      pageViews\n      sessions\n      conversionRate\n    }\n    unreadNotificationCount\n    notifications(first: 5) {\n      totalCount\n      edges {\n        node {\n          id\n          title\n          read\n          createdAt\n        }\n      }\n    }\n  }\n}"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "query DeferredDashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    unreadNotificationCount\n    ... @defer(label: \"metrics\") {\n      metrics {\n        pageViews\n        sessions\n      }\n    }\n  }\n}"): (typeof documents)["query DeferredDashboard($id: ID!) {\n  user(id: $id) {\n    id\n    name\n    unreadNotificationCount\n    ... @defer(label: \"metrics\") {\n      metrics {\n        pageViews\n        sessions\n      }\n    }\n  }\n}"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

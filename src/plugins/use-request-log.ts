@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphql';
 import { SourceError } from '../errors.js';
-import type { Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { StaleField } from '../cache/stale-report.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -12,9 +12,20 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 interface RequestRecord {
   id: string;
   startedAt: number;
+  method: string;
+  path: string;
   operation?: string | undefined;
   errors?: number;
   failures?: SourceFailure[];
+  /** The response's status, once it went out. */
+  status?: number;
+  /** @defer/@stream: parts follow the response's head; the line is written after the last. */
+  streaming?: 'open' | 'ended';
+}
+
+/** A part's errors: its own, and those of each incremental payload in it (@defer/@stream). */
+function partErrors(part: ExecutionResult & { incremental?: readonly { errors?: readonly GraphQLError[] }[] }): GraphQLError[] {
+  return [...(part.errors ?? []), ...(part.incremental ?? []).flatMap((i) => i.errors ?? [])];
 }
 
 /** Per source, what failed in one response: fields null with a source error, fields served stale because of one. */
@@ -54,10 +65,37 @@ export interface RequestLogOptions {
 
 export function useRequestLog({ logger, metrics, failures }: RequestLogOptions): Plugin {
   const requests = new WeakMap<Request, RequestRecord>();
+
+  /** The request's line and its sources' warn lines, once the response went out and (streamed) its last part too. */
+  const finish = (record: RequestRecord) => {
+    if (record.status === undefined || record.streaming === 'open') return;
+    for (const failure of record.failures ?? []) failures.record(record.id, record.operation ?? null, failure);
+    if (!logger.isLevelEnabled('info')) return;
+    if (record.path === '/metrics' || record.path === '/healthz' || record.path === '/readyz') return;
+    logger.info(
+      {
+        requestId: record.id,
+        method: record.method,
+        path: record.path,
+        operation: record.operation ?? null,
+        status: record.status,
+        errors: record.errors ?? 0,
+        durationMs: Math.round((performance.now() - record.startedAt) * 10) / 10,
+        ...(record.streaming ? { incremental: true } : {}),
+      },
+      'request',
+    );
+  };
+
   return {
-    onRequest({ request }) {
+    onRequest({ request, url }) {
       const incoming = request.headers.get('x-request-id');
-      requests.set(request, { id: incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID(), startedAt: performance.now() });
+      requests.set(request, {
+        id: incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID(),
+        startedAt: performance.now(),
+        method: request.method,
+        path: url.pathname,
+      });
     },
     onParams({ request, params }) {
       const record = requests.get(request);
@@ -71,16 +109,28 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
       const context = args.contextValue as { request: Request; stale?: { fields: StaleField[] } };
       const record = requests.get(context.request);
       if (record && operation?.name) record.operation = operation.name.value;
+      const done = (errors: readonly GraphQLError[]) => {
+        metrics.countOperation(name, type, (performance.now() - startedAt) / 1000, errors.length > 0);
+        for (const e of errors) metrics.operationErrors.labels(name, errorCode(e)).inc();
+        if (!record) return;
+        record.errors = errors.length;
+        if (errors.length || context.stale?.fields.length) record.failures = sourceFailures(errors, context.stale?.fields ?? []);
+      };
       return {
         onExecuteDone({ result }) {
-          if (Symbol.asyncIterator in result) return;
-          const { errors } = result as ExecutionResult;
-          metrics.countOperation(name, type, (performance.now() - startedAt) / 1000, Boolean(errors?.length));
-          for (const e of errors ?? []) metrics.operationErrors.labels(name, errorCode(e)).inc();
-          if (record) {
-            record.errors = errors?.length ?? 0;
-            if (errors?.length || context.stale?.fields.length) record.failures = sourceFailures(errors ?? [], context.stale?.fields ?? []);
-          }
+          if (!isAsyncIterable(result)) return done((result as ExecutionResult).errors ?? []);
+          // @defer/@stream: the later parts' errors and stale fields count too, and the duration runs to the last part.
+          const errors: GraphQLError[] = [];
+          if (record) record.streaming = 'open';
+          return {
+            onNext: ({ result: part }) => void errors.push(...partErrors(part)),
+            onEnd: () => {
+              done(errors);
+              if (!record) return;
+              record.streaming = 'ended';
+              finish(record);
+            },
+          };
         },
       };
     },
@@ -88,22 +138,8 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
       const record = requests.get(request);
       if (!record) return;
       response.headers.set('x-request-id', record.id);
-      for (const failure of record.failures ?? []) failures.record(record.id, record.operation ?? null, failure);
-      if (!logger.isLevelEnabled('info')) return;
-      const url = new URL(request.url);
-      if (url.pathname === '/metrics' || url.pathname === '/healthz' || url.pathname === '/readyz') return;
-      logger.info(
-        {
-          requestId: record.id,
-          method: request.method,
-          path: url.pathname,
-          operation: record.operation ?? null,
-          status: response.status,
-          errors: record.errors ?? 0,
-          durationMs: Math.round((performance.now() - record.startedAt) * 10) / 10,
-        },
-        'request',
-      );
+      record.status = response.status;
+      finish(record);
     },
   };
 }

@@ -57,6 +57,8 @@ export interface OpsConfig {
   callerRateLimit: { perSec: number; burst: number };
   /** Live subscriptions one caller may hold on one instance (SSE and WebSocket together). */
   subscriptionsPerCaller: number;
+  /** What subscription events read again is collected this long and read as one batch. */
+  subscriptionReadWindowMs: number;
   /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */
   sourceSuccessRateWarn: number;
   /** On SIGTERM/SIGINT: how long in-flight requests may take to finish. */

@@ -10,6 +10,7 @@ import type { MaybePromise } from './maybe-promise.js';
 import type { Deadline } from './resilience/deadline.js';
 import type { LiveEvents } from './realtime/live-events.js';
 import type { SubscriptionLimiter } from './realtime/subscription-limiter.js';
+import type { LiveReads } from './realtime/live-reads.js';
 import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './sources/models.js';
 import type { Sources } from './sources/index.js';
 import type { DeliveryQueue } from './writes/delivery-queue.js';
@@ -108,6 +109,8 @@ export interface RequestServices {
   /** Events for subscriptions (webhooks, on every instance). */
   live: LiveEvents;
   subscriptions: SubscriptionLimiter;
+  /** What subscription events read again, batched across events. */
+  liveReads: LiveReads;
   /** REQUEST_DEADLINE_MS: a subscription's each event gets a fresh deadline of it. */
   deadlineMs: number;
 }

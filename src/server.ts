@@ -24,6 +24,7 @@ import { LiveEvents } from './realtime/live-events.js';
 import { SubscriptionLimiter } from './realtime/subscription-limiter.js';
 import { ChangeFeedPoller } from './realtime/change-feed.js';
 import { HashedChanges } from './realtime/hashed-changes.js';
+import { LiveReads } from './realtime/live-reads.js';
 import type { GatewayConfig } from './config.js';
 import { Caches } from './sources/caches.js';
 import type { AnySourceDefinition, SourceChangeFeed } from './sources/define-source.js';
@@ -138,6 +139,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const live = new LiveEvents(config.redis, logger);
   const changeFeeds = startChangeFeeds(config, { definitions, sources, caches, live, redis, logger, metrics, hashed });
   const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller);
+  const liveReads = new LiveReads(caches, config.requestDeadlineMs, config.ops.subscriptionReadWindowMs);
   let draining = false;
   const { ops } = config;
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
@@ -252,6 +254,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         simulatedUpstreams: config.simulatedUpstreams,
         live,
         subscriptions,
+        liveReads,
         deadlineMs: config.requestDeadlineMs,
       };
     },

@@ -410,7 +410,11 @@ export type Subscription = {
   __typename?: 'Subscription';
   /** A notification sent to this user, as the messaging vendor reports it. */
   notificationAdded: Notification;
-  /** This user's unread notification count, fresh from the vendor, each time it may have changed. */
+  /**
+   * This user's unread notification count, fresh from the vendor, each time it may
+   * have changed. Changes that come while a count is being read fold into the next
+   * read: the latest count always arrives.
+   */
   unreadCount?: Maybe<Scalars['Int']['output']>;
   /**
    * This user's profile, each time it changed at the identity provider (found by

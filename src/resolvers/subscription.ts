@@ -3,6 +3,7 @@ import { Dependencies } from '../cache/response-cache.js';
 import { Loaders, type GatewayContext } from '../context.js';
 import { forbidden } from '../errors.js';
 import type { SubscriptionResolvers } from '../generated/resolvers.js';
+import { latestOnly } from '../realtime/latest-only.js';
 import type { LiveTopic, LiveTopics } from '../realtime/live-events.js';
 import { Deadline } from '../resilience/deadline.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';
@@ -13,13 +14,14 @@ import { canReadPrivate } from '../viewer.js';
  * an admin to anyone's), bounded per caller, and released when the client
  * goes away. The events come from LiveEvents (webhooks, on every instance).
  */
-function listen<T extends LiveTopic>(ctx: GatewayContext, topic: T, userId: string): AsyncIterableIterator<LiveTopics[T]> {
+function listen<T extends LiveTopic>(ctx: GatewayContext, topic: T, userId: string, { latest = false } = {}): AsyncIterableIterator<LiveTopics[T]> {
   if (!canReadPrivate(ctx.viewer, userId)) throw forbidden('the live updates');
   const release = ctx.subscriptions.enter(ctx.viewer.userId);
   if (!release) {
     throw new GraphQLError(`At most ${ctx.subscriptions.perCaller} live subscriptions per caller; close one first.`, { extensions: { code: 'RATE_LIMITED' } });
   }
-  const events = ctx.live.subscribe(topic, userId)[Symbol.asyncIterator]();
+  const source = ctx.live.subscribe(topic, userId)[Symbol.asyncIterator]();
+  const events = latest ? latestOnly(source) : source;
   // Not an async generator: one waiting for the next event would run its `finally` only when an event came,
   // so a client that leaves would hold its place (and its listener) until then. return() releases at once.
   const iterator: AsyncIterableIterator<LiveTopics[T]> = {
@@ -55,14 +57,14 @@ export const Subscription: SubscriptionResolvers = {
     resolve: (payload: NotificationEntity) => payload,
   },
   unreadCount: {
-    subscribe: (_parent, { userId }, ctx) => listen(ctx, 'unreadCountChanged', userId),
-    // Each event is read with fresh loaders and a fresh deadline, through the same cache and source as a query:
-    // nothing of one event stays in the subscription's context.
+    // A state, not a stream of facts: changes during a read fold into the next read.
+    subscribe: (_parent, { userId }, ctx) => listen(ctx, 'unreadCountChanged', userId, { latest: true }),
+    // Each event's count is read through the same cache and source as a query, batched with other events' reads
+    // (LiveReads: one vendor call for many events) under that batch's own deadline: nothing of one event stays in the subscription.
     resolve: async (_payload: unknown, { userId }: { userId: string }, ctx: GatewayContext) => {
       // Another instance's invalidation may reach this one after its event: this user's count is read past L1.
       ctx.caches.unreadCount.dropLocal([userId]);
-      freshScope(ctx);
-      return (await ctx.loaders.unreadCount.load(userId)).value;
+      return (await ctx.liveReads.read<string, number>('notifications.unreadCount', userId)).value;
     },
   },
   userUpdated: {

@@ -55,7 +55,11 @@ const gatewayConfig: GatewayConfig = {
   upstreams: config.upstreams ?? simulated!.endpoints,
   simulatedUpstreams: simulated !== undefined,
 };
-const gateway = createGateway(gatewayConfig, { logger, ...(demoToken ? { graphiqlToken: demoToken } : {}) });
+const gateway = createGateway(gatewayConfig, {
+  logger,
+  ...(demoToken ? { graphiqlToken: demoToken } : {}),
+  ...(simulated?.firstUserId ? { graphiqlUserId: simulated.firstUserId } : {}),
+});
 
 let url: string;
 try {
@@ -66,11 +70,18 @@ try {
   process.exit(1);
 }
 
-const lines = [`GraphQL endpoint: ${url}  (open it in a browser for GraphiQL)`];
+const everywhere = config.host === '0.0.0.0' || config.host === '::';
+const base = url.replace(/\/graphql$/, '');
+const lines = [
+  `GraphQL endpoint: ${url}${config.ops.graphiql ? '  (open it in a browser for GraphiQL)' : ''}`,
+  ...(everywhere ? [`  listening on every interface (HOST=${config.host}, port ${new URL(url).port}); ${base} is this machine's loopback`] : []),
+  `Status page: ${base}/status${demoToken ? `#token=${demoToken}` : '  (an admin token: npm run token -- --sub <id> --admin)'}`,
+];
 if (simulated) {
   const names = ['identity', 'analytics', 'notifications', 'audit'] as const;
   lines.push(`Simulated upstreams (faults: POST <url>/__admin/faults, stats: GET <url>/__admin/stats):`);
   for (const name of names) lines.push(`  ${name.padEnd(14)}${simulated.urls[name]}`);
+  lines.push(`A user id to try: ${simulated.firstUserId}`);
 }
 if (demoToken) {
   lines.push(

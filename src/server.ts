@@ -16,6 +16,9 @@ import { useRequestLog } from './plugins/use-request-log.js';
 import { CallerRateLimiter, useCallerRateLimit } from './plugins/use-caller-rate-limit.js';
 import { useAutomaticPersistedQueries } from './plugins/use-apq.js';
 import { useOpsEndpoints } from './plugins/use-ops-endpoints.js';
+import { usePages } from './plugins/use-pages.js';
+import { graphiqlTabs } from './http/pages/graphiql-tabs.js';
+import { StatusHistory } from './observability/status-history.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
 import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
@@ -86,6 +89,8 @@ export interface GatewayOptions {
   sources?: readonly AnySourceDefinition[];
   /** Prefilled in GraphiQL's headers; only for the demo, whose secret is made at start. */
   graphiqlToken?: string;
+  /** A user that exists, for the example operations' variables in GraphiQL (the demo's first user). */
+  graphiqlUserId?: string;
 }
 
 export interface Gateway {
@@ -107,6 +112,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const definitions = options.sources ?? SOURCES;
   const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs, definitions });
   const health = new SourceHealthMonitor(sources.all, logger, { successRateWarn: config.ops.sourceSuccessRateWarn });
+  const history = new StatusHistory(sources.all, Object.fromEntries(Object.entries(config.tuning).map(([name, t]) => [name, t.rateLimitPerSec])));
   const metrics = new Metrics();
   metrics.watchSources(sources.all);
   // Sources whose changes are found by hashing what the cache fetches; bound once the caches exist.
@@ -115,7 +121,10 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     redis,
     logger,
     sharedDeadlineMs: config.requestDeadlineMs,
-    count: (entity, tier, result, n) => metrics.countCacheLookups(entity, tier, result, n),
+    count: (entity, tier, result, n) => {
+      metrics.countCacheLookups(entity, tier, result, n);
+      history.countCacheLookups(entity, tier, result, n);
+    },
     ...(definitions.some((d) => d.changeFeed && config.changeFeeds[d.name as SourceName]?.mode !== 'off')
       ? { observe: (entity: string, keys: readonly unknown[], results: ReadonlyArray<unknown>) => hashed.get(entity)?.observe(keys, results) }
       : {}),
@@ -142,6 +151,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const liveReads = new LiveReads(caches, config.requestDeadlineMs, config.ops.subscriptionReadWindowMs);
   let draining = false;
   const { ops } = config;
+  const verifyToken = verifier(config);
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
     schema: buildSchema(definitions),
     graphqlEndpoint: '/graphql',
@@ -149,13 +159,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     // GraphiQL's code inlined from the package, not loaded from a CDN: works offline and under a strict CSP.
     // Loaded on the first GraphiQL page, not at start: its inlined bundle is ~25 MB of heap a production server never needs.
     renderGraphiQL: async (graphiqlOptions) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiqlOptions),
-    graphiql: ops.graphiql
-      ? {
-          title: 'REST aggregation gateway',
-          defaultQuery: EXAMPLE_QUERY,
-          ...(options.graphiqlToken ? { headers: JSON.stringify({ Authorization: `Bearer ${options.graphiqlToken}` }) } : {}),
-        }
-      : false,
+    graphiql: ops.graphiql ? graphiqlOptions(options) : false,
     // Unexpected errors are always masked ("Unexpected error."), in development too: a stack trace is no client's business.
     maskedErrors: { maskError: (error, message) => toClientError(error, message) },
     batching: ops.limits.batching ? { limit: 10 } : false,
@@ -191,6 +195,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     plugins: [
       useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
+      usePages({ verify: verifyToken, history, redis, graphiql: ops.graphiql, deliveries: () => deliveries.counts().catch(() => null) }),
       useRequestLog({ logger, metrics, failures: sourceFailures }),
       ...(ops.persistedOperationsRequired
         ? [
@@ -219,7 +224,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         blockFieldSuggestion: { enabled: config.production },
       }),
       ...(ops.introspection ? [] : [useDisableIntrospection()]),
-      useJwtAuth({ verify: verifier(config) }),
+      useJwtAuth({ verify: verifyToken }),
       useCallerRateLimit({ limiter: new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics }),
       // @defer and @stream: the dashboard's fast vendors answer at once, the slow one's fields follow in the same response.
       useDeferStream(),
@@ -375,6 +380,17 @@ function startChangeFeeds(
     pollers.push(poller);
   }
   return pollers;
+}
+
+/** GraphiQL opens with the dashboard query and a tab per example operation; the demo's token is in every tab's headers. */
+function graphiqlOptions(options: GatewayOptions) {
+  const headers = options.graphiqlToken ? JSON.stringify({ Authorization: `Bearer ${options.graphiqlToken}` }) : undefined;
+  return {
+    title: 'REST aggregation gateway',
+    defaultQuery: EXAMPLE_QUERY,
+    defaultTabs: graphiqlTabs(EXAMPLE_QUERY, options.graphiqlUserId, headers),
+    ...(headers ? { headers } : {}),
+  };
 }
 
 function verifier(config: GatewayConfig): TokenVerifier {

@@ -1,0 +1,18 @@
+import { launchBrowser } from './test/helpers/browser.js';
+import { runScript, stopAll } from './test/helpers/processes.js';
+const app = runScript('src/main.ts', { PORT: '0' });
+const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
+const browser = await launchBrowser();
+const page = await browser.newPage();
+const t0 = Date.now();
+await page.goto(url!);
+await page.waitForSelector('.graphiql-execute-button', { timeout: 20000 });
+console.log('loaded in', Date.now() - t0);
+await page.click('.graphiql-execute-button');
+await page.waitForFunction(() => document.querySelector('.graphiql-response')?.textContent?.includes('unreadNotificationCount'), null, { timeout: 15000 });
+const text = await page.locator('.graphiql-response').innerText();
+console.log(text.slice(0, 300));
+await page.screenshot({ path: '/tmp/graphiql.png' });
+await browser.close();
+await stopAll();
+process.exit(0);

@@ -95,6 +95,8 @@ export type ErrorCode =
   | 'GRAPHQL_VALIDATION_FAILED'
   /** A request with this idempotency key is still being processed; repeat it shortly. */
   | 'IDEMPOTENCY_KEY_IN_USE'
+  /** Something this server did not expect; the message is masked ("Unexpected error.") and the server's log has the details. */
+  | 'INTERNAL_SERVER_ERROR'
   /** Automatic persisted queries: the server does not know this hash yet; send the query with it once. */
   | 'PERSISTED_QUERY_NOT_FOUND'
   /** Only operations from the allow-list may run here (PERSISTED_OPERATIONS_REQUIRED). */

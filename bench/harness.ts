@@ -75,7 +75,7 @@ export function memoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 /** node's flags in `npm run start:prod` (package.json): the heap cap and young generation a deployment runs with. */
 export function startProdNodeArgs(): string[] {
   const { scripts } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-  return scripts['start:prod']!.replace(/^node\s+/, '')
+  return scripts['start:prod']!.replace(/^(exec\s+)?node\s+/, '')
     .replace(/\s*dist\/main\.js.*$/, '')
     .split(' ')
     .filter(Boolean);

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runScript, startUpstreamsProcess, stopAll } from './helpers/processes.js';
+import { cleanEnv, runCommand, runScript, startUpstreamsProcess, stopAll } from './helpers/processes.js';
 
 /**
  * The entry points as a user runs them: `npm start` (src/main.ts) and
@@ -21,6 +21,10 @@ describe('npm start with nothing configured', () => {
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
     const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
     expect(app.output()).toMatch(/SIMULATED upstreams/);
+    // Honest about where it listens, and where to go next.
+    expect(app.output()).not.toMatch(/every interface/);
+    expect(app.output()).toMatch(/Status page: http:\/\/127\.0\.0\.1:\d+\/status#token=eyJ/);
+    expect(app.output()).toMatch(/A user id to try: auth0\|/);
     // No Redis in the demo: it says what that means for writes.
     await app.waitFor(/Deliveries are not durable/);
     await app.waitFor(/Cache: L1 in process only/);
@@ -41,6 +45,26 @@ describe('npm start with nothing configured', () => {
     app.child.kill('SIGTERM');
     const [code] = (await once(app.child, 'exit')) as [number | null];
     expect(code).toBe(0);
+  });
+});
+
+describe('npm start as typed', () => {
+  it('a signal to npm reaches the server: SIGTERM to `npm start` stops it, nothing is left listening', async () => {
+    const npm = runCommand('npm', ['start'], cleanEnv({ PORT: '0' }));
+    const [, url] = await npm.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
+    const health = url!.replace('/graphql', '/healthz');
+    expect((await fetch(health)).status).toBe(200);
+    npm.child.kill('SIGTERM');
+    await npm.waitFor(/shutting down/);
+    let listening = true;
+    for (let i = 0; i < 50 && listening; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      listening = await fetch(health).then(
+        () => true,
+        () => false,
+      );
+    }
+    expect(listening).toBe(false);
   });
 });
 
@@ -88,8 +112,12 @@ describe('deployed against upstreams in another process (npm run upstreams)', ()
     expect(Object.keys(exports)).toHaveLength(10);
 
     const secret = 'a-deployment-secret-of-32-characters-or-more';
-    const app = run('src/main.ts', { ...exports, PORT: '0', AUTH_JWT_SECRET: secret });
+    const app = run('src/main.ts', { ...exports, PORT: '0', AUTH_JWT_SECRET: secret, NODE_ENV: 'production', LOG_LEVEL: 'warn' });
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/[\d.]+:\d+\/graphql)/, 60_000);
+    // GraphiQL is off in production: the banner does not invite anyone to it, and says how to get a token for the status page.
+    expect(app.output()).not.toMatch(/GraphiQL/);
+    expect(app.output()).toMatch(/listening on every interface \(HOST=0\.0\.0\.0, port \d+\)/);
+    expect(app.output()).toMatch(/Status page: \S+\/status {2}\(an admin token: npm run token -- --sub <id> --admin\)/);
     expect(app.output()).not.toMatch(/SIMULATED/);
     expect(app.output()).not.toMatch(/eyJ/); // no demo token when the secret is configured
 

@@ -180,7 +180,8 @@ export class SimulatedUpstream {
     }
     const routeName = route ? (route.nameFor?.(query) ?? route.name) : 'unmatched';
     const now = Date.now();
-    const inSecond = this.stats.arrived(routeName, rawUrl, now);
+    const traceparent = req.headers.traceparent;
+    const inSecond = this.stats.arrived(routeName, rawUrl, now, typeof traceparent === 'string' ? traceparent : undefined);
     const faults = this.faults.routes === null || this.faults.routes.includes(routeName) ? this.faults : NO_FAULTS;
 
     if (faults.down === 'reset') {

@@ -10,6 +10,8 @@ export interface RouteStats {
   batchSizes: number[];
   /** The last few request targets (path and query), newest last. */
   recent: string[];
+  /** The W3C `traceparent` of the last few requests that sent one (a caller's trace reaching the vendor). */
+  traceparents: string[];
 }
 
 export interface StatsSnapshot {
@@ -51,14 +53,14 @@ export class UpstreamStats {
   private route(name: string): RouteStats {
     let r = this.routes.get(name);
     if (!r) {
-      r = { calls: 0, statuses: {}, batchSizes: [], recent: [] };
+      r = { calls: 0, statuses: {}, batchSizes: [], recent: [], traceparents: [] };
       this.routes.set(name, r);
     }
     return r;
   }
 
   /** Counts a request when it arrives; returns how many arrived in this second so far. */
-  arrived(routeName: string, target: string, nowMs: number): number {
+  arrived(routeName: string, target: string, nowMs: number, traceparent?: string): number {
     this.totalCalls++;
     if (nowMs < this.throttle.until && nowMs > this.throttle.sentAt + IN_FLIGHT_GRACE_MS) this.ignoredRetryAfter++;
     const refusedUntil = this.refusedUntil.get(`${routeName} ${target}`);
@@ -67,6 +69,10 @@ export class UpstreamStats {
     r.calls++;
     r.recent.push(target);
     if (r.recent.length > KEEP_RECENT) r.recent.shift();
+    if (traceparent) {
+      r.traceparents.push(traceparent);
+      if (r.traceparents.length > KEEP_RECENT) r.traceparents.shift();
+    }
     const second = Math.floor(nowMs / 1000);
     const inSecond = (this.perSecond.get(second) ?? 0) + 1;
     this.perSecond.set(second, inSecond);
@@ -117,7 +123,7 @@ export class UpstreamStats {
     }
     const routes: Record<string, RouteStats> = {};
     for (const [name, r] of this.routes) {
-      routes[name] = { calls: r.calls, statuses: { ...r.statuses }, batchSizes: [...r.batchSizes], recent: [...r.recent] };
+      routes[name] = { calls: r.calls, statuses: { ...r.statuses }, batchSizes: [...r.batchSizes], recent: [...r.recent], traceparents: [...r.traceparents] };
     }
     return {
       totalCalls: this.totalCalls,

@@ -46,6 +46,8 @@ export interface Config {
   host: string;
   port: number;
   logLevel: LogLevel;
+  /** OpenTelemetry export, when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing: { endpoint: string; serviceName: string } | null;
   /** HS256 secret for incoming tokens; undefined outside production means "make one and print a token". */
   jwtSecret: string | undefined;
   tuning: Record<SourceName, SourceTuning>;
@@ -192,6 +194,10 @@ export const envSchema = z.object({
   NODE_ENV: z.string().optional().describe('`production`: GraphiQL, introspection and field suggestions off; real upstreams and `AUTH_JWT_SECRET` or `AUTH_JWKS_URL` required'),
   HOST: z.string().min(1).optional().describe('listen address; by default `127.0.0.1` in the demo (simulated upstreams), else `0.0.0.0`'),
   PORT: int(0, 65_535).default(4000).describe('HTTP port (`0`: any free port)'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl
+    .optional()
+    .describe('OpenTelemetry collector (OTLP/HTTP) base URL; set, spans go to `<it>/v1/traces`: one per operation, one per vendor call; off when unset'),
+  OTEL_SERVICE_NAME: z.string().min(1).default('rest-graphql-gateway').describe("the traces' `service.name`"),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('JSON lines, pretty on a terminal'),
   AUTH_JWT_SECRET: z
     .string()
@@ -337,6 +343,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: e.HOST ?? (upstreams === null ? '127.0.0.1' : '0.0.0.0'),
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : null,
     jwtSecret: e.AUTH_JWT_SECRET,
     tuning,
     requestDeadlineMs: e.REQUEST_DEADLINE_MS,

@@ -3,6 +3,7 @@ import { SignJWT } from 'jose';
 import { ConfigError, loadConfig, type Config, type GatewayConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createGateway } from './server.js';
+import { startTracing } from './observability/tracing.js';
 import { startEmbeddedVendors, type EmbeddedVendors } from './embedded-vendors.js';
 
 /**
@@ -22,6 +23,8 @@ try {
 }
 
 const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true && !config.production });
+// Before anything makes a span: the provider must be registered for them to be recorded.
+const tracing = config.tracing ? startTracing(config.tracing, logger) : null;
 
 let simulated: EmbeddedVendors | undefined;
 if (config.upstreams === null) {
@@ -104,6 +107,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void (async () => {
       await gateway.close();
       await simulated?.close();
+      await tracing?.shutdown();
     })().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -17,6 +17,8 @@ import { CallerRateLimiter, useCallerRateLimit } from './plugins/use-caller-rate
 import { useAutomaticPersistedQueries } from './plugins/use-apq.js';
 import { useOpsEndpoints } from './plugins/use-ops-endpoints.js';
 import { usePages } from './plugins/use-pages.js';
+import { useTracing } from './plugins/use-tracing.js';
+import { trace } from '@opentelemetry/api';
 import { graphiqlTabs } from './http/pages/graphiql-tabs.js';
 import { StatusHistory } from './observability/status-history.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
@@ -124,6 +126,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     count: (entity, tier, result, n) => {
       metrics.countCacheLookups(entity, tier, result, n);
       history.countCacheLookups(entity, tier, result, n);
+      // On the operation's span: which entities each tier answered, for following one slow request.
+      if (config.tracing) trace.getActiveSpan()?.addEvent('cache', { entity, tier, result, keys: n });
     },
     ...(definitions.some((d) => d.changeFeed && config.changeFeeds[d.name as SourceName]?.mode !== 'off')
       ? { observe: (entity: string, keys: readonly unknown[], results: ReadonlyArray<unknown>) => hashed.get(entity)?.observe(keys, results) }
@@ -194,6 +198,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       },
     },
     plugins: [
+      ...(config.tracing ? [useTracing()] : []),
       useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
       usePages({ verify: verifyToken, history, redis, graphiql: ops.graphiql, deliveries: () => deliveries.counts().catch(() => null) }),
       useRequestLog({ logger, metrics, failures: sourceFailures }),

@@ -1,3 +1,4 @@
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { EventEmitter } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
@@ -10,6 +11,8 @@ import { DriftRecorder } from './drift.js';
 import { forgivenSoFar } from './normalize.js';
 import { remainingWindow, retryAfterMs } from './rate-limit-headers.js';
 import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
+
+const tracer = trace.getTracer('rest-graphql-gateway');
 
 /** The pause after a 429 that names no moment to come back. */
 const DEFAULT_429_PAUSE_MS = 1000;
@@ -56,6 +59,8 @@ export interface SourceRequest<T> {
   idempotent?: boolean;
   /** The request's deadline; a fresh one of `defaultDeadlineMs` when absent. */
   deadline?: Deadline | undefined;
+  /** Keys a bulk call asks for (ids in one lookup), for its trace span. */
+  batchSize?: number;
 }
 
 export interface SourceResponse<T> {
@@ -109,11 +114,37 @@ export abstract class HttpSource {
     // Reads are safe to repeat; a write only when the upstream can recognise the repeat.
     const idempotent = request.idempotent ?? (request.method === 'GET' || request.method === 'HEAD' || request.headers?.['idempotency-key'] !== undefined);
     let attempt = 0;
-    try {
-      return await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, deadline, ++attempt, notFoundIsNull));
-    } finally {
-      if (own) deadline.dispose();
-    }
+    // One span per call, retries included; its context is active for the attempts, so each sends it on as `traceparent`.
+    return tracer.startActiveSpan(
+      `${this.name} ${request.route}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'gateway.source': this.name,
+          'gateway.endpoint': request.route,
+          'http.request.method': request.method,
+          'gateway.breaker_state': this.policy.state,
+          ...(request.batchSize === undefined ? {} : { 'gateway.batch_size': request.batchSize }),
+        },
+      },
+      async (span) => {
+        try {
+          const result = await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, deadline, ++attempt, notFoundIsNull));
+          if (result === null) span.setAttribute('gateway.not_found', true);
+          return result;
+        } catch (error) {
+          const code = error instanceof SourceError ? error.code : 'INTERNAL_SERVER_ERROR';
+          span.setAttribute('gateway.error_code', code);
+          if (error instanceof SourceError && error.status !== undefined) span.setAttribute('http.response.status_code', error.status);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+          throw error;
+        } finally {
+          span.setAttribute('gateway.attempts', attempt);
+          span.end();
+          if (own) deadline.dispose();
+        }
+      },
+    );
   }
 
   /**
@@ -132,6 +163,8 @@ export abstract class HttpSource {
     for (let tries = 1; ; tries++) {
       const auth = await this.options.auth.headers();
       const headers: Record<string, string> = { accept: 'application/json', ...auth, ...request.headers };
+      // W3C traceparent (and tracestate) of this call's span, when tracing is on; nothing otherwise.
+      propagation.inject(context.active(), headers);
       if (body !== undefined) headers['content-type'] = 'application/json';
       const startedAt = performance.now();
       let status: number | undefined;

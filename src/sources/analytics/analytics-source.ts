@@ -82,6 +82,7 @@ export class AnalyticsSource extends HttpSource {
         body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
         schema: metricsResponse,
         deadline,
+        batchSize: batch.length,
       });
       const { items, unreadable, problem } = res.body.data;
       const found = items.map((row): [string, MetricsEntity | SourceError] => [

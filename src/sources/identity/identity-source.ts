@@ -72,6 +72,7 @@ export class IdentitySource extends HttpSource {
         path: `/api/v2/users?q=${encodeURIComponent(q)}&page=0&per_page=${MAX_PER_PAGE}&include_totals=true`,
         schema: page,
         deadline,
+        batchSize: batch.length,
       });
       const { items, unreadable, problem } = res.body.users;
       const found: [string, UserEntity | SourceError][] = items.map((u) => [u.id, u]);

@@ -110,6 +110,7 @@ export class NotificationsSource extends HttpSource {
         path: `/v1/unread-counts?user_ids=${batch.map(encodeURIComponent).join(',')}`,
         schema: unreadCounts,
         deadline,
+        batchSize: batch.length,
       });
       const { entries, unreadable } = res.body.counts;
       const found: [string, number | SourceError][] = [...entries];

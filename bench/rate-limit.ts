@@ -17,6 +17,7 @@ import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import type { StatsSnapshot } from '../simulator/index.js';
 import { start, startUpstreams } from './harness.js';
+import { step } from './progress.js';
 
 const VENDOR_LIMIT = 20;
 const QUERIES = Number(process.env.RL_QUERIES ?? 300);
@@ -116,7 +117,10 @@ async function run(count: number, env: Record<string, string>): Promise<Outcome>
 }
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const outcomes = [await run(1, {}), await run(2, { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-rl-${randomBytes(3).toString('hex')}:` })];
+const outcomes = [
+  await step('one instance', SPREAD_MS / 1000 + 2, () => run(1, {})),
+  await step('two instances on Redis', SPREAD_MS / 1000 + 2, () => run(2, { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-rl-${randomBytes(3).toString('hex')}:` })),
+];
 upstreams.child.kill('SIGTERM');
 
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;

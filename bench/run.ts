@@ -23,6 +23,7 @@
  * ask twice within a TTL),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first; src/main.ts runs through tsx),
  * BENCH_LOG_LEVEL (our LOG_LEVEL, default warn; info adds the per-request log line),
+ * BENCH_CHART (the SVG chart of the run, default bench/last-run.svg),
  * BENCH_PROFILE=1 (our server writes a CPU profile to bench/.tmp/), BENCH_TIMELINE=1 (p50/p99 and the gateway's
  * and upstreams' CPU per second of each run), BENCH_JSON=file (the rows as JSON), DEBUG_BENCH=1 (prints the first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
@@ -34,7 +35,9 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
+import { benchChart } from './chart.js';
 import { memoryMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
+import { shortTable, step } from './progress.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -284,29 +287,31 @@ for (const target of targets) {
   const pid = gateway.child.pid!;
   // Warm up the process (JIT on the hit and the miss paths, pools, the OAuth token) on users outside every scenario's set.
   if (WARMUP > 0)
-    await autocannon({
-      url,
-      connections: 10,
-      duration: WARMUP,
-      requests: [
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          setupRequest: (req) => ({
-            ...req,
-            body: JSON.stringify(
-              Math.random() < 0.5
-                ? { query: DASHBOARD, variables: { id: pick(warmupIds) } }
-                : { query: LIST, variables: { ids: Array.from({ length: 50 }, () => pick(warmupIds)) } },
-            ),
-          }),
-        },
-      ],
-    });
+    await step(`${target.name}: warming up`, WARMUP, () =>
+      autocannon({
+        url,
+        connections: 10,
+        duration: WARMUP,
+        requests: [
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+            setupRequest: (req) => ({
+              ...req,
+              body: JSON.stringify(
+                Math.random() < 0.5
+                  ? { query: DASHBOARD, variables: { id: pick(warmupIds) } }
+                  : { query: LIST, variables: { ids: Array.from({ length: 50 }, () => pick(warmupIds)) } },
+              ),
+            }),
+          },
+        ],
+      }),
+    );
   for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name) && (target.ours || !s.headers))) {
-    const row = await measure(url, pid, target.name, scenario);
+    const row = await step(`${target.name}: ${scenario.name}`, DURATION, () => measure(url, pid, target.name, scenario));
     rows.push(row);
-    console.table([row]);
+    console.log(`  ${row['req/s']} req/s, p50 ${row['p50 ms']} ms, p99 ${row['p99 ms']} ms, ${row['gateway CPU ms/query']} ms CPU/query`);
   }
   gateway.child.kill('SIGTERM');
   await new Promise((resolve) => gateway.child.once('exit', resolve));
@@ -320,7 +325,18 @@ for (const target of targets) {
         .join('\n'),
     );
 }
-console.table(rows);
+console.log(
+  `\n${shortTable(rows.map((r) => ({ gateway: r.gateway, scenario: r.scenario, 'req/s': r['req/s'], 'p50 ms': r['p50 ms'], 'p99 ms': r['p99 ms'], 'CPU ms/q': r['gateway CPU ms/query'], 'calls/q': r['upstream calls/query'], 'RSS MB': r['peak RSS MB'] })))}`,
+);
+const chartFile = process.env.BENCH_CHART ? new URL(`file://${process.env.BENCH_CHART}`) : new URL('./last-run.svg', import.meta.url);
+writeFileSync(
+  chartFile,
+  benchChart(
+    rows.map((r) => ({ gateway: r.gateway, scenario: r.scenario, reqPerSec: r['req/s'], p99Ms: r['p99 ms'] })),
+    `npm run bench, ${new Date().toISOString().slice(0, 10)}: ${DURATION} s per scenario, ${CONNECTIONS} connections`,
+  ),
+);
+console.log(`chart: ${chartFile.pathname}`);
 
 /** Ours against each baseline, per scenario, with the targets of the performance issue. */
 const ours = rows.filter((r) => r.gateway.startsWith('ours'));

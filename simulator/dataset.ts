@@ -100,9 +100,12 @@ export class Dataset {
   constructor(
     readonly seed = 42,
     userCount = 1200,
+    /** Told every 100,000 users made (a large seed takes seconds: ~1 s per 100,000). */
+    onProgress?: (made: number, total: number) => void,
   ) {
     const base = DATA_EPOCH_MS - userCount * DAY_MS;
     for (let i = 0; i < userCount; i++) {
+      if (onProgress && i > 0 && i % 100_000 === 0) onProgress(i, userCount);
       const first = pick(FIRST, seed, i, 1);
       const last = pick(LAST, seed, i, 2);
       const created = base + i * DAY_MS + (hash32(seed, i, 3) % DAY_MS);

@@ -32,6 +32,8 @@ export interface SimulatedUpstreamsOptions {
   /** Fixed ports; 0 (any free port) when absent. */
   ports?: Partial<Record<keyof UpstreamEndpoints, number>>;
   host?: string;
+  /** Told as a large dataset is made (every 100,000 users). */
+  onSeedProgress?: (made: number, total: number) => void;
 }
 
 export interface SimulatedUpstreams {
@@ -58,7 +60,7 @@ export function randomCredentials(): SimulatedCredentials {
 }
 
 export async function startSimulatedUpstreams(options: SimulatedUpstreamsOptions = {}): Promise<SimulatedUpstreams> {
-  const dataset = new Dataset(options.seed ?? 42, options.users ?? 1200);
+  const dataset = new Dataset(options.seed ?? 42, options.users ?? 1200, options.onSeedProgress);
   const credentials = options.credentials ?? randomCredentials();
   const host = options.host ?? '127.0.0.1';
   const identity = new SimulatedUpstream(identityApi(dataset, credentials.identity, options.tokenTtlSeconds ?? 86_400));

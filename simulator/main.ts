@@ -43,6 +43,12 @@ const upstreams = await startSimulatedUpstreams({
   credentials,
   tokenTtlSeconds: o.UPSTREAMS_TOKEN_TTL_SECONDS,
   host: o.UPSTREAMS_HOST,
+  ...(o.UPSTREAMS_USERS > 100_000
+    ? {
+        onSeedProgress: (made: number, total: number) =>
+          console.log(`seeding users: ${made.toLocaleString('en')} of ${total.toLocaleString('en')} (${Math.round((100 * made) / total)} %)`),
+      }
+    : {}),
   faults: { latencyMs: o.UPSTREAMS_LATENCY_MS, jitterMs: o.UPSTREAMS_JITTER_MS },
   ports:
     o.UPSTREAMS_PORT === 0

@@ -22,8 +22,10 @@ interface Row {
 
 describe('npm run bench (smoke)', () => {
   it('runs two scenarios for 2 s each, counts upstream calls and sees no errors', async () => {
-    const json = join(mkdtempSync(join(tmpdir(), 'bench-smoke-')), 'rows.json');
-    await run(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+    const json = join(dir, 'rows.json');
+    const chart = join(dir, 'chart.svg');
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
       env: {
         ...process.env,
         BENCH_DURATION: '2',
@@ -33,6 +35,7 @@ describe('npm run bench (smoke)', () => {
         BENCH_BASELINES: '',
         BENCH_GATEWAY: 'src/main.ts',
         BENCH_JSON: json,
+        BENCH_CHART: chart,
       },
       timeout: 90_000,
       maxBuffer: 10 * 1024 * 1024,
@@ -56,5 +59,12 @@ describe('npm run bench (smoke)', () => {
     // First-time requests are counted per user, not per request: the hot set has 20 users.
     expect(hot['first-time requests']).toBeGreaterThan(0);
     expect(hot['first-time requests']).toBeLessThanOrEqual(20);
+    // What a person watching sees: each step's progress, a short table at the end, and the chart beside it.
+    expect(stdout).toMatch(/ours \(l1\): dashboard-hot: done in \d+\.\d s/);
+    expect(stdout).toMatch(/^gateway\s+scenario\s+req\/s\s+p50 ms\s+p99 ms\s+CPU ms\/q/m);
+    const svg = readFileSync(chart, 'utf8');
+    expect(svg).toMatch(/^<svg/);
+    expect(svg).toContain('>dashboard-hot<');
+    expect(svg).toContain('>list-50<');
   }, 120_000);
 });

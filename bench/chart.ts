@@ -29,7 +29,8 @@ export function benchChart(rows: readonly ChartRow[], title: string): string {
       gateways.forEach((gateway, gi) => {
         const row = rows.find((r) => r.scenario === scenario && r.gateway === gateway);
         if (!row) return;
-        const h = (value(row) / max) * panelHeight;
+        // Room above the tallest bar for its label, below the panel title.
+        const h = (value(row) / max) * (panelHeight - 16);
         const x = x0 + gi * 28;
         out += `<rect x="${x}" y="${(top + panelHeight - h).toFixed(1)}" width="22" height="${h.toFixed(1)}" fill="${COLORS[gi % COLORS.length]}"><title>${esc(`${gateway}, ${scenario}: ${value(row)} ${unit}`)}</title></rect>`;
         out += `<text x="${x + 11}" y="${(top + panelHeight - h - 3).toFixed(1)}" font-size="9" text-anchor="middle">${Math.round(value(row))}</text>`;

@@ -25,6 +25,30 @@ function sameSecret(a: string, b: string): boolean {
 }
 
 /**
+ * Reads a Lucene term from `start` up to (not including) the character that
+ * ends it, with `\x` escapes taken literally; null when the query ends first
+ * or an unescaped character is one the term may not hold.
+ */
+function readTerm(q: string, start: number, ends: (c: string) => boolean, forbidden: (c: string) => boolean = () => false): { value: string; end: number } | null {
+  let value = '';
+  for (let i = start; ;) {
+    const c = q[i];
+    if (c === undefined) return null;
+    if (c === '\\') {
+      const next = q[i + 1];
+      if (next === undefined) return null;
+      value += next;
+      i += 2;
+      continue;
+    }
+    if (ends(c)) return { value, end: i };
+    if (forbidden(c)) return null;
+    value += c;
+    i++;
+  }
+}
+
+/**
  * Parses the Lucene this API is asked: `field:"v"` or `field:("v1" OR "v2" …)`,
  * with `\"` and `\\` escapes inside the quotes. Anything else is refused.
  */
@@ -39,23 +63,10 @@ export function parseLuceneTerms(q: string): { field: string; values: string[] }
     while (q[i] === ' ') i++;
     if (q[i] !== '"') return null;
     i++;
-    let value = '';
-    for (;;) {
-      const c = q[i];
-      if (c === undefined) return null;
-      if (c === '\\') {
-        const next = q[i + 1];
-        if (next === undefined) return null;
-        value += next;
-        i += 2;
-        continue;
-      }
-      if (c === '"') break;
-      value += c;
-      i++;
-    }
-    i++;
-    values.push(value);
+    const phrase = readTerm(q, i, (c) => c === '"');
+    if (!phrase) return null;
+    i = phrase.end + 1;
+    values.push(phrase.value);
     if (!grouped) break;
     while (q[i] === ' ') i++;
     if (q.startsWith('OR', i)) {
@@ -82,29 +93,18 @@ export function parseUpdatedSince(q: string): Date | null {
   const head = /^\s*updated_at:\[/.exec(q);
   if (!head) return null;
   let i = head[0].length;
-  let term = '';
-  if (q[i] === '"') {
-    const end = q.indexOf('"', i + 1);
-    if (end === -1) return null;
-    term = q.slice(i + 1, end);
-    i = end + 1;
-  } else {
-    for (;;) {
-      const c = q[i];
-      if (c === undefined) return null;
-      if (c === '\\') {
-        const next = q[i + 1];
-        if (next === undefined) return null;
-        term += next;
-        i += 2;
-        continue;
-      }
-      if (c === ' ') break;
-      if (LUCENE_SPECIAL.has(c) && c !== '-') return null;
-      term += c;
-      i++;
-    }
-  }
+  const quoted = q[i] === '"';
+  const read = quoted
+    ? readTerm(q, i + 1, (c) => c === '"')
+    : readTerm(
+        q,
+        i,
+        (c) => c === ' ',
+        (c) => LUCENE_SPECIAL.has(c) && c !== '-',
+      );
+  if (!read) return null;
+  const term = read.value;
+  i = quoted ? read.end + 1 : read.end;
   if (!/^ TO \*\]\s*$/.test(q.slice(i))) return null;
   if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/.test(term)) return null;
   const at = new Date(term);

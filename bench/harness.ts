@@ -23,7 +23,8 @@ export function start(script: string, env: Record<string, string>, ready: RegExp
   // Compiled JavaScript runs on plain node, as deployed; TypeScript through tsx (which adds ~100 MB of RSS).
   const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
   // A REDIS_URL in the bench's own environment (CI sets one) must not turn the L1-only mode into L1 + L2.
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  // One server process unless a bench asks for workers (production's default would take every core).
+  const childEnv: NodeJS.ProcessEnv = { WORKERS: '1', ...process.env, ...env };
   if (!('REDIS_URL' in env)) delete childEnv.REDIS_URL;
   const child = spawn(process.execPath, [...nodeArgs, ...loader, script], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { defaultCacheConfig, type CacheConfig, type EntityPolicy } from './cache/policy.js';
 import { defaultEntityPolicies, ENTITY_SETTINGS, SOURCE_NAMES, SOURCES, type UpstreamEndpoints } from './sources/registry.js';
@@ -46,6 +47,8 @@ export interface Config {
   host: string;
   port: number;
   logLevel: LogLevel;
+  /** Server processes on one port (node:cluster); 1: this process serves. */
+  workers: number;
   /** OpenTelemetry export, when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
   tracing: { endpoint: string; serviceName: string } | null;
   /** HS256 secret for incoming tokens; undefined outside production means "make one and print a token". */
@@ -198,6 +201,7 @@ export const envSchema = z.object({
     .optional()
     .describe('OpenTelemetry collector (OTLP/HTTP) base URL; set, spans go to `<it>/v1/traces`: one per operation, one per vendor call; off when unset'),
   OTEL_SERVICE_NAME: z.string().min(1).default('rest-graphql-gateway').describe("the traces' `service.name`"),
+  WORKERS: int(1, 256).optional().describe('server processes on one port (node:cluster); by default the number of cores in production, else 1; the embedded demo always runs one'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('JSON lines, pretty on a terminal'),
   AUTH_JWT_SECRET: z
     .string()
@@ -343,6 +347,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: e.HOST ?? (upstreams === null ? '127.0.0.1' : '0.0.0.0'),
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    workers: e.WORKERS ?? (production ? availableParallelism() : 1),
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : null,
     jwtSecret: e.AUTH_JWT_SECRET,
     tuning,

@@ -21,6 +21,8 @@ import { useTracing } from './plugins/use-tracing.js';
 import { trace } from '@opentelemetry/api';
 import { graphiqlTabs } from './http/pages/graphiql-tabs.js';
 import { StatusHistory } from './observability/status-history.js';
+import { clusterExposition } from './observability/cluster-metrics.js';
+import type { Siblings } from './siblings.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
 import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
@@ -93,6 +95,8 @@ export interface GatewayOptions {
   graphiqlToken?: string;
   /** A user that exists, for the example operations' variables in GraphiQL (the demo's first user). */
   graphiqlUserId?: string;
+  /** Under WORKERS=N: the other workers, through the primary (invalidations, live events, webhook ids, /metrics for the set). */
+  siblings?: Siblings;
 }
 
 export interface Gateway {
@@ -123,6 +127,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     redis,
     logger,
     sharedDeadlineMs: config.requestDeadlineMs,
+    siblings: options.siblings ?? null,
     count: (entity, tier, result, n) => {
       metrics.countCacheLookups(entity, tier, result, n);
       history.countCacheLookups(entity, tier, result, n);
@@ -149,7 +154,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   );
 
   const sourceFailures = new SourceFailureLog(logger);
-  const live = new LiveEvents(config.redis, logger);
+  const live = new LiveEvents(config.redis, logger, options.siblings ?? null);
   const changeFeeds = startChangeFeeds(config, { definitions, sources, caches, live, redis, logger, metrics, hashed });
   const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller);
   const liveReads = new LiveReads(caches, config.requestDeadlineMs, config.ops.subscriptionReadWindowMs);
@@ -199,7 +204,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     plugins: [
       ...(config.tracing ? [useTracing()] : []),
-      useOpsEndpoints({ metrics, health, redis, draining: () => draining }),
+      useOpsEndpoints({ metrics, health, redis, draining: () => draining, ...(options.siblings ? { exposition: clusterExposition(metrics, options.siblings) } : {}) }),
       usePages({ verify: verifyToken, history, redis, graphiql: ops.graphiql, deliveries: () => deliveries.counts().catch(() => null) }),
       useRequestLog({ logger, metrics, failures: sourceFailures }),
       ...(ops.persistedOperationsRequired
@@ -277,6 +282,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     live,
     redis: config.redis,
     logger,
+    siblings: options.siblings ?? null,
     onOutcome: (source, outcome) => metrics.webhooks.labels(source, outcome).inc(),
   });
   const server = createHttpServer(yoga, { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs, webhooks });

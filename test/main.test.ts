@@ -112,7 +112,7 @@ describe('deployed against upstreams in another process (npm run upstreams)', ()
     expect(Object.keys(exports)).toHaveLength(10);
 
     const secret = 'a-deployment-secret-of-32-characters-or-more';
-    const app = run('src/main.ts', { ...exports, PORT: '0', AUTH_JWT_SECRET: secret, NODE_ENV: 'production', LOG_LEVEL: 'warn' });
+    const app = run('src/main.ts', { ...exports, PORT: '0', AUTH_JWT_SECRET: secret, NODE_ENV: 'production', LOG_LEVEL: 'warn', WORKERS: '1' });
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/[\d.]+:\d+\/graphql)/, 60_000);
     // GraphiQL is off in production: the banner does not invite anyone to it, and says how to get a token for the status page.
     expect(app.output()).not.toMatch(/GraphiQL/);

@@ -3,7 +3,7 @@ import type { Logger } from '../logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import { CrossRequestBatcher, type BatchFetch, type Settled } from './cross-request-batcher.js';
 import { freshness, makeEntry, type CacheEntry } from './entry.js';
-import type { InvalidationBus } from './invalidation-bus.js';
+import type { Invalidation } from './invalidation-bus.js';
 import { approximateJsonLength } from './json-size.js';
 import type { MemoryTier } from './memory-tier.js';
 import type { CachedEntity, EntityPolicy } from './policy.js';
@@ -55,7 +55,8 @@ export interface CacheTiers {
   enabled: boolean;
   l1: MemoryTier;
   l2: RedisTier | null;
-  bus: InvalidationBus | null;
+  /** Tells the other instances (or workers) to drop what an invalidation names. */
+  bus: { publish(message: Invalidation): Promise<void> } | null;
   logger: Logger;
   /** Bump when a cached entity's shape changes, so instances of two versions never read each other's entries. */
   format: string;

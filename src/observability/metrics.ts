@@ -142,6 +142,8 @@ export class Metrics {
     new Gauge({
       name: 'gateway_upstream_rate_limit_per_second',
       help: 'The rate each source sends at: what it learned of the vendor from 429s and rate-limit headers, at most the configured ceiling.',
+      // Under WORKERS=N each worker reports it; summed it would mean nothing.
+      aggregator: 'max',
       labelNames: ['source'],
       registers: [this.registry],
       collect() {
@@ -152,6 +154,8 @@ export class Metrics {
     new Gauge({
       name: 'gateway_circuit_breaker_state',
       help: 'Circuit breaker per source: 0 closed, 1 half-open, 2 open.',
+      // Under WORKERS=N each worker reports it; summed it would mean nothing.
+      aggregator: 'max',
       labelNames: ['source'],
       registers: [this.registry],
       collect() {
@@ -165,6 +169,8 @@ export class Metrics {
     new Gauge({
       name: 'gateway_delivery_queue_jobs',
       help: 'Secondary deliveries by state (FAILED: dead-lettered).',
+      // Under WORKERS=N each worker reports it; summed it would mean nothing.
+      aggregator: 'max',
       labelNames: ['state'],
       registers: [this.registry],
       async collect() {

@@ -9,6 +9,8 @@ export interface OpsEndpointsOptions {
   redis: RedisConnection | null;
   /** True once shutdown has begun: not ready, so load balancers stop sending. */
   draining: () => boolean;
+  /** The Prometheus text to serve (default: this process's registry; under WORKERS=N the whole set's). */
+  exposition?: () => Promise<string>;
 }
 
 /**
@@ -43,7 +45,12 @@ export function useOpsEndpoints(options: OpsEndpointsOptions): Plugin {
           return json(draining ? 503 : 200, { status, degraded, redis, sources });
         }
         case '/metrics':
-          return endResponse(new fetchAPI.Response(await options.metrics.registry.metrics(), { status: 200, headers: { 'content-type': options.metrics.registry.contentType } }));
+          return endResponse(
+            new fetchAPI.Response(await (options.exposition ?? (() => options.metrics.registry.metrics()))(), {
+              status: 200,
+              headers: { 'content-type': options.metrics.registry.contentType },
+            }),
+          );
         default:
           return undefined;
       }

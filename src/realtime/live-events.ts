@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import type { RedisSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';
+import type { Siblings } from '../siblings.js';
 
 /** What is published, by topic: each keyed by the user it concerns. */
 export interface LiveTopics {
@@ -28,6 +29,8 @@ export class LiveEvents {
   constructor(
     redis: RedisSettings | null,
     private readonly logger: Logger,
+    /** Without Redis, under WORKERS=N: events reach the other workers' subscribers through the primary. */
+    siblings: Siblings | null = null,
   ) {
     this.prefix = redis?.keyPrefix ?? '';
     if (redis) {
@@ -36,6 +39,8 @@ export class LiveEvents {
       for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
       this.clients.push(publishClient, subscribeClient);
       this.pubsub = createPubSub({ eventTarget: createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) }) });
+    } else if (siblings) {
+      this.pubsub = createPubSub({ eventTarget: siblingEventTarget(siblings) as never });
     } else {
       this.pubsub = createPubSub();
     }
@@ -82,4 +87,21 @@ function settled(client: Redis): Redis {
       return Reflect.get(target, property, receiver) as unknown;
     },
   });
+}
+
+/** An event target whose events also reach the same target in every other worker (relayed by the primary). */
+function siblingEventTarget(siblings: Siblings): EventTarget {
+  const local = new EventTarget();
+  siblings.on('live', (m) => {
+    const { type, detail } = m as { type: string; detail: unknown };
+    local.dispatchEvent(new CustomEvent(type, { detail }));
+  });
+  return {
+    addEventListener: local.addEventListener.bind(local),
+    removeEventListener: local.removeEventListener.bind(local),
+    dispatchEvent(event: Event) {
+      siblings.send('live', { type: event.type, detail: (event as CustomEvent).detail });
+      return local.dispatchEvent(event);
+    },
+  };
 }

@@ -2,7 +2,8 @@ import type { SourceName } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import { EntityCache, type CacheTiers } from '../cache/entity-cache.js';
-import { InvalidationBus } from '../cache/invalidation-bus.js';
+import { InvalidationBus, type Invalidation } from '../cache/invalidation-bus.js';
+import type { Siblings } from '../siblings.js';
 import { MemoryTier } from '../cache/memory-tier.js';
 import type { CacheConfig } from '../cache/policy.js';
 import { RedisTier } from '../cache/redis-tier.js';
@@ -23,7 +24,7 @@ const CACHE_FORMAT = 'v1';
  */
 export class Caches {
   readonly l1: MemoryTier;
-  private readonly bus: InvalidationBus | null;
+  private readonly bus: { publish(message: Invalidation): Promise<void>; close(): Promise<void> } | null;
   private readonly byEntity = new Map<string, EntityCache<never, unknown>>();
 
   constructor(
@@ -35,6 +36,8 @@ export class Caches {
       logger: Logger;
       sharedDeadlineMs: number;
       count?: CacheTiers['count'];
+      /** The other workers of this machine (WORKERS=N): without Redis, invalidations reach their L1 through the primary. */
+      siblings?: Siblings | null;
       /** Sees every batch an entity fetched from its source (change detection by hashing). */
       observe?: (entity: string, keys: readonly unknown[], results: ReadonlyArray<unknown>) => void;
     },
@@ -52,7 +55,9 @@ export class Caches {
               return l2 && cache ? l2.deleteGroups(m.groups.map((g) => cache.indexKey(g)!)) : Promise.resolve(true);
             },
           })
-        : null;
+        : config.enabled && options.siblings
+          ? siblingBus(options.siblings, (m) => this.byEntity.get(m.entity)?.dropLocal(m.groups))
+          : null;
     const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT, ...(options.count ? { count: options.count } : {}) };
     for (const definition of definitions) {
       const source = sources[definition.name];
@@ -122,4 +127,16 @@ export class Caches {
   async close(): Promise<void> {
     await this.bus?.close();
   }
+}
+
+/** Invalidations between the workers of one machine without Redis: through the primary, to every other worker's L1. */
+function siblingBus(siblings: Siblings, dropLocal: (m: Invalidation) => void) {
+  siblings.on('cache-invalidate', (m) => dropLocal(m as Invalidation));
+  return {
+    publish: (message: Invalidation) => {
+      siblings.send('cache-invalidate', message);
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
 }

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
+import type { Siblings } from '../siblings.js';
 
 /** One accepted event: which vendor, its webhook-id, and its parsed body. */
 export interface InboundEvent {
@@ -34,8 +35,8 @@ export interface WebhookInbox {
   close(): Promise<void>;
 }
 
-export function createWebhookInbox(redis: RedisSettings | null, handle: EventHandler, logger: Logger): WebhookInbox {
-  return redis ? new RedisWebhookInbox(redis, handle, logger) : new MemoryWebhookInbox(handle, logger);
+export function createWebhookInbox(redis: RedisSettings | null, handle: EventHandler, logger: Logger, siblings: Siblings | null = null): WebhookInbox {
+  return redis ? new RedisWebhookInbox(redis, handle, logger) : new MemoryWebhookInbox(handle, logger, siblings);
 }
 
 class RedisWebhookInbox implements WebhookInbox {
@@ -109,20 +110,27 @@ class MemoryWebhookInbox implements WebhookInbox {
   constructor(
     private readonly handle: EventHandler,
     private readonly logger: Logger,
+    /** Under WORKERS=N: the primary remembers the ids, so a repeat reaching another worker is still a repeat. */
+    private readonly siblings: Siblings | null = null,
   ) {
     logger.warn(
       'Webhook events are kept in this process only (no REDIS_URL): an event accepted here is lost if it stops before processing it, and repeats are recognised by this instance alone.',
     );
   }
 
-  accept(event: InboundEvent): Promise<'accepted' | 'duplicate'> {
+  async accept(event: InboundEvent): Promise<'accepted' | 'duplicate'> {
     const key = `${event.source}:${event.id}`;
-    if (this.seen.has(key)) return Promise.resolve('duplicate');
-    this.seen.set(key, true);
+    if (this.siblings) {
+      // Not answered (the primary busy or gone): not stored, so the vendor retries.
+      if ((await this.siblings.ask('webhook-seen', key)) === 'duplicate') return 'duplicate';
+    } else {
+      if (this.seen.has(key)) return 'duplicate';
+      this.seen.set(key, true);
+    }
     this.chain = this.chain
       .then(() => this.handle(event))
       .catch((err: unknown) => this.logger.warn({ source: event.source, webhookId: event.id, err: (err as Error).message }, 'Webhook event processing failed'));
-    return Promise.resolve('accepted');
+    return 'accepted';
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@ import type { RedisSettings } from '../config-types.js';
 import type { Caches } from '../sources/caches.js';
 import type { AnySourceDefinition, SourceWebhooks } from '../sources/define-source.js';
 import type { LiveEvents, LiveTopic } from '../realtime/live-events.js';
+import type { Siblings } from '../siblings.js';
 import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
 import { verifyWebhook, webhookKey } from './standard-webhooks.js';
 
@@ -18,6 +19,8 @@ export interface WebhookReceiverOptions {
   live: LiveEvents;
   redis: RedisSettings | null;
   logger: Logger;
+  /** Under WORKERS=N without Redis: webhook ids seen are held by the primary. */
+  siblings?: Siblings | null;
   /** Each request's outcome, for metrics. */
   onOutcome?: (source: string, outcome: WebhookOutcome) => void;
 }
@@ -54,7 +57,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     // After the invalidation: a subscriber that reads again gets the new data.
     for (const p of changed.published ?? []) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
   };
-  const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger) : null;
+  const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger, options.siblings ?? null) : null;
 
   const answer = (res: ServerResponse, source: string, outcome: WebhookOutcome, status: number, body: Record<string, unknown>) => {
     options.onOutcome?.(source, outcome);

@@ -97,7 +97,8 @@ export async function startUpstreamsProcess(extra: Record<string, string> = {}):
 
 /** The server (`src/main.ts`) as a deployment runs it, once it listens (and, given REDIS_URL, has reached Redis). */
 export async function startServerProcess(env: Record<string, string>): Promise<{ process: Child; url: string }> {
-  const process = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', ...env });
+  // One process unless a suite asks for more (production's default is a worker per core).
+  const process = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', WORKERS: '1', ...env });
   const [, url] = await process.waitFor(/GraphQL endpoint: (\S+)/, 60_000);
   if (env.REDIS_URL) await process.waitFor(/Redis connected/, 30_000);
   return { process, url: url! };

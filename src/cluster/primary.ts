@@ -1,0 +1,106 @@
+import cluster, { type Worker } from 'node:cluster';
+import { LRUCache } from 'lru-cache';
+import { AggregatorRegistry } from 'prom-client';
+import type { Logger } from '../logger.js';
+import { ANSWER, ASK, BROADCAST } from '../siblings.js';
+import { RestartGuard } from './restart-guard.js';
+
+/** Webhook ids are remembered longer than a vendor retries (24 h). */
+const REMEMBER_WEBHOOK_IDS_MS = 25 * 3_600_000;
+
+interface Message {
+  type?: string;
+  channel?: string;
+  payload?: unknown;
+  id?: number;
+  question?: string;
+}
+
+/**
+ * `WORKERS=N`: the primary of a node:cluster set. It serves nothing itself:
+ * N workers share the port (each with the node flags this process got, so
+ * each has its own heap bound). It relays what workers say to each other
+ * (cache invalidations, live events), answers what must be one across them
+ * without Redis (webhook ids seen), aggregates `/metrics`, replaces a worker
+ * that dies (and stops after a crash loop), and on SIGTERM drains them all.
+ */
+export function runPrimary(options: { workers: number; logger: Logger; shutdownGraceMs: number }): void {
+  const { workers, logger } = options;
+  const aggregator = new AggregatorRegistry();
+  const seenWebhooks = new LRUCache<string, true>({ max: 500_000, ttl: REMEMBER_WEBHOOK_IDS_MS });
+  const guard = new RestartGuard();
+  const indexOf = new Map<Worker, number>();
+  let stopping = false;
+
+  const answer = async (question: string | undefined, payload: unknown): Promise<unknown> => {
+    switch (question) {
+      case 'metrics':
+        return aggregator.clusterMetrics();
+      case 'webhook-seen': {
+        const key = String(payload);
+        if (seenWebhooks.has(key)) return 'duplicate';
+        seenWebhooks.set(key, true);
+        return 'accepted';
+      }
+      default:
+        throw new Error(`unknown question ${question}`);
+    }
+  };
+
+  const fork = (index: number) => {
+    const worker = cluster.fork({ WORKER_INDEX: String(index), WORKERS: String(workers) });
+    indexOf.set(worker, index);
+    worker.on('message', (m: Message) => {
+      if (m?.type === BROADCAST) {
+        for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send(m);
+      } else if (m?.type === ASK) {
+        answer(m.question, m.payload).then(
+          (payload) => worker.isConnected() && worker.send({ type: ANSWER, id: m.id, payload }),
+          (err: unknown) => logger.warn({ question: m.question, err: (err as Error).message }, 'A worker asked what the primary could not answer'),
+        );
+      }
+    });
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const index = indexOf.get(worker) ?? 0;
+    indexOf.delete(worker);
+    const alive = Object.keys(cluster.workers ?? {}).length;
+    if (stopping) {
+      if (alive === 0) {
+        logger.info('All workers stopped');
+        process.exit(0);
+      }
+      return;
+    }
+    const pause = guard.next();
+    if (pause === null) {
+      logger.error(
+        { worker: index, pid: worker.process.pid, code, signal, alive },
+        `Worker ${index} died again: more than 5 deaths within a minute is a crash loop, so it is not replaced (look at its last lines above)`,
+      );
+      if (alive === 0) process.exit(1);
+      return;
+    }
+    logger.warn({ worker: index, pid: worker.process.pid, code, signal, restartInMs: pause }, `Worker ${index} exited (${signal ?? `code ${code}`}); replacing it`);
+    setTimeout(() => fork(index), pause);
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: draining every worker');
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+      // Each worker drains within its grace period; past that and a margin, whatever is left is killed.
+      setTimeout(() => {
+        logger.warn('Workers still running after the shutdown grace period: killing them');
+        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+        process.exit(1);
+      }, options.shutdownGraceMs + 5_000).unref();
+    });
+  }
+
+  logger.info({ workers, pid: process.pid }, `Primary: starting ${workers} workers on one port`);
+  for (let i = 0; i < workers; i++) fork(i);
+}

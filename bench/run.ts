@@ -23,13 +23,14 @@
  * ask twice within a TTL),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first; src/main.ts runs through tsx),
  * BENCH_LOG_LEVEL (our LOG_LEVEL, default warn; info adds the per-request log line),
+ * BENCH_WORKERS (our WORKERS, default 1; CPU and RSS are then the whole process tree's),
  * BENCH_CHART (the SVG chart of the run, default bench/last-run.svg),
  * BENCH_PROFILE=1 (our server writes a CPU profile to bench/.tmp/), BENCH_TIMELINE=1 (p50/p99 and the gateway's
  * and upstreams' CPU per second of each run), BENCH_JSON=file (the rows as JSON), DEBUG_BENCH=1 (prints the first error log lines).
  * `--write` appends the run to bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
@@ -64,14 +65,32 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-/** utime + stime of a process, in ms. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
+/** A process and its children (a WORKERS=N primary's workers): the whole server is counted. */
+function processTree(pid: number): number[] {
+  const children = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(pid);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [pid, ...children];
 }
 
+/** utime + stime of a process and its children, in ms. */
+function cpuMs(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return sum + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
+  }, 0);
+}
+
+/** Peak RSS of a process and its children, summed (an upper bound: their peaks need not coincide). */
 function peakRssMb(pid: number): number {
-  return Math.round(memoryMb(pid, 'VmHWM'));
+  return Math.round(processTree(pid).reduce((sum, p) => sum + memoryMb(p, 'VmHWM'), 0));
 }
 
 const upstreams = await startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' });
@@ -146,7 +165,8 @@ interface Target {
 const ourEntry = process.env.BENCH_GATEWAY ?? 'dist/main.js';
 // As `npm run start:prod` runs it (see package.json): a V8 heap cap sized to the server's working set.
 const ourNodeArgs = process.env.BENCH_NODE_ARGS === undefined ? startProdNodeArgs() : process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean);
-const ourEnv = { ...UNLIMITED, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+const ourEnv = { ...UNLIMITED, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production', WORKERS: String(WORKERS) };
 const everyEntryExpiresAtOnce = Object.fromEntries(
   CACHED_ENTITIES.flatMap((entity) => [
     [`CACHE_${entitySettings(entity).env}_TTL_MS`, '1'],
@@ -167,7 +187,7 @@ for (const mode of wantedModes) {
     console.warn(`skipping mode ${mode}: no Redis answers at ${REDIS_URL}`);
     continue;
   }
-  targets.push({ name: `ours (${mode})`, script: ourEntry, env: { ...ourEnv, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:` }, ours: true });
+  targets.push({ name: `ours (${mode}${WORKERS > 1 ? `, ${WORKERS} workers` : ''})`, script: ourEntry, env: { ...ourEnv, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:` }, ours: true });
 }
 const wantedBaselines = (process.env.BENCH_BASELINES ?? 'apollo,naive').split(',').filter(Boolean);
 for (const name of wantedBaselines) targets.push({ name, script: `bench/baselines/${name}.mjs`, env: { PORT: '0' }, ours: false });

@@ -18,7 +18,7 @@
  *
  * BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 50),
  * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; empty: none),
- * BENCH_MODES (our cache: off, l1, l1+l2, miss; default l1 — l1+l2 needs Redis at REDIS_URL; miss: every entry
+ * BENCH_MODES (our cache: off, l1, l1+l2, miss, miss+l2; default l1 — l1+l2 needs Redis at REDIS_URL; miss: every entry
  * expires at once, so every lookup misses while the cache still batches across requests, as for users who rarely
  * ask twice within a TTL),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first; src/main.ts runs through tsx),
@@ -178,6 +178,8 @@ const MODES: Record<string, Record<string, string>> = {
   l1: { CACHE_ENABLED: 'true' },
   'l1+l2': { CACHE_ENABLED: 'true', REDIS_URL },
   miss: { CACHE_ENABLED: 'true', ...everyEntryExpiresAtOnce },
+  // Cold with Redis: every lookup misses both tiers, so each query costs the L2 reads and writes of a miss.
+  'miss+l2': { CACHE_ENABLED: 'true', ...everyEntryExpiresAtOnce, REDIS_URL },
 };
 const wantedModes = (process.env.BENCH_MODES ?? 'l1').split(',');
 const targets: Target[] = [];
@@ -187,7 +189,12 @@ for (const mode of wantedModes) {
     console.warn(`skipping mode ${mode}: no Redis answers at ${REDIS_URL}`);
     continue;
   }
-  targets.push({ name: `ours (${mode}${WORKERS > 1 ? `, ${WORKERS} workers` : ''})`, script: ourEntry, env: { ...ourEnv, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:` }, ours: true });
+  targets.push({
+    name: `ours (${mode}${WORKERS > 1 ? `, ${WORKERS} workers` : ''})`,
+    script: ourEntry,
+    env: { ...ourEnv, ...MODES[mode], REDIS_KEY_PREFIX: `bench:${Date.now()}:` },
+    ours: true,
+  });
 }
 const wantedBaselines = (process.env.BENCH_BASELINES ?? 'apollo,naive').split(',').filter(Boolean);
 for (const name of wantedBaselines) targets.push({ name, script: `bench/baselines/${name}.mjs`, env: { PORT: '0' }, ours: false });
@@ -199,8 +206,23 @@ const upstreamCalls = async () => {
   return total;
 };
 
-async function measure(url: string, pid: number, target: string, scenario: Scenario) {
+/** Commands the Redis server has run so far (INFO commandstats), or null without Redis. */
+async function redisCommands(): Promise<number | null> {
+  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+    const info = await client.info('commandstats');
+    return [...info.matchAll(/calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+  } catch {
+    return null;
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function measure(url: string, pid: number, target: string, scenario: Scenario, usesRedis = false) {
   await resetStats();
+  const redisBefore = usesRedis ? await redisCommands() : null;
   const cpuBefore = cpuMs(pid);
   const upstreamCpuBefore = cpuMs(upstreams.child.pid!);
   const loadCpuBefore = process.cpuUsage();
@@ -271,6 +293,8 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
   for (const sample of samples) console.warn(`${scenario.name}/${target} error sample: ${sample}`);
   const queries = result.requests.total;
   const calls = await upstreamCalls();
+  // The two INFO calls themselves are counted too: 2 commands, nothing against thousands of queries.
+  const redisAfter = redisBefore === null ? null : await redisCommands();
   return {
     scenario: scenario.name,
     gateway: target,
@@ -290,6 +314,7 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     'over 3× p50: first-time + repeat': `${over(latencies.first, 3 * result.latency.p50)} + ${over(latencies.repeat, 3 * result.latency.p50)}`,
     'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
     'non-2xx or errors': errors + result.non2xx,
+    ...(redisBefore !== null && redisAfter !== null ? { 'redis commands/query': Number(((redisAfter - redisBefore) / queries).toFixed(2)) } : {}),
   };
 }
 
@@ -329,7 +354,7 @@ for (const target of targets) {
       }),
     );
   for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name) && (target.ours || !s.headers))) {
-    const row = await step(`${target.name}: ${scenario.name}`, DURATION, () => measure(url, pid, target.name, scenario));
+    const row = await step(`${target.name}: ${scenario.name}`, DURATION, () => measure(url, pid, target.name, scenario, Boolean(target.env.REDIS_URL)));
     rows.push(row);
     console.log(`  ${row['req/s']} req/s, p50 ${row['p50 ms']} ms, p99 ${row['p99 ms']} ms, ${row['gateway CPU ms/query']} ms CPU/query`);
   }

@@ -20,7 +20,8 @@ export const BROADCAST = 'gateway:broadcast';
 export const ASK = 'gateway:ask';
 export const ANSWER = 'gateway:answer';
 
-interface Message {
+/** What workers and the primary say to each other over IPC. */
+export interface SiblingMessage {
   type?: string;
   channel?: string;
   payload?: unknown;
@@ -37,14 +38,14 @@ export function clusterSiblings(): Siblings | null {
   const waiting = new Map<number, (answer: unknown) => void>();
   let next = 0;
   process.on('message', (raw: unknown) => {
-    const m = raw as Message;
+    const m = raw as SiblingMessage;
     if (m?.type === BROADCAST && m.channel) for (const h of handlers.get(m.channel) ?? []) h(m.payload);
     if (m?.type === ANSWER && m.id !== undefined) {
       waiting.get(m.id)?.(m.payload);
       waiting.delete(m.id);
     }
   });
-  const send = (m: Message) => {
+  const send = (m: SiblingMessage) => {
     // A worker whose primary is gone is about to go too: nothing to tell.
     if (process.connected) process.send!(m);
   };

@@ -2,19 +2,11 @@ import cluster, { type Worker } from 'node:cluster';
 import { LRUCache } from 'lru-cache';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../logger.js';
-import { ANSWER, ASK, BROADCAST } from '../siblings.js';
+import { ANSWER, ASK, BROADCAST, type SiblingMessage } from '../siblings.js';
 import { RestartGuard } from './restart-guard.js';
 
 /** Webhook ids are remembered longer than a vendor retries (24 h). */
 const REMEMBER_WEBHOOK_IDS_MS = 25 * 3_600_000;
-
-interface Message {
-  type?: string;
-  channel?: string;
-  payload?: unknown;
-  id?: number;
-  question?: string;
-}
 
 /**
  * `WORKERS=N`: the primary of a node:cluster set. It serves nothing itself:
@@ -50,7 +42,7 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
   const fork = (index: number) => {
     const worker = cluster.fork({ WORKER_INDEX: String(index), WORKERS: String(workers) });
     indexOf.set(worker, index);
-    worker.on('message', (m: Message) => {
+    worker.on('message', (m: SiblingMessage) => {
       if (m?.type === BROADCAST) {
         for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send(m);
       } else if (m?.type === ASK) {

@@ -80,8 +80,11 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 /** Where shared state lives; null: this instance keeps its own. */
 export interface RedisSettings {
+  /** The node (single Redis), or the first seed node of a cluster (for logs). */
   url: string;
   keyPrefix: string;
+  /** REDIS_CLUSTER_NODES: a Redis Cluster, reached through these seed nodes. */
+  clusterNodes?: { host: string; port: number }[];
 }
 
 /** What the write path needs of the configuration. */

@@ -215,7 +215,18 @@ export const envSchema = z.object({
     .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
     .optional()
     .describe('turns on rate limits shared by all instances, the L2 cache and cross-instance invalidation, the durable delivery queue and shared idempotency keys'),
-  REDIS_KEY_PREFIX: z.string().min(1).max(64).default('gw:').describe('prefix of every key this server writes'),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^,:\s]+:\d{1,5}(,[^,:\s]+:\d{1,5})*$/, { error: 'must be host:port,host:port,… (some of the cluster\'s nodes; the rest are discovered)' })
+    .optional()
+    .describe('instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[^{}]*$/, { error: 'must not hold braces: they would make Redis Cluster hash tags of it' })
+    .default('gw:')
+    .describe('prefix of every key this server writes'),
   AUTH_JWKS_URL: httpUrl.optional().describe('instead of the secret: RS256/ES256 tokens verified with this JWKS (keys cached 10 minutes, fetched again for an unknown key id)'),
   AUTH_ISSUER: z.string().min(1).optional().describe('required `iss` when set'),
   AUTH_AUDIENCE: z.string().min(1).optional().describe('required `aud` when set'),
@@ -320,6 +331,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (e.AUTH_JWT_SECRET !== undefined && e.AUTH_JWKS_URL !== undefined) {
     problems.push('set AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256), not both');
   }
+  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) problems.push('set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
   const corsOrigins = (e.CORS_ORIGINS ?? '')
     .split(',')
     .map((o) => o.trim())
@@ -352,7 +364,15 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret: e.AUTH_JWT_SECRET,
     tuning,
     requestDeadlineMs: e.REQUEST_DEADLINE_MS,
-    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : null,
+    redis: e.REDIS_CLUSTER_NODES
+      ? {
+          url: `redis://${e.REDIS_CLUSTER_NODES.split(',')[0]}`,
+          keyPrefix: e.REDIS_KEY_PREFIX,
+          clusterNodes: e.REDIS_CLUSTER_NODES.split(',').map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
+        }
+      : e.REDIS_URL
+        ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX }
+        : null,
     cache: {
       enabled: e.CACHE_ENABLED,
       l1MaxBytes: e.CACHE_L1_MAX_BYTES,

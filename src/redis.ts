@@ -1,5 +1,5 @@
 import { circuitBreaker, ConsecutiveBreaker, handleAll, timeout, TimeoutStrategy, wrap, type CircuitBreakerPolicy, type IPolicy } from 'cockatiel';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Logger } from './logger.js';
 
 /**
@@ -9,25 +9,58 @@ import type { Logger } from './logger.js';
  * ioredis reconnects on its own and `available` turns true again. Each change
  * of state is logged once, not once per failed command.
  */
-export interface RedisOptions {
+/** One Redis or a Redis Cluster: the commands used here are the same on both. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: a URL, or a cluster's seed nodes (REDIS_CLUSTER_NODES). */
+export interface RedisLocation {
   url: string;
+  clusterNodes?: { host: string; port: number }[] | undefined;
+}
+
+/**
+ * A client for one Redis or for a Redis Cluster (ioredis' Cluster, with the
+ * same per-node options). On a cluster, commands to one node are pipelined
+ * together automatically, so callers send single-key commands and never a
+ * multi-key one across slots.
+ */
+export function newRedisClient(where: RedisLocation, options: IoRedisOptions = {}): RedisClient {
+  if (!where.clusterNodes) return new Redis(where.url, options);
+  const { enableOfflineQueue, ...perNode } = options;
+  return new Cluster(where.clusterNodes, {
+    redisOptions: perNode,
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    enableAutoPipelining: true,
+    clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+  });
+}
+
+/** The key prefix a bullmq queue takes: on a cluster one hash tag, so each queue's keys (and its Lua scripts) share a slot. */
+export function queuePrefix(where: RedisLocation, prefix: string): string {
+  return where.clusterNodes ? `{${prefix}}` : prefix;
+}
+
+export interface RedisOptions extends RedisLocation {
   keyPrefix: string;
   /** A command slower than this is treated as Redis being unavailable (default 1 s: a dead Redis shows as a closed connection at once; this catches a hung one without mistaking event-loop lag under load for an outage). */
   commandTimeoutMs?: number;
 }
 
 export class RedisConnection {
-  readonly client: Redis;
+  readonly client: RedisClient;
+  /** A Redis Cluster: multi-key commands must stay within one slot. */
+  readonly cluster: boolean;
   readonly keyPrefix: string;
   private up = false;
   private everUp = false;
 
   constructor(
-    options: RedisOptions,
+    private readonly options: RedisOptions,
     private readonly logger: Logger,
   ) {
     this.keyPrefix = options.keyPrefix;
-    this.client = new Redis(options.url, {
+    this.cluster = options.clusterNodes !== undefined;
+    this.client = newRedisClient(options, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? 1000,
@@ -55,6 +88,11 @@ export class RedisConnection {
 
   get available(): boolean {
     return this.up && this.client.status === 'ready';
+  }
+
+  /** Another connection to the same Redis or cluster (a subscriber: a connection in subscribe mode takes no other command). */
+  newClient(options: IoRedisOptions): RedisClient {
+    return newRedisClient(this.options, options);
   }
 
   key(...parts: string[]): string {

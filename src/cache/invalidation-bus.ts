@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 
@@ -20,7 +20,7 @@ const MAX_PENDING = 10_000;
 export class InvalidationBus {
   private readonly instanceId = randomUUID();
   private readonly channel: string;
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisClient;
   private readonly pending = new Map<string, Invalidation>();
   private subscribedOnce = false;
   private closed = false;
@@ -38,7 +38,7 @@ export class InvalidationBus {
     },
   ) {
     this.channel = redis.key('cache', 'invalidate');
-    this.subscriber = redis.client.duplicate({ autoResubscribe: false });
+    this.subscriber = redis.newClient({ autoResubscribe: false });
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('ready', () => {
       this.subscriber.subscribe(this.channel).then(

@@ -58,7 +58,8 @@ export class RedisTier {
   async getMany(keys: string[]): Promise<(string | null)[] | undefined> {
     if (keys.length === 0 || !this.redis.available) return undefined;
     try {
-      return await this.policy.execute(() => this.redis.client.mget(keys));
+      // On a cluster MGET may not span slots (each group is its own): one GET a key, pipelined per node by the client.
+      return await this.policy.execute(() => (this.redis.cluster ? Promise.all(keys.map((k) => this.redis.client.get(k))) : this.redis.client.mget(keys)));
     } catch {
       return undefined;
     }
@@ -67,7 +68,19 @@ export class RedisTier {
   setMany(writes: L2Write[]): void {
     if (writes.length === 0 || !this.redis.available) return;
     this.policy
-      .execute(() => {
+      .execute((): Promise<unknown> => {
+        if (this.redis.cluster) {
+          // A cluster pipeline may not span nodes: single commands, which the client pipelines per node itself.
+          const { client } = this.redis;
+          return Promise.all(
+            writes.flatMap((w) => [
+              client.set(w.key, w.json, 'PX', w.ttlMs),
+              client.sadd(w.indexKey, w.key),
+              client.pexpire(w.indexKey, w.ttlMs, 'GT'),
+              client.pexpire(w.indexKey, w.ttlMs, 'NX'),
+            ]),
+          );
+        }
         const pipeline = this.redis.client.pipeline();
         for (const w of writes) {
           pipeline.set(w.key, w.json, 'PX', w.ttlMs);
@@ -82,11 +95,21 @@ export class RedisTier {
   }
 
   /** Deletes every entry of the groups; false when Redis could not be told (the caller keeps it for later). */
+  /**
+   * On a cluster a script may only touch the keys it is given, all in one slot: each group alone, its members read
+   * and then deleted with the index in one DEL (they share the group's hash tag, so its slot).
+   */
+  private async deleteGroupsOnCluster(indexKeys: string[]): Promise<number> {
+    const { client } = this.redis;
+    const deleted = await Promise.all(indexKeys.map(async (idx) => client.del(idx, ...(await client.smembers(idx)))));
+    return deleted.reduce((a, b) => a + b, 0);
+  }
+
   async deleteGroups(indexKeys: string[]): Promise<boolean> {
     if (indexKeys.length === 0) return true;
     if (!this.redis.available) return false;
     try {
-      await this.policy.execute(() => this.redis.client.eval(DELETE_GROUPS, indexKeys.length, ...indexKeys));
+      await this.policy.execute(() => (this.redis.cluster ? this.deleteGroupsOnCluster(indexKeys) : this.redis.client.eval(DELETE_GROUPS, indexKeys.length, ...indexKeys)));
       return true;
     } catch {
       return false;

@@ -50,9 +50,15 @@ export class HashedChanges {
     const { redis, feed, caches, live, source } = this.options;
     let previous: (string | null | undefined)[];
     if (redis?.available) {
-      const pipeline = redis.client.pipeline();
-      for (const [id, , hash] of records) pipeline.set(redis.key(`changes:${source}:hash:${id}`), hash, 'EX', SHARED_HASH_TTL_S, 'GET');
-      const replies = await pipeline.exec().catch(() => null);
+      // One SET … GET a record; the client pipelines them (per node, on a cluster).
+      const replies = await Promise.all(
+        records.map(([id, , hash]) =>
+          redis.client.set(redis.key(`changes:${source}:hash:${id}`), hash, 'EX', SHARED_HASH_TTL_S, 'GET').then(
+            (value): [Error | null, unknown] => [null, value],
+            (err: Error): [Error | null, unknown] => [err, null],
+          ),
+        ),
+      );
       previous = records.map(([id], i) => {
         const [err, value] = replies?.[i] ?? [new Error('no reply'), null];
         return err ? this.local.get(id) : (value as string | null);

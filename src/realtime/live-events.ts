@@ -1,10 +1,10 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub, type PubSub } from 'graphql-yoga';
-import { Redis } from 'ioredis';
 import type { RedisSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';
 import type { Siblings } from '../siblings.js';
+import { newRedisClient, type RedisClient } from '../redis.js';
 
 /** What is published, by topic: each keyed by the user it concerns. */
 export interface LiveTopics {
@@ -24,7 +24,7 @@ export type LiveTopic = keyof LiveTopics;
  */
 export class LiveEvents {
   private readonly pubsub: PubSub<Record<string, [string, unknown]>>;
-  private readonly clients: Redis[] = [];
+  private readonly clients: RedisClient[] = [];
 
   constructor(
     redis: RedisSettings | null,
@@ -34,8 +34,8 @@ export class LiveEvents {
   ) {
     this.prefix = redis?.keyPrefix ?? '';
     if (redis) {
-      const publishClient = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      const subscribeClient = new Redis(redis.url);
+      const publishClient = newRedisClient(redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+      const subscribeClient = newRedisClient(redis);
       for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
       this.clients.push(publishClient, subscribeClient);
       this.pubsub = createPubSub({ eventTarget: createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) }) });
@@ -76,7 +76,7 @@ export class LiveEvents {
  * rejection ends a Node process. These are caught here: a missed live event
  * while Redis is away is the degradation, not a crash.
  */
-function settled(client: Redis): Redis {
+function settled(client: RedisClient): RedisClient {
   const quiet = (name: 'publish' | 'subscribe' | 'unsubscribe') => {
     const original = client[name].bind(client) as (...args: unknown[]) => Promise<unknown>;
     return (...args: unknown[]) => original(...args).catch(() => 0);

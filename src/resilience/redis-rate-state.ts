@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { AdaptiveRateTuning } from './adaptive-rate.js';
 import { BOOK_TOKEN, REDIS_NOW } from './redis-token-bucket.js';
 
@@ -66,7 +66,7 @@ local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
 return math.max(0, paused - now)
 `;
 
-type WithScripts = Redis & {
+type WithScripts = RedisClient & {
   rlPauseLeft(learned: string): Promise<number>;
   rlTake(bucket: string, learned: string, ceiling: number, step: number, burst: number, maxWaitMs: number): Promise<[number, number, string, number]>;
   rlThrottle(bucket: string, learned: string, ceiling: number, step: number, pauseMs: number, decrease: number, floor: number, roundMs: number): Promise<string>;
@@ -87,7 +87,7 @@ export class RedisRateState {
   private readonly learnedKey: string;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     /** The hash tag, e.g. `gw:rl:notifications`: every key of this source's state lives under `{tag}`. */
     tag: string,
     private readonly tuning: AdaptiveRateTuning,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 
 /** Lua: `now` in ms on Redis's own clock (so instances' clocks need not agree). */
 export const REDIS_NOW = `
@@ -46,13 +46,13 @@ ${BOOK_TOKEN}
 return wait
 `;
 
-type WithTakeToken = Redis & { takeToken(key: string, ratePerSec: number, burst: number, maxWaitMs: number): Promise<number> };
+type WithTakeToken = RedisClient & { takeToken(key: string, ratePerSec: number, burst: number, maxWaitMs: number): Promise<number> };
 
 export class RedisTokenBucket {
   private readonly redis: WithTakeToken;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly key: string,
     private readonly ratePerSec: number,
     private readonly burst: number,

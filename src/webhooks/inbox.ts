@@ -1,9 +1,9 @@
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
 import type { Siblings } from '../siblings.js';
+import { newRedisClient, type RedisClient } from '../redis.js';
 
 /** One accepted event: which vendor, its webhook-id, and its parsed body. */
 export interface InboundEvent {
@@ -42,13 +42,13 @@ export function createWebhookInbox(redis: RedisSettings | null, handle: EventHan
 class RedisWebhookInbox implements WebhookInbox {
   private readonly queue: Queue<InboundEvent>;
   private readonly worker: Worker<InboundEvent>;
-  private readonly connections: Redis[];
+  private readonly connections: RedisClient[];
   private readonly prefix: string;
 
   constructor(redis: RedisSettings, handle: EventHandler, logger: Logger) {
     // Commands wait for the connection (it may still be opening); accept() bounds the wait, answering 503 past it.
-    const queueConnection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const workerConnection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
+    const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
     for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
     this.connections = [queueConnection, workerConnection];
     // A hash tag keeps every key of the queue in one slot (Redis Cluster).

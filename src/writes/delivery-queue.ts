@@ -1,7 +1,7 @@
 import { Job, Queue, UnrecoverableError, Worker, type JobType } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { deliveryError, isPermanent, type Deliver, type DeliveryError, type DeliveryRecord, type DeliveryState, type SecondaryJob } from './delivery.js';
+import { newRedisClient, queuePrefix, type RedisClient, type RedisLocation } from '../redis.js';
 
 export interface DeliveryQueueSettings {
   /** Attempts in all, the first (inline) one included; then the delivery is dead-lettered. */
@@ -53,10 +53,10 @@ const STATES: Record<DeliveryState, JobType[]> = {
 export class BullDeliveryQueue implements DeliveryQueue {
   private readonly queue: Queue<JobData>;
   private readonly worker: Worker<JobData>;
-  private readonly connections: Redis[] = [];
+  private readonly connections: RedisClient[] = [];
 
   constructor(
-    redisUrl: string,
+    redis: RedisLocation,
     prefix: string,
     private readonly settings: DeliveryQueueSettings,
     /** Sends one delivery: the inline first attempt and the worker's retries alike. */
@@ -65,11 +65,13 @@ export class BullDeliveryQueue implements DeliveryQueue {
   ) {
     // The queue's connection fails fast when Redis is away (the caller then keeps the delivery in memory);
     // the worker's blocks and waits for Redis, as bullmq requires.
-    const queueConnection = new Redis(redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: false });
-    const workerConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null, enableOfflineQueue: false });
+    const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
+    // On a cluster one hash tag, so the queue's keys and scripts share a slot; unchanged on one Redis (its queued jobs stay found).
+    const queueKeys = queuePrefix(redis, `${prefix}bull`);
     for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
     this.connections.push(queueConnection, workerConnection);
-    this.queue = new Queue<JobData>('deliveries', { connection: queueConnection, prefix: `${prefix}bull` });
+    this.queue = new Queue<JobData>('deliveries', { connection: queueConnection, prefix: queueKeys });
     this.queue.on('error', () => undefined);
     this.worker = new Worker<JobData>(
       'deliveries',
@@ -90,7 +92,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
       },
       {
         connection: workerConnection,
-        prefix: `${prefix}bull`,
+        prefix: queueKeys,
         concurrency: settings.concurrency,
         lockDuration: settings.stalledAfterMs,
         stalledInterval: Math.max(1000, Math.floor(settings.stalledAfterMs / 2)),

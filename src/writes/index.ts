@@ -30,7 +30,7 @@ export function createWrites(
     safetyDelayMs: config.requestDeadlineMs + config.writes.deliveryBackoffMs,
   };
   const memoryQueue = new MemoryDeliveryQueue(settings, deliver, logger);
-  const deliveries: DeliveryQueue = config.redis ? new BullDeliveryQueue(config.redis.url, config.redis.keyPrefix, settings, deliver, logger) : memoryQueue;
+  const deliveries: DeliveryQueue = config.redis ? new BullDeliveryQueue(config.redis, config.redis.keyPrefix, settings, deliver, logger) : memoryQueue;
   if (!config.redis) {
     logger.warn(
       'Deliveries are not durable: without REDIS_URL, audit events waiting for a retry live in this process only and are lost if it stops. Idempotency keys are remembered by this process only.',

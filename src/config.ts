@@ -217,7 +217,7 @@ export const envSchema = z.object({
     .describe('turns on rate limits shared by all instances, the L2 cache and cross-instance invalidation, the durable delivery queue and shared idempotency keys'),
   REDIS_CLUSTER_NODES: z
     .string()
-    .regex(/^[^,:\s]+:\d{1,5}(,[^,:\s]+:\d{1,5})*$/, { error: 'must be host:port,host:port,… (some of the cluster\'s nodes; the rest are discovered)' })
+    .regex(/^[^,:\s]+:\d{1,5}(,[^,:\s]+:\d{1,5})*$/, { error: "must be host:port,host:port,… (some of the cluster's nodes; the rest are discovered)" })
     .optional()
     .describe('instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here'),
   REDIS_KEY_PREFIX: z

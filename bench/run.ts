@@ -10,7 +10,10 @@
  *   a random one of 1,000 users;
  * - `dashboard-hot`: the same for a random one of 20 users;
  * - `list-50`: 50 random users' names, page views and unread counts;
- * - `list-50-br`: the same, asking for brotli (ours only: what compression costs).
+ * - `list-50-br`: the same, asking for brotli (ours only: what compression costs);
+ * - `dashboard-cold`: a dashboard of a user no earlier request asked for (the vendors seed 100,000 users; BENCH_USERS);
+ * - `list-cold`: 50 users no earlier request asked for (a new page each request).
+ * The cold ones run only when named in BENCH_SCENARIOS.
  * Reports req/s, p50/p90/p99, upstream calls per query (from the upstreams'
  * stats), gateway CPU ms per query and peak RSS (from /proc), first-time
  * requests (a user no earlier request of the run asked for) apart from repeat
@@ -35,6 +38,7 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
+import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
 import { benchChart } from './chart.js';
 import { memoryMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
@@ -93,7 +97,12 @@ function peakRssMb(pid: number): number {
   return Math.round(processTree(pid).reduce((sum, p) => sum + memoryMb(p, 'VmHWM'), 0));
 }
 
-const upstreams = await startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' });
+const wantedScenarios = (process.env.BENCH_SCENARIOS ?? 'dashboard-1,dashboard-hot,list-50,list-50-br').split(',');
+/** Users the vendors hold: 100,000 when a cold scenario runs (no user repeats within it), else the default. */
+const USERS = Number(process.env.BENCH_USERS ?? (wantedScenarios.some((s) => s.endsWith('-cold')) ? 100_000 : 1200));
+const upstreams = await step(`seeding ${USERS.toLocaleString('en')} users in the simulated vendors`, USERS / 100_000 + 2, () =>
+  startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5', UPSTREAMS_USERS: String(USERS) }),
+);
 const { env } = upstreams;
 // BENCH_PROFILE=1: the server writes a V8 CPU profile to bench/.tmp/ when the run ends.
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/.tmp'] : [];
@@ -132,14 +141,22 @@ const LIST = `query List($ids: [ID!]!) { users(ids: $ids) { name metrics { pageV
 const fifty = () => Array.from({ length: 50 }, () => pick(ids));
 const one = (v: Record<string, unknown>) => [v.id as string];
 const many = (v: Record<string, unknown>) => v.ids as string[];
+// Cold: every request asks for users no earlier request of the run asked for (the same ones for every gateway, each
+// started fresh), so no cache can help. Two disjoint ranges past the 1,000 and the warm-up's: dashboards, then pages.
+const seeded = new Dataset(42, USERS).users.map((u) => u.user_id);
+const coldDashboards = seeded.slice(2000, Math.max(2000, Math.floor(USERS / 2)));
+const coldPages = seeded.slice(Math.max(2000, Math.floor(USERS / 2)));
+let coldCursor = 0;
+const nextCold = (from: string[], n: number) => Array.from({ length: n }, () => from[coldCursor++ % Math.max(1, from.length)]!);
 const SCENARIOS: Scenario[] = [
+  { name: 'dashboard-cold', query: DASHBOARD, variables: () => ({ id: nextCold(coldDashboards, 1)[0] }), users: one },
+  { name: 'list-cold', query: LIST, variables: () => ({ ids: nextCold(coldPages, 50) }), users: many },
   { name: 'dashboard-1', query: DASHBOARD, variables: () => ({ id: pick(ids) }), users: one },
   { name: 'dashboard-hot', query: DASHBOARD, variables: () => ({ id: pick(hot) }), users: one },
   { name: 'list-50', query: LIST, variables: () => ({ ids: fifty() }), users: many },
   // What compression costs: the same list, by a client that asks for brotli (ours only).
   { name: 'list-50-br', query: LIST, variables: () => ({ ids: fifty() }), users: many, headers: { 'accept-encoding': 'br' } },
 ];
-const wantedScenarios = (process.env.BENCH_SCENARIOS ?? 'dashboard-1,dashboard-hot,list-50,list-50-br').split(',');
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 async function redisAnswers(): Promise<boolean> {
@@ -222,6 +239,8 @@ async function redisCommands(): Promise<number | null> {
 
 async function measure(url: string, pid: number, target: string, scenario: Scenario, usesRedis = false) {
   await resetStats();
+  // Each gateway starts the cold ranges from their beginning: the same users for every one of them.
+  coldCursor = 0;
   const redisBefore = usesRedis ? await redisCommands() : null;
   const cpuBefore = cpuMs(pid);
   const upstreamCpuBefore = cpuMs(upstreams.child.pid!);

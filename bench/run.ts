@@ -20,7 +20,8 @@
  * ones, the ratios against each baseline, and the performance targets met or not.
  *
  * BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 50),
- * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; empty: none),
+ * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; also apollo-cached and yoga-cached, the
+ * peers with their response caches on; empty: none),
  * BENCH_MODES (our cache: off, l1, l1+l2, miss, miss+l2; default l1 — l1+l2 needs Redis at REDIS_URL; miss: every entry
  * expires at once, so every lookup misses while the cache still batches across requests, as for users who rarely
  * ask twice within a TTL),
@@ -214,7 +215,18 @@ for (const mode of wantedModes) {
   });
 }
 const wantedBaselines = (process.env.BENCH_BASELINES ?? 'apollo,naive').split(',').filter(Boolean);
-for (const name of wantedBaselines) targets.push({ name, script: `bench/baselines/${name}.mjs`, env: { PORT: '0' }, ours: false });
+/** The peers: each as shipped, and the two with their response caches on as their docs set them up. */
+const BASELINES: Record<string, { script: string; env?: Record<string, string> }> = {
+  apollo: { script: 'bench/baselines/apollo.mjs' },
+  'apollo-cached': { script: 'bench/baselines/apollo.mjs', env: { RESPONSE_CACHE: '1' } },
+  'yoga-cached': { script: 'bench/baselines/yoga.mjs', env: { RESPONSE_CACHE: '1' } },
+  naive: { script: 'bench/baselines/naive.mjs' },
+};
+for (const name of wantedBaselines) {
+  const baseline = BASELINES[name];
+  if (!baseline) throw new Error(`unknown BENCH_BASELINES entry "${name}" (${Object.keys(BASELINES).join(', ')})`);
+  targets.push({ name, script: baseline.script, env: { PORT: '0', ...baseline.env }, ours: false });
+}
 
 const resetStats = () => Promise.all(upstreamUrls.map((u) => fetch(`${u}/__admin/stats`, { method: 'DELETE' })));
 const upstreamCalls = async () => {

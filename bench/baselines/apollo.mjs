@@ -3,11 +3,16 @@
  * Apollo Server 5, one RESTDataSource per upstream (per request, with its GET
  * deduplication), DataLoader over the bulk endpoints (identity search by ids,
  * analytics query, unread counts), the OAuth token cached across requests.
+ * RESPONSE_CACHE=1 (`apollo-cached`): its response cache as Apollo's docs set
+ * it up — the cache-control plugin, each user's data hinted PRIVATE for 60 s,
+ * and `@apollo/server-plugin-response-cache` keyed per session (the token).
  */
 import { readFileSync } from 'node:fs';
 import { RESTDataSource } from '@apollo/datasource-rest';
 import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
+import { ApolloServerPluginCacheControl } from '@apollo/server/plugin/cacheControl';
+import responseCachePlugin from '@apollo/server-plugin-response-cache';
 import DataLoader from 'dataloader';
 import { announce, env, identityToken, metricsWindow, toMetrics, toNotification, toUser } from './upstream-shapes.mjs';
 
@@ -54,10 +59,14 @@ class NotificationsAPI extends RESTDataSource {
   }
 }
 
+const CACHED = process.env.RESPONSE_CACHE === '1';
+/** A user's data is theirs: cached per session, for a minute. */
+const hint = (info) => CACHED && info.cacheControl.setCacheHint({ maxAge: 60, scope: 'PRIVATE' });
+
 const resolvers = {
   Query: {
-    user: (_p, { id }, { dataSources }) => dataSources.identity.users.load(id),
-    users: (_p, { ids }, { dataSources }) => dataSources.identity.users.loadMany(ids).then((all) => all.map((u) => (u instanceof Error ? null : u))),
+    user: (_p, { id }, { dataSources }, info) => (hint(info), dataSources.identity.users.load(id)),
+    users: (_p, { ids }, { dataSources }, info) => (hint(info), dataSources.identity.users.loadMany(ids).then((all) => all.map((u) => (u instanceof Error ? null : u)))),
   },
   User: {
     metrics: (u, _a, { dataSources }) => dataSources.analytics.metrics.load(u.id),
@@ -66,7 +75,13 @@ const resolvers = {
   },
 };
 
-const server = new ApolloServer({ typeDefs: readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'), resolvers });
+const server = new ApolloServer({
+  typeDefs: readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'),
+  resolvers,
+  plugins: CACHED
+    ? [ApolloServerPluginCacheControl({ defaultMaxAge: 60 }), responseCachePlugin({ sessionId: async ({ request }) => request.http?.headers.get('authorization') ?? null })]
+    : [],
+});
 const { url } = await startStandaloneServer(server, {
   listen: { port: Number(env.PORT ?? 0), host: '127.0.0.1' },
   context: async () => {

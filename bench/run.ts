@@ -355,6 +355,32 @@ if (!existsSync(new URL('./baselines/node_modules', import.meta.url)) && wantedB
 }
 if (ourEntry === 'dist/main.js') execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
 
+/**
+ * What a gateway answers for a few fixed variable sets of a scenario (after its run, so a cache may serve them): the
+ * peers' answers are compared with ours, so a faster peer that answers something else does not pass for a peer.
+ */
+const answers = new Map<string, string[]>();
+const CHECKS: Record<string, () => Record<string, unknown>[]> = {
+  'dashboard-1': () => ids.slice(0, 5).map((id) => ({ id })),
+  'dashboard-hot': () => hot.slice(0, 5).map((id) => ({ id })),
+  'dashboard-cold': () => coldDashboards.slice(-5).map((id) => ({ id })),
+  'list-50': () => [{ ids: ids.slice(100, 150) }, { ids: ids.slice(900, 950) }],
+  'list-50-br': () => [],
+  'list-cold': () => [{ ids: coldPages.slice(-50) }],
+};
+async function sampleAnswers(url: string, scenario: Scenario): Promise<string[]> {
+  const out: string[] = [];
+  for (const variables of CHECKS[scenario.name]?.() ?? []) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: scenario.query, variables }),
+    });
+    out.push(JSON.stringify(((await res.json()) as { data?: unknown }).data ?? null));
+  }
+  return out;
+}
+
 const rows: Awaited<ReturnType<typeof measure>>[] = [];
 for (const target of targets) {
   // A fresh process (and Redis key prefix) per gateway: each starts cold, in the same conditions.
@@ -388,6 +414,7 @@ for (const target of targets) {
     const row = await step(`${target.name}: ${scenario.name}`, DURATION, () => measure(url, pid, target.name, scenario, Boolean(target.env.REDIS_URL)));
     rows.push(row);
     console.log(`  ${row['req/s']} req/s, p50 ${row['p50 ms']} ms, p99 ${row['p99 ms']} ms, ${row['gateway CPU ms/query']} ms CPU/query`);
+    answers.set(`${target.name} ${scenario.name}`, await sampleAnswers(url, scenario));
   }
   gateway.child.kill('SIGTERM');
   await new Promise((resolve) => gateway.child.once('exit', resolve));
@@ -454,7 +481,19 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
     check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`),
   );
 }
-console.log(['', 'Ratios:', ...ratioLines, '', 'Targets:', ...targetLines].join('\n'));
+// Each peer's answers against ours, scenario by scenario: the same data for the same users, or said where not.
+const sameData: string[] = [];
+for (const row of rows.filter((r) => !r.gateway.startsWith('ours'))) {
+  const ourRow = rows.find((r) => r.gateway.startsWith('ours') && r.scenario === row.scenario);
+  const theirs = answers.get(`${row.gateway} ${row.scenario}`) ?? [];
+  const mine = ourRow ? (answers.get(`${ourRow.gateway} ${row.scenario}`) ?? []) : [];
+  if (theirs.length === 0 || mine.length === 0) continue;
+  const differing = theirs.filter((a, i) => a !== mine[i]).length;
+  sameData.push(
+    `- ${row.scenario}, ${row.gateway}: ${differing === 0 ? `the same data as ours for ${theirs.length} sample(s)` : `DIFFERENT data from ours in ${differing} of ${theirs.length} sample(s)`}`,
+  );
+}
+console.log(['', 'Ratios:', ...ratioLines, '', 'Same data:', ...sameData, '', 'Targets:', ...targetLines].join('\n'));
 if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));
 
 if (process.argv.includes('--write') && rows.length > 0) {
@@ -466,7 +505,7 @@ if (process.argv.includes('--write') && rows.length > 0) {
     .join('')}npm run bench -- --write`;
   appendFileSync(
     new URL('./RESULTS.md', import.meta.url),
-    `\n### ${new Date().toISOString().slice(0, 10)} — \`${command}\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |`).join('\n')}\n\n${ratioLines.join('\n')}\n\n${targetLines.join('\n')}\n`,
+    `\n### ${new Date().toISOString().slice(0, 10)} — \`${command}\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |`).join('\n')}\n\n${ratioLines.join('\n')}\n\n${sameData.join('\n')}\n\n${targetLines.join('\n')}\n`,
   );
 }
 if (profile.length > 0) console.log('CPU profiles written to bench/.tmp/');

@@ -3,7 +3,6 @@ import { SignJWT } from 'jose';
 import type { Config, GatewayConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { createGateway } from './server.js';
-import { startTracing } from './observability/tracing.js';
 import { startEmbeddedVendors, type EmbeddedVendors } from './embedded-vendors.js';
 import { clusterSiblings, type Siblings } from './siblings.js';
 
@@ -14,7 +13,8 @@ import { clusterSiblings, type Siblings } from './siblings.js';
  */
 export async function serve(config: Config, logger: Logger): Promise<void> {
   // Before anything makes a span: the provider must be registered for them to be recorded.
-  const tracing = config.tracing ? startTracing(config.tracing, logger) : null;
+  // Loaded only when on: the SDK and its OTLP exporter are megabytes of heap a server without tracing never needs.
+  const tracing = config.tracing ? (await import('./observability/tracing.js')).startTracing(config.tracing, logger) : null;
 
   let simulated: EmbeddedVendors | undefined;
   if (config.upstreams === null) {

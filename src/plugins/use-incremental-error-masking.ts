@@ -1,9 +1,6 @@
 import type { GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-
-interface IncrementalPart {
-  incremental?: readonly { errors?: readonly GraphQLError[] }[];
-}
+import type { IncrementalPart } from './graphql-results.js';
 
 /**
  * The errors of @defer/@stream's later parts, masked like a response's own

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphql';
 import { SourceError } from '../errors.js';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { errorCode, partErrors, type IncrementalPart } from './graphql-results.js';
 import type { StaleField } from '../cache/stale-report.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -21,11 +22,6 @@ interface RequestRecord {
   status?: number;
   /** @defer/@stream: parts follow the response's head; the line is written after the last. */
   streaming?: 'open' | 'ended';
-}
-
-/** A part's errors: its own, and those of each incremental payload in it (@defer/@stream). */
-function partErrors(part: ExecutionResult & { incremental?: readonly { errors?: readonly GraphQLError[] }[] }): GraphQLError[] {
-  return [...(part.errors ?? []), ...(part.incremental ?? []).flatMap((i) => i.errors ?? [])];
 }
 
 /** Per source, what failed in one response: fields null with a source error, fields served stale because of one. */
@@ -123,7 +119,7 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
           const errors: GraphQLError[] = [];
           if (record) record.streaming = 'open';
           return {
-            onNext: ({ result: part }) => void errors.push(...partErrors(part)),
+            onNext: ({ result: part }) => void errors.push(...partErrors(part as IncrementalPart)),
             onEnd: () => {
               done(errors);
               if (!record) return;
@@ -142,10 +138,4 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
       finish(record);
     },
   };
-}
-
-/** The code the client will see (errors are masked after this hook: a source failure still carries its SourceError here). */
-function errorCode(e: GraphQLError): string {
-  if (typeof e.extensions?.code === 'string') return e.extensions.code;
-  return e.originalError instanceof SourceError ? e.originalError.code : 'INTERNAL_SERVER_ERROR';
 }

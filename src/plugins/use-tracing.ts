@@ -1,7 +1,7 @@
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter } from '@opentelemetry/api';
 import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import { SourceError } from '../errors.js';
+import { errorCode, partErrors, type IncrementalPart } from './graphql-results.js';
 
 const tracer = trace.getTracer('rest-graphql-gateway');
 
@@ -10,14 +10,9 @@ const fromHeaders: TextMapGetter<Headers> = {
   keys: (headers) => [...headers.keys()],
 };
 
-function codeOf(e: GraphQLError): string {
-  if (typeof e.extensions?.code === 'string') return e.extensions.code;
-  return e.originalError instanceof SourceError ? e.originalError.code : 'INTERNAL_SERVER_ERROR';
-}
-
 function recordErrors(span: Span, errors: readonly GraphQLError[]): void {
   if (errors.length === 0) return;
-  const codes = [...new Set(errors.map(codeOf))];
+  const codes = [...new Set(errors.map(errorCode))];
   span.setAttribute('graphql.errors', errors.length);
   span.setAttribute('gateway.error_codes', codes);
   span.setStatus({ code: SpanStatusCode.ERROR, message: codes.join(', ') });
@@ -63,10 +58,7 @@ export function useTracing(): Plugin {
           if (!isAsyncIterable(result)) return recordErrors(span, (result as ExecutionResult).errors ?? []);
           const errors: GraphQLError[] = [];
           return {
-            onNext: ({ result: part }) => {
-              const p = part as ExecutionResult & { incremental?: { errors?: readonly GraphQLError[] }[] };
-              errors.push(...(p.errors ?? []), ...(p.incremental ?? []).flatMap((i) => i.errors ?? []));
-            },
+            onNext: ({ result: part }) => void errors.push(...partErrors(part as IncrementalPart)),
             onEnd: () => recordErrors(span, errors),
           };
         },

@@ -50,6 +50,8 @@ const percentile = (sorted: number[], q: number) => (sorted.length === 0 ? null 
  */
 export class StatusHistory {
   private readonly buckets = new Map<SourceName, Bucket[]>();
+  /** Entity name → its source (null: not one watched here); counted on every cached field, so not split each time. */
+  private readonly sourceOf = new Map<string, SourceName | null>();
 
   constructor(
     private readonly sources: readonly HttpSource[],
@@ -73,8 +75,12 @@ export class StatusHistory {
    * again at L2. A key is a lookup once (at L1) and a hit where a tier answered it.
    */
   countCacheLookups(entity: string, tier: 'l1' | 'l2', result: 'hit' | 'stale' | 'miss', n: number): void {
-    const source = entity.slice(0, entity.indexOf('.')) as SourceName;
-    if (!this.buckets.has(source)) return;
+    let source = this.sourceOf.get(entity);
+    if (source === undefined) {
+      const name = entity.slice(0, entity.indexOf('.')) as SourceName;
+      this.sourceOf.set(entity, (source = this.buckets.has(name) ? name : null));
+    }
+    if (source === null) return;
     const bucket = this.current(source);
     if (tier === 'l1') bucket.cacheLookups += n;
     if (result !== 'miss') bucket.cacheHits += n;

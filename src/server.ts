@@ -25,6 +25,7 @@ import { clusterExposition } from './observability/cluster-metrics.js';
 import type { Siblings } from './siblings.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
+import { createCachedResponses } from './http/cached-responses.js';
 import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
 import { createWebhookReceiver } from './webhooks/receiver.js';
 import { LiveEvents } from './realtime/live-events.js';
@@ -161,6 +162,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   let draining = false;
   const { ops } = config;
   const verifyToken = verifier(config);
+  const callerLimiter = new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis);
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
     schema: buildSchema(definitions),
     graphqlEndpoint: '/graphql',
@@ -235,7 +237,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       }),
       ...(ops.introspection ? [] : [useDisableIntrospection()]),
       useJwtAuth({ verify: verifyToken }),
-      useCallerRateLimit({ limiter: new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis), metrics }),
+      useCallerRateLimit({ limiter: callerLimiter, metrics }),
       // @defer and @stream: the dashboard's fast vendors answer at once, the slow one's fields follow in the same response.
       useDeferStream(),
       // Each distinct document compiled once into a specialised executor (an LRU of them). Two kinds take the standard executor:
@@ -246,7 +248,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       useStaleReport(),
       useIncrementalErrorMasking(toClientError),
       // After the plugins whose onExecuteDone every operation needs: a hit stops the ones after it.
-      ...(responses ? [useResponseCache({ cache: responses })] : []),
+      ...(responses ? [useResponseCache({ cache: responses, metrics })] : []),
       useInputErrorCodes(),
       // Last: it compresses the response the others have finished (headers included).
       // gzip or brotli by Accept-Encoding, for bodies worth it; mobile clients on slow links gain the most.
@@ -285,7 +287,25 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     siblings: options.siblings ?? null,
     onOutcome: (source, outcome) => metrics.webhooks.labels(source, outcome).inc(),
   });
-  const server = createHttpServer(yoga, { maxBodyBytes: ops.limits.maxBodyBytes, requestTimeoutMs: ops.limits.requestTimeoutMs, webhooks });
+  const cachedResponses = responses
+    ? createCachedResponses({
+        responses,
+        verify: verifyToken,
+        retryAfterSeconds: (subject) => callerLimiter.retryAfterSeconds(subject),
+        metrics,
+        logger,
+        corsOrigins: ops.corsOrigins,
+        compressionThresholdBytes: ops.compression ? ops.compression.thresholdBytes : null,
+        persistedOnly: ops.persistedOperationsRequired,
+        tracing: config.tracing !== null,
+      })
+    : undefined;
+  const server = createHttpServer(yoga, {
+    maxBodyBytes: ops.limits.maxBodyBytes,
+    requestTimeoutMs: ops.limits.requestTimeoutMs,
+    webhooks,
+    ...(cachedResponses ? { cachedResponses, onError: (err: unknown) => logger.error({ err }, 'The response-cache hit path failed; the request went to yoga') } : {}),
+  });
   const webSockets = serveGraphQLOverWebSocket(server, yoga);
   let closing: Promise<void> | undefined;
   return {

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { Kind, type DocumentNode, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from '../viewer.js';
@@ -30,10 +31,34 @@ export class Dependencies {
   }
 }
 
-interface CachedResponse {
-  /** Only the JSON is kept (the objects would take several times its size). */
-  json: string;
+/** A kept response: what the HTTP layer writes on a hit without yoga (src/http/cached-responses.ts). */
+export interface CachedResponse {
+  /** Only the JSON's bytes are kept (the objects would take several times their size); each compressed form once a client asked for it. */
+  bytes: Buffer;
+  encoded: Partial<Record<'br' | 'gzip', Buffer>>;
+  /** The operation's metrics label. */
+  operation: string;
   entries: CacheEntry<unknown>[];
+}
+
+/** What a request asks, as the cache keys it: the same from a parsed body (HTTP layer) and from yoga's params. */
+export interface ResponseKeyParts {
+  /** The document's text, when sent. */
+  query?: unknown;
+  operationName?: unknown;
+  variables?: unknown;
+  extensions?: unknown;
+}
+
+/**
+ * The document's identity: the SHA-256 (hex) of its text, or, when only a
+ * persisted hash was sent, that hash (APQ's and codegen's are SHA-256 of the
+ * text too, so both ways of sending a document share its responses).
+ */
+export function documentHash(parts: ResponseKeyParts): string | null {
+  if (typeof parts.query === 'string') return hash('sha256', parts.query, 'hex');
+  const persisted = (parts.extensions as { persistedQuery?: { sha256Hash?: unknown } } | null | undefined)?.persistedQuery?.sha256Hash;
+  return typeof persisted === 'string' ? persisted.replace(/^sha256:/, '').toLowerCase() : null;
 }
 
 /** What a kept response costs besides its JSON: the record, and a pointer per entry it stands on. */
@@ -87,9 +112,7 @@ function fnv1a(text: string): number {
 export class ResponseCache {
   private readonly responses: LRUCache<string, CachedResponse>;
   private readonly doorkeeper = new Doorkeeper();
-  private readonly documentIds = new WeakMap<DocumentNode, number>();
   private readonly eligible = new WeakMap<DocumentNode, Map<string | null, boolean>>();
-  private nextDocumentId = 1;
 
   constructor(
     private readonly l1: MemoryTier,
@@ -99,33 +122,42 @@ export class ResponseCache {
     this.responses = new LRUCache({ maxSize: maxBytes });
   }
 
-  /** The response's key, or null when the operation is not one this cache answers. */
-  key(document: DocumentNode, operationName: string | null | undefined, variables: unknown, viewer: Viewer): string | null {
-    if (!this.isEligible(document, operationName ?? null)) return null;
-    let id = this.documentIds.get(document);
-    if (id === undefined) this.documentIds.set(document, (id = this.nextDocumentId++));
-    return `${id}\u0000${operationName ?? ''}\u0000${viewer.userId}\u0000${viewer.admin ? 1 : 0}\u0000${variables === undefined ? '' : JSON.stringify(variables)}`;
+  /**
+   * The response's key: document hash, operation name, the caller (`sub` and
+   * scope) and variables; null when the request names no document.
+   */
+  key(parts: ResponseKeyParts, viewer: Viewer): string | null {
+    const document = documentHash(parts);
+    if (document === null) return null;
+    const operationName = typeof parts.operationName === 'string' ? parts.operationName : '';
+    const variables = parts.variables === undefined || parts.variables === null ? '' : JSON.stringify(parts.variables);
+    return `${document}\u0000${operationName}\u0000${viewer.userId}\u0000${viewer.admin ? 1 : 0}\u0000${variables}`;
   }
 
-  /** The stored response when every entry it was built from is still in L1, unchanged and fresh. */
+  /** Whether the operation is one this cache answers (a query of entity root fields only). */
+  answers(document: DocumentNode, operationName: string | null | undefined): boolean {
+    return this.isEligible(document, operationName ?? null);
+  }
+
+  /**
+   * The HTTP layer's look: the kept response when it still stands, counted
+   * only when it is a hit (the request may be no query this cache answers;
+   * yoga's look counts the miss when it is).
+   */
+  lookup(key: string): CachedResponse | undefined {
+    const cached = this.standing(key);
+    if (cached !== undefined) this.count?.('hit', 1);
+    return cached;
+  }
+
+  /** The kept response when every entry it was built from is still in L1, unchanged and fresh (counted as a hit or miss). */
   get(key: string): ExecutionResult | undefined {
-    const cached = this.responses.get(key);
-    if (cached === undefined) {
-      this.count?.('miss', 1);
-      return undefined;
-    }
-    const now = Date.now();
-    for (const entry of cached.entries) {
-      if (now >= entry.freshUntil || !this.l1.holds(entry)) {
-        this.responses.delete(key);
-        this.count?.('miss', 1);
-        return undefined;
-      }
-    }
-    this.count?.('hit', 1);
+    const cached = this.standing(key);
+    this.count?.(cached === undefined ? 'miss' : 'hit', 1);
+    if (cached === undefined) return undefined;
     // yoga serializes a result with its `stringify` when it has one (graphql-jit's hook): the stored JSON, as is.
     // Nothing on the way reads `data`; should a plugin, it gets it parsed.
-    const { json } = cached;
+    const json = cached.bytes.toString();
     return {
       get data() {
         return (JSON.parse(json) as ExecutionResult).data;
@@ -134,18 +166,33 @@ export class ResponseCache {
     } as ExecutionResult;
   }
 
+  private standing(key: string): CachedResponse | undefined {
+    const cached = this.responses.get(key);
+    if (cached === undefined) return undefined;
+    const now = Date.now();
+    for (const entry of cached.entries) {
+      if (now >= entry.freshUntil || !this.l1.holds(entry)) {
+        this.responses.delete(key);
+        return undefined;
+      }
+    }
+    return cached;
+  }
+
   /** Whether a response to this key, not found, should be kept once built: not on the key's first request. */
   admits(key: string): boolean {
     return this.doorkeeper.seen(key);
   }
 
   /** Keeps a response built only from fresh L1 entries, without errors; returns its JSON, or null when not kept. */
-  set(key: string, result: ExecutionResult, deps: Dependencies): string | null {
+  set(key: string, result: ExecutionResult, deps: Dependencies, operation: string): string | null {
     if (!deps.cacheable || deps.entries.length === 0 || result.errors?.length || result.extensions || !result.data) return null;
     const json = JSON.stringify({ data: result.data });
-    const size = json.length + RESPONSE_OVERHEAD_BYTES + key.length + BYTES_PER_DEPENDENCY * deps.entries.length;
+    const bytes = Buffer.from(json);
+    // Compressed forms, added on use, are a fraction of it.
+    const size = bytes.length + RESPONSE_OVERHEAD_BYTES + key.length + BYTES_PER_DEPENDENCY * deps.entries.length;
     if (size > this.responses.maxSize) return null;
-    this.responses.set(key, { json, entries: deps.entries }, { size });
+    this.responses.set(key, { bytes, encoded: {}, operation, entries: deps.entries }, { size });
     return json;
   }
 

@@ -8,6 +8,10 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unkn
 export interface HttpLayerOptions extends RequestBodyLimits {
   /** Vendors' events, `POST /webhooks/<source>`, taken before yoga with their raw body. */
   webhooks?: WebhookReceiver;
+  /** Repeated entity queries answered from the response cache before yoga (cached-responses.ts); resolves to whether it answered. */
+  cachedResponses?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => Promise<boolean>;
+  /** Where a failure of the hit path is logged (the request then goes to yoga). */
+  onError?: (error: unknown) => void;
   /** `server.headersTimeout`: the request line and headers must arrive within this. @default min(requestTimeoutMs, 60 s) */
   headersTimeoutMs?: number;
 }
@@ -28,7 +32,14 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
       if (body === null) return;
       if (options.webhooks && req.url?.startsWith('/webhooks/')) return options.webhooks.handle(req, res, body);
       (req as IncomingMessage & { body?: Buffer }).body = body;
-      void handler(req, res);
+      if (!options.cachedResponses) return void handler(req, res);
+      options.cachedResponses(req, res, body).then(
+        (answered) => answered || void handler(req, res),
+        (error: unknown) => {
+          options.onError?.(error);
+          if (!res.headersSent) void handler(req, res);
+        },
+      );
     });
   };
   const server = createServer(handle);

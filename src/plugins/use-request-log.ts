@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphql';
 import { SourceError } from '../errors.js';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { REQUEST_ID } from '../http/cached-responses.js';
 import { errorCode, partErrors, type IncrementalPart } from './graphql-results.js';
 import type { StaleField } from '../cache/stale-report.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SourceFailure, SourceFailureLog } from '../observability/source-failure-log.js';
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 interface RequestRecord {
   id: string;

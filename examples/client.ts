@@ -44,6 +44,7 @@ function explain(code: ErrorCode, source: string | undefined, retryAfter: number
       return `${source} is not answering; showing everything else (try again shortly)`;
     case 'SOURCE_RATE_LIMITED':
     case 'RATE_LIMITED':
+    case 'OVERLOADED':
       return `${source ?? 'the server'} is busy; try again in ${retryAfter ?? 1} s`;
     case 'SOURCE_BAD_RESPONSE':
     case 'SOURCE_AUTH_FAILED':

@@ -241,6 +241,15 @@ export const envSchema = z.object({
   MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024)
     .default(100 * 1024)
     .describe('larger request bodies get 413 (before `100 Continue` when asked, else after they are drained)'),
+  LOAD_SHED_MAX_IN_FLIGHT: int(0, 1_000_000)
+    .default(2000)
+    .describe('GraphQL requests in progress at once per process; past it new ones get 503 with Retry-After and OVERLOADED (`0`: no bound)'),
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000)
+    .default(500)
+    .describe("the event loop's p99 delay (read every 500 ms) past which new GraphQL requests get 503 until it recovers (`0`: not watched)"),
+  LOAD_SHED_MAX_HEAP_USED_RATIO: num(0, 1)
+    .default(0.9)
+    .describe("heap used as a share of V8's limit (`--max-old-space-size`) past which new GraphQL requests get 503, before the heap runs out (`0`: not watched)"),
   COMPRESSION_ENABLED: bool.default(true).describe('gzip or brotli by Accept-Encoding'),
   COMPRESSION_THRESHOLD_BYTES: int(0, 100 * 1024 * 1024)
     .default(1024)
@@ -400,6 +409,11 @@ export function loadConfig(env: Env = process.env): Config {
         maxBodyBytes: e.MAX_BODY_BYTES,
         requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
         batching: e.GRAPHQL_BATCHING,
+      },
+      loadShedding: {
+        maxInFlight: e.LOAD_SHED_MAX_IN_FLIGHT,
+        maxEventLoopDelayMs: e.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS,
+        maxHeapUsedRatio: e.LOAD_SHED_MAX_HEAP_USED_RATIO,
       },
       graphiql: e.GRAPHIQL_ENABLED ?? !production,
       introspection: e.INTROSPECTION_ENABLED ?? !production,

@@ -26,6 +26,7 @@ import type { Siblings } from './siblings.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
 import { createCachedResponses } from './http/cached-responses.js';
+import { LoadShedder } from './http/load-shedding.js';
 import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
 import { createWebhookReceiver } from './webhooks/receiver.js';
 import { LiveEvents } from './realtime/live-events.js';
@@ -300,7 +301,21 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         tracing: config.tracing !== null,
       })
     : undefined;
+  let lastInFlightWarning = 0;
+  const shedder = new LoadShedder(ops.loadShedding, (reason, reading) => {
+    if (reason) logger.warn({ reason, ...reading, requestsInFlight: shedder.requestsInFlight, settings: ops.loadShedding }, 'Over capacity: new GraphQL requests get 503 until it recovers');
+    else logger.info(reading, 'Back under capacity: GraphQL requests are admitted again');
+  });
   const server = createHttpServer(yoga, {
+    shedder,
+    onShed: (reason) => {
+      metrics.requestsShed.labels(reason).inc();
+      // The loop and heap readings log their own transitions; a full house says so at most every 10 s.
+      if (reason === 'in_flight' && Date.now() - lastInFlightWarning > 10_000) {
+        lastInFlightWarning = Date.now();
+        logger.warn({ reason, requestsInFlight: shedder.requestsInFlight, maxInFlight: ops.loadShedding.maxInFlight }, 'Over capacity: new GraphQL requests get 503');
+      }
+    },
     maxBodyBytes: ops.limits.maxBodyBytes,
     requestTimeoutMs: ops.limits.requestTimeoutMs,
     webhooks,
@@ -348,6 +363,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       await closed;
     }
     health.close();
+    shedder.close();
     sourceFailures.close();
     await Promise.all(changeFeeds.map((f) => f.close()));
     await webhooks.close();

@@ -41,6 +41,8 @@ export type ErrorCode =
   | 'IDEMPOTENCY_KEY_IN_USE'
   /** Something this server did not expect; the message is masked ("Unexpected error.") and the server's log has the details. */
   | 'INTERNAL_SERVER_ERROR'
+  /** The server is over capacity (HTTP 503 with Retry-After; extensions.reason says which bound): nothing was run; retry after Retry-After. */
+  | 'OVERLOADED'
   /** Automatic persisted queries: the server does not know this hash yet; send the query with it once. */
   | 'PERSISTED_QUERY_NOT_FOUND'
   /** Only operations from the allow-list may run here (PERSISTED_OPERATIONS_REQUIRED). */

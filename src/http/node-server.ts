@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { WebhookReceiver } from '../webhooks/receiver.js';
+import { refuseOverloaded, type LoadShedder, type ShedReason } from './load-shedding.js';
 import { readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
 
 /** What handles a request once its body is read: graphql-yoga's node handler. */
@@ -10,6 +11,9 @@ export interface HttpLayerOptions extends RequestBodyLimits {
   webhooks?: WebhookReceiver;
   /** Repeated entity queries answered from the response cache before yoga (cached-responses.ts); resolves to whether it answered. */
   cachedResponses?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => Promise<boolean>;
+  /** Refuses GraphQL requests past capacity (503) before their body is read; `onShed` counts each refusal. */
+  shedder?: LoadShedder;
+  onShed?: (reason: ShedReason) => void;
   /** Where a failure of the hit path is logged (the request then goes to yoga). */
   onError?: (error: unknown) => void;
   /** `server.headersTimeout`: the request line and headers must arrive within this. @default min(requestTimeoutMs, 60 s) */
@@ -26,7 +30,16 @@ export interface HttpLayerOptions extends RequestBodyLimits {
  */
 export function createHttpServer(handler: RequestHandler, options: HttpLayerOptions): Server {
   const limits: RequestBodyLimits = { maxBodyBytes: options.maxBodyBytes, requestTimeoutMs: options.requestTimeoutMs };
+  const { shedder } = options;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (shedder && req.url?.startsWith('/graphql')) {
+      const reason = shedder.refuses();
+      if (reason !== null) {
+        options.onShed?.(reason);
+        return refuseOverloaded(res, reason);
+      }
+      shedder.track(res);
+    }
     if (req.method !== 'POST') return void handler(req, res);
     void readRequestBody(req, res, limits).then((body) => {
       if (body === null) return;

@@ -108,6 +108,12 @@ export class Metrics {
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
+  readonly requestsShed = new Counter({
+    name: 'gateway_requests_shed_total',
+    help: 'GraphQL requests refused with 503 because the server was over capacity, by reason (in_flight, event_loop_delay, heap).',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly callerRejections = new Counter({ name: 'gateway_caller_rate_limited_total', help: 'Requests refused by the per-caller rate limit.', registers: [this.registry] });
   private readonly operationNames = new Set<string>();
 

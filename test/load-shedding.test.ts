@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { LoadShedder } from '../src/http/load-shedding.js';
+import { calls, READ_ROUTES, stackPool } from './helpers/stack.js';
+
+/**
+ * Past capacity the server refuses new GraphQL requests with 503, Retry-After
+ * and OVERLOADED instead of slowing every request down or running out of
+ * memory. The in-flight bound is shown on a real server (refusals counted on
+ * /metrics, upstream calls off the vendors' stats); the loop-delay and heap
+ * readings on the shedder itself, with a loop really blocked.
+ */
+const stackWith = stackPool();
+
+const block = (ms: number) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+};
+
+describe('load shedding', () => {
+  it('past LOAD_SHED_MAX_IN_FLIGHT, new requests get 503 with Retry-After and OVERLOADED, reach no vendor, and are admitted again after', async () => {
+    const stack = await stackWith({ ops: (o) => ({ ...o, loadShedding: { maxInFlight: 3, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
+    await stack.faults('analytics', { latencyMs: 400 });
+    const query = `query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`;
+    const answers = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => stack.gql(query, { id: stack.userId(i + 1) })).concat(
+        // Sent once the first three are in flight.
+        Array.from({ length: 4 }, (_, i) => new Promise((r) => setTimeout(r, 150)).then(() => stack.gql(query, { id: stack.userId(i + 10) }))),
+      ),
+    );
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+    expect(statuses.slice(3)).toEqual([503, 503, 503, 503]);
+    const refused = answers[3]!;
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: 'OVERLOADED', reason: 'in_flight', retryAfterSeconds: 1 });
+    // Only the three admitted reached the vendors (no cache here: one profile and one metrics call each).
+    expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(3);
+    expect((await stack.stats('analytics')).totalCalls).toBe(3);
+    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+    expect(metrics).toMatch(/gateway_requests_shed_total\{reason="in_flight"\} 4/);
+    // The count went down as they finished: a new request is admitted.
+    expect((await stack.gql(query, { id: stack.userId(20) })).status).toBe(200);
+    // Health and metrics are never refused.
+    expect((await fetch(stack.url.replace('/graphql', '/healthz'))).status).toBe(200);
+    expect(stack.logs.some((l) => l.includes('Over capacity: new GraphQL requests get 503'))).toBe(true);
+  });
+
+  it('a blocked event loop turns refusals on, and they stop once it keeps up again', async () => {
+    const transitions: (string | null)[] = [];
+    const shedder = new LoadShedder({ maxInFlight: 0, maxEventLoopDelayMs: 100, maxHeapUsedRatio: 0 }, (reason) => transitions.push(reason), 0);
+    try {
+      shedder.sample();
+      for (let i = 0; i < 4; i++) {
+        block(250);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      shedder.sample();
+      expect(shedder.last.eventLoopDelayP99Ms).toBeGreaterThan(100);
+      expect(shedder.refuses()).toBe('event_loop_delay');
+      await new Promise((r) => setTimeout(r, 300));
+      shedder.sample();
+      expect(shedder.refuses()).toBeNull();
+      expect(transitions).toEqual(['event_loop_delay', null]);
+    } finally {
+      shedder.close();
+    }
+  });
+
+  it('a heap past its share of the limit turns refusals on', () => {
+    const tight = new LoadShedder({ maxInFlight: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0.0001 });
+    const roomy = new LoadShedder({ maxInFlight: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0.99 });
+    try {
+      tight.sample();
+      roomy.sample();
+      expect(tight.refuses()).toBe('heap');
+      expect(roomy.refuses()).toBeNull();
+      expect(roomy.last.heapUsedRatio).toBeGreaterThan(0);
+    } finally {
+      tight.close();
+      roomy.close();
+    }
+  });
+});

@@ -4,7 +4,7 @@
  * upstreams, and reading a process's memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -80,4 +80,32 @@ export function startProdNodeArgs(): string[] {
     .replace(/\s*dist\/main\.js.*$/, '')
     .split(' ')
     .filter(Boolean);
+}
+
+/** A process and its children (a WORKERS=N primary's workers): the whole server is counted. */
+export function processTree(pid: number): number[] {
+  const children = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(pid);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [pid, ...children];
+}
+
+/** utime + stime of a process and its children, in ms. */
+export function cpuMs(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return sum + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
+  }, 0);
+}
+
+/** Peak RSS of a process and its children, summed (an upper bound: their peaks need not coincide). */
+export function peakRssMb(pid: number): number {
+  return Math.round(processTree(pid).reduce((sum, p) => sum + memoryMb(p, 'VmHWM'), 0));
 }

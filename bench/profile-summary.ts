@@ -2,7 +2,7 @@
  * `npx tsx bench/profile-summary.ts <file.cpuprofile> [top]`: a V8 CPU
  * profile (`BENCH_PROFILE=1` writes one to bench/.tmp/) summed by function —
  * self time and inclusive time as shares of all samples, the top frames of
- * each — so RESULTS.md can name where a path's CPU goes.
+ * each, and self time per package or file — so RESULTS.md can name where a path's CPU goes.
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -40,13 +40,27 @@ function frameName(node: ProfileNode): string {
   return `${fn} (${pkg ?? basename(path)})`;
 }
 
+/** Where a frame's code lives: a package, one of our files, node's internals, or V8 itself. */
+function placeOf(node: ProfileNode): string {
+  const { url, functionName } = node.callFrame;
+  if (!url) return functionName.startsWith('(') ? functionName : `(native) ${functionName}`;
+  const path = url.replace(/^file:\/\//, '');
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1];
+  if (pkg) return pkg;
+  if (path.startsWith('node:')) return 'node internals';
+  return basename(path);
+}
+
 const selfCount = new Map<string, number>();
+const selfByPlace = new Map<string, number>();
 const inclusiveCount = new Map<string, number>();
 for (const id of profile.samples) {
   const leaf = byId.get(id);
   if (!leaf) continue;
   const leafName = frameName(leaf);
   selfCount.set(leafName, (selfCount.get(leafName) ?? 0) + 1);
+  const place = placeOf(leaf);
+  selfByPlace.set(place, (selfByPlace.get(place) ?? 0) + 1);
   // Each frame once per sample, however deep it recurses.
   const seen = new Set<string>();
   for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
@@ -64,3 +78,4 @@ const print = (title: string, counts: Map<string, number>) => {
 };
 print('self time', selfCount);
 print('inclusive time', inclusiveCount);
+print('self time by package or file', selfByPlace);

@@ -42,7 +42,7 @@ import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
 import { benchChart } from './chart.js';
-import { memoryMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
+import { cpuMs, peakRssMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -68,34 +68,6 @@ function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
-
-/** A process and its children (a WORKERS=N primary's workers): the whole server is counted. */
-function processTree(pid: number): number[] {
-  const children = readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(pid);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-  return [pid, ...children];
-}
-
-/** utime + stime of a process and its children, in ms. */
-function cpuMs(pid: number): number {
-  return processTree(pid).reduce((sum, p) => {
-    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return sum + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
-  }, 0);
-}
-
-/** Peak RSS of a process and its children, summed (an upper bound: their peaks need not coincide). */
-function peakRssMb(pid: number): number {
-  return Math.round(processTree(pid).reduce((sum, p) => sum + memoryMb(p, 'VmHWM'), 0));
 }
 
 const wantedScenarios = (process.env.BENCH_SCENARIOS ?? 'dashboard-1,dashboard-hot,list-50,list-50-br').split(',');

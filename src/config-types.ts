@@ -47,7 +47,7 @@ export interface OpsConfig {
   /** gzip/brotli by Accept-Encoding for responses of at least `thresholdBytes`; off: `null`. */
   compression: { thresholdBytes: number } | null;
   /** When new GraphQL requests are refused with 503 (src/http/load-shedding.ts). */
-  loadShedding: { maxInFlight: number; maxEventLoopDelayMs: number; maxHeapUsedRatio: number };
+  loadShedding: { maxInFlight: number; maxEntityReads: number; maxEventLoopDelayMs: number; maxHeapUsedRatio: number };
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
   graphiql: boolean;
   introspection: boolean;

@@ -17,6 +17,22 @@ import type { DeliveryQueue } from './writes/delivery-queue.js';
 import type { Writes } from './writes/writes.js';
 
 /**
+ * Entity reads made by the requests in progress, summed over all of them:
+ * what they hold in memory (vendor answers, entities, results) grows with it,
+ * whatever the shape of the queries — load shedding bounds it
+ * (LOAD_SHED_MAX_ENTITY_READS). A request's reads count until it finishes.
+ */
+export class ReadsInFlight {
+  count = 0;
+}
+
+/** One request's share of ReadsInFlight. */
+interface RequestReads {
+  made: number;
+  readonly total: ReadsInFlight;
+}
+
+/**
  * One entity's loads for one request. A key fresh in L1 is answered at once,
  * with no promise and no batch: on a cached query that per-field machinery was
  * most of the executor's time. The rest (misses, stale entries) are collected
@@ -32,9 +48,14 @@ export class EntityLoader<K, V> {
     private readonly deadline: Deadline,
     /** What the request read from L1, for the response cache. */
     private readonly dependencies: Dependencies,
+    private readonly reads: RequestReads | null = null,
   ) {}
 
   load(key: K): MaybePromise<Served<V>> {
+    if (this.reads) {
+      this.reads.made++;
+      this.reads.total.count++;
+    }
     const hit = this.cache.peekFresh(key, this.dependencies);
     if (hit) return hit;
     this.dependencies.cacheable = false;
@@ -55,17 +76,29 @@ export class EntityLoader<K, V> {
 /** The request's loaders, one per cached entity, made on first use. */
 export class Loaders {
   private readonly byEntity = new Map<string, EntityLoader<unknown, unknown>>();
+  private readonly reads: RequestReads | null;
 
   constructor(
     private readonly caches: Caches,
     private readonly deadline: Deadline,
     readonly dependencies: Dependencies,
-  ) {}
+    /** Where this request's reads are counted until `finish()` (a request's loaders; none for a subscription's events). */
+    readsInFlight?: ReadsInFlight,
+  ) {
+    this.reads = readsInFlight ? { made: 0, total: readsInFlight } : null;
+  }
+
+  /** The request is done: its reads no longer count as in flight. */
+  finish(): void {
+    if (!this.reads) return;
+    this.reads.total.count -= this.reads.made;
+    this.reads.made = 0;
+  }
 
   /** The loader of an entity a source declared (see `entities` in its definition). */
   entity<K, V>(name: string): EntityLoader<K, V> {
     let loader = this.byEntity.get(name);
-    if (!loader) this.byEntity.set(name, (loader = new EntityLoader(this.caches.entity<unknown, unknown>(name), this.deadline, this.dependencies)));
+    if (!loader) this.byEntity.set(name, (loader = new EntityLoader(this.caches.entity<unknown, unknown>(name), this.deadline, this.dependencies, this.reads)));
     return loader as EntityLoader<K, V>;
   }
 

@@ -44,7 +44,7 @@ import { useResponseCache } from './plugins/use-response-cache.js';
 import { StaleReport } from './cache/stale-report.js';
 import { useStaleReport } from './plugins/use-stale-report.js';
 import { useIncrementalErrorMasking } from './plugins/use-incremental-error-masking.js';
-import { Loaders, type RequestServices } from './context.js';
+import { Loaders, ReadsInFlight, type RequestServices } from './context.js';
 import { SourceError, toClientError, type SourceName } from './errors.js';
 import { SourceFailureLog } from './observability/source-failure-log.js';
 import { useInputErrorCodes } from './plugins/use-input-error-codes.js';
@@ -161,6 +161,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller);
   const liveReads = new LiveReads(caches, config.requestDeadlineMs, config.ops.subscriptionReadWindowMs);
   let draining = false;
+  const readsInFlight = new ReadsInFlight();
   const { ops } = config;
   const verifyToken = verifier(config);
   const callerLimiter = new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis);
@@ -260,7 +261,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       const deadline = Deadline.after(config.requestDeadlineMs);
       const dependencies = new Dependencies();
       return {
-        loaders: new Loaders(caches, deadline, dependencies),
+        loaders: new Loaders(caches, deadline, dependencies, readsInFlight),
         sources,
         caches,
         writes,
@@ -301,19 +302,27 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         tracing: config.tracing !== null,
       })
     : undefined;
-  let lastInFlightWarning = 0;
-  const shedder = new LoadShedder(ops.loadShedding, (reason, reading) => {
-    if (reason) logger.warn({ reason, ...reading, requestsInFlight: shedder.requestsInFlight, settings: ops.loadShedding }, 'Over capacity: new GraphQL requests get 503 until it recovers');
-    else logger.info(reading, 'Back under capacity: GraphQL requests are admitted again');
-  });
+  let lastQueueWarning = 0;
+  const shedder = new LoadShedder(
+    ops.loadShedding,
+    (reason, reading) => {
+      if (reason) logger.warn({ reason, ...reading, requestsInFlight: shedder.requestsInFlight, settings: ops.loadShedding }, 'Over capacity: new GraphQL requests get 503 until it recovers');
+      else logger.info(reading, 'Back under capacity: GraphQL requests are admitted again');
+    },
+    undefined,
+    () => readsInFlight.count,
+  );
   const server = createHttpServer(yoga, {
     shedder,
     onShed: (reason) => {
       metrics.requestsShed.labels(reason).inc();
-      // The loop and heap readings log their own transitions; a full house says so at most every 10 s.
-      if (reason === 'in_flight' && Date.now() - lastInFlightWarning > 10_000) {
-        lastInFlightWarning = Date.now();
-        logger.warn({ reason, requestsInFlight: shedder.requestsInFlight, maxInFlight: ops.loadShedding.maxInFlight }, 'Over capacity: new GraphQL requests get 503');
+      // The loop and heap readings log their own transitions; a full house or a full queue says so at most every 10 s.
+      if ((reason === 'in_flight' || reason === 'entity_reads') && Date.now() - lastQueueWarning > 10_000) {
+        lastQueueWarning = Date.now();
+        logger.warn(
+          { reason, requestsInFlight: shedder.requestsInFlight, entityReads: readsInFlight.count, settings: ops.loadShedding },
+          'Over capacity: new GraphQL requests get 503',
+        );
       }
     },
     maxBodyBytes: ops.limits.maxBodyBytes,

@@ -18,7 +18,7 @@ const block = (ms: number) => {
 
 describe('load shedding', () => {
   it('past LOAD_SHED_MAX_IN_FLIGHT, new requests get 503 with Retry-After and OVERLOADED, reach no vendor, and are admitted again after', async () => {
-    const stack = await stackWith({ ops: (o) => ({ ...o, loadShedding: { maxInFlight: 3, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
+    const stack = await stackWith({ ops: (o) => ({ ...o, loadShedding: { maxInFlight: 3, maxEntityReads: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
     await stack.faults('analytics', { latencyMs: 400 });
     const query = `query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`;
     const answers = await Promise.all(
@@ -45,9 +45,26 @@ describe('load shedding', () => {
     expect(stack.logs.some((l) => l.includes('Over capacity: new GraphQL requests get 503'))).toBe(true);
   });
 
+  it('past LOAD_SHED_MAX_ENTITY_READS entity reads by the requests in progress, new requests get 503 whatever their size; the admitted ones finish', async () => {
+    const stack = await stackWith({ cache: { enabled: true }, ops: (o) => ({ ...o, loadShedding: { maxInFlight: 0, maxEntityReads: 250, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
+    await stack.faults('analytics', { latencyMs: 400 });
+    const list = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } } }`;
+    const big = stack.gql<{ users: { name: string | null }[] }>(list, { ids: Array.from({ length: 150 }, (_, i) => stack.userId(i + 1)) });
+    await new Promise((r) => setTimeout(r, 150)); // 300 reads made (profiles and metrics), the metrics still waiting for analytics
+    const small = await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(300) });
+    expect(small.status).toBe(503);
+    expect(small.body.errors?.[0]?.extensions).toMatchObject({ code: 'OVERLOADED', reason: 'entity_reads' });
+    const done = await big;
+    expect(done.status).toBe(200);
+    expect(done.body.errors).toBeUndefined();
+    expect(done.body.data?.users.filter((u) => u.name !== null)).toHaveLength(150);
+    // Once the queue drained, requests are admitted again.
+    expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(300) })).status).toBe(200);
+  });
+
   it('a blocked event loop turns refusals on, and they stop once it keeps up again', async () => {
     const transitions: (string | null)[] = [];
-    const shedder = new LoadShedder({ maxInFlight: 0, maxEventLoopDelayMs: 100, maxHeapUsedRatio: 0 }, (reason) => transitions.push(reason), 0);
+    const shedder = new LoadShedder({ maxInFlight: 0, maxEntityReads: 0, maxEventLoopDelayMs: 100, maxHeapUsedRatio: 0 }, (reason) => transitions.push(reason), 0);
     try {
       shedder.sample();
       for (let i = 0; i < 4; i++) {
@@ -67,8 +84,8 @@ describe('load shedding', () => {
   });
 
   it('a heap past its share of the limit turns refusals on', () => {
-    const tight = new LoadShedder({ maxInFlight: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0.0001 });
-    const roomy = new LoadShedder({ maxInFlight: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0.99 });
+    const tight = new LoadShedder({ maxInFlight: 0, maxEntityReads: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0.0001 });
+    const roomy = new LoadShedder({ maxInFlight: 0, maxEntityReads: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0.99 });
     try {
       tight.sample();
       roomy.sample();

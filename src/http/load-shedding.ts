@@ -9,17 +9,22 @@ export interface LoadSheddingSettings {
   maxEventLoopDelayMs: number;
   /** Heap used as a share of V8's heap limit; past it new requests get 503 (before the heap runs out). 0: not watched. */
   maxHeapUsedRatio: number;
+  /**
+   * Entity reads of the requests in progress, summed; past it new requests get 503. What they hold in memory grows
+   * with it, whatever the size of the queries (50 requests of 500 users are 75,000 reads, 50 dashboards 200). 0: no bound.
+   */
+  maxEntityReads: number;
 }
 
-export type ShedReason = 'in_flight' | 'event_loop_delay' | 'heap';
+export type ShedReason = 'in_flight' | 'entity_reads' | 'event_loop_delay' | 'heap';
 
 /** How often the loop delay and the heap are read. */
 const SAMPLE_EVERY_MS = 500;
 
 /**
  * Refuses new GraphQL requests with 503, Retry-After and OVERLOADED when the
- * server is past what it can take — too many requests at once, an event loop
- * falling behind, a heap near its limit — so that it keeps answering the ones
+ * server is past what it can take — too many requests at once, too much work
+ * under way, an event loop falling behind, a heap near its limit — so that it keeps answering the ones
  * it has within their deadlines instead of slowing all of them down or
  * running out of memory. A refusal costs no parse and no upstream call; a
  * client (or a load balancer) tries again after Retry-After, elsewhere when
@@ -40,6 +45,8 @@ export class LoadShedder {
     private readonly onPressure: (reason: ShedReason | null, reading: LoadShedder['last']) => void = () => {},
     /** 0: read only when `sample()` is called. */
     sampleEveryMs = SAMPLE_EVERY_MS,
+    /** The entity reads of the requests in progress now (ReadsInFlight). */
+    private readonly entityReads: () => number = () => 0,
   ) {
     const watching = sampleEveryMs > 0 && (settings.maxEventLoopDelayMs > 0 || settings.maxHeapUsedRatio > 0);
     this.delay = settings.maxEventLoopDelayMs > 0 ? monitorEventLoopDelay({ resolution: 10 }) : null;
@@ -50,6 +57,7 @@ export class LoadShedder {
   /** Why a new request is refused now, or null when it may go on. */
   refuses(): ShedReason | null {
     if (this.settings.maxInFlight > 0 && this.inFlight >= this.settings.maxInFlight) return 'in_flight';
+    if (this.settings.maxEntityReads > 0 && this.entityReads() >= this.settings.maxEntityReads) return 'entity_reads';
     return this.pressure;
   }
 

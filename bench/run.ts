@@ -17,7 +17,11 @@
  * Reports req/s, p50/p90/p99, upstream calls per query (from the upstreams'
  * stats), gateway CPU ms per query and peak RSS (from /proc), first-time
  * requests (a user no earlier request of the run asked for) apart from repeat
- * ones, the ratios against each baseline, and the performance targets met or not.
+ * ones, the ratios against each baseline, and issue 21's targets met or not:
+ * against the best cached peer on the dashboards and list-50, against Apollo on
+ * the cold ones, the p99 rule (repeat requests' p99 within 3× their p50;
+ * first-time requests' p99 within the vendors' p99 + 20 ms, judged with
+ * BENCH_CONNECTIONS=10), peak RSS, and what Redis costs the hot dashboard.
  *
  * BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 50),
  * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; also apollo-cached and yoga-cached, the
@@ -49,6 +53,11 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
+/** The simulated vendors' service time, uniform in latency ± jitter: their p99 is about latency + jitter (set here, not measured). */
+const VENDOR_LATENCY_MS = 20;
+const VENDOR_JITTER_MS = 5;
+/** Issue 21's bound on a first-time request (one the server cannot hold the data of), judged at 10 connections. */
+const FIRST_TIME_P99_BOUND_MS = VENDOR_LATENCY_MS + VENDOR_JITTER_MS + 20;
 /** BENCH_TIMELINE=1: latency per second of each run, and the upstreams' CPU (where a p99 comes from). */
 const TIMELINE = Boolean(process.env.BENCH_TIMELINE);
 
@@ -74,7 +83,7 @@ const wantedScenarios = (process.env.BENCH_SCENARIOS ?? 'dashboard-1,dashboard-h
 /** Users the vendors hold: 100,000 when a cold scenario runs (no user repeats within it), else the default. */
 const USERS = Number(process.env.BENCH_USERS ?? (wantedScenarios.some((s) => s.endsWith('-cold')) ? 100_000 : 1200));
 const upstreams = await step(`seeding ${USERS.toLocaleString('en')} users in the simulated vendors`, USERS / 100_000 + 2, () =>
-  startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5', UPSTREAMS_USERS: String(USERS) }),
+  startUpstreams({ UPSTREAMS_LATENCY_MS: String(VENDOR_LATENCY_MS), UPSTREAMS_JITTER_MS: String(VENDOR_JITTER_MS), UPSTREAMS_USERS: String(USERS) }),
 );
 const { env } = upstreams;
 // BENCH_PROFILE=1: the server writes a V8 CPU profile to bench/.tmp/ when the run ends.
@@ -311,8 +320,10 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     'peak RSS MB': peakRssMb(pid),
     'first-time requests': latencies.first.length,
     'first-time p50 ms': Math.round(percentile(latencies.first, 0.5)),
-    'repeat p50 ms': Math.round(percentile(latencies.repeat, 0.5)),
-    'repeat p99 ms': Math.round(percentile(latencies.repeat, 0.99)),
+    'first-time p99 ms': Math.round(percentile(latencies.first, 0.99)),
+    // To a tenth of a ms: a repeat answered from the response cache takes about one.
+    'repeat p50 ms': Math.round(percentile(latencies.repeat, 0.5) * 10) / 10,
+    'repeat p99 ms': Math.round(percentile(latencies.repeat, 0.99) * 10) / 10,
     // p99 ≤ 3× p50 holds exactly when these together are at most 1 % of the requests.
     'over 3× p50: first-time + repeat': `${over(latencies.first, 3 * result.latency.p50)} + ${over(latencies.repeat, 3 * result.latency.p50)}`,
     'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
@@ -427,32 +438,55 @@ for (const row of ours) {
 }
 const check = (ok: boolean, what: string) => `- [${ok ? 'x' : ' '}] ${what}`;
 const by = (gateway: string, scenario: string) => rows.find((r) => r.gateway === gateway && r.scenario === scenario);
+/** The cached peer with the most req/s and the one with the least CPU per query, on a scenario (issue 21 compares with the best). */
+const bestCached = (scenario: string) => {
+  const peers = ['apollo-cached', 'yoga-cached'].map((g) => by(g, scenario)).filter((r) => r !== undefined);
+  if (peers.length === 0) return undefined;
+  return { reqPerSec: Math.max(...peers.map((r) => r['req/s'])), cpu: Math.min(...peers.map((r) => r['gateway CPU ms/query'])) };
+};
 const targetLines: string[] = [];
 const severalModes = new Set(ours.map((r) => r.gateway)).size > 1;
 for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
   const apollo = by('apollo', row.scenario);
-  const x = apollo ? row['req/s'] / apollo['req/s'] : NaN;
+  const best = bestCached(row.scenario);
+  const cpu = row['gateway CPU ms/query'];
   if (severalModes) targetLines.push(`${row.gateway}, ${row.scenario}:`);
-  if (row.scenario === 'dashboard-1') {
+  if ((row.scenario === 'dashboard-1' || row.scenario === 'dashboard-hot') && best) {
     targetLines.push(
-      check(x >= 2, `dashboard-1 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`),
-      check(row['gateway CPU ms/query'] <= 0.8, `dashboard-1 ≤ 0.8 ms CPU/query (${row['gateway CPU ms/query']})`),
+      check(row['req/s'] >= 1.3 * best.reqPerSec, `${row.scenario} ≥ 1.3× the best cached peer's req/s (${(row['req/s'] / best.reqPerSec).toFixed(2)}×)`),
+      check(cpu <= 0.5 * best.cpu, `${row.scenario}: CPU/query ≤ 0.5× the best cached peer's (${(cpu / best.cpu).toFixed(2)}×: ${cpu} vs ${best.cpu} ms)`),
     );
   }
-  if (row.scenario === 'dashboard-hot') targetLines.push(check(x >= 5, `dashboard-hot ≥ 5× Apollo req/s (${x.toFixed(2)}×)`));
-  if (row.scenario === 'list-50')
+  if (row.scenario === 'dashboard-cold' && apollo) {
     targetLines.push(
-      check(x >= 2, `list-50 ≥ 2× Apollo req/s (${x.toFixed(2)}×)`),
-      check(row['upstream calls/query'] <= 3, `list-50 ≤ 3 upstream calls/query (${row['upstream calls/query']})`),
+      check(row['req/s'] >= 2.5 * apollo['req/s'], `dashboard-cold ≥ 2.5× Apollo req/s (${(row['req/s'] / apollo['req/s']).toFixed(2)}×)`),
+      check(cpu <= 0.45 * apollo['gateway CPU ms/query'], `dashboard-cold: CPU/query ≤ 0.45× Apollo's (${(cpu / apollo['gateway CPU ms/query']).toFixed(2)}×)`),
     );
-  // A first-time request waits for an upstream round trip; once they are over 1 % of the run, the p99 is one of them.
-  const firstTimeShare = (100 * row['first-time requests']) / row.requests;
-  const p99Detail = `${row['p99 ms']} / ${row['p50 ms']} ms; first-time requests ${firstTimeShare.toFixed(1)} % of the run, over 3× p50 ${row['over 3× p50: first-time + repeat']}`;
-  targetLines.push(
-    check(row['p99 ms'] <= 3 * row['p50 ms'], `${row.scenario}: p99 ≤ 3× p50 (${p99Detail})`),
-    check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`),
-  );
+  }
+  if (row.scenario === 'dashboard-cold') targetLines.push(check(row['upstream calls/query'] <= 1.5, `dashboard-cold ≤ 1.5 upstream calls/query (${row['upstream calls/query']})`));
+  if (row.scenario === 'list-50' && best) targetLines.push(check(row['req/s'] >= 10 * best.reqPerSec, `list-50 ≥ 10× the best cached peer's req/s (${(row['req/s'] / best.reqPerSec).toFixed(2)}×)`));
+  if (row.scenario === 'list-cold') {
+    if (apollo) targetLines.push(check(row['req/s'] >= 3 * apollo['req/s'], `list-cold ≥ 3× Apollo req/s (${(row['req/s'] / apollo['req/s']).toFixed(2)}×)`));
+    targetLines.push(check(row['upstream calls/query'] <= 3, `list-cold ≤ one call per bulk endpoint per page, 3/query (${row['upstream calls/query']})`));
+  }
+  // The p99 rule (issue 21): repeat requests (data the server may hold) within 3× their p50; first-time ones, which
+  // cannot beat their slowest vendor, within its p99 + 20 ms, judged in a run at 10 connections.
+  if (row['requests'] - row['first-time requests'] > 0) {
+    targetLines.push(check(row['repeat p99 ms'] <= 3 * row['repeat p50 ms'], `${row.scenario}: repeat requests' p99 ≤ 3× their p50 (${row['repeat p99 ms']} / ${row['repeat p50 ms']} ms)`));
+  }
+  if (row['first-time requests'] > 0 && (row.scenario === 'dashboard-1' || row.scenario === 'dashboard-cold')) {
+    targetLines.push(
+      CONNECTIONS === 10
+        ? check(row['first-time p99 ms'] <= FIRST_TIME_P99_BOUND_MS, `${row.scenario}: first-time requests' p99 ≤ ${FIRST_TIME_P99_BOUND_MS} ms at 10 connections (${row['first-time p99 ms']} ms)`)
+        : `- (${row.scenario}: first-time requests' p99 ${row['first-time p99 ms']} ms; the rule is judged at BENCH_CONNECTIONS=10)`,
+    );
+  }
+  targetLines.push(check(row['peak RSS MB'] <= 200, `${row.scenario}: peak RSS ≤ 200 MB (${row['peak RSS MB']})`));
 }
+// With Redis on (L2 and shared limits), the hot dashboard keeps at least 80 % of its L1-only req/s.
+const hotL1 = by('ours (l1)', 'dashboard-hot');
+const hotL2 = by('ours (l1+l2)', 'dashboard-hot');
+if (hotL1 && hotL2) targetLines.push(check(hotL2['req/s'] >= 0.8 * hotL1['req/s'], `dashboard-hot: Redis costs ≤ 20 % of req/s (${(100 * (1 - hotL2['req/s'] / hotL1['req/s'])).toFixed(1)} %)`));
 // Each peer's answers against ours, scenario by scenario: the same data for the same users, or said where not.
 const sameData: string[] = [];
 for (const row of rows.filter((r) => !r.gateway.startsWith('ours'))) {

@@ -4,7 +4,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
-import { count, isCount, isoFromUnixMs, isoFromUnixSeconds, isoOfUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
+import { count, isCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isoOfUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
 import { lookupInChunks, unreadableIds } from '../paging.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
@@ -41,7 +41,7 @@ const series = readsAs(
   z.array(z.object({ ts: z.number(), page_views: z.number(), sessions: z.number() })),
 );
 
-const metricsRow = z.object({
+const metricsRow = lenientObject({
   user_id: z.string(),
   page_views: count,
   sessions: count,

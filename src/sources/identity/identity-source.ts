@@ -3,7 +3,7 @@ import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import type { SourceError } from '../../errors.js';
-import { isoFromDateString, count, optional, readableItems } from '../normalize.js';
+import { isoFromDateString, count, lenientObject, optional, readableItems } from '../normalize.js';
 import { lookupInChunks, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
@@ -37,12 +37,10 @@ function toUserEntity(u: z.infer<z.ZodObject<typeof userFields>>): UserEntity {
   };
 }
 
-const user = z.object(userFields).transform(toUserEntity);
+const user = lenientObject(userFields).transform(toUserEntity);
 
 /** A user as the change feed reads it: the profile, and the instant it last changed (null when unreadable: applied, but never a mark). */
-const changedUser = z
-  .object({ ...userFields, updated_at: optional(isoFromDateString) })
-  .transform((u): ChangedRecord<UserEntity> => ({ id: u.user_id, updatedAt: u.updated_at ?? null, value: toUserEntity(u) }));
+const changedUser = lenientObject({ ...userFields, updated_at: optional(isoFromDateString) }).transform((u): ChangedRecord<UserEntity> => ({ id: u.user_id, updatedAt: u.updated_at ?? null, value: toUserEntity(u) }));
 
 const page = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(user) });
 const changedPage = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(changedUser) });

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { forgivenSoFar, isoFromDateString, lenientObject, optional } from '../src/sources/normalize.js';
+
+/**
+ * The fast paths of reading a vendor's records give what the plain reading
+ * gave: canonical ISO strings are taken as they are only when formatting them
+ * again would give them back; a lenient object read strictly first nulls and
+ * counts a mistyped field exactly as before.
+ */
+describe('reading vendor records fast, with the same results', () => {
+  it('an ISO timestamp reads as toISOString would write it, invalid days and other forms included', () => {
+    const inputs = [
+      '2026-09-30T12:34:56.789Z',
+      '2024-02-29T00:00:00.000Z',
+      '2026-02-29T00:00:00.000Z', // no such day: rolls over, as Date does
+      '2026-02-30T10:00:00.000Z',
+      '2026-04-31T00:00:00.000Z',
+      '2026-02-28T24:00:00.000Z',
+      '2026-09-30T12:34:56Z',
+      '2026-09-30T14:34:56.789+02:00',
+      'Tue, 02 Jan 2024 03:04:05 GMT',
+      '1900-02-29T00:00:00.000Z',
+      '2000-02-29T00:00:00.000Z',
+    ];
+    for (const input of inputs) expect(isoFromDateString.parse(input), input).toBe(new Date(Date.parse(input)).toISOString());
+    expect(isoFromDateString.safeParse('2026-13-01T00:00:00.000Z').success).toBe(false);
+  });
+
+  it('a lenient object reads strictly first and falls back to nulling a mistyped optional field, counted', () => {
+    const fields = { id: z.string(), name: optional(z.string()), at: optional(isoFromDateString) };
+    const fast = lenientObject(fields);
+    const plain = z.object(fields);
+    const good = { id: 'a', name: 'Ada', at: '2026-01-02T03:04:05.000Z', extra: 1 };
+    const before = forgivenSoFar();
+    expect(fast.parse(good)).toEqual(plain.parse(good));
+    expect(forgivenSoFar()).toBe(before);
+    const mistyped = { id: 'a', name: 42, at: null };
+    expect(fast.parse(mistyped)).toEqual({ id: 'a', name: null, at: null });
+    expect(forgivenSoFar()).toBeGreaterThan(before);
+    const broken = fast.safeParse({ name: 'no id' });
+    expect(broken.success).toBe(false);
+    expect(broken.error?.issues[0]?.path).toEqual(['id']);
+  });
+});

@@ -63,7 +63,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
     const counts: Record<string, number> = {};
     for (const id of ids) {
       const i = data.indexOf(id);
-      counts[id] = i === undefined ? 0 : data.notificationsOf(i).filter((n) => !n.read).length;
+      counts[id] = i === undefined ? 0 : data.unreadCountOf(i);
     }
     return json(200, { counts });
   };
@@ -75,7 +75,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
       const i = data.indexOf(parsed.data.user);
       if (i === undefined) return json(404, { error: 'user_not_found' });
       const stored: StoredNotification = { id: randomUUID(), ...parsed.data, read: false, createdMs: Math.floor(Date.now() / 1000) * 1000 };
-      data.notificationsOf(i).unshift(stored);
+      data.changeableNotificationsOf(i).unshift(stored);
       webhooks.emit('notification.created', render(stored));
       return json(201, render(stored));
     });
@@ -88,7 +88,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
     const wanted = new Set(parsed.data.ids);
     let updated = 0;
     const changed: string[] = [];
-    for (const n of data.notificationsOf(i)) {
+    for (const n of data.changeableNotificationsOf(i)) {
       if (wanted.has(n.id) && !n.read) {
         n.read = true;
         updated++;

@@ -204,7 +204,8 @@ describe('analytics source', () => {
     };
     const found = await sources.analytics.metrics(['u1', 'u2'], { fromSec: 1_704_067_200, toSec: 1_704_153_600, granularity: 'HOUR' });
     expect([...found.keys()]).toEqual(['u2']);
-    expect(found.get('u2')).toEqual({
+    // The entity keeps its series compact; it reads and serializes (L2, clients) as the plain one.
+    expect(JSON.parse(JSON.stringify(found.get('u2')))).toEqual({
       pageViews: 2,
       sessions: 1,
       avgSessionSeconds: 12.5,

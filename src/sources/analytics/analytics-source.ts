@@ -4,18 +4,15 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
-import { count, isCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isoOfUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
+import { count, isCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
 import { lookupInChunks, unreadableIds } from '../paging.js';
+import { CompactMetrics, type VendorSeriesPoint } from './compact-metrics.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
 const MAX_IDS_PER_QUERY = 100;
 export const MAX_EVENTS_PER_CALL = 200;
 
-interface SeriesPoint {
-  ts: number;
-  page_views: number;
-  sessions: number;
-}
+type SeriesPoint = VendorSeriesPoint;
 
 /** Why a series is not an array of points, or null when it is. Fields other than the three are ignored. */
 function seriesProblem(points: unknown): string | null {
@@ -87,14 +84,7 @@ export class AnalyticsSource extends HttpSource {
       const { items, unreadable, problem } = res.body.data;
       const found = items.map((row): [string, MetricsEntity | SourceError] => [
         row.user_id,
-        {
-          pageViews: row.page_views,
-          sessions: row.sessions,
-          avgSessionSeconds: row.avg_session_seconds,
-          conversionRate: row.conversion_rate,
-          lastActiveAt: row.last_active ?? null,
-          series: row.series.map((p) => ({ at: isoOfUnixSeconds(p.ts), pageViews: p.page_views, sessions: p.sessions })),
-        },
+        new CompactMetrics(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, row.last_active ?? null, row.series),
       ]);
       if (unreadable === 0) return found;
       const missing = new Set(res.body.missing ?? []);

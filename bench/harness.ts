@@ -4,7 +4,7 @@
  * upstreams, and reading a process's memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -103,6 +103,17 @@ export function cpuMs(pid: number): number {
     const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return sum + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
   }, 0);
+}
+
+/** Starts a new peak for `peakRssMb`: the kernel's VmHWM of each process of the tree is reset to its current RSS. */
+export function resetPeakRss(pid: number): void {
+  for (const p of processTree(pid)) {
+    try {
+      writeFileSync(`/proc/${p}/clear_refs`, '5');
+    } catch {
+      // Not ours to reset (another user's process): its peak then runs from its start.
+    }
+  }
 }
 
 /** Peak RSS of a process and its children, summed (an upper bound: their peaks need not coincide). */

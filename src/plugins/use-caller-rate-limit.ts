@@ -5,19 +5,25 @@ import type { Viewer } from '../viewer.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { IPolicy } from 'cockatiel';
 import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
-import { RedisTokenBucket } from '../resilience/redis-token-bucket.js';
+import { RedisTokenLease } from '../resilience/redis-token-lease.js';
 import { TokenBucket } from '../resilience/token-bucket.js';
+
+const LEASE_MS = 1000;
 
 /**
  * A token bucket per caller (the token's subject) on the server itself, so one
  * abusive client cannot spend the vendors' limits for everyone. Shared by all
- * instances through Redis when configured (the same atomic script as the
- * source limits), per instance otherwise or while Redis is away. Requests over
+ * instances through Redis when configured (taken a batch of 100 ms of the
+ * caller's rate per call, RedisTokenLease: a busy caller costs one Redis call
+ * per batch, not per request), per instance otherwise or while Redis is away. Requests over
  * it answer 429 with Retry-After and make no upstream call.
  */
 export class CallerRateLimiter {
   private readonly local: LRUCache<string, TokenBucket>;
+  private readonly leases: LRUCache<string, RedisTokenLease>;
   private readonly redisPolicy: IPolicy = optionalRedisPolicy(250).policy;
+  /** Tokens a Redis call takes for a caller: 100 ms of its rate (1 for a slow caller, as before), spent within a second. */
+  private readonly batch: number;
 
   constructor(
     private readonly perSec: number,
@@ -25,6 +31,8 @@ export class CallerRateLimiter {
     private readonly redis: RedisConnection | null,
   ) {
     this.local = new LRUCache({ max: 100_000, ttl: Math.max(60_000, (burst / perSec) * 2000), ttlAutopurge: false });
+    this.leases = new LRUCache({ max: 100_000, ttl: 60_000, ttlAutopurge: false });
+    this.batch = Math.max(1, Math.min(Math.floor(burst), Math.floor(perSec / 10)));
   }
 
   /** 0 when the caller may go on, else the seconds until it may. */
@@ -32,8 +40,12 @@ export class CallerRateLimiter {
     let waitMs: number | undefined;
     if (this.redis?.available) {
       try {
-        const bucket = new RedisTokenBucket(this.redis.client, this.redis.key('caller', subject), this.perSec, this.burst);
-        waitMs = await this.redisPolicy.execute(() => bucket.reserve(0));
+        let lease = this.leases.get(subject);
+        if (!lease) this.leases.set(subject, (lease = new RedisTokenLease(this.redis.client, this.redis.key('caller', subject), this.perSec, this.burst, this.batch, LEASE_MS)));
+        // A token of the batch in hand costs nothing more; only a Redis call goes through the policy (its timer and breaker).
+        if (lease.takeLocal()) return 0;
+        const leased = lease;
+        waitMs = await this.redisPolicy.execute(() => leased.take());
       } catch {
         // Redis did not answer in time (or its breaker is open): this request is counted locally.
       }

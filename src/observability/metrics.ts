@@ -110,7 +110,7 @@ export class Metrics {
   });
   readonly requestsShed = new Counter({
     name: 'gateway_requests_shed_total',
-    help: 'GraphQL requests refused with 503 because the server was over capacity, by reason (in_flight, event_loop_delay, heap).',
+    help: 'GraphQL requests refused with 503 because the server was over capacity, by reason (in_flight, entity_reads, event_loop_delay, heap).',
     labelNames: ['reason'],
     registers: [this.registry],
   });

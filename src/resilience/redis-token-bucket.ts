@@ -7,12 +7,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
 /**
- * Lua: refill the bucket in hash KEYS[1] at `per_ms` tokens a ms, up to
- * `burst`, then book a token; sets `wait`: the ms to wait for the booked
- * token, or minus the wait that would have been needed when it exceeds
- * `max_wait` (nothing booked). Needs `now`, `per_ms`, `burst`, `max_wait`.
+ * Lua: the bucket in hash KEYS[1] refilled at `per_ms` tokens a ms up to
+ * `burst` since it was last written; sets `tokens`. Needs `now`, `per_ms`, `burst`.
  */
-export const BOOK_TOKEN = `
+export const REFILL_TOKENS = `
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1])
 local at = tonumber(state[2])
@@ -21,6 +19,14 @@ if tokens == nil or at == nil then
   at = now
 end
 tokens = math.min(burst, tokens + math.max(0, now - at) * per_ms)
+`;
+
+/**
+ * Lua: refill (REFILL_TOKENS), then book a token; sets `wait`: the ms to wait
+ * for the booked token, or minus the wait that would have been needed when it
+ * exceeds `max_wait` (nothing booked). Needs `now`, `per_ms`, `burst`, `max_wait`.
+ */
+export const BOOK_TOKEN = `${REFILL_TOKENS}
 local wait = 0
 if tokens < 1 then wait = math.ceil((1 - tokens) / per_ms) end
 if wait > max_wait then

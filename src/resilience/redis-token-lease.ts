@@ -1,5 +1,5 @@
 import type { RedisClient } from '../redis.js';
-import { REDIS_NOW } from './redis-token-bucket.js';
+import { REDIS_NOW, REFILL_TOKENS } from './redis-token-bucket.js';
 
 /**
  * Lua: refill the bucket in hash KEYS[1] (the same fields as RedisTokenBucket's)
@@ -11,14 +11,7 @@ const TAKE_TOKENS = `${REDIS_NOW}
 local per_ms = tonumber(ARGV[1]) / 1000
 local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1])
-local at = tonumber(state[2])
-if tokens == nil or at == nil then
-  tokens = burst
-  at = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - at) * per_ms)
+${REFILL_TOKENS}
 if tokens < 1 then
   return -math.max(1, math.ceil((1 - tokens) / per_ms))
 end

@@ -45,6 +45,24 @@ describe('load shedding', () => {
     expect(stack.logs.some((l) => l.includes('Over capacity: new GraphQL requests get 503'))).toBe(true);
   });
 
+  it('a subscription over SSE does not count as a request in flight while it stays open', async () => {
+    const stack = await stackWith({ ops: (o) => ({ ...o, loadShedding: { maxInFlight: 1, maxEntityReads: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
+    const user = stack.userId(5);
+    const controller = new AbortController();
+    const stream = await fetch(stack.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${await stack.token({ sub: user, admin: false })}` },
+      body: JSON.stringify({ query: `subscription($u: ID!) { unreadCount(userId: $u) }`, variables: { u: user } }),
+      signal: controller.signal,
+    });
+    try {
+      expect(stream.headers.get('content-type')).toContain('text/event-stream');
+      expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: user })).status).toBe(200);
+    } finally {
+      controller.abort();
+    }
+  });
+
   it('past LOAD_SHED_MAX_ENTITY_READS entity reads by the requests in progress, new requests get 503 whatever their size; the admitted ones finish', async () => {
     const stack = await stackWith({ cache: { enabled: true }, ops: (o) => ({ ...o, loadShedding: { maxInFlight: 0, maxEntityReads: 250, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
     await stack.faults('analytics', { latencyMs: 400 });

@@ -38,7 +38,9 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
         options.onShed?.(reason);
         return refuseOverloaded(res, reason);
       }
-      shedder.track(res);
+      // An event stream (an SSE subscription) lasts as long as its client stays: it is not a request in progress
+      // (subscriptions have their own bound, SUBSCRIPTIONS_PER_CALLER).
+      if (!req.headers.accept?.includes('text/event-stream')) shedder.track(res);
     }
     if (req.method !== 'POST') return void handler(req, res);
     void readRequestBody(req, res, limits).then((body) => {

@@ -299,6 +299,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         corsOrigins: ops.corsOrigins,
         compressionThresholdBytes: ops.compression ? ops.compression.thresholdBytes : null,
         persistedOnly: ops.persistedOperationsRequired,
+        hashOnly: ops.persistedOperationsRequired || ops.apq,
         tracing: config.tracing !== null,
       })
     : undefined;

@@ -19,6 +19,8 @@ const stackWith = stackPool((options) => ({
   ops: (defaults) => ({ ...defaults, corsOrigins: [ORIGIN], compression: { thresholdBytes: 100 }, callerRateLimit: { perSec: 1, burst: 8 } }),
 }));
 
+const withoutApq = stackPool((options) => ({ ...options, cache: { enabled: true }, ops: (defaults) => ({ ...defaults, apq: false, callerRateLimit: { perSec: 1000, burst: 1000 } }) }));
+
 interface Answer {
   status: number;
   headers: Record<string, string>;
@@ -177,6 +179,16 @@ describe('response-cache hits in the HTTP layer', () => {
     expect(byHash.status).toBe(200);
     expect(requestLine(stack, 'apq-18')?.responseCache).toBe('hit');
     expect(JSON.parse(byHash.body.toString()).data.viewer.id).toBe(stack.userId(18));
+  });
+
+  it('with APQ off, a hash alone is left to yoga, which refuses it, even when the response its text made is kept', async () => {
+    const noApq = await withoutApq();
+    const token = await noApq.token({ sub: noApq.userId(30), admin: false });
+    for (let i = 0; i < 3; i++) await post(noApq, token, { query: ME });
+    const sha256Hash = createHash('sha256').update(ME).digest('hex');
+    const byHash = await post(noApq, token, { extensions: { persistedQuery: { version: 1, sha256Hash } } }, { 'x-request-id': 'no-apq-30' });
+    expect(requestLine(noApq, 'no-apq-30')?.responseCache).toBeUndefined();
+    expect(JSON.parse(byHash.body.toString()).data).toBeUndefined();
   });
 
   it('different variables are a different response', async () => {

@@ -24,8 +24,10 @@ export interface CachedResponsesOptions {
   corsOrigins: readonly string[];
   /** Bodies at least this long are compressed by Accept-Encoding; null: compression is off. */
   compressionThresholdBytes: number | null;
-  /** PERSISTED_OPERATIONS_ONLY: a request that sends document text is yoga's to refuse. */
+  /** PERSISTED_OPERATIONS_REQUIRED: a request that sends document text is yoga's to refuse. */
   persistedOnly: boolean;
+  /** APQ or persisted operations on: a request may name its document by hash alone (else yoga refuses it). */
+  hashOnly: boolean;
   /** Whether a hit gets its own span (tracing on). */
   tracing: boolean;
 }
@@ -59,7 +61,7 @@ export function createCachedResponses(options: CachedResponsesOptions): (req: In
     const token = BEARER.exec(req.headers.authorization ?? '')?.[1];
     if (type === null || corsFields === null || token === undefined) return false;
     const parts = parseParams(body);
-    if (parts === null || (options.persistedOnly && parts.query !== undefined)) return false;
+    if (parts === null || (options.persistedOnly && parts.query !== undefined) || (!options.hashOnly && parts.query === undefined)) return false;
     let viewer: Viewer;
     try {
       viewer = await options.verify(token);

@@ -472,7 +472,12 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
   }
   // A response-cache hit's cost: dashboard-hot is hits only, for us and the cached peers alike (dashboard-1 mixes in first visits).
   if (row.scenario === 'dashboard-hot' && best) {
-    targetLines.push(check(cpu <= 0.5 * best.cpu, `a response-cache hit (dashboard-hot) costs ≤ 0.5× the CPU of the best cached peer's (${(cpu / best.cpu).toFixed(2)}×: ${cpu} vs ${best.cpu} ms)`));
+    targetLines.push(
+      check(
+        cpu <= 0.5 * best.cpu,
+        `a response-cache hit (dashboard-hot) costs ≤ 0.5× the CPU of the best cached peer's (${(cpu / best.cpu).toFixed(2)}×: ${cpu} vs ${best.cpu} ms)`,
+      ),
+    );
   }
   if (row.scenario === 'dashboard-cold' && apollo) {
     targetLines.push(
@@ -481,7 +486,8 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
     );
   }
   if (row.scenario === 'dashboard-cold') targetLines.push(check(row['upstream calls/query'] <= 1.5, `dashboard-cold ≤ 1.5 upstream calls/query (${row['upstream calls/query']})`));
-  if (row.scenario === 'list-50' && best) targetLines.push(check(row['req/s'] >= 10 * best.reqPerSec, `list-50 ≥ 10× the best cached peer's req/s (${(row['req/s'] / best.reqPerSec).toFixed(2)}×)`));
+  if (row.scenario === 'list-50' && best)
+    targetLines.push(check(row['req/s'] >= 10 * best.reqPerSec, `list-50 ≥ 10× the best cached peer's req/s (${(row['req/s'] / best.reqPerSec).toFixed(2)}×)`));
   if (row.scenario === 'list-cold') {
     if (apollo) targetLines.push(check(row['req/s'] >= 3 * apollo['req/s'], `list-cold ≥ 3× Apollo req/s (${(row['req/s'] / apollo['req/s']).toFixed(2)}×)`));
     targetLines.push(check(row['upstream calls/query'] <= 3, `list-cold ≤ one call per bulk endpoint per page, 3/query (${row['upstream calls/query']})`));
@@ -489,12 +495,17 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
   // The p99 rule (issue 21): repeat requests (data the server may hold) within 3× their p50; first-time ones, which
   // cannot beat their slowest vendor, within its p99 + 20 ms, judged in a run at 10 connections.
   if (row['requests'] - row['first-time requests'] > 0) {
-    targetLines.push(check(row['repeat p99 ms'] <= 3 * row['repeat p50 ms'], `${row.scenario}: repeat requests' p99 ≤ 3× their p50 (${row['repeat p99 ms']} / ${row['repeat p50 ms']} ms)`));
+    targetLines.push(
+      check(row['repeat p99 ms'] <= 3 * row['repeat p50 ms'], `${row.scenario}: repeat requests' p99 ≤ 3× their p50 (${row['repeat p99 ms']} / ${row['repeat p50 ms']} ms)`),
+    );
   }
   if (row['first-time requests'] > 0 && (row.scenario === 'dashboard-1' || row.scenario === 'dashboard-cold')) {
     targetLines.push(
       CONNECTIONS === 10
-        ? check(row['first-time p99 ms'] <= FIRST_TIME_P99_BOUND_MS, `${row.scenario}: first-time requests' p99 ≤ ${FIRST_TIME_P99_BOUND_MS} ms at 10 connections (${row['first-time p99 ms']} ms)`)
+        ? check(
+            row['first-time p99 ms'] <= FIRST_TIME_P99_BOUND_MS,
+            `${row.scenario}: first-time requests' p99 ≤ ${FIRST_TIME_P99_BOUND_MS} ms at 10 connections (${row['first-time p99 ms']} ms)`,
+          )
         : `- (${row.scenario}: first-time requests' p99 ${row['first-time p99 ms']} ms; the rule is judged at BENCH_CONNECTIONS=10)`,
     );
   }
@@ -503,7 +514,8 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
 // With Redis on (L2 and shared limits), the hot dashboard keeps at least 80 % of its L1-only req/s.
 const hotL1 = by('ours (l1)', 'dashboard-hot');
 const hotL2 = by('ours (l1+l2)', 'dashboard-hot');
-if (hotL1 && hotL2) targetLines.push(check(hotL2['req/s'] >= 0.8 * hotL1['req/s'], `dashboard-hot: Redis costs ≤ 20 % of req/s (${(100 * (1 - hotL2['req/s'] / hotL1['req/s'])).toFixed(1)} %)`));
+if (hotL1 && hotL2)
+  targetLines.push(check(hotL2['req/s'] >= 0.8 * hotL1['req/s'], `dashboard-hot: Redis costs ≤ 20 % of req/s (${(100 * (1 - hotL2['req/s'] / hotL1['req/s'])).toFixed(1)} %)`));
 // Each peer's answers against ours, scenario by scenario: the same data for the same users, or said where not.
 const sameData: string[] = [];
 for (const row of rows.filter((r) => !r.gateway.startsWith('ours'))) {

@@ -65,7 +65,12 @@ interface Point extends SweepPoint {
 }
 
 async function run(sweep: Point['sweep'], x: number, connections: number, body: () => string): Promise<Point> {
-  const server = await start('dist/main.js', { ...UNLIMITED, ...env, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'production', WORKERS: '1' }, /GraphQL endpoint: (\S+)/, [...NODE_ARGS, ...PROFILE]);
+  const server = await start(
+    'dist/main.js',
+    { ...UNLIMITED, ...env, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'production', WORKERS: '1' },
+    /GraphQL endpoint: (\S+)/,
+    [...NODE_ARGS, ...PROFILE],
+  );
   const url = /GraphQL endpoint: (\S+)/.exec(server.output())![1]!;
   const pid = server.child.pid!;
   try {
@@ -75,33 +80,36 @@ async function run(sweep: Point['sweep'], x: number, connections: number, body: 
     let shed = 0;
     let errors = 0;
     let sample: string | undefined;
-    const result = await step(`${sweep} ${x}`, DURATION, () =>
-      new Promise<autocannon.Result>((resolve, reject) => {
-        autocannon(
-          {
-            url,
-            connections,
-            duration: DURATION,
-            // Past capacity a request may wait for its turn: autocannon's 10 s default would count it as a timeout.
-            timeout: 30,
-            requests: [
-              {
-                method: 'POST',
-                headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-                setupRequest: (req) => ({ ...req, body: body() }),
-                onResponse: (status, text) => {
-                  if (status === 503) shed++;
-                  else if (status !== 200 || text.includes('"errors"')) {
-                    errors++;
-                    sample ??= `${status} ${text.slice(Math.max(0, text.indexOf(`"errors"`)), Math.max(0, text.indexOf(`"errors"`)) + 600)}`;
-                  }
+    const result = await step(
+      `${sweep} ${x}`,
+      DURATION,
+      () =>
+        new Promise<autocannon.Result>((resolve, reject) => {
+          autocannon(
+            {
+              url,
+              connections,
+              duration: DURATION,
+              // Past capacity a request may wait for its turn: autocannon's 10 s default would count it as a timeout.
+              timeout: 30,
+              requests: [
+                {
+                  method: 'POST',
+                  headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+                  setupRequest: (req) => ({ ...req, body: body() }),
+                  onResponse: (status, text) => {
+                    if (status === 503) shed++;
+                    else if (status !== 200 || text.includes('"errors"')) {
+                      errors++;
+                      sample ??= `${status} ${text.slice(Math.max(0, text.indexOf(`"errors"`)), Math.max(0, text.indexOf(`"errors"`)) + 600)}`;
+                    }
+                  },
                 },
-              },
-            ],
-          },
-          (error, done) => (error ? reject(error) : resolve(done)),
-        );
-      }),
+              ],
+            },
+            (error, done) => (error ? reject(error) : resolve(done)),
+          );
+        }),
     );
     if (sample) console.warn(`  first error: ${sample}`);
     const queries = result.requests.total;

@@ -246,7 +246,9 @@ export const envSchema = z.object({
     .describe('GraphQL requests in progress at once per process; past it new ones get 503 with Retry-After and OVERLOADED (`0`: no bound)'),
   LOAD_SHED_MAX_ENTITY_READS: int(0, 10_000_000)
     .default(20_000)
-    .describe('entity reads (a user, its metrics, its unread count…) of the GraphQL requests in progress, summed, per process — what they hold in memory grows with it (50 requests of 500 users are 75,000, 50 dashboards 200); past it new GraphQL requests get 503 (`0`: no bound)'),
+    .describe(
+      'entity reads (a user, its metrics, its unread count…) of the GraphQL requests in progress, summed, per process — what they hold in memory grows with it (50 requests of 500 users are 75,000, 50 dashboards 200); past it new GraphQL requests get 503 (`0`: no bound)',
+    ),
   LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000)
     .default(500)
     .describe("the event loop's p99 delay (read every 500 ms) past which new GraphQL requests get 503 until it recovers (`0`: not watched)"),

@@ -307,7 +307,11 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const shedder = new LoadShedder(
     ops.loadShedding,
     (reason, reading) => {
-      if (reason) logger.warn({ reason, ...reading, requestsInFlight: shedder.requestsInFlight, settings: ops.loadShedding }, 'Over capacity: new GraphQL requests get 503 until it recovers');
+      if (reason)
+        logger.warn(
+          { reason, ...reading, requestsInFlight: shedder.requestsInFlight, settings: ops.loadShedding },
+          'Over capacity: new GraphQL requests get 503 until it recovers',
+        );
       else logger.info(reading, 'Back under capacity: GraphQL requests are admitted again');
     },
     undefined,

@@ -19,7 +19,11 @@ const stackWith = stackPool((options) => ({
   ops: (defaults) => ({ ...defaults, corsOrigins: [ORIGIN], compression: { thresholdBytes: 100 }, callerRateLimit: { perSec: 1, burst: 8 } }),
 }));
 
-const withoutApq = stackPool((options) => ({ ...options, cache: { enabled: true }, ops: (defaults) => ({ ...defaults, apq: false, callerRateLimit: { perSec: 1000, burst: 1000 } }) }));
+const withoutApq = stackPool((options) => ({
+  ...options,
+  cache: { enabled: true },
+  ops: (defaults) => ({ ...defaults, apq: false, callerRateLimit: { perSec: 1000, burst: 1000 } }),
+}));
 
 interface Answer {
   status: number;
@@ -94,7 +98,7 @@ describe('response-cache hits in the HTTP layer', () => {
     expect((await stack.stats('analytics')).totalCalls).toBe(before.totalCalls);
   });
 
-  it('a hit for one caller is never another caller\'s: the key holds the subject and its scope', async () => {
+  it("a hit for one caller is never another caller's: the key holds the subject and its scope", async () => {
     const { second } = await kept(11);
     const other = await stack.token({ sub: stack.userId(12), admin: false });
     const theirs = await post(stack, other, { query: ME }, { 'x-request-id': 'other-12' });

@@ -64,7 +64,10 @@ describe('load shedding', () => {
   });
 
   it('past LOAD_SHED_MAX_ENTITY_READS entity reads by the requests in progress, new requests get 503 whatever their size; the admitted ones finish', async () => {
-    const stack = await stackWith({ cache: { enabled: true }, ops: (o) => ({ ...o, loadShedding: { maxInFlight: 0, maxEntityReads: 250, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
+    const stack = await stackWith({
+      cache: { enabled: true },
+      ops: (o) => ({ ...o, loadShedding: { maxInFlight: 0, maxEntityReads: 250, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }),
+    });
     await stack.faults('analytics', { latencyMs: 400 });
     const list = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } } }`;
     const big = stack.gql<{ users: { name: string | null }[] }>(list, { ids: Array.from({ length: 150 }, (_, i) => stack.userId(i + 1)) });

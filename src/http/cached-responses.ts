@@ -78,7 +78,9 @@ export function createCachedResponses(options: CachedResponsesOptions): (req: In
     if (retryAfter > 0) {
       metrics.callerRejections.inc();
       const refusal = Buffer.from(
-        JSON.stringify({ errors: [{ message: `Too many requests from this caller; retry after ${retryAfter} s.`, extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter } }] }),
+        JSON.stringify({
+          errors: [{ message: `Too many requests from this caller; retry after ${retryAfter} s.`, extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter } }],
+        }),
       );
       res.writeHead(429, { 'content-type': type, 'content-length': refusal.length, 'retry-after': String(retryAfter), ...corsFields, 'x-request-id': requestId });
       res.end(refusal);
@@ -160,11 +162,16 @@ async function encoded(cached: CachedResponse, encoding: 'br' | 'gzip'): Promise
 
 function startSpan(req: IncomingMessage, operation: string) {
   const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-  return trace.getTracer('rest-graphql-gateway').startSpan(
-    `query ${operation}`,
-    { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'POST', 'graphql.operation.type': 'query', 'graphql.operation.name': operation, 'gateway.response_cache': 'hit' } },
-    parent,
-  );
+  return trace
+    .getTracer('rest-graphql-gateway')
+    .startSpan(
+      `query ${operation}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'http.request.method': 'POST', 'graphql.operation.type': 'query', 'graphql.operation.name': operation, 'gateway.response_cache': 'hit' },
+      },
+      parent,
+    );
 }
 
 function logRequest(logger: Logger, requestId: string, operation: string, status: number, startedAt: number): void {

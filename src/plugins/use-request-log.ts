@@ -9,7 +9,6 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SourceFailure, SourceFailureLog } from '../observability/source-failure-log.js';
 
-
 interface RequestRecord {
   id: string;
   startedAt: number;

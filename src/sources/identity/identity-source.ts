@@ -40,7 +40,11 @@ function toUserEntity(u: z.infer<z.ZodObject<typeof userFields>>): UserEntity {
 const user = lenientObject(userFields).transform(toUserEntity);
 
 /** A user as the change feed reads it: the profile, and the instant it last changed (null when unreadable: applied, but never a mark). */
-const changedUser = lenientObject({ ...userFields, updated_at: optional(isoFromDateString) }).transform((u): ChangedRecord<UserEntity> => ({ id: u.user_id, updatedAt: u.updated_at ?? null, value: toUserEntity(u) }));
+const changedUser = lenientObject({ ...userFields, updated_at: optional(isoFromDateString) }).transform((u): ChangedRecord<UserEntity> => ({
+  id: u.user_id,
+  updatedAt: u.updated_at ?? null,
+  value: toUserEntity(u),
+}));
 
 const page = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(user) });
 const changedPage = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(changedUser) });

@@ -162,16 +162,14 @@ async function encoded(cached: CachedResponse, encoding: 'br' | 'gzip'): Promise
 
 function startSpan(req: IncomingMessage, operation: string) {
   const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-  return trace
-    .getTracer('rest-graphql-gateway')
-    .startSpan(
-      `query ${operation}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: { 'http.request.method': 'POST', 'graphql.operation.type': 'query', 'graphql.operation.name': operation, 'gateway.response_cache': 'hit' },
-      },
-      parent,
-    );
+  return trace.getTracer('rest-graphql-gateway').startSpan(
+    `query ${operation}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { 'http.request.method': 'POST', 'graphql.operation.type': 'query', 'graphql.operation.name': operation, 'gateway.response_cache': 'hit' },
+    },
+    parent,
+  );
 }
 
 function logRequest(logger: Logger, requestId: string, operation: string, status: number, startedAt: number): void {

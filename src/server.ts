@@ -27,6 +27,7 @@ import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
 import { createCachedResponses } from './http/cached-responses.js';
 import { LoadShedder } from './http/load-shedding.js';
+import { corsHeaders } from './http/cors-headers.js';
 import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
 import { createWebhookReceiver } from './webhooks/receiver.js';
 import { LiveEvents } from './realtime/live-events.js';
@@ -319,6 +320,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   );
   const server = createHttpServer(yoga, {
     shedder,
+    cors: corsHeaders(ops.corsOrigins),
     onShed: (reason) => {
       metrics.requestsShed.labels(reason).inc();
       // The loop and heap readings log their own transitions; a full house or a full queue says so at most every 10 s.

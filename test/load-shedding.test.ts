@@ -18,13 +18,16 @@ const block = (ms: number) => {
 
 describe('load shedding', () => {
   it('past LOAD_SHED_MAX_IN_FLIGHT, new requests get 503 with Retry-After and OVERLOADED, reach no vendor, and are admitted again after', async () => {
-    const stack = await stackWith({ ops: (o) => ({ ...o, loadShedding: { maxInFlight: 3, maxEntityReads: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }) });
+    const origin = 'https://app.example.com';
+    const stack = await stackWith({
+      ops: (o) => ({ ...o, corsOrigins: [origin], loadShedding: { maxInFlight: 3, maxEntityReads: 0, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }),
+    });
     await stack.faults('analytics', { latencyMs: 400 });
     const query = `query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`;
     const answers = await Promise.all(
       Array.from({ length: 3 }, (_, i) => stack.gql(query, { id: stack.userId(i + 1) })).concat(
         // Sent once the first three are in flight.
-        Array.from({ length: 4 }, (_, i) => new Promise((r) => setTimeout(r, 150)).then(() => stack.gql(query, { id: stack.userId(i + 10) }))),
+        Array.from({ length: 4 }, (_, i) => new Promise((r) => setTimeout(r, 150)).then(() => stack.gql(query, { id: stack.userId(i + 10) }, { headers: { origin } }))),
       ),
     );
     const statuses = answers.map((a) => a.status);
@@ -32,6 +35,8 @@ describe('load shedding', () => {
     expect(statuses.slice(3)).toEqual([503, 503, 503, 503]);
     const refused = answers[3]!;
     expect(refused.headers.get('retry-after')).toBe('1');
+    // A browser on an allowed origin sees the 503 itself, not a CORS error.
+    expect(refused.headers.get('access-control-allow-origin')).toBe(origin);
     expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: 'OVERLOADED', reason: 'in_flight', retryAfterSeconds: 1 });
     // Only the three admitted reached the vendors (no cache here: one profile and one metrics call each).
     expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(3);

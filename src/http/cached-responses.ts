@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Viewer } from '../viewer.js';
 import { compressBody, negotiateEncoding } from './content-encoding.js';
+import { corsHeaders } from './cors-headers.js';
 
 /** A caller's request id is echoed when it looks like one (so a trace spans services); else a new UUID. */
 export const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -130,24 +131,6 @@ function responseType(accept: string | undefined): ResponseType | null {
   if (first === 'application/json' || first === '*/*') return 'application/json; charset=utf-8';
   if (first === 'application/graphql-response+json') return 'application/graphql-response+json; charset=utf-8';
   return null;
-}
-
-/** The CORS headers yoga adds for an allowed origin (none without an Origin); null for an origin it would refuse. */
-function corsHeaders(origins: readonly string[]): (origin: string | undefined) => OutgoingHttpHeaders | null {
-  const none: OutgoingHttpHeaders = {};
-  if (origins.length === 0) return () => none;
-  const allowed = new Set(origins);
-  const shared = {
-    'access-control-allow-methods': 'GET, POST',
-    'access-control-allow-headers': 'authorization, content-type, x-request-id',
-    'access-control-allow-credentials': 'true',
-    'access-control-expose-headers': 'x-request-id, retry-after',
-  };
-  return (origin) => {
-    if (origin === undefined) return none;
-    if (!allowed.has(origin) && !allowed.has('*')) return null;
-    return { 'access-control-allow-origin': origin, ...shared };
-  };
 }
 
 function acceptedEncoding(req: IncomingMessage): 'br' | 'gzip' | null {

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 
@@ -96,11 +96,11 @@ export class LoadShedder {
   }
 }
 
-/** The refusal: 503, Retry-After 1 s, and a GraphQL error a client's code can switch on. */
-export function refuseOverloaded(res: ServerResponse, reason: ShedReason): void {
+/** The refusal: 503, Retry-After 1 s, and a GraphQL error a client's code can switch on; with CORS headers, so a browser sees it. */
+export function refuseOverloaded(res: ServerResponse, reason: ShedReason, cors: OutgoingHttpHeaders = {}): void {
   const body = JSON.stringify({
     errors: [{ message: 'The server is over capacity; retry after 1 s.', extensions: { code: 'OVERLOADED', reason, retryAfterSeconds: 1 } }],
   });
-  res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '1' });
+  res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '1', ...cors });
   res.end(body);
 }

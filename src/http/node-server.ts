@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { WebhookReceiver } from '../webhooks/receiver.js';
 import { refuseOverloaded, type LoadShedder, type ShedReason } from './load-shedding.js';
 import { readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
@@ -14,6 +14,8 @@ export interface HttpLayerOptions extends RequestBodyLimits {
   /** Refuses GraphQL requests past capacity (503) before their body is read; `onShed` counts each refusal. */
   shedder?: LoadShedder;
   onShed?: (reason: ShedReason) => void;
+  /** The CORS headers for a request's origin (the refusal carries them, so a browser sees the 503); null for an origin not allowed. */
+  cors?: (origin: string | undefined) => OutgoingHttpHeaders | null;
   /** Where a failure of the hit path is logged (the request then goes to yoga). */
   onError?: (error: unknown) => void;
   /** `server.headersTimeout`: the request line and headers must arrive within this. @default min(requestTimeoutMs, 60 s) */
@@ -36,7 +38,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
       const reason = shedder.refuses();
       if (reason !== null) {
         options.onShed?.(reason);
-        return refuseOverloaded(res, reason);
+        return refuseOverloaded(res, reason, options.cors?.(req.headers.origin) ?? {});
       }
       // An event stream (an SSE subscription) lasts as long as its client stays: it is not a request in progress
       // (subscriptions have their own bound, SUBSCRIPTIONS_PER_CALLER).

@@ -33,6 +33,9 @@ export interface CachedResponsesOptions {
   tracing: boolean;
 }
 
+/** A request the hit path looked up and missed, with the key it computed (read by useResponseCache). */
+export type KeyedRequest = IncomingMessage & { responseCacheKey?: string };
+
 /** How a hit is written, by the client's Accept (what yoga would answer to the same one). */
 type ResponseType = 'application/json; charset=utf-8' | 'application/graphql-response+json; charset=utf-8';
 
@@ -71,7 +74,11 @@ export function createCachedResponses(options: CachedResponsesOptions): (req: In
     }
     const key = responses.key(parts, viewer);
     const cached = key === null ? undefined : responses.lookup(key);
-    if (cached === undefined) return false;
+    if (cached === undefined) {
+      // Yoga's response-cache plugin keys the same request the same way: it takes this one rather than hash it again.
+      if (key !== null) (req as KeyedRequest).responseCacheKey = key;
+      return false;
+    }
 
     const incoming = req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();

@@ -3,11 +3,14 @@ import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Dependencies, ResponseCache } from '../cache/response-cache.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Viewer } from '../viewer.js';
+import type { KeyedRequest } from '../http/cached-responses.js';
 
 interface ResponseCacheContext {
   viewer?: Viewer;
   dependencies: Dependencies;
   params: GraphQLParams;
+  /** The node request, when the HTTP layer looked it up already (its key, computed there). */
+  req?: KeyedRequest;
 }
 
 /**
@@ -29,7 +32,7 @@ export function useResponseCache({ cache, metrics }: ResponseCachePluginOptions)
     onExecute({ args, setResultAndStopExecution }) {
       const { viewer, dependencies, params } = args.contextValue;
       if (!viewer || !cache.answers(args.document, args.operationName)) return;
-      const key = cache.key(params, viewer);
+      const key = args.contextValue.req?.responseCacheKey ?? cache.key(params, viewer);
       if (key === null) return;
       const cached = cache.get(key);
       if (cached) {

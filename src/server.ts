@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BREAK, getOperationAST, GraphQLError, visit, type DocumentNode } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
@@ -258,11 +258,16 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       ...(ops.compression ? [useResponseCompression({ thresholdBytes: ops.compression.thresholdBytes })] : []),
     ],
     // The viewer is added by useJwtAuth; this adds what every request needs besides.
-    context: (): RequestServices => {
+    context: ({ res }): RequestServices => {
       const deadline = Deadline.after(config.requestDeadlineMs);
       const dependencies = new Dependencies();
+      // An HTTP request's entity reads count (load shedding) until its response is done or its connection drops,
+      // however the operation ended; a WebSocket's operations have no response of their own and are not counted.
+      const response = res instanceof ServerResponse ? res : undefined;
+      const loaders = new Loaders(caches, deadline, dependencies, response ? readsInFlight : undefined);
+      response?.once('close', () => loaders.finish());
       return {
-        loaders: new Loaders(caches, deadline, dependencies, readsInFlight),
+        loaders,
         sources,
         caches,
         writes,

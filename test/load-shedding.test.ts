@@ -88,6 +88,31 @@ describe('load shedding', () => {
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(300) })).status).toBe(200);
   });
 
+  it('a client that hangs up mid-request gives its entity reads back: the count never leaks into refusing everyone', async () => {
+    const stack = await stackWith({
+      cache: { enabled: true },
+      ops: (o) => ({ ...o, loadShedding: { maxInFlight: 0, maxEntityReads: 250, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }),
+    });
+    await stack.faults('analytics', { latencyMs: 1500 });
+    const controller = new AbortController();
+    const abandoned = fetch(stack.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
+      body: JSON.stringify({
+        query: `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } } }`,
+        variables: { ids: Array.from({ length: 150 }, (_, i) => stack.userId(i + 400)) },
+      }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(600) })).status).toBe(503);
+    controller.abort();
+    await abandoned;
+    await new Promise((r) => setTimeout(r, 100));
+    // Well before analytics answers the abandoned request, its reads no longer count.
+    expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(601) })).status).toBe(200);
+  });
+
   it('a blocked event loop turns refusals on, and they stop once it keeps up again', async () => {
     const transitions: (string | null)[] = [];
     const shedder = new LoadShedder({ maxInFlight: 0, maxEntityReads: 0, maxEventLoopDelayMs: 100, maxHeapUsedRatio: 0 }, (reason) => transitions.push(reason), 0);

@@ -310,9 +310,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       })
     : undefined;
   let lastQueueWarning = 0;
-  const shedder = new LoadShedder(
-    ops.loadShedding,
-    (reason, reading) => {
+  const shedder = new LoadShedder(ops.loadShedding, {
+    onPressure: (reason, reading) => {
       if (reason)
         logger.warn(
           { reason, ...reading, requestsInFlight: shedder.requestsInFlight, settings: ops.loadShedding },
@@ -320,9 +319,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         );
       else logger.info(reading, 'Back under capacity: GraphQL requests are admitted again');
     },
-    undefined,
-    () => readsInFlight.count,
-  );
+    entityReads: () => readsInFlight.count,
+  });
   const server = createHttpServer(yoga, {
     shedder,
     cors: corsHeaders(ops.corsOrigins),

@@ -115,7 +115,10 @@ describe('load shedding', () => {
 
   it('a blocked event loop turns refusals on, and they stop once it keeps up again', async () => {
     const transitions: (string | null)[] = [];
-    const shedder = new LoadShedder({ maxInFlight: 0, maxEntityReads: 0, maxEventLoopDelayMs: 100, maxHeapUsedRatio: 0 }, (reason) => transitions.push(reason), 0);
+    const shedder = new LoadShedder(
+      { maxInFlight: 0, maxEntityReads: 0, maxEventLoopDelayMs: 100, maxHeapUsedRatio: 0 },
+      { onPressure: (reason) => transitions.push(reason), sampleEveryMs: 0 },
+    );
     try {
       shedder.sample();
       for (let i = 0; i < 4; i++) {

@@ -18,6 +18,15 @@ export interface LoadSheddingSettings {
 
 export type ShedReason = 'in_flight' | 'entity_reads' | 'event_loop_delay' | 'heap';
 
+export interface LoadShedderOptions {
+  /** Told when refusals start (the reason) and stop (null), with the reading that decided it. */
+  onPressure?: (reason: ShedReason | null, reading: { eventLoopDelayP99Ms: number; heapUsedRatio: number }) => void;
+  /** How often the loop delay and the heap are read; 0: only when `sample()` is called. @default 500 */
+  sampleEveryMs?: number;
+  /** The entity reads of the requests in progress now (ReadsInFlight). */
+  entityReads?: () => number;
+}
+
 /** How often the loop delay and the heap are read. */
 const SAMPLE_EVERY_MS = 500;
 
@@ -37,17 +46,18 @@ export class LoadShedder {
   private readonly delay: IntervalHistogram | null;
   private readonly timer: NodeJS.Timeout | null;
   private readonly heapLimit = getHeapStatistics().heap_size_limit;
-  /** The last reading, for the log line and /metrics. */
+  /** The last reading, for the log lines. */
   readonly last = { eventLoopDelayP99Ms: 0, heapUsedRatio: 0 };
+
+  private readonly onPressure: NonNullable<LoadShedderOptions['onPressure']>;
+  private readonly entityReads: () => number;
 
   constructor(
     private readonly settings: LoadSheddingSettings,
-    private readonly onPressure: (reason: ShedReason | null, reading: LoadShedder['last']) => void = () => {},
-    /** 0: read only when `sample()` is called. */
-    sampleEveryMs = SAMPLE_EVERY_MS,
-    /** The entity reads of the requests in progress now (ReadsInFlight). */
-    private readonly entityReads: () => number = () => 0,
+    { onPressure = () => {}, sampleEveryMs = SAMPLE_EVERY_MS, entityReads = () => 0 }: LoadShedderOptions = {},
   ) {
+    this.onPressure = onPressure;
+    this.entityReads = entityReads;
     const watching = sampleEveryMs > 0 && (settings.maxEventLoopDelayMs > 0 || settings.maxHeapUsedRatio > 0);
     this.delay = settings.maxEventLoopDelayMs > 0 ? monitorEventLoopDelay({ resolution: 10 }) : null;
     this.delay?.enable();

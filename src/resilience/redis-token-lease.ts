@@ -63,10 +63,7 @@ export class RedisTokenLease {
   /** 0 when a token was had (locally or from Redis), else minus the ms until one will be there. */
   async take(): Promise<number> {
     for (;;) {
-      if (this.tokens > 0 && Date.now() < this.until) {
-        this.tokens--;
-        return 0;
-      }
+      if (this.takeLocal()) return 0;
       if (this.refill) {
         const taken = await this.refill;
         if (taken < 0) return taken;

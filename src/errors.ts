@@ -84,6 +84,11 @@ export function unauthenticated(reason: string): GraphQLError {
   });
 }
 
+/** What a caller over its budget is told (yoga's RATE_LIMITED answer and the HTTP layer's hit path say the same). */
+export function callerLimitMessage(retryAfterSeconds: number): string {
+  return `Too many requests from this caller; retry after ${retryAfterSeconds} s.`;
+}
+
 /** The `extensions` a source failure carries in `errors[]` (DESIGN.md's contract). */
 export function sourceErrorExtensions(error: SourceError): Record<string, unknown> {
   const extensions: Record<string, unknown> = {

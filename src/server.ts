@@ -295,6 +295,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     siblings: options.siblings ?? null,
     onOutcome: (source, outcome) => metrics.webhooks.labels(source, outcome).inc(),
   });
+  const cors = corsHeaders(ops.corsOrigins);
   const cachedResponses = responses
     ? createCachedResponses({
         responses,
@@ -302,7 +303,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         retryAfterSeconds: (subject) => callerLimiter.retryAfterSeconds(subject),
         metrics,
         logger,
-        corsOrigins: ops.corsOrigins,
+        cors,
         compressionThresholdBytes: ops.compression ? ops.compression.thresholdBytes : null,
         persistedOnly: ops.persistedOperationsRequired,
         hashOnly: ops.persistedOperationsRequired || ops.apq,
@@ -323,7 +324,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   });
   const server = createHttpServer(yoga, {
     shedder,
-    cors: corsHeaders(ops.corsOrigins),
+    cors,
     onShed: (reason) => {
       metrics.requestsShed.labels(reason).inc();
       // The loop and heap readings log their own transitions; a full house or a full queue says so at most every 10 s.

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Viewer } from '../viewer.js';
 import { compressBody, negotiateEncoding } from './content-encoding.js';
-import { corsHeaders } from './cors-headers.js';
+import { callerLimitMessage } from '../errors.js';
 
 /** A caller's request id is echoed when it looks like one (so a trace spans services); else a new UUID. */
 export const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -21,8 +21,8 @@ export interface CachedResponsesOptions {
   retryAfterSeconds: (subject: string) => Promise<number>;
   metrics: Metrics;
   logger: Logger;
-  /** Origins allowed to call from browsers (yoga's CORS setting); a request from any other origin is left to yoga. */
-  corsOrigins: readonly string[];
+  /** The CORS headers for a request's origin (corsHeaders); null for an origin not allowed, which is left to yoga. */
+  cors: (origin: string | undefined) => OutgoingHttpHeaders | null;
   /** Bodies at least this long are compressed by Accept-Encoding; null: compression is off. */
   compressionThresholdBytes: number | null;
   /** PERSISTED_OPERATIONS_REQUIRED: a request that sends document text is yoga's to refuse. */
@@ -55,7 +55,7 @@ type ResponseType = 'application/json; charset=utf-8' | 'application/graphql-res
  */
 export function createCachedResponses(options: CachedResponsesOptions): (req: IncomingMessage, res: ServerResponse, body: Buffer) => Promise<boolean> {
   const { responses, metrics, logger } = options;
-  const cors = corsHeaders(options.corsOrigins);
+  const { cors } = options;
 
   return async (req, res, body) => {
     const startedAt = performance.now();
@@ -87,7 +87,7 @@ export function createCachedResponses(options: CachedResponsesOptions): (req: In
       metrics.callerRejections.inc();
       const refusal = Buffer.from(
         JSON.stringify({
-          errors: [{ message: `Too many requests from this caller; retry after ${retryAfter} s.`, extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter } }],
+          errors: [{ message: callerLimitMessage(retryAfter), extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter } }],
         }),
       );
       res.writeHead(429, { 'content-type': type, 'content-length': refusal.length, 'retry-after': String(retryAfter), ...corsFields, 'x-request-id': requestId });

@@ -2,6 +2,7 @@ import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from '../viewer.js';
+import { callerLimitMessage } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { IPolicy } from 'cockatiel';
 import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
@@ -77,7 +78,7 @@ export function useCallerRateLimit({ limiter, metrics }: CallerRateLimitOptions)
       const retryAfter = await limiter.retryAfterSeconds(context.viewer.userId);
       if (retryAfter === 0) return;
       metrics.callerRejections.inc();
-      throw new GraphQLError(`Too many requests from this caller; retry after ${retryAfter} s.`, {
+      throw new GraphQLError(callerLimitMessage(retryAfter), {
         extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter, http: { status: 429, headers: { 'retry-after': String(retryAfter) } } },
       });
     },

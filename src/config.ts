@@ -251,7 +251,7 @@ export const envSchema = z.object({
     ),
   LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000)
     .default(500)
-    .describe("the event loop's p99 delay (read every 500 ms) past which new GraphQL requests get 503 until it recovers (`0`: not watched)"),
+    .describe("the event loop's p99 delay (read every 500 ms) past which, in two readings running, new GraphQL requests get 503 until it recovers (`0`: not watched)"),
   LOAD_SHED_MAX_HEAP_USED_RATIO: num(0, 1)
     .default(0.9)
     .describe("heap used as a share of V8's limit (`--max-old-space-size`) past which new GraphQL requests get 503, before the heap runs out (`0`: not watched)"),

@@ -113,20 +113,26 @@ describe('load shedding', () => {
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(601) })).status).toBe(200);
   });
 
-  it('a blocked event loop turns refusals on, and they stop once it keeps up again', async () => {
+  it('an event loop behind in two readings running turns refusals on, one long task does not, and they stop once it keeps up', async () => {
     const transitions: (string | null)[] = [];
     const shedder = new LoadShedder(
       { maxInFlight: 0, maxEntityReads: 0, maxEventLoopDelayMs: 100, maxHeapUsedRatio: 0 },
       { onPressure: (reason) => transitions.push(reason), sampleEveryMs: 0 },
     );
-    try {
-      shedder.sample();
+    const behind = async () => {
       for (let i = 0; i < 4; i++) {
         block(250);
         await new Promise((r) => setTimeout(r, 5));
       }
       shedder.sample();
+    };
+    try {
+      shedder.sample();
+      await behind();
       expect(shedder.last.eventLoopDelayP99Ms).toBeGreaterThan(100);
+      // One reading behind: a long task, not yet overload.
+      expect(shedder.refuses()).toBeNull();
+      await behind();
       expect(shedder.refuses()).toBe('event_loop_delay');
       await new Promise((r) => setTimeout(r, 300));
       shedder.sample();

@@ -5,7 +5,7 @@ import { getHeapStatistics } from 'node:v8';
 export interface LoadSheddingSettings {
   /** GraphQL requests in progress at once; past it new ones get 503. 0: no bound. */
   maxInFlight: number;
-  /** The event loop's p99 delay over the last interval; past it new requests get 503 until it is back under. 0: not watched. */
+  /** The event loop's p99 delay over each 500 ms; past it in two readings running, new requests get 503 until it is back under. 0: not watched. */
   maxEventLoopDelayMs: number;
   /** Heap used as a share of V8's heap limit; past it new requests get 503 (before the heap runs out). 0: not watched. */
   maxHeapUsedRatio: number;
@@ -84,19 +84,18 @@ export class LoadShedder {
   /** Reads the loop delay and the heap now (every 500 ms on its own). */
   sample(): void {
     const { maxEventLoopDelayMs, maxHeapUsedRatio } = this.settings;
+    const behindBefore = maxEventLoopDelayMs > 0 && this.last.eventLoopDelayP99Ms > maxEventLoopDelayMs;
     if (this.delay) {
       // The histogram is in ns; its floor is the 10 ms resolution the timer itself sleeps.
       this.last.eventLoopDelayP99Ms = Math.max(0, this.delay.percentile(99) / 1e6 - 10);
       this.delay.reset();
     }
+    // Behind in two readings running, not one: a single long task (the first GraphiQL page loading its bundle,
+    // a major GC) is not overload, and refusing the requests right after it only fails them.
+    const behind = behindBefore && maxEventLoopDelayMs > 0 && this.last.eventLoopDelayP99Ms > maxEventLoopDelayMs;
     if (maxHeapUsedRatio > 0) this.last.heapUsedRatio = getHeapStatistics().used_heap_size / this.heapLimit;
     const before = this.pressure;
-    this.pressure =
-      maxEventLoopDelayMs > 0 && this.last.eventLoopDelayP99Ms > maxEventLoopDelayMs
-        ? 'event_loop_delay'
-        : maxHeapUsedRatio > 0 && this.last.heapUsedRatio > maxHeapUsedRatio
-          ? 'heap'
-          : null;
+    this.pressure = behind ? 'event_loop_delay' : maxHeapUsedRatio > 0 && this.last.heapUsedRatio > maxHeapUsedRatio ? 'heap' : null;
     if (this.pressure !== before) this.onPressure(this.pressure, this.last);
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Dataset, IdentityUser } from './dataset.js';
 import { json, type RateWindow, type Reply, type UpstreamApi, type UpstreamRequest } from './simulated-server.js';
+import { UpdatedAtIndex } from './updated-at-index.js';
 
 /**
  * Identity, modelled on the Auth0 Management API v2: OAuth2 client
@@ -113,6 +114,7 @@ export function parseUpdatedSince(q: string): Date | null {
 
 export function identityApi(data: Dataset, credentials: IdentityCredentials, tokenTtlSeconds: number): UpstreamApi {
   const tokens = new Map<string, number>();
+  const updated = new UpdatedAtIndex(data);
 
   const token = (req: UpstreamRequest): Reply => {
     const body = (req.body ?? {}) as Record<string, unknown>;
@@ -152,7 +154,7 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
       const since = parseUpdatedSince(q);
       if (!since) return badRequest('Invalid query');
       // Inclusive: a user updated at exactly `since` is listed again.
-      matched = data.users.filter((u) => Date.parse(u.updated_at) >= since.getTime());
+      matched = updated.since(since.getTime());
     } else if (q !== null) {
       const terms = parseLuceneTerms(q);
       if (!terms) return badRequest('Invalid query');
@@ -194,6 +196,7 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
         return badRequest(`Payload validation error: '${key}' must be a string of 1..300 characters`, 'invalid_body');
     }
     Object.assign(user, body, { updated_at: new Date().toISOString() });
+    updated.touched(user);
     return json(200, user);
   };
 
@@ -202,7 +205,10 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
     const { updated_at: updatedAt, ...changes } = (req.body ?? {}) as Record<string, unknown>;
     const reply = patchUser({ ...req, body: changes });
     // `updated_at` may be given (edits in one millisecond, a clock behind ours): the vendor's clock is not the server's.
-    if (reply.status === 200 && typeof updatedAt === 'string') Object.assign(reply.body as IdentityUser, { updated_at: updatedAt });
+    if (reply.status === 200 && typeof updatedAt === 'string') {
+      Object.assign(reply.body as IdentityUser, { updated_at: updatedAt });
+      updated.touched(reply.body as IdentityUser);
+    }
     return reply;
   };
 

@@ -57,6 +57,41 @@ describe('identity (Auth0 Management API v2 dialect)', () => {
     expect((await identity('/api/v2/users?per_page=101')).status).toBe(400);
   });
 
+  it('changes since an instant: users updated at or after it, inclusive, in creation order; an edit moves a user in or out', async () => {
+    const users = t.up.dataset.users;
+    const since = async (instant: string) => {
+      const q = `updated_at:["${instant}" TO *]`;
+      const res = await identity(`/api/v2/users?q=${encodeURIComponent(q)}&per_page=100&include_totals=true`);
+      return ((await res.json()) as { users: { user_id: string }[] }).users.map((u) => u.user_id);
+    };
+    const pause = () => new Promise((r) => setTimeout(r, 5));
+    await pause();
+    const before = new Date().toISOString();
+    await pause();
+    expect(await since(before)).toEqual([]);
+    const edited = users[5]!.user_id;
+    await identity(`/api/v2/users/${encodeURIComponent(edited)}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ nickname: 'moved' }),
+    });
+    expect(await since(before)).toEqual([edited]);
+
+    const tail = users.slice(1190).map((u) => u.user_id);
+    const fromTail = await since(users[1190]!.created_at);
+    expect(fromTail[0]).toBe(edited);
+    expect(fromTail.slice(-10)).toEqual(tail);
+    // A clock behind ours: an edit stamped in the past takes the user out of a later window.
+    const backdated = users[1195]!.user_id;
+    const admin = await fetch(`${t.up.identity.url}/__admin/users/${encodeURIComponent(backdated)}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ nickname: 'late', updated_at: '2000-01-01T00:00:00.000Z' }),
+    });
+    expect(admin.status).toBe(200);
+    expect(await since(users[1190]!.created_at)).toEqual([edited, ...tail.filter((id) => id !== backdated)]);
+  });
+
   it('PATCH updates name, nickname, picture and refuses anything else', async () => {
     const id = encodeURIComponent(t.up.dataset.users[50]!.user_id);
     const ok = await identity(`/api/v2/users/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nickname: 'neo' }) });

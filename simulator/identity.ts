@@ -176,8 +176,17 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
     if (sort !== null) {
       const [field, direction] = sort.split(':') as ['created_at' | 'updated_at', string];
       const sign = direction === '1' ? 1 : -1;
-      // Stable: users updated in the same millisecond keep the vendor's own order.
-      matched = [...matched].sort((a, b) => sign * (Date.parse(a[field]) - Date.parse(b[field])));
+      if (field === 'created_at') {
+        // Every match is in creation order already, and no two users share a created_at: nothing to sort (a sort of
+        // 100,000 users parsing two dates a comparison held the simulator's only thread for seconds a page).
+        if (sign < 0) matched = [...matched].reverse();
+      } else {
+        // Stable: users updated in the same millisecond keep the vendor's own order.
+        matched = matched
+          .map((user) => ({ user, at: Date.parse(user.updated_at) }))
+          .sort((a, b) => sign * (a.at - b.at))
+          .map((m) => m.user);
+      }
     }
     const start = page * perPage;
     const users = matched.slice(start, start + perPage);

@@ -4,7 +4,7 @@
  * upstreams, and reading a process's memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -33,6 +33,7 @@ export function start(script: string, env: Record<string, string>, ready: RegExp
     const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 30_000);
     const onData = (d: Buffer) => {
       output += d.toString();
+      if (process.env.BENCH_OUTPUT) appendFileSync(process.env.BENCH_OUTPUT, d);
       if (ready.test(output)) {
         clearTimeout(timer);
         resolve({ child, output: () => output });

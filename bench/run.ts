@@ -24,6 +24,8 @@
  * BENCH_CONNECTIONS=10), peak RSS, and what Redis costs the hot dashboard.
  *
  * BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (default 50),
+ * BENCH_ROUNDS (default 1: each gateway runs its scenarios this many times, every other round in reverse order,
+ * each from a fresh process; every figure is then the median of its rounds, the rounds' req/s and CPU beside it),
  * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; also apollo-cached and yoga-cached, the
  * peers with their response caches on; empty: none),
  * BENCH_MODES (our cache: off, l1, l1+l2, miss, miss+l2; default l1 — l1+l2 needs Redis at REDIS_URL; miss: every entry
@@ -55,6 +57,9 @@ import { shortTable, step } from './progress.js';
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+/** How many times each gateway runs its scenarios, the order reversed every other round; figures are then medians. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`BENCH_ROUNDS must be a whole number ≥ 1 (got "${process.env.BENCH_ROUNDS}")`);
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
 /** The simulated vendors' service time, uniform in latency ± jitter: their p99 is about latency + jitter (set here, not measured). */
 const VENDOR_LATENCY_MS = 20;
@@ -379,53 +384,86 @@ async function sampleAnswers(url: string, scenario: Scenario): Promise<string[]>
   return out;
 }
 
-const rows: Awaited<ReturnType<typeof measure>>[] = [];
-for (const target of targets) {
-  // A fresh process (and Redis key prefix) per gateway: each starts cold, in the same conditions.
-  const gateway = await start(target.script, { ...env, ...target.env }, /GraphQL endpoint: (\S+)/, target.ours ? [...ourNodeArgs, ...profile] : []);
-  const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
-  const pid = gateway.child.pid!;
-  // Warm up the process (JIT on the hit and the miss paths, pools, the OAuth token) on users outside every scenario's set.
-  if (WARMUP > 0)
-    await step(`${target.name}: warming up`, WARMUP, () =>
-      autocannon({
-        url,
-        connections: 10,
-        duration: WARMUP,
-        requests: [
-          {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-            setupRequest: (req) => ({
-              ...req,
-              body: JSON.stringify(
-                Math.random() < 0.5
-                  ? { query: DASHBOARD, variables: { id: pick(warmupIds) } }
-                  : { query: LIST, variables: { ids: Array.from({ length: 50 }, () => pick(warmupIds)) } },
-              ),
-            }),
-          },
-        ],
-      }),
-    );
-  for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name) && (target.ours || !s.headers))) {
-    const row = await step(`${target.name}: ${scenario.name}`, DURATION, () => measure(url, pid, target.name, scenario, Boolean(target.env.REDIS_URL)));
-    rows.push(row);
-    console.log(`  ${row['req/s']} req/s, p50 ${row['p50 ms']} ms, p99 ${row['p99 ms']} ms, ${row['gateway CPU ms/query']} ms CPU/query`);
-    answers.set(`${target.name} ${scenario.name}`, await sampleAnswers(url, scenario));
-  }
-  gateway.child.kill('SIGTERM');
-  await new Promise((resolve) => gateway.child.once('exit', resolve));
-  if (process.env.DEBUG_BENCH)
-    console.log(
-      gateway
-        .output()
-        .split('\n')
-        .filter((l) => l.includes('"level":50'))
-        .slice(0, 3)
-        .join('\n'),
-    );
+type Row = Awaited<ReturnType<typeof measure>> & { 'req/s by round'?: string; 'CPU ms/query by round'?: string };
+
+/**
+ * One row per gateway and scenario from several rounds: each number the median of its rounds (their req/s and CPU
+ * listed beside it), each text from the round with the median req/s. On a noisy machine one round can favour either
+ * side by 2×; the median of alternating rounds is the figure a ratio should rest on.
+ */
+function medianRows(rounds: Row[][]): Row[] {
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const m = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+  };
+  return rounds[0]!.map((first) => {
+    const same = rounds.map((r) => r.find((x) => x.gateway === first.gateway && x.scenario === first.scenario)).filter((x): x is Row => x !== undefined);
+    const middle = [...same].sort((a, b) => a['req/s'] - b['req/s'])[(same.length - 1) >> 1]!;
+    const out: Record<string, unknown> = { ...middle };
+    for (const [key, value] of Object.entries(middle)) {
+      if (typeof value !== 'number') continue;
+      out[key] = Number(median(same.map((x) => (x as Record<string, unknown>)[key] as number)).toFixed(3));
+    }
+    out['req/s by round'] = same.map((x) => x['req/s']).join(' / ');
+    out['CPU ms/query by round'] = same.map((x) => x['gateway CPU ms/query']).join(' / ');
+    return out as Row;
+  });
 }
+const rounds: Row[][] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const rows: Row[] = [];
+  rounds.push(rows);
+  if (ROUNDS > 1) console.log(`round ${round + 1} of ${ROUNDS}`);
+  // Every other round the other way round: a machine that drifts during the run favours no gateway.
+  for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
+    // A fresh process (and Redis key prefix) per gateway: each starts cold, in the same conditions.
+    const gateway = await start(target.script, { ...env, ...target.env }, /GraphQL endpoint: (\S+)/, target.ours ? [...ourNodeArgs, ...profile] : []);
+    const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
+    const pid = gateway.child.pid!;
+    // Warm up the process (JIT on the hit and the miss paths, pools, the OAuth token) on users outside every scenario's set.
+    if (WARMUP > 0)
+      await step(`${target.name}: warming up`, WARMUP, () =>
+        autocannon({
+          url,
+          connections: 10,
+          duration: WARMUP,
+          requests: [
+            {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+              setupRequest: (req) => ({
+                ...req,
+                body: JSON.stringify(
+                  Math.random() < 0.5
+                    ? { query: DASHBOARD, variables: { id: pick(warmupIds) } }
+                    : { query: LIST, variables: { ids: Array.from({ length: 50 }, () => pick(warmupIds)) } },
+                ),
+              }),
+            },
+          ],
+        }),
+      );
+    for (const scenario of SCENARIOS.filter((s) => wantedScenarios.includes(s.name) && (target.ours || !s.headers))) {
+      const row = await step(`${target.name}: ${scenario.name}`, DURATION, () => measure(url, pid, target.name, scenario, Boolean(target.env.REDIS_URL)));
+      rows.push(row);
+      console.log(`  ${row['req/s']} req/s, p50 ${row['p50 ms']} ms, p99 ${row['p99 ms']} ms, ${row['gateway CPU ms/query']} ms CPU/query`);
+      answers.set(`${target.name} ${scenario.name}`, await sampleAnswers(url, scenario));
+    }
+    gateway.child.kill('SIGTERM');
+    await new Promise((resolve) => gateway.child.once('exit', resolve));
+    if (process.env.DEBUG_BENCH)
+      console.log(
+        gateway
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"level":50'))
+          .slice(0, 3)
+          .join('\n'),
+      );
+  }
+}
+const rows: Row[] = ROUNDS === 1 ? rounds[0]! : medianRows(rounds);
 console.log(
   `\n${shortTable(rows.map((r) => ({ gateway: r.gateway, scenario: r.scenario, 'req/s': r['req/s'], 'p50 ms': r['p50 ms'], 'p99 ms': r['p99 ms'], 'CPU ms/q': r['gateway CPU ms/query'], 'calls/q': r['upstream calls/query'], 'RSS MB': r['peak RSS MB'] })))}`,
 );

@@ -152,13 +152,31 @@ describe('L1: entries per entity', () => {
     const bound = 100 * entryWeight('k999', 100);
     const tier = new MemoryTier(bound);
     const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
-    for (let i = 0; i < 1000; i++) tier.set(`k${i}`, `g${i % 10}`, makeEntry({ i }, policy, 0), 100);
+    // Each key offered twice: once the tier is full, a new key is kept from its second offer.
+    for (let i = 0; i < 1000; i++) for (const _ of [1, 2]) tier.set(`k${i}`, `g${i % 10}`, makeEntry({ i }, policy, 0), 100);
     expect(tier.bytes).toBeLessThanOrEqual(bound);
     expect(tier.size).toBe(100);
     expect(tier.deleteGroup('g3')).toBe(10);
     expect(tier.size).toBe(90);
     expect(tier.get('k993')).toBeUndefined();
     expect(tier.get('k994')).toBeDefined();
+  });
+
+  it('L1, once full, keeps a new key from its second offer: keys asked once do not evict what is read', () => {
+    const bound = 100 * entryWeight('k999', 100);
+    const tier = new MemoryTier(bound);
+    const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
+    const offer = (i: number) => tier.set(`k${i}`, 'g', makeEntry({ i }, policy, 0), 100);
+    for (let i = 100; i < 200; i++) offer(i); // room for all: each kept from its first fetch
+    expect(tier.size).toBe(100);
+    for (let i = 200; i < 1000; i++) offer(i); // a flood of keys asked once
+    expect(tier.size).toBe(100);
+    expect(Array.from({ length: 100 }, (_, j) => tier.get(`k${100 + j}`) !== undefined).every(Boolean)).toBe(true);
+    offer(500); // asked again: kept, in place of the least recently used
+    expect(tier.get('k500')).toBeDefined();
+    expect(tier.get('k100')).toBeUndefined();
+    offer(150); // a key the tier holds is always replaced
+    expect(tier.size).toBe(100);
   });
 
   it('L1 full of unknown ids weighs about its bound in the heap, not 8× it', async () => {

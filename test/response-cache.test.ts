@@ -2,7 +2,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getNamedType, isObjectType, type GraphQLObjectType } from 'graphql';
 import { makeEntry } from '../src/cache/entry.js';
 import { entryWeight, MemoryTier } from '../src/cache/memory-tier.js';
-import { Doorkeeper, ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
+import { Doorkeeper } from '../src/cache/doorkeeper.js';
+import { ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
 import { resolvers } from '../src/resolvers/index.js';
 import { buildSchema } from '../src/schema.js';
 import { calls, everyEntity, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
@@ -156,7 +157,10 @@ describe('L1 entries a response stands on', () => {
     expect([l1.holds(a), l1.holds(b), l1.holds(c)]).toEqual([false, true, true]);
     l1.deleteGroup('g2');
     expect(l1.holds(c)).toBe(false);
-    l1.set('d', 'g3', d, 950); // evicts b (b and d together would be past the bound)
+    l1.set('d', 'g3', d, 950); // refused: the tier is full and 'd' was never offered before
+    expect(l1.get('d')).toBeUndefined();
+    expect(l1.holds(b)).toBe(true);
+    l1.set('d', 'g3', d, 950); // its second offer evicts b (b and d together would be past the bound)
     expect([l1.holds(b), l1.holds(d)]).toEqual([false, true]);
     l1.set('e', 'g4', e, 50);
     l1.clear();

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { Doorkeeper } from './doorkeeper.js';
 import type { CacheEntry } from './entry.js';
 
 /**
@@ -30,8 +31,10 @@ export class MemoryTier {
   private readonly groupOfKey = new Map<string, string>();
   /** Entries replaced, dropped or evicted: what a response built from them can no longer stand on. */
   private readonly retired = new WeakSet<CacheEntry<unknown>>();
+  /** Keys offered while the tier was full (see set). */
+  private readonly doorkeeper = new Doorkeeper();
 
-  constructor(maxBytes: number) {
+  constructor(private readonly maxBytes: number) {
     // No lru-cache TTL: every entry carries its own times (keepUntil ends it), and lru-cache's
     // per-read TTL bookkeeping showed in profiles of cached queries. Expired entries are dropped when read or evicted.
     this.lru = new LRUCache<string, CacheEntry<unknown>>({
@@ -53,13 +56,29 @@ export class MemoryTier {
   /** `jsonBytes`: the entry's JSON length (as made for L2, or as estimated when there is no L2). */
   set(key: string, group: string, entry: CacheEntry<unknown>, jsonBytes: number): void {
     if (entry.keepUntil <= Date.now()) return;
-    this.lru.set(key, entry, { size: entryWeight(key, jsonBytes) });
+    const weight = entryWeight(key, jsonBytes);
+    if (!this.admits(key, weight)) return;
+    this.lru.set(key, entry, { size: weight });
     if (!this.lru.has(key)) return; // larger than the whole tier
     if (this.groupOfKey.get(key) === group) return;
     this.groupOfKey.set(key, group);
     let keys = this.groups.get(group);
     if (!keys) this.groups.set(group, (keys = new Set()));
     keys.add(key);
+  }
+
+  /**
+   * Whether a new entry may take room. While there is room, every entry is
+   * kept from its first fetch; a key the tier holds is always replaced. Once
+   * full, a new key is kept only from its second offer within the doorkeeper's
+   * memory: otherwise a flood of keys asked once (a cold list, unknown ids)
+   * evicts one entry for each it stores, every entry stored dies unread in
+   * the old generation, and on cold lists that churn cost ~30 % of the CPU
+   * (bench/RESULTS.md) while evicting the entries that were being read.
+   */
+  private admits(key: string, weight: number): boolean {
+    if (this.lru.calculatedSize + weight <= this.maxBytes || this.lru.has(key)) return true;
+    return this.doorkeeper.seen(key);
   }
 
   /** Whether the entry is still the one L1 holds for its key (not replaced, dropped or evicted since). */

@@ -3,6 +3,7 @@ import { Kind, type DocumentNode, type ExecutionResult, type OperationDefinition
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from '../viewer.js';
 import type { CacheEntry } from './entry.js';
+import { Doorkeeper } from './doorkeeper.js';
 import type { MemoryTier } from './memory-tier.js';
 
 /**
@@ -64,43 +65,6 @@ export function documentHash(parts: ResponseKeyParts): string | null {
 /** What a kept response costs besides its JSON: the record, and a pointer per entry it stands on. */
 const RESPONSE_OVERHEAD_BYTES = 200;
 const BYTES_PER_DEPENDENCY = 8;
-/** Distinct keys the doorkeeper remembers per generation (two generations: the last 32k–64k). */
-const DOORKEEPER_GENERATION = 32_768;
-
-/**
- * Which response keys were asked before, so that a response is kept on its
- * key's second request rather than its first (TinyLFU's doorkeeper). A query
- * that never repeats — 50 users picked at random — was otherwise kept, evicted
- * unread, and paid for in major GCs (see bench/RESULTS.md). Keys are held as
- * 32-bit hashes in two generations; a collision only keeps a response one
- * request early.
- */
-export class Doorkeeper {
-  private current = new Set<number>();
-  private previous = new Set<number>();
-
-  constructor(private readonly generation = DOORKEEPER_GENERATION) {}
-
-  /** Whether the key was asked before; remembers it either way. */
-  seen(key: string): boolean {
-    const hash = fnv1a(key);
-    if (this.current.has(hash)) return true;
-    const before = this.previous.has(hash);
-    if (this.current.size >= this.generation) {
-      this.previous = this.current;
-      this.current = new Set();
-    }
-    this.current.add(hash);
-    return before;
-  }
-}
-
-function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
-  return hash >>> 0;
-}
-
 /**
  * Whole responses of entity queries, per viewer, document, operation and
  * variables, valid exactly as long as the L1 entries they were built from

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { entryWeight, MemoryTier } from '../src/cache/memory-tier.js';
+import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { EntityCache } from '../src/cache/entity-cache.js';
 import { createLogger } from '../src/logger.js';
@@ -147,36 +147,64 @@ describe('L1: entries per entity', () => {
     }
   });
 
+  // Keys k100–k999 all have 4 characters, so every entry weighs the same: room for `main` of them in the main
+  // part and `window` more in the window.
+  const weight = entryWeight('k999', 100);
+  const bound = 100 * weight;
+  const windowBytes = Math.floor(bound * WINDOW_SHARE);
+  const main = Math.floor((bound - windowBytes) / weight);
+  const window = Math.floor(windowBytes / weight);
+  const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
+
   it('L1 stays within its byte bound and drops a group whole', () => {
-    // Keys k900–k999 all have 4 characters: room for exactly the last 100 entries.
-    const bound = 100 * entryWeight('k999', 100);
     const tier = new MemoryTier(bound);
-    const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
     // Each key offered twice: once the tier is full, a new key is kept from its second offer.
-    for (let i = 0; i < 1000; i++) for (const _ of [1, 2]) tier.set(`k${i}`, `g${i % 10}`, makeEntry({ i }, policy, 0), 100);
+    for (let i = 100; i < 1000; i++) for (const _ of [1, 2]) tier.set(`k${i}`, `g${i % 10}`, makeEntry({ i }, policy, 0), 100);
     expect(tier.bytes).toBeLessThanOrEqual(bound);
-    expect(tier.size).toBe(100);
-    expect(tier.deleteGroup('g3')).toBe(10);
-    expect(tier.size).toBe(90);
+    expect(tier.size).toBe(main);
+    const kept = Array.from({ length: main }, (_, j) => 1000 - main + j);
+    expect(tier.deleteGroup('g3')).toBe(kept.filter((i) => i % 10 === 3).length);
+    expect(tier.size).toBe(main - kept.filter((i) => i % 10 === 3).length);
     expect(tier.get('k993')).toBeUndefined();
     expect(tier.get('k994')).toBeDefined();
   });
 
-  it('L1, once full, keeps a new key from its second offer: keys asked once do not evict what is read', () => {
-    const bound = 100 * entryWeight('k999', 100);
+  it('L1, once full, keeps a new key from its second offer or its first read: keys asked once do not evict what is read', () => {
     const tier = new MemoryTier(bound);
-    const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
-    const offer = (i: number) => tier.set(`k${i}`, 'g', makeEntry({ i }, policy, 0), 100);
-    for (let i = 100; i < 200; i++) offer(i); // room for all: each kept from its first fetch
-    expect(tier.size).toBe(100);
-    for (let i = 200; i < 1000; i++) offer(i); // a flood of keys asked once
-    expect(tier.size).toBe(100);
-    expect(Array.from({ length: 100 }, (_, j) => tier.get(`k${100 + j}`) !== undefined).every(Boolean)).toBe(true);
-    offer(500); // asked again: kept, in place of the least recently used
+    const offered = new Map<number, ReturnType<typeof makeEntry>>();
+    const offer = (i: number) => {
+      offered.set(i, makeEntry({ i }, policy, 0));
+      tier.set(`k${i}`, `g${i}`, offered.get(i)!, 100);
+    };
+    const first = Array.from({ length: main }, (_, j) => 100 + j);
+    for (const i of first) offer(i); // room for all: each kept from its first fetch
+    expect(tier.size).toBe(main);
+    for (let i = 200; i < 1000; i++) offer(i); // a flood of keys asked once: they pass through the window
+    expect(window).toBeGreaterThan(1);
+    expect(tier.size).toBe(main + window);
+    expect(tier.bytes).toBeLessThanOrEqual(bound);
+    expect(first.every((i) => tier.get(`k${i}`) !== undefined)).toBe(true); // k100 is now the least recently used
+    expect(tier.get(`k${999 - window}`)).toBeUndefined(); // pushed out of the window…
+    expect(tier.holds(offered.get(999 - window)!)).toBe(false); // …and retired: no response stands on it
+    // A user's second request soon after the first: read in the window, it moves into the main part as it is.
+    const waiting = tier.get('k999')!;
+    expect(waiting.value).toEqual({ i: 999 });
+    expect(tier.holds(waiting)).toBe(true);
+    expect(tier.get('k100')).toBeUndefined(); // its place
+    for (let i = 1000; i < 1000 + 2 * window; i++) offer(i); // the window turns over…
+    expect(tier.get('k999')).toBe(waiting); // …and k999 stays
+    expect(tier.holds(waiting)).toBe(true);
+    offer(500); // asked again after the window lost it: kept, in place of the least recently used
     expect(tier.get('k500')).toBeDefined();
-    expect(tier.get('k100')).toBeUndefined();
+    expect(tier.get('k101')).toBeUndefined();
     offer(150); // a key the tier holds is always replaced
-    expect(tier.size).toBe(100);
+    expect(tier.size).toBe(main + window);
+    expect(tier.deleteGroup(`g${1000 + 2 * window - 1}`)).toBe(1); // a write drops what waits in the window too
+    expect(tier.get(`k${1000 + 2 * window - 1}`)).toBeUndefined();
+    const inWindow = offered.get(1000 + 2 * window - 2)!;
+    expect(tier.holds(inWindow)).toBe(true);
+    tier.clear();
+    expect([tier.holds(inWindow), tier.holds(waiting), tier.size]).toEqual([false, false, 0]);
   });
 
   it('L1 full of unknown ids weighs about its bound in the heap, not 8× it', async () => {
@@ -519,6 +547,8 @@ describeWithRedis('Redis trouble never takes the server down', () => {
     await redis.start();
     // ioredis reconnects on its own, backing off up to 2 s.
     await expect.poll(() => stack.gateway.redis!.available, { timeout: 10_000 }).toBe(true);
+    // The peer reconnects on its own schedule: until it has, its reads miss L2 (what the last step counts).
+    await expect.poll(() => peer.gateway.redis!.available, { timeout: 10_000 }).toBe(true);
     await sleep(300);
     running = false;
     await load;

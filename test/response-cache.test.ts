@@ -150,7 +150,7 @@ describe('L1 entries a response stands on', () => {
     // Every key has one character, so entries weigh the same for the same JSON.
     const weight = (jsonBytes: number) => entryWeight('a', jsonBytes);
     const l1 = new MemoryTier(weight(100) + weight(900));
-    const [a, b, c, d, e] = [entry(), entry(), entry(), entry(), entry()];
+    const [a, b, c, d] = [entry(), entry(), entry(), entry()];
     l1.set('a', 'g1', a, 100);
     l1.set('a', 'g1', b, 100); // replaces a
     l1.set('c', 'g2', c, 100);
@@ -162,8 +162,7 @@ describe('L1 entries a response stands on', () => {
     expect(l1.holds(b)).toBe(true);
     l1.set('d', 'g3', d, 950); // its second offer evicts b (b and d together would be past the bound)
     expect([l1.holds(b), l1.holds(d)]).toEqual([false, true]);
-    l1.set('e', 'g4', e, 50);
     l1.clear();
-    expect([l1.holds(d), l1.holds(e)]).toEqual([false, false]);
+    expect(l1.holds(d)).toBe(false);
   });
 });

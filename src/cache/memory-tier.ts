@@ -19,47 +19,99 @@ export function entryWeight(key: string, jsonBytes: number): number {
   return jsonBytes + ENTRY_OVERHEAD_BYTES + 2 * key.length;
 }
 
+/** The share of L1 kept for keys offered once while the rest is full (see MemoryTier). */
+export const WINDOW_SHARE = 1 / 16;
+
+/** A key offered once while L1 was full: kept here, with its weight, until read again or pushed out. */
+interface WindowSlot {
+  entry: CacheEntry<unknown>;
+  weight: number;
+}
+
 /**
  * L1: entries in this process, bounded by what they weigh (see entryWeight). Values are
  * shared by every request that reads them and must never be mutated. Keys of
  * one group (one user's notification pages, say) are indexed so a write can
  * drop them all without scanning.
+ *
+ * Laid out after W-TinyLFU: a main part, which, once full, takes a new key
+ * only from its second offer (a flood of keys asked once must not evict what
+ * is read, see admits), and a small window (WINDOW_SHARE of the bound) where a
+ * key offered once waits meanwhile. A read of it there moves it into the main
+ * part, so a user's second request within seconds of the first does not wait
+ * on the vendors again; keys never read again are pushed out of the window
+ * young, without touching the main part.
  */
 export class MemoryTier {
   private readonly lru: LRUCache<string, CacheEntry<unknown>>;
+  private readonly window: LRUCache<string, WindowSlot>;
+  private readonly mainBytes: number;
   private readonly groups = new Map<string, Set<string>>();
   private readonly groupOfKey = new Map<string, string>();
   /** Entries replaced, dropped or evicted: what a response built from them can no longer stand on. */
   private readonly retired = new WeakSet<CacheEntry<unknown>>();
   /** Keys offered while the tier was full (see set). */
   private readonly doorkeeper = new Doorkeeper();
+  /** Set while a window entry moves into the main part: leaving the window then neither retires nor unindexes it. */
+  private promoting = false;
 
-  constructor(private readonly maxBytes: number) {
+  constructor(maxBytes: number) {
+    const windowBytes = Math.floor(maxBytes * WINDOW_SHARE);
+    this.mainBytes = maxBytes - windowBytes;
     // No lru-cache TTL: every entry carries its own times (keepUntil ends it), and lru-cache's
     // per-read TTL bookkeeping showed in profiles of cached queries. Expired entries are dropped when read or evicted.
     this.lru = new LRUCache<string, CacheEntry<unknown>>({
-      maxSize: maxBytes,
+      maxSize: this.mainBytes,
       dispose: (value, key, reason) => {
         this.retired.add(value);
+        if (reason !== 'set') this.unindex(key);
+      },
+    });
+    this.window = new LRUCache<string, WindowSlot>({
+      maxSize: Math.max(1, windowBytes),
+      sizeCalculation: (slot) => slot.weight,
+      dispose: (slot, key, reason) => {
+        if (this.promoting) return;
+        this.retired.add(slot.entry);
         if (reason !== 'set') this.unindex(key);
       },
     });
   }
 
   get<V>(key: string, now = Date.now()): CacheEntry<V> | undefined {
-    const entry = this.lru.get(key) as CacheEntry<V> | undefined;
+    const entry = (this.lru.get(key) as CacheEntry<V> | undefined) ?? (this.window.size === 0 ? undefined : this.fromWindow<V>(key));
     if (entry === undefined || now < entry.keepUntil) return entry;
     this.lru.delete(key);
+    this.window.delete(key);
     return undefined;
+  }
+
+  /** A key read in the window has been asked twice: it moves into the main part, as it is (not retired). */
+  private fromWindow<V>(key: string): CacheEntry<V> | undefined {
+    const slot = this.window.get(key);
+    if (slot === undefined) return undefined;
+    this.promoting = true;
+    try {
+      this.window.delete(key);
+    } finally {
+      this.promoting = false;
+    }
+    this.lru.set(key, slot.entry, { size: slot.weight });
+    return slot.entry as CacheEntry<V>;
   }
 
   /** `jsonBytes`: the entry's JSON length (as made for L2, or as estimated when there is no L2). */
   set(key: string, group: string, entry: CacheEntry<unknown>, jsonBytes: number): void {
     if (entry.keepUntil <= Date.now()) return;
     const weight = entryWeight(key, jsonBytes);
-    if (!this.admits(key, weight)) return;
-    this.lru.set(key, entry, { size: weight });
-    if (!this.lru.has(key)) return; // larger than the whole tier
+    if (this.admits(key, weight)) {
+      this.window.delete(key);
+      this.lru.set(key, entry, { size: weight });
+      if (!this.lru.has(key)) return; // larger than the whole tier
+    } else {
+      this.window.set(key, { entry, weight });
+      if (!this.window.has(key)) return; // larger than the window
+    }
     if (this.groupOfKey.get(key) === group) return;
     this.groupOfKey.set(key, group);
     let keys = this.groups.get(group);
@@ -68,16 +120,17 @@ export class MemoryTier {
   }
 
   /**
-   * Whether a new entry may take room. While there is room, every entry is
-   * kept from its first fetch; a key the tier holds is always replaced. Once
-   * full, a new key is kept only from its second offer within the doorkeeper's
-   * memory: otherwise a flood of keys asked once (a cold list, unknown ids)
-   * evicts one entry for each it stores, every entry stored dies unread in
-   * the old generation, and on cold lists that churn cost ~30 % of the CPU
-   * (bench/RESULTS.md) while evicting the entries that were being read.
+   * Whether a new entry may take room in the main part. While there is room,
+   * every entry is kept from its first fetch; a key the tier holds is always
+   * replaced. Once full, a new key is kept only from its second offer within
+   * the doorkeeper's memory (until then it waits in the window): otherwise a
+   * flood of keys asked once (a cold list, unknown ids) evicts one entry for
+   * each it stores, every entry stored dies unread in the old generation, and
+   * on cold lists that churn cost ~30 % of the CPU (bench/RESULTS.md) while
+   * evicting the entries that were being read.
    */
   private admits(key: string, weight: number): boolean {
-    if (this.lru.calculatedSize + weight <= this.maxBytes || this.lru.has(key)) return true;
+    if (this.lru.calculatedSize + weight <= this.mainBytes || this.lru.has(key)) return true;
     return this.doorkeeper.seen(key);
   }
 
@@ -91,25 +144,29 @@ export class MemoryTier {
     const keys = this.groups.get(group);
     if (!keys) return 0;
     const n = keys.size;
-    for (const key of [...keys]) this.lru.delete(key);
+    for (const key of [...keys]) {
+      this.lru.delete(key);
+      this.window.delete(key);
+    }
     this.groups.delete(group);
     return n;
   }
 
   clear(): void {
-    this.lru.clear(); // disposes (retires) every entry
+    // Both dispose (retire) every entry.
+    this.lru.clear();
+    this.window.clear();
     this.groups.clear();
     this.groupOfKey.clear();
   }
 
   get size(): number {
-    return this.lru.size;
+    return this.lru.size + this.window.size;
   }
 
   get bytes(): number {
-    return this.lru.calculatedSize;
+    return this.lru.calculatedSize + this.window.calculatedSize;
   }
-
   private unindex(key: string): void {
     const group = this.groupOfKey.get(key);
     if (group === undefined) return;

@@ -91,6 +91,13 @@ export class EntityCache<K, V> {
   private readonly refreshing = new Set<string>();
   /** Why the last background refresh of a key failed, so stale answers say SOURCE_ERROR rather than REVALIDATING. */
   private readonly refreshFailures = new Map<string, SourceErrorCode>();
+  /** L1 hits answered at once (peekFresh) not yet counted: counted once a turn of the event loop, not once a field. */
+  private hitsToCount = 0;
+  private readonly countHits = (): void => {
+    const n = this.hitsToCount;
+    this.hitsToCount = 0;
+    this.tiers.count?.(this.entity, 'l1', 'hit', n);
+  };
   /** Bumped by every invalidation of this entity; a fetch started under another epoch does not store. */
   private epoch = 0;
 
@@ -123,7 +130,7 @@ export class EntityCache<K, V> {
     const now = Date.now();
     const entry = this.tiers.l1.get<V>(this.l1Key(this.id(key)), now);
     if (entry === undefined || now >= entry.freshUntil) return undefined;
-    this.tiers.count?.(this.entity, 'l1', 'hit', 1);
+    if (this.tiers.count && this.hitsToCount++ === 0) setImmediate(this.countHits);
     dependencies?.add(entry);
     return { value: entry.value as V, stale: null };
   }

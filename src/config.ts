@@ -283,7 +283,7 @@ export const envSchema = z.object({
   CACHE_L1_MAX_BYTES: int(1024, 16 * 1024 ** 3)
     .default(cacheDefaults.l1MaxBytes)
     .describe(
-      'bound of the in-process tier: each entry counts its JSON plus ~700 bytes of bookkeeping, 0.9–1.5× this in the heap; keep the heap cap ≥ 1.5 × this + `CACHE_RESPONSES_MAX_BYTES` + 100 MB',
+      'bound of the in-process tier: each entry counts its JSON plus ~700 bytes of bookkeeping, 0.9–1.5× this in the heap; a sixteenth of it is the window where, once the rest is full, a key waits until it is asked again; keep the heap cap ≥ 1.5 × this + `CACHE_RESPONSES_MAX_BYTES` + 100 MB',
     ),
   CACHE_L2_TIMEOUT_MS: int(1, 60_000).default(cacheDefaults.l2TimeoutMs).describe('a Redis cache read slower than this is a miss'),
   CACHE_NEGATIVE_TTL_MS: int(0, DAY_MS).default(cacheDefaults.negativeTtlMs).describe('how long "no such entity" is remembered'),

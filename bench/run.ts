@@ -227,10 +227,16 @@ for (const name of wantedBaselines) {
 }
 
 const resetStats = () => Promise.all(upstreamUrls.map((u) => fetch(`${u}/__admin/stats`, { method: 'DELETE' })));
-const upstreamCalls = async () => {
-  let total = 0;
-  for (const u of upstreamUrls) total += ((await (await fetch(`${u}/__admin/stats`)).json()) as { totalCalls: number }).totalCalls;
-  return total;
+/** The upstreams' calls since the last reset, and the slowest upstream's p99 service time as it served them. */
+const upstreamStats = async () => {
+  let calls = 0;
+  let serviceP99: number | null = null;
+  for (const u of upstreamUrls) {
+    const stats = (await (await fetch(`${u}/__admin/stats`)).json()) as { totalCalls: number; serviceMs: { p99: number | null } };
+    calls += stats.totalCalls;
+    if (stats.serviceMs.p99 !== null) serviceP99 = Math.max(serviceP99 ?? 0, stats.serviceMs.p99);
+  }
+  return { calls, serviceP99 };
 };
 
 /** Commands the Redis server has run so far (INFO commandstats), or null without Redis. */
@@ -327,7 +333,7 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
   const loadCpu = process.cpuUsage(loadCpuBefore);
   for (const sample of samples) console.warn(`${scenario.name}/${target} error sample: ${sample}`);
   const queries = result.requests.total;
-  const calls = await upstreamCalls();
+  const { calls, serviceP99 } = await upstreamStats();
   // The two INFO calls themselves are counted too: 2 commands, nothing against thousands of queries.
   const redisAfter = redisBefore === null ? null : await redisCommands();
   return {
@@ -349,6 +355,9 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     'repeat p99 ms': Math.round(percentile(latencies.repeat, 0.99) * 10) / 10,
     // p99 ≤ 3× p50 holds exactly when these together are at most 1 % of the requests.
     'over 3× p50: first-time + repeat': `${over(latencies.first, 3 * result.latency.p50)} + ${over(latencies.repeat, 3 * result.latency.p50)}`,
+    // What the simulated vendors took themselves (the slowest one's p99, as its process served it on this machine):
+    // the first-time bound assumes the nominal 25 ms; on a loaded machine the vendors are slower than that.
+    'vendors p99 ms (as served)': serviceP99,
     'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
     'non-2xx or errors': errors + result.non2xx,
     // A cold scenario whose range ran out: its later requests repeated users, so caches could help (raise BENCH_USERS).
@@ -549,7 +558,7 @@ for (const row of ours.filter((r) => r.scenario !== 'list-50-br')) {
       CONNECTIONS === 10
         ? check(
             row['first-time p99 ms'] <= FIRST_TIME_P99_BOUND_MS,
-            `${row.scenario}: first-time requests' p99 ≤ ${FIRST_TIME_P99_BOUND_MS} ms at 10 connections (${row['first-time p99 ms']} ms)`,
+            `${row.scenario}: first-time requests' p99 ≤ ${FIRST_TIME_P99_BOUND_MS} ms at 10 connections (${row['first-time p99 ms']} ms; the vendors served at p99 ${row['vendors p99 ms (as served)'] ?? '–'} ms)`,
           )
         : `- (${row.scenario}: first-time requests' p99 ${row['first-time p99 ms']} ms; the rule is judged at BENCH_CONNECTIONS=10)`,
     );

@@ -167,6 +167,7 @@ export class SimulatedUpstream {
     const method = req.method ?? 'GET';
 
     if (path.startsWith('/__admin/')) return this.admin(method, path, req, res);
+    const arrivedAt = performance.now();
 
     let route: Route | undefined;
     let match: RegExpExecArray | null = null;
@@ -254,6 +255,7 @@ export class SimulatedUpstream {
     this.api.decorate?.(reply, window);
     if (reply.status === 429) this.stats.throttledUntil(routeName, rawUrl, Date.now(), window.resetSec * 1000);
     this.send(res, routeName, reply);
+    this.stats.serviceTime(performance.now() - arrivedAt);
   }
 
   private send(res: ServerResponse, routeName: string, reply: Reply): void {

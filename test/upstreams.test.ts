@@ -56,6 +56,19 @@ describe('faults and stats through the admin endpoint', () => {
     expect(s.maxPerSecond).toBeGreaterThanOrEqual(1);
   });
 
+  it("stats give the vendor's own service time, injected latency included; a reset empties them", async () => {
+    expect((await stats(t.up.analytics)).serviceMs).toEqual({ count: 0, p50: null, p99: null });
+    await faults(t.up.analytics, { latencyMs: 60 });
+    for (let i = 0; i < 5; i++) await analytics('/v1/users/x/events');
+    const { serviceMs } = await stats(t.up.analytics);
+    expect(serviceMs.count).toBe(5);
+    expect(serviceMs.p50).toBeGreaterThanOrEqual(59);
+    expect(serviceMs.p99).toBeGreaterThanOrEqual(serviceMs.p50!);
+    expect(serviceMs.p99).toBeLessThan(1000);
+    await fetch(`${t.up.analytics.url}/__admin/stats`, { method: 'DELETE' });
+    expect((await stats(t.up.analytics)).serviceMs.count).toBe(0);
+  });
+
   it('the dataset is seeded: 1,200 users, the same on every start', async () => {
     const again = await startSimulatedUpstreams();
     try {

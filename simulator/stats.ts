@@ -30,9 +30,9 @@ export interface StatsSnapshot {
   /** Requests for a target (method and URL) that got a 429, sent again before that 429's Retry-After or reset. */
   retriedEarly: number;
   /**
-   * How long answered requests took here, from arrival to the last byte handed to the socket, over the last
-   * KEEP_SERVICE_TIMES of them: the vendor's own service time, injected latency included, as its machine
-   * delivered it (a loaded machine serves 20 ± 5 ms slower than that). Null percentiles: nothing answered yet.
+   * How long answered requests took here, from reaching the handler to the response handed to the socket, over
+   * the last KEEP_SERVICE_TIMES of them: the vendor's own service time, injected latency included, as its machine
+   * delivered it (on a loaded machine, longer than the latency asked for). Null percentiles: nothing answered yet.
    */
   serviceMs: { count: number; p50: number | null; p99: number | null };
 }

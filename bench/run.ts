@@ -18,7 +18,8 @@
  * stats), gateway CPU ms per query and peak RSS (from /proc), first-time
  * requests (one asking for a user no earlier response of the run carried: the
  * server cannot hold its data yet, even when an earlier request for it is still
- * waiting on the vendors) apart from repeat ones, the ratios against each baseline, and issue 21's targets met or not:
+ * waiting on the vendors) apart from repeat ones, the slowest simulated vendor's
+ * own p99, the ratios against each baseline, and issue 21's targets met or not:
  * against the best cached peer on the dashboards and list-50, against Apollo on
  * the cold ones, the p99 rule (repeat requests' p99 within 3× their p50;
  * first-time requests' p99 within the vendors' p99 + 20 ms, judged with
@@ -356,7 +357,7 @@ async function measure(url: string, pid: number, target: string, scenario: Scena
     // p99 ≤ 3× p50 holds exactly when these together are at most 1 % of the requests.
     'over 3× p50: first-time + repeat': `${over(latencies.first, 3 * result.latency.p50)} + ${over(latencies.repeat, 3 * result.latency.p50)}`,
     // What the simulated vendors took themselves (the slowest one's p99, as its process served it on this machine):
-    // the first-time bound assumes the nominal 25 ms; on a loaded machine the vendors are slower than that.
+    // the first-time bound assumes the nominal 25 ms, and this tells whether the vendors kept to it.
     'vendors p99 ms (as served)': serviceP99,
     'load generator CPU ms/query': Number(((loadCpu.user + loadCpu.system) / 1000 / queries).toFixed(3)),
     'non-2xx or errors': errors + result.non2xx,

@@ -1,3 +1,5 @@
+import { percentileOfSorted } from '../src/observability/percentile.js';
+
 /**
  * What a simulated upstream saw, served at `GET /__admin/stats`: calls per
  * route (by template, e.g. "GET /v1/users/:id/events"), the status of each
@@ -144,7 +146,6 @@ export class UpstreamStats {
       routes[name] = { calls: r.calls, statuses: { ...r.statuses }, batchSizes: [...r.batchSizes], recent: [...r.recent], traceparents: [...r.traceparents] };
     }
     const sorted = [...this.serviceTimes].sort((a, b) => a - b);
-    const at = (q: number) => (sorted.length === 0 ? null : Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10);
     return {
       totalCalls: this.totalCalls,
       routes,
@@ -153,7 +154,7 @@ export class UpstreamStats {
       throttled: this.throttledCount,
       ignoredRetryAfter: this.ignoredRetryAfter,
       retriedEarly: this.retriedEarly,
-      serviceMs: { count: this.served, p50: at(0.5), p99: at(0.99) },
+      serviceMs: { count: this.served, p50: percentileOfSorted(sorted, 0.5), p99: percentileOfSorted(sorted, 0.99) },
     };
   }
 }

@@ -81,8 +81,7 @@ export class MemoryTier {
   get<V>(key: string, now = Date.now()): CacheEntry<V> | undefined {
     const entry = (this.lru.get(key) as CacheEntry<V> | undefined) ?? (this.window.size === 0 ? undefined : this.fromWindow<V>(key));
     if (entry === undefined || now < entry.keepUntil) return entry;
-    this.lru.delete(key);
-    this.window.delete(key);
+    this.lru.delete(key); // a window entry read here has just moved into the main part
     return undefined;
   }
 
@@ -167,6 +166,7 @@ export class MemoryTier {
   get bytes(): number {
     return this.lru.calculatedSize + this.window.calculatedSize;
   }
+
   private unindex(key: string): void {
     const group = this.groupOfKey.get(key);
     if (group === undefined) return;

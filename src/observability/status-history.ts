@@ -1,6 +1,7 @@
 import type { SourceName } from '../errors.js';
 import { countsAsFailure, type BreakerState } from '../resilience/source-policy.js';
 import type { HttpSource } from '../sources/http-source.js';
+import { percentileOfSorted } from './percentile.js';
 
 /** 15 minutes in 60 buckets of 15 s: what the status page draws. */
 export const BUCKET_MS = 15_000;
@@ -40,8 +41,6 @@ export interface SourceStatus {
   last15m: { calls: number; errorRate: number | null; p50Ms: number | null; p99Ms: number | null };
   series: SourceSeries;
 }
-
-const percentile = (sorted: number[], q: number) => (sorted.length === 0 ? null : Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10);
 
 /**
  * What `/status` shows of each source over the last 15 minutes, from the
@@ -116,8 +115,8 @@ export class StatusHistory {
         series.start.push(start);
         series.requestsPerSec.push(b ? Math.round((b.calls / (BUCKET_MS / 1000)) * 100) / 100 : 0);
         series.errorRate.push(b && b.calls > 0 ? Math.round((b.errors / b.calls) * 1000) / 1000 : null);
-        series.p50Ms.push(percentile(sorted, 0.5));
-        series.p99Ms.push(percentile(sorted, 0.99));
+        series.p50Ms.push(percentileOfSorted(sorted, 0.5));
+        series.p99Ms.push(percentileOfSorted(sorted, 0.99));
         if (!b) continue;
         all.push(...b.durations);
         calls += b.calls;
@@ -136,7 +135,7 @@ export class StatusHistory {
         headroomPerSec: Math.max(0, Math.round((rate - lastMinuteCalls / 60) * 100) / 100),
         cacheHitRatio: lookups > 0 ? Math.round((hits / lookups) * 1000) / 1000 : null,
         drift: source.drift.list().map((d) => ({ endpoint: d.endpoint, kind: d.kind, path: d.path, count: d.count })),
-        last15m: { calls, errorRate: calls > 0 ? Math.round((errors / calls) * 1000) / 1000 : null, p50Ms: percentile(all, 0.5), p99Ms: percentile(all, 0.99) },
+        last15m: { calls, errorRate: calls > 0 ? Math.round((errors / calls) * 1000) / 1000 : null, p50Ms: percentileOfSorted(all, 0.5), p99Ms: percentileOfSorted(all, 0.99) },
         series,
       };
     });

@@ -13,6 +13,18 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='LRUCache'] Property[key.name='max']",
+          message: "lru-cache's `max` allocates every slot up front; bound a cache by its entries with lruOfEntries (src/cache/lru-of-entries.ts)",
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
   },

@@ -1,6 +1,6 @@
 import { createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import { LRUCache } from 'lru-cache';
+import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Viewer } from '../viewer.js';
 
 export type TokenVerifier = (token: string) => Promise<Viewer>;
@@ -61,7 +61,7 @@ function viewerOf(payload: JWTPayload): Viewer {
  * different key and is verified in full. Failures are never remembered.
  */
 export function cachedVerifier(verify: TokenVerifier, options: { max?: number; clockToleranceSec?: number } = {}): TokenVerifier {
-  const verified = new LRUCache<string, Viewer>({ max: options.max ?? 10_000, ttlAutopurge: false });
+  const verified = lruOfEntries<string, Viewer>(options.max ?? 10_000, { ttlAutopurge: false });
   const leewayMs = (options.clockToleranceSec ?? 0) * 1000;
   return async (token) => {
     const hit = verified.get(token);

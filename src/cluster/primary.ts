@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { LRUCache } from 'lru-cache';
+import { lruOfEntries } from '../cache/lru-of-entries.js';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../logger.js';
 import { ANSWER, ASK, BROADCAST, type SiblingMessage } from '../siblings.js';
@@ -19,7 +19,7 @@ const REMEMBER_WEBHOOK_IDS_MS = 25 * 3_600_000;
 export function runPrimary(options: { workers: number; logger: Logger; shutdownGraceMs: number }): void {
   const { workers, logger } = options;
   const aggregator = new AggregatorRegistry();
-  const seenWebhooks = new LRUCache<string, true>({ max: 500_000, ttl: REMEMBER_WEBHOOK_IDS_MS });
+  const seenWebhooks = lruOfEntries<string, true>(500_000, { ttl: REMEMBER_WEBHOOK_IDS_MS });
   const guard = new RestartGuard();
   const indexOf = new Map<Worker, number>();
   let stopping = false;

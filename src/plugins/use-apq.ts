@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { LRUCache } from 'lru-cache';
+import { lruOfEntries } from '../cache/lru-of-entries.js';
 
 interface PersistedQueryExtension {
   version?: unknown;
@@ -23,7 +23,7 @@ export interface AutomaticPersistedQueriesOptions {
 }
 
 export function useAutomaticPersistedQueries(options: AutomaticPersistedQueriesOptions = {}): Plugin {
-  const store = new LRUCache<string, string>({ max: options.max ?? 10_000 });
+  const store = lruOfEntries<string, string>(options.max ?? 10_000);
   return {
     onParams({ params, setParams }) {
       const persisted = (params.extensions as { persistedQuery?: PersistedQueryExtension } | undefined)?.persistedQuery;

@@ -1,6 +1,7 @@
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Viewer } from '../viewer.js';
 import { callerLimitMessage } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -31,8 +32,8 @@ export class CallerRateLimiter {
     private readonly burst: number,
     private readonly redis: RedisConnection | null,
   ) {
-    this.local = new LRUCache({ max: 100_000, ttl: Math.max(60_000, (burst / perSec) * 2000), ttlAutopurge: false });
-    this.leases = new LRUCache({ max: 100_000, ttl: 60_000, ttlAutopurge: false });
+    this.local = lruOfEntries(100_000, { ttl: Math.max(60_000, (burst / perSec) * 2000), ttlAutopurge: false });
+    this.leases = lruOfEntries(100_000, { ttl: 60_000, ttlAutopurge: false });
     this.batch = Math.max(1, Math.min(Math.floor(burst), Math.floor(perSec / 10)));
   }
 

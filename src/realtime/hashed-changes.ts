@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import type { Caches } from '../sources/caches.js';
@@ -29,7 +29,7 @@ export interface HashedChangesOptions {
  * reported once. A record seen for the first time is not a change.
  */
 export class HashedChanges {
-  private readonly local = new LRUCache<string, string>({ max: LOCAL_HASHES });
+  private readonly local = lruOfEntries<string, string>(LOCAL_HASHES);
 
   constructor(private readonly options: HashedChangesOptions) {
     options.logger.info({ source: options.source }, `Change feed: ${options.source}'s changes found by hashing the records the cache refreshes`);

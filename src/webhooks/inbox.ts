@@ -1,5 +1,5 @@
 import { Queue, Worker } from 'bullmq';
-import { LRUCache } from 'lru-cache';
+import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
 import type { Siblings } from '../siblings.js';
@@ -104,7 +104,7 @@ class RedisWebhookInbox implements WebhookInbox {
 }
 
 class MemoryWebhookInbox implements WebhookInbox {
-  private readonly seen = new LRUCache<string, true>({ max: 100_000, ttl: REMEMBER_IDS_MS });
+  private readonly seen = lruOfEntries<string, true>(100_000, { ttl: REMEMBER_IDS_MS });
   private chain: Promise<void> = Promise.resolve();
 
   constructor(

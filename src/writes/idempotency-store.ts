@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { RedisConnection } from '../redis.js';
 
 /**
@@ -44,7 +44,7 @@ export class RedisIdempotencyStore<P> implements IdempotencyStore<P> {
 
 /** In this process only: without Redis, repeats are recognised until this process restarts. */
 export class MemoryIdempotencyStore<P> implements IdempotencyStore<P> {
-  private readonly records = new LRUCache<string, IdempotencyRecord<P>>({ max: 100_000, ttlAutopurge: false });
+  private readonly records = lruOfEntries<string, IdempotencyRecord<P>>(100_000, { ttlAutopurge: false });
 
   async claim(key: string, fingerprint: string, inProgressTtlMs: number): Promise<IdempotencyRecord<P> | null> {
     const existing = this.records.get(key);

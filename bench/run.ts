@@ -40,7 +40,8 @@
  * BENCH_PROFILE=1 (our server writes a CPU profile to bench/.tmp/), BENCH_TIMELINE=1 (p50/p99 and the gateway's
  * and upstreams' CPU per second of each run), BENCH_JSON=file (the rows as JSON), DEBUG_BENCH=1 (prints the first error log lines),
  * BENCH_OUTPUT=file (every started process's output appended there: with BENCH_LOG_LEVEL=info, the server's request durations;
- * with --trace-gc in BENCH_NODE_ARGS, its GC pauses).
+ * with --trace-gc in BENCH_NODE_ARGS, its GC pauses); `--import ./bench/request-trace.mjs` in BENCH_NODE_ARGS: the server's
+ * own duration per request and its vendor calls' as it saw them, in bench/.tmp/ (whose time a p99 is).
  * `--write` appends the run to bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';

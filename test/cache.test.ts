@@ -1,13 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { EntityCache } from '../src/cache/entity-cache.js';
 import { createLogger } from '../src/logger.js';
 import { Deadline } from '../src/resilience/deadline.js';
 import { approximateJsonLength } from '../src/cache/json-size.js';
+import { exposedGc } from './helpers/heap.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { calls, everyEntity as entities, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
 
@@ -38,12 +37,6 @@ async function upstreamCalls(stack: Stack): Promise<Record<string, number>> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** V8's collector, to weigh what the heap holds (`--expose-gc` set at run time). */
-function exposedGc(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
 
 describe('L1: entries per entity', () => {
   let stack: Stack;

@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LRUCache } from 'lru-cache';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { lruOfEntries } from '../src/cache/lru-of-entries.js';
-
-function collector(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
+import { exposedGc } from './helpers/heap.js';
 
 describe('lruOfEntries: an LRU bounded by entries', () => {
   it('allocates no slot while empty, where lru-cache with `max` allocates them all', () => {
@@ -18,7 +12,7 @@ describe('lruOfEntries: an LRU bounded by entries', () => {
   });
 
   it('weighs next to nothing in the heap while empty (five caches of 100,000 with a TTL)', () => {
-    const gc = collector();
+    const gc = exposedGc();
     const heapGrowth = (make: () => unknown): number => {
       gc();
       const before = process.memoryUsage().heapUsed;

@@ -29,7 +29,8 @@
  * BENCH_ROUNDS (default 1: each gateway runs its scenarios this many times, every other round in reverse order,
  * each from a fresh process; every figure is then the median of its rounds, the rounds' req/s and CPU beside it),
  * BENCH_SCENARIOS (default all four), BENCH_BASELINES (default apollo,naive; also apollo-cached and yoga-cached, the
- * peers with their response caches on; empty: none),
+ * peers with their response caches on; floor and floor-batched, not peers but the bound: the vendor calls and their
+ * parsing with nothing else, per request or batched across requests as ours are; empty: none),
  * BENCH_MODES (our cache: off, l1, l1+l2, miss, miss+l2; default l1 — l1+l2 needs Redis at REDIS_URL; miss: every entry
  * expires at once, so every lookup misses while the cache still batches across requests, as for users who rarely
  * ask twice within a TTL),
@@ -221,6 +222,9 @@ const BASELINES: Record<string, { script: string; env?: Record<string, string> }
   'apollo-cached': { script: 'bench/baselines/apollo.mjs', env: { RESPONSE_CACHE: '1' } },
   'yoga-cached': { script: 'bench/baselines/yoga.mjs', env: { RESPONSE_CACHE: '1' } },
   naive: { script: 'bench/baselines/naive.mjs' },
+  // Bounds, not peers: what reading the vendors' answers costs with nothing else (bench/baselines/floor.mjs).
+  floor: { script: 'bench/baselines/floor.mjs' },
+  'floor-batched': { script: 'bench/baselines/floor.mjs', env: { FLOOR_BATCH_MS: '2' } },
 };
 for (const name of wantedBaselines) {
   const baseline = BASELINES[name];

@@ -11,12 +11,24 @@ import type { CacheEntry } from './entry.js';
  * `start:prod` ran out after ~150,000 of them. With this added, a tier of
  * counts, users, notification pages or metrics takes 0.9–1.2× its bound, and
  * up to 1.5× while small entries churn through it (bench/RESULTS.md, session 6).
+ * Kept since a group's only key went unindexed (isOnlyKeyOf), which made users
+ * and counts ~570 bytes lighter: for them the bound is now on the safe side.
  */
 export const ENTRY_OVERHEAD_BYTES = 640;
 
 /** The bytes an entry is counted for: its JSON, its bookkeeping, and its key and group strings (about the same length). */
 export function entryWeight(key: string, jsonBytes: number): number {
   return jsonBytes + ENTRY_OVERHEAD_BYTES + 2 * key.length;
+}
+
+/**
+ * Whether the key is `${group}\0`: the one key of a group with no variants (a
+ * user's profile, their unread count). deleteGroup finds such a key from the
+ * group alone, so it is not indexed: the index took ~200 bytes of heap and a
+ * third of the time of each set (bench/RESULTS.md, session 12).
+ */
+function isOnlyKeyOf(key: string, group: string): boolean {
+  return key.length === group.length + 1 && key.charCodeAt(group.length) === 0 && key.startsWith(group);
 }
 
 /** The share of L1 kept for keys offered once while the rest is full (see MemoryTier). */
@@ -32,7 +44,8 @@ interface WindowSlot {
  * L1: entries in this process, bounded by what they weigh (see entryWeight). Values are
  * shared by every request that reads them and must never be mutated. Keys of
  * one group (one user's notification pages, say) are indexed so a write can
- * drop them all without scanning.
+ * drop them all without scanning; a group's only key, `${group}\0`, is found
+ * without an index (see isOnlyKeyOf).
  *
  * Laid out after W-TinyLFU: a main part, which, once full, takes a new key
  * only from its second offer (a flood of keys asked once must not evict what
@@ -111,7 +124,7 @@ export class MemoryTier {
       this.window.set(key, { entry, weight });
       if (!this.window.has(key)) return; // larger than the window
     }
-    if (this.groupOfKey.get(key) === group) return;
+    if (isOnlyKeyOf(key, group) || this.groupOfKey.get(key) === group) return;
     this.groupOfKey.set(key, group);
     let keys = this.groups.get(group);
     if (!keys) this.groups.set(group, (keys = new Set()));
@@ -140,9 +153,11 @@ export class MemoryTier {
 
   /** Drops every entry of the group; returns how many there were. */
   deleteGroup(group: string): number {
+    const only = `${group}\u0000`;
+    let n = this.lru.delete(only) || this.window.delete(only) ? 1 : 0;
     const keys = this.groups.get(group);
-    if (!keys) return 0;
-    const n = keys.size;
+    if (!keys) return n;
+    n += keys.size;
     for (const key of [...keys]) {
       this.lru.delete(key);
       this.window.delete(key);

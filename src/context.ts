@@ -32,6 +32,12 @@ interface RequestReads {
   readonly total: ReadsInFlight;
 }
 
+/** A key with its id (see EntityCache.id), made once per load and passed along. */
+interface KeyWithId<K> {
+  key: K;
+  id: string;
+}
+
 /**
  * One entity's loads for one request. A key fresh in L1 is answered at once,
  * with no promise and no batch: on a cached query that per-field machinery was
@@ -40,7 +46,7 @@ interface RequestReads {
  * cache as one batch, which asks upstream only for what no tier has.
  */
 export class EntityLoader<K, V> {
-  private batch: DataLoader<K, Served<V>, string> | undefined;
+  private batch: DataLoader<KeyWithId<K>, Served<V>, string> | undefined;
 
   constructor(
     private readonly cache: EntityCache<K, V>,
@@ -56,20 +62,29 @@ export class EntityLoader<K, V> {
       this.reads.made++;
       this.reads.total.count++;
     }
-    const hit = this.cache.peekFresh(key, this.dependencies);
+    const id = this.cache.id(key);
+    const hit = this.cache.peekFresh(id, this.dependencies);
     if (hit) return hit;
     this.dependencies.cacheable = false;
-    return this.loader().load(key);
+    return this.loader().load({ key, id });
   }
 
   /** A value the request already has (a list page's users), for later loads of its key. */
   prime(key: K, served: Served<V>): void {
     this.dependencies.cacheable = false;
-    this.loader().prime(key, served);
+    this.loader().prime({ key, id: this.cache.id(key) }, served);
   }
 
-  private loader(): DataLoader<K, Served<V>, string> {
-    return (this.batch ??= new DataLoader((keys) => this.cache.getMany(keys, this.deadline), { cacheKeyFn: (key) => this.cache.id(key) }));
+  private loader(): DataLoader<KeyWithId<K>, Served<V>, string> {
+    return (this.batch ??= new DataLoader(
+      (batch) =>
+        this.cache.getMany(
+          batch.map((k) => k.key),
+          this.deadline,
+          batch.map((k) => k.id),
+        ),
+      { cacheKeyFn: (k) => k.id },
+    ));
   }
 }
 

@@ -14,7 +14,8 @@ export type Settled<V> = V | Error;
 export type BatchFetch<K, V> = (keys: readonly K[], deadline: Deadline) => Promise<ReadonlyArray<Settled<V>>>;
 
 export interface CrossRequestBatcherOptions<K, V> {
-  fetch: BatchFetch<K, V>;
+  /** A BatchFetch that is also given the keys' ids (`ids[i]` is `keys[i]`'s). */
+  fetch: (keys: readonly K[], deadline: Deadline, ids: readonly string[]) => ReturnType<BatchFetch<K, V>>;
   /** How long loads from every request are collected before one fetch; 0: the rest of this turn of the event loop. */
   windowMs: number;
   /** The deadline of a load made outside any request (a background refresh). */
@@ -101,7 +102,7 @@ export class CrossRequestBatcher<K, V> {
     const deadline = Deadline.after(Math.max(1, batch.usableUntil - Date.now()));
     let results: ReadonlyArray<Settled<V>>;
     try {
-      results = await this.options.fetch(keys, deadline);
+      results = await this.options.fetch(keys, deadline, ids);
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
       results = keys.map(() => error);

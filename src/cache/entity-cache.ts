@@ -112,41 +112,46 @@ export class EntityCache<K, V> {
       windowMs: options.batchWindowMs,
       sharedDeadlineMs: options.sharedDeadlineMs,
       ...(options.perKey ? { perKey: true } : {}),
-      fetch: (keys, deadline) => this.fetchAndStore(keys, deadline),
+      fetch: (keys, deadline, ids) => this.fetchAndStore(keys, ids, deadline),
     });
   }
 
-  /** The key's identity, for DataLoader's per-request cache too. */
+  /**
+   * The key's identity: its L1 key (entity, group and variant), and the key of
+   * DataLoader's per-request cache and of the batcher. Made once per load and
+   * passed along with the key: on a cold list, making it at each step was
+   * several strings an entity (bench/RESULTS.md, session 12).
+   */
   id(key: K): string {
-    return `${this.options.group(key)}\u0000${this.options.variant(key)}`;
+    return `${this.entity}\u0000${this.options.group(key)}\u0000${this.options.variant(key)}`;
   }
 
   /**
-   * A fresh L1 entry, or undefined. Lets a resolver answer a hit at once,
+   * The fresh L1 entry of the key whose id this is, or undefined. Lets a resolver answer a hit at once,
    * without a promise or a batch; anything else (miss, stale, L2) goes through getMany.
    */
-  peekFresh(key: K, dependencies?: Dependencies): Served<V> | undefined {
+  peekFresh(id: string, dependencies?: Dependencies): Served<V> | undefined {
     if (!this.tiers.enabled) return undefined;
     const now = Date.now();
-    const entry = this.tiers.l1.get<V>(this.l1Key(this.id(key)), now);
+    const entry = this.tiers.l1.get<V>(id, now);
     if (entry === undefined || now >= entry.freshUntil) return undefined;
     if (this.tiers.count && this.hitsToCount++ === 0) setImmediate(this.countHits);
     dependencies?.add(entry);
     return { value: entry.value as V, stale: null };
   }
 
-  async getMany(keys: readonly K[], deadline: Deadline): Promise<Array<Served<V> | Error>> {
+  /** `ids`: the keys' ids, when the caller has them already. */
+  async getMany(keys: readonly K[], deadline: Deadline, ids: readonly string[] = keys.map((k) => this.id(k))): Promise<Array<Served<V> | Error>> {
     if (!this.tiers.enabled) return this.passThrough(keys, deadline);
     const { l1, l2 } = this.tiers;
     const now = Date.now();
     const out = new Array<Served<V> | Error>(keys.length);
-    const ids = keys.map((k) => this.id(k));
     const fallback = new Map<number, CacheEntry<V>>();
     const refresh: number[] = [];
     let missing: number[] = [];
 
     for (let i = 0; i < keys.length; i++) {
-      const entry = l1.get<V>(this.l1Key(ids[i]!), now);
+      const entry = l1.get<V>(ids[i]!, now);
       if (entry && this.classify(entry, ids[i]!, i, now, out, refresh, fallback)) continue;
       missing.push(i);
     }
@@ -219,7 +224,7 @@ export class EntityCache<K, V> {
     if (!this.tiers.enabled) return;
     const now = Date.now();
     const stale = entries.filter(([k]) => {
-      const entry = this.tiers.l1.get<V>(this.l1Key(this.id(k)));
+      const entry = this.tiers.l1.get<V>(this.id(k));
       return !entry || freshness(entry, now) !== 'fresh';
     });
     this.store(
@@ -242,7 +247,7 @@ export class EntityCache<K, V> {
 
   /** Whether this instance's L1 holds a usable entry for the key (for diagnostics and tests). */
   cachedLocally(key: K): boolean {
-    const entry = this.tiers.l1.get<V>(this.l1Key(this.id(key)));
+    const entry = this.tiers.l1.get<V>(this.id(key));
     return entry !== undefined && freshness(entry, Date.now()) !== 'expired';
   }
 
@@ -285,7 +290,7 @@ export class EntityCache<K, V> {
   }
 
   /** The batch's upstream call; what it brings is stored, unless an invalidation came while it ran (its answer may be older). */
-  private async fetchAndStore(keys: readonly K[], deadline: Deadline): Promise<ReadonlyArray<Settled<V>>> {
+  private async fetchAndStore(keys: readonly K[], ids: readonly string[], deadline: Deadline): Promise<ReadonlyArray<Settled<V>>> {
     const epoch = this.epoch;
     const results = await this.options.fetch(keys, deadline);
     if (epoch === this.epoch) {
@@ -293,6 +298,7 @@ export class EntityCache<K, V> {
       this.store(
         ok.map((i) => keys[i]!),
         ok.map((i) => results[i] as V),
+        ok.map((i) => ids[i]!),
       );
     }
     return results;
@@ -340,7 +346,7 @@ export class EntityCache<K, V> {
     }
   }
 
-  private store(keys: K[], values: V[]): void {
+  private store(keys: K[], values: V[], ids: readonly string[] = keys.map((k) => this.id(k))): void {
     if (keys.length === 0) return;
     const { l2 } = this.tiers;
     const now = Date.now();
@@ -349,8 +355,8 @@ export class EntityCache<K, V> {
       const entry = makeEntry(values[i]!, this.options.policy, this.options.negativeTtlMs, now);
       // Serialized only for L2; L1 alone sizes the entry without building its JSON.
       const json = l2 ? JSON.stringify(entry) : undefined;
-      if (this.refreshFailures.size > 0) this.refreshFailures.delete(this.id(key));
-      this.tiers.l1.set(this.l1Key(this.id(key)), this.l1Group(this.options.group(key)), entry, json?.length ?? approximateJsonLength(entry));
+      if (this.refreshFailures.size > 0) this.refreshFailures.delete(ids[i]!);
+      this.tiers.l1.set(ids[i]!, this.l1Group(this.options.group(key)), entry, json?.length ?? approximateJsonLength(entry));
       if (json !== undefined) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
     });
     l2?.setMany(writes);
@@ -358,7 +364,7 @@ export class EntityCache<K, V> {
 
   /** An entry read from L2 into L1; `bytes` is the JSON it came as. */
   private storeL1(id: string, key: K, entry: CacheEntry<V>, bytes: number): void {
-    this.tiers.l1.set(this.l1Key(id), this.l1Group(this.options.group(key)), entry, bytes);
+    this.tiers.l1.set(id, this.l1Group(this.options.group(key)), entry, bytes);
   }
 
   /** Waits for the shared fetches, but no longer than this request's own deadline. */
@@ -385,10 +391,6 @@ export class EntityCache<K, V> {
       local: true,
       detail: 'request deadline passed while waiting for a shared upstream call',
     });
-  }
-
-  private l1Key(id: string): string {
-    return `${this.entity}\u0000${id}`;
   }
 
   private l1Group(group: string): string {

@@ -46,6 +46,7 @@ export class LiveReads {
       const results = await this.caches.entity(entity).getMany(
         entries.map((e) => e.key as never),
         deadline,
+        [...batch.keys()],
       );
       entries.forEach((e, i) => e.waiters.forEach((w) => w(results[i] ?? new Error(`no answer for a live read of ${entity}`))));
     } catch (err) {

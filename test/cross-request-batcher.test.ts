@@ -32,7 +32,7 @@ describe('CrossRequestBatcher', () => {
     expect(calls.map((c) => c.keys)).toEqual([['a', 'b', 'c']]);
     // The batch runs under the latest of its waiters' deadlines, not the first's.
     expect(calls[0]!.deadlineMs).toBeGreaterThan(2900);
-    expect(await Promise.all([...first, ...second])).toEqual(['A', 'B', 'C']);
+    expect([...(await first), ...(await second)]).toEqual(['A', 'B', 'C']);
   });
 
   it('a key already in flight is joined, not fetched again; after its answer it is fetched anew', async () => {
@@ -45,11 +45,30 @@ describe('CrossRequestBatcher', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(calls).toHaveLength(1);
     release();
-    expect(await Promise.all([...one, ...joined])).toEqual(['a!', 'a!']);
+    expect([...(await one), ...(await joined)]).toEqual(['a!', 'a!']);
     expect(b.has('a')).toBe(false);
     b.load(['a'], ['a'], null);
     await vi.advanceTimersByTimeAsync(2);
     expect(calls).toHaveLength(2);
+  });
+
+  it('one call waiting on two batches (a key joined in flight, a key batched anew, a key twice) gets its answers in its order', async () => {
+    const releases: (() => void)[] = [];
+    const { b, calls } = batcher((keys) => new Promise((resolve) => releases.push(() => resolve(keys.map((k) => k.toUpperCase())))));
+    const first = b.load(['a'], ['a'], null);
+    await vi.advanceTimersByTimeAsync(2); // a's batch is in flight
+    const mixed = b.load(['b', 'a', 'b'], ['b', 'a', 'b'], null);
+    await vi.advanceTimersByTimeAsync(2);
+    expect(calls.map((c) => c.keys)).toEqual([['a'], ['b']]);
+    let settled = false;
+    void mixed.then(() => (settled = true));
+    releases[1]!(); // b's batch answers first: the call still waits on a's
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toBe(false);
+    releases[0]!();
+    expect(await mixed).toEqual(['B', 'A', 'B']);
+    expect(await first).toEqual(['A']);
+    expect([b.has('a'), b.has('b')]).toEqual([false, false]);
   });
 
   it('window 0: the rest of this turn of the event loop, then one fetch', async () => {
@@ -58,7 +77,7 @@ describe('CrossRequestBatcher', () => {
     const c = b.load(['c'], ['c'], null);
     await vi.advanceTimersByTimeAsync(0);
     expect(calls.map((x) => x.keys)).toEqual([['a', 'c']]);
-    expect(await Promise.all([...a, ...c])).toEqual(['A', 'C']);
+    expect([...(await a), ...(await c)]).toEqual(['A', 'C']);
   });
 
   it('per key: each load goes at once with its own keys', async () => {
@@ -73,7 +92,7 @@ describe('CrossRequestBatcher', () => {
     const { b: perKeyError } = batcher(async (keys) => keys.map((k) => (k === 'bad' ? new Error('bad key') : k)));
     const results = perKeyError.load(['ok', 'bad'], ['ok', 'bad'], null);
     await vi.advanceTimersByTimeAsync(2);
-    const [ok, bad] = await Promise.all(results);
+    const [ok, bad] = await results;
     expect(ok).toBe('ok');
     expect(bad).toBeInstanceOf(Error);
 
@@ -82,20 +101,20 @@ describe('CrossRequestBatcher', () => {
     });
     const failed = rejecting.load(['x', 'y'], ['x', 'y'], null);
     await vi.advanceTimersByTimeAsync(2);
-    expect((await Promise.all(failed)).map((r) => (r as Error).message)).toEqual(['down', 'down']);
+    expect((await failed).map((r) => (r as Error).message)).toEqual(['down', 'down']);
 
     const { b: short } = batcher(async (keys) => keys.slice(0, 1).map((k) => k));
     const answers = short.load(['p', 'q'], ['p', 'q'], null);
     await vi.advanceTimersByTimeAsync(2);
-    const [p, q] = await Promise.all(answers);
+    const [p, q] = await answers;
     expect(p).toBe('p');
     expect((q as Error).message).toBe('the batch fetch of test.entity returned 1 values for 2 keys');
   });
 
   it('null is a value ("no such entity"), not a missing answer', async () => {
     const { b } = batcher(async (keys) => keys.map(() => null));
-    const [r] = b.load(['nobody'], ['nobody'], null);
+    const answers = b.load(['nobody'], ['nobody'], null);
     await vi.advanceTimersByTimeAsync(2);
-    expect(await r).toBeNull();
+    expect(await answers).toEqual([null]);
   });
 });

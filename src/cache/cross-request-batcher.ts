@@ -29,9 +29,11 @@ export interface CrossRequestBatcherOptions<K, V> {
 interface PendingBatch<K, V> {
   keys: K[];
   ids: string[];
-  resolvers: ((value: Settled<V>) => void)[];
   /** The latest deadline among the loads waiting for it (epoch ms): nobody can use the answer after it. */
   usableUntil: number;
+  /** Settles when the fetch has answered, with one result per key, in order; never rejects. */
+  done: Promise<ReadonlyArray<Settled<V>>>;
+  settle: (results: ReadonlyArray<Settled<V>>) => void;
 }
 
 /**
@@ -45,7 +47,8 @@ interface PendingBatch<K, V> {
  * tiers in front of it do.
  */
 export class CrossRequestBatcher<K, V> {
-  private readonly inflight = new Map<string, Promise<Settled<V>>>();
+  /** The batch each id in flight belongs to. */
+  private readonly inflight = new Map<string, PendingBatch<K, V>>();
   private pending: PendingBatch<K, V> | null = null;
 
   constructor(private readonly options: CrossRequestBatcherOptions<K, V>) {}
@@ -56,36 +59,44 @@ export class CrossRequestBatcher<K, V> {
   }
 
   /**
-   * One promise per key (`ids[i]` is `keys[i]`'s identity); a key in flight is
-   * joined, the rest join the batch being collected. `deadline`: the caller's
-   * request's, or null for a load outside any request.
+   * The keys' results, in order (`ids[i]` is `keys[i]`'s identity): a key in
+   * flight is joined, the rest join the batch being collected. One promise
+   * for the call, settled from the batches it waits on (usually one): a
+   * promise per key was a third of what the batcher allocated on cold lists.
+   * `deadline`: the caller's request's, or null for a load outside any request.
    */
-  load(keys: readonly K[], ids: readonly string[], deadline: Deadline | null): Promise<Settled<V>>[] {
-    const promises = new Array<Promise<Settled<V>>>(keys.length);
+  load(keys: readonly K[], ids: readonly string[], deadline: Deadline | null): Promise<Settled<V>[]> {
+    /** Key i's answer is the `at[i]`th of the `from[i]`th batch it waits on. */
+    const from = new Array<number>(keys.length);
+    const at = new Array<number>(keys.length);
+    const waitsOn: PendingBatch<K, V>[] = [];
     const usableUntil = deadline ? deadline.expiresAt : Date.now() + this.options.sharedDeadlineMs;
     let own: PendingBatch<K, V> | undefined;
     for (let i = 0; i < keys.length; i++) {
       const id = ids[i]!;
-      const joined = this.inflight.get(id);
-      if (joined) {
-        promises[i] = joined;
-        continue;
+      let batch = this.inflight.get(id);
+      if (batch) {
+        at[i] = batch.ids.indexOf(id);
+      } else {
+        batch = this.options.perKey ? (own ??= newBatch()) : this.pendingBatch();
+        this.inflight.set(id, batch);
+        at[i] = batch.ids.length;
+        batch.keys.push(keys[i]!);
+        batch.ids.push(id);
+        if (usableUntil > batch.usableUntil) batch.usableUntil = usableUntil;
       }
-      const batch = this.options.perKey ? (own ??= { keys: [], ids: [], resolvers: [], usableUntil: 0 }) : this.pendingBatch();
-      const promise = new Promise<Settled<V>>((resolve) => batch.resolvers.push(resolve));
-      this.inflight.set(id, promise);
-      promises[i] = promise;
-      batch.keys.push(keys[i]!);
-      batch.ids.push(id);
-      if (usableUntil > batch.usableUntil) batch.usableUntil = usableUntil;
+      let w = waitsOn.indexOf(batch);
+      if (w < 0) w = waitsOn.push(batch) - 1;
+      from[i] = w;
     }
     if (own) void this.run(own);
-    return promises;
+    if (waitsOn.length === 1) return waitsOn[0]!.done.then((results) => at.map((j) => results[j]!));
+    return Promise.all(waitsOn.map((b) => b.done)).then((answers) => at.map((j, i) => answers[from[i]!]![j]!));
   }
 
   private pendingBatch(): PendingBatch<K, V> {
     if (this.pending) return this.pending;
-    const batch: PendingBatch<K, V> = { keys: [], ids: [], resolvers: [], usableUntil: 0 };
+    const batch = newBatch<K, V>();
     this.pending = batch;
     const flush = () => {
       this.pending = null;
@@ -98,7 +109,7 @@ export class CrossRequestBatcher<K, V> {
 
   /** The batch's fetch, under a deadline of its own: the latest of its waiters'. */
   private async run(batch: PendingBatch<K, V>): Promise<void> {
-    const { keys, ids, resolvers } = batch;
+    const { keys, ids } = batch;
     const deadline = Deadline.after(Math.max(1, batch.usableUntil - Date.now()));
     let results: ReadonlyArray<Settled<V>>;
     try {
@@ -109,10 +120,18 @@ export class CrossRequestBatcher<K, V> {
     } finally {
       deadline.dispose();
     }
-    ids.forEach((id, i) => {
-      this.inflight.delete(id);
-      // A value may be null ("no such entity"); only a missing slot breaks the contract.
-      resolvers[i]!(i < results.length ? results[i]! : new Error(`the batch fetch of ${this.options.name} returned ${results.length} values for ${keys.length} keys`));
-    });
+    for (const id of ids) this.inflight.delete(id);
+    // A value may be null ("no such entity"); only a missing slot breaks the contract.
+    if (results.length < keys.length) {
+      const missing = new Error(`the batch fetch of ${this.options.name} returned ${results.length} values for ${keys.length} keys`);
+      results = keys.map((_, i) => (i < results.length ? results[i]! : missing));
+    }
+    batch.settle(results);
   }
+}
+
+function newBatch<K, V>(): PendingBatch<K, V> {
+  let settle!: (results: ReadonlyArray<Settled<V>>) => void;
+  const done = new Promise<ReadonlyArray<Settled<V>>>((resolve) => (settle = resolve));
+  return { keys: [], ids: [], usableUntil: 0, done, settle };
 }

@@ -195,6 +195,7 @@ export class EntityCache<K, V> {
           missing.map((i) => ids[i]!),
           deadline,
         ),
+        missing.length,
         deadline,
       );
       missing.forEach((i, j) => {
@@ -285,7 +286,7 @@ export class EntityCache<K, V> {
   }
 
   /** Keys neither tier has: the batcher's (joined when in flight, else batched across requests). */
-  private load(keys: K[], ids: string[], deadline: Deadline | null): Promise<Settled<V>>[] {
+  private load(keys: K[], ids: string[], deadline: Deadline | null): Promise<Settled<V>[]> {
     return this.batcher.load(keys, ids, deadline);
   }
 
@@ -326,12 +327,10 @@ export class EntityCache<K, V> {
         }
       }
       if (stale.length > 0) {
-        const results = await Promise.all(
-          this.load(
-            stale.map((i) => keys[i]!),
-            stale.map((i) => ids[i]!),
-            null,
-          ),
+        const results = await this.load(
+          stale.map((i) => keys[i]!),
+          stale.map((i) => ids[i]!),
+          null,
         );
         results.forEach((result, j) => {
           const id = ids[stale[j]!]!;
@@ -368,12 +367,12 @@ export class EntityCache<K, V> {
   }
 
   /** Waits for the shared fetches, but no longer than this request's own deadline. */
-  private async waitWithin(promises: Promise<Settled<V>>[], deadline: Deadline): Promise<Settled<V>[]> {
-    const all = Promise.all(promises);
-    if (deadline.expired) return promises.map(() => this.timeout());
+  private async waitWithin(all: Promise<Settled<V>[]>, count: number, deadline: Deadline): Promise<Settled<V>[]> {
+    const timedOut = () => Array.from({ length: count }, () => this.timeout());
+    if (deadline.expired) return timedOut();
     let onAbort: (() => void) | undefined;
     const expiry = new Promise<Settled<V>[]>((resolve) => {
-      onAbort = () => resolve(promises.map(() => this.timeout()));
+      onAbort = () => resolve(timedOut());
       deadline.signal.addEventListener('abort', onAbort, { once: true });
     });
     try {

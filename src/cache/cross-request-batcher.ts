@@ -62,7 +62,8 @@ export class CrossRequestBatcher<K, V> {
    * The keys' results, in order (`ids[i]` is `keys[i]`'s identity): a key in
    * flight is joined, the rest join the batch being collected. One promise
    * for the call, settled from the batches it waits on (usually one): a
-   * promise per key was a third of what the batcher allocated on cold lists.
+   * promise per key was most of what the batcher allocated on cold lists
+   * (bench/RESULTS.md, session 12).
    * `deadline`: the caller's request's, or null for a load outside any request.
    */
   load(keys: readonly K[], ids: readonly string[], deadline: Deadline | null): Promise<Settled<V>[]> {

@@ -24,8 +24,8 @@ export function entryWeight(key: string, jsonBytes: number): number {
 /**
  * Whether the key is `${group}\0`: the one key of a group with no variants (a
  * user's profile, their unread count). deleteGroup finds such a key from the
- * group alone, so it is not indexed: the index took ~200 bytes of heap and a
- * third of the time of each set (bench/RESULTS.md, session 12).
+ * group alone, so it is not indexed: the index took ~570 bytes of heap an
+ * entry and over a third of each set's time (bench/RESULTS.md, session 12).
  */
 function isOnlyKeyOf(key: string, group: string): boolean {
   return key.length === group.length + 1 && key.charCodeAt(group.length) === 0 && key.startsWith(group);

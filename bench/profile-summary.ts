@@ -3,6 +3,7 @@
  * profile (`BENCH_PROFILE=1` writes one to bench/.tmp/) summed by function —
  * self time and inclusive time as shares of all samples, the top frames of
  * each, and self time per package or file — so RESULTS.md can name where a path's CPU goes.
+ * A `.heapprofile` (bench/alloc-profile.mjs) is summed the same way, in bytes allocated.
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -11,6 +12,13 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
+}
+
+/** A sampling heap profile's node: bytes allocated in the function itself, at this stack. */
+interface HeapNode {
+  callFrame: ProfileNode['callFrame'];
+  selfSize: number;
+  children: HeapNode[];
 }
 
 interface CpuProfile {
@@ -24,11 +32,7 @@ if (!file) {
   process.exit(2);
 }
 const top = Number(topArg ?? 25);
-const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-
-const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-const parent = new Map<number, number>();
-for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+const parsed = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile | { head: HeapNode };
 
 /** A frame's name as RESULTS.md writes it: function, and the file it is in. */
 function frameName(node: ProfileNode): string {
@@ -54,28 +58,51 @@ function placeOf(node: ProfileNode): string {
 const selfCount = new Map<string, number>();
 const selfByPlace = new Map<string, number>();
 const inclusiveCount = new Map<string, number>();
-for (const id of profile.samples) {
-  const leaf = byId.get(id);
-  if (!leaf) continue;
-  const leafName = frameName(leaf);
-  selfCount.set(leafName, (selfCount.get(leafName) ?? 0) + 1);
-  const place = placeOf(leaf);
-  selfByPlace.set(place, (selfByPlace.get(place) ?? 0) + 1);
-  // Each frame once per sample, however deep it recurses.
-  const seen = new Set<string>();
-  for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
-    const name = frameName(byId.get(at)!);
-    if (seen.has(name)) continue;
-    seen.add(name);
-    inclusiveCount.set(name, (inclusiveCount.get(name) ?? 0) + 1);
+const add = (into: Map<string, number>, key: string, n: number) => into.set(key, (into.get(key) ?? 0) + n);
+let total = 0;
+
+if ('head' in parsed) {
+  // Bytes: each node's own allocations, to it and (once per stack, however deep it recurses) to its callers.
+  const walk = (node: HeapNode, stack: ReadonlySet<string>) => {
+    const frame = { id: 0, callFrame: node.callFrame };
+    const name = frameName(frame);
+    const here = stack.has(name) ? stack : new Set([...stack, name]);
+    total += node.selfSize;
+    add(selfCount, name, node.selfSize);
+    add(selfByPlace, placeOf(frame), node.selfSize);
+    for (const f of here) add(inclusiveCount, f, node.selfSize);
+    for (const child of node.children) walk(child, here);
+  };
+  walk(parsed.head, new Set());
+} else {
+  const profile = parsed;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  total = profile.samples.length;
+  for (const id of profile.samples) {
+    const leaf = byId.get(id);
+    if (!leaf) continue;
+    add(selfCount, frameName(leaf), 1);
+    add(selfByPlace, placeOf(leaf), 1);
+    // Each frame once per sample, however deep it recurses.
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const name = frameName(byId.get(at)!);
+      if (seen.has(name)) continue;
+      seen.add(name);
+      add(inclusiveCount, name, 1);
+    }
   }
 }
 
-const total = profile.samples.length;
+const heap = 'head' in parsed;
+const unit = heap ? `${(total / 1e6).toFixed(1)} MB allocated` : `${total} samples`;
 const print = (title: string, counts: Map<string, number>) => {
-  console.log(`\n${title} (${total} samples)`);
+  console.log(`\n${title} (${unit})`);
   for (const [name, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((n / total) * 100).toFixed(1).padStart(5)} %  ${name}`);
 };
-print('self time', selfCount);
-print('inclusive time', inclusiveCount);
-print('self time by package or file', selfByPlace);
+const what = heap ? 'bytes' : 'time';
+print(`self ${what}`, selfCount);
+print(`inclusive ${what}`, inclusiveCount);
+print(`self ${what} by package or file`, selfByPlace);

@@ -42,7 +42,9 @@
  * and upstreams' CPU per second of each run), BENCH_JSON=file (the rows as JSON), DEBUG_BENCH=1 (prints the first error log lines),
  * BENCH_OUTPUT=file (every started process's output appended there: with BENCH_LOG_LEVEL=info, the server's request durations;
  * with --trace-gc in BENCH_NODE_ARGS, its GC pauses); `--import ./bench/request-trace.mjs` in BENCH_NODE_ARGS: the server's
- * own duration per request and its vendor calls' as it saw them, in bench/.tmp/ (whose time a p99 is).
+ * own duration per request and its vendor calls' as it saw them, in bench/.tmp/ (whose time a p99 is);
+ * `--import ./bench/alloc-profile.mjs`: what it allocates, by function, collected objects included (bench/.tmp/, summed by
+ * bench/profile-summary.ts; bytes a query vary less between runs than CPU, for A/B of two builds).
  * `--write` appends the run to bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';

@@ -14,7 +14,7 @@ import { startStandaloneServer } from '@apollo/server/standalone';
 import { ApolloServerPluginCacheControl } from '@apollo/server/plugin/cacheControl';
 import responseCachePlugin from '@apollo/server-plugin-response-cache';
 import DataLoader from 'dataloader';
-import { announce, env, identityToken, metricsWindow, toMetrics, toNotification, toUser } from './upstream-shapes.mjs';
+import { announce, env, identitySearchParams, identityToken, metricsWindow, toMetrics, toNotification, toUser } from './upstream-shapes.mjs';
 
 class IdentityAPI extends RESTDataSource {
   baseURL = `${env.IDENTITY_URL}/`;
@@ -22,8 +22,7 @@ class IdentityAPI extends RESTDataSource {
     request.headers.authorization = `Bearer ${await identityToken()}`;
   }
   users = new DataLoader(async (ids) => {
-    const q = `user_id:(${ids.map((id) => `"${id.replace(/[\\"]/g, '\\$&')}"`).join(' OR ')})`;
-    const body = await this.get('api/v2/users', { params: { q, page: '0', per_page: '100', include_totals: 'true' } });
+    const body = await this.get('api/v2/users', { params: identitySearchParams(ids) });
     const byId = new Map(body.users.map((u) => [u.user_id, u]));
     return ids.map((id) => toUser(byId.get(id)));
   });

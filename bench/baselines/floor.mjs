@@ -13,7 +13,7 @@
  */
 import { createServer } from 'node:http';
 import { Pool } from 'undici';
-import { announce, env, identityToken, metricsWindow, toMetrics, toNotification, toUser } from './upstream-shapes.mjs';
+import { announce, env, identitySearchParams, identityToken, metricsWindow, toMetrics, toNotification, toUser } from './upstream-shapes.mjs';
 
 const BATCH_MS = env.FLOOR_BATCH_MS === undefined ? null : Number(env.FLOOR_BATCH_MS);
 const MAX_IDS = 100;
@@ -31,8 +31,7 @@ async function call(base, path, { method = 'GET', headers = {}, body } = {}) {
 }
 
 const fetchUsers = async (ids) => {
-  const q = `user_id:(${ids.map((id) => `"${id.replace(/[\\"]/g, '\\$&')}"`).join(' OR ')})`;
-  const { json } = await call(env.IDENTITY_URL, `/api/v2/users?${new URLSearchParams({ q, page: '0', per_page: String(MAX_IDS), include_totals: 'true' })}`, {
+  const { json } = await call(env.IDENTITY_URL, `/api/v2/users?${new URLSearchParams(identitySearchParams(ids))}`, {
     headers: { authorization: `Bearer ${await identityToken()}` },
   });
   const byId = new Map(json.users.map((u) => [u.user_id, u]));

@@ -30,6 +30,12 @@ export function metricsWindow() {
   return { from: to - 30 * 86_400, to, granularity: 'day' };
 }
 
+/** Identity's batch lookup by id (UPSTREAMS.md: `q=user_id:("id1" OR …)`, at most 100 ids), as query parameters. */
+export function identitySearchParams(ids) {
+  const q = `user_id:(${ids.map((id) => `"${id.replace(/[\\"]/g, '\\$&')}"`).join(' OR ')})`;
+  return { q, page: '0', per_page: '100', include_totals: 'true' };
+}
+
 export const toUser = (u) => (u ? { id: u.user_id, name: u.name ?? null, avatarUrl: u.picture ?? null } : null);
 export const toMetrics = (m) => (m ? { pageViews: m.page_views, sessions: m.sessions, conversionRate: m.conversion_rate } : null);
 export const toNotification = (n) => ({ id: n.id, title: n.title, read: n.read, createdAt: new Date(n.created).toISOString() });

@@ -44,9 +44,18 @@ interface KeyWithId<K> {
  * most of the executor's time. The rest (misses, stale entries) are collected
  * per tick by a DataLoader, made on first use, and handed to the entity's
  * cache as one batch, which asks upstream only for what no tier has.
+ *
+ * A key loaded again in the same request (prefetch, then the field's own
+ * resolver) gets the answer of its first load, kept here rather than in
+ * DataLoader's cache: DataLoader answers a repeat with a new promise and a
+ * batch of its own, which on a cold list was as costly as the first load
+ * (bench/RESULTS.md, session 13). Like DataLoader's cache, a failed load
+ * stays failed for the rest of the request.
  */
 export class EntityLoader<K, V> {
-  private batch: DataLoader<KeyWithId<K>, Served<V>, string> | undefined;
+  private batch: DataLoader<KeyWithId<K>, Served<V>> | undefined;
+  /** The first answer (or the promise of it) to each id loaded or primed in this request. */
+  private readonly loaded = new Map<string, MaybePromise<Served<V>>>();
 
   constructor(
     private readonly cache: EntityCache<K, V>,
@@ -66,16 +75,19 @@ export class EntityLoader<K, V> {
     const hit = this.cache.peekFresh(id, this.dependencies);
     if (hit) return hit;
     this.dependencies.cacheable = false;
-    return this.loader().load({ key, id });
+    let answer = this.loaded.get(id);
+    if (answer === undefined) this.loaded.set(id, (answer = this.loader().load({ key, id })));
+    return answer;
   }
 
   /** A value the request already has (a list page's users), for later loads of its key. */
   prime(key: K, served: Served<V>): void {
     this.dependencies.cacheable = false;
-    this.loader().prime({ key, id: this.cache.id(key) }, served);
+    const id = this.cache.id(key);
+    if (!this.loaded.has(id)) this.loaded.set(id, served);
   }
 
-  private loader(): DataLoader<KeyWithId<K>, Served<V>, string> {
+  private loader(): DataLoader<KeyWithId<K>, Served<V>> {
     return (this.batch ??= new DataLoader(
       (batch) =>
         this.cache.getMany(
@@ -83,7 +95,8 @@ export class EntityLoader<K, V> {
           this.deadline,
           batch.map((k) => k.id),
         ),
-      { cacheKeyFn: (k) => k.id },
+      // Repeats never reach it (see `loaded`), so it needs no cache of its own.
+      { cache: false },
     ));
   }
 }

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { EntityLoader } from '../src/context.js';
+import { EntityCache } from '../src/cache/entity-cache.js';
+import { MemoryTier } from '../src/cache/memory-tier.js';
+import { Dependencies } from '../src/cache/response-cache.js';
+import { createLogger } from '../src/logger.js';
+import { Deadline } from '../src/resilience/deadline.js';
+
+/**
+ * A request's loads of one entity, with L1 off (a pass-through cache), so that
+ * only the loader can answer a repeat: what the vendor is asked shows whether it did.
+ */
+function entity(answer: (key: string) => string | Error = (key) => `value of ${key}`) {
+  const asked: string[][] = [];
+  const cache = new EntityCache<string, string>(
+    {
+      entity: 'identity.user',
+      source: 'identity',
+      policy: { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 },
+      negativeTtlMs: 60_000,
+      group: (id) => id,
+      variant: () => '',
+      fetch: async (keys) => {
+        asked.push([...keys]);
+        return keys.map(answer);
+      },
+      sharedDeadlineMs: 5_000,
+      batchWindowMs: 0,
+    },
+    { enabled: false, l1: new MemoryTier(1024 * 1024), l2: null, bus: null, logger: createLogger({ level: 'silent' }), format: 'test' },
+  );
+  const request = () => new EntityLoader(cache, Deadline.after(5_000), new Dependencies());
+  return { asked, request };
+}
+
+describe("a request's entity loads", () => {
+  it('a key loaded again in the same request, before or after its answer, is asked of the source once', async () => {
+    const { asked, request } = entity();
+    const loader = request();
+    const first = loader.load('a');
+    const again = loader.load('a'); // the field's resolver after the prefetch, same tick
+    const other = loader.load('b');
+    expect(again).toBe(first);
+    expect(await Promise.all([first, again, other])).toEqual([
+      { value: 'value of a', stale: null },
+      { value: 'value of a', stale: null },
+      { value: 'value of b', stale: null },
+    ]);
+    expect(await loader.load('a')).toEqual({ value: 'value of a', stale: null }); // after the answer
+    expect(asked).toEqual([['a', 'b']]);
+    // Another request asks again: what one request loaded is not kept for the next (L1 is, when on).
+    expect(await request().load('a')).toEqual({ value: 'value of a', stale: null });
+    expect(asked).toEqual([['a', 'b'], ['a']]);
+  });
+
+  it('a primed key is answered with the value the request already has, and a primed key is not primed over', async () => {
+    const { asked, request } = entity();
+    const loader = request();
+    loader.prime('u1', { value: 'from the list page', stale: null });
+    loader.prime('u1', { value: 'a later copy', stale: null });
+    expect(await loader.load('u1')).toEqual({ value: 'from the list page', stale: null });
+    expect(asked).toEqual([]);
+    const loaded = loader.load('u2');
+    loader.prime('u2', { value: 'primed after the load', stale: null });
+    expect(await loader.load('u2')).toEqual({ value: 'value of u2', stale: null });
+    expect(await loaded).toEqual({ value: 'value of u2', stale: null });
+    expect(asked).toEqual([['u2']]);
+  });
+
+  it('a key that failed stays failed for the rest of the request, without asking the source again', async () => {
+    const { asked, request } = entity((key) => (key === 'bad' ? new Error('upstream said no') : `value of ${key}`));
+    const loader = request();
+    await expect(loader.load('bad')).rejects.toThrow('upstream said no');
+    await expect(loader.load('bad')).rejects.toThrow('upstream said no');
+    expect(asked).toEqual([['bad']]);
+  });
+});

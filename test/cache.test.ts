@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import diagnostics from 'node:diagnostics_channel';
 import { Redis } from 'ioredis';
 import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
@@ -181,6 +182,40 @@ describe('L1: entries per entity', () => {
     expect(tier.get('k999\u0000')).toBeUndefined();
     expect(tier.deleteGroup('k150')).toBe(1);
     expect(tier.size).toBe(fits);
+  });
+
+  it('L1 keeps nothing, and indexes nothing, of an entry heavier than its main part or, once full, than its window', () => {
+    const tier = new MemoryTier(bound);
+    // Heavier than the main part; offered twice, so that the second offer is admitted to it (see MemoryTier.admits).
+    for (const _ of [1, 2]) tier.set('k100\u0001a', 'g100', makeEntry({ huge: 1 }, policy, 0), bound);
+    expect([tier.size, tier.bytes, tier.deleteGroup('g100')]).toEqual([0, 0, 0]);
+    for (let i = 100; i < 100 + main; i++) tier.set(`k${i}`, `g${i}`, makeEntry({ i }, policy, 0), 100);
+    tier.set('k999\u0001a', 'g999', makeEntry({ big: 1 }, policy, 0), windowBytes); // full: offered once, too heavy for the window
+    expect(tier.size).toBe(main);
+    expect(tier.deleteGroup('g999')).toBe(0);
+    tier.set('k999\u0001b', 'g999', makeEntry({ small: 1 }, policy, 0), 100); // the same group, light enough for the window
+    expect(tier.deleteGroup('g999')).toBe(1);
+  });
+
+  it("L1 reuses its options to lru-cache, yet a subscriber to lru-cache's diagnostics gets a status of its own per call", () => {
+    const tier = new MemoryTier(bound);
+    tier.set('k100', 'g100', makeEntry({ i: 100 }, policy, 0), 100);
+    const seen: Array<{ op?: string; key?: unknown; value?: unknown }> = [];
+    const listener = (status: unknown) => seen.push(status as (typeof seen)[number]);
+    diagnostics.subscribe('lru-cache:metrics', listener);
+    try {
+      tier.get('k100');
+      tier.get('k101');
+      tier.set('k102', 'g102', makeEntry({ i: 102 }, policy, 0), 100);
+    } finally {
+      diagnostics.unsubscribe('lru-cache:metrics', listener);
+    }
+    const reads = seen.filter((s) => s.op === 'get');
+    expect(reads.map((s) => s.key)).toEqual(['k100', 'k101']);
+    expect(reads[0]).not.toBe(reads[1]);
+    expect(reads[1]!.value).toBeUndefined(); // a miss: nothing carried over from the hit before it
+    expect(seen.filter((s) => s.op === 'set').map((s) => s.key)).toEqual(['k102']);
+    expect(tier.get('k102')?.value).toEqual({ i: 102 }); // and without a subscriber, reads still work
   });
 
   it('L1, once full, keeps a new key from its second offer or its first read: keys asked once do not evict what is read', () => {

@@ -31,6 +31,12 @@ function isOnlyKeyOf(key: string, group: string): boolean {
   return key.length === group.length + 1 && key.charCodeAt(group.length) === 0 && key.startsWith(group);
 }
 
+/** A reused lru-cache options object, its `status` cleared for the next call (see MemoryTier's lruRead). */
+function quiet<T extends { status?: unknown }>(options: T): T {
+  options.status = undefined;
+  return options;
+}
+
 /** The share of L1 kept for keys offered once while the rest is full (see MemoryTier). */
 export const WINDOW_SHARE = 1 / 16;
 
@@ -59,6 +65,18 @@ export class MemoryTier {
   private readonly lru: LRUCache<string, CacheEntry<unknown>>;
   private readonly window: LRUCache<string, WindowSlot>;
   private readonly mainBytes: number;
+  private readonly windowBytes: number;
+  /**
+   * lru-cache makes an options object for each call given none, and writes its
+   * `status` into it: one object per kind of call, reused, spares that (a cold
+   * list makes ~1,000 such calls, bench/RESULTS.md, session 13). `status` is
+   * cleared before each call (see quiet), so a diagnostics subscriber still
+   * gets a status of its own every time.
+   */
+  private readonly lruRead: LRUCache.GetOptions<string, CacheEntry<unknown>, unknown> = { status: undefined };
+  private readonly lruWrite: LRUCache.SetOptions<string, CacheEntry<unknown>, unknown> = { size: 0, status: undefined };
+  private readonly windowRead: LRUCache.GetOptions<string, WindowSlot, unknown> = { status: undefined };
+  private readonly lruLookup: LRUCache.HasOptions<string, CacheEntry<unknown>, unknown> = { status: undefined };
   private readonly groups = new Map<string, Set<string>>();
   private readonly groupOfKey = new Map<string, string>();
   /** Entries replaced, dropped or evicted: what a response built from them can no longer stand on. */
@@ -71,6 +89,7 @@ export class MemoryTier {
   constructor(maxBytes: number) {
     const windowBytes = Math.floor(maxBytes * WINDOW_SHARE);
     this.mainBytes = maxBytes - windowBytes;
+    this.windowBytes = Math.max(1, windowBytes);
     // No lru-cache TTL: every entry carries its own times (keepUntil ends it), and lru-cache's
     // per-read TTL bookkeeping showed in profiles of cached queries. Expired entries are dropped when read or evicted.
     this.lru = new LRUCache<string, CacheEntry<unknown>>({
@@ -81,7 +100,7 @@ export class MemoryTier {
       },
     });
     this.window = new LRUCache<string, WindowSlot>({
-      maxSize: Math.max(1, windowBytes),
+      maxSize: this.windowBytes,
       sizeCalculation: (slot) => slot.weight,
       dispose: (slot, key, reason) => {
         if (this.promoting) return;
@@ -92,7 +111,7 @@ export class MemoryTier {
   }
 
   get<V>(key: string, now = Date.now()): CacheEntry<V> | undefined {
-    const entry = (this.lru.get(key) as CacheEntry<V> | undefined) ?? (this.window.size === 0 ? undefined : this.fromWindow<V>(key));
+    const entry = (this.lru.get(key, quiet(this.lruRead)) as CacheEntry<V> | undefined) ?? (this.window.size === 0 ? undefined : this.fromWindow<V>(key));
     if (entry === undefined || now < entry.keepUntil) return entry;
     this.lru.delete(key); // a window entry read here has just moved into the main part
     return undefined;
@@ -100,7 +119,7 @@ export class MemoryTier {
 
   /** A key read in the window has been asked twice: it moves into the main part, as it is (not retired). */
   private fromWindow<V>(key: string): CacheEntry<V> | undefined {
-    const slot = this.window.get(key);
+    const slot = this.window.get(key, quiet(this.windowRead));
     if (slot === undefined) return undefined;
     this.promoting = true;
     try {
@@ -108,7 +127,7 @@ export class MemoryTier {
     } finally {
       this.promoting = false;
     }
-    this.lru.set(key, slot.entry, { size: slot.weight });
+    this.write(key, slot.entry, slot.weight);
     return slot.entry as CacheEntry<V>;
   }
 
@@ -118,17 +137,23 @@ export class MemoryTier {
     const weight = entryWeight(key, jsonBytes);
     if (this.admits(key, weight)) {
       this.window.delete(key);
-      this.lru.set(key, entry, { size: weight });
-      if (!this.lru.has(key)) return; // larger than the whole tier
+      this.write(key, entry, weight);
+      if (weight > this.mainBytes) return; // larger than the whole tier: lru-cache kept nothing
     } else {
       this.window.set(key, { entry, weight });
-      if (!this.window.has(key)) return; // larger than the window
+      if (weight > this.windowBytes) return; // larger than the window
     }
     if (isOnlyKeyOf(key, group) || this.groupOfKey.get(key) === group) return;
     this.groupOfKey.set(key, group);
     let keys = this.groups.get(group);
     if (!keys) this.groups.set(group, (keys = new Set()));
     keys.add(key);
+  }
+
+  private write(key: string, entry: CacheEntry<unknown>, weight: number): void {
+    const options = quiet(this.lruWrite);
+    options.size = weight;
+    this.lru.set(key, entry, options);
   }
 
   /**
@@ -142,7 +167,7 @@ export class MemoryTier {
    * evicting the entries that were being read.
    */
   private admits(key: string, weight: number): boolean {
-    if (this.lru.calculatedSize + weight <= this.mainBytes || this.lru.has(key)) return true;
+    if (this.lru.calculatedSize + weight <= this.mainBytes || this.lru.has(key, quiet(this.lruLookup))) return true;
     return this.doorkeeper.seen(key);
   }
 

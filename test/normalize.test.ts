@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { forgivenSoFar, isoFromDateString, lenientObject, optional } from '../src/sources/normalize.js';
+import { forgivenSoFar, isoFromDateString, lenientObject, lenientObjectAs, optional, readableItems } from '../src/sources/normalize.js';
 
 /**
  * The fast paths of reading a vendor's records give what the plain reading
@@ -41,5 +41,29 @@ describe('reading vendor records fast, with the same results', () => {
     const broken = fast.safeParse({ name: 'no id' });
     expect(broken.success).toBe(false);
     expect(broken.error?.issues[0]?.path).toEqual(['id']);
+  });
+
+  it('a list of lenient objects read without zod layers gives what the layered schema gives: kept, nulled and counted, left out', () => {
+    const fields = { id: z.string().min(1), name: optional(z.string()), at: optional(isoFromDateString) };
+    const toRecord = (r: { id: string; name?: string | null; at?: string | null }) => ({ key: r.id, label: r.name ?? '(none)', at: r.at ?? null });
+    const quick = readableItems(lenientObjectAs(fields, toRecord));
+    const layered = readableItems(lenientObject(fields).transform(toRecord));
+    const items = [
+      { id: 'a', name: 'Ada', at: 'Tue, 02 Jan 2024 03:04:05 GMT', extra: 1 },
+      { id: 'b', name: 42 }, // mistyped optional: nulled, counted
+      { name: 'no id' }, // unreadable: left out, counted
+      { id: '', name: 'empty id' }, // unreadable too
+    ];
+    const before = forgivenSoFar();
+    const read = quick.parse(items);
+    const forgiven = forgivenSoFar() - before;
+    expect(read).toEqual(layered.parse(items));
+    expect(forgivenSoFar() - before).toBe(2 * forgiven);
+    expect(read.items).toEqual([
+      { key: 'a', label: 'Ada', at: '2024-01-02T03:04:05.000Z' },
+      { key: 'b', label: '(none)', at: null },
+    ]);
+    expect([read.unreadable, read.problem]).toEqual([2, '2.id: Invalid input: expected string, received undefined']);
+    expect(forgiven).toBeGreaterThanOrEqual(2); // the mistyped field and the list with unreadable items
   });
 });

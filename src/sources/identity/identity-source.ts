@@ -3,7 +3,7 @@ import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import type { SourceError } from '../../errors.js';
-import { isoFromDateString, count, lenientObject, optional, readableItems } from '../normalize.js';
+import { isoFromDateString, count, lenientObjectAs, optional, readableItems } from '../normalize.js';
 import { lookupInChunks, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
@@ -37,10 +37,10 @@ function toUserEntity(u: z.infer<z.ZodObject<typeof userFields>>): UserEntity {
   };
 }
 
-const user = lenientObject(userFields).transform(toUserEntity);
+const user = lenientObjectAs(userFields, toUserEntity);
 
 /** A user as the change feed reads it: the profile, and the instant it last changed (null when unreadable: applied, but never a mark). */
-const changedUser = lenientObject({ ...userFields, updated_at: optional(isoFromDateString) }).transform((u): ChangedRecord<UserEntity> => ({
+const changedUser = lenientObjectAs({ ...userFields, updated_at: optional(isoFromDateString) }, (u): ChangedRecord<UserEntity> => ({
   id: u.user_id,
   updatedAt: u.updated_at ?? null,
   value: toUserEntity(u),

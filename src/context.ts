@@ -46,16 +46,19 @@ interface KeyWithId<K> {
  * cache as one batch, which asks upstream only for what no tier has.
  *
  * A key loaded again in the same request (prefetch, then the field's own
- * resolver) gets the answer of its first load, kept here rather than in
- * DataLoader's cache: DataLoader answers a repeat with a new promise and a
- * batch of its own, which on a cold list was as costly as the first load
- * (bench/RESULTS.md, session 13). Like DataLoader's cache, a failed load
- * stays failed for the rest of the request.
+ * resolver) gets the answer of its first load, kept here. Not from L1: a key
+ * fetched moments ago waits in L1's window, and a read there would move it
+ * into the main part as if a second request had asked for it, so a cold
+ * list would evict what is read (see MemoryTier). Not from DataLoader's
+ * cache: it answers a repeat with a new promise and a batch of its own,
+ * which on a cold list cost as much as the first load (bench/RESULTS.md,
+ * session 13). Like DataLoader's cache, a failed load stays failed for the
+ * rest of the request.
  */
 export class EntityLoader<K, V> {
   private batch: DataLoader<KeyWithId<K>, Served<V>> | undefined;
-  /** The first answer (or the promise of it) to each id loaded or primed in this request. */
-  private readonly loaded = new Map<string, MaybePromise<Served<V>>>();
+  /** The first answer (or the promise of it) to each id this request missed in L1 or primed; made on first use. */
+  private loaded: Map<string, MaybePromise<Served<V>>> | undefined;
 
   constructor(
     private readonly cache: EntityCache<K, V>,
@@ -72,11 +75,13 @@ export class EntityLoader<K, V> {
       this.reads.total.count++;
     }
     const id = this.cache.id(key);
+    const earlier = this.loaded?.get(id);
+    if (earlier !== undefined) return earlier;
     const hit = this.cache.peekFresh(id, this.dependencies);
     if (hit) return hit;
     this.dependencies.cacheable = false;
-    let answer = this.loaded.get(id);
-    if (answer === undefined) this.loaded.set(id, (answer = this.loader().load({ key, id })));
+    const answer = this.loader().load({ key, id });
+    (this.loaded ??= new Map()).set(id, answer);
     return answer;
   }
 
@@ -84,7 +89,8 @@ export class EntityLoader<K, V> {
   prime(key: K, served: Served<V>): void {
     this.dependencies.cacheable = false;
     const id = this.cache.id(key);
-    if (!this.loaded.has(id)) this.loaded.set(id, served);
+    const loaded = (this.loaded ??= new Map());
+    if (!loaded.has(id)) loaded.set(id, served);
   }
 
   private loader(): DataLoader<KeyWithId<K>, Served<V>> {

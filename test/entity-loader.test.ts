@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EntityLoader } from '../src/context.js';
 import { EntityCache } from '../src/cache/entity-cache.js';
-import { MemoryTier } from '../src/cache/memory-tier.js';
+import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
+import { makeEntry } from '../src/cache/entry.js';
 import { Dependencies } from '../src/cache/response-cache.js';
 import { createLogger } from '../src/logger.js';
 import { Deadline } from '../src/resilience/deadline.js';
@@ -10,7 +11,7 @@ import { Deadline } from '../src/resilience/deadline.js';
  * A request's loads of one entity, with L1 off (a pass-through cache), so that
  * only the loader can answer a repeat: what the vendor is asked shows whether it did.
  */
-function entity(answer: (key: string) => string | Error = (key) => `value of ${key}`) {
+function entity(answer: (key: string) => string | Error = (key) => `value of ${key}`, { l1 = new MemoryTier(1024 * 1024), enabled = false } = {}) {
   const asked: string[][] = [];
   const cache = new EntityCache<string, string>(
     {
@@ -27,7 +28,7 @@ function entity(answer: (key: string) => string | Error = (key) => `value of ${k
       sharedDeadlineMs: 5_000,
       batchWindowMs: 0,
     },
-    { enabled: false, l1: new MemoryTier(1024 * 1024), l2: null, bus: null, logger: createLogger({ level: 'silent' }), format: 'test' },
+    { enabled, l1, l2: null, bus: null, logger: createLogger({ level: 'silent' }), format: 'test' },
   );
   const request = () => new EntityLoader(cache, Deadline.after(5_000), new Dependencies());
   return { asked, request };
@@ -73,5 +74,27 @@ describe("a request's entity loads", () => {
     await expect(loader.load('bad')).rejects.toThrow('upstream said no');
     await expect(loader.load('bad')).rejects.toThrow('upstream said no');
     expect(asked).toEqual([['bad']]);
+  });
+
+  it("a key fetched for a request and read again by that request stays in L1's window: it evicts nothing L1 holds", async () => {
+    const id = (key: string) => `identity.user\u0000${key}\u0000`;
+    const weight = entryWeight(id('hot100'), 100);
+    const bound = 40 * weight;
+    const main = Math.floor((bound - Math.floor(bound * WINDOW_SHARE)) / weight);
+    const l1 = new MemoryTier(bound);
+    const hot = Array.from({ length: main }, (_, i) => `hot${100 + i}`);
+    const policy = { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
+    for (const key of hot) l1.set(id(key), key, makeEntry(`value of ${key}`, policy, 0), 100); // the main part, full
+    const { asked, request } = entity((key) => `value of ${key}`, { l1, enabled: true });
+    const loader = request();
+    expect(await loader.load('cold')).toEqual({ value: 'value of cold', stale: null }); // the prefetch
+    expect(await loader.load('cold')).toEqual({ value: 'value of cold', stale: null }); // the field's resolver
+    expect(asked).toEqual([['cold']]);
+    expect(l1.get(id(hot[0]!))).toBeDefined(); // the least recently used is still there
+    // A second request for it is what moves it into the main part, in place of the least recently used.
+    expect(await request().load('cold')).toEqual({ value: 'value of cold', stale: null });
+    expect(asked).toEqual([['cold']]);
+    expect(l1.get(id(hot[1]!))).toBeUndefined();
+    expect(hot.filter((key) => l1.get(id(key)) !== undefined)).toHaveLength(main - 1);
   });
 });

@@ -8,8 +8,9 @@ import { createLogger } from '../src/logger.js';
 import { Deadline } from '../src/resilience/deadline.js';
 
 /**
- * A request's loads of one entity, with L1 off (a pass-through cache), so that
- * only the loader can answer a repeat: what the vendor is asked shows whether it did.
+ * A request's loads of one entity. L1 is off (a pass-through cache) unless a
+ * test turns it on, so that only the loader can answer a repeat: what the
+ * vendor is asked shows whether it did.
  */
 function entity(answer: (key: string) => string | Error = (key) => `value of ${key}`, { l1 = new MemoryTier(1024 * 1024), enabled = false } = {}) {
   const asked: string[][] = [];

@@ -3,11 +3,10 @@ import diagnostics from 'node:diagnostics_channel';
 import { Redis } from 'ioredis';
 import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
-import { EntityCache } from '../src/cache/entity-cache.js';
-import { createLogger } from '../src/logger.js';
 import { Deadline } from '../src/resilience/deadline.js';
 import { approximateJsonLength } from '../src/cache/json-size.js';
 import { exposedGc } from './helpers/heap.js';
+import { userCache } from './helpers/user-cache.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { calls, everyEntity as entities, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
 
@@ -260,20 +259,7 @@ describe('L1: entries per entity', () => {
     // A "no such entity" is ~100 bytes of JSON but ~800 in the heap, and a client can make any number of them.
     const bound = 8 * 1024 * 1024;
     const l1 = new MemoryTier(bound);
-    const users = new EntityCache<string, null>(
-      {
-        entity: 'identity.user',
-        source: 'identity',
-        policy: { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 },
-        negativeTtlMs: 60_000,
-        group: (id) => id,
-        variant: () => '',
-        fetch: async (ids) => ids.map(() => null),
-        sharedDeadlineMs: 5_000,
-        batchWindowMs: 0,
-      },
-      { enabled: true, l1, l2: null, bus: null, logger: createLogger({ level: 'silent' }), format: 'test' },
-    );
+    const users = userCache<null>(async (ids) => ids.map(() => null), l1);
     // Its code compiled and its structures made before weighing.
     await users.getMany(['warm-up'], Deadline.after(5_000));
     const gc = exposedGc();

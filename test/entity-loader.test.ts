@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { EntityLoader } from '../src/context.js';
-import { EntityCache } from '../src/cache/entity-cache.js';
 import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { Dependencies } from '../src/cache/response-cache.js';
-import { createLogger } from '../src/logger.js';
 import { Deadline } from '../src/resilience/deadline.js';
+import { userCache } from './helpers/user-cache.js';
 
 /**
  * A request's loads of one entity. L1 is off (a pass-through cache) unless a
@@ -14,22 +13,13 @@ import { Deadline } from '../src/resilience/deadline.js';
  */
 function entity(answer: (key: string) => string | Error = (key) => `value of ${key}`, { l1 = new MemoryTier(1024 * 1024), enabled = false } = {}) {
   const asked: string[][] = [];
-  const cache = new EntityCache<string, string>(
-    {
-      entity: 'identity.user',
-      source: 'identity',
-      policy: { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 },
-      negativeTtlMs: 60_000,
-      group: (id) => id,
-      variant: () => '',
-      fetch: async (keys) => {
-        asked.push([...keys]);
-        return keys.map(answer);
-      },
-      sharedDeadlineMs: 5_000,
-      batchWindowMs: 0,
+  const cache = userCache<string>(
+    async (keys) => {
+      asked.push([...keys]);
+      return keys.map(answer);
     },
-    { enabled, l1, l2: null, bus: null, logger: createLogger({ level: 'silent' }), format: 'test' },
+    l1,
+    { enabled },
   );
   const request = () => new EntityLoader(cache, Deadline.after(5_000), new Dependencies());
   return { asked, request };

@@ -14,6 +14,15 @@ export interface CacheEntry<V> {
   staleUntil: number;
   /** Until then, served when the source fails; then dropped. */
   keepUntil: number;
+  /**
+   * Set by L1 when it stops holding the entry (replaced, dropped or evicted):
+   * a response built from it no longer stands (see MemoryTier.holds). A flag on
+   * the entry rather than a WeakSet of retired entries: a cold list evicts ~150
+   * entries a query, and the WeakSet's upkeep cost ~8 % of its CPU
+   * (bench/RESULTS.md, session 14). L2's JSON of an entry is made before L1
+   * takes it, so the flag is never in it.
+   */
+  retired?: true;
 }
 
 export type Freshness = 'fresh' | 'revalidate' | 'ifError' | 'expired';

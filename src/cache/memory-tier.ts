@@ -79,8 +79,6 @@ export class MemoryTier {
   private readonly lruLookup: LRUCache.HasOptions<string, CacheEntry<unknown>, unknown> = { status: undefined };
   private readonly groups = new Map<string, Set<string>>();
   private readonly groupOfKey = new Map<string, string>();
-  /** Entries replaced, dropped or evicted: what a response built from them can no longer stand on. */
-  private readonly retired = new WeakSet<CacheEntry<unknown>>();
   /** Keys offered while the tier was full (see set). */
   private readonly doorkeeper = new Doorkeeper();
   /** Set while a window entry moves into the main part: leaving the window then neither retires nor unindexes it. */
@@ -95,7 +93,7 @@ export class MemoryTier {
     this.lru = new LRUCache<string, CacheEntry<unknown>>({
       maxSize: this.mainBytes,
       dispose: (value, key, reason) => {
-        this.retired.add(value);
+        value.retired = true;
         if (reason !== 'set') this.unindex(key);
       },
     });
@@ -104,7 +102,7 @@ export class MemoryTier {
       sizeCalculation: (slot) => slot.weight,
       dispose: (slot, key, reason) => {
         if (this.promoting) return;
-        this.retired.add(slot.entry);
+        slot.entry.retired = true;
         if (reason !== 'set') this.unindex(key);
       },
     });
@@ -173,7 +171,7 @@ export class MemoryTier {
 
   /** Whether the entry is still the one L1 holds for its key (not replaced, dropped or evicted since). */
   holds(entry: CacheEntry<unknown>): boolean {
-    return !this.retired.has(entry);
+    return entry.retired !== true;
   }
 
   /** Drops every entry of the group; returns how many there were. */

@@ -29,6 +29,17 @@ export const faultProfileSchema = z
     malformedRate: z.number().min(0).max(1).default(0),
     /** `syntax`: truncated JSON. `shape`: valid JSON of the wrong shape. */
     malformedKind: z.enum(['syntax', 'shape']).default('syntax'),
+    /**
+     * Successful JSON bodies padded with whitespace to at least this many bytes,
+     * streamed: still valid JSON, as large as a runaway export or a vendor bug
+     * makes them. 0: off.
+     */
+    padBodyBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024 * 1024 * 1024)
+      .default(0),
     /** How an injected error status is answered: the API's own JSON, or an HTML page as a proxy or load balancer in front of it sends. */
     errorBody: z.enum(['json', 'html']).default('json'),
     /**

@@ -34,6 +34,8 @@ export interface Reply {
   body?: unknown;
   rawBody?: string;
   headers?: Record<string, string>;
+  /** Whitespace after the body up to this many bytes in all (the `padBodyBytes` fault). */
+  padTo?: number;
 }
 
 export interface Route {
@@ -251,6 +253,7 @@ export class SimulatedUpstream {
       if (reply.status < 300 && faults.malformedRate > 0 && Math.random() < faults.malformedRate) {
         reply = malformed(reply, faults.malformedKind);
       }
+      if (reply.status < 300 && faults.padBodyBytes > 0) reply = { ...reply, padTo: faults.padBodyBytes };
     }
     this.api.decorate?.(reply, window);
     if (reply.status === 429) this.stats.throttledUntil(routeName, rawUrl, Date.now(), window.resetSec * 1000);
@@ -261,10 +264,17 @@ export class SimulatedUpstream {
   private send(res: ServerResponse, routeName: string, reply: Reply): void {
     this.stats.answered(routeName, reply.status);
     const text = reply.rawBody ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
-    const headers: Record<string, string | number> = { ...reply.headers, 'content-length': Buffer.byteLength(text) };
+    const length = Buffer.byteLength(text);
+    const padding = Math.max(0, (reply.padTo ?? 0) - length);
+    const headers: Record<string, string | number> = { ...reply.headers, 'content-length': length + padding };
     if (text !== '' && !('content-type' in headers)) headers['content-type'] = 'application/json; charset=utf-8';
     res.writeHead(reply.status, headers);
-    res.end(text);
+    if (padding === 0) {
+      res.end(text);
+      return;
+    }
+    res.write(text);
+    void writePadding(res, padding);
   }
 
   private async admin(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -363,6 +373,30 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   }
   if (size === 0) return undefined;
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+const SPACES = Buffer.alloc(64 * 1024, ' ');
+
+/** Streams `bytes` of whitespace, as fast as the client reads; stops when the client hangs up (as a gateway refusing the size does). */
+async function writePadding(res: ServerResponse, bytes: number): Promise<void> {
+  for (let left = bytes; left > 0; left -= SPACES.length) {
+    if (res.destroyed) return;
+    const chunk = left >= SPACES.length ? SPACES : SPACES.subarray(0, left);
+    if (!res.write(chunk)) await drainedOrClosed(res);
+  }
+  res.end();
+}
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function htmlError(status: number): Reply {

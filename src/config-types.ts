@@ -13,6 +13,11 @@ export interface SourceTuning {
   connectTimeoutMs: number;
   /** Keep-alive connections in the undici pool for this origin. */
   connections: number;
+  /**
+   * The largest answer read from this origin, in bytes: a larger one is cut off
+   * as it streams in and fails as SOURCE_BAD_RESPONSE, before it fills the heap.
+   */
+  maxResponseBytes: number;
   /** Attempts in all (1 = no retry) for transient failures. */
   retryMaxAttempts: number;
   /** Exponential backoff base, with full jitter. */

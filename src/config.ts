@@ -22,6 +22,15 @@ export const SOURCE_SETTINGS: Record<string, Setting> = {
   TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, default: 1000, doc: 'per-attempt timeout, capped by the deadline left' },
   CONNECT_TIMEOUT_MS: { key: 'connectTimeoutMs', min: 1, max: 600_000, integer: true, default: 1000, doc: 'time to open a connection (TCP and TLS) to the vendor' },
   CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, default: 32, doc: "keep-alive connections in that origin's pool" },
+  MAX_RESPONSE_BYTES: {
+    key: 'maxResponseBytes',
+    min: 1024,
+    max: 1024 * 1024 * 1024,
+    integer: true,
+    // The largest answer UPSTREAMS.md allows, hourly metrics for 31 days of 100 users, is 3.4 MB from the simulator.
+    default: 16 * 1024 * 1024,
+    doc: 'the largest answer read from the vendor; a larger one is cut off as it arrives and fails as `SOURCE_BAD_RESPONSE`',
+  },
   RETRY_MAX_ATTEMPTS: { key: 'retryMaxAttempts', min: 1, max: 10, integer: true, default: 3, doc: 'attempts in all for a transient failure (`1`: no retry)' },
   RETRY_BASE_DELAY_MS: { key: 'retryBaseDelayMs', min: 1, max: 60_000, integer: true, default: 100, doc: 'backoff base: a random wait in [0, min(max, base·2ⁿ)]' },
   RETRY_MAX_DELAY_MS: { key: 'retryMaxDelayMs', min: 1, max: 600_000, integer: true, default: 2000, doc: 'backoff ceiling (at least the base)' },

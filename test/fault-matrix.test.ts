@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SourceName } from '../src/errors.js';
 import type { FaultProfileInput } from '../simulator/index.js';
-import { stackPool, type Stack } from './helpers/stack.js';
+import { calls, stackPool, type Stack } from './helpers/stack.js';
 
 /**
  * Every read source × every way a real vendor fails, with the default
@@ -23,6 +23,8 @@ const FAULTS: [string, FaultProfileInput | 'refuse'][] = [
   ['truncated JSON', { malformedRate: 1, malformedKind: 'syntax' }],
   ['wrong shape', { malformedRate: 1, malformedKind: 'shape' }],
   ['HTML error page', { errorRate: 1, errorStatus: 502, errorBody: 'html' }],
+  // Past the default MAX_RESPONSE_BYTES (16 MiB): valid JSON, but too large to read into the heap.
+  ['oversized body', { padBodyBytes: 20 * 1024 * 1024 }],
 ];
 
 const DASHBOARD = `query($id: ID!) { user(id: $id) { id name email metrics { pageViews } events(first: 1) { edges { node { type } } } unreadNotificationCount notifications(first: 2) { totalCount } } }`;
@@ -116,5 +118,26 @@ describe('a hang with the default configuration', () => {
     // Attempts shared the deadline: more than one was made, none started in its last 250 ms.
     const stats = await stack.stats('analytics');
     expect(stats.totalCalls).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('an answer larger than <SOURCE>_MAX_RESPONSE_BYTES', () => {
+  it('is cut off as it arrives and fails its fields as SOURCE_BAD_RESPONSE, not retried; one under the limit is read', async () => {
+    const stack = await stackFor({ tuning: { analytics: { maxResponseBytes: 64 * 1024 } } });
+    const metricsRoute = 'POST /v1/metrics/query';
+    await stack.faults('analytics', { padBodyBytes: 4 * 1024 * 1024, routes: [metricsRoute] });
+    const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`, { id: stack.userId(22) });
+    expect(res.status).toBe(200);
+    expect(res.body.data!.user).toMatchObject({ name: expect.any(String), metrics: null, unreadNotificationCount: expect.any(Number) });
+    expect(res.body.errors!.map((e) => [e.path!.at(-1), e.extensions!.code, e.extensions!.retryable])).toEqual([['metrics', 'SOURCE_BAD_RESPONSE', false]]);
+    // One call: the same request would get the same answer.
+    expect(calls(await stack.stats('analytics'), metricsRoute)).toBe(1);
+    const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.source === 'analytics');
+    expect(warned).toEqual([expect.objectContaining({ code: 'SOURCE_BAD_RESPONSE', detail: expect.stringContaining('ANALYTICS_MAX_RESPONSE_BYTES') })]);
+
+    await stack.faults('analytics', { padBodyBytes: 32 * 1024, routes: [metricsRoute] });
+    const under = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { metrics { pageViews } } }`, { id: stack.userId(23) });
+    expect(under.body.errors).toBeUndefined();
+    expect(under.body.data!.user.metrics.pageViews).toBeTypeOf('number');
   });
 });

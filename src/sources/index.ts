@@ -29,7 +29,13 @@ class Pools {
     const origin = new URL(url).origin;
     let pool = this.byOrigin.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections: tuning.connections, connectTimeout: tuning.connectTimeoutMs, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+      pool = new Pool(origin, {
+        connections: tuning.connections,
+        connectTimeout: tuning.connectTimeoutMs,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 600_000,
+        maxResponseSize: tuning.maxResponseBytes,
+      });
       this.byOrigin.set(origin, pool);
     }
     return pool;

@@ -48,6 +48,16 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
     if (call.signal?.aborted) {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, detail: 'cancelled: the request deadline passed', cause: error });
     }
+    if (error instanceof undiciErrors.ResponseExceededMaxSizeError) {
+      // The same request would get the same answer: not retried.
+      throw new SourceError({
+        code: 'SOURCE_BAD_RESPONSE',
+        source: call.source,
+        retryable: false,
+        detail: `the answer is larger than ${call.source.toUpperCase()}_MAX_RESPONSE_BYTES allows`,
+        cause: error,
+      });
+    }
     if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
     }

@@ -4,6 +4,8 @@ import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.
 import { makeEntry } from '../src/cache/entry.js';
 import { Dependencies } from '../src/cache/response-cache.js';
 import { Deadline } from '../src/resilience/deadline.js';
+import { EntityCache } from '../src/cache/entity-cache.js';
+import { createLogger } from '../src/logger.js';
 import { userCache } from './helpers/user-cache.js';
 
 /**
@@ -87,5 +89,55 @@ describe("a request's entity loads", () => {
     expect(asked).toEqual([['cold']]);
     expect(l1.get(id(hot[1]!))).toBeUndefined();
     expect(hot.filter((key) => l1.get(id(key)) !== undefined)).toHaveLength(main - 1);
+  });
+});
+
+describe("an entity key's id", () => {
+  interface RangeKey {
+    user: string;
+    range: string;
+  }
+  const ranges = () =>
+    new EntityCache<RangeKey, string>(
+      {
+        entity: 'analytics.metrics',
+        source: 'analytics',
+        policy: { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 },
+        negativeTtlMs: 60_000,
+        group: (k) => k.user,
+        variant: (k) => k.range,
+        fetch: async (keys) => keys.map((k) => `${k.user} over ${k.range}`),
+        sharedDeadlineMs: 5_000,
+        batchWindowMs: 0,
+      },
+      { enabled: true, l1: new MemoryTier(1024 * 1024), l2: null, bus: null, logger: createLogger({ level: 'silent' }), format: 'test' },
+    );
+
+  it('is entity, group and variant whatever the group was asked with before: a longer or shorter variant, one ending the same, past the memory of last ids', () => {
+    const cache = ranges();
+    // Each pair shares its user; the second range ends like the first, or is as long, or is empty.
+    const sequence: RangeKey[] = [
+      { user: 'u1', range: '10:20' },
+      { user: 'u1', range: '0:20' },
+      { user: 'u1', range: '10:20' },
+      { user: 'u1', range: '11:20' },
+      { user: 'u1', range: '' },
+      { user: 'u1', range: '20' },
+      { user: 'u1', range: '11:20' },
+      ...Array.from({ length: 5000 }, (_, i) => ({ user: `u${i}`, range: String(i % 3) })),
+      { user: 'u1', range: '1' },
+      { user: 'u1', range: '11:20' },
+    ];
+    for (const key of sequence) expect(cache.id(key)).toBe(`analytics.metrics\u0000${key.user}\u0000${key.range}`);
+  });
+
+  it("keeps one user's variants apart in L1: each read gets its own variant's value", async () => {
+    const cache = ranges();
+    const read = async (key: RangeKey) => {
+      const [served] = await cache.getMany([key], Deadline.after(5_000));
+      return (served as { value: string }).value;
+    };
+    for (const range of ['10:20', '0:20', '10:20', '11:20', '0:20']) expect(await read({ user: 'u1', range })).toBe(`u1 over ${range}`);
+    expect(cache.peekFresh(cache.id({ user: 'u1', range: '0:20' }))?.value).toBe('u1 over 0:20');
   });
 });

@@ -595,14 +595,15 @@ if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify
 
 if (process.argv.includes('--write') && rows.length > 0) {
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  const cols = Object.keys(rows[0]!);
+  // Every row's columns: rows without Redis come first and lack `redis commands/query`.
+  const cols = [...new Set(rows.flatMap((row) => Object.keys(row)))];
   const command = `${Object.entries(process.env)
     .filter(([k]) => k.startsWith('BENCH_'))
     .map(([k, v]) => `${k}=${v} `)
     .join('')}npm run bench -- --write`;
   appendFileSync(
     new URL('./RESULTS.md', import.meta.url),
-    `\n### ${new Date().toISOString().slice(0, 10)} — \`${command}\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row])).join(' | ')} |`).join('\n')}\n\n${ratioLines.join('\n')}\n\n${sameData.join('\n')}\n\n${targetLines.join('\n')}\n`,
+    `\n### ${new Date().toISOString().slice(0, 10)} — \`${command}\` (${DURATION} s per scenario, ${CONNECTIONS} connections, upstreams 20 ± 5 ms)\n\nMachine: ${machine}\n\n| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n${rows.map((row) => `| ${cols.map((c) => String(row[c as keyof typeof row] ?? '—')).join(' | ')} |`).join('\n')}\n\n${ratioLines.join('\n')}\n\n${sameData.join('\n')}\n\n${targetLines.join('\n')}\n`,
   );
 }
 if (profile.length > 0) console.log('CPU profiles written to bench/.tmp/');

@@ -5,6 +5,9 @@ import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.
 import { makeEntry } from '../src/cache/entry.js';
 import { Deadline } from '../src/resilience/deadline.js';
 import { approximateJsonLength } from '../src/cache/json-size.js';
+import { RedisTier } from '../src/cache/redis-tier.js';
+import { RedisConnection } from '../src/redis.js';
+import { createLogger } from '../src/logger.js';
 import { exposedGc } from './helpers/heap.js';
 import { userCache } from './helpers/user-cache.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
@@ -524,6 +527,40 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
     const second = await b.gql<AnyData>(DASHBOARD, { id });
     expect(second.body.data).toEqual(first.body.data);
     expect(await upstreamCalls(a)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+  });
+
+  it('a batch of writes stores each entry with its TTL in its group index, the index living as long as its longest entry', async () => {
+    const connection = new RedisConnection({ url: redis.url, keyPrefix: 'gwtier:' }, createLogger({ level: 'silent' }));
+    try {
+      await expect.poll(() => connection.available).toBe(true);
+      const tier = new RedisTier(connection, 1000, createLogger({ level: 'silent' }));
+      const write = (group: string, variant: string, ttlMs: number) => ({
+        key: tier.key('e:1', group, variant),
+        indexKey: tier.indexKey('e:1', group),
+        json: `"${variant}"`,
+        ttlMs,
+      });
+      const [long, short, other] = [write('g1', 'a', 60_000), write('g1', 'b', 5_000), write('g2', '', 30_000)];
+      tier.setMany([long, short, other]);
+      await expect.poll(async () => (await tier.getMany([long.key, short.key, other.key]))?.join()).toBe('"a","b",""');
+      const pttl = (key: string) => client.pttl(key);
+      expect(await pttl(long.key)).toBeGreaterThan(55_000);
+      expect(await pttl(short.key)).toBeLessThanOrEqual(5_000);
+      expect((await client.smembers(long.indexKey)).sort()).toEqual([long.key, short.key].sort());
+      expect(await client.smembers(other.indexKey)).toEqual([other.key]);
+      // The index outlives its longest entry's TTL, is not cut to a shorter one written later, and grows with a longer one.
+      expect(await pttl(long.indexKey)).toBeGreaterThan(55_000);
+      expect(await pttl(other.indexKey)).toBeGreaterThan(25_000);
+      tier.setMany([write('g1', 'c', 1_000)]);
+      await expect.poll(() => client.exists(tier.key('e:1', 'g1', 'c'))).toBe(1);
+      expect(await pttl(long.indexKey)).toBeGreaterThan(55_000);
+      tier.setMany([write('g1', 'd', 120_000)]);
+      await expect.poll(() => pttl(long.indexKey)).toBeGreaterThan(115_000);
+      expect(await tier.deleteGroups([long.indexKey])).toBe(true);
+      expect(await client.exists(long.key, short.key, long.indexKey)).toBe(0);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('an invalidation drops the entries in both tiers on every instance', async () => {

@@ -52,8 +52,17 @@ export class RedisTier {
     logger: Logger,
   ) {
     const { policy, breaker } = optionalRedisPolicy(timeoutMs);
-    breaker.onBreak(() => logger.warn({ cacheTier: 'L2' }, 'L2 cache (Redis) failing: serving from L1 and the upstreams until it answers again'));
-    breaker.onReset(() => logger.info({ cacheTier: 'L2' }, 'L2 cache (Redis) answering again: in use'));
+    // One line an outage: the breaker opens again after each failed probe (every 2 s), which says nothing new.
+    let failing = false;
+    breaker.onBreak(() => {
+      if (failing) return;
+      failing = true;
+      logger.warn({ cacheTier: 'L2' }, 'L2 cache (Redis) failing: serving from L1 and the upstreams until it answers again');
+    });
+    breaker.onReset(() => {
+      failing = false;
+      logger.info({ cacheTier: 'L2' }, 'L2 cache (Redis) answering again: in use');
+    });
     this.policy = policy;
   }
 

@@ -4,9 +4,7 @@ import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.
 import { makeEntry } from '../src/cache/entry.js';
 import { Dependencies } from '../src/cache/response-cache.js';
 import { Deadline } from '../src/resilience/deadline.js';
-import { EntityCache } from '../src/cache/entity-cache.js';
-import { createLogger } from '../src/logger.js';
-import { userCache } from './helpers/user-cache.js';
+import { testEntityCache, userCache } from './helpers/user-cache.js';
 
 /**
  * A request's loads of one entity. L1 is off (a pass-through cache) unless a
@@ -98,19 +96,15 @@ describe("an entity key's id", () => {
     range: string;
   }
   const ranges = () =>
-    new EntityCache<RangeKey, string>(
+    testEntityCache<RangeKey, string>(
       {
         entity: 'analytics.metrics',
         source: 'analytics',
-        policy: { ttlMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 },
-        negativeTtlMs: 60_000,
         group: (k) => k.user,
         variant: (k) => k.range,
         fetch: async (keys) => keys.map((k) => `${k.user} over ${k.range}`),
-        sharedDeadlineMs: 5_000,
-        batchWindowMs: 0,
       },
-      { enabled: true, l1: new MemoryTier(1024 * 1024), l2: null, bus: null, logger: createLogger({ level: 'silent' }), format: 'test' },
+      new MemoryTier(1024 * 1024),
     );
 
   it('is entity, group and variant whatever the group was asked with before: a longer or shorter variant, one ending the same, past the memory of last ids', () => {

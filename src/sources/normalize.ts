@@ -117,19 +117,20 @@ const quickReaders = new WeakMap<z.ZodType, (raw: unknown) => { data: unknown } 
 export function lenientObject<F extends Record<string, z.ZodType>>(fields: F) {
   const lenient = z.object(fields);
   const strict = z.object(Object.fromEntries(Object.entries(fields).map(([name, field]) => [name, strictForms.get(field) ?? field])));
-  const fast = z.unknown().transform((raw, ctx): z.output<typeof lenient> => {
+  const readStrictly = (raw: unknown) => {
     const quick = strict.safeParse(raw);
-    if (quick.success) return quick.data as z.output<typeof lenient>;
+    return quick.success ? quick : undefined;
+  };
+  const fast = z.unknown().transform((raw, ctx): z.output<typeof lenient> => {
+    const quick = readStrictly(raw);
+    if (quick) return quick.data as z.output<typeof lenient>;
     const slow = lenient.safeParse(raw);
     if (slow.success) return slow.data;
     for (const issue of slow.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message, path: issue.path });
     return z.NEVER;
   });
   const schema = readsAs(fast, lenient);
-  quickReaders.set(schema, (raw) => {
-    const quick = strict.safeParse(raw);
-    return quick.success ? quick : undefined;
-  });
+  quickReaders.set(schema, readStrictly);
   return schema;
 }
 

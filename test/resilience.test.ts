@@ -156,6 +156,40 @@ describe('circuit breaker', () => {
     expect((await state()).state).toBe('CLOSED');
   });
 
+  it('an outage is one warn line when it opens and one info line when it closes, however many probes fail between', async () => {
+    const stack = await stackWith({
+      tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 4, breakerFailureRatio: 0.5, breakerWindowMs: 10_000, breakerHalfOpenAfterMs: 300 } },
+    });
+    const from = stack.logs.length;
+    const lines = (text: string) =>
+      stack.logs
+        .slice(from)
+        .map((l) => JSON.parse(l) as { level: number; msg: string; failedProbes?: number })
+        .filter((l) => l.msg.startsWith(text));
+    const state = async () => ((await stack.gql<AnyData>(`{ sources { name state } }`)).body.data!.sources as AnyData[]).find((s) => s.name === 'analytics')!.state as string;
+
+    await stack.faults('analytics', { errorRate: 1, errorStatus: 503 });
+    for (let i = 0; i < 6 && (await state()) === 'CLOSED'; i++) await stack.gql(METRICS, { id: stack.userId(40 + i) });
+    expect(await state()).toBe('OPEN');
+    // Three failed probes: each one re-opens the circuit.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 350));
+      const probe = await stack.gql<AnyData>(METRICS, { id: stack.userId(50 + i) });
+      expect(probe.body.errors![0]!.extensions!.code).toBe('SOURCE_UNAVAILABLE');
+    }
+    await stack.faults('analytics', {});
+    await new Promise((r) => setTimeout(r, 350));
+    expect((await stack.gql<AnyData>(METRICS, { id: stack.userId(60) })).body.errors).toBeUndefined();
+
+    const opened = lines('circuit opened');
+    expect(opened.map((l) => l.level)).toEqual([40]);
+    expect(lines('circuit still open').map((l) => l.failedProbes)).toEqual([1, 2, 3]);
+    expect(lines('circuit still open').every((l) => l.level === 20)).toBe(true);
+    const closed = lines('circuit closed');
+    expect(closed).toHaveLength(1);
+    expect(closed[0]).toMatchObject({ level: 30, failedProbes: 3 });
+  });
+
   it('malformed 200s count as failures: they open it and show in the error rate', async () => {
     const stack = await stackWith({ tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 4, breakerFailureRatio: 0.5 } } });
     await stack.faults('analytics', { malformedRate: 1, malformedKind: 'shape' });

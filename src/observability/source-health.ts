@@ -93,10 +93,32 @@ export class SourceHealthMonitor {
       });
       const policy = source.policy;
       policy.retry.onRetry((r) => logger.debug({ source: source.name, attempt: r.attempt, delayMs: Math.round(r.delay) }, 'retrying upstream call'));
-      policy.breaker.onBreak(() => logger.warn({ source: source.name }, `circuit opened: calls to ${source.name} fail fast until a probe succeeds`));
-      policy.breaker.onHalfOpen(() => logger.info({ source: source.name }, `circuit half-open: probing ${source.name}`));
-      policy.breaker.onReset(() => logger.info({ source: source.name }, `circuit closed: ${source.name} recovered`));
+      this.logBreaker(source.name, policy.breaker);
     }
+  }
+
+  /**
+   * One warn line when a source's circuit opens and one info line when it closes.
+   * The breaker opens again after every failed probe (each half-open interval),
+   * so those re-openings go to debug: a ten-minute outage is two lines, not 240.
+   */
+  private logBreaker(name: SourceName, breaker: HttpSource['policy']['breaker']): void {
+    let outage: { since: number; failedProbes: number } | undefined;
+    breaker.onBreak(() => {
+      if (outage) {
+        outage.failedProbes++;
+        this.logger.debug({ source: name, failedProbes: outage.failedProbes }, `circuit still open: probe of ${name} failed`);
+        return;
+      }
+      outage = { since: Date.now(), failedProbes: 0 };
+      this.logger.warn({ source: name }, `circuit opened: calls to ${name} fail fast until a probe succeeds`);
+    });
+    breaker.onHalfOpen(() => this.logger.debug({ source: name }, `circuit half-open: probing ${name}`));
+    breaker.onReset(() => {
+      const openMs = outage ? Date.now() - outage.since : 0;
+      this.logger.info({ source: name, openMs, failedProbes: outage?.failedProbes ?? 0 }, `circuit closed: ${name} recovered after ${Math.round(openMs / 1000)} s open`);
+      outage = undefined;
+    });
   }
 
   close(): void {

@@ -52,6 +52,12 @@ export const faultProfileSchema = z
     extraFields: z.boolean().default(false),
     renameFields: z.record(z.string().min(1), z.string().min(1)).default({}),
     retypeFields: z.array(z.string().min(1)).default([]),
+    /**
+     * Response headers replaced (a string) or dropped (null) on every answer,
+     * after the API has set its own: `{"link": "<broken", "x-total-count": null}`.
+     * Header names are lower case.
+     */
+    headers: z.record(z.string().regex(/^[a-z0-9-]+$/, 'a lower-case header name'), z.string().nullable()).default({}),
     /** Only these routes (as named in stats, e.g. "GET /v1/unread-counts") get the faults; all when absent. */
     routes: z.array(z.string()).nullable().default(null),
   })

@@ -256,6 +256,7 @@ export class SimulatedUpstream {
       if (reply.status < 300 && faults.padBodyBytes > 0) reply = { ...reply, padTo: faults.padBodyBytes };
     }
     this.api.decorate?.(reply, window);
+    if (Object.keys(faults.headers).length > 0) reply = { ...reply, headers: withHeaderFaults(reply.headers ?? {}, faults.headers) };
     if (reply.status === 429) this.stats.throttledUntil(routeName, rawUrl, Date.now(), window.resetSec * 1000);
     this.send(res, routeName, reply);
     this.stats.serviceTime(performance.now() - arrivedAt);
@@ -397,6 +398,13 @@ function drainedOrClosed(res: ServerResponse): Promise<void> {
     res.on('drain', done);
     res.on('close', done);
   });
+}
+
+/** The `headers` fault: each named header replaced, or dropped when null (names compared without case). */
+function withHeaderFaults(headers: Record<string, string>, faults: Record<string, string | null>): Record<string, string> {
+  const out = Object.fromEntries(Object.entries(headers).filter(([name]) => !(name.toLowerCase() in faults)));
+  for (const [name, value] of Object.entries(faults)) if (value !== null) out[name] = value;
+  return out;
 }
 
 function htmlError(status: number): Reply {

@@ -97,6 +97,46 @@ describe('schema drift', () => {
     expect(drift).toContainEqual(expect.objectContaining({ endpoint: 'POST /v1/metrics/query', kind: 'UNKNOWN', path: 'data[].pageviews', seenType: 'number' }));
   });
 
+  it('headers drift too: with a Link that does not parse, paging goes by X-Total-Count, then by whether the page was full; each shows once', async () => {
+    const PAGE = `query($id: ID!, $first: Int!) { user(id: $id) { notifications(first: $first) { totalCount pageInfo { hasNextPage } edges { node { title } } } } }`;
+    const id = stack.userId(17);
+    const page = async (first: number) => {
+      const res = await stack.gql<AnyData>(PAGE, { id, first });
+      expect(res.body.errors).toBeUndefined();
+      return res.body.data!.user.notifications as AnyData;
+    };
+    const [clean2, clean100] = [await page(2), await page(100)];
+    expect(clean2.totalCount).toBeGreaterThan(2);
+    expect(clean2.totalCount).toBeLessThan(100);
+    expect(clean2.pageInfo.hasNextPage).toBe(true);
+    expect(clean100.pageInfo.hasNextPage).toBe(false);
+    const from = stack.logs.length;
+
+    // Link unreadable, the total still there: the same answers.
+    await stack.faults('notifications', { headers: { link: '<https://vendor.example/v1?page=2; rel=next' } });
+    expect(await page(2)).toEqual(clean2);
+    expect(await page(100)).toEqual(clean100);
+
+    // Neither: a full page may have a next one, a short one has not; the count is what is known.
+    await stack.faults('notifications', { headers: { link: 'garbage', 'x-total-count': null } });
+    expect(await page(2)).toMatchObject({ totalCount: 3, pageInfo: { hasNextPage: true }, edges: clean2.edges });
+    expect(await page(100)).toEqual(clean100);
+
+    const drift = driftOf((await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!, 'notifications');
+    expect(drift).toContainEqual(expect.objectContaining({ endpoint: 'GET /v1/users/:id/notifications', kind: 'TYPE_CHANGED', path: 'header Link', seenType: 'string', count: 4 }));
+    expect(drift).toContainEqual(
+      expect.objectContaining({ endpoint: 'GET /v1/users/:id/notifications', kind: 'MISSING', path: 'header X-Total-Count', seenType: 'absent', count: 2 }),
+    );
+    const warned = stack.logs
+      .slice(from)
+      .map((l) => JSON.parse(l) as AnyData)
+      .filter((l) => l.level >= 40);
+    expect(warned.map((l) => l.msg)).toEqual([
+      'notifications API drift: header Link does not read as RFC 8288 links in GET /v1/users/:id/notifications',
+      'notifications API drift: header X-Total-Count missing in GET /v1/users/:id/notifications',
+    ]);
+  });
+
   it('a user without its id fails as an error, not as "no such user", and the map keyed by id keeps its readable entries', async () => {
     const ids = [stack.userId(15), stack.userId(16)];
     await stack.faults('identity', { renameFields: { user_id: 'id' } });

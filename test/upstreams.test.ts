@@ -28,6 +28,15 @@ describe('faults and stats through the admin endpoint', () => {
     expect(await (await notifications('/v1/unread-counts?user_ids=a')).json()).toEqual({ malformed: true });
   });
 
+  it('headers: replaced or dropped on the answers of the routes named, after the API set its own', async () => {
+    await faults(t.up.notifications, { headers: { link: 'garbage', 'x-total-count': null }, routes: ['GET /v1/users/:id/notifications'] });
+    const res = await notifications('/v1/users/a/notifications');
+    expect(res.headers.get('link')).toBe('garbage');
+    expect(res.headers.has('x-total-count')).toBe(false);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    expect((await faults(t.up.notifications, { headers: { 'Bad Name': 'x' } })).status).toBe(400);
+  });
+
   it('down: reset drops connections, hang never answers, refuse stops listening for downForMs', async () => {
     await faults(t.up.audit, { down: 'reset' });
     await expect(audit('/v1/events')).rejects.toThrow();

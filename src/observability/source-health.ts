@@ -1,7 +1,7 @@
 import type { SourceName } from '../errors.js';
 import { countsAsFailure, type BreakerState } from '../resilience/source-policy.js';
 import type { RateLimiterMode } from '../resilience/rate-limiter.js';
-import type { DriftRecord } from '../sources/drift.js';
+import type { DriftEvent, DriftRecord } from '../sources/drift.js';
 import type { AttemptEvent, HttpSource } from '../sources/http-source.js';
 import type { Logger } from '../logger.js';
 
@@ -20,6 +20,14 @@ const WINDOW_MS = 60_000;
 /** Below this many calls in the window, a success rate says too little to warn about. */
 const MIN_CALLS_TO_JUDGE = 10;
 const MAX_SAMPLES = 5000;
+
+/** What a drift finding says, for its log line: a field's path, or a header (`header Link`). */
+function driftText(e: DriftEvent): string {
+  const what = e.path.startsWith('header ') ? e.path : `field ${e.path}`;
+  if (e.kind === 'unknown') return `unknown ${what} (${e.seenType})`;
+  if (e.kind === 'missing') return `${what} missing`;
+  return e.path.startsWith('header ') ? `${what} does not read as ${e.expectedType}` : `${what} is ${e.seenType}, read as ${e.expectedType}`;
+}
 
 /** A minute of one source's attempts: when, how long, whether it counted as a failure. */
 class Window {
@@ -88,7 +96,7 @@ export class SourceHealthMonitor {
         // Types and paths only, never values (they may hold personal data).
         logger.warn(
           { source: e.source, endpoint: e.endpoint, kind: e.kind, path: e.path, seenType: e.seenType, expectedType: e.expectedType },
-          `${e.source} API drift: ${e.kind === 'unknown' ? `unknown field ${e.path} (${e.seenType})` : e.kind === 'missing' ? `field ${e.path} missing` : `field ${e.path} is ${e.seenType}, read as ${e.expectedType}`} in ${e.endpoint}`,
+          `${e.source} API drift: ${driftText(e)} in ${e.endpoint}`,
         );
       });
       const policy = source.policy;

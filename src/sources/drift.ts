@@ -241,6 +241,15 @@ export class DriftRecorder {
     for (const finding of findDrift(json, expectedShape(schema), items)) this.record(endpoint, finding, now);
   }
 
+  /**
+   * A response header the source reads that is absent or does not parse, as a
+   * drift at the path `header <Name>`: seen, counted and logged once like a field's.
+   */
+  header(endpoint: string, name: string, seen: 'absent' | 'unreadable', expectedType: string, now = Date.now()): void {
+    const path = `header ${name}`;
+    this.record(endpoint, seen === 'absent' ? { kind: 'missing', path, seenType: 'absent', expectedType } : { kind: 'type_changed', path, seenType: 'string', expectedType }, now);
+  }
+
   private record(endpoint: string, finding: DriftFinding, now: number): void {
     let key = `${endpoint} ${finding.kind} ${finding.path}`;
     let record = this.records.get(key);

@@ -10,6 +10,7 @@ import { lookupInChunks, planPages } from '../paging.js';
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
 const MAX_IDS_PER_QUERY = 100;
+const LIST_ROUTE = 'GET /v1/users/:id/notifications';
 
 /** A notification as the vendor sends it, normalized to ours (also read from its webhook events). */
 export const notification = z
@@ -36,7 +37,9 @@ const markedRead = z.object({ updated: count });
 const VENDOR_CHANNEL: Record<NotificationEntity['channel'], 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
 const unreadCounts = z.object({ counts: readableEntries(count) });
 
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+type Headers = Record<string, string | string[] | undefined>;
+
+function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value.join(', ') : value;
 }
@@ -48,7 +51,7 @@ export class NotificationsSource extends HttpSource {
     const pages = await Promise.all(
       plan.pages.map((p) =>
         this.fetch({
-          route: 'GET /v1/users/:id/notifications',
+          route: LIST_ROUTE,
           method: 'GET',
           path: `/v1/users/${pathSegment(userId)}/notifications?page=${p + 1}&per_page=${plan.perPage}&unread=${unreadOnly}`,
           schema: notificationList,
@@ -59,13 +62,34 @@ export class NotificationsSource extends HttpSource {
     const fetched = pages.flatMap((p) => p.body);
     const items = fetched.slice(plan.skip, plan.skip + first);
     const lastPage = pages[pages.length - 1]!;
-    // More after our window: either left over in the fetched pages, or the vendor links a next page.
-    const link = header(lastPage.headers, 'link');
-    const hasNextPage = plan.skip + first < fetched.length || (link !== undefined && LinkHeader.parse(link).rel('next').length > 0);
-    const total = Number(header(pages[0]!.headers, 'x-total-count'));
-    if (!Number.isInteger(total) || total < 0) this.logger.warn({ source: this.name, route: 'GET /v1/users/:id/notifications' }, 'X-Total-Count missing or invalid');
-    const totalCount = Number.isInteger(total) && total >= 0 ? total : offset + items.length + (hasNextPage ? 1 : 0);
-    return { items, totalCount, hasNextPage };
+    const total = this.totalCount(pages[0]!.headers);
+    // More after our window: left over in the fetched pages, or past the last page we fetched.
+    const hasNextPage = plan.skip + first < fetched.length || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, offset + items.length);
+    return { items, totalCount: total ?? offset + items.length + (hasNextPage ? 1 : 0), hasNextPage };
+  }
+
+  /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */
+  private totalCount(headers: Headers): number | undefined {
+    const text = header(headers, 'x-total-count');
+    const total = text === undefined || !/^\s*\d+\s*$/.test(text) ? undefined : Number(text);
+    if (total === undefined) this.drift.header(LIST_ROUTE, 'X-Total-Count', text === undefined ? 'absent' : 'unreadable', 'a count');
+    return total;
+  }
+
+  /**
+   * Whether the vendor has a page after this one: its Link header's rel="next".
+   * Vendors leave Link out when there is one page; when it does not parse
+   * (noted as drift), the total says, and without one a full page may have a next.
+   */
+  private linksNextPage(headers: Headers, fullPage: boolean, total: number | undefined, seen: number): boolean {
+    const link = header(headers, 'link')?.trim();
+    if (!link) return total !== undefined && seen < total;
+    try {
+      return LinkHeader.parse(link).rel('next').length > 0;
+    } catch {
+      this.drift.header(LIST_ROUTE, 'Link', 'unreadable', 'RFC 8288 links');
+      return total !== undefined ? seen < total : fullPage;
+    }
   }
 
   /** Sends one notification; the same key again (24 h) is answered with the first one and sends nothing. Null: no such user. */

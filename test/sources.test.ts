@@ -126,6 +126,40 @@ describe('identity source', () => {
     expect(call.url).toBe('/api/v2/users/%2E%2E%2F%2E%2E%2Fadmin');
   });
 
+  it('takes a token whose expires_in is a string or absent (RFC 6749 only recommends it); one that is zero or words is refused', async () => {
+    const cases: [unknown, 'ok' | 'refused'][] = [
+      ['3600', 'ok'],
+      [undefined, 'ok'],
+      [0, 'refused'],
+      ['an hour', 'refused'],
+    ];
+    for (const [expiresIn, outcome] of cases) {
+      vendor.script = (req) =>
+        req.url === '/oauth/token'
+          ? { body: { access_token: 'tok', token_type: 'Bearer', ...(expiresIn === undefined ? {} : { expires_in: expiresIn }) } }
+          : req.headers.authorization === 'Bearer tok'
+            ? { body: { users: [{ user_id: 'auth0|a', name: 'A', created_at: '2024-01-02T03:04:05.000Z' }], total: 1, start: 0, limit: 100, length: 1 } }
+            : { status: 401, body: {} };
+      const fresh = createSources(
+        {
+          identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
+          analytics: { url: vendor.url, apiKey: 'k' },
+          notifications: { url: vendor.url, token: 't' },
+          audit: { url: vendor.url, apiKey: 'k' },
+        },
+        loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1' }).tuning,
+        { logger: createLogger({ level: 'silent' }) },
+      );
+      try {
+        const read = fresh.identity.usersByIds(['auth0|a']);
+        if (outcome === 'ok') expect((await read).get('auth0|a')?.name, String(expiresIn)).toBe('A');
+        else expect((await sourceError(read)).code, String(expiresIn)).toBe('SOURCE_BAD_RESPONSE');
+      } finally {
+        await fresh.close();
+      }
+    }
+  });
+
   it('fetches one token for many concurrent calls, and on a 401 refreshes once and retries once', async () => {
     let valid = 'tok-1';
     tokens = 0;

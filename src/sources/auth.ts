@@ -33,10 +33,25 @@ export class BearerAuth extends ApiKeyAuth {
   }
 }
 
+/**
+ * RFC 6749 §5.1 only recommends `expires_in`, and some servers send it as a
+ * string: both are read, and a token without one is kept this long (a 401
+ * drops it sooner).
+ */
+const LIFETIME_WHEN_UNSAID_S = 3600;
 const tokenResponse = z.object({
   access_token: z.string().min(1),
   token_type: z.string().optional(),
-  expires_in: z.number().positive(),
+  expires_in: z
+    .union([
+      z.number(),
+      z
+        .string()
+        .regex(/^\s*\d+(\.\d+)?\s*$/)
+        .transform(Number),
+    ])
+    .pipe(z.number().positive())
+    .optional(),
 });
 
 export interface OAuth2Options {
@@ -114,7 +129,7 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
     if (!parsed?.success) {
       throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: o.source, retryable: false, detail: 'token response is not an OAuth2 token' });
     }
-    const lifetimeMs = parsed.data.expires_in * 1000;
+    const lifetimeMs = (parsed.data.expires_in ?? LIFETIME_WHEN_UNSAID_S) * 1000;
     const token: Token = {
       header: { authorization: `Bearer ${parsed.data.access_token}` },
       expiresAt: startedAt + lifetimeMs,

@@ -27,6 +27,28 @@ describe('reading vendor records fast, with the same results', () => {
     expect(isoFromDateString.safeParse('2026-13-01T00:00:00.000Z').success).toBe(false);
   });
 
+  it("vendor dates never read in the server's time zone: the asctime HTTP-date and an ISO time without offset are UTC", () => {
+    const tz = process.env.TZ;
+    process.env.TZ = 'Asia/Kolkata';
+    try {
+      for (const input of [
+        'Tue, 02 Jan 2024 03:04:05 GMT',
+        'Tuesday, 02-Jan-24 03:04:05 GMT',
+        'Tue Jan  2 03:04:05 2024',
+        '2024-01-02T03:04:05',
+        '2024-01-02 03:04:05',
+        '2024-01-02T08:34:05+05:30',
+      ]) {
+        expect(isoFromDateString.parse(input), input).toBe('2024-01-02T03:04:05.000Z');
+      }
+      expect(isoFromDateString.parse('2024-01-02')).toBe('2024-01-02T00:00:00.000Z');
+      expect(isoFromDateString.safeParse('yesterday').success).toBe(false);
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
   it('a lenient object reads strictly first and falls back to nulling a mistyped optional field, counted', () => {
     const fields = { id: z.string(), name: optional(z.string()), at: optional(isoFromDateString) };
     const fast = lenientObject(fields);

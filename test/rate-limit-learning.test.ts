@@ -60,6 +60,19 @@ describe('rate-limit headers', () => {
     expect(retryAfterMs({ 'retry-after': 'later' }, now)).toBeUndefined();
   });
 
+  it("an HTTP-date in any of RFC 9110's three forms is GMT, whatever the server's time zone", () => {
+    const tz = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      for (const date of ['Tue, 02 Jan 2024 03:04:07 GMT', 'Tuesday, 02-Jan-24 03:04:07 GMT', 'Tue Jan  2 03:04:07 2024']) {
+        expect(retryAfterMs({ 'retry-after': date }, now), date).toBe(2000);
+      }
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
   it('calls remaining before the reset, in every dialect; nothing when either half is missing', () => {
     expect(remainingWindow({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 1) }, now)).toEqual({ remaining: 0, resetInMs: 1000 });
     expect(remainingWindow({ 'ratelimit-remaining': '3', 'ratelimit-reset': '2' }, now)).toEqual({ remaining: 3, resetInMs: 2000 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { readsAs } from './drift.js';
+import { parseVendorDate } from './vendor-dates.js';
 
 /**
  * Zod pieces that turn vendor dialects into the schema's: every timestamp ends
@@ -49,8 +50,8 @@ function isCanonicalIso(s: string): boolean {
   return day <= DAYS_IN_MONTH[month - 1]! + (leap ? 1 : 0);
 }
 
-/** ISO 8601 strings, and RFC 7231 HTTP-dates ("Tue, 02 Jan 2024 03:04:05 GMT"). */
-export const isoFromDateString = z.string().transform((s, ctx) => (isCanonicalIso(s) ? s : iso(Date.parse(s), ctx, 'date')));
+/** ISO 8601 strings, and RFC 7231 HTTP-dates ("Tue, 02 Jan 2024 03:04:05 GMT"), any of their forms; UTC when they name no offset. */
+export const isoFromDateString = z.string().transform((s, ctx) => (isCanonicalIso(s) ? s : iso(parseVendorDate(s), ctx, 'date')));
 export const isoFromUnixSeconds = z.number().transform((s, ctx) => iso(s * 1000, ctx, 'Unix timestamp (s)'));
 export const isoFromUnixMs = z.number().transform((ms, ctx) => iso(ms, ctx, 'Unix timestamp (ms)'));
 

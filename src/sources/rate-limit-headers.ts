@@ -1,3 +1,5 @@
+import { parseVendorDate } from './vendor-dates.js';
+
 /**
  * What a vendor's rate-limit headers say, in the dialects UPSTREAMS.md names
  * and the common others: `Retry-After` as delta-seconds or an HTTP-date (RFC
@@ -47,7 +49,7 @@ export function retryAfterMs(headers: Headers, nowMs = Date.now()): number | und
   const retryAfter = first(headers['retry-after']);
   if (retryAfter) {
     if (/^\d+$/.test(retryAfter)) return clamp(Number(retryAfter) * 1000);
-    const at = Date.parse(retryAfter);
+    const at = parseVendorDate(retryAfter);
     if (!Number.isNaN(at)) return clamp(at - nowMs);
   }
   const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? structured(headers).reset, nowMs);

@@ -52,6 +52,8 @@ export const faultProfileSchema = z
     extraFields: z.boolean().default(false),
     renameFields: z.record(z.string().min(1), z.string().min(1)).default({}),
     retypeFields: z.array(z.string().min(1)).default([]),
+    /** Identity's user lists hold at most this many users a page, whatever `per_page` asks (its `limit` says so), as a vendor with a tighter cap does. */
+    maxPerPage: z.number().int().min(1).nullable().default(null),
     /**
      * Response headers replaced (a string) or dropped (null) on every answer,
      * after the API has set its own: `{"link": "<broken", "x-total-count": null}`.

@@ -141,11 +141,12 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
 
   const listUsers = (req: UpstreamRequest): Reply => {
     const page = Number(req.query.get('page') ?? '0');
-    const perPage = Number(req.query.get('per_page') ?? '50');
+    const asked = Number(req.query.get('per_page') ?? '50');
     if (!Number.isInteger(page) || page < 0) return badRequest('Query validation error: page must be a non-negative integer', 'invalid_query_string');
-    if (!Number.isInteger(perPage) || perPage < 1 || perPage > MAX_PER_PAGE) {
+    if (!Number.isInteger(asked) || asked < 1 || asked > MAX_PER_PAGE) {
       return badRequest(`Query validation error: per_page must be 1..${MAX_PER_PAGE}`, 'invalid_query_string');
     }
+    const perPage = req.pageCap === null ? asked : Math.min(asked, req.pageCap);
     let matched: IdentityUser[] = data.users;
     const q = req.query.get('q');
     const sort = req.query.get('sort');

@@ -26,6 +26,8 @@ export interface UpstreamRequest {
   /** `http://host:port` as the client addressed us; for absolute Link URLs. */
   origin: string;
   recordBatch(size: number): void;
+  /** The `maxPerPage` fault: a page size the API caps `per_page` at (null: none). */
+  pageCap: number | null;
 }
 
 export interface Reply {
@@ -226,6 +228,7 @@ export class SimulatedUpstream {
       body,
       origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
       recordBatch: (size) => this.stats.batch(routeName, size),
+      pageCap: faults.maxPerPage,
     };
 
     let reply: Reply;
@@ -348,6 +351,7 @@ export class SimulatedUpstream {
         body,
         origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
         recordBatch: () => undefined,
+        pageCap: null,
       });
       return reply(answer.status, answer.body);
     }

@@ -2,13 +2,15 @@ import { z } from 'zod';
 import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
-import type { SourceError } from '../../errors.js';
-import { isoFromDateString, count, lenientObjectAs, optional, readableItems } from '../normalize.js';
+import { SourceError } from '../../errors.js';
+import { isoFromDateString, count, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
 import { lookupInChunks, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
 const MAX_IDS_PER_QUERY = 100;
+/** Pages of one id search read at most (a vendor paging 100 ids in tens). */
+const MAX_SEARCH_PAGES = 10;
 
 // Every field of the contract is named (those not read as unknown), so that drift means a change, not a field we skip.
 const userFields = {
@@ -59,6 +61,17 @@ function phrase(value: string): string {
   return `"${value.replace(/[\\"]/g, '\\$&')}"`;
 }
 
+/**
+ * The position of a page's first user: the page index times the vendor's page
+ * size (its `limit`, which is smaller than per_page when it pages tighter, else
+ * ours), or its `start` when it says so and no `limit` contradicts it.
+ */
+function firstIndexOf(body: { start?: unknown; limit?: unknown }, pageIndex: number, perPage: number): number {
+  const size = isCount(body.limit) && body.limit > 0 ? body.limit : null;
+  if (isCount(body.start) && (size === null || body.start === pageIndex * size)) return body.start;
+  return pageIndex * (size ?? perPage);
+}
+
 export class IdentitySource extends HttpSource {
   /**
    * Users by id through the search endpoint, 100 ids a call; unknown ids are
@@ -68,17 +81,34 @@ export class IdentitySource extends HttpSource {
   usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity | SourceError>> {
     return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
       const q = `user_id:(${batch.map(phrase).join(' OR ')})`;
-      const res = await this.fetch({
-        route: 'GET /api/v2/users?q',
-        method: 'GET',
-        path: `/api/v2/users?q=${encodeURIComponent(q)}&page=0&per_page=${MAX_PER_PAGE}&include_totals=true`,
-        schema: page,
-        deadline,
-        batchSize: batch.length,
-      });
-      const { items, unreadable, problem } = res.body.users;
-      const found: [string, UserEntity | SourceError][] = items.map((u) => [u.id, u]);
-      return unreadable === 0 ? found : [...found, ...unreadableIds(batch, found, () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${problem}`))];
+      const search = (pageIndex: number) =>
+        this.fetch({
+          route: 'GET /api/v2/users?q',
+          method: 'GET',
+          path: `/api/v2/users?q=${encodeURIComponent(q)}&page=${pageIndex}&per_page=${MAX_PER_PAGE}&include_totals=true`,
+          schema: page,
+          deadline,
+          ...(pageIndex === 0 ? { batchSize: batch.length } : {}),
+        });
+      const first = await search(0);
+      const pages = [first.body];
+      // A vendor that pages tighter than per_page says so in `total`: the users past its first page are on the next
+      // ones, not unknown. Its page size is what the first page held.
+      const perPage = first.body.users.items.length + first.body.users.unreadable;
+      if (perPage > 0 && first.body.total > perPage) {
+        const more = Math.min(Math.ceil(first.body.total / perPage), MAX_SEARCH_PAGES);
+        pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
+      }
+      const found: [string, UserEntity | SourceError][] = pages.flatMap((p) => p.users.items.map((u): [string, UserEntity] => [u.id, u]));
+      const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
+      const read = pages.reduce((n, p) => n + p.users.items.length + p.users.unreadable, 0);
+      if (unreadable === undefined && read >= first.body.total) return found;
+      // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
+      const error = unreadable
+        ? () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${unreadable.problem}`)
+        : () =>
+            new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `GET /api/v2/users?q: ${read} of ${first.body.total} matches returned` });
+      return [...found, ...unreadableIds(batch, found, error)];
     });
   }
 
@@ -96,13 +126,24 @@ export class IdentitySource extends HttpSource {
       deadline,
     });
     const { items, unreadable } = res.body.users;
-    const seen = pageIndex * MAX_PER_PAGE + items.length + unreadable;
+    const seen = firstIndexOf(res.body, pageIndex, MAX_PER_PAGE) + items.length + unreadable;
     return { records: items, unreadable, more: seen < res.body.total && items.length + unreadable > 0 };
   }
 
   /** A window of all users, oldest first. */
   async listUsers(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
-    const plan = planPages(offset, first, MAX_PER_PAGE);
+    const cap = this.pageSize;
+    const window = await this.usersWindow(offset, first, deadline);
+    // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
+    if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) return this.usersWindow(offset, first, deadline);
+    return window;
+  }
+
+  /** Identity's page size: per_page's maximum, or less once a page's `limit` said the vendor pages tighter. */
+  private pageSize = MAX_PER_PAGE;
+
+  private async usersWindow(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
+    const plan = planPages(offset, Math.min(first, this.pageSize), this.pageSize);
     const pages = await Promise.all(
       plan.pages.map((p) =>
         this.fetch({
@@ -114,7 +155,20 @@ export class IdentitySource extends HttpSource {
         }),
       ),
     );
-    const items = pages.flatMap((p) => p.body.users.items).slice(plan.skip, plan.skip + first);
+    // Placed by where the vendor says each page starts: one that pages tighter than per_page gives a shorter window
+    // (the next one starts where it ends), never another window's users.
+    const end = offset + first;
+    const byIndex = new Map<number, UserEntity>();
+    pages.forEach((p, i) => {
+      const { limit } = p.body;
+      if (isCount(limit) && limit > 0 && limit < plan.perPage && p.body.users.items.length <= limit) this.pageSize = Math.min(this.pageSize, limit);
+      const start = firstIndexOf(p.body, plan.pages[i]!, plan.perPage);
+      p.body.users.items.forEach((user, j) => {
+        if (start + j >= offset && start + j < end) byIndex.set(start + j, user);
+      });
+    });
+    const items: UserEntity[] = [];
+    for (let i = offset; byIndex.has(i); i++) items.push(byIndex.get(i)!);
     const totalCount = pages[0]!.body.total;
     return { items, totalCount, hasNextPage: offset + items.length < totalCount };
   }

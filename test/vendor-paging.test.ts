@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { calls, sharedStack, type GraphQLResponse } from './helpers/stack.js';
+
+/**
+ * A vendor that pages tighter than `per_page` asks (identity's `maxPerPage`
+ * fault: its `limit` says so, `total` counts every match): no user it holds
+ * is reported unknown, and paging through a list gives every user once, in
+ * order, as against a vendor that honours per_page.
+ */
+type AnyData = Record<string, any>;
+
+const stack = sharedStack();
+
+const USERS = `query($ids: [ID!]!) { users(ids: $ids) { id name } }`;
+const LIST = `query($after: String) { userList(first: 50, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }`;
+
+async function firstUsersOfList(count: number): Promise<{ ids: string[]; requests: number }> {
+  const ids: string[] = [];
+  let after: string | null = null;
+  let requests = 0;
+  while (ids.length < count) {
+    const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(LIST, { after });
+    expect(res.body.errors).toBeUndefined();
+    const page: AnyData = res.body.data!.userList;
+    ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+    expect(page.pageInfo.hasNextPage).toBe(true);
+    after = page.pageInfo.endCursor;
+    requests++;
+  }
+  return { ids: ids.slice(0, count), requests };
+}
+
+describe('a vendor whose pages are smaller than asked', () => {
+  it('users(ids): every user it holds is found, on the pages after its first; unknown ids stay null', async () => {
+    const ids = Array.from({ length: 60 }, (_, i) => stack.userId(100 + i));
+    await stack.faults('identity', { maxPerPage: 25 });
+    const res = await stack.gql<AnyData>(USERS, { ids: [...ids, 'auth0|nobody'] });
+    expect(res.body.errors).toBeUndefined();
+    const users = res.body.data!.users as (AnyData | null)[];
+    expect(users.slice(0, 60).map((u) => u?.name)).toEqual(ids.map((_, i) => stack.upstreams.dataset.users[100 + i]!.name));
+    expect(users[60]).toBeNull();
+    // 60 matches at 25 a page: three calls.
+    expect(calls(await stack.stats('identity'), 'GET /api/v2/users')).toBe(3);
+  });
+
+  it('userList: shorter pages, the same users in the same order, none twice', async () => {
+    const clean = await firstUsersOfList(150);
+    await stack.faults('identity', { maxPerPage: 30 });
+    const capped = await firstUsersOfList(150);
+    expect(capped.ids).toEqual(clean.ids);
+    expect(new Set(capped.ids).size).toBe(150);
+    expect(capped.requests).toBeGreaterThan(clean.requests);
+  });
+});

@@ -42,15 +42,17 @@ export async function readEventsWindow(
       calls === 0 ? firstEventPage(userId, count, from) : { userId, limit: Math.min(MAX_EVENTS_PER_CALL, skip + count - items.length), cursor: vendorCursor },
     );
     if (page === null) return calls === 0 ? null : { items, hasNextPage: false };
+    // A next cursor that names the page just read would give its events again: the list ends there.
+    const next = page.nextCursor === vendorCursor ? null : page.nextCursor;
     const usable = page.events.slice(skip);
     const take = Math.min(usable.length, count - items.length);
     for (let i = 0; i < take; i++) {
-      const consumedPage = skip + i + 1 === page.events.length && page.nextCursor !== null;
-      items.push({ event: usable[i]!, after: consumedPage ? { vendorCursor: page.nextCursor, skip: 0 } : { vendorCursor, skip: skip + i + 1 } });
+      const consumedPage = skip + i + 1 === page.events.length && next !== null;
+      items.push({ event: usable[i]!, after: consumedPage ? { vendorCursor: next, skip: 0 } : { vendorCursor, skip: skip + i + 1 } });
     }
-    if (items.length >= count) return { items, hasNextPage: take < usable.length || page.nextCursor !== null };
-    if (page.nextCursor === null) return { items, hasNextPage: false };
-    position = { vendorCursor: page.nextCursor, skip: 0 };
+    if (items.length >= count) return { items, hasNextPage: take < usable.length || next !== null };
+    if (next === null) return { items, hasNextPage: false };
+    position = { vendorCursor: next, skip: 0 };
   }
   return { items, hasNextPage: true };
 }

@@ -252,7 +252,7 @@ export class SimulatedUpstream {
         return this.send(res, routeName, json(400, { error: 'bad_path' }));
       }
       reply = (!route.public && this.api.authenticate(request)) || (await route.handler(request));
-      if (reply.status < 300 && reply.body !== undefined && hasDrift(faults)) reply = { ...reply, body: applyDrift(reply.body, faults) };
+      if (reply.status < 300 && hasDrift(faults)) reply = drifted(reply, faults);
       if (reply.status < 300 && faults.malformedRate > 0 && Math.random() < faults.malformedRate) {
         reply = malformed(reply, faults.malformedKind);
       }
@@ -409,6 +409,16 @@ function withHeaderFaults(headers: Record<string, string>, faults: Record<string
   const out = Object.fromEntries(Object.entries(headers).filter(([name]) => !(name.toLowerCase() in faults)));
   for (const [name, value] of Object.entries(faults)) if (value !== null) out[name] = value;
   return out;
+}
+
+/** The drift faults applied to a successful answer, a stored one (an idempotent replay, kept as its JSON text) included. */
+function drifted(reply: Reply, faults: FaultProfile): Reply {
+  if (reply.rawBody === undefined) return reply.body === undefined ? reply : { ...reply, body: applyDrift(reply.body, faults) };
+  try {
+    return { ...reply, body: applyDrift(JSON.parse(reply.rawBody), faults), rawBody: undefined };
+  } catch {
+    return reply; // not JSON: nothing to drift
+  }
 }
 
 function htmlError(status: number): Reply {

@@ -106,6 +106,46 @@ describe('mutations: primary and secondary, both delivered', () => {
   });
 });
 
+describe('a target that takes the write and answers with a body that drifted', () => {
+  it('is a delivered write: COMPLETE, no result and the reason, written once; an audit event so answered is delivered, not dead', async () => {
+    const stack = await stackWith({});
+    const id = stack.userId(205);
+    const count = async () => (await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { unreadNotificationCount } }`, { id })).body.data!.user.unreadNotificationCount as number;
+    const unread = await count();
+    const from = stack.logs.length;
+    await stack.faults('notifications', { renameFields: { created: 'created_at' }, routes: [SEND] });
+    await stack.faults('identity', { renameFields: { user_id: 'id' }, routes: [PATCH] });
+    await stack.faults('audit', { renameFields: { received_at: 'receivedAt' }, routes: [AUDIT] });
+
+    const sent = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: id, title: 'Drifted', body: 'Still sent', channel: 'PUSH' } });
+    expect(sent.body.errors).toBeUndefined();
+    expect(sent.body.data!.sendNotification).toMatchObject({
+      status: 'COMPLETE',
+      notification: null,
+      deliveries: [
+        { target: 'NOTIFICATIONS', state: 'DELIVERED', attempts: 1, error: { code: 'SOURCE_BAD_RESPONSE' } },
+        { target: 'AUDIT', state: 'DELIVERED', attempts: 1, error: null },
+      ],
+    });
+    const updated = await stack.gql<AnyData>(UPDATE, { input: { userId: id, nickname: 'drifted' } });
+    expect(updated.body.data!.updateProfile).toMatchObject({
+      status: 'COMPLETE',
+      user: null,
+      deliveries: [{ target: 'IDENTITY', state: 'DELIVERED', error: { code: 'SOURCE_BAD_RESPONSE' } }, { state: 'DELIVERED' }],
+    });
+
+    // Each written once, and there: the notification counts, the nickname reads back, both audit events are recorded.
+    expect(await writeCalls(stack)).toMatchObject({ patch: 1, send: 1, audit: 2 });
+    expect(await count()).toBe(unread + 1);
+    expect((await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { nickname } }`, { id })).body.data!.user.nickname).toBe('drifted');
+    expect((await auditEvents(stack, id)).map((e) => e.action).sort()).toEqual(['notification.send', 'profile.update']);
+    expect((await stack.gql<AnyData>(DELIVERIES, { state: 'FAILED' })).body.data!.deliveries.edges).toEqual([]);
+    const lines = stack.logs.slice(from).map((l) => JSON.parse(l) as AnyData);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect(lines.filter((l) => l.msg.startsWith('Primary write accepted')).map((l) => l.target)).toEqual(['NOTIFICATIONS', 'IDENTITY']);
+  });
+});
+
 describe('idempotency', () => {
   let stack: Stack;
   beforeAll(async () => {

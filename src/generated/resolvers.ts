@@ -32,7 +32,10 @@ export type Delivery = {
   /** Delivery attempts so far (each may include the source's own quick retries). */
   attempts: Scalars['Int']['output'];
   createdAt: Scalars['DateTime']['output'];
-  /** The last failure, while not delivered. */
+  /**
+   * The last failure, while not delivered. On a delivered primary: why the payload
+   * has no result (the target took the write, but its answer could not be read).
+   */
   error?: Maybe<DeliveryError>;
   /** For a secondary, the id to inspect or re-drive it with; for a primary, informational. */
   id: Scalars['ID']['output'];

@@ -220,23 +220,24 @@ export abstract class HttpSource {
     try {
       json = JSON.parse(res.text);
     } catch {
-      return this.badResponse(request, 'body is not JSON');
+      return this.badResponse(request, 'body is not JSON', res.status);
     }
     const forgivenBefore = forgivenSoFar();
     const parsed = request.schema.safeParse(json);
     this.drift.inspect(request.route, json, request.schema, !parsed.success || forgivenSoFar() !== forgivenBefore);
     if (!parsed.success) {
       const where = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-      return this.badResponse(request, `unexpected shape: ${where.join('; ')}`);
+      return this.badResponse(request, `unexpected shape: ${where.join('; ')}`, res.status);
     }
     return { body: parsed.data, headers: res.headers };
   }
 
-  private badResponse(request: SourceRequest<unknown>, detail: string): never {
+  /** `status`: the 2xx the body came with (see acceptedButUnread). */
+  private badResponse(request: SourceRequest<unknown>, detail: string, status: number): never {
     // Paths and messages only: the body itself may hold personal data. The request's own
     // log line carries the detail at warn; this one is for following a single call.
     this.logger.debug({ source: this.name, route: request.route, detail }, 'upstream response failed validation');
-    throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${request.route}: ${detail}` });
+    throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, status, detail: `${request.route}: ${detail}` });
   }
 
   /** The error for one entity of an answer that could not be read (its other entities could). */

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import type { Viewer } from '../viewer.js';
 import type { Caches } from '../sources/caches.js';
-import { badUserInput, SourceError } from '../errors.js';
+import { acceptedButUnread, badUserInput, SourceError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import type { Sources } from '../sources/index.js';
@@ -196,12 +196,13 @@ export class Writes {
 
     const [primary, audit] = await Promise.all([
       spec.primary(primaryKey).then(
-        (value) => ({ ok: true as const, value }),
-        (error: unknown) => ({ ok: false as const, error }),
+        (value) => ({ ok: true as const, value, unread: null }),
+        // A 2xx whose body did not read: the target has the change, only its answer is lost.
+        (error: unknown) => (acceptedButUnread(error) ? { ok: true as const, value: null, unread: error } : { ok: false as const, error }),
       ),
       this.submit(secondary),
     ]);
-    if (primary.ok && primary.value === null) throw unknownUser();
+    if (primary.ok && primary.value === null && primary.unread === null) throw unknownUser();
 
     const primaryRecord: DeliveryRecord = {
       id: primaryKey,
@@ -209,11 +210,18 @@ export class Writes {
       primary: true,
       state: primary.ok ? 'DELIVERED' : 'FAILED',
       attempts: 1,
-      error: primary.ok ? null : deliveryError(primary.error),
+      // On a delivered primary: why its result is null.
+      error: !primary.ok ? deliveryError(primary.error) : primary.unread ? deliveryError(primary.unread) : null,
       operation: spec.operation,
       createdAt,
     };
     if (!primary.ok) this.o.logger.warn({ operation: spec.operation, target: spec.primaryTarget, code: primaryRecord.error?.code }, 'Primary write failed');
+    if (primary.ok && primary.unread) {
+      this.o.logger.warn(
+        { operation: spec.operation, target: spec.primaryTarget, code: primary.unread.code, detail: primary.unread.detail },
+        'Primary write accepted, but its answer could not be read: the payload carries no result',
+      );
+    }
     if (primary.ok) await spec.invalidate().catch((e: unknown) => this.o.logger.warn({ err: e }, 'Cache invalidation after a write failed; entries expire by TTL'));
 
     const status: WriteStatus = !primary.ok ? 'FAILED' : audit.state === 'DELIVERED' ? 'COMPLETE' : 'PARTIAL';

@@ -106,6 +106,25 @@ describe('POST /webhooks/<source>', () => {
     expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount).toBe(before.unreadNotificationCount + 1);
   });
 
+  it("an event type the contract does not name, about a user, still drops that user's entries (what it changed is not known)", async () => {
+    const stack = await stackWith();
+    const user = stack.userId(42);
+    const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user;
+    const made = await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      body: JSON.stringify({ user, title: 'hello', body: 'world', channel: 'push' }),
+    });
+    expect(made.status).toBe(201);
+    expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user).toEqual(before);
+    expect((await post(stack, { type: 'notification.archived', timestamp: new Date().toISOString(), data: { user, ids: [] } })).status).toBe(202);
+    await expect
+      .poll(async () => (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 2000 })
+      .toBe(before.unreadNotificationCount + 1);
+    // One without a user says nothing to act on: accepted, nothing dropped.
+    expect((await post(stack, { type: 'account.closed', timestamp: new Date().toISOString(), data: { account: 'x' } })).status).toBe(202);
+  });
+
   it('the simulated vendor signs what the spec says (checked with standardwebhooks), retries on its schedule, and may send twice', async () => {
     const stack = await stackWith();
     const receiver = await new ScriptedUpstream().start();

@@ -6,7 +6,8 @@ import type { NotificationEntity, NotificationPageKey, OffsetPage } from '../mod
 import { notification, NotificationsSource } from './notifications-source.js';
 
 /** The vendor's webhook events (UPSTREAMS.md): only what says whose notifications changed is read. */
-const notificationEvent = z.object({ type: z.enum(['notification.created', 'notification.read']), data: z.object({ user: z.string().min(1) }) });
+/** Any event about a user's notifications: the two UPSTREAMS.md names, and whatever type a vendor adds (deleted, archived…). */
+const notificationEvent = z.object({ type: z.string(), data: z.object({ user: z.string().min(1) }) });
 
 /** Notifications (UPSTREAMS.md): static bearer token, Link-header pages, HTTP-dates, bulk unread counts, Retry-After as an HTTP-date. */
 export const notifications = defineSource({
@@ -44,7 +45,8 @@ export const notifications = defineSource({
       const parsed = notificationEvent.safeParse(event);
       if (!parsed.success) return null;
       const user = parsed.data.data.user;
-      // A created notification and a read one change the same things: that user's pages and count.
+      // A created notification and a read one change the same things: that user's pages and count. So may a type
+      // added since (a deleted one): what it changed is not known, so the same is dropped rather than kept stale.
       const published: { topic: string; key: string; payload: unknown }[] = [{ topic: 'unreadCountChanged', key: user, payload: true }];
       if (parsed.data.type === 'notification.created') {
         // The raw event's data (the parse above kept only its user).

@@ -160,6 +160,51 @@ describe('identity source', () => {
     }
   });
 
+  it('a token endpoint that refused is not asked again until its Retry-After, or a doubling backoff, has passed', async () => {
+    let tokenCalls = 0;
+    let answer: { status: number; headers?: Record<string, string> } | null = { status: 429, headers: { 'retry-after': '1' } };
+    vendor.script = (req) => {
+      if (req.url === '/oauth/token') {
+        tokenCalls++;
+        return answer ? { ...answer, body: { error: 'too_many_requests' } } : { body: { access_token: 'tok', expires_in: 3600 } };
+      }
+      return req.headers.authorization === 'Bearer tok' ? { body: { users: [], total: 0, start: 0, limit: 100, length: 0 } } : { status: 401, body: {} };
+    };
+    const fresh = createSources(
+      {
+        identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
+        analytics: { url: vendor.url, apiKey: 'k' },
+        notifications: { url: vendor.url, token: 't' },
+        audit: { url: vendor.url, apiKey: 'k' },
+      },
+      loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', IDENTITY_BREAKER_MIN_CALLS: '100000' }).tuning,
+      { logger: createLogger({ level: 'silent' }) },
+    );
+    try {
+      // 429 with Retry-After: 1 s. Forty calls in that second, one token request.
+      for (let i = 0; i < 40; i++) expect((await sourceError(fresh.identity.usersByIds([`a-${i}`]))).code).toBe('SOURCE_RATE_LIMITED');
+      expect(tokenCalls).toBe(1);
+      await new Promise((r) => setTimeout(r, 1050));
+      // Then 503s, no wait named: the backoff doubles with each failure in a row (this is the second: 1 s, then 2 s).
+      answer = { status: 503 };
+      expect((await sourceError(fresh.identity.usersByIds(['b']))).code).toBe('SOURCE_UNAVAILABLE');
+      expect(tokenCalls).toBe(2);
+      await new Promise((r) => setTimeout(r, 550));
+      expect((await sourceError(fresh.identity.usersByIds(['c']))).code).toBe('SOURCE_UNAVAILABLE');
+      expect(tokenCalls).toBe(2);
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await sourceError(fresh.identity.usersByIds(['d']))).code).toBe('SOURCE_UNAVAILABLE');
+      expect(tokenCalls).toBe(3);
+      // Once it answers, the token is fetched and every call goes through.
+      answer = null;
+      await new Promise((r) => setTimeout(r, 2050));
+      expect((await fresh.identity.usersByIds(['e'])).size).toBe(0);
+      expect(tokenCalls).toBe(4);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('fetches one token for many concurrent calls, and on a 401 refreshes once and retries once', async () => {
     let valid = 'tok-1';
     tokens = 0;

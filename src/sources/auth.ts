@@ -72,15 +72,23 @@ interface Token {
   expiresAt: number;
 }
 
+/** After a failed token fetch, none again for this long (doubling per failure up to the max), unless the server named its own wait. */
+const TOKEN_BACKOFF_MS = 500;
+const TOKEN_BACKOFF_MAX_MS = 30_000;
+
 /**
  * OAuth2 client credentials. The token is cached; one fetch at a time however
  * many calls need it; refreshed in the background ahead of expiry (the last
  * fifth of its life, at most a minute) so callers never wait for it after the
  * first; on a 401 the token that failed is dropped and the next call fetches.
+ * A failed fetch is the answer to every call until its Retry-After (or a
+ * backoff) has passed: token endpoints are rate-limited hard, and refetching
+ * at the rate of calls would keep one that said 429 refusing.
  */
 export class OAuth2ClientCredentials implements UpstreamAuth {
   private token: Token | undefined;
   private fetching: Promise<Token> | undefined;
+  private failure: { error: unknown; until: number; count: number } | undefined;
 
   constructor(private readonly options: OAuth2Options) {}
 
@@ -101,9 +109,25 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
 
   /** One fetch shared by every waiting call, so it is bounded by its own timeout, not any one caller's deadline. */
   private refresh(): Promise<Token> {
-    this.fetching ??= this.fetchToken().finally(() => {
-      this.fetching = undefined;
-    });
+    if (this.fetching) return this.fetching;
+    const failure = this.failure;
+    if (failure && Date.now() < failure.until) return Promise.reject(failure.error);
+    this.fetching = this.fetchToken()
+      .then(
+        (token) => {
+          this.failure = undefined;
+          return token;
+        },
+        (error: unknown) => {
+          const count = (failure?.count ?? 0) + 1;
+          const named = error instanceof SourceError ? error.retryAfterMs : undefined;
+          this.failure = { error, until: Date.now() + (named ?? Math.min(TOKEN_BACKOFF_MAX_MS, TOKEN_BACKOFF_MS * 2 ** (count - 1))), count };
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.fetching = undefined;
+      });
     return this.fetching;
   }
 

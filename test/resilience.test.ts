@@ -280,4 +280,20 @@ describe('OAuth2 to identity', () => {
     expect(tokenCalls).toBeLessThanOrEqual(16);
     expect((await stack.stats('identity')).routes['GET /api/v2/users']!.statuses['401']).toBeUndefined();
   }, 40_000);
+
+  it("a token endpoint saying 429: identity's fields fail typed, the rest answers, and the endpoint is asked once a window, not once a query", async () => {
+    const stack = await stackWith({ upstreams: { tokenTtlSeconds: 1 }, tuning: { identity: { retryMaxAttempts: 1 } } });
+    await stack.faults('identity', { errorRate: 1, errorStatus: 429, routes: ['POST /oauth/token'] });
+    // Whatever token the server holds has expired.
+    await new Promise((r) => setTimeout(r, 1100));
+    const started = Date.now();
+    for (let i = 0; i < 30; i++) {
+      const res = await stack.gql<AnyData>(METRICS, { id: stack.userId(300 + i) });
+      expect(res.body.data!.user.metrics.pageViews).toBeTypeOf('number');
+      expect(res.body.errors!.map((e) => [e.path!.at(-1), e.extensions!.code])).toEqual([['name', 'SOURCE_RATE_LIMITED']]);
+    }
+    // The vendor's 429 names the end of its one-second window (x-ratelimit-reset): about one try a second.
+    const seconds = Math.ceil((Date.now() - started) / 1000);
+    expect(calls(await stack.stats('identity'), 'POST /oauth/token')).toBeLessThanOrEqual(seconds + 1);
+  });
 });

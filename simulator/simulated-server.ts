@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { applyDrift, hasDrift } from './drift.js';
 import { faultProfileSchema, NO_FAULTS, type FaultProfile, type FaultProfileInput } from './faults.js';
 import { webhookTargetSchema, type WebhookSender } from './webhooks.js';
@@ -38,6 +39,8 @@ export interface Reply {
   headers?: Record<string, string>;
   /** Whitespace after the body up to this many bytes in all (the `padBodyBytes` fault). */
   padTo?: number;
+  /** The `contentEncoding` fault: the body (padding included) compressed so, unasked. */
+  encoding?: 'gzip' | 'deflate' | 'br';
 }
 
 export interface Route {
@@ -257,6 +260,7 @@ export class SimulatedUpstream {
         reply = malformed(reply, faults.malformedKind);
       }
       if (reply.status < 300 && faults.padBodyBytes > 0) reply = { ...reply, padTo: faults.padBodyBytes };
+      if (reply.status < 300 && faults.contentEncoding !== null) reply = { ...reply, encoding: faults.contentEncoding };
     }
     this.api.decorate?.(reply, window);
     if (Object.keys(faults.headers).length > 0) reply = { ...reply, headers: withHeaderFaults(reply.headers ?? {}, faults.headers) };
@@ -272,6 +276,12 @@ export class SimulatedUpstream {
     const padding = Math.max(0, (reply.padTo ?? 0) - length);
     const headers: Record<string, string | number> = { ...reply.headers, 'content-length': length + padding };
     if (text !== '' && !('content-type' in headers)) headers['content-type'] = 'application/json; charset=utf-8';
+    if (reply.encoding) {
+      const compressed = compress(Buffer.from(padding === 0 ? text : text + ' '.repeat(padding)), reply.encoding);
+      res.writeHead(reply.status, { ...headers, 'content-encoding': reply.encoding, 'content-length': compressed.length });
+      res.end(compressed);
+      return;
+    }
     res.writeHead(reply.status, headers);
     if (padding === 0) {
       res.end(text);
@@ -381,6 +391,11 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
 }
 
 const SPACES = Buffer.alloc(64 * 1024, ' ');
+
+function compress(body: Buffer, encoding: 'gzip' | 'deflate' | 'br'): Buffer {
+  if (encoding === 'gzip') return gzipSync(body);
+  return encoding === 'deflate' ? deflateSync(body) : brotliCompressSync(body);
+}
 
 /** Streams `bytes` of whitespace, as fast as the client reads; stops when the client hangs up (as a gateway refusing the size does). */
 async function writePadding(res: ServerResponse, bytes: number): Promise<void> {

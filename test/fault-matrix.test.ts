@@ -25,6 +25,8 @@ const FAULTS: [string, FaultProfileInput | 'refuse'][] = [
   ['HTML error page', { errorRate: 1, errorStatus: 502, errorBody: 'html' }],
   // Past the default MAX_RESPONSE_BYTES (16 MiB): valid JSON, but too large to read into the heap.
   ['oversized body', { padBodyBytes: 20 * 1024 * 1024 }],
+  // Compressed though we never asked (brotli here; gzip and deflate in the size-cap test below).
+  ['unasked compression', { contentEncoding: 'br' }],
   // Every header a source reads, unreadable: paging and rate limits fall back, the data is the same.
   [
     'headers in garbage',
@@ -42,7 +44,7 @@ const FAULTS: [string, FaultProfileInput | 'refuse'][] = [
   ],
 ];
 /** Faults a vendor may ship that must change nothing in the answer. */
-const HARMLESS = new Set(['extra fields', 'headers in garbage']);
+const HARMLESS = new Set(['extra fields', 'unasked compression', 'headers in garbage']);
 
 const DASHBOARD = `query($id: ID!) { user(id: $id) { id name email metrics { pageViews } events(first: 1) { edges { node { type } } } unreadNotificationCount notifications(first: 2) { totalCount } } }`;
 
@@ -156,5 +158,26 @@ describe('an answer larger than <SOURCE>_MAX_RESPONSE_BYTES', () => {
     const under = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { metrics { pageViews } } }`, { id: stack.userId(23) });
     expect(under.body.errors).toBeUndefined();
     expect(under.body.data!.user.metrics.pageViews).toBeTypeOf('number');
+  });
+
+  it('bounds what a compressed answer decodes to: 4 MB of padding in a few KB of gzip or deflate fails the same way; one under the limit reads', async () => {
+    const stack = await stackFor({ tuning: { analytics: { maxResponseBytes: 64 * 1024 } } });
+    const metricsRoute = 'POST /v1/metrics/query';
+    const query = `query($id: ID!) { user(id: $id) { metrics { pageViews } } }`;
+    for (const [i, contentEncoding] of (['gzip', 'deflate'] as const).entries()) {
+      await stack.faults('analytics', { padBodyBytes: 4 * 1024 * 1024, contentEncoding, routes: [metricsRoute] });
+      const bomb = await stack.gql<AnyData>(query, { id: stack.userId(30 + i) });
+      expect(
+        bomb.body.errors!.map((e) => [e.extensions!.code, e.extensions!.retryable]),
+        contentEncoding,
+      ).toEqual([['SOURCE_BAD_RESPONSE', false]]);
+      await stack.faults('analytics', { padBodyBytes: 32 * 1024, contentEncoding, routes: [metricsRoute] });
+      const under = await stack.gql<AnyData>(query, { id: stack.userId(40 + i) });
+      expect(under.body.errors, contentEncoding).toBeUndefined();
+      expect(under.body.data!.user.metrics.pageViews).toBeTypeOf('number');
+    }
+    expect(calls(await stack.stats('analytics'), metricsRoute)).toBe(4);
+    const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.source === 'analytics');
+    expect(warned.map((l) => l.detail)).toEqual([expect.stringContaining('ANALYTICS_MAX_RESPONSE_BYTES'), expect.stringContaining('ANALYTICS_MAX_RESPONSE_BYTES')]);
   });
 });

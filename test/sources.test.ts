@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { SourceError } from '../src/errors.js';
@@ -424,6 +425,15 @@ describe('bad upstream data and statuses become typed errors', () => {
     expect(e.detail).toContain(where);
     expect(found.get('u2')).toMatchObject({ pageViews: 1 });
     expect(found.has('u3')).toBe(false);
+  });
+
+  it('an answer compressed unasked is decoded, codings stacked too; one in a coding we cannot read is SOURCE_BAD_RESPONSE naming it', async () => {
+    const page = Buffer.from(JSON.stringify({ data: [{ id: 'e1', type: 'login', ts: 1_700_000_000_000 }], next_cursor: null }));
+    vendor.script = () => ({ headers: { 'content-encoding': 'gzip, br' }, raw: brotliCompressSync(gzipSync(page)) });
+    expect((await sources.analytics.events('u1', 10, null))!.events.map((e) => e.id)).toEqual(['e1']);
+    vendor.script = () => ({ headers: { 'content-encoding': 'zstd' }, raw: page });
+    const e = await sourceError(sources.analytics.events('u1', 10, null));
+    expect([e.code, e.retryable, e.detail]).toEqual(['SOURCE_BAD_RESPONSE', false, 'the answer is in an encoding we cannot read (zstd)']);
   });
 
   it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {

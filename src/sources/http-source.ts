@@ -30,6 +30,8 @@ export interface HttpSourceOptions {
   /** The deadline of a call made outside a GraphQL request (no deadline given). */
   defaultDeadlineMs: number;
   logger: Logger;
+  /** What a compressed answer may decode to (`<SOURCE>_MAX_RESPONSE_BYTES`; the pool bounds what arrives). */
+  maxResponseBytes?: number;
 }
 
 /** One HTTP exchange's outcome, for observers (health, metrics, logs). */
@@ -177,6 +179,7 @@ export abstract class HttpSource {
           path: this.basePath + request.path,
           headers,
           body,
+          maxBodyBytes: this.options.maxResponseBytes,
           // Never longer than the request has left: its timeout then says which attempt ran out.
           timeoutMs: Math.max(1, Math.min(this.options.timeoutMs, deadline.remainingMs())),
           signal,

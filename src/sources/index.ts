@@ -69,6 +69,7 @@ export function createSources(endpoints: UpstreamEndpoints, tuning: Record<Sourc
       policy: new SourcePolicy(name, t, new SourceRateLimiter(name, t.rateLimitPerSec, t.rateLimitBurst, options.redis ?? null)),
       defaultDeadlineMs: options.defaultDeadlineMs ?? 3000,
       logger: options.logger,
+      maxResponseBytes: t.maxResponseBytes,
     };
   };
   const all = endpoints as unknown as Record<string, { url: string } & Record<string, string>>;

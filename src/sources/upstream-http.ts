@@ -1,3 +1,6 @@
+import buffer from 'node:buffer';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { SourceError, type SourceName } from '../errors.js';
 import { retryAfterMs } from './rate-limit-headers.js';
@@ -28,6 +31,8 @@ export interface UpstreamCall {
   timeoutMs: number;
   /** The caller's cancellation: the request's deadline. */
   signal?: AbortSignal | undefined;
+  /** The most a compressed answer may decode to (the pool bounds what arrives): `<SOURCE>_MAX_RESPONSE_BYTES`. */
+  maxBodyBytes?: number | undefined;
 }
 
 export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
@@ -41,23 +46,15 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       bodyTimeout: call.timeoutMs,
       signal: call.signal ?? null,
     });
-    const text = await res.body.text();
+    const encoding = res.headers['content-encoding'];
+    const text = encoding === undefined || encoding === 'identity' ? await res.body.text() : await decoded(call, Buffer.from(await res.body.arrayBuffer()), encoding);
     return { status: res.statusCode, headers: res.headers, text };
   } catch (error) {
     if (error instanceof SourceError) throw error;
     if (call.signal?.aborted) {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, detail: 'cancelled: the request deadline passed', cause: error });
     }
-    if (error instanceof undiciErrors.ResponseExceededMaxSizeError) {
-      // The same request would get the same answer: not retried.
-      throw new SourceError({
-        code: 'SOURCE_BAD_RESPONSE',
-        source: call.source,
-        retryable: false,
-        detail: `the answer is larger than ${call.source.toUpperCase()}_MAX_RESPONSE_BYTES allows`,
-        cause: error,
-      });
-    }
+    if (error instanceof undiciErrors.ResponseExceededMaxSizeError) throw tooLarge(call, error);
     if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
     }
@@ -70,6 +67,52 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       cause: error,
     });
   }
+}
+
+// The same request would get the same answer: not retried.
+function tooLarge(call: UpstreamCall, cause: unknown): SourceError {
+  return new SourceError({
+    code: 'SOURCE_BAD_RESPONSE',
+    source: call.source,
+    retryable: false,
+    detail: `the answer is larger than ${call.source.toUpperCase()}_MAX_RESPONSE_BYTES allows`,
+    cause,
+  });
+}
+
+const tooLargeError = (e: unknown) => (e as { code?: unknown } | null)?.code === 'ERR_BUFFER_TOO_LARGE';
+const gunzip = promisify(zlib.gunzip);
+const inflate = promisify(zlib.inflate);
+const inflateRaw = promisify(zlib.inflateRaw);
+const brotli = promisify(zlib.brotliDecompress);
+
+/**
+ * A body sent with a Content-Encoding we never asked for (we send no
+ * Accept-Encoding; CDNs and some vendors compress anyway): decoded off the
+ * event loop, its decoded size bounded like an answer's (a small gzip of
+ * padding must not fill the heap), codings undone last-applied first.
+ */
+async function decoded(call: UpstreamCall, body: Buffer, header: string | string[]): Promise<string> {
+  const codings = (Array.isArray(header) ? header.join(',') : header)
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  const options = { maxOutputLength: call.maxBodyBytes ?? buffer.kMaxLength };
+  let out = body;
+  for (const coding of codings.reverse()) {
+    try {
+      if (coding === 'gzip' || coding === 'x-gzip') out = await gunzip(out, options);
+      else if (coding === 'br') out = await brotli(out, options);
+      // "deflate" is meant zlib-wrapped; some servers send it raw.
+      else if (coding === 'deflate') out = await inflate(out, options).catch((e: unknown) => (tooLargeError(e) ? Promise.reject(e) : inflateRaw(out, options)));
+      else throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the answer is in an encoding we cannot read (${coding})` });
+    } catch (error) {
+      if (error instanceof SourceError) throw error;
+      if (tooLargeError(error)) throw tooLarge(call, error);
+      throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the ${coding} answer does not decode`, cause: error });
+    }
+  }
+  return out.toString('utf8');
 }
 
 /** The error for a non-2xx answer. 404s are the caller's to interpret before this. */

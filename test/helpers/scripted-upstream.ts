@@ -9,7 +9,8 @@ export interface ScriptedReply {
   status?: number;
   headers?: Record<string, string>;
   body?: unknown;
-  raw?: string;
+  /** Sent as is instead of `body` (bytes: a compressed answer). */
+  raw?: string | Buffer;
 }
 
 export interface SeenRequest {

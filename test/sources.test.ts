@@ -111,6 +111,16 @@ describe('identity source', () => {
     expect(found.has('auth0|c')).toBe(false);
   });
 
+  it('an id search answered with full pages and a total past the ids asked (a vendor ignoring q) is one call, its users matched by id', async () => {
+    const everyone = Array.from({ length: 100 }, (_, i) => ({ user_id: `auth0|${i}`, name: `U${i}`, created_at: '2024-01-02T03:04:05.000Z' }));
+    vendor.script = (req) =>
+      req.url === '/oauth/token' ? { body: { access_token: `tok-${tokens}`, expires_in: 3600 } } : { body: { users: everyone, total: 5000, start: 0, limit: 100, length: 100 } };
+    const before = vendor.seen.length;
+    const found = await sources.identity.usersByIds(['auth0|3', 'auth0|7', 'auth0|nobody']);
+    expect([...found.keys()].sort()).toEqual(['auth0|3', 'auth0|7']);
+    expect(vendor.seen.slice(before).filter((r) => r.url.startsWith('/api/'))).toHaveLength(1);
+  });
+
   it('escapes ids inside the Lucene phrase so none can close it or add a clause', async () => {
     identityVendor(() => []);
     const hostile = ['a") OR user_id:("b', 'x\\"y', 'OR *', 'plain'];
@@ -434,6 +444,9 @@ describe('bad upstream data and statuses become typed errors', () => {
     vendor.script = () => ({ headers: { 'content-encoding': 'zstd' }, raw: page });
     const e = await sourceError(sources.analytics.events('u1', 10, null));
     expect([e.code, e.retryable, e.detail]).toEqual(['SOURCE_BAD_RESPONSE', false, 'the answer is in an encoding we cannot read (zstd)']);
+    // An error status is classified by itself, whatever its body's coding.
+    vendor.script = () => ({ status: 503, headers: { 'content-encoding': 'zstd' }, raw: 'x' });
+    expect((await sourceError(sources.analytics.events('u1', 10, null))).code).toBe('SOURCE_UNAVAILABLE');
   });
 
   it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {

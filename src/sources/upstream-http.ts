@@ -47,7 +47,9 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       signal: call.signal ?? null,
     });
     const encoding = res.headers['content-encoding'];
-    const text = encoding === undefined || encoding === 'identity' ? await res.body.text() : await decoded(call, Buffer.from(await res.body.arrayBuffer()), encoding);
+    // Only a success's body is read for what it says: an error status is classified by itself, whatever its coding.
+    const plain = encoding === undefined || encoding === 'identity' || res.statusCode < 200 || res.statusCode >= 300;
+    const text = plain ? await res.body.text() : await decoded(call, Buffer.from(await res.body.arrayBuffer()), encoding);
     return { status: res.statusCode, headers: res.headers, text };
   } catch (error) {
     if (error instanceof SourceError) throw error;

@@ -93,21 +93,21 @@ export class IdentitySource extends HttpSource {
       const first = await search(0);
       const pages = [first.body];
       // A vendor that pages tighter than per_page says so in `total`: the users past its first page are on the next
-      // ones, not unknown. Its page size is what the first page held.
+      // ones, not unknown. Its page size is what the first page held; no more can match than ids were asked.
       const perPage = first.body.users.items.length + first.body.users.unreadable;
-      if (perPage > 0 && first.body.total > perPage) {
-        const more = Math.min(Math.ceil(first.body.total / perPage), MAX_SEARCH_PAGES);
+      const matches = Math.min(first.body.total, batch.length);
+      if (perPage > 0 && perPage < MAX_PER_PAGE && matches > perPage) {
+        const more = Math.min(Math.ceil(matches / perPage), MAX_SEARCH_PAGES);
         pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
       }
       const found: [string, UserEntity | SourceError][] = pages.flatMap((p) => p.users.items.map((u): [string, UserEntity] => [u.id, u]));
       const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
       const read = pages.reduce((n, p) => n + p.users.items.length + p.users.unreadable, 0);
-      if (unreadable === undefined && read >= first.body.total) return found;
+      if (unreadable === undefined && read >= matches) return found;
       // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
       const error = unreadable
         ? () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${unreadable.problem}`)
-        : () =>
-            new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `GET /api/v2/users?q: ${read} of ${first.body.total} matches returned` });
+        : () => new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `GET /api/v2/users?q: ${read} of ${matches} matches returned` });
       return [...found, ...unreadableIds(batch, found, error)];
     });
   }

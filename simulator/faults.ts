@@ -52,6 +52,8 @@ export const faultProfileSchema = z
     extraFields: z.boolean().default(false),
     renameFields: z.record(z.string().min(1), z.string().min(1)).default({}),
     retypeFields: z.array(z.string().min(1)).default([]),
+    /** Requests whose path and query are longer than this many bytes are answered 414, as a proxy or vendor with a tighter URL limit does. */
+    maxUrlBytes: z.number().int().min(1).nullable().default(null),
     /** Successful bodies compressed this way and sent with Content-Encoding, though the client never asked (as CDNs and some vendors do). */
     contentEncoding: z.enum(['gzip', 'deflate', 'br']).nullable().default(null),
     /** Identity's user lists hold at most this many users a page, whatever `per_page` asks (its `limit` says so), as a vendor with a tighter cap does. */

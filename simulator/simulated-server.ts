@@ -210,6 +210,8 @@ export class SimulatedUpstream {
     } catch {
       return this.send(res, routeName, json(400, { error: 'invalid_json' }));
     }
+    // As a proxy in front of the vendor answers a request line longer than it takes.
+    if (faults.maxUrlBytes !== null && Buffer.byteLength(rawUrl) > faults.maxUrlBytes) return this.send(res, routeName, json(414, { error: 'uri_too_long' }));
 
     if (faults.latencyMs > 0 || faults.jitterMs > 0) {
       const delay = Math.max(0, faults.latencyMs + (Math.random() * 2 - 1) * faults.jitterMs);

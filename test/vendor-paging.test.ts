@@ -52,3 +52,27 @@ describe('a vendor whose pages are smaller than asked', () => {
     expect(capped.requests).toBeGreaterThan(clean.requests);
   });
 });
+
+describe('a vendor, or a proxy before it, that refuses long URLs (414)', () => {
+  it('a bulk lookup is asked again in halves, and later ones are cut that small from the start', async () => {
+    const QUERY = `query($ids: [ID!]!) { users(ids: $ids) { id name unreadNotificationCount } }`;
+    await stack.faults('identity', { maxUrlBytes: 1500 });
+    await stack.faults('notifications', { maxUrlBytes: 1200 });
+    const refused = async () => {
+      const [identity, notifications] = await Promise.all([stack.stats('identity'), stack.stats('notifications')]);
+      return (identity.routes['GET /api/v2/users']?.statuses['414'] ?? 0) + (notifications.routes['GET /v1/unread-counts']?.statuses['414'] ?? 0);
+    };
+    for (const [round, from] of [100, 200].entries()) {
+      const ids = Array.from({ length: 60 }, (_, i) => stack.userId(from + i));
+      const before = await refused();
+      const res = await stack.gql<AnyData>(QUERY, { ids });
+      expect(res.body.errors).toBeUndefined();
+      const users = res.body.data!.users as AnyData[];
+      expect(users.map((u) => u.name)).toEqual(ids.map((_, i) => stack.upstreams.dataset.users[from + i]!.name));
+      expect(users.every((u) => typeof u.unreadNotificationCount === 'number')).toBe(true);
+      // The first lookup learns the size; the second is cut to it before asking.
+      if (round === 0) expect(await refused()).toBeGreaterThan(before);
+      else expect(await refused()).toBe(before);
+    }
+  });
+});

@@ -1,3 +1,5 @@
+import { SourceError } from '../errors.js';
+
 /**
  * Offset windows over page-numbered APIs (identity's 0-based pages,
  * notifications' 1-based ones). A client's `after` cursor is an offset, which
@@ -29,19 +31,42 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * A bulk lookup at a vendor's maximum batch size: ids deduplicated, cut into
- * chunks of `max`, the chunks fetched concurrently, and each answer kept only
- * for an id its own chunk asked for. Vendors reorder, omit and add entries:
- * answers are matched to ids by id, never by position.
+ * How many ids one call of a bulk lookup may carry: the vendor's maximum, or
+ * fewer once a call was refused as too long (414), for the source's later calls.
  */
-export async function lookupInChunks<V>(ids: readonly string[], max: number, fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>): Promise<Map<string, V>> {
+export class ChunkSize {
+  constructor(public max: number) {}
+}
+
+/**
+ * A bulk lookup at a vendor's maximum batch size: ids deduplicated, cut into
+ * chunks of `size`, the chunks fetched concurrently, and each answer kept only
+ * for an id its own chunk asked for. Vendors reorder, omit and add entries:
+ * answers are matched to ids by id, never by position. A chunk refused with
+ * 414 (its URL longer than the vendor, or a proxy before it, takes) is asked
+ * again in two halves, and the smaller size is kept in `size`.
+ */
+export async function lookupInChunks<V>(
+  ids: readonly string[],
+  size: number | ChunkSize,
+  fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>,
+): Promise<Map<string, V>> {
   const found = new Map<string, V>();
-  await Promise.all(
-    chunk([...new Set(ids)], max).map(async (batch) => {
-      const wanted = new Set(batch);
-      for (const [id, value] of await fetchChunk(batch)) if (wanted.has(id)) found.set(id, value);
-    }),
-  );
+  const lookUp = async (batch: string[]): Promise<void> => {
+    let answer: Iterable<readonly [string, V]>;
+    try {
+      answer = await fetchChunk(batch);
+    } catch (error) {
+      if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || error.status !== 414) throw error;
+      const half = Math.ceil(batch.length / 2);
+      size.max = Math.min(size.max, half);
+      await Promise.all([lookUp(batch.slice(0, half)), lookUp(batch.slice(half))]);
+      return;
+    }
+    const wanted = new Set(batch);
+    for (const [id, value] of answer) if (wanted.has(id)) found.set(id, value);
+  };
+  await Promise.all(chunk([...new Set(ids)], typeof size === 'number' ? size : size.max).map(lookUp));
   return found;
 }
 

@@ -4,7 +4,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import { SourceError } from '../../errors.js';
 import { isoFromDateString, count, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
-import { lookupInChunks, planPages, unreadableIds } from '../paging.js';
+import { ChunkSize, lookupInChunks, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
@@ -73,13 +73,16 @@ function firstIndexOf(body: { start?: unknown; limit?: unknown }, pageIndex: num
 }
 
 export class IdentitySource extends HttpSource {
+  /** Ids a search carries: 100, or fewer once its URL was refused as too long. */
+  private readonly searchChunk = new ChunkSize(MAX_IDS_PER_QUERY);
+
   /**
    * Users by id through the search endpoint, 100 ids a call; unknown ids are
    * absent from the map. When the answer held users that could not be read
    * (no user_id), the ids it did not answer for are errors, not unknown.
    */
   usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity | SourceError>> {
-    return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
+    return lookupInChunks(ids, this.searchChunk, async (batch) => {
       const q = `user_id:(${batch.map(phrase).join(' OR ')})`;
       const search = (pageIndex: number) =>
         this.fetch({

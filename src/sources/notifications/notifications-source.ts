@@ -5,7 +5,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { NotificationEntity, OffsetPage } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { count, isoFromDateString, readableEntries } from '../normalize.js';
-import { lookupInChunks, planPages } from '../paging.js';
+import { ChunkSize, lookupInChunks, planPages } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
@@ -45,6 +45,9 @@ function header(headers: Headers, name: string): string | undefined {
 }
 
 export class NotificationsSource extends HttpSource {
+  /** Ids an unread-counts call carries: 100, or fewer once its URL was refused as too long. */
+  private readonly countsChunk = new ChunkSize(MAX_IDS_PER_QUERY);
+
   /** A window of a user's notifications, newest first. */
   async list(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
     const plan = planPages(offset, first, MAX_PER_PAGE);
@@ -127,7 +130,7 @@ export class NotificationsSource extends HttpSource {
 
   /** Unread counts for many users, 100 a call; a count that cannot be read fails its user alone. Keys nobody asked for are ignored. */
   unreadCounts(ids: readonly string[], deadline?: Deadline): Promise<Map<string, number | SourceError>> {
-    return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
+    return lookupInChunks(ids, this.countsChunk, async (batch) => {
       const res = await this.fetch({
         route: 'GET /v1/unread-counts',
         method: 'GET',

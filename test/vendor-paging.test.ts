@@ -62,6 +62,7 @@ describe('a vendor, or a proxy before it, that refuses long URLs (414)', () => {
       const [identity, notifications] = await Promise.all([stack.stats('identity'), stack.stats('notifications')]);
       return (identity.routes['GET /api/v2/users']?.statuses['414'] ?? 0) + (notifications.routes['GET /v1/unread-counts']?.statuses['414'] ?? 0);
     };
+    const shrinks: number[] = [];
     for (const [round, from] of [100, 200].entries()) {
       const ids = Array.from({ length: 60 }, (_, i) => stack.userId(from + i));
       const before = await refused();
@@ -73,6 +74,15 @@ describe('a vendor, or a proxy before it, that refuses long URLs (414)', () => {
       // The first lookup learns the size; the second is cut to it before asking.
       if (round === 0) expect(await refused()).toBeGreaterThan(before);
       else expect(await refused()).toBe(before);
+      shrinks.push(stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.msg?.includes('refused a URL as too long')).length);
     }
+    // Each shrink said once, at info, by source and route; none in the second round.
+    expect(shrinks[0]).toBeGreaterThan(0);
+    expect(shrinks[1]).toBe(shrinks[0]);
+    const said = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.msg?.includes('refused a URL as too long'));
+    expect(said.every((l) => l.level === 30)).toBe(true);
+    expect(new Set(said.map((l) => `${l.source} ${l.route}`))).toEqual(new Set(['identity GET /api/v2/users?q', 'notifications GET /v1/unread-counts']));
+    const sizes = said.map((l) => l.maxIds as number);
+    expect(sizes.every((n) => n < 60)).toBe(true);
   });
 });

@@ -243,6 +243,11 @@ export abstract class HttpSource {
     throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, status, detail: `${request.route}: ${detail}` });
   }
 
+  /** A bulk route's calls now carry at most `max` ids: the vendor (or a proxy) refused a longer URL (see ChunkSize). */
+  protected chunkShrunk(route: string, max: number): void {
+    this.logger.info({ source: this.name, route, maxIds: max }, `${this.name} refused a URL as too long (414): ${route} now carries at most ${max} ids a call`);
+  }
+
   /** The error for one entity of an answer that could not be read (its other entities could). */
   protected unreadableEntity(route: string, what: string, problem: string | undefined): SourceError {
     return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: ${what} could not be read${problem ? ` (${problem})` : ''}` });

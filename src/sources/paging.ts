@@ -35,7 +35,17 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
  * fewer once a call was refused as too long (414), for the source's later calls.
  */
 export class ChunkSize {
-  constructor(public max: number) {}
+  constructor(
+    public max: number,
+    /** Told each time the size goes down (for the source's log line). */
+    private readonly onShrink: (max: number) => void = () => undefined,
+  ) {}
+
+  shrinkTo(max: number): void {
+    if (max >= this.max) return;
+    this.max = max;
+    this.onShrink(max);
+  }
 }
 
 /**
@@ -59,7 +69,7 @@ export async function lookupInChunks<V>(
     } catch (error) {
       if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || error.status !== 414) throw error;
       const half = Math.ceil(batch.length / 2);
-      size.max = Math.min(size.max, half);
+      size.shrinkTo(half);
       await Promise.all([lookUp(batch.slice(0, half)), lookUp(batch.slice(half))]);
       return;
     }

@@ -46,7 +46,7 @@ function header(headers: Headers, name: string): string | undefined {
 
 export class NotificationsSource extends HttpSource {
   /** Ids an unread-counts call carries: 100, or fewer once its URL was refused as too long. */
-  private readonly countsChunk = new ChunkSize(MAX_IDS_PER_QUERY);
+  private readonly countsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max) => this.chunkShrunk('GET /v1/unread-counts', max));
 
   /** A window of a user's notifications, newest first. */
   async list(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {

@@ -36,14 +36,18 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
  */
 export class ChunkSize {
   constructor(
-    public max: number,
+    private current: number,
     /** Told each time the size goes down (for the source's log line). */
     private readonly onShrink: (max: number) => void = () => undefined,
   ) {}
 
+  get max(): number {
+    return this.current;
+  }
+
   shrinkTo(max: number): void {
-    if (max >= this.max) return;
-    this.max = max;
+    if (max >= this.current) return;
+    this.current = max;
     this.onShrink(max);
   }
 }

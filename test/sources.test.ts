@@ -65,6 +65,20 @@ async function sourceError(p: Promise<unknown>): Promise<SourceError> {
   return error as SourceError;
 }
 
+/** Every source at one address, with placeholder credentials and the tuning these settings give; the caller closes it. */
+function sourcesAt(url: string, settings: Record<string, string>): Sources {
+  return createSources(
+    {
+      identity: { url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
+      analytics: { url, apiKey: 'k' },
+      notifications: { url, token: 't' },
+      audit: { url, apiKey: 'k' },
+    },
+    loadConfig(settings).tuning,
+    { logger: createLogger({ level: 'silent' }) },
+  );
+}
+
 let tokens = 0;
 function identityVendor(users: (q: string | null) => unknown[], opts: { validToken?: () => string } = {}) {
   vendor.script = (req) => {
@@ -151,16 +165,7 @@ describe('identity source', () => {
           : req.headers.authorization === 'Bearer tok'
             ? { body: { users: [{ user_id: 'auth0|a', name: 'A', created_at: '2024-01-02T03:04:05.000Z' }], total: 1, start: 0, limit: 100, length: 1 } }
             : { status: 401, body: {} };
-      const fresh = createSources(
-        {
-          identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
-          analytics: { url: vendor.url, apiKey: 'k' },
-          notifications: { url: vendor.url, token: 't' },
-          audit: { url: vendor.url, apiKey: 'k' },
-        },
-        loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1' }).tuning,
-        { logger: createLogger({ level: 'silent' }) },
-      );
+      const fresh = sourcesAt(vendor.url, { IDENTITY_RETRY_MAX_ATTEMPTS: '1' });
       try {
         const read = fresh.identity.usersByIds(['auth0|a']);
         if (outcome === 'ok') expect((await read).get('auth0|a')?.name, String(expiresIn)).toBe('A');
@@ -181,16 +186,7 @@ describe('identity source', () => {
       }
       return req.headers.authorization === 'Bearer tok' ? { body: { users: [], total: 0, start: 0, limit: 100, length: 0 } } : { status: 401, body: {} };
     };
-    const fresh = createSources(
-      {
-        identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
-        analytics: { url: vendor.url, apiKey: 'k' },
-        notifications: { url: vendor.url, token: 't' },
-        audit: { url: vendor.url, apiKey: 'k' },
-      },
-      loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', IDENTITY_BREAKER_MIN_CALLS: '100000' }).tuning,
-      { logger: createLogger({ level: 'silent' }) },
-    );
+    const fresh = sourcesAt(vendor.url, { IDENTITY_RETRY_MAX_ATTEMPTS: '1', IDENTITY_BREAKER_MIN_CALLS: '100000' });
     try {
       // 429 with Retry-After: 1 s. Forty calls in that second, one token request.
       for (let i = 0; i < 40; i++) expect((await sourceError(fresh.identity.usersByIds([`a-${i}`]))).code).toBe('SOURCE_RATE_LIMITED');
@@ -220,16 +216,7 @@ describe('identity source', () => {
     let valid = 'tok-1';
     tokens = 0;
     identityVendor(() => [], { validToken: () => valid });
-    const fresh = createSources(
-      {
-        identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
-        analytics: { url: vendor.url, apiKey: 'k' },
-        notifications: { url: vendor.url, token: 't' },
-        audit: { url: vendor.url, apiKey: 'k' },
-      },
-      loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
-      { logger: createLogger({ level: 'silent' }) },
-    );
+    const fresh = sourcesAt(vendor.url, { IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' });
     try {
       await Promise.all(Array.from({ length: 20 }, (_, i) => fresh.identity.usersByIds([`id-${i}`])));
       expect(tokens).toBe(1);
@@ -368,16 +355,7 @@ describe('bad upstream data and statuses become typed errors', () => {
   });
 
   it('429: SOURCE_RATE_LIMITED with its Retry-After, and every call to the vendor waits out the pause, not sent early', async () => {
-    const fresh = createSources(
-      {
-        identity: { url: vendor.url, clientId: 'cid', clientSecret: SECRET, audience: 'aud' },
-        analytics: { url: vendor.url, apiKey: 'k' },
-        notifications: { url: vendor.url, token: 't' },
-        audit: { url: vendor.url, apiKey: 'k' },
-      },
-      loadConfig({ NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
-      { logger: createLogger({ level: 'silent' }), defaultDeadlineMs: 3000 },
-    );
+    const fresh = sourcesAt(vendor.url, { NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '1' });
     try {
       vendor.script = () => ({ status: 429, headers: { 'retry-after': '1' }, body: {} });
       const e = await sourceError(fresh.notifications.unreadCounts(['a']));
@@ -450,16 +428,7 @@ describe('bad upstream data and statuses become typed errors', () => {
   });
 
   it('a closed port is SOURCE_UNAVAILABLE, and a slow answer SOURCE_TIMEOUT after the per-attempt timeout', async () => {
-    const closed = createSources(
-      {
-        identity: { url: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's', audience: 'a' },
-        analytics: { url: 'http://127.0.0.1:9', apiKey: 'k' },
-        notifications: { url: 'http://127.0.0.1:9', token: 't' },
-        audit: { url: 'http://127.0.0.1:9', apiKey: 'k' },
-      },
-      loadConfig({ IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' }).tuning,
-      { logger: createLogger({ level: 'silent' }) },
-    );
+    const closed = sourcesAt('http://127.0.0.1:9', { IDENTITY_RETRY_MAX_ATTEMPTS: '1', ANALYTICS_RETRY_MAX_ATTEMPTS: '1' });
     try {
       expect((await sourceError(closed.analytics.events('u', 1, null))).code).toBe('SOURCE_UNAVAILABLE');
       expect((await sourceError(closed.identity.usersByIds(['u']))).code).toBe('SOURCE_UNAVAILABLE');

@@ -23,10 +23,11 @@ const MAX_SAMPLES = 5000;
 
 /** What a drift finding says, for its log line: a field's path, or a header (`header Link`). */
 function driftText(e: DriftEvent): string {
-  const what = e.path.startsWith('header ') ? e.path : `field ${e.path}`;
+  const header = e.path.startsWith('header ');
+  const what = header ? e.path : `field ${e.path}`;
   if (e.kind === 'unknown') return `unknown ${what} (${e.seenType})`;
   if (e.kind === 'missing') return `${what} missing`;
-  return e.path.startsWith('header ') ? `${what} does not read as ${e.expectedType}` : `${what} is ${e.seenType}, read as ${e.expectedType}`;
+  return header ? `${what} does not read as ${e.expectedType}` : `${what} is ${e.seenType}, read as ${e.expectedType}`;
 }
 
 /** A minute of one source's attempts: when, how long, whether it counted as a failure. */

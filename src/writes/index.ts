@@ -1,4 +1,5 @@
 import type { Caches } from '../sources/caches.js';
+import { acceptedButUnread } from '../errors.js';
 import type { WritesSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
@@ -21,7 +22,14 @@ export function createWrites(
   deps: { sources: Sources; caches: Caches; redis: RedisConnection | null; logger: Logger },
 ): { writes: Writes; deliveries: DeliveryQueue; close(): Promise<void> } {
   const { sources, caches, redis, logger } = deps;
-  const deliver = (job: SecondaryJob) => sources.audit.record(job.event, job.idempotencyKey).then(() => undefined);
+  // A 2xx whose body did not read is a delivery that happened (as for the primary, see Writes): not retried into the dead letters.
+  const deliver = (job: SecondaryJob) =>
+    sources.audit.record(job.event, job.idempotencyKey).then(
+      () => undefined,
+      (error: unknown) => {
+        if (!acceptedButUnread(error)) throw error;
+      },
+    );
   const settings = {
     maxAttempts: config.writes.deliveryMaxAttempts,
     backoffMs: config.writes.deliveryBackoffMs,

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import type { Deadline } from '../../resilience/deadline.js';
-import { acceptedButUnread } from '../../errors.js';
 import { HttpSource } from '../http-source.js';
 import { isoFromDateString } from '../normalize.js';
 
@@ -16,23 +15,17 @@ export interface AuditEventInput {
 const accepted = z.object({ id: z.string(), received_at: isoFromDateString });
 
 export class AuditSource extends HttpSource {
-  /** Records one event; the same idempotency key again records nothing new. Null: recorded, with an answer that did not read. */
-  async record(event: AuditEventInput, idempotencyKey: string, deadline?: Deadline): Promise<{ id: string; receivedAt: string } | null> {
-    try {
-      const res = await this.fetch({
-        route: 'POST /v1/events',
-        method: 'POST',
-        path: '/v1/events',
-        body: event,
-        headers: { 'idempotency-key': idempotencyKey },
-        schema: accepted,
-        deadline,
-      });
-      return { id: res.body.id, receivedAt: res.body.received_at };
-    } catch (e) {
-      // Recorded: the vendor answered 2xx. A body that drifted (noted as drift) must not send the event to dead letters.
-      if (acceptedButUnread(e)) return null;
-      throw e;
-    }
+  /** Records one event; the same idempotency key again records nothing new. */
+  async record(event: AuditEventInput, idempotencyKey: string, deadline?: Deadline): Promise<{ id: string; receivedAt: string }> {
+    const res = await this.fetch({
+      route: 'POST /v1/events',
+      method: 'POST',
+      path: '/v1/events',
+      body: event,
+      headers: { 'idempotency-key': idempotencyKey },
+      schema: accepted,
+      deadline,
+    });
+    return { id: res.body.id, receivedAt: res.body.received_at };
   }
 }

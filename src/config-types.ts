@@ -53,6 +53,8 @@ export interface OpsConfig {
   compression: { thresholdBytes: number } | null;
   /** When new GraphQL requests are refused with 503 (src/http/load-shedding.ts). */
   loadShedding: { maxInFlight: number; maxEntityReads: number; maxEventLoopDelayMs: number; maxHeapUsedRatio: number };
+  /** When new GraphQL requests wait in line for room, and for how long at most (src/http/admission-queue.ts). */
+  admission: { queueAtEntityReads: number; maxWaitMs: number; busyCpu: number };
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
   graphiql: boolean;
   introspection: boolean;

@@ -258,6 +258,19 @@ export const envSchema = z.object({
     .describe(
       'entity reads (a user, its metrics, its unread count…) of the GraphQL requests in progress, summed, per process — what they hold in memory grows with it (50 requests of 500 users are 75,000, 50 dashboards 200); past it new GraphQL requests get 503 (`0`: no bound)',
     ),
+  LOAD_QUEUE_AT_ENTITY_READS: int(0, 10_000_000)
+    .default(3000)
+    .describe(
+      'entity reads the GraphQL requests in progress are expected to make, summed, per process (requests in progress × the reads a request made lately; a dashboard makes about 5, a 50-user list 150); past it, while the process is busy (LOAD_QUEUE_BUSY_CPU), new requests wait in line, first come first served, so that past capacity the waiting ones hold a socket, not vendor answers (`0`: no line; must be below `LOAD_SHED_MAX_ENTITY_READS`)',
+    ),
+  LOAD_QUEUE_BUSY_CPU: num(0, 64)
+    .default(0.5)
+    .describe(
+      "the process's CPU time per second (all its threads, over the last 100 ms; 1 is a core's worth) from which it counts as busy: the line is kept only then, since requests waiting on a slow vendor rather than on the CPU cost little to let in (`0`: always)",
+    ),
+  LOAD_QUEUE_MAX_WAIT_MS: int(1, 600_000)
+    .default(1000)
+    .describe('the longest a GraphQL request waits in that line; past it, 503 with Retry-After and OVERLOADED (reason `queue_wait`)'),
   LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000)
     .default(500)
     .describe("the event loop's p99 delay (read every 500 ms) past which, in two readings running, new GraphQL requests get 503 until it recovers (`0`: not watched)"),
@@ -354,6 +367,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (e.AUTH_JWT_SECRET !== undefined && e.AUTH_JWKS_URL !== undefined) {
     problems.push('set AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256), not both');
   }
+  if (e.LOAD_QUEUE_AT_ENTITY_READS > 0 && e.LOAD_SHED_MAX_ENTITY_READS > 0 && e.LOAD_QUEUE_AT_ENTITY_READS >= e.LOAD_SHED_MAX_ENTITY_READS) {
+    // Requests would be refused before any of them waited: the line would never form.
+    problems.push(`LOAD_QUEUE_AT_ENTITY_READS (${e.LOAD_QUEUE_AT_ENTITY_READS}) must be below LOAD_SHED_MAX_ENTITY_READS (${e.LOAD_SHED_MAX_ENTITY_READS}), or 0 for no line`);
+  }
   if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) problems.push('set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
   const corsOrigins = (e.CORS_ORIGINS ?? '')
     .split(',')
@@ -430,6 +447,7 @@ export function loadConfig(env: Env = process.env): Config {
         maxHeapUsedRatio: e.LOAD_SHED_MAX_HEAP_USED_RATIO,
         maxEntityReads: e.LOAD_SHED_MAX_ENTITY_READS,
       },
+      admission: { queueAtEntityReads: e.LOAD_QUEUE_AT_ENTITY_READS, maxWaitMs: e.LOAD_QUEUE_MAX_WAIT_MS, busyCpu: e.LOAD_QUEUE_BUSY_CPU },
       graphiql: e.GRAPHIQL_ENABLED ?? !production,
       introspection: e.INTROSPECTION_ENABLED ?? !production,
       persistedOperationsRequired: e.PERSISTED_OPERATIONS_REQUIRED,

@@ -24,6 +24,8 @@ import type { Writes } from './writes/writes.js';
  */
 export class ReadsInFlight {
   count = 0;
+  /** Told how many reads each request made, when it finishes (the admission queue learns from it). */
+  onFinish: ((reads: number) => void) | null = null;
 }
 
 /** One request's share of ReadsInFlight. */
@@ -125,8 +127,10 @@ export class Loaders {
   /** The request is done: its reads no longer count as in flight. */
   finish(): void {
     if (!this.reads) return;
-    this.reads.total.count -= this.reads.made;
+    const { made, total } = this.reads;
+    total.count -= made;
     this.reads.made = 0;
+    total.onFinish?.(made);
   }
 
   /** The loader of an entity a source declared (see `entities` in its definition). */

@@ -26,6 +26,7 @@ import type { Siblings } from './siblings.js';
 import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
 import { createCachedResponses } from './http/cached-responses.js';
+import { AdmissionQueue } from './http/admission-queue.js';
 import { LoadShedder } from './http/load-shedding.js';
 import { corsHeaders } from './http/cors-headers.js';
 import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
@@ -322,16 +323,26 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     entityReads: () => readsInFlight.count,
   });
+  const admission = new AdmissionQueue(ops.admission, { onStart: (waitedMs) => metrics.admissionWait.observe(waitedMs / 1000) });
+  readsInFlight.onFinish = (reads) => admission.learn(reads);
+  metrics.watchAdmission(admission);
   const server = createHttpServer(yoga, {
     shedder,
+    admission,
     cors,
     onShed: (reason) => {
       metrics.requestsShed.labels(reason).inc();
       // The loop and heap readings log their own transitions; a full house or a full queue says so at most every 10 s.
-      if ((reason === 'in_flight' || reason === 'entity_reads') && Date.now() - lastQueueWarning > 10_000) {
+      if ((reason === 'in_flight' || reason === 'entity_reads' || reason === 'queue_wait') && Date.now() - lastQueueWarning > 10_000) {
         lastQueueWarning = Date.now();
         logger.warn(
-          { reason, requestsInFlight: shedder.requestsInFlight, entityReads: readsInFlight.count, settings: ops.loadShedding },
+          {
+            reason,
+            requestsInFlight: shedder.requestsInFlight,
+            entityReads: readsInFlight.count,
+            waitingInLine: admission.waiting,
+            settings: { ...ops.loadShedding, ...ops.admission },
+          },
           'Over capacity: new GraphQL requests get 503',
         );
       }
@@ -384,6 +395,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     }
     health.close();
     shedder.close();
+    admission.close();
     sourceFailures.close();
     await Promise.all(changeFeeds.map((f) => f.close()));
     await webhooks.close();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LoadShedder } from '../src/http/load-shedding.js';
-import { calls, READ_ROUTES, stackPool } from './helpers/stack.js';
+import { calls, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
 
 /**
  * Past capacity the server refuses new GraphQL requests with 503, Retry-After
@@ -111,6 +111,78 @@ describe('load shedding', () => {
     await new Promise((r) => setTimeout(r, 100));
     // Well before analytics answers the abandoned request, its reads no longer count.
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(601) })).status).toBe(200);
+  });
+
+  describe('the admission queue (LOAD_QUEUE_AT_ENTITY_READS)', () => {
+    const LIST = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
+    const ids = (stack: Stack, from: number) => Array.from({ length: 50 }, (_, i) => stack.userId(from + i));
+    /** A stack whose line holds one 50-user list at a time (150 reads, against a budget of 100), learned from a first list. */
+    const withLine = async (admission: { queueAtEntityReads: number; maxWaitMs: number }) => {
+      const stack = await stackWith({ ops: (o) => ({ ...o, admission: { ...admission, busyCpu: 0 } }) });
+      expect((await stack.gql(LIST, { ids: ids(stack, 1) })).status).toBe(200);
+      await stack.reset();
+      return stack;
+    };
+    const metricsText = async (stack: Stack) => (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+
+    it('past it, requests wait in line and run as others finish, first come first served; all are answered', async () => {
+      const stack = await withLine({ queueAtEntityReads: 100, maxWaitMs: 10_000 });
+      await stack.faults('analytics', { latencyMs: 400 });
+      const answers = Promise.all([100, 200, 300].map((from) => stack.gql<{ users: { name: string | null }[] }>(LIST, { ids: ids(stack, from) })));
+      await new Promise((r) => setTimeout(r, 200));
+      // The first list waits on analytics; the other two have not started, so identity has seen only its 50 ids
+      // (without the line all three searches go out at once).
+      expect((await stack.stats('identity')).routes[READ_ROUTES.search]?.batchSizes).toEqual([50]);
+      expect(await metricsText(stack)).toMatch(/gateway_admission_queue_requests\{state="waiting"\} 2/);
+      const done = await answers;
+      expect(done.map((a) => a.status)).toEqual([200, 200, 200]);
+      expect(done.map((a) => a.body.data?.users.filter((u) => u.name !== null).length)).toEqual([50, 50, 50]);
+      const search = (await stack.stats('identity')).routes[READ_ROUTES.search]?.recent ?? [];
+      expect(search.map((q) => (decodeURIComponent(q).includes(stack.userId(100)) ? 1 : decodeURIComponent(q).includes(stack.userId(200)) ? 2 : 3))).toEqual([1, 2, 3]);
+      const metrics = await metricsText(stack);
+      expect(metrics).toMatch(/gateway_admission_queue_wait_seconds_count 2/);
+      expect(metrics).toMatch(/gateway_admission_queue_requests\{state="waiting"\} 0/);
+    });
+
+    it('a request that waits LOAD_QUEUE_MAX_WAIT_MS gets 503 OVERLOADED (queue_wait) with Retry-After and reaches no vendor', async () => {
+      const stack = await withLine({ queueAtEntityReads: 100, maxWaitMs: 150 });
+      await stack.faults('analytics', { latencyMs: 600 });
+      const first = stack.gql(LIST, { ids: ids(stack, 100) });
+      await new Promise((r) => setTimeout(r, 50));
+      const second = await stack.gql(LIST, { ids: ids(stack, 200) });
+      expect(second.status).toBe(503);
+      expect(second.headers.get('retry-after')).toBe('1');
+      expect(second.body.errors?.[0]?.extensions).toMatchObject({ code: 'OVERLOADED', reason: 'queue_wait' });
+      expect((await first).status).toBe(200);
+      // Only the first list's 50 users were asked of identity.
+      expect((await stack.stats('identity')).routes[READ_ROUTES.search]?.batchSizes).toEqual([50]);
+      expect(await metricsText(stack)).toMatch(/gateway_requests_shed_total\{reason="queue_wait"\} 1/);
+      expect(stack.logs.filter((l) => l.includes('Over capacity: new GraphQL requests get 503') && l.includes('queue_wait'))).toHaveLength(1);
+      // The line is free again.
+      expect((await stack.gql(LIST, { ids: ids(stack, 300) })).status).toBe(200);
+    });
+
+    it('a client that hangs up while in line leaves it: its request never runs', async () => {
+      const stack = await withLine({ queueAtEntityReads: 100, maxWaitMs: 10_000 });
+      await stack.faults('analytics', { latencyMs: 400 });
+      const first = stack.gql(LIST, { ids: ids(stack, 100) });
+      await new Promise((r) => setTimeout(r, 50));
+      const controller = new AbortController();
+      const abandoned = fetch(stack.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
+        body: JSON.stringify({ query: LIST, variables: { ids: ids(stack, 200) } }),
+        signal: controller.signal,
+      }).catch(() => 'aborted');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await metricsText(stack)).toMatch(/gateway_admission_queue_requests\{state="waiting"\} 1/);
+      controller.abort();
+      expect(await abandoned).toBe('aborted');
+      expect((await first).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await stack.stats('identity')).routes[READ_ROUTES.search]?.batchSizes).toEqual([50]);
+      expect(await metricsText(stack)).toMatch(/gateway_admission_queue_requests\{state="waiting"\} 0/);
+    });
   });
 
   it('an event loop behind in two readings running turns refusals on, one long task does not, and they stop once it keeps up', async () => {

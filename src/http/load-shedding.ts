@@ -16,7 +16,8 @@ export interface LoadSheddingSettings {
   maxEntityReads: number;
 }
 
-export type ShedReason = 'in_flight' | 'entity_reads' | 'event_loop_delay' | 'heap';
+/** Why a request was refused; `queue_wait`: it waited LOAD_QUEUE_MAX_WAIT_MS in the admission queue (admission-queue.ts). */
+export type ShedReason = 'in_flight' | 'entity_reads' | 'event_loop_delay' | 'heap' | 'queue_wait';
 
 export interface LoadShedderOptions {
   /** Told when refusals start (the reason) and stop (null), with the reading that decided it. */

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { WebhookReceiver } from '../webhooks/receiver.js';
+import type { AdmissionQueue } from './admission-queue.js';
 import { refuseOverloaded, type LoadShedder, type ShedReason } from './load-shedding.js';
 import { readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
 
@@ -14,6 +15,8 @@ export interface HttpLayerOptions extends RequestBodyLimits {
   /** Refuses GraphQL requests past capacity (503) before their body is read; `onShed` counts each refusal. */
   shedder?: LoadShedder;
   onShed?: (reason: ShedReason) => void;
+  /** Where GraphQL requests that will run operations wait for room (admission-queue.ts); response-cache hits never wait. */
+  admission?: AdmissionQueue;
   /** The CORS headers for a request's origin (the refusal carries them, so a browser sees the 503); null for an origin not allowed. */
   cors?: (origin: string | undefined) => OutgoingHttpHeaders | null;
   /** Where a failure of the hit path is logged (the request then goes to yoga). */
@@ -32,29 +35,43 @@ export interface HttpLayerOptions extends RequestBodyLimits {
  */
 export function createHttpServer(handler: RequestHandler, options: HttpLayerOptions): Server {
   const limits: RequestBodyLimits = { maxBodyBytes: options.maxBodyBytes, requestTimeoutMs: options.requestTimeoutMs };
-  const { shedder } = options;
+  const { shedder, admission } = options;
+  const refuse = (req: IncomingMessage, res: ServerResponse, reason: ShedReason) => {
+    options.onShed?.(reason);
+    refuseOverloaded(res, reason, options.cors?.(req.headers.origin) ?? {});
+  };
+  /** Hands an operation to yoga, through the admission queue when there is one. */
+  const run = (req: IncomingMessage, res: ServerResponse) => {
+    if (!admission) return void handler(req, res);
+    admission.admit(
+      res,
+      () => void handler(req, res),
+      () => refuse(req, res, 'queue_wait'),
+    );
+  };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (shedder && req.url?.startsWith('/graphql')) {
+    const operation = req.url?.startsWith('/graphql') === true;
+    // An event stream (an SSE subscription) lasts as long as its client stays: it is not a request in progress
+    // (subscriptions have their own bound, SUBSCRIPTIONS_PER_CALLER), and it does not wait in line.
+    const stream = operation && req.headers.accept?.includes('text/event-stream') === true;
+    if (shedder && operation) {
       const reason = shedder.refuses();
-      if (reason !== null) {
-        options.onShed?.(reason);
-        return refuseOverloaded(res, reason, options.cors?.(req.headers.origin) ?? {});
-      }
-      // An event stream (an SSE subscription) lasts as long as its client stays: it is not a request in progress
-      // (subscriptions have their own bound, SUBSCRIPTIONS_PER_CALLER).
-      if (!req.headers.accept?.includes('text/event-stream')) shedder.track(res);
+      if (reason !== null) return refuse(req, res, reason);
+      if (!stream) shedder.track(res);
     }
-    if (req.method !== 'POST') return void handler(req, res);
+    // A preflight or a stream goes straight on; a query or mutation (POST, or GET) may wait in line.
+    const next = operation && !stream && (req.method === 'POST' || req.method === 'GET') ? run : handler;
+    if (req.method !== 'POST') return void next(req, res);
     void readRequestBody(req, res, limits).then((body) => {
       if (body === null) return;
       if (options.webhooks && req.url?.startsWith('/webhooks/')) return options.webhooks.handle(req, res, body);
       (req as IncomingMessage & { body?: Buffer }).body = body;
-      if (!options.cachedResponses) return void handler(req, res);
+      if (!options.cachedResponses) return void next(req, res);
       options.cachedResponses(req, res, body).then(
-        (answered) => answered || void handler(req, res),
+        (answered) => answered || void next(req, res),
         (error: unknown) => {
           options.onError?.(error);
-          if (!res.headersSent) void handler(req, res);
+          if (!res.headersSent) void next(req, res);
         },
       );
     });

@@ -110,8 +110,14 @@ export class Metrics {
   });
   readonly requestsShed = new Counter({
     name: 'gateway_requests_shed_total',
-    help: 'GraphQL requests refused with 503 because the server was over capacity, by reason (in_flight, entity_reads, event_loop_delay, heap).',
+    help: 'GraphQL requests refused with 503 because the server was over capacity, by reason (in_flight, entity_reads, event_loop_delay, heap, queue_wait).',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly admissionWait = new Histogram({
+    name: 'gateway_admission_queue_wait_seconds',
+    help: 'How long GraphQL requests that waited in the admission queue (LOAD_QUEUE_AT_ENTITY_READS) waited before they ran.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
   readonly callerRejections = new Counter({ name: 'gateway_caller_rate_limited_total', help: 'Requests refused by the per-caller rate limit.', registers: [this.registry] });
@@ -166,6 +172,20 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         for (const [name, s] of byName) this.labels(name).set(BREAKER_VALUE[s.policy.state]);
+      },
+    });
+  }
+
+  /** The admission queue's length and the requests it let run, read when /metrics is collected. */
+  watchAdmission(queue: { readonly waiting: number; readonly inProgress: number }): void {
+    new Gauge({
+      name: 'gateway_admission_queue_requests',
+      help: 'GraphQL requests in the admission queue, by state (waiting: in line; running: let in, not yet answered).',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        this.labels('waiting').set(queue.waiting);
+        this.labels('running').set(queue.inProgress);
       },
     });
   }

@@ -1,0 +1,111 @@
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { AdmissionQueue, type AdmissionSettings } from '../src/http/admission-queue.js';
+
+/**
+ * The queue on its own, with responses that are only what it listens to (their
+ * 'close'): who starts, in what order, who is refused or dropped. The server's
+ * use of it, with real requests and vendors, is in load-shedding.test.ts.
+ */
+const response = () => new EventEmitter() as unknown as ServerResponse;
+const settings = (over: Partial<AdmissionSettings> = {}): AdmissionSettings => ({ queueAtEntityReads: 300, maxWaitMs: 5000, busyCpu: 0, ...over });
+
+function harness(queue: AdmissionQueue) {
+  const started: number[] = [];
+  const refused: number[] = [];
+  const responses: ServerResponse[] = [];
+  const admit = (n: number) => {
+    const res = response();
+    responses[n] = res;
+    queue.admit(
+      res,
+      () => started.push(n),
+      () => refused.push(n),
+    );
+  };
+  return { started, refused, admit, finish: (n: number) => responses[n]!.emit('close') };
+}
+
+describe('admission queue', () => {
+  it('until a request has finished, none waits; then requests × their average reads stay within the budget, first come first served', () => {
+    const queue = new AdmissionQueue(settings());
+    const h = harness(queue);
+    h.admit(0);
+    h.admit(1);
+    expect(h.started).toEqual([0, 1]);
+    queue.learn(150); // a 50-user list: 150 reads; two of them fill 300
+    h.finish(0);
+    for (const n of [2, 3, 4, 5]) h.admit(n);
+    expect(h.started).toEqual([0, 1, 2]);
+    expect(queue.waiting).toBe(3);
+    h.finish(1);
+    expect(h.started).toEqual([0, 1, 2, 3]);
+    h.finish(2);
+    h.finish(3);
+    expect(h.started).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(queue.waiting).toBe(0);
+    expect(h.refused).toEqual([]);
+  });
+
+  it('one request always runs, however many reads an average one makes', () => {
+    const queue = new AdmissionQueue(settings({ queueAtEntityReads: 100 }));
+    queue.learn(1500); // 500-user lists
+    const h = harness(queue);
+    h.admit(0);
+    h.admit(1);
+    expect(h.started).toEqual([0]);
+    h.finish(0);
+    expect(h.started).toEqual([0, 1]);
+  });
+
+  it('a request that waits maxWaitMs is refused, one whose client hangs up leaves the line, and neither starts later', async () => {
+    const queue = new AdmissionQueue(settings({ queueAtEntityReads: 100, maxWaitMs: 60 }));
+    queue.learn(100);
+    const h = harness(queue);
+    h.admit(0);
+    h.admit(1);
+    h.admit(2);
+    h.finish(2); // its client is gone while it waits
+    expect(queue.waiting).toBe(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(h.refused).toEqual([1]);
+    expect(queue.waiting).toBe(0);
+    h.finish(0);
+    h.admit(3);
+    expect(h.started).toEqual([0, 3]);
+  });
+
+  it('the average follows the mix: after cheap requests, more of them run at once', () => {
+    const queue = new AdmissionQueue(settings({ queueAtEntityReads: 300 }));
+    queue.learn(150);
+    for (let i = 0; i < 100; i++) queue.learn(5); // dashboards
+    const h = harness(queue);
+    for (let n = 0; n < 40; n++) h.admit(n);
+    expect(h.started).toHaveLength(40);
+  });
+
+  it('while the process is not busy (its CPU under busyCpu), requests past the budget are let in: they wait on vendors, not on the CPU', () => {
+    let cpu = 0.1;
+    const queue = new AdmissionQueue(settings({ queueAtEntityReads: 100, busyCpu: 0.5 }), { cpu: () => cpu });
+    queue.learn(100);
+    const h = harness(queue);
+    for (const n of [0, 1, 2]) h.admit(n);
+    expect(h.started).toEqual([0, 1, 2]);
+    cpu = 0.9;
+    h.admit(3);
+    expect(h.started).toEqual([0, 1, 2]);
+    cpu = 0.2;
+    h.finish(0);
+    expect(h.started).toEqual([0, 1, 2, 3]);
+  });
+
+  it('0 reads: no line at all', () => {
+    const queue = new AdmissionQueue(settings({ queueAtEntityReads: 0 }));
+    queue.learn(10_000);
+    const h = harness(queue);
+    for (let n = 0; n < 5; n++) h.admit(n);
+    expect(h.started).toHaveLength(5);
+    expect(queue.inProgress).toBe(0);
+  });
+});

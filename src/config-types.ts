@@ -54,7 +54,7 @@ export interface OpsConfig {
   /** When new GraphQL requests are refused with 503 (src/http/load-shedding.ts). */
   loadShedding: { maxInFlight: number; maxEntityReads: number; maxEventLoopDelayMs: number; maxHeapUsedRatio: number };
   /** When new GraphQL requests wait in line for room, and for how long at most (src/http/admission-queue.ts). */
-  admission: { queueAtEntityReads: number; maxWaitMs: number; busyCpu: number };
+  admission: { queueAtEntityReads: number; maxWaitMs: number };
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
   graphiql: boolean;
   introspection: boolean;

@@ -261,12 +261,7 @@ export const envSchema = z.object({
   LOAD_QUEUE_AT_ENTITY_READS: int(0, 10_000_000)
     .default(3000)
     .describe(
-      'entity reads the GraphQL requests in progress are expected to make, summed, per process (requests in progress × the reads a request made lately; a dashboard makes about 5, a 50-user list 150); past it, while the process is busy (LOAD_QUEUE_BUSY_CPU), new requests wait in line, first come first served, so that past capacity the waiting ones hold a socket, not vendor answers (`0`: no line; must be below `LOAD_SHED_MAX_ENTITY_READS`)',
-    ),
-  LOAD_QUEUE_BUSY_CPU: num(0, 64)
-    .default(0.5)
-    .describe(
-      "the process's CPU time per second (all its threads, over the last 100 ms; 1 is a core's worth) from which it counts as busy: the line is kept only then, since requests waiting on a slow vendor rather than on the CPU cost little to let in (`0`: always)",
+      'entity reads the GraphQL requests in progress are expected to make, summed, per process (requests in progress × the reads a request made lately; a dashboard makes about 5, a 50-user list 150); past it new requests wait in line, first come first served, so that past capacity the waiting ones hold a socket, not vendor answers (`0`: no line; must be below `LOAD_SHED_MAX_ENTITY_READS`)',
     ),
   LOAD_QUEUE_MAX_WAIT_MS: int(1, 600_000)
     .default(1000)
@@ -447,7 +442,7 @@ export function loadConfig(env: Env = process.env): Config {
         maxHeapUsedRatio: e.LOAD_SHED_MAX_HEAP_USED_RATIO,
         maxEntityReads: e.LOAD_SHED_MAX_ENTITY_READS,
       },
-      admission: { queueAtEntityReads: e.LOAD_QUEUE_AT_ENTITY_READS, maxWaitMs: e.LOAD_QUEUE_MAX_WAIT_MS, busyCpu: e.LOAD_QUEUE_BUSY_CPU },
+      admission: { queueAtEntityReads: e.LOAD_QUEUE_AT_ENTITY_READS, maxWaitMs: e.LOAD_QUEUE_MAX_WAIT_MS },
       graphiql: e.GRAPHIQL_ENABLED ?? !production,
       introspection: e.INTROSPECTION_ENABLED ?? !production,
       persistedOperationsRequired: e.PERSISTED_OPERATIONS_REQUIRED,

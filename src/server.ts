@@ -341,6 +341,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
             requestsInFlight: shedder.requestsInFlight,
             entityReads: readsInFlight.count,
             waitingInLine: admission.waiting,
+            averageRequestReads: admission.averageRequestReads,
             settings: { ...ops.loadShedding, ...ops.admission },
           },
           'Over capacity: new GraphQL requests get 503',
@@ -395,7 +396,6 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     }
     health.close();
     shedder.close();
-    admission.close();
     sourceFailures.close();
     await Promise.all(changeFeeds.map((f) => f.close()));
     await webhooks.close();

@@ -9,7 +9,7 @@ import { AdmissionQueue, type AdmissionSettings } from '../src/http/admission-qu
  * use of it, with real requests and vendors, is in load-shedding.test.ts.
  */
 const response = () => new EventEmitter() as unknown as ServerResponse;
-const settings = (over: Partial<AdmissionSettings> = {}): AdmissionSettings => ({ queueAtEntityReads: 300, maxWaitMs: 5000, busyCpu: 0, ...over });
+const settings = (over: Partial<AdmissionSettings> = {}): AdmissionSettings => ({ queueAtEntityReads: 300, maxWaitMs: 5000, ...over });
 
 function harness(queue: AdmissionQueue) {
   const started: number[] = [];
@@ -83,21 +83,6 @@ describe('admission queue', () => {
     const h = harness(queue);
     for (let n = 0; n < 40; n++) h.admit(n);
     expect(h.started).toHaveLength(40);
-  });
-
-  it('while the process is not busy (its CPU under busyCpu), requests past the budget are let in: they wait on vendors, not on the CPU', () => {
-    let cpu = 0.1;
-    const queue = new AdmissionQueue(settings({ queueAtEntityReads: 100, busyCpu: 0.5 }), { cpu: () => cpu });
-    queue.learn(100);
-    const h = harness(queue);
-    for (const n of [0, 1, 2]) h.admit(n);
-    expect(h.started).toEqual([0, 1, 2]);
-    cpu = 0.9;
-    h.admit(3);
-    expect(h.started).toEqual([0, 1, 2]);
-    cpu = 0.2;
-    h.finish(0);
-    expect(h.started).toEqual([0, 1, 2, 3]);
   });
 
   it('0 reads: no line at all', () => {

@@ -100,7 +100,7 @@ describe('configuration', () => {
     // A line that forms only past the refusals would never form.
     expect(problems({ LOAD_QUEUE_AT_ENTITY_READS: '20000' })[0]).toBe('LOAD_QUEUE_AT_ENTITY_READS (20000) must be below LOAD_SHED_MAX_ENTITY_READS (20000), or 0 for no line');
     expect(loadConfig({ LOAD_QUEUE_AT_ENTITY_READS: '20000', LOAD_SHED_MAX_ENTITY_READS: '0' }).ops.admission.queueAtEntityReads).toBe(20_000);
-    expect(loadConfig({}).ops.admission).toEqual({ queueAtEntityReads: 3000, maxWaitMs: 1000, busyCpu: 0.5 });
+    expect(loadConfig({}).ops.admission).toEqual({ queueAtEntityReads: 3000, maxWaitMs: 1000 });
     expect(problems({ REDIS_URL: 'http://localhost:6379' })[0]).toMatch(/^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
     // A secret's value is never echoed back.
     const short = problems({ AUTH_JWT_SECRET: 'short-secret' })[0]!;

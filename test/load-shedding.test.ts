@@ -118,7 +118,7 @@ describe('load shedding', () => {
     const ids = (stack: Stack, from: number) => Array.from({ length: 50 }, (_, i) => stack.userId(from + i));
     /** A stack whose line holds one 50-user list at a time (150 reads, against a budget of 100), learned from a first list. */
     const withLine = async (admission: { queueAtEntityReads: number; maxWaitMs: number }) => {
-      const stack = await stackWith({ ops: (o) => ({ ...o, admission: { ...admission, busyCpu: 0 } }) });
+      const stack = await stackWith({ ops: (o) => ({ ...o, admission }) });
       expect((await stack.gql(LIST, { ids: ids(stack, 1) })).status).toBe(200);
       await stack.reset();
       return stack;

@@ -3,21 +3,17 @@ import { performance } from 'node:perf_hooks';
 
 export interface AdmissionSettings {
   /**
-   * The entity reads the requests in progress may be expected to make, summed; past it, while the event loop is
-   * busy, new GraphQL requests wait in line (first come, first served) until requests finish. 0: no line.
+   * The entity reads the requests in progress may be expected to make, summed; past it new GraphQL requests wait
+   * in line (first come, first served) until requests finish. 0: no line.
    */
   queueAtEntityReads: number;
   /** The longest a request waits in line; past it, 503 OVERLOADED with Retry-After. */
   maxWaitMs: number;
-  /** The process's CPU time per wall-clock second (over the last 100 ms; 1: a core's worth) from which it counts as busy; 0: always busy (the line is kept by reads alone). */
-  busyCpu: number;
 }
 
 export interface AdmissionQueueOptions {
   /** A request waited `waitedMs` in line before it started (called only for the ones that waited). */
   onStart?: (waitedMs: number) => void;
-  /** The process's CPU time per wall-clock second now (1: one core's worth). @default process.cpuUsage over the last ≥ 100 ms */
-  cpu?: () => number;
 }
 
 interface Waiting {
@@ -29,8 +25,6 @@ interface Waiting {
 
 /** How much each finished request moves the average reads a request makes, after the first twenty. */
 const LEARNING_RATE = 0.05;
-/** While requests wait, how often the line is looked at again though none finished (the loop may have gone idle). */
-const RECHECK_MS = 50;
 
 /**
  * Keeps the work in progress within what the process can do at once, and
@@ -47,12 +41,17 @@ const RECHECK_MS = 50;
  * What a request will read is known only when it is done, so the line is kept
  * by count: requests in progress × the reads an average request made lately
  * (learned from each finished one, see `learn`) must stay under
- * `queueAtEntityReads`. It is kept only while the event loop is busy: when
- * the requests in progress are waiting on a slow vendor, not on the CPU, more
- * of them cost little and holding new ones back would only cap throughput.
- * One request always runs, however large. A request that waits longer than
- * `maxWaitMs` is refused (`refuse`), so the line is bounded in time as
- * LOAD_SHED_MAX_IN_FLIGHT bounds it in length.
+ * `queueAtEntityReads`. One request always runs, however large. A request
+ * that waits longer than `maxWaitMs` is refused (`refuse`), so the line is
+ * bounded in time as LOAD_SHED_MAX_IN_FLIGHT bounds it in length.
+ *
+ * The line is kept whether the process is busy or waiting on a slow vendor:
+ * kept only while its CPU was high, on a shared machine it let bursts in each
+ * time a 100 ms reading dipped, and saved a quarter of what it saves now
+ * (bench/RESULTS.md, session 16). Requests waiting on vendors hold their
+ * entities long enough to be promoted too. The price: throughput is capped at
+ * `queueAtEntityReads` / reads a request / its latency (at 3,000, 50-user
+ * lists and vendors at 400 ms, 50 a second), which the wait histogram shows.
  */
 export class AdmissionQueue {
   private running = 0;
@@ -63,15 +62,11 @@ export class AdmissionQueue {
   /** Reads an average request made lately; 0 until a request has finished. */
   private averageReads = 0;
   private finished = 0;
-  private recheck: NodeJS.Timeout | undefined;
-  private readonly cpu: () => number;
 
   constructor(
     private readonly settings: AdmissionSettings,
     private readonly options: AdmissionQueueOptions = {},
-  ) {
-    this.cpu = options.cpu ?? processCpu();
-  }
+  ) {}
 
   /**
    * Runs `start` now or once there is room; `refuse` when the request waited `maxWaitMs`. A request whose client
@@ -90,7 +85,6 @@ export class AdmissionQueue {
     });
     this.line.push(entry);
     this.queued++;
-    this.recheck ??= setInterval(() => this.pump(), RECHECK_MS);
   }
 
   /** A finished request made `reads` entity reads: the average follows. */
@@ -111,16 +105,13 @@ export class AdmissionQueue {
     return this.running;
   }
 
-  /** Stops the re-check timer (the server is closing). */
-  close(): void {
-    clearInterval(this.recheck);
-    this.recheck = undefined;
+  /** Reads an average request made lately (for the log line of a refusal). */
+  get averageRequestReads(): number {
+    return Math.round(this.averageReads);
   }
 
   private hasRoom(): boolean {
-    if (this.running === 0 || (this.running + 1) * this.averageReads <= this.settings.queueAtEntityReads) return true;
-    const { busyCpu } = this.settings;
-    return busyCpu > 0 && this.cpu() < busyCpu;
+    return this.running === 0 || (this.running + 1) * this.averageReads <= this.settings.queueAtEntityReads;
   }
 
   private run(res: ServerResponse, start: () => void): void {
@@ -143,7 +134,6 @@ export class AdmissionQueue {
     if (this.queued === 0) {
       this.line.length = 0;
       this.head = 0;
-      this.close();
     } else if (this.head > 1024 && this.head * 2 > this.line.length) {
       this.line.splice(0, this.head);
       this.head = 0;
@@ -156,21 +146,4 @@ export class AdmissionQueue {
     clearTimeout(entry.timer);
     this.queued--;
   }
-}
-
-/** The process's CPU time (all its threads) per second of wall-clock time, over the last window of at least 100 ms, read at most once a window. */
-function processCpu(windowMs = 100): () => number {
-  let since = process.cpuUsage();
-  let sinceAt = performance.now();
-  let last = 0;
-  return () => {
-    const now = performance.now();
-    if (now - sinceAt >= windowMs) {
-      const used = process.cpuUsage(since);
-      last = (used.user + used.system) / 1000 / (now - sinceAt);
-      since = process.cpuUsage();
-      sinceAt = now;
-    }
-    return last;
-  };
 }

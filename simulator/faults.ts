@@ -54,9 +54,14 @@ export const faultProfileSchema = z
     retypeFields: z.array(z.string().min(1)).default([]),
     /** Requests whose path and query are longer than this many bytes are answered 414, as a proxy or vendor with a tighter URL limit does. */
     maxUrlBytes: z.number().int().min(1).nullable().default(null),
+    /** Requests whose body is longer than this many bytes are answered 413, as a proxy or vendor with a tighter body limit does. */
+    maxBodyBytes: z.number().int().min(1).nullable().default(null),
     /** Successful bodies compressed this way and sent with Content-Encoding, though the client never asked (as CDNs and some vendors do). */
     contentEncoding: z.enum(['gzip', 'deflate', 'br']).nullable().default(null),
-    /** Identity's user lists hold at most this many users a page, whatever `per_page` asks (its `limit` says so), as a vendor with a tighter cap does. */
+    /**
+     * Lists hold at most this many items a page, whatever `per_page` asks, as a vendor with a tighter cap does:
+     * identity's users (its `limit` says so) and notifications' (only the page's length and its Link's rel="next" tell).
+     */
     maxPerPage: z.number().int().min(1).nullable().default(null),
     /**
      * Response headers replaced (a string) or dropped (null) on every answer,

@@ -34,9 +34,11 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
   const list = (req: UpstreamRequest): Reply => {
     const userId = req.params[0]!;
     const page = Number(req.query.get('page') ?? '1');
-    const perPage = Number(req.query.get('per_page') ?? '30');
+    const asked = Number(req.query.get('per_page') ?? '30');
     if (!Number.isInteger(page) || page < 1) return invalid('page must be a positive integer');
-    if (!Number.isInteger(perPage) || perPage < 1 || perPage > MAX_PER_PAGE) return invalid(`per_page must be 1..${MAX_PER_PAGE}`);
+    if (!Number.isInteger(asked) || asked < 1 || asked > MAX_PER_PAGE) return invalid(`per_page must be 1..${MAX_PER_PAGE}`);
+    // A capped vendor pages at its own size and still echoes the per_page it was sent in its links.
+    const perPage = req.pageCap === null ? asked : Math.min(asked, req.pageCap);
     const unread = req.query.get('unread') === 'true';
     const i = data.indexOf(userId);
     const all = i === undefined ? [] : data.notificationsOf(i);
@@ -44,7 +46,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
     const items = matched.slice((page - 1) * perPage, page * perPage).map(render);
 
     const last = Math.max(1, Math.ceil(matched.length / perPage));
-    const base = `${req.origin}/v1/users/${encodeURIComponent(userId)}/notifications?per_page=${perPage}&unread=${unread}&page=`;
+    const base = `${req.origin}/v1/users/${encodeURIComponent(userId)}/notifications?per_page=${asked}&unread=${unread}&page=`;
     const links = [`<${base}1>; rel="first"`, `<${base}${last}>; rel="last"`];
     if (page < last) links.unshift(`<${base}${page + 1}>; rel="next"`);
     if (page > 1) links.push(`<${base}${Math.min(page - 1, last)}>; rel="prev"`);

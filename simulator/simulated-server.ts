@@ -205,13 +205,15 @@ export class SimulatedUpstream {
     }
 
     let body: unknown;
+    let bodyBytes = 0;
     try {
-      body = await readJsonBody(req);
+      body = await readJsonBody(req, (n) => (bodyBytes = n));
     } catch {
       return this.send(res, routeName, json(400, { error: 'invalid_json' }));
     }
-    // As a proxy in front of the vendor answers a request line longer than it takes.
+    // As a proxy in front of the vendor answers a request line, or a body, longer than it takes.
     if (faults.maxUrlBytes !== null && Buffer.byteLength(rawUrl) > faults.maxUrlBytes) return this.send(res, routeName, json(414, { error: 'uri_too_long' }));
+    if (faults.maxBodyBytes !== null && bodyBytes > faults.maxBodyBytes) return this.send(res, routeName, json(413, { error: 'payload_too_large' }));
 
     if (faults.latencyMs > 0 || faults.jitterMs > 0) {
       const delay = Math.max(0, faults.latencyMs + (Math.random() * 2 - 1) * faults.jitterMs);
@@ -376,7 +378,7 @@ export class SimulatedUpstream {
   }
 }
 
-async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+async function readJsonBody(req: IncomingMessage, onSize: (bytes: number) => void = () => undefined): Promise<unknown> {
   if (req.method === 'GET' || req.method === 'HEAD') {
     req.resume();
     return undefined;
@@ -388,6 +390,7 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY_BYTES) throw new Error('body too large');
     chunks.push(chunk as Buffer);
   }
+  onSize(size);
   if (size === 0) return undefined;
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }

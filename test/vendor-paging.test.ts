@@ -86,3 +86,63 @@ describe('a vendor, or a proxy before it, that refuses long URLs (414)', () => {
     expect(sizes.every((n) => n < 60)).toBe(true);
   });
 });
+
+describe('a vendor, or a proxy before it, that refuses large bodies (413)', () => {
+  it("analytics' bulk metrics query is asked again in halves, and later ones are cut that small from the start", async () => {
+    const QUERY = `query($ids: [ID!]!) { users(ids: $ids) { id metrics { pageViews } } }`;
+    const idsFrom = (from: number) => Array.from({ length: 60 }, (_, i) => stack.userId(from + i));
+    const metricsOf = async (ids: string[]) => {
+      const res = await stack.gql<AnyData>(QUERY, { ids });
+      expect(res.body.errors).toBeUndefined();
+      return res.body.data!.users as AnyData[];
+    };
+    // What a vendor that takes the whole body answers (a seeded user or two has no metrics: null either way).
+    const clean = [await metricsOf(idsFrom(300)), await metricsOf(idsFrom(400))];
+    expect(clean.flat().filter((u) => typeof u.metrics?.pageViews === 'number').length).toBeGreaterThan(100);
+    // 60 ids are ~2 KB of JSON; 30 fit.
+    await stack.faults('analytics', { maxBodyBytes: 1200 });
+    const route = 'POST /v1/metrics/query';
+    const refused = async () => (await stack.stats('analytics')).routes[route]?.statuses['413'] ?? 0;
+    const said = () => stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.msg?.includes('refused a body as too large'));
+    for (const [round, from] of [300, 400].entries()) {
+      const before = await refused();
+      expect(await metricsOf(idsFrom(from))).toEqual(clean[round]);
+      // The first lookup learns the size; the second is cut to it before asking.
+      if (round === 0) expect(await refused()).toBeGreaterThan(before);
+      else expect(await refused()).toBe(before);
+    }
+    const lines = said();
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.every((l) => l.level === 30 && l.source === 'analytics' && l.route === route && l.status === 413 && l.maxIds < 60)).toBe(true);
+  });
+});
+
+describe('notifications whose pages are smaller than asked (only the page length and rel="next" tell)', () => {
+  const NOTIFICATIONS = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
+
+  async function allNotifications(userId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let after: string | null = null;
+    for (let round = 0; round < 30; round++) {
+      const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(NOTIFICATIONS, { id: userId, after });
+      expect(res.body.errors).toBeUndefined();
+      const page: AnyData = res.body.data!.user.notifications;
+      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+      if (!page.pageInfo.hasNextPage) return ids;
+      after = page.pageInfo.endCursor;
+    }
+    throw new Error(`paging never ended: ${ids.length} notifications read`);
+  }
+
+  it('paging through gives every notification once, in order, as against a vendor that honours per_page', async () => {
+    const index = stack.upstreams.dataset.users.findIndex((_, i) => stack.upstreams.dataset.notificationsOf(i).length >= 45);
+    expect(index).toBeGreaterThanOrEqual(0);
+    const userId = stack.userId(index);
+    const clean = await allNotifications(userId);
+    expect(clean).toHaveLength(stack.upstreams.dataset.notificationsOf(index).length);
+    await stack.faults('notifications', { maxPerPage: 7 });
+    const capped = await allNotifications(userId);
+    expect(capped).toEqual(clean);
+    expect(calls(await stack.stats('notifications'), 'GET /v1/users/:id/notifications')).toBeGreaterThan(clean.length / 20);
+  });
+});

@@ -11,6 +11,7 @@ import { DriftRecorder } from './drift.js';
 import { forgivenSoFar } from './normalize.js';
 import { remainingWindow, retryAfterMs } from './rate-limit-headers.js';
 import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
+import type { TooLargeStatus } from './paging.js';
 
 const tracer = trace.getTracer('rest-graphql-gateway');
 
@@ -243,9 +244,10 @@ export abstract class HttpSource {
     throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, status, detail: `${request.route}: ${detail}` });
   }
 
-  /** A bulk route's calls now carry at most `max` ids: the vendor (or a proxy) refused a longer URL (see ChunkSize). */
-  protected chunkShrunk(route: string, max: number): void {
-    this.logger.info({ source: this.name, route, maxIds: max }, `${this.name} refused a URL as too long (414): ${route} now carries at most ${max} ids a call`);
+  /** A bulk route's calls now carry at most `max` ids: the vendor (or a proxy) refused a longer URL (414) or body (413); see ChunkSize. */
+  protected chunkShrunk(route: string, max: number, status: TooLargeStatus): void {
+    const what = status === 414 ? 'a URL as too long' : 'a body as too large';
+    this.logger.info({ source: this.name, route, maxIds: max, status }, `${this.name} refused ${what} (${status}): ${route} now carries at most ${max} ids a call`);
   }
 
   /** The error for one entity of an answer that could not be read (its other entities could). */

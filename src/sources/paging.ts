@@ -30,25 +30,31 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/** The statuses that say a call was too large as sent: its URL (414) or its body (413). */
+export type TooLargeStatus = 413 | 414;
+
+const isTooLarge = (status: number | undefined): status is TooLargeStatus => status === 413 || status === 414;
+
 /**
  * How many ids one call of a bulk lookup may carry: the vendor's maximum, or
- * fewer once a call was refused as too long (414), for the source's later calls.
+ * fewer once a call was refused as too large (414 for its URL, 413 for its
+ * body), for the source's later calls.
  */
 export class ChunkSize {
   constructor(
     private current: number,
-    /** Told each time the size goes down (for the source's log line). */
-    private readonly onShrink: (max: number) => void = () => undefined,
+    /** Told each time the size goes down, with the status that said so (for the source's log line). */
+    private readonly onShrink: (max: number, status: TooLargeStatus) => void = () => undefined,
   ) {}
 
   get max(): number {
     return this.current;
   }
 
-  shrinkTo(max: number): void {
+  shrinkTo(max: number, status: TooLargeStatus): void {
     if (max >= this.current) return;
     this.current = max;
-    this.onShrink(max);
+    this.onShrink(max, status);
   }
 }
 
@@ -57,8 +63,8 @@ export class ChunkSize {
  * chunks of `size`, the chunks fetched concurrently, and each answer kept only
  * for an id its own chunk asked for. Vendors reorder, omit and add entries:
  * answers are matched to ids by id, never by position. A chunk refused with
- * 414 (its URL longer than the vendor, or a proxy before it, takes) is asked
- * again in two halves, and the smaller size is kept in `size`.
+ * 414 or 413 (its URL or body larger than the vendor, or a proxy before it,
+ * takes) is asked again in two halves, and the smaller size is kept in `size`.
  */
 export async function lookupInChunks<V>(
   ids: readonly string[],
@@ -71,9 +77,9 @@ export async function lookupInChunks<V>(
     try {
       answer = await fetchChunk(batch);
     } catch (error) {
-      if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || error.status !== 414) throw error;
+      if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || !isTooLarge(error.status)) throw error;
       const half = Math.ceil(batch.length / 2);
-      size.shrinkTo(half);
+      size.shrinkTo(half, error.status);
       await Promise.all([lookUp(batch.slice(0, half)), lookUp(batch.slice(half))]);
       return;
     }

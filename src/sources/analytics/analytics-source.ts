@@ -5,7 +5,7 @@ import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
 import { count, isCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
-import { lookupInChunks, unreadableIds } from '../paging.js';
+import { ChunkSize, lookupInChunks, unreadableIds } from '../paging.js';
 import { CompactMetrics, type VendorSeriesPoint } from './compact-metrics.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
@@ -63,13 +63,15 @@ const eventsResponse = z.object({
 });
 
 export class AnalyticsSource extends HttpSource {
+  private readonly metricsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max, status) => this.chunkShrunk('POST /v1/metrics/query', max, status));
+
   /**
-   * Metrics per user over one range, 100 ids a call; ids the vendor lists as
+   * Metrics per user over one range, 100 ids a call (fewer once a body that large was refused with 413); ids the vendor lists as
    * missing are absent. A row that cannot be read fails its user alone: the
    * ids neither answered nor listed missing are errors.
    */
   metrics(ids: readonly string[], range: MetricsRange, deadline?: Deadline): Promise<Map<string, MetricsEntity | SourceError>> {
-    return lookupInChunks(ids, MAX_IDS_PER_QUERY, async (batch) => {
+    return lookupInChunks(ids, this.metricsChunk, async (batch) => {
       const res = await this.fetch({
         route: 'POST /v1/metrics/query',
         method: 'POST',

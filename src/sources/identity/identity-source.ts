@@ -74,7 +74,7 @@ function firstIndexOf(body: { start?: unknown; limit?: unknown }, pageIndex: num
 
 export class IdentitySource extends HttpSource {
   /** Ids a search carries: 100, or fewer once its URL was refused as too long. */
-  private readonly searchChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max) => this.chunkShrunk('GET /api/v2/users?q', max));
+  private readonly searchChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max, status) => this.chunkShrunk('GET /api/v2/users?q', max, status));
 
   /**
    * Users by id through the search endpoint, 100 ids a call; unknown ids are

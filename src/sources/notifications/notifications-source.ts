@@ -44,13 +44,35 @@ function header(headers: Headers, name: string): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
+/** Whether a Link header names a rel="next" (false when it is absent or does not parse; drift is noted where hasNextPage is decided). */
+function hasNextLink(headers: Headers): boolean {
+  const link = header(headers, 'link')?.trim();
+  if (!link) return false;
+  try {
+    return LinkHeader.parse(link).rel('next').length > 0;
+  } catch {
+    return false;
+  }
+}
+
 export class NotificationsSource extends HttpSource {
   /** Ids an unread-counts call carries: 100, or fewer once its URL was refused as too long. */
-  private readonly countsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max) => this.chunkShrunk('GET /v1/unread-counts', max));
+  private readonly countsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max, status) => this.chunkShrunk('GET /v1/unread-counts', max, status));
+
+  /** Notifications' page size: per_page's maximum, or less once a page came back short with a next one after it. */
+  private pageSize = MAX_PER_PAGE;
 
   /** A window of a user's notifications, newest first. */
   async list(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
-    const plan = planPages(offset, first, MAX_PER_PAGE);
+    const cap = this.pageSize;
+    const window = await this.window(userId, offset, first, unreadOnly, deadline);
+    // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
+    if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) return this.window(userId, offset, first, unreadOnly, deadline);
+    return window;
+  }
+
+  private async window(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
+    const plan = planPages(offset, Math.min(first, this.pageSize), this.pageSize);
     const pages = await Promise.all(
       plan.pages.map((p) =>
         this.fetch({
@@ -62,12 +84,33 @@ export class NotificationsSource extends HttpSource {
         }),
       ),
     );
-    const fetched = pages.flatMap((p) => p.body);
-    const items = fetched.slice(plan.skip, plan.skip + first);
-    const lastPage = pages[pages.length - 1]!;
     const total = this.totalCount(pages[0]!.headers);
+    // A page shorter than per_page with more after it, by its rel="next" and by X-Total-Count both (a Link alone may
+    // be wrong): the vendor pages tighter than asked, at that length. Its items are placed by that size, so a shorter
+    // page gives a shorter window (the next one starts where it ends), never another window's notifications.
+    const shortWithMore = pages
+      .filter(({ body, headers }, i) => {
+        const n = body.length;
+        return n > 0 && n < plan.perPage && total !== undefined && total > (plan.pages[i]! + 1) * n && hasNextLink(headers);
+      })
+      .map((p) => p.body.length);
+    const vendorPage = shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage;
+    if (shortWithMore.length > 0) this.pageSize = Math.min(this.pageSize, vendorPage);
+    const end = offset + first;
+    const byIndex = new Map<number, NotificationEntity>();
+    let pastWindow = false;
+    pages.forEach((p, i) => {
+      const start = plan.pages[i]! * vendorPage;
+      p.body.forEach((item, j) => {
+        if (start + j >= end) pastWindow = true;
+        else if (start + j >= offset) byIndex.set(start + j, item);
+      });
+    });
+    const items: NotificationEntity[] = [];
+    for (let i = offset; byIndex.has(i); i++) items.push(byIndex.get(i)!);
+    const lastPage = pages[pages.length - 1]!;
     // More after our window: left over in the fetched pages, or past the last page we fetched.
-    const hasNextPage = plan.skip + first < fetched.length || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, offset + items.length);
+    const hasNextPage = pastWindow || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, offset + items.length);
     return { items, totalCount: total ?? offset + items.length + (hasNextPage ? 1 : 0), hasNextPage };
   }
 

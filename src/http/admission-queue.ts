@@ -47,8 +47,8 @@ const LEARNING_RATE = 0.05;
  *
  * The line is kept whether the process is busy or waiting on a slow vendor:
  * kept only while its CPU was high, on a shared machine it let bursts in each
- * time a 100 ms reading dipped, and saved a quarter of what it saves now
- * (bench/RESULTS.md, session 16). Requests waiting on vendors hold their
+ * time a 100 ms reading dipped, and a cold list peaked at 199–206 MB against
+ * 188–202 kept always (bench/RESULTS.md, session 16). Requests waiting on vendors hold their
  * entities long enough to be promoted too. The price: throughput is capped at
  * `queueAtEntityReads` / reads a request / its latency (at 3,000, 50-user
  * lists and vendors at 400 ms, 50 a second), which the wait histogram shows.

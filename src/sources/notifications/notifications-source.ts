@@ -44,14 +44,14 @@ function header(headers: Headers, name: string): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
-/** Whether a Link header names a rel="next" (false when it is absent or does not parse; drift is noted where hasNextPage is decided). */
-function hasNextLink(headers: Headers): boolean {
+/** What a Link header says of a next page (whether it names a rel="next"), or why it says nothing. */
+function nextInLink(headers: Headers): boolean | 'absent' | 'unreadable' {
   const link = header(headers, 'link')?.trim();
-  if (!link) return false;
+  if (!link) return 'absent';
   try {
     return LinkHeader.parse(link).rel('next').length > 0;
   } catch {
-    return false;
+    return 'unreadable';
   }
 }
 
@@ -91,7 +91,7 @@ export class NotificationsSource extends HttpSource {
     const shortWithMore = pages
       .filter(({ body, headers }, i) => {
         const n = body.length;
-        return n > 0 && n < plan.perPage && total !== undefined && total > (plan.pages[i]! + 1) * n && hasNextLink(headers);
+        return n > 0 && n < plan.perPage && total !== undefined && total > (plan.pages[i]! + 1) * n && nextInLink(headers) === true;
       })
       .map((p) => p.body.length);
     const vendorPage = shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage;
@@ -128,14 +128,13 @@ export class NotificationsSource extends HttpSource {
    * (noted as drift), the total says, and without one a full page may have a next.
    */
   private linksNextPage(headers: Headers, fullPage: boolean, total: number | undefined, seen: number): boolean {
-    const link = header(headers, 'link')?.trim();
-    if (!link) return total !== undefined && seen < total;
-    try {
-      return LinkHeader.parse(link).rel('next').length > 0;
-    } catch {
+    const next = nextInLink(headers);
+    if (next === 'absent') return total !== undefined && seen < total;
+    if (next === 'unreadable') {
       this.drift.header(LIST_ROUTE, 'Link', 'unreadable', 'RFC 8288 links');
       return total !== undefined ? seen < total : fullPage;
     }
+    return next;
   }
 
   /** Sends one notification; the same key again (24 h) is answered with the first one and sends nothing. Null: no such user. */

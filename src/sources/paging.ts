@@ -24,6 +24,27 @@ export function planPages(offset: number, count: number, maxPerPage: number): Pa
   return { perPage: count, pages: [first, first + 1], skip: offset % count };
 }
 
+/**
+ * A window of `count` items from `offset`, out of fetched pages placed by where
+ * each says it starts (a vendor that pages tighter than asked starts its pages
+ * earlier): contiguous from `offset`, so a shorter page gives a shorter window,
+ * never another window's items. `beyond`: an item past the window was fetched.
+ */
+export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: readonly T[] }>, offset: number, count: number): { items: T[]; beyond: boolean } {
+  const end = offset + count;
+  const byIndex = new Map<number, T>();
+  let beyond = false;
+  for (const { start, items } of pages) {
+    items.forEach((item, j) => {
+      if (start + j >= end) beyond = true;
+      else if (start + j >= offset) byIndex.set(start + j, item);
+    });
+  }
+  const items: T[] = [];
+  for (let i = offset; byIndex.has(i); i++) items.push(byIndex.get(i)!);
+  return { items, beyond };
+}
+
 export function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));

@@ -4,7 +4,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import { SourceError } from '../../errors.js';
 import { isoFromDateString, count, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
-import { ChunkSize, lookupInChunks, planPages, unreadableIds } from '../paging.js';
+import { ChunkSize, lookupInChunks, placeWindow, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
@@ -158,20 +158,16 @@ export class IdentitySource extends HttpSource {
         }),
       ),
     );
-    // Placed by where the vendor says each page starts: one that pages tighter than per_page gives a shorter window
-    // (the next one starts where it ends), never another window's users.
-    const end = offset + first;
-    const byIndex = new Map<number, UserEntity>();
-    pages.forEach((p, i) => {
-      const { limit } = p.body;
-      if (isCount(limit) && limit > 0 && limit < plan.perPage && p.body.users.items.length <= limit) this.pageSize = Math.min(this.pageSize, limit);
-      const start = firstIndexOf(p.body, plan.pages[i]!, plan.perPage);
-      p.body.users.items.forEach((user, j) => {
-        if (start + j >= offset && start + j < end) byIndex.set(start + j, user);
-      });
-    });
-    const items: UserEntity[] = [];
-    for (let i = offset; byIndex.has(i); i++) items.push(byIndex.get(i)!);
+    // Placed by where the vendor says each page starts (see placeWindow).
+    for (const { body } of pages) {
+      const { limit } = body;
+      if (isCount(limit) && limit > 0 && limit < plan.perPage && body.users.items.length <= limit) this.pageSize = Math.min(this.pageSize, limit);
+    }
+    const { items } = placeWindow(
+      pages.map((p, i) => ({ start: firstIndexOf(p.body, plan.pages[i]!, plan.perPage), items: p.body.users.items })),
+      offset,
+      first,
+    );
     const totalCount = pages[0]!.body.total;
     return { items, totalCount, hasNextPage: offset + items.length < totalCount };
   }

@@ -5,7 +5,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { NotificationEntity, OffsetPage } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { count, isoFromDateString, readableEntries } from '../normalize.js';
-import { ChunkSize, lookupInChunks, planPages } from '../paging.js';
+import { ChunkSize, lookupInChunks, placeWindow, planPages } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
@@ -96,18 +96,11 @@ export class NotificationsSource extends HttpSource {
       .map((p) => p.body.length);
     const vendorPage = shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage;
     if (shortWithMore.length > 0) this.pageSize = Math.min(this.pageSize, vendorPage);
-    const end = offset + first;
-    const byIndex = new Map<number, NotificationEntity>();
-    let pastWindow = false;
-    pages.forEach((p, i) => {
-      const start = plan.pages[i]! * vendorPage;
-      p.body.forEach((item, j) => {
-        if (start + j >= end) pastWindow = true;
-        else if (start + j >= offset) byIndex.set(start + j, item);
-      });
-    });
-    const items: NotificationEntity[] = [];
-    for (let i = offset; byIndex.has(i); i++) items.push(byIndex.get(i)!);
+    const { items, beyond: pastWindow } = placeWindow(
+      pages.map((p, i) => ({ start: plan.pages[i]! * vendorPage, items: p.body })),
+      offset,
+      first,
+    );
     const lastPage = pages[pages.length - 1]!;
     // More after our window: left over in the fetched pages, or past the last page we fetched.
     const hasNextPage = pastWindow || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, offset + items.length);

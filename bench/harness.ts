@@ -17,8 +17,16 @@ export interface Started {
   output: () => string;
 }
 
+/** How a script is started beyond its node flags: a program node runs under (valgrind, say), and how long it may take. */
+export interface StartOptions {
+  /** The command and its arguments that node's command line is appended to; the PID is then the launcher's (valgrind's is node's own). */
+  launcher?: string[];
+  /** @default 30 s */
+  timeoutMs?: number;
+}
+
 /** Runs a script (TypeScript through tsx, JavaScript on plain node) until its output matches `ready`. */
-export function start(script: string, env: Record<string, string>, ready: RegExp, nodeArgs: string[] = []): Promise<Started> {
+export function start(script: string, env: Record<string, string>, ready: RegExp, nodeArgs: string[] = [], options: StartOptions = {}): Promise<Started> {
   // `node --import tsx`, not the tsx CLI (which runs the script in a second process): the PID must be the server's own.
   // Compiled JavaScript runs on plain node, as deployed; TypeScript through tsx (which adds ~100 MB of RSS).
   const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
@@ -26,11 +34,12 @@ export function start(script: string, env: Record<string, string>, ready: RegExp
   // One server process unless a bench asks for workers (production's default would take every core).
   const childEnv: NodeJS.ProcessEnv = { WORKERS: '1', ...process.env, ...env };
   if (!('REDIS_URL' in env)) delete childEnv.REDIS_URL;
-  const child = spawn(process.execPath, [...nodeArgs, ...loader, script], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, ...launcherArgs] = [...(options.launcher ?? []), process.execPath];
+  const child = spawn(command!, [...launcherArgs, ...nodeArgs, ...loader, script], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), options.timeoutMs ?? 30_000);
     const onData = (d: Buffer) => {
       output += d.toString();
       if (process.env.BENCH_OUTPUT) appendFileSync(process.env.BENCH_OUTPUT, d);

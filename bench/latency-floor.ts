@@ -1,8 +1,8 @@
 /**
  * `npx tsx bench/latency-floor.ts [--write]`: what p99 / p50 this machine and
  * load generator can show at all. A server that does nothing but read the
- * request and write a fixed JSON answer the size of a dashboard (plain
- * node:http, one process, as `start:prod` runs ours) is driven by autocannon
+ * request and write a fixed JSON answer the size of a dashboard
+ * (bench/baselines/http-floor.mjs: plain node:http, one process) is driven by autocannon
  * as bench/run.ts drives every gateway — closed loop, 10 and 50 connections,
  * latency per response from the same event — and its p50, p99 and their ratio
  * are printed. A gateway's repeat p99 cannot be read finer than this: what is
@@ -10,40 +10,21 @@
  *
  * --write appends the table to bench/RESULTS.md. Loopback only, 2 × 10 s.
  */
-import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import autocannon from 'autocannon';
-import { ROOT } from './harness.js';
+import { ROOT, start } from './harness.js';
 
 const DURATION_S = 10;
 const WARMUP_S = 2;
 const CONNECTIONS = [10, 50];
 
-const SERVER = `
-const body = Buffer.from(JSON.stringify({ data: { user: { id: 'auth0|0000', name: '${'x'.repeat(40)}', avatarUrl: null,
-  metrics: { pageViews: 1, sessions: 2, conversionRate: 0.5 }, unreadNotificationCount: 3,
-  notifications: { totalCount: 9, edges: Array.from({ length: 5 }, (_, i) => ({ node: { id: String(i).repeat(36), title: '${'t'.repeat(30)}', read: false, createdAt: '2026-01-02T03:04:05.000Z' } })) } } } }));
-require('node:http').createServer((req, res) => {
-  req.resume();
-  req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }); res.end(body); });
-}).listen(0, '127.0.0.1', function () { console.log('listening on ' + this.address().port); });
-`;
-
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-const child = spawn(process.execPath, ['-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-process.on('exit', () => child.kill('SIGKILL'));
-const port = await new Promise<number>((resolve, reject) => {
-  child.stdout.on('data', (d: Buffer) => {
-    const m = /listening on (\d+)/.exec(d.toString());
-    if (m) resolve(Number(m[1]));
-  });
-  child.once('exit', (code) => reject(new Error(`the server exited ${code}`)));
-});
-const url = `http://127.0.0.1:${port}/graphql`;
+const server = await start('bench/baselines/http-floor.mjs', { PORT: '0' }, /GraphQL endpoint: (\S+)/);
+const url = server.output().match(/GraphQL endpoint: (\S+)/)![1]!;
 const request = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ user { id } }' }) };
 
 const rows: string[] = [];
@@ -58,7 +39,7 @@ for (const connections of CONNECTIONS) {
   const [p50, p99] = [percentile(latencies, 0.5), percentile(latencies, 0.99)];
   rows.push(`| ${connections} | ${Math.round(result.requests.average)} | ${p50.toFixed(2)} | ${p99.toFixed(2)} | ${(p99 / p50).toFixed(1)}× |`);
 }
-child.kill('SIGTERM');
+server.child.kill('SIGTERM');
 
 const table = ['| connections | req/s | p50 ms | p99 ms | p99 / p50 |', '|---|---|---|---|---|', ...rows].join('\n');
 console.log(table);

@@ -3,7 +3,8 @@ import { getNamedType, isObjectType, type GraphQLObjectType } from 'graphql';
 import { makeEntry } from '../src/cache/entry.js';
 import { entryWeight, MemoryTier } from '../src/cache/memory-tier.js';
 import { Doorkeeper } from '../src/cache/doorkeeper.js';
-import { ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
+import { createHash } from 'node:crypto';
+import { documentHash, ENTITY_ROOT_FIELDS } from '../src/cache/response-cache.js';
 import { resolvers } from '../src/resolvers/index.js';
 import { buildSchema } from '../src/schema.js';
 import { calls, everyEntity, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
@@ -27,6 +28,26 @@ async function responseLookups(stack: Stack): Promise<{ hit: number; miss: numbe
   const count = (result: string) => Number(text.match(new RegExp(`gateway_cache_lookups_total\\{entity="response",tier="l1",result="${result}"\\} (\\d+)`))?.[1] ?? 0);
   return { hit: count('hit'), miss: count('miss') };
 }
+
+describe('documentHash', () => {
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+  it('is the SHA-256 of the text, the same when asked again (kept) and for a document too large to keep', () => {
+    const small = '{ viewer { id } }';
+    const large = `query Large { viewer { id } } ${'# padding\n'.repeat(8000)}`;
+    for (const text of [small, small, large, large]) expect(documentHash({ query: text })).toBe(sha256(text));
+    // Many distinct documents: each still hashed right once the kept ones are evicted.
+    for (let i = 0; i < 3000; i++) {
+      const text = `query Q${i} { viewer { id } } # ${'x'.repeat(400)}`;
+      expect(documentHash({ query: text })).toBe(sha256(text));
+    }
+    expect(documentHash({ query: small })).toBe(sha256(small));
+  });
+
+  it('is a persisted query’s hash when no text is sent', () => {
+    expect(documentHash({ extensions: { persistedQuery: { version: 1, sha256Hash: 'sha256:ABC' } } })).toBe('abc');
+  });
+});
 
 describe('response cache', () => {
   let stack: Stack;

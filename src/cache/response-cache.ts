@@ -52,12 +52,29 @@ export interface ResponseKeyParts {
 }
 
 /**
+ * The hashes of the documents seen lately: clients send a handful of documents
+ * again and again, and a SHA-256 of one costs several times the map lookup
+ * (bench/hit-instructions.ts: ~7,600 instructions a dashboard, 4 % of a hit).
+ * Bounded by the documents' length (a client may send a new, large one with
+ * every request): 1 MiB in all, none over 64 KiB kept.
+ */
+const documentHashes = new LRUCache<string, string>({
+  maxSize: 1024 * 1024,
+  maxEntrySize: 64 * 1024,
+  sizeCalculation: (hex, query) => query.length + hex.length,
+});
+
+/**
  * The document's identity: the SHA-256 (hex) of its text, or, when only a
  * persisted hash was sent, that hash (APQ's and codegen's are SHA-256 of the
  * text too, so both ways of sending a document share its responses).
  */
 export function documentHash(parts: ResponseKeyParts): string | null {
-  if (typeof parts.query === 'string') return hash('sha256', parts.query, 'hex');
+  if (typeof parts.query === 'string') {
+    let hex = documentHashes.get(parts.query);
+    if (hex === undefined) documentHashes.set(parts.query, (hex = hash('sha256', parts.query, 'hex')));
+    return hex;
+  }
   const persisted = (parts.extensions as { persistedQuery?: { sha256Hash?: unknown } } | null | undefined)?.persistedQuery?.sha256Hash;
   return typeof persisted === 'string' ? persisted.replace(/^sha256:/, '').toLowerCase() : null;
 }

@@ -2,7 +2,7 @@
  * Not a peer but a bound: a plain node:http server that reads the request and
  * writes a fixed JSON answer the size of a dashboard, nothing else. What no
  * gateway's cached answer can cost less than on this machine (latency-floor.ts
- * reads its p99 / p50, hit-instructions.ts its instructions a request).
+ * reads its p99 / p50, instructions.ts its instructions a request).
  */
 import { createServer } from 'node:http';
 

@@ -54,7 +54,7 @@ export interface ResponseKeyParts {
 /**
  * The hashes of the documents seen lately: clients send a handful of documents
  * again and again, and a SHA-256 of one costs several times the map lookup
- * (bench/hit-instructions.ts: ~7,600 instructions a dashboard, 4 % of a hit).
+ * (bench/instructions.ts: ~7,600 instructions a dashboard, 4 % of a hit).
  * Bounded by the documents' length (a client may send a new, large one with
  * every request): 1 MiB in all, none over 64 KiB kept.
  */

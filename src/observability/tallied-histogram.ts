@@ -22,7 +22,7 @@ interface HistogramValue {
  * prom-client's registry like its own Histogram: the same text, the same
  * JSON, so a cluster's AggregatorRegistry sums it with the workers'. Why not
  * prom-client's: its `labels(a, b).observe(v)` validates the labels and builds
- * a hash string of them on every call, which bench/hit-instructions.ts counts
+ * a hash string of them on every call, which bench/instructions.ts counts
  * at ~5,800 instructions of a 157,000-instruction response-cache hit (3.7 %);
  * here it is two map lookups on strings whose hashes V8 keeps.
  */

@@ -111,4 +111,28 @@ describe('request bodies', () => {
     });
     expect(ok.status).toBe(200);
   });
+
+  it('a JSON body is parsed once and handed to yoga parsed; bodies that are no operation still get yoga’s 400 at once', async () => {
+    const token = await stack.token();
+    const post = (body: string, type = 'application/json') =>
+      fetch(stack.url, { method: 'POST', headers: { 'content-type': type, authorization: `Bearer ${token}` }, body, signal: AbortSignal.timeout(5000) });
+    // No entries: yoga must get the bytes (the adapter would otherwise read the already-read stream and wait).
+    const answers: Record<string, [number, string]> = {
+      '{}': [200, 'Must provide query string.'],
+      '[]': [400, 'Batching is not supported.'],
+      null: [400, 'POST body is expected to be object but received null'],
+      '"{ __typename }"': [400, 'POST body is expected to be object but received string'],
+      '42': [400, 'POST body is expected to be object but received number'],
+    };
+    for (const [body, [status, message]] of Object.entries(answers)) {
+      const res = await post(body);
+      expect([body, res.status, ((await res.json()) as { errors: { message: string }[] }).errors[0]!.message]).toEqual([body, status, message]);
+    }
+    const graphqlJson = await post(JSON.stringify({ query: '{ __typename }' }), 'application/graphql+json; charset=utf-8');
+    expect(await graphqlJson.json()).toEqual({ data: { __typename: 'Query' } });
+    const withVariables = await post(JSON.stringify({ query: 'query($id: ID!) { user(id: $id) { id } }', variables: { id: stack.userId(5) } }));
+    expect(await withVariables.json()).toEqual({ data: { user: { id: stack.userId(5) } } });
+    // Not a type yoga reads as JSON: neither we nor yoga parse it as JSON.
+    expect((await post(JSON.stringify({ query: '{ __typename }' }), 'application/json-seq')).status).toBe(415);
+  });
 });

@@ -11,7 +11,6 @@ import { callerLimitMessage } from '../errors.js';
 /** A caller's request id is echoed when it looks like one (so a trace spans services); else a new UUID. */
 export const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
-const JSON_BODY = /^application\/json\b/i;
 
 export interface CachedResponsesOptions {
   responses: ResponseCache;
@@ -53,18 +52,18 @@ type ResponseType = 'application/json; charset=utf-8' | 'application/graphql-res
  *
  * Resolves to true when it answered the request.
  */
-export function createCachedResponses(options: CachedResponsesOptions): (req: IncomingMessage, res: ServerResponse, body: Buffer) => Promise<boolean> {
+export function createCachedResponses(options: CachedResponsesOptions): (req: IncomingMessage, res: ServerResponse, json: unknown) => Promise<boolean> {
   const { responses, metrics, logger } = options;
   const { cors } = options;
 
-  return async (req, res, body) => {
+  return async (req, res, json) => {
     const startedAt = performance.now();
-    if (req.url !== '/graphql' || !JSON_BODY.test(req.headers['content-type'] ?? '')) return false;
+    if (req.url !== '/graphql' || json === undefined) return false;
     const type = responseType(req.headers.accept);
     const corsFields = cors(req.headers.origin);
     const token = BEARER.exec(req.headers.authorization ?? '')?.[1];
     if (type === null || corsFields === null || token === undefined) return false;
-    const parts = parseParams(body);
+    const parts = requestParams(json);
     if (parts === null || (options.persistedOnly && parts.query !== undefined) || (!options.hashOnly && parts.query === undefined)) return false;
     let viewer: Viewer;
     try {
@@ -111,14 +110,8 @@ export function createCachedResponses(options: CachedResponsesOptions): (req: In
   };
 }
 
-/** The body as GraphQL-over-HTTP params, or null when it is not one plain request (yoga answers what it is). */
-function parseParams(body: Buffer): ResponseKeyParts | null {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    return null;
-  }
+/** The body's JSON as GraphQL-over-HTTP params, or null when it is not one plain request (yoga answers what it is). */
+function requestParams(parsed: unknown): ResponseKeyParts | null {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
   const params = parsed as ResponseKeyParts;
   if (params.query !== undefined && typeof params.query !== 'string') return null;

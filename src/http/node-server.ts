@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Serv
 import type { WebhookReceiver } from '../webhooks/receiver.js';
 import type { AdmissionQueue } from './admission-queue.js';
 import { refuseOverloaded, type LoadShedder, type ShedReason } from './load-shedding.js';
-import { readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
+import { bodyForYoga, parsedJsonBody, readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
 
 /** What handles a request once its body is read: graphql-yoga's node handler. */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -10,8 +10,8 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unkn
 export interface HttpLayerOptions extends RequestBodyLimits {
   /** Vendors' events, `POST /webhooks/<source>`, taken before yoga with their raw body. */
   webhooks?: WebhookReceiver;
-  /** Repeated entity queries answered from the response cache before yoga (cached-responses.ts); resolves to whether it answered. */
-  cachedResponses?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => Promise<boolean>;
+  /** Repeated entity queries answered from the response cache before yoga (cached-responses.ts), given the body's JSON (undefined when it is none); resolves to whether it answered. */
+  cachedResponses?: (req: IncomingMessage, res: ServerResponse, json: unknown) => Promise<boolean>;
   /** Refuses GraphQL requests past capacity (503) before their body is read; `onShed` counts each refusal. */
   shedder?: LoadShedder;
   onShed?: (reason: ShedReason) => void;
@@ -28,8 +28,8 @@ export interface HttpLayerOptions extends RequestBodyLimits {
 /**
  * The HTTP layer: what runs before graphql-yoga sees a request, in one place.
  * A POST body is read here (bounded by `maxBodyBytes`, timed by
- * `requestTimeoutMs`, checked as UTF-8; see request-body.ts) and handed to
- * yoga as `req.body`; `Expect: 100-continue` is answered here, a 413 before
+ * `requestTimeoutMs`, checked as UTF-8; see request-body.ts), parsed once
+ * when it is JSON, and handed to yoga as `req.body`; `Expect: 100-continue` is answered here, a 413 before
  * the body is sent when the declared length is over the limit. Everything
  * else goes straight to `handler`.
  */
@@ -65,9 +65,11 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     void readRequestBody(req, res, limits).then((body) => {
       if (body === null) return;
       if (options.webhooks && req.url?.startsWith('/webhooks/')) return options.webhooks.handle(req, res, body);
-      (req as IncomingMessage & { body?: Buffer }).body = body;
+      // Parsed once, for the hit path and for yoga.
+      const json = parsedJsonBody(req, body);
+      (req as IncomingMessage & { body?: unknown }).body = bodyForYoga(body, json);
       if (!options.cachedResponses) return void next(req, res);
-      options.cachedResponses(req, res, body).then(
+      options.cachedResponses(req, res, json).then(
         (answered) => answered || void next(req, res),
         (error: unknown) => {
           options.onError?.(error);

@@ -3,7 +3,9 @@
  * DataLoader per request over the bulk endpoints (identity search by ids,
  * analytics query, unread counts), the OAuth token cached across requests, and
  * `@graphql-yoga/plugin-response-cache` keyed per session (the token), with a
- * store big enough for a bench run (100,000 responses) and a 60 s TTL.
+ * store big enough for a bench run (100,000 responses) and a 60 s TTL
+ * (RESPONSE_CACHE_TTL_MS: bench/instructions.ts counts under valgrind, ~50×
+ * slower, and needs its answers to outlast the count).
  */
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -75,7 +77,13 @@ const yoga = createYoga({
   context: () => ({ loaders: loaders() }),
   plugins:
     process.env.RESPONSE_CACHE === '1'
-      ? [useResponseCache({ session: (request) => request.headers.get('authorization'), ttl: 60_000, cache: createInMemoryCache({ max: 100_000 }) })]
+      ? [
+          useResponseCache({
+            session: (request) => request.headers.get('authorization'),
+            ttl: Number(env.RESPONSE_CACHE_TTL_MS ?? 60_000),
+            cache: createInMemoryCache({ max: 100_000 }),
+          }),
+        ]
       : [],
 });
 const server = createServer(yoga);

@@ -194,7 +194,11 @@ mkdirSync(OUT_DIR, { recursive: true });
 // ~50× slower under valgrind, and each expiry is a miss, not a hit: every entry is kept 10 minutes, as the peers' 60 s
 // responses outlast their windows. The window checks it: no vendor call. Identity's change feed, a pull every 5 s
 // whatever the load, is set to an hour: it would land in the window or in the idle count at random.
-const longTtls = Object.fromEntries(CACHED_ENTITIES.map((entity) => [`CACHE_${entitySettings(entity).env}_TTL_MS`, '600000']));
+const longTtls = {
+  ...Object.fromEntries(CACHED_ENTITIES.map((entity) => [`CACHE_${entitySettings(entity).env}_TTL_MS`, '600000'])),
+  // "No such entity" too (a user the analytics vendor has no metrics for: 10 s by default).
+  CACHE_NEGATIVE_TTL_MS: '600000',
+};
 const noBackgroundPull = { IDENTITY_CHANGE_FEED_INTERVAL_MS: '3600000' };
 const targets = [
   {

@@ -29,9 +29,9 @@ export interface HttpLayerOptions extends RequestBodyLimits {
  * The HTTP layer: what runs before graphql-yoga sees a request, in one place.
  * A POST body is read here (bounded by `maxBodyBytes`, timed by
  * `requestTimeoutMs`, checked as UTF-8; see request-body.ts), parsed once
- * when it is JSON, and handed to yoga as `req.body`; `Expect: 100-continue` is answered here, a 413 before
- * the body is sent when the declared length is over the limit. Everything
- * else goes straight to `handler`.
+ * when it is JSON, and handed to yoga as `req.body`; `Expect: 100-continue`
+ * is answered here, a 413 before the body is sent when the declared length is
+ * over the limit. Everything else goes straight to `handler`.
  */
 export function createHttpServer(handler: RequestHandler, options: HttpLayerOptions): Server {
   const limits: RequestBodyLimits = { maxBodyBytes: options.maxBodyBytes, requestTimeoutMs: options.requestTimeoutMs };

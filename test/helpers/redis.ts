@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { describe } from 'vitest';
 import { runCommand, type Child } from './processes.js';
 
@@ -50,9 +50,26 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
+/** Whether nothing listens on 127.0.0.1:port (we can bind it). */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/*
+ * Port ranges, disjoint and below Linux's ephemeral range (32768–60999), so a
+ * test Redis never lands on a port an outgoing connection holds or on another
+ * suite's Redis: single servers 15000–19999; cluster masters 10000–14999, whose
+ * cluster bus listens on port + 10000 (20000–24999).
+ */
+const randomIn = (from: number, count: number) => from + Math.floor(Math.random() * count);
+
 export class TestRedis {
   private process: Child | undefined;
-  readonly port = 16_000 + Math.floor(Math.random() * 10_000);
+  readonly port = randomIn(15_000, 5_000);
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
@@ -80,14 +97,9 @@ export class TestRedis {
  * noticed in about a second; `restart(i)` brings one back with its nodes.conf.
  */
 export class TestRedisCluster {
-  readonly ports: number[];
+  ports: number[] = [];
   private readonly dir = mkdtempSync(join(tmpdir(), 'redis-cluster-'));
   private readonly processes: (Child | undefined)[] = [];
-
-  constructor() {
-    const base = 20_000 + Math.floor(Math.random() * 5_000);
-    this.ports = [base, base + 1, base + 2];
-  }
 
   /** REDIS_CLUSTER_NODES for these masters. */
   get nodes(): string {
@@ -116,16 +128,35 @@ export class TestRedisCluster {
       '--appendonly',
       'no',
     ]);
-    for (let n = 0; n < 100; n++) {
+    const child = this.processes[i]!.child;
+    for (let n = 0; n < 100 && child.exitCode === null && child.signalCode === null; n++) {
       if (await ping(port)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server (cluster) did not start on ${port}: ${this.processes[i]!.output()}`);
   }
 
+  /** Three consecutive ports whose cluster bus ports are free too. */
+  private static async freePorts(): Promise<number[]> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const base = randomIn(10_000, 4_998);
+      const ports = [base, base + 1, base + 2];
+      const free = await Promise.all(ports.flatMap((p) => [isFree(p), isFree(p + 10_000)]));
+      if (free.every(Boolean)) return ports;
+    }
+    throw new Error('no three free ports (and cluster bus ports) in 10000–14999 for a test Redis Cluster');
+  }
+
   async start(): Promise<void> {
+    this.ports = await TestRedisCluster.freePorts();
     await Promise.all(this.ports.map((_, i) => this.startNode(i)));
-    execFileSync('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { stdio: 'ignore' });
+    try {
+      execFileSync('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (error) {
+      const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+      const servers = this.processes.map((p, i) => `--- ${this.ports[i]}:\n${p?.output() ?? ''}`).join('\n');
+      throw new Error(`redis-cli --cluster create failed:\n${stdout ?? ''}${stderr ?? ''}\n${servers}`);
+    }
     await this.waitUntilOk();
   }
 
@@ -141,7 +172,19 @@ export class TestRedisCluster {
         }
       });
       if (ok) return;
-      if (Date.now() > until) throw new Error('the Redis Cluster did not reach cluster_state:ok');
+      if (Date.now() > until) {
+        const info = this.ports.map((p) => {
+          try {
+            return `--- ${p}: ${execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' })
+              .split('\n')
+              .slice(0, 3)
+              .join(' ')}`;
+          } catch (error) {
+            return `--- ${p}: ${(error as Error).message}`;
+          }
+        });
+        throw new Error(`the Redis Cluster did not reach cluster_state:ok in ${timeoutMs} ms:\n${info.join('\n')}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }

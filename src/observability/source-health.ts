@@ -4,22 +4,18 @@ import type { RateLimiterMode } from '../resilience/rate-limiter.js';
 import type { DriftEvent, DriftRecord } from '../sources/drift.js';
 import type { AttemptEvent, HttpSource } from '../sources/http-source.js';
 import type { Logger } from '../logger.js';
+import { AttemptWindow, type AttemptSummary } from './attempt-window.js';
 
-export interface SourceHealthSnapshot {
+export interface SourceHealthSnapshot extends AttemptSummary {
   name: SourceName;
   state: BreakerState;
-  errorRate: number;
-  calls: number;
-  latencyMs: { p50: number; p95: number; p99: number } | null;
   rateLimiter: RateLimiterMode;
   rateLimitPerSec: number;
   drift: DriftRecord[];
 }
 
-const WINDOW_MS = 60_000;
 /** Below this many calls in the window, a success rate says too little to warn about. */
 const MIN_CALLS_TO_JUDGE = 10;
-const MAX_SAMPLES = 5000;
 
 /** What a drift finding says, for its log line: a field's path, or a header (`header Link`). */
 function driftText(e: DriftEvent): string {
@@ -30,44 +26,12 @@ function driftText(e: DriftEvent): string {
   return header ? `${what} does not read as ${e.expectedType}` : `${what} is ${e.seenType}, read as ${e.expectedType}`;
 }
 
-/** A minute of one source's attempts: when, how long, whether it counted as a failure. */
-class Window {
-  private at: number[] = [];
-  private duration: number[] = [];
-  private failed: boolean[] = [];
-
-  add(at: number, durationMs: number, failed: boolean): void {
-    this.at.push(at);
-    this.duration.push(durationMs);
-    this.failed.push(failed);
-    if (this.at.length > MAX_SAMPLES) this.drop(this.at.length - MAX_SAMPLES);
-  }
-
-  private drop(n: number): void {
-    this.at.splice(0, n);
-    this.duration.splice(0, n);
-    this.failed.splice(0, n);
-  }
-
-  summary(now: number): Pick<SourceHealthSnapshot, 'errorRate' | 'calls' | 'latencyMs'> {
-    let old = 0;
-    while (old < this.at.length && this.at[old]! < now - WINDOW_MS) old++;
-    if (old > 0) this.drop(old);
-    const calls = this.at.length;
-    if (calls === 0) return { errorRate: 0, calls: 0, latencyMs: null };
-    const sorted = [...this.duration].sort((a, b) => a - b);
-    const pick = (q: number) => Math.round(sorted[Math.min(calls - 1, Math.floor(q * calls))]! * 10) / 10;
-    const failures = this.failed.filter(Boolean).length;
-    return { errorRate: Math.round((failures / calls) * 1000) / 1000, calls, latencyMs: { p50: pick(0.5), p95: pick(0.95), p99: pick(0.99) } };
-  }
-}
-
 /**
  * Watches the sources through their events — each HTTP attempt, each breaker
  * transition — for `Query.sources` and the logs. Sources know nothing of it.
  */
 export class SourceHealthMonitor {
-  private readonly windows = new Map<SourceName, Window>();
+  private readonly windows = new Map<SourceName, AttemptWindow>();
   private readonly degraded = new Set<SourceName>();
   private readonly timer: NodeJS.Timeout | undefined;
 
@@ -82,7 +46,7 @@ export class SourceHealthMonitor {
       this.timer.unref();
     }
     for (const source of sources) {
-      const window = new Window();
+      const window = new AttemptWindow();
       this.windows.set(source.name, window);
       source.onAttempt((e: AttemptEvent) => {
         window.add(Date.now(), e.durationMs, e.error !== undefined && countsAsFailure(e.error));

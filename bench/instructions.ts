@@ -20,6 +20,11 @@
  *   by a seeded generator; no two lists alike, so no response cache helps and
  *   ours answers from L1 (its window must need no vendor call), the peers from
  *   their vendors.
+ * - `dashboard-cold`: a dashboard of a user no earlier request asked for (the vendors seed enough users for the
+ *   warm-up and the window), so every request calls the vendors; the peers are Apollo Server + RESTDataSource and
+ *   floor-batched (the bound: the vendor calls, batched across requests, and JSON, nothing else). Vendor calls are
+ *   reported beside the count: under valgrind requests arrive ~50× slower, so cross-request batches are smaller than
+ *   in a bench run and a count compares builds and gateways in this tool, not against bench/run.ts.
  *
  * BENCH_WARMUP (requests, default 16,000: by then V8 has compiled the path), BENCH_REQUESTS (counted, default 4,000),
  * BENCH_CONNECTIONS (default 50), BENCH_BASELINES (default apollo-cached,yoga-cached,http-floor — the last not a peer
@@ -32,12 +37,16 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'no
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
+import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
 import { ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 16000);
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
+const scenarioName = process.env.BENCH_SCENARIO ?? 'dashboard-hot';
+const cold = scenarioName === 'dashboard-cold';
+// A cold request calls the vendors (~20 ms): fewer of them warm the path up and are counted in as long.
+const WARMUP = Number(process.env.BENCH_WARMUP ?? (cold ? 6000 : 16000));
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? (cold ? 2000 : 4000));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
 const LIST = `query List($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
@@ -59,17 +68,22 @@ const PEERS: Record<string, { script: string; env: Record<string, string> }> = {
   'yoga-cached': { script: 'bench/baselines/yoga.mjs', env: { RESPONSE_CACHE: '1', RESPONSE_CACHE_TTL_MS: '600000' } },
   // Not a peer but the bound: node:http reading the request and writing a fixed answer, nothing else.
   'http-floor': { script: 'bench/baselines/http-floor.mjs', env: {} },
+  apollo: { script: 'bench/baselines/apollo.mjs', env: {} },
+  // The bound under a cold request: the vendor calls (batched across requests within 2 ms) and JSON, nothing else.
+  'floor-batched': { script: 'bench/baselines/floor.mjs', env: { FLOOR_BATCH_MS: '2' } },
 };
 /** Bounds, shown beside the peers but never the "best peer" a ratio is taken against. */
-const BOUNDS = new Set(['http-floor']);
-const peers = (process.env.BENCH_BASELINES ?? 'apollo-cached,yoga-cached,http-floor').split(',').filter(Boolean);
+const BOUNDS = new Set(['http-floor', 'floor-batched']);
+const peers = (process.env.BENCH_BASELINES ?? (cold ? 'apollo,floor-batched' : 'apollo-cached,yoga-cached,http-floor')).split(',').filter(Boolean);
 for (const name of peers) if (!PEERS[name]) throw new Error(`unknown BENCH_BASELINES entry "${name}" (${Object.keys(PEERS).join(', ')})`);
 if (peers.length > 0 && !readdirSync(`${ROOT}bench/baselines`).includes('node_modules')) {
   console.log('installing the baselines (bench/baselines, npm ci)…');
   execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefix', 'bench/baselines'], { cwd: ROOT, stdio: 'inherit' });
 }
 
-const upstreams = await step('starting the simulated vendors', 3, () => startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5' }));
+// Cold: a user for every request, past the 1,000 the other scenarios draw from.
+const USERS = cold ? 2000 + WARMUP + REQUESTS : 1000;
+const upstreams = await step('starting the simulated vendors', 3, () => startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5', UPSTREAMS_USERS: String(USERS) }));
 const { env } = upstreams;
 const upstreamUrls = ['IDENTITY_URL', 'ANALYTICS_URL', 'NOTIFICATIONS_URL', 'AUDIT_URL'].map((k) => env[k]!);
 /** Calls each vendor route has had ("GET /api/v2/users" …), all vendors together. */
@@ -121,10 +135,17 @@ interface Scenario {
   unit: string;
   /** Whether the peers must answer the window from their caches too (else only ours). */
   peersFromCache: boolean;
+  /** Whether ours must answer the window from memory (every scenario but the cold one). */
+  oursFromCache?: false;
 }
 const hot = userIds.slice(500, 520);
 const SCENARIOS: Record<string, Scenario> = {
   'dashboard-hot': { body: (n) => JSON.stringify({ query: DASHBOARD, variables: { id: hot[n % hot.length] } }), unit: 'hit', peersFromCache: true },
+  'dashboard-cold': (() => {
+    // The simulator's own seeding (seed 42): request n asks for user 2,000 + n, whom no earlier request asked for.
+    const seededIds = new Dataset(42, USERS).users.map((u) => u.user_id);
+    return { body: (n: number) => JSON.stringify({ query: DASHBOARD, variables: { id: seededIds[2000 + n] } }), unit: 'query', peersFromCache: false, oursFromCache: false };
+  })(),
   'list-50': (() => {
     const random = seeded(21);
     const lists: string[] = [];
@@ -139,7 +160,6 @@ const SCENARIOS: Record<string, Scenario> = {
     };
   })(),
 };
-const scenarioName = process.env.BENCH_SCENARIO ?? 'dashboard-hot';
 if (!SCENARIOS[scenarioName]) throw new Error(`unknown BENCH_SCENARIO "${scenarioName}" (${Object.keys(SCENARIOS).join(', ')})`);
 const scenario: Scenario = SCENARIOS[scenarioName];
 
@@ -160,7 +180,7 @@ async function send(url: string, from: number, amount: number): Promise<number> 
             setupRequest: (req) => ({ ...req, body: scenario.body(next++) }),
             onResponse: (status, body) => {
               if (status === 200 && !body.includes('"errors"')) return;
-              if (failed++ === 0) console.log(`first failure: ${status} ${body.slice(0, 300)}`);
+              if (failed++ === 0) console.log(`first failure: ${status} ${body.slice(Math.max(0, body.indexOf('"errors"')), 300)}`);
             },
           },
         ],
@@ -200,11 +220,31 @@ const longTtls = {
   CACHE_NEGATIVE_TTL_MS: '600000',
 };
 const noBackgroundPull = { IDENTITY_CHANGE_FEED_INTERVAL_MS: '3600000' };
+// Under valgrind the event loop lags by hundreds of ms, and a cold request waits on its vendor calls that much longer:
+// the lag guard and the admission line's wait would refuse requests a bench run serves.
+// Vendor timeouts and the request deadline stretch by as much, or a slow turn of the loop reads as a vendor timeout.
+const noShedding = {
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
+  LOAD_QUEUE_MAX_WAIT_MS: '600000',
+  REQUEST_DEADLINE_MS: '60000',
+  ...Object.fromEntries(['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].map((s) => [`${s}_TIMEOUT_MS`, '30000'])),
+};
 const targets = [
   {
     name: 'ours (l1)',
     script: ourEntry,
-    env: { ...UNLIMITED, ...longTtls, ...noBackgroundPull, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'production', WORKERS: '1', CACHE_ENABLED: 'true' },
+    env: {
+      ...UNLIMITED,
+      ...longTtls,
+      ...noBackgroundPull,
+      ...noShedding,
+      PORT: '0',
+      AUTH_JWT_SECRET: SECRET,
+      LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+      WORKERS: '1',
+      CACHE_ENABLED: 'true',
+    },
     nodeArgs: startProdNodeArgs(),
   },
   ...peers.map((name) => ({ name, script: PEERS[name]!.script, env: { PORT: '0', ...PEERS[name]!.env }, nodeArgs: [] as string[] })),
@@ -264,11 +304,12 @@ const bestPeer = rows
   .filter((r) => !BOUNDS.has(r.gateway))
   .reduce<Row | undefined>((best, r) => (best === undefined || r.instructions < best.instructions ? r : best), undefined);
 const table = shortTable(rows.map(({ gateway, instructions, ...rest }) => ({ gateway, [`instructions a ${scenario.unit}`]: instructions, ...rest })));
-const target = scenarioName === 'dashboard-hot' ? ' (issue 21: ≤ 0.5×)' : '';
-const verdict =
-  bestPeer === undefined ? '' : `ours / best cached peer (${bestPeer.gateway}): ${(ours / bestPeer.instructions).toFixed(2)}× the instructions a ${scenario.unit}${target}`;
+const TARGETS: Record<string, string> = { 'dashboard-hot': ' (issue 21: ≤ 0.5× in CPU)', 'dashboard-cold': " (issue 21: ≤ 0.45× Apollo's CPU)" };
+const target = TARGETS[scenarioName] ?? '';
+const verdict = bestPeer === undefined ? '' : `ours / best peer (${bestPeer.gateway}): ${(ours / bestPeer.instructions).toFixed(2)}× the instructions a ${scenario.unit}${target}`;
 console.log(`\n${table}\n${verdict}`);
-const clean = rows.every((r, i) => r['non-200 in the window'] === 0 && (r['vendor calls in the window'] === '' || (i > 0 && !scenario.peersFromCache && !BOUNDS.has(r.gateway))));
+const mayCall = (r: Row, i: number) => (i === 0 ? scenario.oursFromCache === false : !scenario.peersFromCache || BOUNDS.has(r.gateway));
+const clean = rows.every((r, i) => r['non-200 in the window'] === 0 && (r['vendor calls in the window'] === '' || mayCall(r, i)));
 if (!clean) console.log('not every request of a window was answered 200 from memory where it had to be: the counts above include misses or errors');
 
 if (process.argv.includes('--write')) {

@@ -26,7 +26,7 @@
  *   reported beside the count: under valgrind requests arrive ~50× slower, so cross-request batches are smaller than
  *   in a bench run and a count compares builds and gateways in this tool, not against bench/run.ts.
  *
- * BENCH_WARMUP (requests, default 16,000: by then V8 has compiled the path), BENCH_REQUESTS (counted, default 4,000),
+ * BENCH_WARMUP (requests, default 16,000, 14,000 cold: by then V8 has compiled the path), BENCH_REQUESTS (counted, 4,000),
  * BENCH_CONNECTIONS (default 50), BENCH_BASELINES (default apollo-cached,yoga-cached,http-floor — the last not a peer
  * but the bound: node:http writing a fixed answer, what no request can cost less than),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first). `--write` appends the table to bench/RESULTS.md.
@@ -44,9 +44,10 @@ import { shortTable, step } from './progress.js';
 
 const scenarioName = process.env.BENCH_SCENARIO ?? 'dashboard-hot';
 const cold = scenarioName === 'dashboard-cold';
-// A cold request calls the vendors (~20 ms): fewer of them warm the path up and are counted in as long.
-const WARMUP = Number(process.env.BENCH_WARMUP ?? (cold ? 6000 : 16000));
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? (cold ? 2000 : 4000));
+// A cold path is longer than a hit's: --trace-opt shows V8 optimizing most of it over the first ~12,000 cold requests;
+// past that a steady 20–60 compiles per 1,000 remain (closures made per request, each optimized anew), counted in.
+const WARMUP = Number(process.env.BENCH_WARMUP ?? (cold ? 14000 : 16000));
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
 const LIST = `query List($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;

@@ -26,11 +26,11 @@
  *   reported beside the count: under valgrind requests arrive ~50× slower, so cross-request batches are smaller than
  *   in a bench run and a count compares builds and gateways in this tool, not against bench/run.ts.
  *
- * BENCH_WARMUP (requests, default 16,000, 14,000 cold: by then V8 has compiled the path), BENCH_REQUESTS (counted, 4,000),
+ * BENCH_WARMUP (requests, default 16,000, 14,000 cold: by then V8 has compiled most of the path), BENCH_REQUESTS (counted, 4,000),
  * BENCH_CONNECTIONS (default 50), BENCH_BASELINES (default apollo-cached,yoga-cached,http-floor — the last not a peer
  * but the bound: node:http writing a fixed answer, what no request can cost less than),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first). `--write` appends the table to bench/RESULTS.md.
- * Needs valgrind (Debian's package); one to four minutes a gateway.
+ * Needs valgrind (Debian's package); one to four minutes a gateway, four to eight on the cold dashboard.
  */
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';

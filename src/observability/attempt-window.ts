@@ -1,5 +1,7 @@
+import { percentileOfSorted } from './percentile.js';
+
 /** Most attempts a window keeps: past this, the oldest goes as each new one comes. */
-export const MAX_SAMPLES = 5000;
+const MAX_SAMPLES = 5000;
 
 export interface AttemptSummary {
   errorRate: number;
@@ -54,7 +56,7 @@ export class AttemptWindow {
       failures += this.failed[i]!;
     }
     sorted.sort(); // numeric: a typed array sorts by value, no comparator
-    const pick = (q: number) => Math.round(sorted[Math.min(calls - 1, Math.floor(q * calls))]! * 10) / 10;
+    const pick = (q: number) => percentileOfSorted(sorted, q)!; // not null: calls > 0
     return { errorRate: Math.round((failures / calls) * 1000) / 1000, calls, latencyMs: { p50: pick(0.5), p95: pick(0.95), p99: pick(0.99) } };
   }
 }

@@ -49,6 +49,28 @@ describe('metrics, health, request logs', () => {
     expect(text).not.toContain('auth0|');
   });
 
+  it('a batched request (GRAPHQL_BATCHING): each operation counted under its own name and type, its duration its own', async () => {
+    const batched = await stackWith({ cache: { enabled: true }, ops: (o) => ({ ...o, limits: { ...o.limits, batching: true } }) });
+    // analytics slow: the batch's Dashboard takes ≥ 300 ms, its Viewer does not ask analytics.
+    await batched.faults('analytics', { latencyMs: 300 });
+    const res = await fetch(batched.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await batched.token()}` },
+      body: JSON.stringify([
+        { query: DASHBOARD, variables: { id: batched.userId(310) }, operationName: 'Dashboard' },
+        { query: 'query Viewer { viewer { id } }', operationName: 'Viewer' },
+      ]),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as unknown[]).length).toBe(2);
+    const text = await (await fetch(batched.url.replace('/graphql', '/metrics'))).text();
+    expect(text).toMatch(/gateway_graphql_operations_total\{operation="Dashboard",type="query",outcome="ok"\} 1\n/);
+    expect(text).toMatch(/gateway_graphql_operations_total\{operation="Viewer",type="query",outcome="ok"\} 1\n/);
+    const durationSum = (op: string) => Number(new RegExp(`gateway_graphql_operation_duration_seconds_sum\\{operation="${op}",type="query"\\} ([\\d.e-]+)`).exec(text)![1]);
+    expect(durationSum('Dashboard')).toBeGreaterThanOrEqual(0.29);
+    expect(durationSum('Viewer')).toBeLessThan(0.29);
+  });
+
   it('operation names are bounded labels: past 200 distinct ones, "other"', async () => {
     for (let i = 0; i < 210; i++) await stack.gql(`query Op${i} { __typename }`);
     const text = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();

@@ -1,6 +1,6 @@
 import type { GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import type { IncrementalPart } from './graphql-results.js';
+import type { ExecuteDoneHooks, IncrementalPart } from './graphql-results.js';
 
 /**
  * The errors of @defer/@stream's later parts, masked like a response's own
@@ -10,20 +10,17 @@ import type { IncrementalPart } from './graphql-results.js';
  */
 export function useIncrementalErrorMasking(maskError: (error: unknown, message: string) => Error): Plugin {
   const mask = (error: GraphQLError) => maskError(error, 'Unexpected error.') as GraphQLError;
-  return {
-    onExecute() {
+  const maskLaterParts: ExecuteDoneHooks = {
+    onExecuteDone({ result }) {
+      if (!isAsyncIterable(result)) return undefined;
       return {
-        onExecuteDone({ result }) {
-          if (!isAsyncIterable(result)) return undefined;
-          return {
-            onNext({ result: part, setResult }) {
-              const { incremental } = part as IncrementalPart;
-              if (!incremental?.some((i) => i.errors?.length)) return;
-              setResult({ ...part, incremental: incremental.map((i) => (i.errors?.length ? { ...i, errors: i.errors.map(mask) } : i)) } as typeof part);
-            },
-          };
+        onNext({ result: part, setResult }) {
+          const { incremental } = part as IncrementalPart;
+          if (!incremental?.some((i) => i.errors?.length)) return;
+          setResult({ ...part, incremental: incremental.map((i) => (i.errors?.length ? { ...i, errors: i.errors.map(mask) } : i)) } as typeof part);
         },
       };
     },
   };
+  return { onExecute: () => maskLaterParts };
 }

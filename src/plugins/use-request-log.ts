@@ -3,7 +3,7 @@ import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphq
 import { SourceError } from '../errors.js';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import { REQUEST_ID } from '../http/cached-responses.js';
-import { errorCode, partErrors, type IncrementalPart } from './graphql-results.js';
+import { errorCode, partErrors, type ExecuteDoneHooks, type IncrementalPart } from './graphql-results.js';
 import type { StaleField } from '../cache/stale-report.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -22,6 +22,18 @@ interface RequestRecord {
   /** @defer/@stream: parts follow the response's head; the line is written after the last. */
   streaming?: 'open' | 'ended';
 }
+
+/** An operation being executed: when it started, its label in the metrics, its type, and its HTTP request's record. */
+interface Execution {
+  startedAt: number;
+  name: string;
+  type: string;
+  /** None for an operation without an HTTP request of its own (GraphQL over WebSocket): counted, not logged. */
+  record: RequestRecord | undefined;
+}
+
+/** What the log reads of an operation's context (yoga's request; the stale report, where the server adds one). */
+type ExecutionContext = { request: Request; stale?: { fields: StaleField[] } };
 
 /** Per source, what failed in one response: fields null with a source error, fields served stale because of one. */
 function sourceFailures(errors: readonly GraphQLError[], stale: readonly StaleField[]): SourceFailure[] {
@@ -60,6 +72,8 @@ export interface RequestLogOptions {
 
 export function useRequestLog({ logger, metrics, failures }: RequestLogOptions): Plugin {
   const requests = new WeakMap<Request, RequestRecord>();
+  /** By the operation's execution arguments (one per operation: a batched request has several). */
+  const executions = new WeakMap<object, Execution>();
 
   /** The request's line and its sources' warn lines, once the response went out and (streamed) its last part too. */
   const finish = (record: RequestRecord) => {
@@ -82,6 +96,36 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
     );
   };
 
+  /** The operation's metrics, and what its request's line and warn lines will say of it. */
+  const done = ({ startedAt, name, type, record }: Execution, context: ExecutionContext, errors: readonly GraphQLError[]) => {
+    metrics.countOperation(name, type, (performance.now() - startedAt) / 1000, errors.length > 0);
+    for (const e of errors) metrics.operationErrors.labels(name, errorCode(e)).inc();
+    if (!record) return;
+    record.errors = errors.length;
+    if (errors.length || context.stale?.fields.length) record.failures = sourceFailures(errors, context.stale?.fields ?? []);
+  };
+
+  const countWhenDone: ExecuteDoneHooks = {
+    onExecuteDone({ args, result }) {
+      const execution = executions.get(args)!;
+      const context = args.contextValue as ExecutionContext;
+      if (!isAsyncIterable(result)) return done(execution, context, (result as ExecutionResult).errors ?? []);
+      // @defer/@stream: the later parts' errors and stale fields count too, and the duration runs to the last part.
+      const errors: GraphQLError[] = [];
+      const { record } = execution;
+      if (record) record.streaming = 'open';
+      return {
+        onNext: ({ result: part }) => void errors.push(...partErrors(part as IncrementalPart)),
+        onEnd: () => {
+          done(execution, context, errors);
+          if (!record) return;
+          record.streaming = 'ended';
+          finish(record);
+        },
+      };
+    },
+  };
+
   return {
     onRequest({ request, url }) {
       const incoming = request.headers.get('x-request-id');
@@ -97,37 +141,12 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
       if (record && typeof params.operationName === 'string') record.operation = params.operationName;
     },
     onExecute({ args }) {
-      const startedAt = performance.now();
       const operation = getOperationAST(args.document, args.operationName);
-      const name = metrics.operationLabel(operation?.name?.value ?? args.operationName);
-      const type = operation?.operation ?? 'unknown';
-      const context = args.contextValue as { request: Request; stale?: { fields: StaleField[] } };
-      const record = requests.get(context.request);
+      const record = requests.get((args.contextValue as ExecutionContext).request);
       if (record && operation?.name) record.operation = operation.name.value;
-      const done = (errors: readonly GraphQLError[]) => {
-        metrics.countOperation(name, type, (performance.now() - startedAt) / 1000, errors.length > 0);
-        for (const e of errors) metrics.operationErrors.labels(name, errorCode(e)).inc();
-        if (!record) return;
-        record.errors = errors.length;
-        if (errors.length || context.stale?.fields.length) record.failures = sourceFailures(errors, context.stale?.fields ?? []);
-      };
-      return {
-        onExecuteDone({ result }) {
-          if (!isAsyncIterable(result)) return done((result as ExecutionResult).errors ?? []);
-          // @defer/@stream: the later parts' errors and stale fields count too, and the duration runs to the last part.
-          const errors: GraphQLError[] = [];
-          if (record) record.streaming = 'open';
-          return {
-            onNext: ({ result: part }) => void errors.push(...partErrors(part as IncrementalPart)),
-            onEnd: () => {
-              done(errors);
-              if (!record) return;
-              record.streaming = 'ended';
-              finish(record);
-            },
-          };
-        },
-      };
+      const name = metrics.operationLabel(operation?.name?.value ?? args.operationName);
+      executions.set(args, { startedAt: performance.now(), name, type: operation?.operation ?? 'unknown', record });
+      return countWhenDone;
     },
     onResponse({ request, response }) {
       const record = requests.get(request);

@@ -45,7 +45,8 @@ import { shortTable, step } from './progress.js';
 const scenarioName = process.env.BENCH_SCENARIO ?? 'dashboard-hot';
 const cold = scenarioName === 'dashboard-cold';
 // A cold path is longer than a hit's: --trace-opt shows V8 optimizing most of it over the first ~12,000 cold requests;
-// past that a steady 20–60 compiles per 1,000 remain (closures made per request, each optimized anew), counted in.
+// past that 7–13 compiles per 1,000 remain (closures yoga, envelop and graphql-jit make per request, each optimized
+// anew; bench/RESULTS.md, session 19), counted in.
 const WARMUP = Number(process.env.BENCH_WARMUP ?? (cold ? 14000 : 16000));
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);

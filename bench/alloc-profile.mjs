@@ -9,6 +9,10 @@
  * sums it by function. Bytes allocated per query (the total over the window's
  * queries) move far less between runs on this VM than CPU does, so an A/B of
  * two builds reads better in them. It slows the server: not for figures.
+ * ALLOC_PROFILE_SURVIVORS=1 leaves out what a young-generation collection
+ * freed: what is left is what outlived the young generation (promoted, then
+ * freed by a full collection, or still alive), the bytes that make full
+ * collections come round.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -22,7 +26,11 @@ const session = new Session();
 session.connect();
 setTimeout(async () => {
   await session.post('HeapProfiler.enable');
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 8192, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 8192,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: !process.env.ALLOC_PROFILE_SURVIVORS,
+  });
   setTimeout(async () => {
     const { profile } = await session.post('HeapProfiler.stopSampling');
     mkdirSync('bench/.tmp', { recursive: true });

@@ -29,7 +29,8 @@
  * BENCH_WARMUP (requests, default 16,000, 14,000 cold: by then V8 has compiled most of the path), BENCH_REQUESTS (counted, 4,000),
  * BENCH_CONNECTIONS (default 50), BENCH_BASELINES (default apollo-cached,yoga-cached,http-floor — the last not a peer
  * but the bound: node:http writing a fixed answer, what no request can cost less than),
- * BENCH_GATEWAY (our entry, default dist/main.js, built first). `--write` appends the table to bench/RESULTS.md.
+ * BENCH_GATEWAY (our entry, default dist/main.js, built first), BENCH_NODE_ARGS (our node flags instead of start:prod's;
+ * with BENCH_OUTPUT=file, e.g. `--trace-gc` shows what the collector does in the window). `--write` appends the table to bench/RESULTS.md.
  * Needs valgrind (Debian's package); one to four minutes a gateway, four to eight on the cold dashboard.
  */
 import { execFileSync } from 'node:child_process';
@@ -247,10 +248,13 @@ const targets = [
       WORKERS: '1',
       CACHE_ENABLED: 'true',
     },
-    nodeArgs: startProdNodeArgs(),
+    // BENCH_NODE_ARGS (as in bench/run.ts) replaces start:prod's flags, e.g. to add --trace-gc with BENCH_OUTPUT.
+    nodeArgs: process.env.BENCH_NODE_ARGS === undefined ? startProdNodeArgs() : process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean),
   },
   ...peers.map((name) => ({ name, script: PEERS[name]!.script, env: { PORT: '0', ...PEERS[name]!.env }, nodeArgs: [] as string[] })),
 ];
+/** With BENCH_OUTPUT, a line between the gateways' own output there (which the window's trace lines fall between). */
+const mark = (what: string) => process.env.BENCH_OUTPUT && appendFileSync(process.env.BENCH_OUTPUT, `\n===== ${what}\n`);
 const rows: Row[] = [];
 for (const target of targets) {
   const slug = target.name.replace(/\W+/g, '-');
@@ -270,10 +274,12 @@ for (const target of targets) {
   await step(`${target.name}: warming up (${WARMUP} ${scenarioName})`, WARMUP / 500, () => send(url, 0, WARMUP));
   control(pid, '--instr=on');
   control(pid, '--zero');
+  mark(`${target.name}: the counted window starts`);
   const callsBefore = await vendorCalls();
   const windowStart = performance.now();
   const failed = await step(`${target.name}: ${REQUESTS} counted`, REQUESTS / 250, () => send(url, WARMUP, REQUESTS));
   control(pid, '--dump');
+  mark(`${target.name}: the counted window ends`);
   const windowSeconds = (performance.now() - windowStart) / 1000;
   const calls = callsBetween(callsBefore, await vendorCalls());
   // What the process does with no request (timers, probes, metrics), over as long as the window took: under valgrind a

@@ -88,6 +88,25 @@ describe('CrossRequestBatcher', () => {
     expect(calls.map((x) => x.keys)).toEqual([['a'], ['b']]);
   });
 
+  it("per key: the fetch runs under the caller's own deadline (its expiry aborts it); a load outside any request gets one of its own", async () => {
+    const seen: Deadline[] = [];
+    const { b } = batcher(
+      (keys, deadline) => {
+        seen.push(deadline);
+        return new Promise((resolve) => deadline.signal.addEventListener('abort', () => resolve(keys.map(() => new Error('aborted')))));
+      },
+      { perKey: true },
+    );
+    const callers = Deadline.after(100);
+    const mine = b.load(['a'], ['a'], callers);
+    b.load(['b'], ['b'], null);
+    expect(seen[0]).toBe(callers);
+    expect(seen[1]).not.toBe(callers);
+    expect(seen[1]!.remainingMs()).toBeGreaterThan(4900);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await mine).toEqual([new Error('aborted')]);
+    expect(seen[1]!.signal.aborted).toBe(false);
+  });
   it('an Error fails its key alone; a rejection fails the batch; a short answer fails the keys it left out, naming the contract', async () => {
     const { b: perKeyError } = batcher(async (keys) => keys.map((k) => (k === 'bad' ? new Error('bad key') : k)));
     const results = perKeyError.load(['ok', 'bad'], ['ok', 'bad'], null);

@@ -90,7 +90,9 @@ export class CrossRequestBatcher<K, V> {
       if (w < 0) w = waitsOn.push(batch) - 1;
       from[i] = w;
     }
-    if (own) void this.run(own);
+    // An own batch has one waiter, this caller, so far: its fetch runs under the caller's deadline (a later joiner waits
+    // within its own), with no deadline, controller and timer of its own for every uncached page a request reads.
+    if (own) void this.run(own, deadline);
     if (waitsOn.length === 1) return waitsOn[0]!.done.then((results) => at.map((j) => results[j]!));
     return Promise.all(waitsOn.map((b) => b.done)).then((answers) => at.map((j, i) => answers[from[i]!]![j]!));
   }
@@ -111,10 +113,10 @@ export class CrossRequestBatcher<K, V> {
     if (batch) void this.run(batch);
   };
 
-  /** The batch's fetch, under a deadline of its own: the latest of its waiters'. */
-  private async run(batch: PendingBatch<K, V>): Promise<void> {
+  /** The batch's fetch, under the latest of its waiters' deadlines: `callers`, when it is the only one, else one of its own. */
+  private async run(batch: PendingBatch<K, V>, callers: Deadline | null = null): Promise<void> {
     const { keys, ids } = batch;
-    const deadline = Deadline.after(Math.max(1, batch.usableUntil - Date.now()));
+    const deadline = callers ?? Deadline.after(Math.max(1, batch.usableUntil - Date.now()));
     let results: ReadonlyArray<Settled<V>>;
     try {
       results = await this.options.fetch(keys, deadline, ids);
@@ -122,7 +124,7 @@ export class CrossRequestBatcher<K, V> {
       const error = e instanceof Error ? e : new Error(String(e));
       results = keys.map(() => error);
     } finally {
-      deadline.dispose();
+      if (deadline !== callers) deadline.dispose();
     }
     for (const id of ids) this.inflight.delete(id);
     // A value may be null ("no such entity"); only a missing slot breaks the contract.

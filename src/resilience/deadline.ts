@@ -7,12 +7,21 @@
  */
 export class Deadline {
   readonly expiresAt: number;
-  private readonly controller = new AbortController();
+  /**
+   * Made when the signal is first asked for: a request answered from L1 never
+   * needs one, and an AbortSignal (an EventTarget, with its map of listeners)
+   * is among the larger things a request keeps for its whole life.
+   */
+  private controller: AbortController | undefined;
+  private passed = false;
   private readonly timer: NodeJS.Timeout;
 
   private constructor(ms: number) {
     this.expiresAt = Date.now() + ms;
-    this.timer = setTimeout(() => this.controller.abort(), ms);
+    this.timer = setTimeout(() => {
+      this.passed = true;
+      this.controller?.abort();
+    }, ms);
     this.timer.unref();
   }
 
@@ -21,6 +30,10 @@ export class Deadline {
   }
 
   get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.passed) this.controller.abort();
+    }
     return this.controller.signal;
   }
 
@@ -29,7 +42,7 @@ export class Deadline {
   }
 
   get expired(): boolean {
-    return this.controller.signal.aborted || Date.now() >= this.expiresAt;
+    return this.passed || Date.now() >= this.expiresAt;
   }
 
   dispose(): void {

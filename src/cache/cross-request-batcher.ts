@@ -91,7 +91,8 @@ export class CrossRequestBatcher<K, V> {
       from[i] = w;
     }
     // An own batch has one waiter, this caller, so far: its fetch runs under the caller's deadline (a later joiner waits
-    // within its own), with no deadline, controller and timer of its own for every uncached page a request reads.
+    // within its own), with no deadline, controller and timer of its own for every uncached page a request reads. Should
+    // the caller's request end first (its deadline disposed), the fetch still ends by its attempts' own timeouts.
     if (own) void this.run(own, deadline);
     if (waitsOn.length === 1) return waitsOn[0]!.done.then((results) => at.map((j) => results[j]!));
     return Promise.all(waitsOn.map((b) => b.done)).then((answers) => at.map((j, i) => answers[from[i]!]![j]!));

@@ -92,6 +92,12 @@ export function startProdNodeArgs(): string[] {
     .filter(Boolean);
 }
 
+/** Our server's node flags in a bench: BENCH_NODE_ARGS when set (e.g. to add `--trace-gc` with BENCH_OUTPUT), else start:prod's. */
+export function ourNodeArgs(): string[] {
+  const wanted = process.env.BENCH_NODE_ARGS;
+  return wanted === undefined ? startProdNodeArgs() : wanted.split(' ').filter(Boolean);
+}
+
 /** A process and its children (a WORKERS=N primary's workers): the whole server is counted. */
 export function processTree(pid: number): number[] {
   const children = readdirSync('/proc')

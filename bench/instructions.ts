@@ -40,7 +40,7 @@ import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
-import { ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
+import { ourNodeArgs, ROOT, start, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const scenarioName = process.env.BENCH_SCENARIO ?? 'dashboard-hot';
@@ -248,8 +248,7 @@ const targets = [
       WORKERS: '1',
       CACHE_ENABLED: 'true',
     },
-    // BENCH_NODE_ARGS (as in bench/run.ts) replaces start:prod's flags, e.g. to add --trace-gc with BENCH_OUTPUT.
-    nodeArgs: process.env.BENCH_NODE_ARGS === undefined ? startProdNodeArgs() : process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean),
+    nodeArgs: ourNodeArgs(),
   },
   ...peers.map((name) => ({ name, script: PEERS[name]!.script, env: { PORT: '0', ...PEERS[name]!.env }, nodeArgs: [] as string[] })),
 ];

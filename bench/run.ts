@@ -57,7 +57,7 @@ import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
 import { benchChart } from './chart.js';
-import { cpuMs, peakRssMb, resetPeakRss, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
+import { cpuMs, ourNodeArgs, peakRssMb, resetPeakRss, ROOT, start, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -185,7 +185,7 @@ interface Target {
 }
 const ourEntry = process.env.BENCH_GATEWAY ?? 'dist/main.js';
 // As `npm run start:prod` runs it (see package.json): a V8 heap cap sized to the server's working set.
-const ourNodeArgs = process.env.BENCH_NODE_ARGS === undefined ? startProdNodeArgs() : process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean);
+const nodeArgs = ourNodeArgs();
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 const ourEnv = { ...UNLIMITED, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production', WORKERS: String(WORKERS) };
 const everyEntryExpiresAtOnce = Object.fromEntries(
@@ -440,7 +440,7 @@ for (let round = 0; round < ROUNDS; round++) {
   // Every other round the other way round: a machine that drifts during the run favours no gateway.
   for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
     // A fresh process (and Redis key prefix) per gateway: each starts cold, in the same conditions.
-    const gateway = await start(target.script, { ...env, ...target.env }, /GraphQL endpoint: (\S+)/, target.ours ? [...ourNodeArgs, ...profile] : []);
+    const gateway = await start(target.script, { ...env, ...target.env }, /GraphQL endpoint: (\S+)/, target.ours ? [...nodeArgs, ...profile] : []);
     const url = gateway.output().match(/GraphQL endpoint: (\S+)/)![1]!;
     const pid = gateway.child.pid!;
     // Warm up the process (JIT on the hit and the miss paths, pools, the OAuth token) on users outside every scenario's set.

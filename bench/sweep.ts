@@ -20,7 +20,7 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
 import { sweepChart, type SweepPoint } from './chart.js';
-import { cpuMs, peakRssMb, ROOT, start, startProdNodeArgs, startUpstreams, UNLIMITED } from './harness.js';
+import { cpuMs, ourNodeArgs, peakRssMb, ROOT, start, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
@@ -29,7 +29,7 @@ const CONNECTIONS_SWEEP = (process.env.BENCH_CONNECTIONS_SWEEP ?? '10,50,200,100
 const SECRET = 'bench-secret-bench-secret-bench-secret!';
 const POOL = 10_000;
 /** As `npm run start:prod` runs it, unless BENCH_NODE_ARGS says otherwise. */
-const NODE_ARGS = process.env.BENCH_NODE_ARGS === undefined ? startProdNodeArgs() : process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean);
+const NODE_ARGS = ourNodeArgs();
 /** BENCH_PROFILE=1: each point's server writes a V8 CPU profile to bench/.tmp/ (read with bench/profile-summary.ts). */
 const PROFILE = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/.tmp'] : [];
 

@@ -107,6 +107,7 @@ describe('CrossRequestBatcher', () => {
     expect(await mine).toEqual([new Error('aborted')]);
     expect(seen[1]!.signal.aborted).toBe(false);
   });
+
   it('an Error fails its key alone; a rejection fails the batch; a short answer fails the keys it left out, naming the contract', async () => {
     const { b: perKeyError } = batcher(async (keys) => keys.map((k) => (k === 'bad' ? new Error('bad key') : k)));
     const results = perKeyError.load(['ok', 'bad'], ['ok', 'bad'], null);

@@ -13,15 +13,11 @@ export class Deadline {
    * is among the larger things a request keeps for its whole life.
    */
   private controller: AbortController | undefined;
-  private passed = false;
   private readonly timer: NodeJS.Timeout;
 
   private constructor(ms: number) {
     this.expiresAt = Date.now() + ms;
-    this.timer = setTimeout(() => {
-      this.passed = true;
-      this.controller?.abort();
-    }, ms);
+    this.timer = setTimeout(() => this.controller?.abort(), ms);
     this.timer.unref();
   }
 
@@ -32,7 +28,7 @@ export class Deadline {
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
-      if (this.passed) this.controller.abort();
+      if (this.expired) this.controller.abort();
     }
     return this.controller.signal;
   }
@@ -42,7 +38,7 @@ export class Deadline {
   }
 
   get expired(): boolean {
-    return this.passed || Date.now() >= this.expiresAt;
+    return this.controller?.signal.aborted === true || Date.now() >= this.expiresAt;
   }
 
   dispose(): void {

@@ -44,7 +44,7 @@ describe('configuration', () => {
 
   it('cache: on by default with per-entity windows, each configurable; bad values named', () => {
     const defaults = loadConfig({}).cache;
-    expect(defaults).toMatchObject({ enabled: true, l1MaxBytes: 24 * 1024 * 1024, l2TimeoutMs: 250, negativeTtlMs: 10_000, batchWindowMs: 2, responsesMaxBytes: 4 * 1024 * 1024 });
+    expect(defaults).toMatchObject({ enabled: true, l1MaxBytes: 16 * 1024 * 1024, l2TimeoutMs: 250, negativeTtlMs: 10_000, batchWindowMs: 2, responsesMaxBytes: 4 * 1024 * 1024 });
     expect(defaults.entities['identity.user']).toEqual({ ttlMs: 60_000, staleWhileRevalidateMs: 300_000, staleIfErrorMs: 3_600_000 });
     const config = loadConfig({ CACHE_ENABLED: 'false', CACHE_L1_MAX_BYTES: '1048576', CACHE_ANALYTICS_METRICS_TTL_MS: '5000', CACHE_NOTIFICATIONS_PAGE_STALE_IF_ERROR_MS: '0' });
     expect(config.cache.enabled).toBe(false);

@@ -184,7 +184,7 @@ interface Target {
   ours: boolean;
 }
 const ourEntry = process.env.BENCH_GATEWAY ?? 'dist/main.js';
-// As `npm run start:prod` runs it (see package.json): a V8 heap cap sized to the server's working set.
+// As `npm run start:prod` runs it (a V8 heap cap sized to the server's working set), unless BENCH_NODE_ARGS says otherwise.
 const nodeArgs = ourNodeArgs();
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 const ourEnv = { ...UNLIMITED, PORT: '0', AUTH_JWT_SECRET: SECRET, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production', WORKERS: String(WORKERS) };

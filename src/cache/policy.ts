@@ -36,8 +36,8 @@ export function defaultCacheConfig(entities: Record<CachedEntity, EntityPolicy>)
     enabled: true,
     // L1 takes up to 1.5× what its entries are counted for (see entryWeight): 16 MiB is at most
     // ~24 MB of the 160 MB heap `npm run start:prod` sets, whatever the mix of entities (~2,400
-    // users' dashboards). At 24 MiB, cold lists peaked at 199–204 MB of RSS, over a 200 MB
-    // container; at 16, at 192–196, with the same CPU (bench/RESULTS.md, session 21).
+    // users' dashboards). At 24 MiB, cold lists peaked at 199–204 MB of RSS, at or over a
+    // 200 MB bound; at 16, at 192–196, with the same CPU (bench/RESULTS.md, session 21).
     l1MaxBytes: 16 * 1024 * 1024,
     l2TimeoutMs: 250,
     negativeTtlMs: 10_000,

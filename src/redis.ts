@@ -18,19 +18,59 @@ export interface RedisLocation {
   clusterNodes?: { host: string; port: number }[] | undefined;
 }
 
+/** A Lua script sent as a command of its own name (ioredis' defineCommand): how many of its arguments are keys (none given: the caller's first argument says). */
+export interface LuaCommand {
+  numberOfKeys?: number;
+  lua: string;
+}
+
+/** Every Lua command a module declared (declareLuaCommand), defined on each client as it is made. */
+const luaCommands: Record<string, LuaCommand> = {};
+
+/**
+ * Declares a Lua command, once, when its module loads: every client
+ * newRedisClient makes has it from the start (ioredis' `scripts` option).
+ * Defined later, on first use, it crashed an auto-pipelining client (a
+ * cluster's): ioredis copies a client's commands into a pipeline when it
+ * makes one, so a command defined after another of the same tick opened the
+ * pipeline was missing from it, the pipeline answered one reply short, and
+ * ioredis threw outside any promise (ioredis #1931), ending the process.
+ */
+export function declareLuaCommand(name: string, command: LuaCommand): void {
+  luaCommands[name] = command;
+}
+
+/**
+ * The client, typed as having the declared command `name`. A client made
+ * elsewhere (a test's own) gets it defined now; one that auto-pipelines must
+ * have had it from the start (see declareLuaCommand), so its absence there is
+ * an error, not a crash later.
+ */
+export function withLuaCommand<T extends RedisClient>(client: RedisClient, name: string): T {
+  if (!(name in client)) {
+    const command = luaCommands[name];
+    if (!command) throw new Error(`Lua command ${name} was never declared (declareLuaCommand)`);
+    if (client.options.enableAutoPipelining) throw new Error(`Lua command ${name} was declared after this auto-pipelining Redis client was made`);
+    client.defineCommand(name, command);
+  }
+  return client as T;
+}
+
 /**
  * A client for one Redis or for a Redis Cluster (ioredis' Cluster, with the
- * same per-node options). On a cluster, commands to one node are pipelined
- * together automatically, so callers send single-key commands and never a
- * multi-key one across slots.
+ * same per-node options), with every declared Lua command. On a cluster,
+ * commands to one node are pipelined together automatically, so callers send
+ * single-key commands and never a multi-key one across slots.
  */
 export function newRedisClient(where: RedisLocation, options: IoRedisOptions = {}): RedisClient {
-  if (!where.clusterNodes) return new Redis(where.url, options);
+  const scripts = { ...luaCommands, ...options.scripts };
+  if (!where.clusterNodes) return new Redis(where.url, { ...options, scripts });
   const { enableOfflineQueue, ...perNode } = options;
   return new Cluster(where.clusterNodes, {
     redisOptions: perNode,
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     enableAutoPipelining: true,
+    scripts,
     clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
   });
 }

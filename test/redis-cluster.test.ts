@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Dataset } from '../simulator/dataset.js';
+import { newRedisClient } from '../src/redis.js';
+import { RedisTokenLease } from '../src/resilience/redis-token-lease.js';
 import type { StatsSnapshot } from '../simulator/index.js';
 import { startServerProcess, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedisCluster } from './helpers/redis.js';
@@ -144,6 +146,19 @@ describeWithRedis('on a Redis Cluster (three masters)', () => {
     for (let i = 0; i < 40 && !text.includes('across the cluster'); i++) await new Promise((r) => setTimeout(r, 50));
     ac.abort();
     expect(text).toContain('across the cluster');
+  });
+
+  it('a Lua command first used in the same tick as another command to its node answers (the cluster client auto-pipelines)', async () => {
+    const client = newRedisClient({ url: '', clusterNodes: cluster.nodes.split(',').map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })) });
+    try {
+      await client.get('{first-use}:warm');
+      // One hash tag: both commands go to one node, in the one pipeline the first of them opens.
+      const read = client.get('{first-use}:other');
+      const lease = new RedisTokenLease(client, '{first-use}:lease', 100, 10, 5, 60_000);
+      expect(await Promise.all([read, lease.take()])).toEqual([null, 0]);
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('a master stopped: no errors for what the vendors can give, no crash; back, the cluster is used again', async () => {

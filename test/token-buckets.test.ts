@@ -5,6 +5,7 @@ import { RedisRateState } from '../src/resilience/redis-rate-state.js';
 import { RedisTokenBucket } from '../src/resilience/redis-token-bucket.js';
 import { RedisTokenLease } from '../src/resilience/redis-token-lease.js';
 import { TokenBucket } from '../src/resilience/token-bucket.js';
+import { newRedisClient } from '../src/redis.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
 describe('TokenBucket (in process, on a fake clock)', () => {
@@ -86,6 +87,26 @@ describeWithRedis('the token buckets in Redis', () => {
     // Keys of one source share a hash tag, so its scripts touch one slot on Redis Cluster.
     const keys = await redis.keys('{test:rl:vendor}:*');
     expect(keys.sort()).toEqual(['{test:rl:vendor}:bucket', '{test:rl:vendor}:learned']);
+  });
+
+  it('a client that auto-pipelines (as a cluster client does) has every Lua command from its start: a first use in the same tick as another command answers', async () => {
+    // ioredis copies a client's commands into each pipeline as it makes it: a command defined on first use, after
+    // another command of the same tick opened the pipeline, was missing from it, and ioredis then threw outside
+    // any promise (results[i] is not iterable), which ends the process (ioredis #1931).
+    const client = newRedisClient({ url: server.url }, { enableAutoPipelining: true });
+    try {
+      await client.ping();
+      const read = client.get('tl:first-use:other');
+      const lease = new RedisTokenLease(client, 'tl:first-use', 100, 10, 5, 60_000);
+      const state = new RedisRateState(client, 'test:rl:first-use', adaptiveRateTuning(80), 8, 1000);
+      const [value, leased, taken] = await Promise.all([read, lease.take(), state.take(1000)]);
+      expect(value).toBeNull();
+      expect(leased).toBe(0);
+      expect(taken).toMatchObject({ waitMs: 0, paused: false, ratePerSec: 80 });
+      expect(Number(await redis.hget('tl:first-use', 'tokens'))).toBeCloseTo(5, 0);
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('RedisTokenLease: one Redis call per batch, concurrent takes share it, two instances never spend more than the bucket holds', async () => {

@@ -1,6 +1,6 @@
 import type { IPolicy } from 'cockatiel';
 import type { Logger } from '../logger.js';
-import { optionalRedisPolicy, type RedisClient, type RedisConnection } from '../redis.js';
+import { declareLuaCommand, optionalRedisPolicy, withLuaCommand, type RedisClient, type RedisConnection } from '../redis.js';
 
 /** Drops every key listed in a group's index set, then the set. */
 const DELETE_GROUPS = `
@@ -25,6 +25,8 @@ for i = 1, #ARGV, 2 do
   if redis.call('PTTL', KEYS[i + 1]) < ttl then redis.call('PEXPIRE', KEYS[i + 1], ttl) end
 end
 return #ARGV / 2`;
+
+declareLuaCommand('writeCacheEntries', { lua: WRITE_ENTRIES });
 
 /** The script as a command: its key count, the keys, the arguments (ioredis flattens the arrays into KEYS and ARGV). */
 type WithWriteEntries = RedisClient & { writeCacheEntries(numberOfKeys: number, keys: string[], args: (string | number)[]): Promise<number> };
@@ -117,18 +119,11 @@ export class RedisTier {
           keys.push(w.key, w.indexKey);
           args.push(w.json, w.ttlMs);
         }
-        return this.scripted().writeCacheEntries(keys.length, keys, args);
+        return withLuaCommand<WithWriteEntries>(this.redis.client, 'writeCacheEntries').writeCacheEntries(keys.length, keys, args);
       })
       .catch(() => undefined);
   }
 
-  private scripted(): WithWriteEntries {
-    const { client } = this.redis;
-    if (!('writeCacheEntries' in client)) client.defineCommand('writeCacheEntries', { lua: WRITE_ENTRIES });
-    return client as WithWriteEntries;
-  }
-
-  /** Deletes every entry of the groups; false when Redis could not be told (the caller keeps it for later). */
   /**
    * On a cluster a script may only touch the keys it is given, all in one slot: each group alone, its members read
    * and then deleted with the index in one DEL (they share the group's hash tag, so its slot).
@@ -139,6 +134,7 @@ export class RedisTier {
     return deleted.reduce((a, b) => a + b, 0);
   }
 
+  /** Deletes every entry of the groups; false when Redis could not be told (the caller keeps it for later). */
   async deleteGroups(indexKeys: string[]): Promise<boolean> {
     if (indexKeys.length === 0) return true;
     if (!this.redis.available) return false;

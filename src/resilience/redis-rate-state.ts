@@ -1,4 +1,4 @@
-import type { RedisClient } from '../redis.js';
+import { declareLuaCommand, withLuaCommand, type RedisClient } from '../redis.js';
 import type { AdaptiveRateTuning } from './adaptive-rate.js';
 import { BOOK_TOKEN, REDIS_NOW } from './redis-token-bucket.js';
 
@@ -66,6 +66,10 @@ local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
 return math.max(0, paused - now)
 `;
 
+declareLuaCommand('rlTake', { numberOfKeys: 2, lua: TAKE });
+declareLuaCommand('rlThrottle', { numberOfKeys: 2, lua: THROTTLE });
+declareLuaCommand('rlPauseLeft', { numberOfKeys: 1, lua: PAUSE_LEFT });
+
 type WithScripts = RedisClient & {
   rlPauseLeft(learned: string): Promise<number>;
   rlTake(bucket: string, learned: string, ceiling: number, step: number, burst: number, maxWaitMs: number): Promise<[number, number, string, number]>;
@@ -94,12 +98,9 @@ export class RedisRateState {
     private readonly burst: number,
     private readonly minRoundMs: number,
   ) {
-    if (!('rlTake' in redis)) {
-      redis.defineCommand('rlTake', { numberOfKeys: 2, lua: TAKE });
-      redis.defineCommand('rlThrottle', { numberOfKeys: 2, lua: THROTTLE });
-      redis.defineCommand('rlPauseLeft', { numberOfKeys: 1, lua: PAUSE_LEFT });
-    }
-    this.redis = redis as WithScripts;
+    withLuaCommand(redis, 'rlThrottle');
+    withLuaCommand(redis, 'rlPauseLeft');
+    this.redis = withLuaCommand<WithScripts>(redis, 'rlTake');
     this.bucketKey = `{${tag}}:bucket`;
     this.learnedKey = `{${tag}}:learned`;
   }

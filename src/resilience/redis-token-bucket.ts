@@ -1,4 +1,4 @@
-import type { RedisClient } from '../redis.js';
+import { declareLuaCommand, withLuaCommand, type RedisClient } from '../redis.js';
 
 /** Lua: `now` in ms on Redis's own clock (so instances' clocks need not agree). */
 export const REDIS_NOW = `
@@ -52,6 +52,8 @@ ${BOOK_TOKEN}
 return wait
 `;
 
+declareLuaCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
+
 type WithTakeToken = RedisClient & { takeToken(key: string, ratePerSec: number, burst: number, maxWaitMs: number): Promise<number> };
 
 export class RedisTokenBucket {
@@ -63,8 +65,7 @@ export class RedisTokenBucket {
     private readonly ratePerSec: number,
     private readonly burst: number,
   ) {
-    if (!('takeToken' in redis)) redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
-    this.redis = redis as WithTakeToken;
+    this.redis = withLuaCommand<WithTakeToken>(redis, 'takeToken');
   }
 
   reserve(maxWaitMs: number): Promise<number> {

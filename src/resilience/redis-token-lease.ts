@@ -1,4 +1,4 @@
-import type { RedisClient } from '../redis.js';
+import { declareLuaCommand, withLuaCommand, type RedisClient } from '../redis.js';
 import { REDIS_NOW, REFILL_TOKENS } from './redis-token-bucket.js';
 
 /**
@@ -21,6 +21,8 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / per_ms) + 60000)
 return taken
 `;
+
+declareLuaCommand('takeTokens', { numberOfKeys: 1, lua: TAKE_TOKENS });
 
 type WithTakeTokens = RedisClient & { takeTokens(key: string, ratePerSec: number, burst: number, want: number): Promise<number> };
 
@@ -47,8 +49,7 @@ export class RedisTokenLease {
     private readonly batch: number,
     private readonly leaseMs: number,
   ) {
-    if (!('takeTokens' in redis)) redis.defineCommand('takeTokens', { numberOfKeys: 1, lua: TAKE_TOKENS });
-    this.redis = redis as WithTakeTokens;
+    this.redis = withLuaCommand<WithTakeTokens>(redis, 'takeTokens');
   }
 
   /** Spends a token of the batch in hand, if there is one: no Redis call, no promise. */

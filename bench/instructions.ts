@@ -29,7 +29,8 @@
  * BENCH_WARMUP (requests, default 16,000, 14,000 cold: by then V8 has compiled most of the path), BENCH_REQUESTS (counted, 4,000),
  * BENCH_CONNECTIONS (default 50), BENCH_BASELINES (default apollo-cached,yoga-cached,http-floor — the last not a peer
  * but the bound: node:http writing a fixed answer, what no request can cost less than),
- * BENCH_GATEWAY (our entry, default dist/main.js, built first), BENCH_NODE_ARGS (our node flags instead of start:prod's;
+ * BENCH_GATEWAY (our entry, default dist/main.js, built first), BENCH_REDIS_URL (ours with L2 and the shared limits on
+ * that Redis, as `ours (l1+l2)`; Redis's own instructions are not counted), BENCH_NODE_ARGS (our node flags instead of start:prod's;
  * with BENCH_OUTPUT=file, e.g. `--trace-gc` shows what the collector does in the window). `--write` appends the table to bench/RESULTS.md.
  * Needs valgrind (Debian's package); one to four minutes a gateway, four to eight on the cold dashboard.
  */
@@ -232,9 +233,10 @@ const noShedding = {
   REQUEST_DEADLINE_MS: '60000',
   ...Object.fromEntries(['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].map((s) => [`${s}_TIMEOUT_MS`, '30000'])),
 };
+const redisUrl = process.env.BENCH_REDIS_URL;
 const targets = [
   {
-    name: 'ours (l1)',
+    name: redisUrl ? 'ours (l1+l2)' : 'ours (l1)',
     script: ourEntry,
     env: {
       ...UNLIMITED,
@@ -247,6 +249,7 @@ const targets = [
       NODE_ENV: 'production',
       WORKERS: '1',
       CACHE_ENABLED: 'true',
+      ...(redisUrl ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-instr-${process.pid}:` } : {}),
     },
     nodeArgs: ourNodeArgs(),
   },

@@ -1,4 +1,4 @@
-import { circuitBreaker, ConsecutiveBreaker, handleAll, timeout, TimeoutStrategy, wrap, type CircuitBreakerPolicy, type IPolicy } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { Cluster, Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Logger } from './logger.js';
 
@@ -156,15 +156,49 @@ function redactedUrl(url: string): string {
   }
 }
 
+/** How a Redis call with a local fallback is made (see optionalRedisPolicy). */
+export interface RedisCallPolicy {
+  execute<T>(call: () => Promise<T>): Promise<T>;
+}
+
 /**
  * For Redis calls that have a local fallback (L2 cache, caller limits): each
  * bounded by a short timeout, and five failures in a row open a breaker that
  * skips Redis for 2 s — so a hung Redis (connection open, no answers) costs
  * a few requests one timeout each, then nothing.
  */
-export function optionalRedisPolicy(timeoutMs: number): { policy: IPolicy; breaker: CircuitBreakerPolicy } {
+export function optionalRedisPolicy(timeoutMs: number): { policy: RedisCallPolicy; breaker: CircuitBreakerPolicy } {
   const breaker = circuitBreaker(handleAll, { halfOpenAfter: 2000, breaker: new ConsecutiveBreaker(5) });
-  // abortOnReturn: false — no caller reads the policy's signal, and aborting it after each command made a
-  // DOMException every time (2 % of a cold dashboard's CPU with Redis on, bench/RESULTS.md, session 22).
-  return { policy: wrap(breaker, timeout(timeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false })), breaker };
+  return { policy: { execute: (call) => breaker.execute(() => within(timeoutMs, call)) }, breaker };
+}
+
+/**
+ * The call's answer, or a rejection once `ms` have passed without one. A
+ * plain timer: cockatiel's TimeoutPolicy, which this replaces here, made an
+ * AbortController and its listeners for every command, which no Redis caller
+ * reads (~4 % of a cold dashboard's CPU with Redis on, bench/RESULTS.md,
+ * session 22).
+ */
+function within<T>(ms: number, call: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+    const settle = () => clearTimeout(timer);
+    let answer: Promise<T>;
+    try {
+      answer = call();
+    } catch (error) {
+      settle();
+      throw error; // the executor's throw rejects the promise
+    }
+    answer.then(
+      (value) => {
+        settle();
+        resolve(value);
+      },
+      (error: unknown) => {
+        settle();
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }

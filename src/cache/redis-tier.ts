@@ -1,6 +1,5 @@
-import type { IPolicy } from 'cockatiel';
 import type { Logger } from '../logger.js';
-import { declareLuaCommand, optionalRedisPolicy, withLuaCommand, type RedisClient, type RedisConnection } from '../redis.js';
+import { declareLuaCommand, optionalRedisPolicy, withLuaCommand, type RedisCallPolicy, type RedisClient, type RedisConnection } from '../redis.js';
 
 /** Drops every key listed in a group's index set, then the set. */
 const DELETE_GROUPS = `
@@ -46,7 +45,7 @@ export interface L2Write {
  * then nothing. Failures read as misses; writes are fire-and-forget.
  */
 export class RedisTier {
-  private readonly policy: IPolicy;
+  private readonly policy: RedisCallPolicy;
 
   constructor(
     private readonly redis: RedisConnection,

@@ -5,8 +5,7 @@ import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Viewer } from '../viewer.js';
 import { callerLimitMessage } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { IPolicy } from 'cockatiel';
-import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
+import { optionalRedisPolicy, type RedisCallPolicy, type RedisConnection } from '../redis.js';
 import { RedisTokenLease } from '../resilience/redis-token-lease.js';
 import { TokenBucket } from '../resilience/token-bucket.js';
 
@@ -23,7 +22,7 @@ const LEASE_MS = 1000;
 export class CallerRateLimiter {
   private readonly local: LRUCache<string, TokenBucket>;
   private readonly leases: LRUCache<string, RedisTokenLease>;
-  private readonly redisPolicy: IPolicy = optionalRedisPolicy(250).policy;
+  private readonly redisPolicy: RedisCallPolicy = optionalRedisPolicy(250).policy;
   /** Tokens a Redis call takes for a caller: 100 ms of its rate (1 for a slow caller, as before), spent within a second. */
   private readonly batch: number;
 

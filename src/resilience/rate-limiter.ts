@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EventEmitter, type IPolicy } from 'cockatiel';
+import { EventEmitter } from 'cockatiel';
 import { SourceError, type SourceName } from '../errors.js';
-import { optionalRedisPolicy, type RedisConnection } from '../redis.js';
+import { optionalRedisPolicy, type RedisCallPolicy, type RedisConnection } from '../redis.js';
 import { AdaptiveRate, adaptiveRateTuning, MIN_ROUND_MS } from './adaptive-rate.js';
 import type { Deadline } from './deadline.js';
 import { RedisRateState } from './redis-rate-state.js';
@@ -50,7 +50,7 @@ interface Reservation {
 export class SourceRateLimiter {
   private readonly learned: AdaptiveRate;
   private readonly local: TokenBucket;
-  private readonly redisPolicy: IPolicy = optionalRedisPolicy(250).policy;
+  private readonly redisPolicy: RedisCallPolicy = optionalRedisPolicy(250).policy;
   private readonly shared: RedisRateState | undefined;
   private readonly waitEmitter = new EventEmitter<RateLimitEvent>();
   private readonly rejectEmitter = new EventEmitter<RateLimitEvent>();

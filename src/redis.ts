@@ -182,22 +182,14 @@ export function optionalRedisPolicy(timeoutMs: number): { policy: RedisCallPolic
 function within<T>(ms: number, call: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
-    const settle = () => clearTimeout(timer);
-    let answer: Promise<T>;
-    try {
-      answer = call();
-    } catch (error) {
-      settle();
-      throw error; // the executor's throw rejects the promise
-    }
-    answer.then(
+    call().then(
       (value) => {
-        settle();
+        clearTimeout(timer);
         resolve(value);
       },
       (error: unknown) => {
-        settle();
-        reject(error instanceof Error ? error : new Error(String(error)));
+        clearTimeout(timer);
+        reject(error);
       },
     );
   });

@@ -46,12 +46,15 @@ export interface L2Write {
  */
 export class RedisTier {
   private readonly policy: RedisCallPolicy;
+  /** The client with the write script (standalone Redis; a cluster writes with single commands). */
+  private readonly scripted: WithWriteEntries;
 
   constructor(
     private readonly redis: RedisConnection,
     timeoutMs: number,
     logger: Logger,
   ) {
+    this.scripted = withLuaCommand<WithWriteEntries>(redis.client, 'writeCacheEntries');
     const { policy, breaker } = optionalRedisPolicy(timeoutMs);
     // One line an outage: the breaker opens again after each failed probe (every 2 s), which says nothing new.
     let failing = false;
@@ -118,7 +121,7 @@ export class RedisTier {
           keys.push(w.key, w.indexKey);
           args.push(w.json, w.ttlMs);
         }
-        return withLuaCommand<WithWriteEntries>(this.redis.client, 'writeCacheEntries').writeCacheEntries(keys.length, keys, args);
+        return this.scripted.writeCacheEntries(keys.length, keys, args);
       })
       .catch(() => undefined);
   }

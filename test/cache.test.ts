@@ -565,6 +565,56 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
     }
   });
 
+  /** How many times Redis ran each command since the last CONFIG RESETSTAT (a script's own commands included). */
+  const commandCalls = async (): Promise<Record<string, number>> => {
+    const info = await client.info('commandstats');
+    return Object.fromEntries([...info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+  };
+
+  it("one tick's reads go as one MGET, each caller answered with its own keys; a turn's writes as one script call", async () => {
+    const connection = new RedisConnection({ url: redis.url, keyPrefix: 'gwcoalesce:' }, createLogger({ level: 'silent' }));
+    try {
+      await expect.poll(() => connection.available).toBe(true);
+      const tier = new RedisTier(connection, 1000, createLogger({ level: 'silent' }));
+      const write = (group: string) => ({ key: tier.key('e:1', group, ''), indexKey: tier.indexKey('e:1', group), json: `"${group}"`, ttlMs: 60_000 });
+      // The script loaded once, so the count below is of EVALSHA alone.
+      tier.setMany([write('warm')]);
+      await expect.poll(() => client.exists(write('warm').key)).toBe(1);
+
+      await client.config('RESETSTAT');
+      tier.setMany([write('a'), write('b')]);
+      await Promise.resolve();
+      tier.setMany([write('c')]);
+      setImmediate(() => tier.setMany([write('d')])); // the next turn: its own call
+      await expect.poll(() => client.exists(...['a', 'b', 'c', 'd'].map((g) => write(g).key))).toBe(4);
+      expect((await commandCalls()).evalsha).toBe(2);
+
+      await client.config('RESETSTAT');
+      const [ab, none, c] = await Promise.all([tier.getMany([write('a').key, write('b').key]), tier.getMany([tier.key('e:1', 'nope', '')]), tier.getMany([write('c').key])]);
+      expect([ab, none, c]).toEqual([['"a"', '"b"'], [null], ['"c"']]);
+      // Three callers, one command.
+      expect((await commandCalls()).mget).toBe(1);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('an invalidation in the same turn as a write is not overtaken by it', async () => {
+    const connection = new RedisConnection({ url: redis.url, keyPrefix: 'gworder:' }, createLogger({ level: 'silent' }));
+    try {
+      await expect.poll(() => connection.available).toBe(true);
+      const tier = new RedisTier(connection, 1000, createLogger({ level: 'silent' }));
+      const w = { key: tier.key('e:1', 'g', ''), indexKey: tier.indexKey('e:1', 'g'), json: '"old"', ttlMs: 60_000 };
+      tier.setMany([w]);
+      expect(await tier.deleteGroups([w.indexKey])).toBe(true);
+      // Had the write waited for the end of the turn, it would have landed after the delete.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await client.exists(w.key, w.indexKey)).toBe(0);
+    } finally {
+      await connection.close();
+    }
+  });
+
   it('an invalidation drops the entries in both tiers on every instance', async () => {
     const id = a.userId(101);
     await a.gql(DASHBOARD, { id });

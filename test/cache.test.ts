@@ -531,11 +531,19 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
     expect(await upstreamCalls(a)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
   });
 
-  it('a batch of writes stores each entry with its TTL in its group index, the index living as long as its longest entry', async () => {
-    const connection = new RedisConnection({ url: redis.url, keyPrefix: 'gwtier:' }, createLogger({ level: 'silent' }));
+  /** A RedisTier of its own on this Redis, under its own key prefix, closed after `use`. */
+  const withTier = async (prefix: string, use: (tier: RedisTier) => Promise<void>): Promise<void> => {
+    const connection = new RedisConnection({ url: redis.url, keyPrefix: prefix }, createLogger({ level: 'silent' }));
     try {
       await expect.poll(() => connection.available).toBe(true);
-      const tier = new RedisTier(connection, 1000, createLogger({ level: 'silent' }));
+      await use(new RedisTier(connection, 1000, createLogger({ level: 'silent' })));
+    } finally {
+      await connection.close();
+    }
+  };
+
+  it('a batch of writes stores each entry with its TTL in its group index, the index living as long as its longest entry', async () => {
+    await withTier('gwtier:', async (tier) => {
       const write = (group: string, variant: string, ttlMs: number) => ({
         key: tier.key('e:1', group, variant),
         indexKey: tier.indexKey('e:1', group),
@@ -560,9 +568,7 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
       await expect.poll(() => pttl(long.indexKey)).toBeGreaterThan(115_000);
       expect(await tier.deleteGroups([long.indexKey])).toBe(true);
       expect(await client.exists(long.key, short.key, long.indexKey)).toBe(0);
-    } finally {
-      await connection.close();
-    }
+    });
   });
 
   /** How many times Redis ran each command since the last CONFIG RESETSTAT (a script's own commands included). */
@@ -572,10 +578,7 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
   };
 
   it("one tick's reads go as one MGET, each caller answered with its own keys; a turn's writes as one script call", async () => {
-    const connection = new RedisConnection({ url: redis.url, keyPrefix: 'gwcoalesce:' }, createLogger({ level: 'silent' }));
-    try {
-      await expect.poll(() => connection.available).toBe(true);
-      const tier = new RedisTier(connection, 1000, createLogger({ level: 'silent' }));
+    await withTier('gwcoalesce:', async (tier) => {
       const write = (group: string) => ({ key: tier.key('e:1', group, ''), indexKey: tier.indexKey('e:1', group), json: `"${group}"`, ttlMs: 60_000 });
       // The script loaded once, so the count below is of EVALSHA alone.
       tier.setMany([write('warm')]);
@@ -594,25 +597,25 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
       expect([ab, none, c]).toEqual([['"a"', '"b"'], [null], ['"c"']]);
       // Three callers, one command.
       expect((await commandCalls()).mget).toBe(1);
-    } finally {
-      await connection.close();
-    }
+
+      // Past 2,000 keys waiting, the MGET goes at once and the tick's later reads make another.
+      await client.config('RESETSTAT');
+      const many = Array.from({ length: 2000 }, (_, i) => tier.key('e:1', `many${i}`, ''));
+      const [first, last] = await Promise.all([tier.getMany(many), tier.getMany([write('c').key])]);
+      expect([first?.length, first?.every((v) => v === null), last]).toEqual([2000, true, ['"c"']]);
+      expect((await commandCalls()).mget).toBe(2);
+    });
   });
 
   it('an invalidation in the same turn as a write is not overtaken by it', async () => {
-    const connection = new RedisConnection({ url: redis.url, keyPrefix: 'gworder:' }, createLogger({ level: 'silent' }));
-    try {
-      await expect.poll(() => connection.available).toBe(true);
-      const tier = new RedisTier(connection, 1000, createLogger({ level: 'silent' }));
+    await withTier('gworder:', async (tier) => {
       const w = { key: tier.key('e:1', 'g', ''), indexKey: tier.indexKey('e:1', 'g'), json: '"old"', ttlMs: 60_000 };
       tier.setMany([w]);
       expect(await tier.deleteGroups([w.indexKey])).toBe(true);
       // Had the write waited for the end of the turn, it would have landed after the delete.
       await new Promise((r) => setTimeout(r, 50));
       expect(await client.exists(w.key, w.indexKey)).toBe(0);
-    } finally {
-      await connection.close();
-    }
+    });
   });
 
   it('an invalidation drops the entries in both tiers on every instance', async () => {

@@ -531,6 +531,43 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
     expect(await upstreamCalls(a)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
   });
 
+  it('metrics cross instances as columns of numbers, a quarter of their plain JSON, and read back the same series', async () => {
+    const id = a.userId(110);
+    const query = `query($id: ID!) { user(id: $id) { metrics { pageViews sessions avgSessionSeconds conversionRate lastActiveAt series { at pageViews sessions } } } }`;
+    const first = await a.gql<AnyData>(query, { id });
+    const points = first.body.data!.user.metrics.series.length;
+    expect(points).toBeGreaterThan(0);
+    await expect.poll(async () => (await client.keys('gwcache:c:analytics.metrics:*')).filter((k) => k.includes(id)).length).toBe(1);
+    const [key] = (await client.keys('gwcache:c:analytics.metrics:*')).filter((k) => k.includes(id));
+    const stored = JSON.parse((await client.get(key!))!) as { value: { columns: number[]; series?: unknown } };
+    expect(stored.value.columns).toHaveLength(points * 3);
+    expect(stored.value.series).toBeUndefined();
+    const plainLength = JSON.stringify({ ...stored, value: first.body.data!.user.metrics }).length;
+    expect(JSON.stringify(stored).length).toBeLessThan(plainLength * 0.4);
+
+    const second = await b.gql<AnyData>(query, { id });
+    expect(second.body.data).toEqual(first.body.data);
+    expect(await upstreamCalls(a)).toMatchObject({ metrics: 1 });
+  });
+
+  it('an L2 entry whose value is not in the stored form reads as a miss: fetched again, answered right', async () => {
+    const id = a.userId(111);
+    const query = `query($id: ID!) { user(id: $id) { metrics { pageViews series { at pageViews } } } }`;
+    const first = await a.gql<AnyData>(query, { id });
+    await expect.poll(async () => (await client.keys('gwcache:c:analytics.metrics:*')).filter((k) => k.includes(id)).length).toBe(1);
+    const [key] = (await client.keys('gwcache:c:analytics.metrics:*')).filter((k) => k.includes(id));
+    const entry = JSON.parse((await client.get(key!))!) as Record<string, unknown>;
+    // The plain form (an instance of another format), then columns that are not numbers.
+    for (const value of [first.body.data!.user.metrics, { ...(entry.value as object), columns: ['x', 1, 2] }]) {
+      await a.reset();
+      await client.set(key!, JSON.stringify({ ...entry, value }), 'PX', 60_000);
+      const fresh = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwcache:' }, peerOf: a });
+      const res = await fresh.gql<AnyData>(query, { id });
+      expect(res.body.data).toEqual(first.body.data);
+      expect(await upstreamCalls(a)).toMatchObject({ metrics: 1 });
+    }
+  });
+
   /** A RedisTier of its own on this Redis, under its own key prefix, closed after `use`. */
   const withTier = async (prefix: string, use: (tier: RedisTier) => Promise<void>): Promise<void> => {
     const connection = new RedisConnection({ url: redis.url, keyPrefix: prefix }, createLogger({ level: 'silent' }));

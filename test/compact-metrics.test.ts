@@ -5,7 +5,7 @@ import { CompactMetrics } from '../src/sources/analytics/compact-metrics.js';
 /** The metrics entity that keeps its series as numbers reads, serializes and weighs as the plain entity it stands for. */
 describe('compact metrics', () => {
   const points = Array.from({ length: 30 }, (_, i) => ({ ts: 1_704_067_200 + i * 86_400, page_views: i * 3, sessions: i }));
-  const metrics = new CompactMetrics(1395, 435, 12.5, 0.25, '2024-01-30T10:00:00.000Z', points);
+  const metrics = CompactMetrics.fromVendor(1395, 435, 12.5, 0.25, '2024-01-30T10:00:00.000Z', points);
   const plain = {
     pageViews: 1395,
     sessions: 435,
@@ -29,5 +29,27 @@ describe('compact metrics', () => {
     const compact = approximateJsonLength(metrics);
     const estimated = approximateJsonLength(plain);
     expect(Math.abs(compact - estimated) / estimated).toBeLessThan(0.1);
+  });
+
+  it('keeps its columns in L2 and comes back from them as the same entity; anything else comes back null', () => {
+    const stored = JSON.parse(JSON.stringify(CompactMetrics.toStored(metrics))) as unknown;
+    const back = CompactMetrics.fromStored(stored);
+    expect(JSON.stringify(back)).toBe(JSON.stringify(plain));
+    expect(JSON.stringify(stored).length).toBeLessThan(JSON.stringify(plain).length / 2);
+    // A plain entity (not made by the source) is stored the same way.
+    expect(CompactMetrics.toStored(plain)).toEqual(CompactMetrics.toStored(metrics));
+    const good = stored as Record<string, unknown>;
+    for (const bad of [
+      null,
+      'x',
+      plain,
+      { ...good, columns: [1, 2] },
+      { ...good, columns: [1, 2, '3'] },
+      { ...good, columns: [1e20, 2, 3] },
+      { ...good, pageViews: '1' },
+      { ...good, lastActiveAt: 5 },
+    ]) {
+      expect(CompactMetrics.fromStored(bad)).toBeNull();
+    }
   });
 });

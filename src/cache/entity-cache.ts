@@ -2,7 +2,7 @@ import { SourceError, type SourceErrorCode, type SourceName } from '../errors.js
 import type { Logger } from '../logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import { CrossRequestBatcher, type BatchFetch, type Settled } from './cross-request-batcher.js';
-import { freshness, makeEntry, type CacheEntry } from './entry.js';
+import { freshness, makeEntry, type CacheEntry, type StoredForm } from './entry.js';
 import type { Invalidation } from './invalidation-bus.js';
 import { approximateJsonLength } from './json-size.js';
 import type { MemoryTier } from './memory-tier.js';
@@ -48,6 +48,8 @@ export interface EntityCacheOptions<K, V> {
   sharedDeadlineMs: number;
   /** How long misses are collected, from all requests, into one batch (0: this turn of the event loop). */
   batchWindowMs: number;
+  /** How a value is kept in L2, when not as its plain JSON. */
+  stored?: StoredForm<NonNullable<V>>;
 }
 
 export interface CacheTiers {
@@ -194,10 +196,10 @@ export class EntityCache<K, V> {
         const at = Date.now();
         missing.forEach((i, j) => {
           const json = raw[j];
-          const entry = decode<V>(json);
+          const entry = decode<V>(json, this.options.stored);
           const known = fallback.get(i);
           if (entry && freshness(entry, at) !== 'expired' && (!known || entry.storedAt > known.storedAt)) {
-            this.storeL1(ids[i]!, keys[i]!, entry, json!.length);
+            this.storeL1(ids[i]!, keys[i]!, entry, json!);
             if (this.classify(entry, ids[i]!, i, at, out, refresh, fallback)) return;
           }
           stillMissing.push(i);
@@ -341,9 +343,9 @@ export class EntityCache<K, V> {
         if (raw) {
           const now = Date.now();
           stale = todo.filter((i, j) => {
-            const entry = decode<V>(raw[j]);
+            const entry = decode<V>(raw[j], this.options.stored);
             if (!entry || freshness(entry, now) !== 'fresh') return true;
-            this.storeL1(ids[i]!, keys[i]!, entry, raw[j]!.length);
+            this.storeL1(ids[i]!, keys[i]!, entry, raw[j]!);
             return false;
           });
         }
@@ -370,22 +372,24 @@ export class EntityCache<K, V> {
   private store(keys: K[], values: V[], ids: readonly string[] = keys.map((k) => this.id(k))): void {
     if (keys.length === 0) return;
     const { l2 } = this.tiers;
+    const { stored } = this.options;
     const now = Date.now();
     const writes: L2Write[] = [];
     keys.forEach((key, i) => {
       const entry = makeEntry(values[i]!, this.options.policy, this.options.negativeTtlMs, now);
-      // Serialized only for L2; L1 alone sizes the entry without building its JSON.
-      const json = l2 ? JSON.stringify(entry) : undefined;
+      // Serialized only for L2; L1 alone sizes the entry without building its JSON (and so does an entity with a
+      // stored form, whose JSON is not the value's: L1 counts the same bytes whether Redis is on or not).
+      const json = l2 ? JSON.stringify(stored ? encodeEntry(entry, stored) : entry) : undefined;
       if (this.refreshFailures.size > 0) this.refreshFailures.delete(ids[i]!);
-      this.tiers.l1.set(ids[i]!, this.l1Group(this.options.group(key)), entry, json?.length ?? approximateJsonLength(entry));
+      this.tiers.l1.set(ids[i]!, this.l1Group(this.options.group(key)), entry, json === undefined || stored ? approximateJsonLength(entry) : json.length);
       if (json !== undefined) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
     });
     l2?.setMany(writes);
   }
 
-  /** An entry read from L2 into L1; `bytes` is the JSON it came as. */
-  private storeL1(id: string, key: K, entry: CacheEntry<V>, bytes: number): void {
-    this.tiers.l1.set(id, this.l1Group(this.options.group(key)), entry, bytes);
+  /** An entry read from L2 into L1, counted as the JSON it came as (as its plain JSON when L2 keeps a stored form). */
+  private storeL1(id: string, key: K, entry: CacheEntry<V>, json: string): void {
+    this.tiers.l1.set(id, this.l1Group(this.options.group(key)), entry, this.options.stored ? approximateJsonLength(entry) : json.length);
   }
 
   /** Waits for the shared fetches, but no longer than this request's own deadline. */
@@ -427,11 +431,18 @@ function ageSeconds(entry: CacheEntry<unknown>, now = Date.now()): number {
   return Math.max(0, Math.floor((now - entry.storedAt) / 1000));
 }
 
-function decode<V>(raw: string | null | undefined): CacheEntry<V> | null {
+function encodeEntry<V>(entry: CacheEntry<V>, stored: StoredForm<NonNullable<V>>): CacheEntry<unknown> {
+  return entry.value === null ? entry : { ...entry, value: stored.encode(entry.value as NonNullable<V>) };
+}
+
+function decode<V>(raw: string | null | undefined, stored: StoredForm<NonNullable<V>> | undefined): CacheEntry<V> | null {
   if (!raw) return null;
   try {
-    const e = JSON.parse(raw) as CacheEntry<V>;
-    return typeof e.storedAt === 'number' && typeof e.freshUntil === 'number' && typeof e.staleUntil === 'number' && typeof e.keepUntil === 'number' && 'value' in e ? e : null;
+    const e = JSON.parse(raw) as CacheEntry<unknown>;
+    if (typeof e.storedAt !== 'number' || typeof e.freshUntil !== 'number' || typeof e.staleUntil !== 'number' || typeof e.keepUntil !== 'number' || !('value' in e)) return null;
+    if (!stored || e.value === null) return e as CacheEntry<V>;
+    const value = stored.decode(e.value) as V | null;
+    return value === null ? null : { ...e, value };
   } catch {
     return null;
   }

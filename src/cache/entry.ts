@@ -25,6 +25,15 @@ export interface CacheEntry<V> {
   retired?: true;
 }
 
+/**
+ * How an entity's value is kept in L2 when its plain JSON is wasteful (metrics: columns of numbers, not objects with
+ * ISO strings). `decode` gets what `encode` made, as parsed from JSON, or whatever else Redis holds: null reads as a miss.
+ */
+export interface StoredForm<V> {
+  encode(value: V): unknown;
+  decode(stored: unknown): V | null;
+}
+
 export type Freshness = 'fresh' | 'revalidate' | 'ifError' | 'expired';
 
 export function makeEntry<V>(value: V | null, policy: EntityPolicy, negativeTtlMs: number, now = Date.now()): CacheEntry<V> {

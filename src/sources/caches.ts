@@ -12,7 +12,8 @@ import type { HttpSource } from './http-source.js';
 import type { MetricsEntity, MetricsKey, NotificationEntity, NotificationPageKey, OffsetPage, UserEntity } from './models.js';
 
 /** Bump when a cached entity's shape changes: entries of the old shape are then never read. */
-const CACHE_FORMAT = 'v1';
+// v2: analytics.metrics kept as columns (CompactMetrics.toStored).
+const CACHE_FORMAT = 'v2';
 
 /**
  * Every cached entity its source declares (`entities` in its definition),
@@ -82,6 +83,7 @@ export class Caches {
                 }
               : (keys, deadline) => reads.fetch(source, keys, deadline),
             ...(reads.perKey ? { perKey: true } : {}),
+            ...(reads.stored ? { stored: reads.stored } : {}),
           },
           tiers,
         );

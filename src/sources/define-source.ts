@@ -1,5 +1,6 @@
 import type { IResolvers } from '@graphql-tools/utils';
 import type { SourceTuning } from '../config-types.js';
+import type { StoredForm } from '../cache/entry.js';
 import type { EntityPolicy } from '../cache/policy.js';
 import type { Deadline } from '../resilience/deadline.js';
 import type { HttpSource, HttpSourceOptions } from './http-source.js';
@@ -37,6 +38,8 @@ export interface EntityReads<Source, K, V> extends CachedEntityDeclaration {
   fetch(source: Source, keys: readonly K[], deadline: Deadline): Promise<ReadonlyArray<V | Error>>;
   /** No bulk endpoint: each key is its own call, failing alone, and not held for a cross-request batch. */
   perKey?: boolean;
+  /** How a value is kept in L2 when its plain JSON is wasteful (see cache/entry.ts). */
+  stored?: StoredForm<NonNullable<V>>;
 }
 
 /** Declares an entity with its key and value types inferred (`cachedEntity<string, UserEntity | null>()({...})`). */

@@ -86,7 +86,7 @@ export class AnalyticsSource extends HttpSource {
       const { items, unreadable, problem } = res.body.data;
       const found = items.map((row): [string, MetricsEntity | SourceError] => [
         row.user_id,
-        new CompactMetrics(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, row.last_active ?? null, row.series),
+        CompactMetrics.fromVendor(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, row.last_active ?? null, row.series),
       ]);
       if (unreadable === 0) return found;
       const missing = new Set(res.body.missing ?? []);

@@ -1,12 +1,23 @@
 import { JSON_LENGTH } from '../../cache/json-size.js';
 import type { MetricPointEntity, MetricsEntity } from '../models.js';
-import { isoOfUnixSeconds } from '../normalize.js';
+import { isoOfUnixSeconds, isUnixSeconds } from '../normalize.js';
 
 /** A series point as the vendor sends it (checked before it gets here). */
 export interface VendorSeriesPoint {
   ts: number;
   page_views: number;
   sessions: number;
+}
+
+/** What L2 keeps of a metrics entity (see CompactMetrics.toStored). */
+export interface StoredMetrics {
+  pageViews: number;
+  sessions: number;
+  avgSessionSeconds: number;
+  conversionRate: number;
+  lastActiveAt: string | null;
+  /** Instant (Unix seconds), page views, sessions per point, flat. */
+  columns: number[];
 }
 
 /** A point's approximate JSON length (`{"at":"…Z","pageViews":n,"sessions":n}`, as json-size counts). */
@@ -18,7 +29,8 @@ const POINT_JSON_LENGTH = 2 + (2 + 4 + 26) + (9 + 4 + 8) + (8 + 4 + 8) + 1;
  * series is read. A list of 50 users' page views cached 31 objects per user
  * it never read; kept as objects, the series were half of what a cold list
  * cost in CPU and garbage collection (bench/RESULTS.md). It reads, serializes
- * (`toJSON`, for L2) and sizes (`JSON_LENGTH`, for L1) as the plain entity.
+ * (`toJSON`) and sizes (`JSON_LENGTH`, for L1) as the plain entity; L2 keeps
+ * its columns (`toStored`).
  */
 /** Where the columns are kept: a non-enumerable symbol, so the entity compares and walks as its plain fields (a `#` field's brand check fails on the copies test matchers make). */
 const COLUMNS = Symbol('series columns');
@@ -32,8 +44,21 @@ export class CompactMetrics implements MetricsEntity {
     readonly avgSessionSeconds: number,
     readonly conversionRate: number,
     readonly lastActiveAt: string | null,
-    points: readonly VendorSeriesPoint[],
+    /** Instant (Unix seconds), page views, sessions per point. */
+    columns: Float64Array,
   ) {
+    Object.defineProperty(this, COLUMNS, { value: columns });
+  }
+
+  /** From a vendor's row (its series checked before it gets here). */
+  static fromVendor(
+    pageViews: number,
+    sessions: number,
+    avgSessionSeconds: number,
+    conversionRate: number,
+    lastActiveAt: string | null,
+    points: readonly VendorSeriesPoint[],
+  ): CompactMetrics {
     const columns = new Float64Array(points.length * 3);
     for (let i = 0; i < points.length; i++) {
       const p = points[i]!;
@@ -41,7 +66,43 @@ export class CompactMetrics implements MetricsEntity {
       columns[i * 3 + 1] = p.page_views;
       columns[i * 3 + 2] = p.sessions;
     }
-    Object.defineProperty(this, COLUMNS, { value: columns });
+    return new CompactMetrics(pageViews, sessions, avgSessionSeconds, conversionRate, lastActiveAt, columns);
+  }
+
+  /**
+   * The form L2 keeps: the columns as one array of numbers. 30 daily points make an L2 entry of ~740 bytes against
+   * ~2,170 as ISO points, and neither side makes 30 point objects and their ISO strings (bench/RESULTS.md, session 24).
+   */
+  static toStored(metrics: MetricsEntity): StoredMetrics {
+    const { pageViews, sessions, avgSessionSeconds, conversionRate, lastActiveAt } = metrics;
+    let columns: number[];
+    if (metrics instanceof CompactMetrics) columns = Array.from(metrics[COLUMNS]);
+    else columns = metrics.series.flatMap((p) => [Date.parse(p.at) / 1000, p.pageViews, p.sessions]);
+    return { pageViews, sessions, avgSessionSeconds, conversionRate, lastActiveAt, columns };
+  }
+
+  /** Back from L2; null for anything not in the stored form (read as a miss). */
+  static fromStored(stored: unknown): CompactMetrics | null {
+    if (typeof stored !== 'object' || stored === null) return null;
+    const s = stored as Partial<Record<keyof StoredMetrics, unknown>>;
+    const numbers = [s.pageViews, s.sessions, s.avgSessionSeconds, s.conversionRate];
+    if (!numbers.every((n) => typeof n === 'number' && Number.isFinite(n))) return null;
+    if (s.lastActiveAt !== null && typeof s.lastActiveAt !== 'string') return null;
+    const { columns } = s;
+    if (!Array.isArray(columns) || columns.length % 3 !== 0) return null;
+    // An instant outside Date's range would throw when the series is read, inside graphql-jit's default resolver,
+    // where a throw is an unhandled rejection and the request never answers.
+    for (let i = 0; i < columns.length; i += 3) {
+      if (!isUnixSeconds(columns[i]) || !Number.isFinite(columns[i + 1]) || !Number.isFinite(columns[i + 2])) return null;
+    }
+    return new CompactMetrics(
+      s.pageViews as number,
+      s.sessions as number,
+      s.avgSessionSeconds as number,
+      s.conversionRate as number,
+      s.lastActiveAt,
+      Float64Array.from(columns as number[]),
+    );
   }
 
   /** The points, made on each read (a query asks for them once; keeping them would undo the saving). */

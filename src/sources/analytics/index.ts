@@ -4,6 +4,7 @@ import { ApiKeyAuth } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
 import type { EventPage, EventPageKey, MetricsEntity, MetricsKey, MetricsRange } from '../models.js';
 import { AnalyticsSource } from './analytics-source.js';
+import { CompactMetrics } from './compact-metrics.js';
 
 /** Analytics (UPSTREAMS.md): API key, Unix timestamps, a bulk metrics query, cursor-paged events, Retry-After in seconds. */
 export const analytics = defineSource({
@@ -19,6 +20,7 @@ export const analytics = defineSource({
       group: (k) => k.userId,
       variant: (k) => rangeKey(k.range),
       fetch: metricsByRange,
+      stored: { encode: CompactMetrics.toStored, decode: CompactMetrics.fromStored },
     }),
     'analytics.events': cachedEntity<EventPageKey, EventPage | null>()({
       env: 'ANALYTICS_EVENTS',

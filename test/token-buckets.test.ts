@@ -2,7 +2,6 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adaptiveRateTuning } from '../src/resilience/adaptive-rate.js';
 import { RedisRateState } from '../src/resilience/redis-rate-state.js';
-import { RedisTokenBucket } from '../src/resilience/redis-token-bucket.js';
 import { RedisTokenLease } from '../src/resilience/redis-token-lease.js';
 import { TokenBucket } from '../src/resilience/token-bucket.js';
 import { newRedisClient } from '../src/redis.js';
@@ -47,19 +46,22 @@ describeWithRedis('the token buckets in Redis', () => {
     await server.stop();
   });
 
-  it('RedisTokenBucket: the burst at once, then waits at the rate, refusals book nothing; two clients share one bucket', async () => {
+  it('RedisRateState.take: the burst at once, then waits at the rate, refusals book nothing; two clients share one bucket', async () => {
     const other = new Redis(server.url);
     try {
-      const a = new RedisTokenBucket(redis, 'tb:shared', 10, 2);
-      const b = new RedisTokenBucket(other, 'tb:shared', 10, 2);
-      expect([await a.reserve(1000), await b.reserve(1000)]).toEqual([0, 0]);
+      // At its ceiling (nothing learned yet) the rate is 10/s and the burst 2.
+      const a = new RedisRateState(redis, 'test:rl:shared', adaptiveRateTuning(10), 2, 1000);
+      const b = new RedisRateState(other, 'test:rl:shared', adaptiveRateTuning(10), 2, 1000);
+      expect([(await a.take(1000)).waitMs, (await b.take(1000)).waitMs]).toEqual([0, 0]);
       // Real time passes between calls (a busy CI runner: tens of ms), so waits are bounded, not exact.
-      const third = await a.reserve(1000);
+      const third = (await a.take(1000)).waitMs;
       expect(third).toBeGreaterThan(0);
       expect(third).toBeLessThanOrEqual(100);
-      const refused = await b.reserve(50);
-      expect(refused).toBeLessThan(-50);
-      expect(await b.reserve(1000)).toBeLessThanOrEqual(200);
+      const refused = await b.take(50);
+      expect(refused).toMatchObject({ paused: false });
+      expect(refused.waitMs).toBeLessThan(-50);
+      // The refusal booked nothing: the next token is the one after the third, not after a fourth.
+      expect((await b.take(1000)).waitMs).toBeLessThanOrEqual(200);
     } finally {
       other.disconnect();
     }

@@ -1,6 +1,6 @@
 import { declareLuaCommand, withLuaCommand, type RedisClient } from '../redis.js';
 import type { AdaptiveRateTuning } from './adaptive-rate.js';
-import { BOOK_TOKEN, REDIS_NOW } from './redis-token-bucket.js';
+import { BOOK_TOKEN, REDIS_NOW } from './redis-token-lua.js';
 
 /**
  * A source's rate state shared by every instance: the token bucket, the

@@ -1,8 +1,8 @@
 import { declareLuaCommand, withLuaCommand, type RedisClient } from '../redis.js';
-import { REDIS_NOW, REFILL_TOKENS } from './redis-token-bucket.js';
+import { REDIS_NOW, REFILL_TOKENS } from './redis-token-lua.js';
 
 /**
- * Lua: refill the bucket in hash KEYS[1] (the same fields as RedisTokenBucket's)
+ * Lua: refill the bucket in hash KEYS[1] (the same fields as RedisRateState's bucket)
  * at ARGV[1] tokens a second up to ARGV[2], then take up to ARGV[3] tokens, at
  * least one. Returns how many were taken, or minus the ms until one will be
  * there (nothing taken).

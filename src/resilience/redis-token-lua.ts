@@ -1,4 +1,9 @@
-import { declareLuaCommand, withLuaCommand, type RedisClient } from '../redis.js';
+/**
+ * The Lua the shared rate limits are made of: one token bucket (TokenBucket's,
+ * in process) kept in a Redis hash, read, refilled and written by a single
+ * script on Redis's own clock. RedisRateState books one token a call
+ * (BOOK_TOKEN), RedisTokenLease takes a batch (REFILL_TOKENS).
+ */
 
 /** Lua: `now` in ms on Redis's own clock (so instances' clocks need not agree). */
 export const REDIS_NOW = `
@@ -37,38 +42,3 @@ else
   redis.call('PEXPIRE', KEYS[1], math.ceil(burst / per_ms) + wait + 60000)
 end
 `;
-
-/**
- * The same token bucket as TokenBucket, kept in Redis so every instance draws
- * from one: a single Lua script reads, refills, books and writes atomically.
- * Returns the wait in ms for the booked token, or minus the wait that would
- * have been needed when it exceeds maxWaitMs (nothing booked).
- */
-const TAKE_TOKEN = `${REDIS_NOW}
-local per_ms = tonumber(ARGV[1]) / 1000
-local burst = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-${BOOK_TOKEN}
-return wait
-`;
-
-declareLuaCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
-
-type WithTakeToken = RedisClient & { takeToken(key: string, ratePerSec: number, burst: number, maxWaitMs: number): Promise<number> };
-
-export class RedisTokenBucket {
-  private readonly redis: WithTakeToken;
-
-  constructor(
-    redis: RedisClient,
-    private readonly key: string,
-    private readonly ratePerSec: number,
-    private readonly burst: number,
-  ) {
-    this.redis = withLuaCommand<WithTakeToken>(redis, 'takeToken');
-  }
-
-  reserve(maxWaitMs: number): Promise<number> {
-    return this.redis.takeToken(this.key, this.ratePerSec, this.burst, Math.floor(maxWaitMs));
-  }
-}

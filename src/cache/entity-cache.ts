@@ -377,19 +377,22 @@ export class EntityCache<K, V> {
     const writes: L2Write[] = [];
     keys.forEach((key, i) => {
       const entry = makeEntry(values[i]!, this.options.policy, this.options.negativeTtlMs, now);
-      // Serialized only for L2; L1 alone sizes the entry without building its JSON (and so does an entity with a
-      // stored form, whose JSON is not the value's: L1 counts the same bytes whether Redis is on or not).
+      // Serialized only for L2: L1 alone sizes the entry without building its JSON (storeL1).
       const json = l2 ? JSON.stringify(stored ? encodeEntry(entry, stored) : entry) : undefined;
       if (this.refreshFailures.size > 0) this.refreshFailures.delete(ids[i]!);
-      this.tiers.l1.set(ids[i]!, this.l1Group(this.options.group(key)), entry, json === undefined || stored ? approximateJsonLength(entry) : json.length);
+      this.storeL1(ids[i]!, key, entry, json);
       if (json !== undefined) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
     });
     l2?.setMany(writes);
   }
 
-  /** An entry read from L2 into L1, counted as the JSON it came as (as its plain JSON when L2 keeps a stored form). */
-  private storeL1(id: string, key: K, entry: CacheEntry<V>, json: string): void {
-    this.tiers.l1.set(id, this.l1Group(this.options.group(key)), entry, this.options.stored ? approximateJsonLength(entry) : json.length);
+  /**
+   * An entry into L1, counted as `json`, its L2 form, when there is one and it is the plain JSON; else by the plain
+   * JSON's estimate, so that L1 counts the same bytes whether Redis is on or not.
+   */
+  private storeL1(id: string, key: K, entry: CacheEntry<V>, json: string | undefined): void {
+    const bytes = json === undefined || this.options.stored ? approximateJsonLength(entry) : json.length;
+    this.tiers.l1.set(id, this.l1Group(this.options.group(key)), entry, bytes);
   }
 
   /** Waits for the shared fetches, but no longer than this request's own deadline. */

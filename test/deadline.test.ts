@@ -33,4 +33,23 @@ describe('Deadline', () => {
     expect(deadline.expired).toBe(true);
     expect(deadline.remainingMs()).toBe(0);
   });
+
+  it('passed: resolves at expiry, at once when already expired, never when disposed first', async () => {
+    const settled: string[] = [];
+    const early = Deadline.after(100);
+    void early.passed.then(() => settled.push('early'));
+    expect(early.passed).toBe(early.passed);
+    const disposed = Deadline.after(100);
+    void disposed.passed.then(() => settled.push('disposed'));
+    disposed.dispose();
+    await vi.advanceTimersByTimeAsync(99);
+    expect(settled).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(settled).toEqual(['early']);
+    const late = Deadline.after(10);
+    await vi.advanceTimersByTimeAsync(1_000);
+    void late.passed.then(() => settled.push('late'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toEqual(['early', 'late']);
+  });
 });

@@ -45,6 +45,27 @@ describe("a request's entity loads", () => {
     expect(asked).toEqual([['a', 'b'], ['a']]);
   });
 
+  it("a request joining another's fetch waits no longer than its own deadline; the first request still gets the answer", async () => {
+    let answer!: () => void;
+    const asked: string[][] = [];
+    const cache = userCache<string>(
+      async (keys) => {
+        asked.push([...keys]);
+        await new Promise<void>((r) => (answer = r));
+        return keys.map((k) => `value of ${k}`);
+      },
+      new MemoryTier(1024 * 1024),
+    );
+    const first = new EntityLoader(cache, Deadline.after(5_000), new Dependencies()).load('a');
+    await new Promise((r) => setImmediate(r)); // the first request's fetch is in flight
+    const started = Date.now();
+    await expect(new EntityLoader(cache, Deadline.after(50), new Dependencies()).load('a')).rejects.toMatchObject({ code: 'SOURCE_TIMEOUT', source: 'identity' });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    answer();
+    expect(await first).toEqual({ value: 'value of a', stale: null });
+    expect(asked).toEqual([['a']]);
+  });
+
   it('a primed key is answered with the value the request already has, and a primed key is not primed over', async () => {
     const { asked, request } = entity();
     const loader = request();

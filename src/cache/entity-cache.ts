@@ -396,19 +396,13 @@ export class EntityCache<K, V> {
   }
 
   /** Waits for the shared fetches, but no longer than this request's own deadline. */
-  private async waitWithin(all: Promise<Settled<V>[]>, count: number, deadline: Deadline): Promise<Settled<V>[]> {
-    const timedOut = () => Array.from({ length: count }, () => this.timeout());
-    if (deadline.expired) return timedOut();
-    let onAbort: (() => void) | undefined;
-    const expiry = new Promise<Settled<V>[]>((resolve) => {
-      onAbort = () => resolve(timedOut());
-      deadline.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      return await Promise.race([all, expiry]);
-    } finally {
-      deadline.signal.removeEventListener('abort', onAbort!);
-    }
+  private waitWithin(all: Promise<Settled<V>[]>, count: number, deadline: Deadline): Promise<Settled<V>[]> {
+    if (deadline.expired) return Promise.resolve(this.timeouts(count));
+    return Promise.race([all, deadline.passed.then(() => this.timeouts(count))]);
+  }
+
+  private timeouts(count: number): SourceError[] {
+    return Array.from({ length: count }, () => this.timeout());
   }
 
   private timeout(): SourceError {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EntityLoader } from '../src/context.js';
 import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
@@ -64,6 +64,16 @@ describe("a request's entity loads", () => {
     answer();
     expect(await first).toEqual({ value: 'value of a', stale: null });
     expect(asked).toEqual([['a']]);
+  });
+
+  it('a wait that ended before its deadline makes no timeout errors when the deadline passes later', async () => {
+    const cache = userCache<string>(async (keys) => keys.map((k) => `value of ${k}`), new MemoryTier(1024 * 1024));
+    const timeouts = vi.spyOn(cache as unknown as { timeout: () => Error }, 'timeout');
+    const deadline = Deadline.after(30);
+    expect(await new EntityLoader(cache, deadline, new Dependencies()).load('a')).toEqual({ value: 'value of a', stale: null });
+    await new Promise((r) => setTimeout(r, 60)); // the deadline passes, never disposed
+    expect(deadline.expired).toBe(true);
+    expect(timeouts).not.toHaveBeenCalled();
   });
 
   it('a primed key is answered with the value the request already has, and a primed key is not primed over', async () => {

@@ -398,7 +398,9 @@ export class EntityCache<K, V> {
   /** Waits for the shared fetches, but no longer than this request's own deadline. */
   private waitWithin(all: Promise<Settled<V>[]>, count: number, deadline: Deadline): Promise<Settled<V>[]> {
     if (deadline.expired) return Promise.resolve(this.timeouts(count));
-    return Promise.race([all, deadline.passed.then(() => this.timeouts(count))]);
+    // The timeouts are made only when the deadline wins: a reaction on `passed` would make them at expiry for every
+    // wait that finished long before.
+    return Promise.race([all, deadline.passed]).then((settled) => settled ?? this.timeouts(count));
   }
 
   private timeouts(count: number): SourceError[] {

@@ -83,3 +83,43 @@ describe('SourcePolicy', () => {
     expect(p.state).toBe('CLOSED');
   });
 });
+
+describe('SourceRateLimiter without Redis', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('lets a call go at once (no promise) while its bucket holds a token; past the burst, and during a vendor pause, the call waits its turn', async () => {
+    const limiter = new SourceRateLimiter('analytics', 10, 2, null);
+    const waits: number[] = [];
+    limiter.onWait((e) => waits.push(e.waitMs));
+    expect(limiter.acquire(Deadline.after(3000))).toBeUndefined();
+    expect(limiter.acquire(Deadline.after(3000))).toBeUndefined();
+    // The burst is spent: the third waits for the next token, 1/10 s away.
+    let third = false;
+    const waiting = limiter.acquire(Deadline.after(3000))!.then(() => (third = true));
+    await vi.advanceTimersByTimeAsync(99);
+    expect(waits).toEqual([100]);
+    expect(third).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await waiting;
+    // A vendor's pause holds back even a call whose token is in the bucket.
+    await vi.advanceTimersByTimeAsync(1000);
+    limiter.throttled(300);
+    let paused = false;
+    const afterPause = limiter.acquire(Deadline.after(3000))!.then(() => (paused = true));
+    await vi.advanceTimersByTimeAsync(300);
+    expect(paused).toBe(false);
+    await vi.advanceTimersByTimeAsync(100);
+    await afterPause;
+    expect(paused).toBe(true);
+  });
+
+  it('refuses a call whose turn is beyond its deadline, with the seconds until it could go', async () => {
+    const limiter = new SourceRateLimiter('analytics', 1, 1, null);
+    expect(limiter.acquire(Deadline.after(3000))).toBeUndefined();
+    await expect(limiter.acquire(Deadline.after(500))).rejects.toMatchObject({ code: 'SOURCE_RATE_LIMITED', local: true, retryAfterSeconds: 1 });
+    // The refusal booked nothing: the token a second later is the next call's.
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(limiter.acquire(Deadline.after(3000))).toBeUndefined();
+  });
+});

@@ -88,8 +88,16 @@ export class SourceRateLimiter {
    * LATE_MS after its slot (event-loop stalls under load) gives the slot up and
    * books again: the bucket paces when calls leave, not only when they were
    * booked, so late calls cannot bunch into one of the vendor's windows.
+   *
+   * Undefined when the call may go at once on this instance's own state (no
+   * pause, a token in the bucket): the usual case makes no promise to wait on.
    */
-  async acquire(deadline: Deadline): Promise<void> {
+  acquire(deadline: Deadline): Promise<void> | undefined {
+    if (this.mode === 'LOCAL' && this.learned.pauseLeftMs() === 0 && this.takeLocal(0) === 0) return undefined;
+    return this.waitForTurn(deadline);
+  }
+
+  private async waitForTurn(deadline: Deadline): Promise<void> {
     for (;;) {
       // Leave the call itself some of the deadline.
       const maxWaitMs = Math.max(0, deadline.remainingMs() - 50);
@@ -171,7 +179,12 @@ export class SourceRateLimiter {
         // Redis did not answer in time (or has not lately: its breaker is open): this call uses the local state.
       }
     }
+    return { waitMs: this.takeLocal(maxWaitMs), paused: false, mode: 'LOCAL' };
+  }
+
+  /** A token from this instance's bucket at the learned rate (its burst scaled with it): the wait booked, or negative (nothing booked) past `maxWaitMs`. */
+  private takeLocal(maxWaitMs: number): number {
     const rate = this.learned.ratePerSec();
-    return { waitMs: this.local.reserve(maxWaitMs, rate, Math.max(1, (this.burst * rate) / this.ceilingPerSec)), paused: false, mode: 'LOCAL' };
+    return this.local.reserve(maxWaitMs, rate, Math.max(1, (this.burst * rate) / this.ceilingPerSec));
   }
 }

@@ -95,43 +95,50 @@ export class SourcePolicy {
   /**
    * Runs one logical upstream call. `attempt` makes one HTTP exchange with the
    * signal it is given and throws a SourceError on failure.
+   *
+   * Written with promise chains, not async functions: every suspended async
+   * function is a generator, its frame and two resolve closures held for the
+   * whole vendor call, and at 50 connections what a request in flight holds is
+   * what each scavenge copies (bench/RESULTS.md, sessions 26 and 27).
    */
-  async execute<T>(deadline: Deadline, idempotent: boolean, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    // The bulkhead slot is taken before the token, so a call leaves as soon as its token is due.
-    const once = (signal: AbortSignal) =>
-      this.breaker.execute(
-        () =>
-          this.bulkhead.execute(async () => {
-            await this.limiter.acquire(deadline);
-            return attempt(signal);
-          }, signal),
-        signal,
-      );
-    try {
-      if (!idempotent || this.tuning.retryMaxAttempts <= 1) return await once(deadline.signal);
-      this.deadlines.set(deadline.signal, deadline);
-      let last: SourceError | undefined;
-      return await this.retry.execute(async ({ signal }) => {
-        // The backoff may have used what was left: then the last real error is the answer.
-        if (last && deadline.remainingMs() < MIN_ATTEMPT_MS) {
-          this.final.add(last);
-          throw last;
-        }
-        try {
-          return await once(signal);
-        } catch (error) {
-          if (error instanceof SourceError && error.retryable && !error.local) {
-            last = error;
-            const remaining = deadline.remainingMs();
-            const wait = error.retryAfterMs ?? 0;
-            if (wait + MIN_ATTEMPT_MS > remaining) this.final.add(error);
-          }
-          throw error;
-        }
-      }, deadline.signal);
-    } catch (error) {
+  execute<T>(deadline: Deadline, idempotent: boolean, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const calls = !idempotent || this.tuning.retryMaxAttempts <= 1 ? this.once(deadline, deadline.signal, attempt) : this.withRetries(deadline, attempt);
+    return calls.catch((error: unknown) => {
       throw this.translate(error, deadline);
-    }
+    });
+  }
+
+  /** One attempt through the breaker and the bulkhead. The bulkhead slot is taken before the token, so a call leaves as soon as its token is due. */
+  private once<T>(deadline: Deadline, signal: AbortSignal, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.breaker.execute(
+      () =>
+        this.bulkhead.execute(() => {
+          const wait = this.limiter.acquire(deadline);
+          return wait === undefined ? attempt(signal) : wait.then(() => attempt(signal));
+        }, signal),
+      signal,
+    );
+  }
+
+  private withRetries<T>(deadline: Deadline, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    this.deadlines.set(deadline.signal, deadline);
+    let last: SourceError | undefined;
+    const remember = (error: unknown): never => {
+      if (error instanceof SourceError && error.retryable && !error.local) {
+        last = error;
+        const wait = error.retryAfterMs ?? 0;
+        if (wait + MIN_ATTEMPT_MS > deadline.remainingMs()) this.final.add(error);
+      }
+      throw error;
+    };
+    return this.retry.execute(({ signal }) => {
+      // The backoff may have used what was left: then the last real error is the answer.
+      if (last && deadline.remainingMs() < MIN_ATTEMPT_MS) {
+        this.final.add(last);
+        throw last;
+      }
+      return this.once(deadline, signal, attempt).catch(remember);
+    }, deadline.signal);
   }
 
   private translate(error: unknown, deadline: Deadline): unknown {

@@ -314,19 +314,23 @@ export class EntityCache<K, V> {
     return this.batcher.load(keys, ids, deadline);
   }
 
-  /** The batch's upstream call; what it brings is stored, unless an invalidation came while it ran (its answer may be older). */
-  private async fetchAndStore(keys: readonly K[], ids: readonly string[], deadline: Deadline): Promise<ReadonlyArray<Settled<V>>> {
+  /**
+   * The batch's upstream call; what it brings is stored, unless an invalidation came while it ran (its answer may be older).
+   * A `.then`, not an async function: see SourcePolicy.execute.
+   */
+  private fetchAndStore(keys: readonly K[], ids: readonly string[], deadline: Deadline): Promise<ReadonlyArray<Settled<V>>> {
     const epoch = this.epoch;
-    const results = await this.options.fetch(keys, deadline);
-    if (epoch === this.epoch) {
-      const ok = results.flatMap((r, i) => (r instanceof Error ? [] : [i]));
-      this.store(
-        ok.map((i) => keys[i]!),
-        ok.map((i) => results[i] as V),
-        ok.map((i) => ids[i]!),
-      );
-    }
-    return results;
+    return this.options.fetch(keys, deadline).then((results) => {
+      if (epoch === this.epoch) {
+        const ok = results.flatMap((r, i) => (r instanceof Error ? [] : [i]));
+        this.store(
+          ok.map((i) => keys[i]!),
+          ok.map((i) => results[i] as V),
+          ok.map((i) => ids[i]!),
+        );
+      }
+      return results;
+    });
   }
 
   /** One background refresh per key, however many requests see it stale; another instance's fresher L2 entry is taken instead. */

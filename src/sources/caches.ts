@@ -76,11 +76,11 @@ export class Caches {
             group: (k) => reads.group(k),
             variant: (k) => reads.variant(k),
             fetch: options.observe
-              ? async (keys, deadline) => {
-                  const results = await reads.fetch(source, keys, deadline);
-                  options.observe!(entity, keys, results);
-                  return results;
-                }
+              ? (keys, deadline) =>
+                  reads.fetch(source, keys, deadline).then((results) => {
+                    options.observe!(entity, keys, results);
+                    return results;
+                  })
               : (keys, deadline) => reads.fetch(source, keys, deadline),
             ...(reads.perKey ? { perKey: true } : {}),
             ...(reads.stored ? { stored: reads.stored } : {}),

@@ -101,8 +101,9 @@ export abstract class HttpSource {
   }
 
   /** The validated body, or throws a SourceError (404 included). */
-  protected async fetch<T>(request: SourceRequest<T>): Promise<SourceResponse<T>> {
-    return (await this.send(request, false))!;
+  protected fetch<T>(request: SourceRequest<T>): Promise<SourceResponse<T>> {
+    // Without notFoundIsNull a 404 throws, so the answer is never null; no async wrapper to say so (see SourcePolicy.execute).
+    return this.send(request, false) as Promise<SourceResponse<T>>;
   }
 
   /** Like fetch, but a 404 is null: the entity does not exist. */

@@ -87,28 +87,27 @@ export class ChunkSize {
  * 414 or 413 (its URL or body larger than the vendor, or a proxy before it,
  * takes) is asked again in two halves, and the smaller size is kept in `size`.
  */
-export async function lookupInChunks<V>(
+export function lookupInChunks<V>(
   ids: readonly string[],
   size: number | ChunkSize,
   fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>,
 ): Promise<Map<string, V>> {
   const found = new Map<string, V>();
-  const lookUp = async (batch: string[]): Promise<void> => {
-    let answer: Iterable<readonly [string, V]>;
-    try {
-      answer = await fetchChunk(batch);
-    } catch (error) {
-      if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || !isTooLarge(error.status)) throw error;
-      const half = Math.ceil(batch.length / 2);
-      size.shrinkTo(half, error.status);
-      await Promise.all([lookUp(batch.slice(0, half)), lookUp(batch.slice(half))]);
-      return;
-    }
-    const wanted = new Set(batch);
-    for (const [id, value] of answer) if (wanted.has(id)) found.set(id, value);
-  };
-  await Promise.all(chunk([...new Set(ids)], typeof size === 'number' ? size : size.max).map(lookUp));
-  return found;
+  // Promise chains, not async functions: each chunk's call is held as long as its vendor takes (see SourcePolicy.execute).
+  const lookUp = (batch: string[]): Promise<void> =>
+    fetchChunk(batch).then(
+      (answer) => {
+        const wanted = new Set(batch);
+        for (const [id, value] of answer) if (wanted.has(id)) found.set(id, value);
+      },
+      (error: unknown) => {
+        if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || !isTooLarge(error.status)) throw error;
+        const half = Math.ceil(batch.length / 2);
+        size.shrinkTo(half, error.status);
+        return Promise.all([lookUp(batch.slice(0, half)), lookUp(batch.slice(half))]).then(() => undefined);
+      },
+    );
+  return Promise.all(chunk([...new Set(ids)], typeof size === 'number' ? size : size.max).map(lookUp)).then(() => found);
 }
 
 /** For the ids of a batch that an answer with unreadable entries did not answer for: an error each (which entry was theirs cannot be told). */

@@ -3,18 +3,21 @@
  * while it waits on its vendors. Every scavenge copies what is alive in the
  * young generation, and at 50 connections that is mostly the requests in
  * flight (a cold request lives about as long as the time between two
- * scavenges), so these bytes, not the garbage, set what a scavenge costs
- * (bench/RESULTS.md, session 26).
+ * scavenges), so these bytes, not the garbage, set what a scavenge costs,
+ * and those still waiting at the next one are promoted, which brings the
+ * mark-compacts (bench/RESULTS.md, sessions 26 and 27).
  *
  * Ours runs as `start:prod` runs it (WORKERS=1, L1 only) with
  * `--heapsnapshot-signal=SIGUSR2`. After a warm-up of cold dashboards (so what
  * is made once is made), one heap snapshot is taken idle; then the vendors
  * are slowed to 8 s (the admin endpoint's latency fault), BENCH_INFLIGHT
  * (default 100) dashboards of new users are sent, a second snapshot is taken
- * while they all wait, and the vendors are let go (every answer must come
- * back whole). The difference between the two snapshots, divided by the
- * requests, is printed by kind of object and, for functions and suspended
- * async functions, by where in the source they were made.
+ * while they all wait (none may have been answered before it), and the
+ * vendors are let go (every answer must come back whole). The difference
+ * between the two snapshots, divided by the requests, is printed by kind of
+ * object and, for functions and suspended async functions, by where in the
+ * source they were made (V8's own by what they are for), with the vendor
+ * calls in flight a request that the bytes go with.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -105,7 +108,10 @@ const waiting = Array.from({ length: IN_FLIGHT }, () => dashboard().finally(() =
 await sleep(1500);
 const busy = await snapshot();
 // A dashboard answered before the snapshot was not held in it: the difference would read low, or below nothing.
-if (answered > 0) throw new Error(`${answered} of ${IN_FLIGHT} dashboards were answered before the snapshot: the vendors' latency fault did not hold them`);
+if (answered > 0) {
+  rmSync(dir, { recursive: true, force: true });
+  throw new Error(`${answered} of ${IN_FLIGHT} dashboards were answered before the snapshot: the vendors' latency fault did not hold them`);
+}
 await slowVendors(0);
 await Promise.all(waiting);
 

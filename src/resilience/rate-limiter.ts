@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'cockatiel';
 import { SourceError, type SourceName } from '../errors.js';
+import type { MaybePromise } from '../maybe-promise.js';
 import { optionalRedisPolicy, type RedisCallPolicy, type RedisConnection } from '../redis.js';
 import { AdaptiveRate, adaptiveRateTuning, MIN_ROUND_MS } from './adaptive-rate.js';
 import type { Deadline } from './deadline.js';
@@ -89,10 +90,10 @@ export class SourceRateLimiter {
    * books again: the bucket paces when calls leave, not only when they were
    * booked, so late calls cannot bunch into one of the vendor's windows.
    *
-   * Undefined when the call may go at once on this instance's own state (no
+   * No promise when the call may go at once on this instance's own state (no
    * pause, a token in the bucket): the usual case makes no promise to wait on.
    */
-  acquire(deadline: Deadline): Promise<void> | undefined {
+  acquire(deadline: Deadline): MaybePromise<void> {
     if (this.mode === 'LOCAL' && this.learned.pauseLeftMs() === 0 && this.takeLocal(0) === 0) return undefined;
     return this.waitForTurn(deadline);
   }

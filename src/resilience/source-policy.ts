@@ -114,7 +114,7 @@ export class SourcePolicy {
       () =>
         this.bulkhead.execute(() => {
           const wait = this.limiter.acquire(deadline);
-          return wait === undefined ? attempt(signal) : wait.then(() => attempt(signal));
+          return wait instanceof Promise ? wait.then(() => attempt(signal)) : attempt(signal);
         }, signal),
       signal,
     );

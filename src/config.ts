@@ -278,7 +278,7 @@ export const envSchema = z.object({
     .describe('smaller responses go out uncompressed'),
   REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000).describe('a request body still arriving after this gets 408'),
   GRAPHIQL_ENABLED: bool.optional().describe('GraphiQL at /graphql in a browser; by default on, except in production'),
-  INTROSPECTION_ENABLED: bool.optional().describe('by default on, except in production'),
+  INTROSPECTION_ENABLED: bool.optional().describe('by default on, except in production; field suggestions ("Did you mean …") follow it'),
   PERSISTED_OPERATIONS_REQUIRED: bool.default(false).describe('only the allow-list made from `examples/operations/` runs'),
   APQ_ENABLED: bool.default(true).describe('automatic persisted queries (off when persisted operations are required)'),
   CALLER_RATE_LIMIT_PER_SEC: num(0.1, 100_000).default(50).describe('per caller (token subject), shared through Redis when configured; 429 with Retry-After beyond'),

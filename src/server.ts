@@ -4,9 +4,7 @@ import { BREAK, getOperationAST, GraphQLError, visit, type DocumentNode } from '
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { readFileSync } from 'node:fs';
 import { useGraphQlJit } from '@envelop/graphql-jit';
-import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useDeferStream } from '@graphql-yoga/plugin-defer-stream';
-import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
 import { useJwtAuth } from './plugins/use-jwt-auth.js';
 import { useDeadlineDisposal } from './plugins/use-deadline-disposal.js';
@@ -50,6 +48,7 @@ import { Loaders, ReadsInFlight, type RequestServices } from './context.js';
 import { SourceError, toClientError, type SourceName } from './errors.js';
 import { SourceFailureLog } from './observability/source-failure-log.js';
 import { useInputErrorCodes } from './plugins/use-input-error-codes.js';
+import { useOperationRules } from './plugins/use-operation-rules.js';
 import type { Logger } from './logger.js';
 import { buildSchema } from './schema.js';
 import { SourceHealthMonitor } from './observability/source-health.js';
@@ -178,6 +177,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     // Unexpected errors are always masked ("Unexpected error."), in development too: a stack trace is no client's business.
     maskedErrors: { maskError: (error, message) => toClientError(error, message) },
     batching: ops.limits.batching ? { limit: 10 } : false,
+    // No field takes a file: a multipart/form-data POST is a 415, not parsed (one request parser fewer on every request).
+    multipart: false,
     // The node server below reads and bounds bodies before yoga sees them (ops/request-body.ts);
     // yoga's own limit would pipe every body through a stream, ~10 % of a cached query's CPU.
     maxRequestBodySize: false,
@@ -231,15 +232,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         : ops.apq
           ? [useAutomaticPersistedQueries()]
           : []),
-      EnvelopArmorPlugin({
-        maxDepth: { n: ops.limits.maxDepth },
-        costLimit: { maxCost: ops.limits.maxCost },
-        maxAliases: { n: ops.limits.maxAliases },
-        maxTokens: { n: ops.limits.maxTokens },
-        maxDirectives: { n: ops.limits.maxDirectives },
-        blockFieldSuggestion: { enabled: config.production },
-      }),
-      ...(ops.introspection ? [] : [useDisableIntrospection()]),
+      useOperationRules(ops.limits, { introspection: ops.introspection }),
       useJwtAuth({ verify: verifyToken }),
       useCallerRateLimit({ limiter: callerLimiter, metrics }),
       // @defer and @stream: the dashboard's fast vendors answer at once, the slow one's fields follow in the same response.

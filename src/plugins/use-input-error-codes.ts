@@ -5,8 +5,9 @@ import type { Plugin } from 'graphql-yoga';
  * Client mistakes that arrive without a code get the one clients handle, and a
  * 400: a variable that does not fit its type (an unknown enum value, a string
  * for an Int, null for a non-null) is BAD_USER_INPUT; a document over one of
- * graphql-armor's limits (depth, cost, aliases, tokens, directives) is
- * GRAPHQL_VALIDATION_FAILED, like every other invalid document. Field errors
+ * graphql-armor's validation limits (depth, cost, aliases, directives) is
+ * GRAPHQL_VALIDATION_FAILED, like every other invalid document (over the token
+ * limit, it fails while parsing and yoga codes it GRAPHQL_PARSE_FAILED). Field errors
  * (those with a path) are not touched.
  */
 export function useInputErrorCodes(): Plugin {

@@ -32,6 +32,6 @@ export function useInputErrorCodes(): Plugin {
 function codeFor(e: GraphQLError): string | null {
   if (e.path !== undefined || e.extensions?.code !== undefined) return null;
   if (/^Variable "\$[^"]+" (got invalid value|of non-null type .* must not be null|of required type .* was not provided)/.test(e.message)) return 'BAD_USER_INPUT';
-  if (/^Syntax Error: (Query depth limit|Query Cost limit|Aliases limit|Token limit|Directives limit)/.test(e.message)) return 'GRAPHQL_VALIDATION_FAILED';
+  if (/^Syntax Error: (Query depth limit|Query Cost limit|Aliases limit|Directives limit)/.test(e.message)) return 'GRAPHQL_VALIDATION_FAILED';
   return null;
 }

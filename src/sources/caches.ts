@@ -60,6 +60,7 @@ export class Caches {
           ? siblingBus(options.siblings, (m) => this.byEntity.get(m.entity)?.dropLocal(m.groups))
           : null;
     const tiers: CacheTiers = { enabled: config.enabled, l1: this.l1, l2, bus: this.bus, logger, format: CACHE_FORMAT, ...(options.count ? { count: options.count } : {}) };
+    const { observe } = options;
     for (const definition of definitions) {
       const source = sources[definition.name];
       if (!source) throw new Error(`no source "${definition.name}" was built for its cached entities`);
@@ -75,10 +76,10 @@ export class Caches {
             sharedDeadlineMs: options.sharedDeadlineMs,
             group: (k) => reads.group(k),
             variant: (k) => reads.variant(k),
-            fetch: options.observe
+            fetch: observe
               ? (keys, deadline) =>
                   reads.fetch(source, keys, deadline).then((results) => {
-                    options.observe!(entity, keys, results);
+                    observe(entity, keys, results);
                     return results;
                   })
               : (keys, deadline) => reads.fetch(source, keys, deadline),

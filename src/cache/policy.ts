@@ -14,7 +14,7 @@ export interface EntityPolicy {
 export type CachedEntity = string;
 
 export interface CacheConfig {
-  /** false: every read goes upstream (DataLoader batching still applies). */
+  /** false: every read goes upstream (per-request batching still applies). */
   enabled: boolean;
   /** Bound of the in-process tier: each entry's JSON plus its bookkeeping (see entryWeight), about its weight in the heap. */
   l1MaxBytes: number;

@@ -13,39 +13,30 @@ import {
 } from 'graphql';
 import { canReadPrivate } from '../viewer.js';
 import type { GatewayContext } from '../context.js';
-import type { MaybePromise } from '../maybe-promise.js';
-import { userFieldLoads } from './user.js';
+import { userFieldStarts } from './user.js';
 
 /**
  * When a root field names its users up front (`user(id)`, `users(ids)`,
  * `viewer`), the nested fields that need only the id — metrics, unread count,
  * notifications, events — are started at once, concurrently with identity,
  * instead of after it: a dashboard costs the slowest vendor, not the sum of
- * two round trips. The field resolvers later ask the same DataLoader keys and
- * get these same calls. Nothing is started for a field the viewer may not read
+ * two round trips. The field resolvers later load the same keys and get
+ * these same calls' answers. Nothing is started for a field the viewer may not read
  * or whose arguments are invalid (the field itself then reports it). Users
  * already in L1 need none of this: their fields resolve right after them.
  */
 // `args` come from getArgumentValues, coerced against the field's own definition
 // (defaults applied), so they are the generated argument types.
-type Starter = (userId: string, args: never, ctx: GatewayContext) => MaybePromise<unknown>;
+type Starter = (userIds: readonly string[], args: never, ctx: GatewayContext) => void;
 
-const starters: Record<string, Starter> = userFieldLoads;
-
-const ignore = () => undefined;
+const starters: Record<string, Starter> = userFieldStarts;
 
 export function prefetchUserFields(userIds: readonly string[], info: GraphQLResolveInfo, ctx: GatewayContext): void {
   const readable = userIds.filter((id) => canReadPrivate(ctx.viewer, id));
   if (readable.length === 0) return;
   for (const { node, field, start } of prefetchable(info)) {
-    let args: Record<string, unknown>;
     try {
-      args = getArgumentValues(field, node, info.variableValues);
-      for (const id of readable) {
-        // An L1 hit comes back as a value: nothing to start.
-        const started = start(id, args as never, ctx);
-        if (started instanceof Promise) started.catch(ignore);
-      }
+      start(readable, getArgumentValues(field, node, info.variableValues) as never, ctx);
     } catch {
       // Invalid arguments: the field's own resolver throws the client's error.
     }

@@ -16,9 +16,9 @@ function checkId(id: string, argument: string): void {
   if (id.length === 0 || id.length > MAX_ID_LENGTH) throw badUserInput(`"${argument}" must be 1 to ${MAX_ID_LENGTH} characters.`, argument);
 }
 
-/** The users, each at once when fresh in L1; for the others, their nested fields are started alongside identity. */
+/** The users, each at once when fresh in L1; the others as one batch, with their nested fields started alongside identity. */
 function loadUsers(ids: readonly string[], info: GraphQLResolveInfo, ctx: GatewayContext): MaybePromise<Served<UserEntity | null>>[] {
-  const loaded = ids.map((id) => ctx.loaders.user.load(id));
+  const loaded = ctx.loaders.user.loadMany(ids);
   const coming = ids.filter((_id, i) => loaded[i] instanceof Promise);
   if (coming.length > 0) prefetchUserFields(coming, info, ctx);
   return loaded;

@@ -31,9 +31,11 @@ export function metricsRange(from: string | null | undefined, to: string | null 
 
 export type UserArgs<K extends keyof UserResolvers> = Parameters<Extract<NonNullable<UserResolvers[K]>, (...a: never[]) => unknown>>[1];
 
-/** The DataLoader keys a field's arguments map to; shared with the prefetch so both ask for the same thing. */
+const rangeOf = ({ from, to, granularity }: UserArgs<'metrics'>): MetricsRange => metricsRange(from, to, granularity ?? 'DAY');
+
+/** The loader keys a field's arguments map to; shared with the prefetch so both ask for the same thing. */
 export const userFieldKeys = {
-  metrics: (userId: string, { from, to, granularity }: UserArgs<'metrics'>): MetricsKey => ({ userId, range: metricsRange(from, to, granularity ?? 'DAY') }),
+  metrics: (userId: string, args: UserArgs<'metrics'>): MetricsKey => ({ userId, range: rangeOf(args) }),
   notifications: (userId: string, { first, after, unreadOnly }: UserArgs<'notifications'>): NotificationPageKey => ({
     userId,
     offset: offsetFrom('notifications', after),
@@ -52,18 +54,32 @@ function fromIdentity<F extends 'name' | 'nickname' | 'avatarUrl' | 'email' | 'e
 
 /**
  * The per-user fields read through a loader, and their load given the user's
- * id and the field's arguments: one table for the field resolvers below and
- * for the prefetch (prefetch.ts), which starts these loads alongside identity
- * when the root field names its users, so both ask the same keys.
+ * id and the field's arguments (the field resolvers below). userFieldStarts
+ * starts the same keys for many users at once (the prefetch, prefetch.ts).
  */
 export const userFieldLoads = {
   metrics: (id: string, args: UserArgs<'metrics'>, ctx: GatewayContext) => ctx.loaders.metrics.load(userFieldKeys.metrics(id, args)),
   unreadNotificationCount: (id: string, _args: unknown, ctx: GatewayContext) => ctx.loaders.unreadCount.load(id),
   notifications: (id: string, args: UserArgs<'notifications'>, ctx: GatewayContext) => ctx.loaders.notificationPage.load(userFieldKeys.notifications(id, args)),
-  /** The first vendor page; the resolver pages on from it. */
-  events: (id: string, args: UserArgs<'events'>, ctx: GatewayContext) => {
+};
+
+/**
+ * The loads of the per-user fields for many users at once, as the prefetch
+ * starts them: each field's keys for all the users, as one batch
+ * (EntityLoader.startMany), the same keys the field resolvers then load (the
+ * events field, its first vendor page; the resolver pages on from it).
+ */
+export const userFieldStarts = {
+  metrics: (ids: readonly string[], args: UserArgs<'metrics'>, ctx: GatewayContext) => {
+    const range = rangeOf(args);
+    ctx.loaders.metrics.startMany(ids.map((userId) => ({ userId, range })));
+  },
+  unreadNotificationCount: (ids: readonly string[], _args: unknown, ctx: GatewayContext) => ctx.loaders.unreadCount.startMany(ids),
+  notifications: (ids: readonly string[], args: UserArgs<'notifications'>, ctx: GatewayContext) =>
+    ctx.loaders.notificationPage.startMany(ids.map((id) => userFieldKeys.notifications(id, args))),
+  events: (ids: readonly string[], args: UserArgs<'events'>, ctx: GatewayContext) => {
     const { count, from } = userFieldKeys.events(args);
-    return ctx.loaders.eventPage.load(firstEventPage(id, count, from));
+    ctx.loaders.eventPage.startMany(ids.map((id) => firstEventPage(id, count, from)));
   },
 };
 

@@ -20,7 +20,7 @@ const CACHE_FORMAT = 'v2';
  * each an EntityCache over that source's batch fetch: the sources' reads put
  * behind the cache tiers (here, above both, so the cache knows nothing of the
  * sources). These fetches are the only place reads reach the sources;
- * DataLoader (per request) sits in front, the tiers and single-flight (across
+ * the request's loaders (src/context.ts, batching per tick) sit in front, the tiers and single-flight (across
  * requests and instances) behind.
  */
 export class Caches {

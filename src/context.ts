@@ -107,7 +107,7 @@ export class EntityLoader<K, V> {
 
   /**
    * Starts the keys' loads, for loads of them to come (the fields the
-   * prefetch starts for a list's users): they join this tick's batch with no
+   * prefetch starts for the users a root field names): they join this tick's batch with no
    * promise of their own, and a later load of one whose batch has answered by
    * then costs no promise at all.
    */
@@ -163,7 +163,7 @@ export class EntityLoader<K, V> {
     this.collecting = undefined;
     const loaded = this.loaded!;
     const { ids } = batch;
-    this.cache.getMany(batch.keys, this.deadline, ids).then(
+    void this.cache.getMany(batch.keys, this.deadline, ids).then(
       (results) => {
         for (let i = 0; i < ids.length; i++) loaded.set(ids[i]!, results[i]!);
         batch.done();

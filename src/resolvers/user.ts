@@ -53,21 +53,11 @@ function fromIdentity<F extends 'name' | 'nickname' | 'avatarUrl' | 'email' | 'e
 }
 
 /**
- * The per-user fields read through a loader, and their load given the user's
- * id and the field's arguments (the field resolvers below). userFieldStarts
- * starts the same keys for many users at once (the prefetch, prefetch.ts).
- */
-export const userFieldLoads = {
-  metrics: (id: string, args: UserArgs<'metrics'>, ctx: GatewayContext) => ctx.loaders.metrics.load(userFieldKeys.metrics(id, args)),
-  unreadNotificationCount: (id: string, _args: unknown, ctx: GatewayContext) => ctx.loaders.unreadCount.load(id),
-  notifications: (id: string, args: UserArgs<'notifications'>, ctx: GatewayContext) => ctx.loaders.notificationPage.load(userFieldKeys.notifications(id, args)),
-};
-
-/**
- * The loads of the per-user fields for many users at once, as the prefetch
- * starts them: each field's keys for all the users, as one batch
- * (EntityLoader.startMany), the same keys the field resolvers then load (the
- * events field, its first vendor page; the resolver pages on from it).
+ * The per-user fields read through a loader, started for many users at once
+ * by the prefetch (prefetch.ts): each field's keys for all the users, as one
+ * batch (EntityLoader.startMany), made by userFieldKeys like the keys the
+ * field resolvers below then load (the events field: its first vendor page;
+ * the resolver pages on from it).
  */
 export const userFieldStarts = {
   metrics: (ids: readonly string[], args: UserArgs<'metrics'>, ctx: GatewayContext) => {
@@ -95,18 +85,18 @@ export const User: UserResolvers = {
   // Not async: a cached field answers without a promise (see EntityLoader).
   metrics: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'metrics');
-    return ctx.stale.take(userFieldLoads.metrics(user.id, args, ctx), info);
+    return ctx.stale.take(ctx.loaders.metrics.load(userFieldKeys.metrics(user.id, args)), info);
   },
 
-  unreadNotificationCount: (user, args, ctx, info) => {
+  unreadNotificationCount: (user, _args, ctx, info) => {
     mustOwn(user, ctx, 'unreadNotificationCount');
-    return ctx.stale.take(userFieldLoads.unreadNotificationCount(user.id, args, ctx), info);
+    return ctx.stale.take(ctx.loaders.unreadCount.load(user.id), info);
   },
 
   notifications: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'notifications');
     const key = userFieldKeys.notifications(user.id, args);
-    return mapMaybePromise(ctx.stale.take(userFieldLoads.notifications(user.id, args, ctx), info), (page) => {
+    return mapMaybePromise(ctx.stale.take(ctx.loaders.notificationPage.load(key), info), (page) => {
       const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', key.offset + i + 1), node }));
       return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
     });

@@ -24,7 +24,9 @@ describe('reading vendor records fast, with the same results', () => {
       '2000-02-29T00:00:00.000Z',
     ];
     for (const input of inputs) expect(isoFromDateString.parse(input), input).toBe(new Date(Date.parse(input)).toISOString());
-    expect(isoFromDateString.safeParse('2026-13-01T00:00:00.000Z').success).toBe(false);
+    for (const bad of ['2026-13-01T00:00:00.000Z', '2026-09-30T12:34:56.7a9Z', '2026-0a-30T12:34:56.789Z', '2026-09-30T12:60:56.789Z']) {
+      expect(isoFromDateString.safeParse(bad).success, bad).toBe(false);
+    }
   });
 
   it("vendor dates never read in the server's time zone: the asctime HTTP-date and an ISO time without offset are UTC", () => {

@@ -9,6 +9,7 @@ import type { SourcePolicy } from '../resilience/source-policy.js';
 import type { UpstreamAuth } from './auth.js';
 import { DriftRecorder } from './drift.js';
 import { forgivenSoFar } from './normalize.js';
+import { quickRead, UNREAD } from './quick-read.js';
 import { remainingWindow, retryAfterMs } from './rate-limit-headers.js';
 import { errorForStatus, exchange, type UpstreamExchange } from './upstream-http.js';
 import type { TooLargeStatus } from './paging.js';
@@ -228,6 +229,11 @@ export abstract class HttpSource {
       return this.badResponse(request, 'body is not JSON', res.status);
     }
     const forgivenBefore = forgivenSoFar();
+    const quick = quickRead(request.schema, json);
+    if (quick !== UNREAD) {
+      this.drift.inspect(request.route, json, request.schema, forgivenSoFar() !== forgivenBefore);
+      return { body: quick as T, headers: res.headers };
+    }
     const parsed = request.schema.safeParse(json);
     this.drift.inspect(request.route, json, request.schema, !parsed.success || forgivenSoFar() !== forgivenBefore);
     if (!parsed.success) {

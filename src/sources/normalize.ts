@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { readsAs } from './drift.js';
 import { parseVendorDate } from './vendor-dates.js';
+import { quickReaderOf, setQuickReader, UNREAD } from './quick-read.js';
 
 /**
  * Zod pieces that turn vendor dialects into the schema's: every timestamp ends
@@ -29,22 +30,36 @@ function iso(ms: number, ctx: z.RefinementCtx, what: string): string {
 const isoCache = new Map<number, string>();
 const ISO_CACHE_MAX = 10_000;
 
-/** toISOString's own form (UTC, milliseconds), with a real date and time of day. */
-const CANONICAL_ISO = /^(\d{4})-(\d{2})-(\d{2})T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+/** The number the digits at s[from, from + n) spell, or -1 when one of them is not a digit. */
+function digitsAt(s: string, from: number, n: number): number {
+  let value = 0;
+  for (let i = from; i < from + n; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
 /**
- * A string already in the form toISOString gives, naming a day that exists:
- * what it would give back is the string itself. Most vendors' ISO timestamps
- * are; formatting each again was two Date objects per timestamp, unshared
- * (a profile's own time), a fifth of reading a user.
+ * A string already in the form toISOString gives (`YYYY-MM-DDTHH:mm:ss.sssZ`,
+ * UTC, naming a day that exists): what it would give back is the string
+ * itself. Most vendors' ISO timestamps are; formatting each again was two Date
+ * objects per timestamp, unshared (a profile's own time), a fifth of reading a
+ * user. Read by character codes: a regular expression's match was 1.6 % of a
+ * cold list's bytes (bench/RESULTS.md, session 30).
  */
 function isCanonicalIso(s: string): boolean {
-  const m = CANONICAL_ISO.exec(s);
-  if (!m) return false;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
+  if (s.length !== 24 || s[4] !== '-' || s[7] !== '-' || s[10] !== 'T' || s[13] !== ':' || s[16] !== ':' || s[19] !== '.' || s[23] !== 'Z') return false;
+  const year = digitsAt(s, 0, 4);
+  const month = digitsAt(s, 5, 2);
+  const day = digitsAt(s, 8, 2);
+  const hour = digitsAt(s, 11, 2);
+  const minute = digitsAt(s, 14, 2);
+  const second = digitsAt(s, 17, 2);
+  if (year < 0 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || digitsAt(s, 20, 3) < 0) return false;
   if (month < 1 || month > 12 || day < 1) return false;
   const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   return day <= DAYS_IN_MONTH[month - 1]! + (leap ? 1 : 0);
@@ -98,53 +113,39 @@ export function optional<T extends z.ZodType>(schema: T) {
 }
 
 /**
- * How readableItems reads an item whose schema lenientObject (or
- * lenientObjectAs) made: its strict parse and its mapping called directly,
- * without zod's transform and pipe layers around them, which on a cold list
- * allocated about as much again as the parse itself (bench/RESULTS.md, session
- * 13). Undefined when the strict parse fails: the item's own schema then reads
- * it as written, forgiving or reporting what it must.
- */
-const quickReaders = new WeakMap<z.ZodType, (raw: unknown) => { data: unknown } | undefined>();
-
-/**
- * `z.object(fields)` read twice as fast: first with every `optional()` field
- * in its strict form (no `.catch`, which keeps zod off its compiled path for
- * objects: 9 µs a user against 1), and only when that fails — a field of the
- * wrong type — again as written, which nulls that field and counts it. The
- * output is the same either way: a `.catch` changes nothing when its field
- * reads. Drift is walked against the object as written.
+ * `z.object(fields)` read twice as fast: first quickly (quick-read.ts) with
+ * every `optional()` field in its strict form (no `.catch`), and only when
+ * that fails — a field of the wrong type — with zod as written, which nulls
+ * that field and counts it. The output is the same either way: a `.catch`
+ * changes nothing when its field reads. Drift is walked against the object as
+ * written.
  */
 export function lenientObject<F extends Record<string, z.ZodType>>(fields: F) {
   const lenient = z.object(fields);
   const strict = z.object(Object.fromEntries(Object.entries(fields).map(([name, field]) => [name, strictForms.get(field) ?? field])));
-  const readStrictly = (raw: unknown) => {
-    const quick = strict.safeParse(raw);
-    return quick.success ? quick : undefined;
-  };
+  const quick =
+    quickReaderOf(strict) ??
+    ((raw: unknown) => {
+      const read = strict.safeParse(raw);
+      return read.success ? read.data : UNREAD;
+    });
   const fast = z.unknown().transform((raw, ctx): z.output<typeof lenient> => {
-    const quick = readStrictly(raw);
-    if (quick) return quick.data as z.output<typeof lenient>;
+    const read = quick(raw);
+    if (read !== UNREAD) return read as z.output<typeof lenient>;
     const slow = lenient.safeParse(raw);
     if (slow.success) return slow.data;
     for (const issue of slow.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message, path: issue.path });
     return z.NEVER;
   });
   const schema = readsAs(fast, lenient);
-  quickReaders.set(schema, readStrictly);
+  // Strictly, else not at all: a reader that fails lets its caller go to zod, which forgives through `fast`.
+  setQuickReader(schema, quick);
   return schema;
 }
 
-/** `lenientObject(fields).transform(map)`, which readableItems also reads without zod's layers (see quickReaders). */
+/** `lenientObject(fields).transform(map)`: a quick reader too (a transform of a quick reader reads quickly). */
 export function lenientObjectAs<F extends Record<string, z.ZodType>, T>(fields: F, map: (read: z.output<ReturnType<typeof lenientObject<F>>>) => T) {
-  const object = lenientObject(fields);
-  const schema = object.transform((read) => map(read));
-  const quick = quickReaders.get(object)!;
-  quickReaders.set(schema, (raw) => {
-    const read = quick(raw);
-    return read && { data: map(read.data as z.output<typeof object>) };
-  });
-  return schema;
+  return lenientObject(fields).transform((read) => map(read));
 }
 
 /** Where and why the first unreadable item failed: issue paths and messages, never values. */
@@ -155,15 +156,15 @@ function describeIssue(at: string, error: z.ZodError): string {
 
 /** An array whose items are read one by one: an item that does not read is left out and counted, the rest kept. */
 export function readableItems<T extends z.ZodType>(item: T) {
-  const quick = quickReaders.get(item);
-  const lenient = z.array(z.unknown()).transform((raw) => {
+  const quick = quickReaderOf(item);
+  const readItems = (raw: unknown[]) => {
     const items: z.output<T>[] = [];
     let unreadable = 0;
     let problem: string | undefined;
     for (let i = 0; i < raw.length; i++) {
-      const read = quick?.(raw[i]);
-      if (read) {
-        items.push(read.data as z.output<T>);
+      const read = quick ? quick(raw[i]) : UNREAD;
+      if (read !== UNREAD) {
+        items.push(read as z.output<T>);
         continue;
       }
       const parsed = item.safeParse(raw[i]);
@@ -175,22 +176,32 @@ export function readableItems<T extends z.ZodType>(item: T) {
     }
     if (unreadable > 0) forgivenCount++;
     return { items, unreadable, problem };
-  });
-  return readsAs(lenient, z.array(item));
+  };
+  const lenient = readsAs(z.array(z.unknown()).transform(readItems), z.array(item));
+  setQuickReader(lenient, (raw) => (Array.isArray(raw) ? readItems(raw) : UNREAD));
+  return lenient;
 }
 
 /** A map keyed by id whose entries are read one by one: an entry that does not read is left out, its key kept in `unreadable`. */
 export function readableEntries<T extends z.ZodType>(value: T) {
-  const lenient = z.record(z.string(), z.unknown()).transform((raw) => {
+  const quick = quickReaderOf(value);
+  const readEntries = (raw: Record<string, unknown>) => {
     const entries = new Map<string, z.output<T>>();
     const unreadable = new Map<string, string>();
     for (const key in raw) {
+      const read = quick ? quick(raw[key]) : UNREAD;
+      if (read !== UNREAD) {
+        entries.set(key, read as z.output<T>);
+        continue;
+      }
       const parsed = value.safeParse(raw[key]);
       if (parsed.success) entries.set(key, parsed.data);
       else unreadable.set(key, describeIssue('*', parsed.error));
     }
     if (unreadable.size > 0) forgivenCount++;
     return { entries, unreadable };
-  });
-  return readsAs(lenient, z.record(z.string(), value));
+  };
+  const lenient = readsAs(z.record(z.string(), z.unknown()).transform(readEntries), z.record(z.string(), value));
+  setQuickReader(lenient, (raw) => (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? readEntries(raw as Record<string, unknown>) : UNREAD));
+  return lenient;
 }

@@ -26,10 +26,10 @@ export type Granularity = 'HOUR' | 'DAY';
 
 export interface MetricsRange {
   /** Unix seconds, inclusive. */
-  fromSec: number;
+  readonly fromSec: number;
   /** Unix seconds, exclusive. */
-  toSec: number;
-  granularity: Granularity;
+  readonly toSec: number;
+  readonly granularity: Granularity;
 }
 
 export interface MetricPointEntity {

@@ -9,17 +9,14 @@ import { quickReaderOf, setQuickReader, UNREAD } from './quick-read.js';
  * (SOURCE_BAD_RESPONSE); unknown object fields are stripped, never rejected.
  */
 function iso(ms: number, ctx: z.RefinementCtx, what: string): string {
-  const known = isoCache.get(ms);
-  if (known !== undefined) return known;
+  // Not memoized like a series' instants (isoOfUnixSeconds): a user's own times (last active, created, sent) are
+  // nearly all distinct, and kept they only pushed the shared ones out of the memo.
   const date = new Date(ms);
   if (Number.isNaN(date.getTime())) {
     ctx.addIssue({ code: 'custom', message: `not a valid ${what}` });
     return z.NEVER;
   }
-  const text = date.toISOString();
-  if (isoCache.size >= ISO_CACHE_MAX) isoCache.clear();
-  isoCache.set(ms, text);
-  return text;
+  return date.toISOString();
 }
 
 /**
@@ -76,7 +73,7 @@ export const count = z.number().int().nonnegative();
 export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 /** Unix seconds Date can represent, as a plain predicate like `isCount`. */
 export const isUnixSeconds = (v: unknown): v is number => typeof v === 'number' && v >= -8.64e12 && v <= 8.64e12;
-/** The ISO string of a value `isUnixSeconds` accepted; memoized like the rest. */
+/** The ISO string of a value `isUnixSeconds` accepted, memoized: a series' instants repeat across users (see isoCache). */
 export function isoOfUnixSeconds(seconds: number): string {
   const ms = seconds * 1000;
   let text = isoCache.get(ms);

@@ -98,6 +98,16 @@ describe('reading vendor JSON without zod, with the same meaning', () => {
     expect(zodOnly).toBeGreaterThan(500);
   });
 
+  it('a transform that refuses through ctx.issues, as zod allows, is unread, and the next value reads', () => {
+    const even = z.number().transform((n, ctx) => {
+      if (n % 2 !== 0) ctx.issues.push({ code: 'custom', message: 'odd', input: n });
+      return n;
+    });
+    expect(quickRead(even, 3)).toBe(UNREAD);
+    expect(even.safeParse(3).success).toBe(false);
+    expect(quickRead(even, 4)).toBe(4);
+  });
+
   it('a default is a fresh value each time, as zod gives it', () => {
     const schema = z.object({ tags: z.array(z.string()).default([]) });
     const a = quickRead(schema, {}) as { tags: string[] };

@@ -135,7 +135,7 @@ export function lenientObject<F extends Record<string, z.ZodType>>(fields: F) {
     return z.NEVER;
   });
   const schema = readsAs(fast, lenient);
-  // Strictly, else not at all: a reader that fails lets its caller go to zod, which forgives through `fast`.
+  // Its quick reader is the strict one: what that refuses, the caller hands to zod, which forgives through `fast`.
   setQuickReader(schema, quick);
   return schema;
 }

@@ -166,9 +166,9 @@ function checksOf(def: Def, kind: 'string' | 'number'): ((n: number) => boolean)
 }
 
 /**
- * A transform called as zod calls it. Ours only ever add an issue to refuse a
- * value; one shared context notes that, saved and restored around the call in
- * case a transform reads another value quickly itself.
+ * A transform called as zod calls it. A transform refuses a value by adding
+ * an issue; one shared context notes that, its flag saved and restored around
+ * the call in case a transform reads another value quickly itself.
  */
 let refused = false;
 const context: TransformContext = {
@@ -184,7 +184,9 @@ function transformReader(transform: (value: unknown, ctx: TransformContext) => u
     refused = false;
     context.value = raw;
     const out = transform(raw, context);
-    const no = refused || out instanceof Promise;
+    // A transform may also push onto ctx.issues itself, as zod allows.
+    const no = refused || context.issues.length > 0 || out instanceof Promise;
+    context.issues.length = 0;
     refused = outer;
     return no ? UNREAD : out;
   };

@@ -35,7 +35,8 @@ const rangeOf = ({ from, to, granularity }: UserArgs<'metrics'>): MetricsRange =
 
 /** The loader keys a field's arguments map to; shared with the prefetch so both ask for the same thing. */
 export const userFieldKeys = {
-  metrics: (userId: string, args: UserArgs<'metrics'>): MetricsKey => ({ userId, range: rangeOf(args) }),
+  /** `range`: one made for many users at once (the prefetch's), so they share it. */
+  metrics: (userId: string, args: UserArgs<'metrics'>, range = rangeOf(args)): MetricsKey => ({ userId, range }),
   notifications: (userId: string, { first, after, unreadOnly }: UserArgs<'notifications'>): NotificationPageKey => ({
     userId,
     offset: offsetFrom('notifications', after),
@@ -62,7 +63,7 @@ function fromIdentity<F extends 'name' | 'nickname' | 'avatarUrl' | 'email' | 'e
 export const userFieldStarts = {
   metrics: (ids: readonly string[], args: UserArgs<'metrics'>, ctx: GatewayContext) => {
     const range = rangeOf(args);
-    ctx.loaders.metrics.startMany(ids.map((userId) => ({ userId, range })));
+    ctx.loaders.metrics.startMany(ids.map((userId) => userFieldKeys.metrics(userId, args, range)));
   },
   unreadNotificationCount: (ids: readonly string[], _args: unknown, ctx: GatewayContext) => ctx.loaders.unreadCount.startMany(ids),
   notifications: (ids: readonly string[], args: UserArgs<'notifications'>, ctx: GatewayContext) =>

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { readsAs } from './drift.js';
 import { parseVendorDate } from './vendor-dates.js';
-import { quickReaderOf, setQuickReader, UNREAD } from './quick-read.js';
+import { isJsonObject, quickReaderOf, setQuickReader, UNREAD } from './quick-read.js';
 
 /**
  * Zod pieces that turn vendor dialects into the schema's: every timestamp ends
@@ -199,6 +199,6 @@ export function readableEntries<T extends z.ZodType>(value: T) {
     return { entries, unreadable };
   };
   const lenient = readsAs(z.record(z.string(), z.unknown()).transform(readEntries), z.record(z.string(), value));
-  setQuickReader(lenient, (raw) => (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? readEntries(raw as Record<string, unknown>) : UNREAD));
+  setQuickReader(lenient, (raw) => (isJsonObject(raw) ? readEntries(raw) : UNREAD));
   return lenient;
 }

@@ -76,7 +76,8 @@ export function quickRead(schema: z.ZodType, raw: unknown): unknown {
   return reader === undefined ? UNREAD : reader(raw);
 }
 
-const isObject = (raw: unknown): raw is Record<string, unknown> => typeof raw === 'object' && raw !== null && !Array.isArray(raw);
+/** A JSON object: not null, not an array (what zod's objects and records take). */
+export const isJsonObject = (raw: unknown): raw is Record<string, unknown> => typeof raw === 'object' && raw !== null && !Array.isArray(raw);
 
 function derive(schema: z.ZodType): QuickReader | undefined {
   const def = (schema as unknown as { _zod: { def: Def } })._zod.def;
@@ -187,6 +188,7 @@ function transformReader(transform: (value: unknown, ctx: TransformContext) => u
     // A transform may also push onto ctx.issues itself, as zod allows.
     const no = refused || context.issues.length > 0 || out instanceof Promise;
     context.issues.length = 0;
+    context.value = undefined;
     refused = outer;
     return no ? UNREAD : out;
   };
@@ -212,7 +214,7 @@ function objectReader(shape: Record<string, z.ZodType>): QuickReader | undefined
     readers.push(reader);
   }
   return (raw) => {
-    if (!isObject(raw)) return UNREAD;
+    if (!isJsonObject(raw)) return UNREAD;
     const out: Record<string, unknown> = {};
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;

@@ -18,9 +18,14 @@ const DAY_S = 86_400;
 const MAX_RANGE_S: Record<Granularity, number> = { HOUR: 31 * DAY_S, DAY: 366 * DAY_S };
 const DEFAULT_RANGE_S: Record<Granularity, number> = { HOUR: DAY_S, DAY: 30 * DAY_S };
 
+/** The end of the hour `nowMs` is in, in Unix seconds: a default range's `to`. */
+function currentHourEnd(nowMs: number): number {
+  return Math.ceil(nowMs / 1000 / HOUR_S) * HOUR_S;
+}
+
 /** [from, to) in Unix seconds; by default the window ending with the current hour, so it is stable for an hour. */
 export function metricsRange(from: string | null | undefined, to: string | null | undefined, granularity: Granularity, nowMs = Date.now()): MetricsRange {
-  const toSec = to ? Math.floor(Date.parse(to) / 1000) : Math.ceil(nowMs / 1000 / HOUR_S) * HOUR_S;
+  const toSec = to ? Math.floor(Date.parse(to) / 1000) : currentHourEnd(nowMs);
   const fromSec = from ? Math.floor(Date.parse(from) / 1000) : toSec - DEFAULT_RANGE_S[granularity];
   if (fromSec >= toSec) throw badUserInput('"from" must be before "to".', 'from');
   if (toSec - fromSec > MAX_RANGE_S[granularity]) {
@@ -31,7 +36,24 @@ export function metricsRange(from: string | null | undefined, to: string | null 
 
 export type UserArgs<K extends keyof UserResolvers> = Parameters<Extract<NonNullable<UserResolvers[K]>, (...a: never[]) => unknown>>[1];
 
-const rangeOf = ({ from, to, granularity }: UserArgs<'metrics'>): MetricsRange => metricsRange(from, to, granularity ?? 'DAY');
+/**
+ * The last range made, with the arguments it was made from. A list's metrics fields each get their arguments afresh
+ * (graphql-jit builds them per call), and one range object for all of them makes its key's string once (analytics'
+ * rangeKey) instead of once a user. Kept while the arguments still mean it: a default `to` moves with the hour.
+ */
+let lastRange: { from: string | null | undefined; to: string | null | undefined; granularity: Granularity; range: MetricsRange } | undefined;
+
+function rangeOf(args: UserArgs<'metrics'>, nowMs = Date.now()): MetricsRange {
+  const { from, to } = args;
+  const granularity = args.granularity ?? 'DAY';
+  const last = lastRange;
+  if (last !== undefined && last.from === from && last.to === to && last.granularity === granularity && (to || currentHourEnd(nowMs) === last.range.toSec)) {
+    return last.range;
+  }
+  const range = metricsRange(from, to, granularity, nowMs);
+  lastRange = { from, to, granularity, range };
+  return range;
+}
 
 /** The loader keys a field's arguments map to; shared with the prefetch so both ask for the same thing. */
 export const userFieldKeys = {

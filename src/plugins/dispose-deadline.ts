@@ -1,10 +1,13 @@
-import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { isAsyncIterable } from 'graphql-yoga';
 import type { Deadline } from '../resilience/deadline.js';
-import type { ExecuteDoneHooks } from './graphql-results.js';
+import type { AfterExecution } from './use-after-execution.js';
 
-type DeadlineContext = { deadline: Deadline };
-
-const disposeWhenDone: ExecuteDoneHooks<DeadlineContext> = {
+/**
+ * Clears the request's deadline timer once its operation has executed, so the
+ * request leaves nothing behind. With @defer/@stream that is after the last
+ * part: the deferred fields are fetched under the same deadline.
+ */
+export const disposeDeadline: AfterExecution<{ deadline: Deadline }> = {
   onExecuteDone({ args, result }) {
     const { deadline } = args.contextValue;
     if (isAsyncIterable(result)) return { onEnd: () => deadline.dispose() };
@@ -12,12 +15,3 @@ const disposeWhenDone: ExecuteDoneHooks<DeadlineContext> = {
     return undefined;
   },
 };
-
-/**
- * Clears the request's deadline timer once its operation has executed, so the
- * request leaves nothing behind. With @defer/@stream that is after the last
- * part: the deferred fields are fetched under the same deadline.
- */
-export function useDeadlineDisposal(): Plugin<DeadlineContext> {
-  return { onExecute: () => disposeWhenDone };
-}

@@ -1,6 +1,7 @@
 import type { GraphQLError } from 'graphql';
-import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import type { ExecuteDoneHooks, IncrementalPart } from './graphql-results.js';
+import { isAsyncIterable } from 'graphql-yoga';
+import type { IncrementalPart } from './graphql-results.js';
+import type { AfterExecution } from './use-after-execution.js';
 
 /**
  * The errors of @defer/@stream's later parts, masked like a response's own
@@ -8,9 +9,9 @@ import type { ExecuteDoneHooks, IncrementalPart } from './graphql-results.js';
  * failure with its typed code, anything unexpected as "Unexpected error.".
  * After the plugins that read the original errors (the request log).
  */
-export function useIncrementalErrorMasking(maskError: (error: unknown, message: string) => Error): Plugin {
+export function maskLaterParts(maskError: (error: unknown, message: string) => Error): AfterExecution {
   const mask = (error: GraphQLError) => maskError(error, 'Unexpected error.') as GraphQLError;
-  const maskLaterParts: ExecuteDoneHooks = {
+  return {
     onExecuteDone({ result }) {
       if (!isAsyncIterable(result)) return undefined;
       return {
@@ -22,5 +23,4 @@ export function useIncrementalErrorMasking(maskError: (error: unknown, message: 
       };
     },
   };
-  return { onExecute: () => maskLaterParts };
 }

@@ -1,10 +1,13 @@
-import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { isAsyncIterable } from 'graphql-yoga';
 import type { StaleReport } from '../cache/stale-report.js';
-import type { ExecuteDoneHooks } from './graphql-results.js';
+import type { AfterExecution } from './use-after-execution.js';
 
-type StaleContext = { stale: StaleReport };
-
-const reportWhenDone: ExecuteDoneHooks<StaleContext> = {
+/**
+ * Adds `extensions.stale` to a response that used stale data. With
+ * @defer/@stream, each part carries the fields it answered stale (those not
+ * already reported by an earlier part).
+ */
+export const reportStale: AfterExecution<{ stale: StaleReport }> = {
   onExecuteDone({ args, result, setResult }) {
     const { stale } = args.contextValue;
     if (isAsyncIterable(result)) {
@@ -23,12 +26,3 @@ const reportWhenDone: ExecuteDoneHooks<StaleContext> = {
     return undefined;
   },
 };
-
-/**
- * Adds `extensions.stale` to a response that used stale data. With
- * @defer/@stream, each part carries the fields it answered stale (those not
- * already reported by an earlier part).
- */
-export function useStaleReport(): Plugin<StaleContext> {
-  return { onExecute: () => reportWhenDone };
-}

@@ -11,7 +11,7 @@ import { disposeDeadline } from './plugins/dispose-deadline.js';
 import { useAfterExecution } from './plugins/use-after-execution.js';
 import { cachedVerifier, hs256Verifier, jwksVerifier, type TokenVerifier } from './auth/token-verifiers.js';
 import { Metrics } from './observability/metrics.js';
-import { useRequestLog } from './plugins/use-request-log.js';
+import { createRequestLog } from './plugins/use-request-log.js';
 import { CallerRateLimiter, useCallerRateLimit } from './plugins/use-caller-rate-limit.js';
 import { useAutomaticPersistedQueries } from './plugins/use-apq.js';
 import { useOpsEndpoints } from './plugins/use-ops-endpoints.js';
@@ -167,6 +167,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const { ops } = config;
   const verifyToken = verifier(config);
   const callerLimiter = new CallerRateLimiter(ops.callerRateLimit.perSec, ops.callerRateLimit.burst, redis);
+  const requestLog = createRequestLog({ logger, metrics, failures: sourceFailures });
   const yoga = createYoga<Record<string, unknown>, RequestServices>({
     schema: buildSchema(definitions),
     graphqlEndpoint: '/graphql',
@@ -214,7 +215,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       ...(config.tracing ? [useTracing()] : []),
       useOpsEndpoints({ metrics, health, redis, draining: () => draining, ...(options.siblings ? { exposition: clusterExposition(metrics, options.siblings) } : {}) }),
       usePages({ verify: verifyToken, history, redis, graphiql: ops.graphiql, deliveries: () => deliveries.counts().catch(() => null) }),
-      useRequestLog({ logger, metrics, failures: sourceFailures }),
+      requestLog.plugin,
       ...(ops.persistedOperationsRequired
         ? [
             usePersistedOperations({
@@ -242,9 +243,9 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       // subscriptions (graphql-jit's does not hand a subscription's arguments to `subscribe`) and documents with @defer/@stream
       // (graphql-jit's would silently answer them in one part).
       useGraphQlJit({}, { enableIf: (args) => !needsStandardExecutor(args.document, args.operationName) }),
-      // Once executed: the deadline's timer cleared, stale fields reported, later parts' errors masked (one plugin for
-      // the three: each plugin's turn through envelop's hooks costs every request).
-      useAfterExecution<Pick<RequestServices, 'deadline' | 'stale'>>(disposeDeadline, reportStale, maskLaterParts(toClientError)),
+      // Once executed: the operation timed and counted (errors as raised), the deadline's timer cleared, stale fields
+      // reported, later parts' errors masked (one plugin for the four: each plugin's turn through envelop's hooks costs every request).
+      useAfterExecution<Pick<RequestServices, 'deadline' | 'stale'>>(requestLog.execution, disposeDeadline, reportStale, maskLaterParts(toClientError)),
       // After the plugins whose onExecuteDone every operation needs: a hit stops the ones after it.
       ...(responses ? [useResponseCache({ cache: responses, metrics })] : []),
       useInputErrorCodes(),

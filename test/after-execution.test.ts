@@ -7,7 +7,7 @@ type Done = (payload: unknown) => { onNext?: (p: unknown) => void; onEnd?: () =>
 /** The plugin's one onExecuteDone, as envelop would get it. */
 function doneHook(...concerns: AfterExecution[]): Done {
   const plugin = useAfterExecution(...concerns);
-  const hooks = (plugin.onExecute as (p: unknown) => { onExecuteDone: Done })({});
+  const hooks = (plugin.onExecute as (p: unknown) => { onExecuteDone: Done })({ args: {} });
   return hooks.onExecuteDone;
 }
 
@@ -29,6 +29,20 @@ describe('useAfterExecution', () => {
     expect(stream).toBeUndefined();
     expect(seen).toEqual(['one saw {}', 'two saw {"one":true}']);
     expect(set).toEqual([{ data: { a: 1 }, extensions: { one: true, two: true } }]);
+  });
+
+  it('each concern that times the operation is told as it starts, in order, with the arguments its end then gets', () => {
+    const calls: string[] = [];
+    const args = { operationName: 'Dashboard' };
+    const timed = (tag: string): AfterExecution => ({
+      onExecute: (a) => void calls.push(`${tag} start ${a === (args as unknown) ? 'same args' : 'other args'}`),
+      onExecuteDone: ({ args: a }) => (calls.push(`${tag} done ${a === (args as unknown) ? 'same args' : 'other args'}`), undefined),
+    });
+    const plugin = useAfterExecution(timed('one'), { onExecuteDone: () => undefined }, timed('two'));
+    const hooks = (plugin.onExecute as (p: unknown) => { onExecuteDone: Done })({ args });
+    expect(calls).toEqual(['one start same args', 'two start same args']);
+    hooks.onExecuteDone({ args, result: {}, setResult: () => {} });
+    expect(calls.slice(2)).toEqual(['one done same args', 'two done same args']);
   });
 
   it('leaves the result alone when no concern changes it', () => {

@@ -5,8 +5,9 @@ type DonePayload<Context extends Record<string, unknown>> = Parameters<NonNullab
 type StreamHooks<Context extends Record<string, unknown>> = Exclude<Awaited<ReturnType<NonNullable<ExecuteDoneHooks<Context>['onExecuteDone']>>>, void>;
 type PartPayload<Context extends Record<string, unknown>> = Parameters<NonNullable<StreamHooks<Context>['onNext']>>[0];
 
-/** What one concern does once an operation has executed; synchronous, as every such hook of ours is. */
+/** What one concern does once an operation has executed (and, to time it, as it starts); synchronous, as every such hook of ours is. */
 export interface AfterExecution<Context extends Record<string, unknown> = Record<never, never>> {
+  onExecute?(args: DonePayload<Context>['args']): void;
   onExecuteDone(payload: DonePayload<Context>): { onNext?: (part: PartPayload<Context>) => void; onEnd?: () => void } | undefined;
 }
 
@@ -31,7 +32,13 @@ export function useAfterExecution<Context extends Record<string, unknown>>(...co
       return streams && combineStreams(streams);
     },
   };
-  return { onExecute: () => done };
+  const starts = concerns.filter((concern) => concern.onExecute !== undefined);
+  return {
+    onExecute({ args }) {
+      for (const concern of starts) concern.onExecute!(args);
+      return done;
+    },
+  };
 }
 
 /** The later parts' hooks of every concern that has some, as one: each part through each onNext in turn, then each onEnd. */

@@ -3,7 +3,8 @@ import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphq
 import { SourceError } from '../errors.js';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import { REQUEST_ID } from '../http/cached-responses.js';
-import { errorCode, partErrors, type ExecuteDoneHooks, type IncrementalPart } from './graphql-results.js';
+import { errorCode, partErrors, type IncrementalPart } from './graphql-results.js';
+import type { AfterExecution } from './use-after-execution.js';
 import type { StaleField } from '../cache/stale-report.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -70,7 +71,12 @@ export interface RequestLogOptions {
   failures: SourceFailureLog;
 }
 
-export function useRequestLog({ logger, metrics, failures }: RequestLogOptions): Plugin {
+/**
+ * `plugin` reads the request (its id, its line); `execution` times and counts its operations, and goes in the server's
+ * after-execution plugin (use-after-execution.ts) before the concerns that rewrite a result (masking, the stale report),
+ * so it reads the errors as they were raised.
+ */
+export function createRequestLog({ logger, metrics, failures }: RequestLogOptions): { plugin: Plugin; execution: AfterExecution } {
   const requests = new WeakMap<Request, RequestRecord>();
   /** By the operation's execution arguments (one per operation: a batched request has several). */
   const executions = new WeakMap<object, Execution>();
@@ -105,19 +111,29 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
     if (errors.length || context.stale?.fields.length) record.failures = sourceFailures(errors, context.stale?.fields ?? []);
   };
 
-  const countWhenDone: ExecuteDoneHooks = {
+  const execution: AfterExecution = {
+    onExecute(args) {
+      const operation = getOperationAST(args.document, args.operationName);
+      const record = requests.get((args.contextValue as ExecutionContext).request);
+      if (record && operation?.name) record.operation = operation.name.value;
+      const name = metrics.operationLabel(operation?.name?.value ?? args.operationName);
+      executions.set(args, { startedAt: performance.now(), name, type: operation?.operation ?? 'unknown', record });
+    },
     onExecuteDone({ args, result }) {
-      const execution = executions.get(args)!;
+      const started = executions.get(args)!;
       const context = args.contextValue as ExecutionContext;
-      if (!isAsyncIterable(result)) return done(execution, context, (result as ExecutionResult).errors ?? []);
+      if (!isAsyncIterable(result)) {
+        done(started, context, (result as ExecutionResult).errors ?? []);
+        return undefined;
+      }
       // @defer/@stream: the later parts' errors and stale fields count too, and the duration runs to the last part.
       const errors: GraphQLError[] = [];
-      const { record } = execution;
+      const { record } = started;
       if (record) record.streaming = 'open';
       return {
         onNext: ({ result: part }) => void errors.push(...partErrors(part as IncrementalPart)),
         onEnd: () => {
-          done(execution, context, errors);
+          done(started, context, errors);
           if (!record) return;
           record.streaming = 'ended';
           finish(record);
@@ -126,7 +142,7 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
     },
   };
 
-  return {
+  const plugin: Plugin = {
     onRequest({ request, url }) {
       const incoming = request.headers.get('x-request-id');
       requests.set(request, {
@@ -140,14 +156,6 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
       const record = requests.get(request);
       if (record && typeof params.operationName === 'string') record.operation = params.operationName;
     },
-    onExecute({ args }) {
-      const operation = getOperationAST(args.document, args.operationName);
-      const record = requests.get((args.contextValue as ExecutionContext).request);
-      if (record && operation?.name) record.operation = operation.name.value;
-      const name = metrics.operationLabel(operation?.name?.value ?? args.operationName);
-      executions.set(args, { startedAt: performance.now(), name, type: operation?.operation ?? 'unknown', record });
-      return countWhenDone;
-    },
     onResponse({ request, response }) {
       const record = requests.get(request);
       if (!record) return;
@@ -156,4 +164,5 @@ export function useRequestLog({ logger, metrics, failures }: RequestLogOptions):
       finish(record);
     },
   };
+  return { plugin, execution };
 }

@@ -15,7 +15,9 @@ export interface AfterExecution<Context extends Record<string, unknown> = Record
  * Several concerns' after-execution hooks as one plugin, run in the order given, each seeing the result the ones
  * before it set (as envelop would run them as plugins of their own). Envelop walks each plugin's onExecute and
  * onExecuteDone through a promise-aware loop that allocated ~0.9 % of a cold dashboard's bytes a hook
- * (bench/RESULTS.md, session 31); three concerns that need nothing but the result pay for one.
+ * (bench/RESULTS.md, session 31); concerns that need only the operation's start and its result pay for one turn.
+ * Each concern's onExecute runs as the operation starts, in the same order, with the arguments its onExecuteDone
+ * then gets. A concern that throws stops the ones after it, as a throwing plugin stops envelop's loop.
  */
 export function useAfterExecution<Context extends Record<string, unknown>>(...concerns: AfterExecution<Context>[]): Plugin<Context> {
   const done: ExecuteDoneHooks<Context> = {

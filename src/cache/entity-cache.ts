@@ -170,7 +170,8 @@ export class EntityCache<K, V> {
     const { l1, l2 } = this.tiers;
     const now = Date.now();
     const out = new Array<Served<V> | Error>(keys.length);
-    const fallback = new Map<number, CacheEntry<V>>();
+    // Entries past their stale window, served only if the source fails; made on first use (most reads have none).
+    const fallback: Fallback<V> = { entries: undefined };
     const refresh: number[] = [];
     let missing: number[] = [];
 
@@ -197,7 +198,7 @@ export class EntityCache<K, V> {
         missing.forEach((i, j) => {
           const json = raw[j];
           const entry = decode<V>(json, this.options.stored);
-          const known = fallback.get(i);
+          const known = fallback.entries?.get(i);
           if (entry && freshness(entry, at) !== 'expired' && (!known || entry.storedAt > known.storedAt)) {
             this.storeL1(ids[i]!, keys[i]!, entry, json!);
             if (this.classify(entry, ids[i]!, i, at, out, refresh, fallback)) return;
@@ -228,7 +229,7 @@ export class EntityCache<K, V> {
           out[i] = { value: result, stale: null };
           return;
         }
-        const stale = fallback.get(i);
+        const stale = fallback.entries?.get(i);
         out[i] =
           stale && result instanceof SourceError
             ? { value: stale.value as V, stale: { source: this.source, ageSeconds: ageSeconds(stale), reason: 'SOURCE_ERROR', code: result.code } }
@@ -286,7 +287,7 @@ export class EntityCache<K, V> {
   }
 
   /** Sorts an entry into out/refresh/fallback; false when it cannot answer now (the key is still missing). */
-  private classify(entry: CacheEntry<V>, id: string, i: number, now: number, out: Array<Served<V> | Error>, refresh: number[], fallback: Map<number, CacheEntry<V>>): boolean {
+  private classify(entry: CacheEntry<V>, id: string, i: number, now: number, out: Array<Served<V> | Error>, refresh: number[], fallback: Fallback<V>): boolean {
     switch (freshness(entry, now)) {
       case 'fresh':
         out[i] = { value: entry.value as V, stale: null };
@@ -302,7 +303,7 @@ export class EntityCache<K, V> {
         return true;
       }
       case 'ifError':
-        fallback.set(i, entry);
+        (fallback.entries ??= new Map()).set(i, entry);
         return false;
       default:
         return false;
@@ -428,6 +429,11 @@ export class EntityCache<K, V> {
   private l2Key(key: K): string {
     return this.tiers.l2!.key(`${this.entity}:${this.tiers.format}`, this.options.group(key), this.options.variant(key));
   }
+}
+
+/** A read's entries that may answer only if the source fails, by their key's index. */
+interface Fallback<V> {
+  entries: Map<number, CacheEntry<V>> | undefined;
 }
 
 function ageSeconds(entry: CacheEntry<unknown>, now = Date.now()): number {

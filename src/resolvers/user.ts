@@ -57,8 +57,8 @@ function rangeOf(args: UserArgs<'metrics'>, nowMs = Date.now()): MetricsRange {
 
 /** The loader keys a field's arguments map to; shared with the prefetch so both ask for the same thing. */
 export const userFieldKeys = {
-  /** `range`: one made for many users at once (the prefetch's), so they share it. */
-  metrics: (userId: string, args: UserArgs<'metrics'>, range = rangeOf(args)): MetricsKey => ({ userId, range }),
+  /** Keys of equal arguments share one range (see rangeOf). */
+  metrics: (userId: string, args: UserArgs<'metrics'>): MetricsKey => ({ userId, range: rangeOf(args) }),
   notifications: (userId: string, { first, after, unreadOnly }: UserArgs<'notifications'>): NotificationPageKey => ({
     userId,
     offset: offsetFrom('notifications', after),
@@ -83,10 +83,7 @@ function fromIdentity<F extends 'name' | 'nickname' | 'avatarUrl' | 'email' | 'e
  * the resolver pages on from it).
  */
 export const userFieldStarts = {
-  metrics: (ids: readonly string[], args: UserArgs<'metrics'>, ctx: GatewayContext) => {
-    const range = rangeOf(args);
-    ctx.loaders.metrics.startMany(ids.map((userId) => userFieldKeys.metrics(userId, args, range)));
-  },
+  metrics: (ids: readonly string[], args: UserArgs<'metrics'>, ctx: GatewayContext) => ctx.loaders.metrics.startMany(ids.map((userId) => userFieldKeys.metrics(userId, args))),
   unreadNotificationCount: (ids: readonly string[], _args: unknown, ctx: GatewayContext) => ctx.loaders.unreadCount.startMany(ids),
   notifications: (ids: readonly string[], args: UserArgs<'notifications'>, ctx: GatewayContext) =>
     ctx.loaders.notificationPage.startMany(ids.map((id) => userFieldKeys.notifications(id, args))),

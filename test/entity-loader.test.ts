@@ -229,3 +229,25 @@ describe("an entity key's id", () => {
     expect(cache.peekFresh(cache.id({ user: 'u1', range: '0:20' }))?.value).toBe('u1 over 0:20');
   });
 });
+
+describe('an entity read that cannot start', () => {
+  it('rejects rather than throws: a caller chaining on the read still hears of it', async () => {
+    const cache = testEntityCache<{ user: string }, string>(
+      {
+        entity: 'analytics.metrics',
+        source: 'analytics',
+        group: (key) => {
+          if (!key.user) throw new TypeError('a metrics key needs a user');
+          return key.user;
+        },
+        variant: () => '',
+        fetch: async (keys) => keys.map(() => 'value'),
+      },
+      new MemoryTier(1024 * 1024),
+    );
+    let read: Promise<unknown> | undefined;
+    expect(() => (read = cache.getMany([{ user: 'u1' }, { user: '' }], Deadline.after(5_000)))).not.toThrow();
+    await expect(read).rejects.toThrow('a metrics key needs a user');
+    expect(await cache.getMany([{ user: 'u1' }], Deadline.after(5_000))).toEqual([{ value: 'value', stale: null }]);
+  });
+});

@@ -22,15 +22,13 @@ export interface AfterExecution<Context extends Record<string, unknown> = Record
 export function useAfterExecution<Context extends Record<string, unknown>>(...concerns: AfterExecution<Context>[]): Plugin<Context> {
   const done: ExecuteDoneHooks<Context> = {
     onExecuteDone(payload) {
-      let result = payload.result;
-      const step = { args: payload.args, result, setResult: (next: typeof result) => void (step.result = result = next) };
+      const step = { args: payload.args, result: payload.result, setResult: (next: typeof payload.result) => void (step.result = next) };
       let streams: NonNullable<ReturnType<AfterExecution<Context>['onExecuteDone']>>[] | undefined;
       for (const concern of concerns) {
-        step.result = result;
         const stream = concern.onExecuteDone(step);
         if (stream) (streams ??= []).push(stream);
       }
-      if (result !== payload.result) payload.setResult(result);
+      if (step.result !== payload.result) payload.setResult(step.result);
       return streams && combineStreams(streams);
     },
   };
@@ -47,14 +45,9 @@ export function useAfterExecution<Context extends Record<string, unknown>>(...co
 function combineStreams<Context extends Record<string, unknown>>(streams: { onNext?: (part: PartPayload<Context>) => void; onEnd?: () => void }[]): StreamHooks<Context> {
   return {
     onNext(payload) {
-      let part = payload.result;
-      const step = { args: payload.args, result: part, setResult: (next: typeof part) => void (step.result = part = next) };
-      for (const stream of streams) {
-        if (!stream.onNext) continue;
-        step.result = part;
-        stream.onNext(step);
-      }
-      if (part !== payload.result) payload.setResult(part);
+      const step = { args: payload.args, result: payload.result, setResult: (next: typeof payload.result) => void (step.result = next) };
+      for (const stream of streams) stream.onNext?.(step);
+      if (step.result !== payload.result) payload.setResult(step.result);
     },
     onEnd() {
       for (const stream of streams) stream.onEnd?.();

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { AdmissionQueue, type AdmissionSettings } from '../src/http/admission-queue.js';
+import { exposedGc } from './helpers/heap.js';
 
 /**
  * The queue on its own, with responses that are only what it listens to (their
@@ -92,5 +93,45 @@ describe('admission queue', () => {
     for (let n = 0; n < 5; n++) h.admit(n);
     expect(h.started).toHaveLength(5);
     expect(queue.inProgress).toBe(0);
+  });
+  it('a request that has left the line (answered or gone) is not kept by it, while the line never empties', async () => {
+    // Under steady overload the line is never empty. Each entry reaches its request (a 500-user list's parsed body
+    // alone is ~60 KB); a line that kept its past entries until it emptied held hundreds of answered requests
+    // (bench/RESULTS.md, session 33).
+    const queue = new AdmissionQueue(settings({ queueAtEntityReads: 100 }));
+    queue.learn(100); // one request at a time
+    const bodies: WeakRef<object>[] = [];
+    const responses: ServerResponse[] = [];
+    const started: number[] = [];
+    const closed = new Set<number>();
+    const admit = (n: number) => {
+      const body = { ids: Array.from({ length: 500 }, (_, i) => `user-${n}-${i}`) };
+      bodies[n] = new WeakRef(body);
+      responses[n] = response();
+      queue.admit(
+        responses[n],
+        () => started.push(n) && body,
+        () => body,
+      );
+    };
+    const close = (n: number) => {
+      closed.add(n);
+      responses[n]!.emit('close');
+    };
+    admit(0);
+    admit(1);
+    for (let n = 2; n < 300; n += 2) {
+      admit(n);
+      admit(n + 1);
+      close(n + 1); // its client gives up while it waits
+      close(started.at(-1)!); // the running one is answered; the next in line starts
+      expect(queue.waiting).toBeGreaterThan(0);
+    }
+    expect(started.length).toBeGreaterThan(140);
+    await new Promise((r) => setTimeout(r, 0)); // a WeakRef read in this turn keeps its target until the turn ends
+    exposedGc()();
+    const kept = bodies.flatMap((ref, n) => (ref.deref() ? [n] : []));
+    const notDone = bodies.flatMap((_, n) => (closed.has(n) ? [] : [n]));
+    expect(kept).toEqual(notDone); // the one running and the ones in line
   });
 });

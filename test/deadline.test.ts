@@ -52,4 +52,22 @@ describe('Deadline', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(settled).toEqual(['early', 'late']);
   });
+
+  it('a list with hundreds of vendor calls in flight on its signal makes no "possible memory leak" warning', async () => {
+    vi.useRealTimers();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const deadline = Deadline.after(1_000);
+      // One abort listener a call in flight, as undici adds (a 500-user list's per-key reads are hundreds at once).
+      const calls = Array.from({ length: 500 }, () => new AbortController());
+      for (const call of calls) deadline.signal.addEventListener('abort', () => call.abort(), { once: true });
+      await new Promise((r) => setTimeout(r, 10)); // Node emits its warning on a later tick
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+      deadline.dispose();
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
 });

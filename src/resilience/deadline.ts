@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /**
  * One deadline for all the upstream work of a GraphQL request. Every upstream
  * call, every rate-limit wait and every retry pause checks it; when it passes,
@@ -32,6 +34,10 @@ export class Deadline {
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
+      // Each vendor call in flight listens on it (undici's abort listener): a list's per-key reads are hundreds at
+      // once. Node's default of 10 would print "Possible EventTarget memory leak" to stderr on busy lists; the
+      // listeners go with their calls, and the signal with its request.
+      setMaxListeners(0, this.controller.signal);
       if (this.expired) this.controller.abort();
     }
     return this.controller.signal;

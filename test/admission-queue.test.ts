@@ -29,24 +29,40 @@ function harness(queue: AdmissionQueue) {
 }
 
 describe('admission queue', () => {
-  it('until a request has finished, none waits; then requests × their average reads stay within the budget, first come first served', () => {
+  it('until a request has finished, one runs at a time; then requests × their average reads stay within the budget, first come first served', () => {
     const queue = new AdmissionQueue(settings());
     const h = harness(queue);
-    h.admit(0);
-    h.admit(1);
-    expect(h.started).toEqual([0, 1]);
+    // A process just started under load knows nothing of its requests' size: a burst of large lists must not all go in.
+    for (const n of [0, 1, 2]) h.admit(n);
+    expect(h.started).toEqual([0]);
+    expect(queue.waiting).toBe(2);
     queue.learn(150); // a 50-user list: 150 reads; two of them fill 300
     h.finish(0);
-    for (const n of [2, 3, 4, 5]) h.admit(n);
+    expect(h.started).toEqual([0, 1, 2]);
+    for (const n of [3, 4, 5]) h.admit(n);
     expect(h.started).toEqual([0, 1, 2]);
     expect(queue.waiting).toBe(3);
     h.finish(1);
     expect(h.started).toEqual([0, 1, 2, 3]);
     h.finish(2);
+    expect(h.started).toEqual([0, 1, 2, 3, 4]);
     h.finish(3);
     expect(h.started).toEqual([0, 1, 2, 3, 4, 5]);
     expect(queue.waiting).toBe(0);
     expect(h.refused).toEqual([]);
+  });
+
+  it('before any request has finished, one that waited maxWaitMs is let in, not refused (the first may be held up by a slow vendor)', async () => {
+    const queue = new AdmissionQueue(settings({ maxWaitMs: 40 }));
+    const h = harness(queue);
+    h.admit(0); // held up: it does not finish in this test
+    h.admit(1);
+    expect(h.started).toEqual([0]);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.started).toEqual([0, 1]);
+    expect(h.refused).toEqual([]);
+    expect(queue.waiting).toBe(0);
+    expect(queue.inProgress).toBe(2);
   });
 
   it('one request always runs, however many reads an average one makes', () => {

@@ -42,9 +42,11 @@ const LEARNING_RATE = 0.05;
  * What a request will read is known only when it is done, so the line is kept
  * by count: requests in progress × the reads an average request made lately
  * (learned from each finished one, see `learn`) must stay under
- * `queueAtEntityReads`. One request always runs, however large. A request
- * that waits longer than `maxWaitMs` is refused (`refuse`), so the line is
- * bounded in time as LOAD_SHED_MAX_IN_FLIGHT bounds it in length.
+ * `queueAtEntityReads`. One request always runs, however large; until one
+ * has finished, only one runs. A request that waits longer than `maxWaitMs`
+ * is refused (`refuse`), so the line is bounded in time as
+ * LOAD_SHED_MAX_IN_FLIGHT bounds it in length; before any request has
+ * finished (the first one held up by a slow vendor) it is let in instead.
  *
  * The line is kept whether the process is busy or waiting on a slow vendor:
  * kept only while its CPU was high, on a shared machine it let bursts in each
@@ -63,7 +65,7 @@ export class AdmissionQueue {
   private readonly line = new Denque<Waiting>();
   /** Entries in `line` still waiting (the others are refused or gone, and skipped). */
   private queued = 0;
-  /** Reads an average request made lately; 0 until a request has finished. */
+  /** Reads an average request made lately; unknown (0) until a request has finished. */
   private averageReads = 0;
   private finished = 0;
 
@@ -81,8 +83,11 @@ export class AdmissionQueue {
     if (this.queued === 0 && this.hasRoom()) return this.run(res, start);
     const entry: Waiting = { start: () => this.run(res, start), since: performance.now(), timer: undefined };
     entry.timer = setTimeout(() => {
+      const start = entry.start!;
       this.settle(entry);
-      refuse();
+      // Before any request has finished, nothing says the ones running are large: let it in rather than refuse it.
+      if (this.finished === 0) start();
+      else refuse();
     }, this.settings.maxWaitMs);
     res.once('close', () => {
       if (entry.start) this.settle(entry);
@@ -115,7 +120,11 @@ export class AdmissionQueue {
   }
 
   private hasRoom(): boolean {
-    return this.running === 0 || (this.running + 1) * this.averageReads <= this.settings.queueAtEntityReads;
+    if (this.running === 0) return true;
+    // Nothing learned yet (a process just started, under load): one at a time until a request has finished. A burst of
+    // 50 requests of 500 users all let in at once held 25,000 entities and could take longer than their deadline
+    // (bench/RESULTS.md, session 33); the first finished request, a few tens of ms in, sets the pace.
+    return this.finished > 0 && (this.running + 1) * this.averageReads <= this.settings.queueAtEntityReads;
   }
 
   private run(res: ServerResponse, start: () => void): void {

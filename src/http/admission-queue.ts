@@ -45,8 +45,10 @@ const LEARNING_RATE = 0.05;
  * `queueAtEntityReads`. One request always runs, however large; until one
  * has finished, only one runs. A request that waits longer than `maxWaitMs`
  * is refused (`refuse`), so the line is bounded in time as
- * LOAD_SHED_MAX_IN_FLIGHT bounds it in length; before any request has
- * finished (the first one held up by a slow vendor) it is let in instead.
+ * LOAD_SHED_MAX_IN_FLIGHT bounds it in length. That holds before anything is
+ * learned too: the ones in line passed the load shedder's checks when they
+ * arrived, with nothing running, so letting them in after their wait would
+ * let a crowd past every bound at once (session 33, identity stalled).
  *
  * The line is kept whether the process is busy or waiting on a slow vendor:
  * kept only while its CPU was high, on a shared machine it let bursts in each
@@ -83,11 +85,8 @@ export class AdmissionQueue {
     if (this.queued === 0 && this.hasRoom()) return this.run(res, start);
     const entry: Waiting = { start: () => this.run(res, start), since: performance.now(), timer: undefined };
     entry.timer = setTimeout(() => {
-      const start = entry.start!;
       this.settle(entry);
-      // Before any request has finished, nothing says the ones running are large: let it in rather than refuse it.
-      if (this.finished === 0) start();
-      else refuse();
+      refuse();
     }, this.settings.maxWaitMs);
     res.once('close', () => {
       if (entry.start) this.settle(entry);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { AdmissionQueue, type AdmissionSettings } from '../src/http/admission-queue.js';
+import { AdmissionQueue, RUNNING_BEFORE_LEARNING, type AdmissionSettings } from '../src/http/admission-queue.js';
 import { exposedGc } from './helpers/heap.js';
 
 /**
@@ -52,17 +52,31 @@ describe('admission queue', () => {
     expect(h.refused).toEqual([]);
   });
 
-  it('before any request has finished, one that waited maxWaitMs is refused all the same (it passed the load shedder with nothing running)', async () => {
+  it('before any request has finished, waiters whose maxWaitMs runs out go in up to a few running, and the rest are refused', async () => {
+    // A restarted process whose first request is held up by a stalled vendor: its other callers must not all get 503s,
+    // nor may the whole line (which passed the load shedder with nothing running) go in at once.
     const queue = new AdmissionQueue(settings({ maxWaitMs: 40 }));
     const h = harness(queue);
-    h.admit(0); // held up by a stalled vendor: it does not finish in this test
-    h.admit(1);
-    h.admit(2);
+    const few = RUNNING_BEFORE_LEARNING;
+    expect(few).toBeGreaterThan(1);
+    const callers = Array.from({ length: few + 3 }, (_, n) => n);
+    for (const n of callers) h.admit(n); // none finishes in this test
     expect(h.started).toEqual([0]);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.started).toEqual(callers.slice(0, few));
+    expect(h.refused).toEqual(callers.slice(few));
+    expect(queue.waiting).toBe(0);
+    expect(queue.inProgress).toBe(few);
+  });
+
+  it('once a request has finished, a waiter whose maxWaitMs runs out is refused, however few run', async () => {
+    const queue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 100 }));
+    queue.learn(100); // one request at a time
+    const h = harness(queue);
+    for (const n of [0, 1, 2]) h.admit(n);
     await new Promise((r) => setTimeout(r, 80));
     expect(h.started).toEqual([0]);
     expect(h.refused).toEqual([1, 2]);
-    expect(queue.waiting).toBe(0);
     expect(queue.inProgress).toBe(1);
   });
 

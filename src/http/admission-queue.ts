@@ -27,6 +27,9 @@ interface Waiting {
 /** How much each finished request moves the average reads a request makes, after the first twenty. */
 const LEARNING_RATE = 0.05;
 
+/** Before any request has finished, how many may run once waiters' `maxWaitMs` runs out (the class comment says why). */
+export const RUNNING_BEFORE_LEARNING = 8;
+
 /**
  * Keeps the work in progress within what the process can do at once, and
  * makes the rest wait in line, outside the heap's way.
@@ -45,10 +48,13 @@ const LEARNING_RATE = 0.05;
  * `queueAtEntityReads`. One request always runs, however large; until one
  * has finished, only one runs. A request that waits longer than `maxWaitMs`
  * is refused (`refuse`), so the line is bounded in time as
- * LOAD_SHED_MAX_IN_FLIGHT bounds it in length. That holds before anything is
- * learned too: the ones in line passed the load shedder's checks when they
- * arrived, with nothing running, so letting them in after their wait would
- * let a crowd past every bound at once (session 33, identity stalled).
+ * LOAD_SHED_MAX_IN_FLIGHT bounds it in length. Before anything is learned, a
+ * request whose wait runs out goes in instead while fewer than
+ * `RUNNING_BEFORE_LEARNING` run: the first may be held up by a stalled vendor
+ * (refusing the rest turned a restart into 503s at any load), but the ones in
+ * line passed the load shedder's checks with nothing running, so letting them
+ * all in would let a crowd past every bound at once (session 33, identity
+ * stalled).
  *
  * The line is kept whether the process is busy or waiting on a slow vendor:
  * kept only while its CPU was high, on a shared machine it let bursts in each
@@ -85,6 +91,7 @@ export class AdmissionQueue {
     if (this.queued === 0 && this.hasRoom()) return this.run(res, start);
     const entry: Waiting = { start: () => this.run(res, start), since: performance.now(), timer: undefined };
     entry.timer = setTimeout(() => {
+      if (this.finished === 0 && this.running < RUNNING_BEFORE_LEARNING) return this.begin(entry, entry.start!);
       this.settle(entry);
       refuse();
     }, this.settings.maxWaitMs);
@@ -139,12 +146,16 @@ export class AdmissionQueue {
     while (this.queued > 0 && this.hasRoom()) {
       const next = this.line.shift()!;
       const start = next.start;
-      if (!start) continue;
-      this.settle(next);
-      this.options.onStart?.(performance.now() - next.since);
-      start();
+      if (start) this.begin(next, start);
     }
     if (this.queued === 0) this.line.clear();
+  }
+
+  /** The entry leaves the line to run. */
+  private begin(entry: Waiting, start: () => void): void {
+    this.settle(entry);
+    this.options.onStart?.(performance.now() - entry.since);
+    start();
   }
 
   /** The entry leaves the line: started, refused, or its client gone. */

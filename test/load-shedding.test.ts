@@ -10,6 +10,8 @@ import { calls, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
  * readings on the shedder itself, with a loop really blocked.
  */
 const stackWith = stackPool();
+/** Stacks that have not answered a request yet: a process just started. */
+const freshStackWith = stackPool(undefined, { warm: false });
 
 const block = (ms: number) => {
   const until = performance.now() + ms;
@@ -160,6 +162,18 @@ describe('load shedding', () => {
       expect(stack.logs.filter((l) => l.includes('Over capacity: new GraphQL requests get 503') && l.includes('queue_wait'))).toHaveLength(1);
       // The line is free again.
       expect((await stack.gql(LIST, { ids: ids(stack, 300) })).status).toBe(200);
+    });
+
+    it('a process that has answered nothing yet lets a waiter in when its wait runs out rather than refuse it: a restart while a vendor stalls', async () => {
+      // Before a request has finished, the line runs one at a time; the first here waits 600 ms on analytics.
+      const stack = await freshStackWith({ ops: (o) => ({ ...o, admission: { queueAtEntityReads: 100, maxWaitMs: 150 } }) });
+      await stack.faults('analytics', { latencyMs: 600 });
+      const done = await Promise.all([100, 200, 300].map((from) => stack.gql<{ users: { name: string | null }[] }>(LIST, { ids: ids(stack, from) })));
+      expect(done.map((a) => a.status)).toEqual([200, 200, 200]);
+      expect(done.map((a) => a.body.data?.users.filter((u) => u.name !== null).length)).toEqual([50, 50, 50]);
+      const metrics = await metricsText(stack);
+      expect(metrics).toMatch(/gateway_admission_queue_wait_seconds_count 2/);
+      expect(metrics).not.toMatch(/gateway_requests_shed_total\{reason="queue_wait"\} [1-9]/);
     });
 
     it('a client that hangs up while in line leaves it: its request never runs', async () => {

@@ -30,6 +30,12 @@ export class ReadsInFlight {
 /** One request's share of ReadsInFlight. */
 interface RequestReads {
   made: number;
+  /**
+   * Until the response is done or its client gone. An execution goes on after its client hangs up (its fields
+   * load when a slow vendor answers), and what it reads then is never given back: counted, each abandoned request
+   * would leave its late reads in the total for good, and enough of them refuse every request (entity_reads).
+   */
+  open: boolean;
   readonly total: ReadsInFlight;
 }
 
@@ -184,7 +190,7 @@ export class EntityLoader<K, V> {
   }
 
   private count(n: number): void {
-    if (!this.reads) return;
+    if (!this.reads?.open) return;
     this.reads.made += n;
     this.reads.total.count += n;
   }
@@ -202,15 +208,16 @@ export class Loaders {
     /** Where this request's reads are counted until `finish()` (a request's loaders; none for a subscription's events). */
     readsInFlight?: ReadsInFlight,
   ) {
-    this.reads = readsInFlight ? { made: 0, total: readsInFlight } : null;
+    this.reads = readsInFlight ? { made: 0, open: true, total: readsInFlight } : null;
   }
 
   /** The request is done: its reads no longer count as in flight. */
   finish(): void {
-    if (!this.reads) return;
+    if (!this.reads?.open) return;
     const { made, total } = this.reads;
     total.count -= made;
     this.reads.made = 0;
+    this.reads.open = false;
     total.onFinish?.(made);
   }
 

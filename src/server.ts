@@ -321,6 +321,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const admission = new AdmissionQueue(ops.admission, { onStart: (waitedMs) => metrics.admissionWait.observe(waitedMs / 1000) });
   readsInFlight.onFinish = (reads) => admission.learn(reads);
   metrics.watchAdmission(admission);
+  metrics.watchEntityReads(() => readsInFlight.count);
   const server = createHttpServer(yoga, {
     shedder,
     admission,

@@ -115,6 +115,34 @@ describe('load shedding', () => {
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(601) })).status).toBe(200);
   });
 
+  it('a request whose client hung up counts none of the reads its execution makes afterwards: a slow vendor and impatient clients never leave the count stuck', async () => {
+    const stack = await stackWith({
+      cache: { enabled: true },
+      ops: (o) => ({ ...o, loadShedding: { maxInFlight: 0, maxEntityReads: 150, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }),
+    });
+    // Identity answers after the clients have gone; only then do the users' metrics and unread-count fields load.
+    await stack.faults('identity', { latencyMs: 800 });
+    const controller = new AbortController();
+    const abandoned = fetch(stack.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
+      body: JSON.stringify({
+        query: `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`,
+        variables: { ids: Array.from({ length: 100 }, (_, i) => stack.userId(i + 300)) },
+      }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    controller.abort();
+    await abandoned;
+    await stack.faults('identity', {});
+    // Past identity's answer to the abandoned list: its fields have loaded (both vendors called for it) and are done.
+    await new Promise((r) => setTimeout(r, 1200));
+    expect((await stack.stats('analytics')).totalCalls).toBeGreaterThan(0);
+    expect(await (await fetch(stack.url.replace('/graphql', '/metrics'))).text()).toMatch(/^gateway_entity_reads_in_flight 0$/m);
+    expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(700) })).status).toBe(200);
+  });
+
   describe('the admission queue (LOAD_QUEUE_AT_ENTITY_READS)', () => {
     const LIST = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
     const ids = (stack: Stack, from: number) => Array.from({ length: 50 }, (_, i) => stack.userId(from + i));

@@ -188,6 +188,18 @@ export class Metrics {
     });
   }
 
+  /** The entity reads LOAD_SHED_MAX_ENTITY_READS bounds, read when /metrics is collected. */
+  watchEntityReads(count: () => number): void {
+    new Gauge({
+      name: 'gateway_entity_reads_in_flight',
+      help: 'Entity reads (a user, its metrics, its unread count…) of the GraphQL requests in progress, summed: what LOAD_SHED_MAX_ENTITY_READS bounds.',
+      registers: [this.registry],
+      collect() {
+        this.set(count());
+      },
+    });
+  }
+
   /** Queue depth per state; dead letters are the FAILED ones. */
   watchDeliveries(counts: () => Promise<Record<'QUEUED' | 'DELIVERED' | 'FAILED', number>>): void {
     new Gauge({

@@ -256,12 +256,12 @@ export const envSchema = z.object({
   LOAD_SHED_MAX_ENTITY_READS: int(0, 10_000_000)
     .default(20_000)
     .describe(
-      'entity reads (a user, its metrics, its unread count…) of the GraphQL requests in progress, summed, per process — what they hold in memory grows with it (50 requests of 500 users are 75,000, 50 dashboards 200); past it new GraphQL requests get 503 (`0`: no bound)',
+      'entity reads (a user, its metrics, its unread count…) of the GraphQL requests in progress, summed, per process — what they hold in memory grows with it (a dashboard makes 7, a list of the names, metrics and unread counts of 500 users 2,500: a field read ahead for many users counts when started and when read); past it new GraphQL requests get 503 (`0`: no bound)',
     ),
   LOAD_QUEUE_AT_ENTITY_READS: int(0, 10_000_000)
     .default(3000)
     .describe(
-      'entity reads the GraphQL requests in progress are expected to make, summed, per process (requests in progress × the reads a request made lately; a dashboard makes about 5, a 50-user list 150); past it new requests wait in line, first come first served, so that past capacity the waiting ones hold a socket, not vendor answers (`0`: no line; must be below `LOAD_SHED_MAX_ENTITY_READS`)',
+      'entity reads the GraphQL requests in progress are expected to make, summed, per process (requests in progress × the reads a request made lately; a dashboard makes 7, a list of the names, metrics and unread counts of 50 users 250); past it new requests wait in line, first come first served, so that past capacity the waiting ones hold a socket, not vendor answers (`0`: no line; must be below `LOAD_SHED_MAX_ENTITY_READS`)',
     ),
   LOAD_QUEUE_MAX_WAIT_MS: int(1, 600_000)
     .default(1000)

@@ -115,6 +115,23 @@ describe('load shedding', () => {
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(601) })).status).toBe(200);
   });
 
+  it('a request in progress counts the reads docs/operations.md sizes the budgets by: 7 a dashboard, 250 a 50-user list of three fields', async () => {
+    const stack = await stackWith({ cache: { enabled: true } });
+    await stack.faults('analytics', { latencyMs: 600 });
+    const inFlight = async () => /^gateway_entity_reads_in_flight (\d+)$/m.exec(await (await fetch(stack.url.replace('/graphql', '/metrics'))).text())?.[1];
+    const LIST = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
+    const DASHBOARD = `query($id: ID!) { user(id: $id) { id name avatarUrl metrics { pageViews } unreadNotificationCount notifications(first: 5) { totalCount } } }`;
+    const list = stack.gql(LIST, { ids: Array.from({ length: 50 }, (_, i) => stack.userId(i + 100)) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await inFlight()).toBe('250');
+    expect((await list).status).toBe(200);
+    const dashboard = stack.gql(DASHBOARD, { id: stack.userId(300) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await inFlight()).toBe('7');
+    expect((await dashboard).status).toBe(200);
+    expect(await inFlight()).toBe('0');
+  });
+
   it('a request whose client hung up counts none of the reads its execution makes afterwards: a slow vendor and impatient clients never leave the count stuck', async () => {
     const stack = await stackWith({
       cache: { enabled: true },

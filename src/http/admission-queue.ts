@@ -62,7 +62,7 @@ export const RUNNING_BEFORE_LEARNING = 8;
  * 188–202 kept always (bench/RESULTS.md, session 16). Requests waiting on vendors hold their
  * entities long enough to be promoted too. The price: throughput is capped at
  * `queueAtEntityReads` / reads a request / its latency (at 3,000, 50-user
- * lists and vendors at 400 ms, 50 a second), which the wait histogram shows.
+ * lists of 250 reads and vendors at 400 ms, 30 a second), which the wait histogram shows.
  */
 export class AdmissionQueue {
   private running = 0;

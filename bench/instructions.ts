@@ -33,7 +33,8 @@
  * BENCH_CONNECTIONS (default 50), BENCH_BASELINES (default apollo-cached,yoga-cached,http-floor — the last not a peer
  * but the bound: node:http writing a fixed answer, what no request can cost less than),
  * BENCH_GATEWAY (our entry, default dist/main.js, built first), BENCH_REDIS_URL (ours with L2 and the shared limits on
- * that Redis, as `ours (l1+l2)`; Redis's own instructions are not counted), BENCH_NODE_ARGS (our node flags instead of start:prod's;
+ * that Redis, as `ours (l1+l2)`; Redis's own instructions are not counted), BENCH_OURS_ENV ("K=V …": ours with other
+ * settings, e.g. `CACHE_ENABLED=false`), BENCH_NODE_ARGS (our node flags instead of start:prod's;
  * with BENCH_OUTPUT=file, e.g. `--trace-gc` shows what the collector does in the window). `--write` appends the table to bench/RESULTS.md.
  * Needs valgrind (Debian's package); one to four minutes a gateway, four to eight on the cold dashboard and the cold list.
  */
@@ -247,6 +248,13 @@ const noShedding = {
   ...Object.fromEntries(['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].map((s) => [`${s}_TIMEOUT_MS`, '30000'])),
 };
 const redisUrl = process.env.BENCH_REDIS_URL;
+/** BENCH_OURS_ENV="K=V K2=V2": settings of ours to compare (e.g. CACHE_ENABLED=false), over the ones above. */
+const oursEnv = Object.fromEntries(
+  (process.env.BENCH_OURS_ENV ?? '')
+    .split(' ')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 const targets = [
   {
     name: redisUrl ? 'ours (l1+l2)' : 'ours (l1)',
@@ -263,6 +271,7 @@ const targets = [
       WORKERS: '1',
       CACHE_ENABLED: 'true',
       ...(redisUrl ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-instr-${process.pid}:` } : {}),
+      ...oursEnv,
     },
     nodeArgs: ourNodeArgs(),
   },

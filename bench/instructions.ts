@@ -71,6 +71,17 @@ try {
   process.exit(1);
 }
 
+/** BENCH_OURS_ENV="K=V K2=V2": settings of ours to compare (e.g. CACHE_ENABLED=false), over the ones above. */
+const oursEnv = Object.fromEntries(
+  (process.env.BENCH_OURS_ENV ?? '')
+    .split(' ')
+    .filter(Boolean)
+    .map((kv) => {
+      const at = kv.indexOf('=');
+      if (at < 1) throw new Error(`BENCH_OURS_ENV entries are NAME=value, not "${kv}"`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    }),
+);
 const ourEntry = process.env.BENCH_GATEWAY ?? 'dist/main.js';
 if (ourEntry === 'dist/main.js') execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
 const PEERS: Record<string, { script: string; env: Record<string, string> }> = {
@@ -248,13 +259,6 @@ const noShedding = {
   ...Object.fromEntries(['IDENTITY', 'ANALYTICS', 'NOTIFICATIONS', 'AUDIT'].map((s) => [`${s}_TIMEOUT_MS`, '30000'])),
 };
 const redisUrl = process.env.BENCH_REDIS_URL;
-/** BENCH_OURS_ENV="K=V K2=V2": settings of ours to compare (e.g. CACHE_ENABLED=false), over the ones above. */
-const oursEnv = Object.fromEntries(
-  (process.env.BENCH_OURS_ENV ?? '')
-    .split(' ')
-    .filter(Boolean)
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-);
 const targets = [
   {
     name: redisUrl ? 'ours (l1+l2)' : 'ours (l1)',

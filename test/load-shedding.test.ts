@@ -13,6 +13,30 @@ const stackWith = stackPool();
 /** Stacks that have not answered a request yet: a process just started. */
 const freshStackWith = stackPool(undefined, { warm: false });
 
+const LIST = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
+const metricsText = async (stack: Stack) => (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+const entityReadsInFlight = async (stack: Stack) => /^gateway_entity_reads_in_flight (\d+)$/m.exec(await metricsText(stack))?.[1];
+
+/** A query whose client will hang up: `hangUp()` aborts it and says whether it had an answer by then. */
+async function sentByImpatientClient(stack: Stack, query: string, variables: Record<string, unknown>) {
+  const controller = new AbortController();
+  const answered = fetch(stack.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
+    body: JSON.stringify({ query, variables }),
+    signal: controller.signal,
+  }).then(
+    () => true,
+    () => false,
+  );
+  return {
+    hangUp: () => {
+      controller.abort();
+      return answered;
+    },
+  };
+}
+
 const block = (ms: number) => {
   const until = performance.now() + ms;
   while (performance.now() < until);
@@ -43,7 +67,7 @@ describe('load shedding', () => {
     // Only the three admitted reached the vendors (no cache here: one profile and one metrics call each).
     expect(calls(await stack.stats('identity'), READ_ROUTES.search)).toBe(3);
     expect((await stack.stats('analytics')).totalCalls).toBe(3);
-    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+    const metrics = await metricsText(stack);
     expect(metrics).toMatch(/gateway_requests_shed_total\{reason="in_flight"\} 4/);
     // The count went down as they finished: a new request is admitted.
     expect((await stack.gql(query, { id: stack.userId(20) })).status).toBe(200);
@@ -96,20 +120,12 @@ describe('load shedding', () => {
       ops: (o) => ({ ...o, loadShedding: { maxInFlight: 0, maxEntityReads: 250, maxEventLoopDelayMs: 0, maxHeapUsedRatio: 0 } }),
     });
     await stack.faults('analytics', { latencyMs: 1500 });
-    const controller = new AbortController();
-    const abandoned = fetch(stack.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
-      body: JSON.stringify({
-        query: `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } } }`,
-        variables: { ids: Array.from({ length: 150 }, (_, i) => stack.userId(i + 400)) },
-      }),
-      signal: controller.signal,
-    }).catch(() => undefined);
+    const client = await sentByImpatientClient(stack, `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } } }`, {
+      ids: Array.from({ length: 150 }, (_, i) => stack.userId(i + 400)),
+    });
     await new Promise((r) => setTimeout(r, 200));
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(600) })).status).toBe(503);
-    controller.abort();
-    await abandoned;
+    await client.hangUp();
     await new Promise((r) => setTimeout(r, 100));
     // Well before analytics answers the abandoned request, its reads no longer count.
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(601) })).status).toBe(200);
@@ -118,18 +134,16 @@ describe('load shedding', () => {
   it('a request in progress counts the reads docs/operations.md sizes the budgets by: 7 a dashboard, 250 a 50-user list of three fields', async () => {
     const stack = await stackWith({ cache: { enabled: true } });
     await stack.faults('analytics', { latencyMs: 600 });
-    const inFlight = async () => /^gateway_entity_reads_in_flight (\d+)$/m.exec(await (await fetch(stack.url.replace('/graphql', '/metrics'))).text())?.[1];
-    const LIST = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
     const DASHBOARD = `query($id: ID!) { user(id: $id) { id name avatarUrl metrics { pageViews } unreadNotificationCount notifications(first: 5) { totalCount } } }`;
     const list = stack.gql(LIST, { ids: Array.from({ length: 50 }, (_, i) => stack.userId(i + 100)) });
     await new Promise((r) => setTimeout(r, 300));
-    expect(await inFlight()).toBe('250');
+    expect(await entityReadsInFlight(stack)).toBe('250');
     expect((await list).status).toBe(200);
     const dashboard = stack.gql(DASHBOARD, { id: stack.userId(300) });
     await new Promise((r) => setTimeout(r, 300));
-    expect(await inFlight()).toBe('7');
+    expect(await entityReadsInFlight(stack)).toBe('7');
     expect((await dashboard).status).toBe(200);
-    expect(await inFlight()).toBe('0');
+    expect(await entityReadsInFlight(stack)).toBe('0');
   });
 
   it('a request whose client hung up counts none of the reads its execution makes afterwards: a slow vendor and impatient clients never leave the count stuck', async () => {
@@ -139,29 +153,18 @@ describe('load shedding', () => {
     });
     // Identity answers after the clients have gone; only then do the users' metrics and unread-count fields load.
     await stack.faults('identity', { latencyMs: 800 });
-    const controller = new AbortController();
-    const abandoned = fetch(stack.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
-      body: JSON.stringify({
-        query: `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`,
-        variables: { ids: Array.from({ length: 100 }, (_, i) => stack.userId(i + 300)) },
-      }),
-      signal: controller.signal,
-    }).catch(() => undefined);
+    const client = await sentByImpatientClient(stack, LIST, { ids: Array.from({ length: 100 }, (_, i) => stack.userId(i + 300)) });
     await new Promise((r) => setTimeout(r, 200));
-    controller.abort();
-    await abandoned;
+    expect(await client.hangUp()).toBe(false);
     await stack.faults('identity', {});
     // Past identity's answer to the abandoned list: its fields have loaded (both vendors called for it) and are done.
     await new Promise((r) => setTimeout(r, 1200));
     expect((await stack.stats('analytics')).totalCalls).toBeGreaterThan(0);
-    expect(await (await fetch(stack.url.replace('/graphql', '/metrics'))).text()).toMatch(/^gateway_entity_reads_in_flight 0$/m);
+    expect(await entityReadsInFlight(stack)).toBe('0');
     expect((await stack.gql(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(700) })).status).toBe(200);
   });
 
   describe('the admission queue (LOAD_QUEUE_AT_ENTITY_READS)', () => {
-    const LIST = `query($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
     const ids = (stack: Stack, from: number) => Array.from({ length: 50 }, (_, i) => stack.userId(from + i));
     /** A stack whose line holds one 50-user list at a time (150 reads, against a budget of 100), learned from a first list. */
     const withLine = async (admission: { queueAtEntityReads: number; maxWaitMs: number }) => {
@@ -170,7 +173,6 @@ describe('load shedding', () => {
       await stack.reset();
       return stack;
     };
-    const metricsText = async (stack: Stack) => (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
 
     it('past it, requests wait in line and run as others finish, first come first served; all are answered', async () => {
       const stack = await withLine({ queueAtEntityReads: 100, maxWaitMs: 10_000 });
@@ -226,17 +228,10 @@ describe('load shedding', () => {
       await stack.faults('analytics', { latencyMs: 400 });
       const first = stack.gql(LIST, { ids: ids(stack, 100) });
       await new Promise((r) => setTimeout(r, 50));
-      const controller = new AbortController();
-      const abandoned = fetch(stack.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token()}` },
-        body: JSON.stringify({ query: LIST, variables: { ids: ids(stack, 200) } }),
-        signal: controller.signal,
-      }).catch(() => 'aborted');
+      const client = await sentByImpatientClient(stack, LIST, { ids: ids(stack, 200) });
       await new Promise((r) => setTimeout(r, 50));
       expect(await metricsText(stack)).toMatch(/gateway_admission_queue_requests\{state="waiting"\} 1/);
-      controller.abort();
-      expect(await abandoned).toBe('aborted');
+      expect(await client.hangUp()).toBe(false);
       expect((await first).status).toBe(200);
       await new Promise((r) => setTimeout(r, 100));
       expect((await stack.stats('identity')).routes[READ_ROUTES.search]?.batchSizes).toEqual([50]);

@@ -1,4 +1,5 @@
 import { Deadline } from '../resilience/deadline.js';
+import { picked } from './picked.js';
 
 /** A value, or the error that fails its key alone. */
 export type Settled<V> = V | Error;
@@ -94,7 +95,8 @@ export class CrossRequestBatcher<K, V> {
     // within its own), with no deadline, controller and timer of its own for every uncached page a request reads. Should
     // the caller's request end first (its deadline disposed), the fetch still ends by its attempts' own timeouts.
     if (own) void this.run(own, deadline);
-    if (waitsOn.length === 1) return waitsOn[0]!.done.then((results) => at.map((j) => results[j]!));
+    // A bound function, not a closure made per load: see picked.
+    if (waitsOn.length === 1) return waitsOn[0]!.done.then((answersAt<V>).bind(null, at));
     return Promise.all(waitsOn.map((b) => b.done)).then((answers) => at.map((j, i) => answers[from[i]!]![j]!));
   }
 
@@ -141,4 +143,9 @@ function newBatch<K, V>(): PendingBatch<K, V> {
   let settle!: (results: ReadonlyArray<Settled<V>>) => void;
   const done = new Promise<ReadonlyArray<Settled<V>>>((resolve) => (settle = resolve));
   return { keys: [], ids: [], usableUntil: 0, done, settle };
+}
+
+/** A load's answers from its one batch's: key i's is the batch's `at[i]`th. */
+function answersAt<V>(at: readonly number[], results: ReadonlyArray<Settled<V>>): Settled<V>[] {
+  return picked(results, at);
 }

@@ -5,6 +5,7 @@ import { CrossRequestBatcher, type BatchFetch, type Settled } from './cross-requ
 import { freshness, makeEntry, type CacheEntry, type StoredForm } from './entry.js';
 import type { Invalidation } from './invalidation-bus.js';
 import { approximateJsonLength } from './json-size.js';
+import { picked } from './picked.js';
 import type { MemoryTier } from './memory-tier.js';
 import type { CachedEntity, EntityPolicy } from './policy.js';
 import type { L2Write, RedisTier } from './redis-tier.js';
@@ -190,21 +191,24 @@ export class EntityCache<K, V> {
     }
 
     if (missing.length > 0 && l2?.available) {
-      const raw = await l2.getMany(missing.map((i) => this.l2Key(keys[i]!)));
+      const l2Keys = new Array<string>(missing.length);
+      for (let j = 0; j < missing.length; j++) l2Keys[j] = this.l2Key(keys[missing[j]!]!);
+      const raw = await l2.getMany(l2Keys);
       if (raw) {
         const before = missing.length;
         const stillMissing: number[] = [];
         const at = Date.now();
-        missing.forEach((i, j) => {
+        for (let j = 0; j < missing.length; j++) {
+          const i = missing[j]!;
           const json = raw[j];
           const entry = decode<V>(json, this.options.stored);
           const known = fallback.entries?.get(i);
           if (entry && freshness(entry, at) !== 'expired' && (!known || entry.storedAt > known.storedAt)) {
             this.storeL1(ids[i]!, keys[i]!, entry, json!);
-            if (this.classify(entry, ids[i]!, i, at, out, refresh, fallback)) return;
+            if (this.classify(entry, ids[i]!, i, at, out, refresh, fallback)) continue;
           }
           stillMissing.push(i);
-        });
+        }
         missing = stillMissing;
         if (count) {
           if (before - missing.length > 0) count(this.entity, 'l2', 'hit', before - missing.length);
@@ -214,30 +218,23 @@ export class EntityCache<K, V> {
     }
 
     if (missing.length > 0) {
-      const results = await this.waitWithin(
-        this.load(
-          missing.map((i) => keys[i]!),
-          missing.map((i) => ids[i]!),
-          deadline,
-        ),
-        missing.length,
-        deadline,
-      );
-      missing.forEach((i, j) => {
+      const results = await this.waitWithin(this.load(picked(keys, missing), picked(ids, missing), deadline), missing.length, deadline);
+      for (let j = 0; j < missing.length; j++) {
+        const i = missing[j]!;
         const result = results[j]!;
         if (!(result instanceof Error)) {
           out[i] = { value: result, stale: null };
-          return;
+          continue;
         }
         const stale = fallback.entries?.get(i);
         out[i] =
           stale && result instanceof SourceError
             ? { value: stale.value as V, stale: { source: this.source, ageSeconds: ageSeconds(stale), reason: 'SOURCE_ERROR', code: result.code } }
             : result;
-      });
+      }
     }
 
-    if (refresh.length > 0) void this.revalidate(refresh.map((i) => keys[i]!));
+    if (refresh.length > 0) void this.revalidate(picked(keys, refresh));
     return out;
   }
 
@@ -320,18 +317,16 @@ export class EntityCache<K, V> {
    * A `.then`, not an async function: see SourcePolicy.execute.
    */
   private fetchAndStore(keys: readonly K[], ids: readonly string[], deadline: Deadline): Promise<ReadonlyArray<Settled<V>>> {
-    const epoch = this.epoch;
-    return this.options.fetch(keys, deadline).then((results) => {
-      if (epoch === this.epoch) {
-        const ok = results.flatMap((r, i) => (r instanceof Error ? [] : [i]));
-        this.store(
-          ok.map((i) => keys[i]!),
-          ok.map((i) => results[i] as V),
-          ok.map((i) => ids[i]!),
-        );
-      }
-      return results;
-    });
+    return this.options.fetch(keys, deadline).then(this.storeFetched.bind(this, keys, ids, this.epoch));
+  }
+
+  /** A bound method, not a closure made per batch: see picked. */
+  private storeFetched(keys: readonly K[], ids: readonly string[], epoch: number, results: ReadonlyArray<Settled<V>>): ReadonlyArray<Settled<V>> {
+    if (epoch !== this.epoch) return results;
+    const ok: number[] = [];
+    for (let i = 0; i < results.length; i++) if (!(results[i] instanceof Error)) ok.push(i);
+    this.store(picked(keys, ok), picked(results, ok) as V[], picked(ids, ok));
+    return results;
   }
 
   /** One background refresh per key, however many requests see it stale; another instance's fresher L2 entry is taken instead. */
@@ -380,14 +375,15 @@ export class EntityCache<K, V> {
     const { stored } = this.options;
     const now = Date.now();
     const writes: L2Write[] = [];
-    keys.forEach((key, i) => {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       const entry = makeEntry(values[i]!, this.options.policy, this.options.negativeTtlMs, now);
       // Serialized only for L2: L1 alone sizes the entry without building its JSON (storeL1).
       const json = l2 ? JSON.stringify(stored ? encodeEntry(entry, stored) : entry) : undefined;
       if (this.refreshFailures.size > 0) this.refreshFailures.delete(ids[i]!);
       this.storeL1(ids[i]!, key, entry, json);
       if (json !== undefined) writes.push({ key: this.l2Key(key), indexKey: this.indexKey(this.options.group(key))!, json, ttlMs: entry.keepUntil - now });
-    });
+    }
     l2?.setMany(writes);
   }
 
@@ -405,7 +401,11 @@ export class EntityCache<K, V> {
     if (deadline.expired) return Promise.resolve(this.timeouts(count));
     // The timeouts are made only when the deadline wins: a reaction on `passed` would make them at expiry for every
     // wait that finished long before.
-    return Promise.race([all, deadline.passed]).then((settled) => settled ?? this.timeouts(count));
+    return Promise.race([all, deadline.passed]).then(this.orTimeouts.bind(this, count));
+  }
+
+  private orTimeouts(count: number, settled: Settled<V>[] | void): Settled<V>[] {
+    return settled ?? this.timeouts(count);
   }
 
   private timeouts(count: number): SourceError[] {

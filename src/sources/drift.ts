@@ -150,58 +150,67 @@ function typeName(expected: Expected): string {
  * forgive something) at many more.
  */
 export function findDrift(json: unknown, expected: Expected, itemsPerArray: number): DriftFinding[] {
-  const found = new Map<string, DriftFinding>();
-  const note = (finding: DriftFinding) => {
-    const key = `${finding.kind} ${finding.path}`;
-    if (!found.has(key)) found.set(key, finding);
-  };
-  const join = (path: string, key: string) => (path === '' ? key : `${path}.${key}`);
+  const walk: DriftWalk = { found: new Map(), itemsPerArray };
+  walkDrift(walk, json, expected, '');
+  return [...walk.found.values()];
+}
 
-  const walk = (value: unknown, shape: Expected, path: string): void => {
-    if (shape.kind === 'any') return;
-    const seen = jsonType(value);
-    if (shape.kind === 'value') {
-      if (!shape.types.has(seen)) note({ kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: shape.name });
-      return;
-    }
-    if (seen === 'null' && shape.nullable) return;
-    const wanted = shape.kind === 'array' ? 'array' : 'object';
-    if (seen !== wanted) {
-      note({ kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: wanted });
-      return;
-    }
-    if (shape.kind === 'array') {
-      const items = value as unknown[];
-      for (let i = 0; i < items.length && i < itemsPerArray; i++) walk(items[i], shape.element, `${path}[]`);
-      return;
-    }
-    const entries = value as Record<string, unknown>;
-    if (shape.kind === 'map') {
-      // Keys are ids: a value the map cannot hold is an entry nobody asked for (an extra key), not a changed id.
-      const at = join(path, '*');
-      let i = 0;
-      for (const key in entries) {
-        if (i++ >= itemsPerArray) break;
-        const item = entries[key];
-        const itemType = jsonType(item);
-        const fits =
-          shape.value.kind === 'value' ? shape.value.types.has(itemType) : shape.value.kind === 'any' || itemType === (shape.value.kind === 'array' ? 'array' : 'object');
-        if (!fits) note({ kind: 'unknown', path: at, seenType: itemType, expectedType: typeName(shape.value) });
-        else walk(item, shape.value, at);
-      }
-      return;
-    }
+/** One findDrift's state. Its steps are module functions, not closures made per call: see bench/RESULTS.md, session 36. */
+interface DriftWalk {
+  readonly found: Map<string, DriftFinding>;
+  readonly itemsPerArray: number;
+}
+
+function note(walk: DriftWalk, finding: DriftFinding): void {
+  const key = `${finding.kind} ${finding.path}`;
+  if (!walk.found.has(key)) walk.found.set(key, finding);
+}
+
+function join(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+function walkDrift(walk: DriftWalk, value: unknown, shape: Expected, path: string): void {
+  if (shape.kind === 'any') return;
+  const seen = jsonType(value);
+  if (shape.kind === 'value') {
+    if (!shape.types.has(seen)) note(walk, { kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: shape.name });
+    return;
+  }
+  if (seen === 'null' && shape.nullable) return;
+  const wanted = shape.kind === 'array' ? 'array' : 'object';
+  if (seen !== wanted) {
+    note(walk, { kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: wanted });
+    return;
+  }
+  if (shape.kind === 'array') {
+    const items = value as unknown[];
+    for (let i = 0; i < items.length && i < walk.itemsPerArray; i++) walkDrift(walk, items[i], shape.element, `${path}[]`);
+    return;
+  }
+  const entries = value as Record<string, unknown>;
+  if (shape.kind === 'map') {
+    // Keys are ids: a value the map cannot hold is an entry nobody asked for (an extra key), not a changed id.
+    const at = join(path, '*');
+    let i = 0;
     for (const key in entries) {
-      const field = shape.fields.get(key);
-      if (field === undefined) note({ kind: 'unknown', path: join(path, key), seenType: jsonType(entries[key]), expectedType: 'none' });
-      else walk(entries[key], field, join(path, key));
+      if (i++ >= walk.itemsPerArray) break;
+      const item = entries[key];
+      const itemType = jsonType(item);
+      const fits = shape.value.kind === 'value' ? shape.value.types.has(itemType) : shape.value.kind === 'any' || itemType === (shape.value.kind === 'array' ? 'array' : 'object');
+      if (!fits) note(walk, { kind: 'unknown', path: at, seenType: itemType, expectedType: typeName(shape.value) });
+      else walkDrift(walk, item, shape.value, at);
     }
-    for (const [key, field] of shape.fields) {
-      if (!(key in entries)) note({ kind: 'missing', path: join(path, key), seenType: 'absent', expectedType: typeName(field) });
-    }
-  };
-  walk(json, expected, '');
-  return [...found.values()];
+    return;
+  }
+  for (const key in entries) {
+    const field = shape.fields.get(key);
+    if (field === undefined) note(walk, { kind: 'unknown', path: join(path, key), seenType: jsonType(entries[key]), expectedType: 'none' });
+    else walkDrift(walk, entries[key], field, join(path, key));
+  }
+  for (const [key, field] of shape.fields) {
+    if (!(key in entries)) note(walk, { kind: 'missing', path: join(path, key), seenType: 'absent', expectedType: typeName(field) });
+  }
 }
 
 /**

@@ -92,23 +92,48 @@ export function lookupInChunks<V>(
   size: number | ChunkSize,
   fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>,
 ): Promise<Map<string, V>> {
-  const found = new Map<string, V>();
-  // Promise chains, not async functions: each chunk's call is held as long as its vendor takes (see SourcePolicy.execute).
-  const lookUp = (batch: string[]): Promise<void> =>
-    fetchChunk(batch).then(
-      (answer) => {
-        const wanted = new Set(batch);
-        for (const [id, value] of answer) if (wanted.has(id)) found.set(id, value);
-      },
-      (error: unknown) => {
-        if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || !isTooLarge(error.status)) throw error;
-        const half = Math.ceil(batch.length / 2);
-        size.shrinkTo(half, error.status);
-        return Promise.all([lookUp(batch.slice(0, half)), lookUp(batch.slice(half))]).then(() => undefined);
-      },
-    );
-  return Promise.all(chunk([...new Set(ids)], typeof size === 'number' ? size : size.max).map(lookUp)).then(() => found);
+  const lookup = new ChunkedLookup(size, fetchChunk);
+  const chunks = chunk([...new Set(ids)], typeof size === 'number' ? size : size.max);
+  const calls = new Array<Promise<void>>(chunks.length);
+  for (let i = 0; i < chunks.length; i++) calls[i] = lookup.run(chunks[i]!);
+  return Promise.all(calls).then(lookup.answer.bind(lookup));
 }
+
+/**
+ * One lookupInChunks. Promise chains, not async functions: each chunk's call is held as long as its vendor takes (see
+ * SourcePolicy.execute); their reactions are bound methods, not closures made per call, whose optimized code V8 drops at
+ * each full collection (bench/RESULTS.md, session 36).
+ */
+class ChunkedLookup<V> {
+  private readonly found = new Map<string, V>();
+  constructor(
+    private readonly size: number | ChunkSize,
+    private readonly fetchChunk: (batch: string[]) => Promise<Iterable<readonly [string, V]>>,
+  ) {}
+
+  answer(): Map<string, V> {
+    return this.found;
+  }
+
+  run(batch: string[]): Promise<void> {
+    return this.fetchChunk(batch).then(this.keep.bind(this, batch), this.halve.bind(this, batch));
+  }
+
+  private keep(batch: string[], answer: Iterable<readonly [string, V]>): void {
+    const wanted = new Set(batch);
+    for (const [id, value] of answer) if (wanted.has(id)) this.found.set(id, value);
+  }
+
+  private halve(batch: string[], error: unknown): Promise<void> {
+    const { size } = this;
+    if (!(size instanceof ChunkSize) || batch.length < 2 || !(error instanceof SourceError) || !isTooLarge(error.status)) throw error;
+    const half = Math.ceil(batch.length / 2);
+    size.shrinkTo(half, error.status);
+    return Promise.all([this.run(batch.slice(0, half)), this.run(batch.slice(half))]).then(NOTHING);
+  }
+}
+
+const NOTHING = (): void => undefined;
 
 /** For the ids of a batch that an answer with unreadable entries did not answer for: an error each (which entry was theirs cannot be told). */
 export function unreadableIds<V, E>(batch: readonly string[], found: ReadonlyArray<readonly [string, V]>, error: () => E): [string, E][] {

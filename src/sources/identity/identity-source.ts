@@ -103,7 +103,8 @@ export class IdentitySource extends HttpSource {
         const more = Math.min(Math.ceil(matches / perPage), MAX_SEARCH_PAGES);
         pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
       }
-      const found: [string, UserEntity | SourceError][] = pages.flatMap((p) => p.users.items.map((u): [string, UserEntity] => [u.id, u]));
+      const found: [string, UserEntity | SourceError][] = [];
+      for (const p of pages) for (const u of p.users.items) found.push([u.id, u]);
       const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
       const read = pages.reduce((n, p) => n + p.users.items.length + p.users.unreadable, 0);
       if (unreadable === undefined && read >= matches) return found;

@@ -1,6 +1,6 @@
 import { OAuth2ClientCredentials } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
-import { asError } from '../../errors.js';
+import { asError, type SourceError } from '../../errors.js';
 import type { OffsetPage, UserEntity, UserPageKey } from '../models.js';
 import { IdentitySource } from './identity-source.js';
 
@@ -19,7 +19,9 @@ export const identity = defineSource({
       variant: () => '',
       fetch: async (source: IdentitySource, ids, deadline) => {
         const found = await source.usersByIds(ids, deadline);
-        return ids.map((id) => found.get(id) ?? null);
+        const users = new Array<UserEntity | SourceError | null>(ids.length);
+        for (let i = 0; i < ids.length; i++) users[i] = found.get(ids[i]!) ?? null;
+        return users;
       },
     }),
     'identity.userPage': cachedEntity<UserPageKey, OffsetPage<UserEntity>>()({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { asError } from '../../errors.js';
+import { asError, type SourceError } from '../../errors.js';
 import { BearerAuth } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
 import type { NotificationEntity, NotificationPageKey, OffsetPage } from '../models.js';
@@ -25,7 +25,9 @@ export const notifications = defineSource({
       fetch: async (source: NotificationsSource, ids, deadline) => {
         const counts = await source.unreadCounts(ids, deadline);
         // The vendor counts unknown ids as 0; an id it left out of its answer is unknown too.
-        return ids.map((id) => counts.get(id) ?? 0);
+        const unread = new Array<number | SourceError>(ids.length);
+        for (let i = 0; i < ids.length; i++) unread[i] = counts.get(ids[i]!) ?? 0;
+        return unread;
       },
     }),
     'notifications.page': cachedEntity<NotificationPageKey, OffsetPage<NotificationEntity>>()({

@@ -317,7 +317,9 @@ export class EntityCache<K, V> {
    * A `.then`, not an async function: see SourcePolicy.execute.
    */
   private fetchAndStore(keys: readonly K[], ids: readonly string[], deadline: Deadline): Promise<ReadonlyArray<Settled<V>>> {
-    return this.options.fetch(keys, deadline).then(this.storeFetched.bind(this, keys, ids, this.epoch));
+    // The epoch as the fetch starts: read before it, as an invalidation during it must stop the store.
+    const store = this.storeFetched.bind(this, keys, ids, this.epoch);
+    return this.options.fetch(keys, deadline).then(store);
   }
 
   /** A bound method, not a closure made per batch: see picked. */

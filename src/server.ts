@@ -261,7 +261,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       // however the operation ended; a WebSocket's operations have no response of their own and are not counted.
       const response = res instanceof ServerResponse ? res : undefined;
       const loaders = new Loaders(caches, deadline, dependencies, response ? readsInFlight : undefined);
-      response?.once('close', () => loaders.finish());
+      response?.once('close', loaders.finish.bind(loaders));
       return {
         loaders,
         sources,

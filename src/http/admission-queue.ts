@@ -89,17 +89,25 @@ export class AdmissionQueue {
   admit(res: ServerResponse, start: () => void, refuse: () => void): void {
     if (this.settings.queueAtEntityReads <= 0) return start();
     if (this.queued === 0 && this.hasRoom()) return this.run(res, start);
-    const entry: Waiting = { start: () => this.run(res, start), since: performance.now(), timer: undefined };
-    entry.timer = setTimeout(() => {
-      if (this.finished === 0 && this.running < RUNNING_BEFORE_LEARNING) return this.begin(entry, entry.start!);
-      this.settle(entry);
-      refuse();
-    }, this.settings.maxWaitMs);
-    res.once('close', () => {
-      if (entry.start) this.settle(entry);
-    });
+    // Bound methods, not closures: a closure made per request has its optimized code dropped at every full
+    // collection and compiled again (bench/RESULTS.md, session 36).
+    const entry: Waiting = { start: this.run.bind(this, res, start), since: performance.now(), timer: undefined };
+    entry.timer = setTimeout(this.waitedTooLong.bind(this, entry, refuse), this.settings.maxWaitMs);
+    res.once('close', this.leftLine.bind(this, entry));
     this.line.push(entry);
     this.queued++;
+  }
+
+  /** `maxWaitMs` ran out in line: refused, unless nothing is learned yet and few run (see the class comment). */
+  private waitedTooLong(entry: Waiting, refuse: () => void): void {
+    if (this.finished === 0 && this.running < RUNNING_BEFORE_LEARNING) return this.begin(entry, entry.start!);
+    this.settle(entry);
+    refuse();
+  }
+
+  /** The client hung up: its entry leaves the line if it is still in it. */
+  private leftLine(entry: Waiting): void {
+    if (entry.start) this.settle(entry);
   }
 
   /** A finished request made `reads` entity reads: the average follows. */
@@ -135,12 +143,15 @@ export class AdmissionQueue {
 
   private run(res: ServerResponse, start: () => void): void {
     this.running++;
-    res.once('close', () => {
-      this.running--;
-      this.pump();
-    });
+    res.once('close', this.ended);
     start();
   }
+
+  /** A request that ran is answered or its connection is gone: its room goes to the next in line. */
+  private readonly ended = (): void => {
+    this.running--;
+    this.pump();
+  };
 
   private pump(): void {
     while (this.queued > 0 && this.hasRoom()) {

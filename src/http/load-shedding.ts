@@ -76,8 +76,12 @@ export class LoadShedder {
   /** Counts a request in flight until its response is finished or its connection closes. */
   track(res: ServerResponse): void {
     this.inFlight++;
-    res.once('close', () => this.inFlight--);
+    res.once('close', this.untrack);
   }
+
+  private readonly untrack = (): void => {
+    this.inFlight--;
+  };
 
   get requestsInFlight(): number {
     return this.inFlight;

@@ -25,6 +25,17 @@ export interface HttpLayerOptions extends RequestBodyLimits {
   headersTimeoutMs?: number;
 }
 
+/** After the hit path: the request goes on to `next` unless it was answered from the response cache. */
+function goOnUnlessAnswered(next: RequestHandler, req: IncomingMessage, res: ServerResponse, answered: boolean): void {
+  if (!answered) void next(req, res);
+}
+
+/** The hit path failed: logged, and the request goes on to `next` if nothing was sent yet. */
+function goOnAfterFailure(onError: ((error: unknown) => void) | undefined, next: RequestHandler, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+  onError?.(error);
+  if (!res.headersSent) void next(req, res);
+}
+
 /**
  * The HTTP layer: what runs before graphql-yoga sees a request, in one place.
  * A POST body is read here (bounded by `maxBodyBytes`, timed by
@@ -40,14 +51,13 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     options.onShed?.(reason);
     refuseOverloaded(res, reason, options.cors?.(req.headers.origin) ?? {});
   };
-  /** Hands an operation to yoga, through the admission queue when there is one. */
+  /**
+   * Hands an operation to yoga, through the admission queue when there is one. What runs later is bound, not a
+   * closure: a closure made per request has its optimized code dropped at every full collection (bench/RESULTS.md, session 36).
+   */
   const run = (req: IncomingMessage, res: ServerResponse) => {
     if (!admission) return void handler(req, res);
-    admission.admit(
-      res,
-      () => void handler(req, res),
-      () => refuse(req, res, 'queue_wait'),
-    );
+    admission.admit(res, handler.bind(null, req, res), refuse.bind(null, req, res, 'queue_wait'));
   };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const operation = req.url?.startsWith('/graphql') === true;
@@ -62,21 +72,17 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     // A preflight or a stream goes straight on; a query or mutation (POST, or GET) may wait in line.
     const next = operation && !stream && (req.method === 'POST' || req.method === 'GET') ? run : handler;
     if (req.method !== 'POST') return void next(req, res);
-    void readRequestBody(req, res, limits).then((body) => {
-      if (body === null) return;
-      if (options.webhooks && req.url?.startsWith('/webhooks/')) return options.webhooks.handle(req, res, body);
-      // Parsed once, for the hit path and for yoga.
-      const json = parsedJsonBody(req, body);
-      (req as IncomingMessage & { body?: unknown }).body = bodyForYoga(body, json);
-      if (!options.cachedResponses) return void next(req, res);
-      options.cachedResponses(req, res, json).then(
-        (answered) => answered || void next(req, res),
-        (error: unknown) => {
-          options.onError?.(error);
-          if (!res.headersSent) void next(req, res);
-        },
-      );
-    });
+    void readRequestBody(req, res, limits).then(withBody.bind(null, next, req, res));
+  };
+  /** A POST's body is read (null: refused, or its client gone). */
+  const withBody = (next: RequestHandler, req: IncomingMessage, res: ServerResponse, body: Buffer | null) => {
+    if (body === null) return;
+    if (options.webhooks && req.url?.startsWith('/webhooks/')) return options.webhooks.handle(req, res, body);
+    // Parsed once, for the hit path and for yoga.
+    const json = parsedJsonBody(req, body);
+    (req as IncomingMessage & { body?: unknown }).body = bodyForYoga(body, json);
+    if (!options.cachedResponses) return void next(req, res);
+    options.cachedResponses(req, res, json).then(goOnUnlessAnswered.bind(null, next, req, res), goOnAfterFailure.bind(null, options.onError, next, req, res));
   };
   const server = createServer(handle);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {

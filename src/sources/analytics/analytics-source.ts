@@ -71,28 +71,32 @@ export class AnalyticsSource extends HttpSource {
    * ids neither answered nor listed missing are errors.
    */
   metrics(ids: readonly string[], range: MetricsRange, deadline?: Deadline): Promise<Map<string, MetricsEntity | SourceError>> {
-    return lookupInChunks(ids, this.metricsChunk, async (batch) => {
-      const res = await this.fetch({
-        route: 'POST /v1/metrics/query',
-        method: 'POST',
-        // A read sent as POST: safe to retry.
-        idempotent: true,
-        path: '/v1/metrics/query',
-        body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
-        schema: metricsResponse,
-        deadline,
-        batchSize: batch.length,
-      });
-      const { items, unreadable, problem } = res.body.data;
-      const found = items.map((row): [string, MetricsEntity | SourceError] => [
-        row.user_id,
-        CompactMetrics.fromVendor(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, row.last_active ?? null, row.series),
-      ]);
-      if (unreadable === 0) return found;
-      const missing = new Set(res.body.missing ?? []);
-      const notMissing = batch.filter((id) => !missing.has(id));
-      return [...found, ...unreadableIds(notMissing, found, () => this.unreadableEntity('POST /v1/metrics/query', 'a metrics row', `data.${problem}`))];
+    return lookupInChunks(ids, this.metricsChunk, this.metricsChunkOf.bind(this, range, deadline));
+  }
+
+  /** One call of `metrics`: a bound method, not a closure made per call (see paging.ts's ChunkedLookup). */
+  private async metricsChunkOf(range: MetricsRange, deadline: Deadline | undefined, batch: string[]): Promise<[string, MetricsEntity | SourceError][]> {
+    const res = await this.fetch({
+      route: 'POST /v1/metrics/query',
+      method: 'POST',
+      // A read sent as POST: safe to retry.
+      idempotent: true,
+      path: '/v1/metrics/query',
+      body: { user_ids: batch, from: range.fromSec, to: range.toSec, granularity: range.granularity === 'DAY' ? 'day' : 'hour' },
+      schema: metricsResponse,
+      deadline,
+      batchSize: batch.length,
     });
+    const { items, unreadable, problem } = res.body.data;
+    const found = new Array<[string, MetricsEntity | SourceError]>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const row = items[i]!;
+      found[i] = [row.user_id, CompactMetrics.fromVendor(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, row.last_active ?? null, row.series)];
+    }
+    if (unreadable === 0) return found;
+    const missing = new Set(res.body.missing ?? []);
+    const notMissing = batch.filter((id) => !missing.has(id));
+    return [...found, ...unreadableIds(notMissing, found, () => this.unreadableEntity('POST /v1/metrics/query', 'a metrics row', `data.${problem}`))];
   }
 
   /** One page of a user's events, newest first; null when analytics does not know the user. */

@@ -82,38 +82,41 @@ export class IdentitySource extends HttpSource {
    * (no user_id), the ids it did not answer for are errors, not unknown.
    */
   usersByIds(ids: readonly string[], deadline?: Deadline): Promise<Map<string, UserEntity | SourceError>> {
-    return lookupInChunks(ids, this.searchChunk, async (batch) => {
-      const q = `user_id:(${batch.map(phrase).join(' OR ')})`;
-      const search = (pageIndex: number) =>
-        this.fetch({
-          route: 'GET /api/v2/users?q',
-          method: 'GET',
-          path: `/api/v2/users?q=${encodeURIComponent(q)}&page=${pageIndex}&per_page=${MAX_PER_PAGE}&include_totals=true`,
-          schema: page,
-          deadline,
-          ...(pageIndex === 0 ? { batchSize: batch.length } : {}),
-        });
-      const first = await search(0);
-      const pages = [first.body];
-      // A vendor that pages tighter than per_page says so in `total`: the users past its first page are on the next
-      // ones, not unknown. Its page size is what the first page held; no more can match than ids were asked.
-      const perPage = first.body.users.items.length + first.body.users.unreadable;
-      const matches = Math.min(first.body.total, batch.length);
-      if (perPage > 0 && perPage < MAX_PER_PAGE && matches > perPage) {
-        const more = Math.min(Math.ceil(matches / perPage), MAX_SEARCH_PAGES);
-        pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
-      }
-      const found: [string, UserEntity | SourceError][] = [];
-      for (const p of pages) for (const u of p.users.items) found.push([u.id, u]);
-      const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
-      const read = pages.reduce((n, p) => n + p.users.items.length + p.users.unreadable, 0);
-      if (unreadable === undefined && read >= matches) return found;
-      // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
-      const error = unreadable
-        ? () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${unreadable.problem}`)
-        : () => new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `GET /api/v2/users?q: ${read} of ${matches} matches returned` });
-      return [...found, ...unreadableIds(batch, found, error)];
-    });
+    return lookupInChunks(ids, this.searchChunk, this.usersChunkOf.bind(this, deadline));
+  }
+
+  /** One search of `usersByIds`: a bound method, not a closure made per call (see paging.ts's ChunkedLookup). */
+  private async usersChunkOf(deadline: Deadline | undefined, batch: string[]): Promise<[string, UserEntity | SourceError][]> {
+    const q = `user_id:(${batch.map(phrase).join(' OR ')})`;
+    const search = (pageIndex: number) =>
+      this.fetch({
+        route: 'GET /api/v2/users?q',
+        method: 'GET',
+        path: `/api/v2/users?q=${encodeURIComponent(q)}&page=${pageIndex}&per_page=${MAX_PER_PAGE}&include_totals=true`,
+        schema: page,
+        deadline,
+        ...(pageIndex === 0 ? { batchSize: batch.length } : {}),
+      });
+    const first = await search(0);
+    const pages = [first.body];
+    // A vendor that pages tighter than per_page says so in `total`: the users past its first page are on the next
+    // ones, not unknown. Its page size is what the first page held; no more can match than ids were asked.
+    const perPage = first.body.users.items.length + first.body.users.unreadable;
+    const matches = Math.min(first.body.total, batch.length);
+    if (perPage > 0 && perPage < MAX_PER_PAGE && matches > perPage) {
+      const more = Math.min(Math.ceil(matches / perPage), MAX_SEARCH_PAGES);
+      pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
+    }
+    const found: [string, UserEntity | SourceError][] = [];
+    for (const p of pages) for (const u of p.users.items) found.push([u.id, u]);
+    const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
+    const read = pages.reduce((n, p) => n + p.users.items.length + p.users.unreadable, 0);
+    if (unreadable === undefined && read >= matches) return found;
+    // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
+    const error = unreadable
+      ? () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${unreadable.problem}`)
+      : () => new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `GET /api/v2/users?q: ${read} of ${matches} matches returned` });
+    return [...found, ...unreadableIds(batch, found, error)];
   }
 
   /**

@@ -165,22 +165,25 @@ export class NotificationsSource extends HttpSource {
 
   /** Unread counts for many users, 100 a call; a count that cannot be read fails its user alone. Keys nobody asked for are ignored. */
   unreadCounts(ids: readonly string[], deadline?: Deadline): Promise<Map<string, number | SourceError>> {
-    return lookupInChunks(ids, this.countsChunk, async (batch) => {
-      const res = await this.fetch({
-        route: 'GET /v1/unread-counts',
-        method: 'GET',
-        path: `/v1/unread-counts?user_ids=${batch.map(encodeURIComponent).join(',')}`,
-        schema: unreadCounts,
-        deadline,
-        batchSize: batch.length,
-      });
-      const { entries, unreadable } = res.body.counts;
-      const found: [string, number | SourceError][] = [...entries];
-      for (const id of batch) {
-        const problem = unreadable.get(id);
-        if (problem !== undefined) found.push([id, this.unreadableEntity('GET /v1/unread-counts', 'a count', `counts.${problem}`)]);
-      }
-      return found;
+    return lookupInChunks(ids, this.countsChunk, this.countsChunkOf.bind(this, deadline));
+  }
+
+  /** One call of `unreadCounts`: a bound method, not a closure made per call (see paging.ts's ChunkedLookup). */
+  private async countsChunkOf(deadline: Deadline | undefined, batch: string[]): Promise<[string, number | SourceError][]> {
+    const res = await this.fetch({
+      route: 'GET /v1/unread-counts',
+      method: 'GET',
+      path: `/v1/unread-counts?user_ids=${batch.map(encodeURIComponent).join(',')}`,
+      schema: unreadCounts,
+      deadline,
+      batchSize: batch.length,
     });
+    const { entries, unreadable } = res.body.counts;
+    const found: [string, number | SourceError][] = [...entries];
+    for (const id of batch) {
+      const problem = unreadable.get(id);
+      if (problem !== undefined) found.push([id, this.unreadableEntity('GET /v1/unread-counts', 'a count', `counts.${problem}`)]);
+    }
+    return found;
   }
 }

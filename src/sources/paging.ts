@@ -135,6 +135,16 @@ class ChunkedLookup<V> {
 
 const NOTHING = (): void => undefined;
 
+/**
+ * A lookup's answers in the order of `ids`, `absent` for each id it did not answer. A loop, not `ids.map`: a closure made
+ * per call has its optimized code dropped at each full collection (bench/RESULTS.md, session 36).
+ */
+export function inIdOrder<V, A>(ids: readonly string[], found: ReadonlyMap<string, V>, absent: A): (V | A)[] {
+  const out = new Array<V | A>(ids.length);
+  for (let i = 0; i < ids.length; i++) out[i] = found.get(ids[i]!) ?? absent;
+  return out;
+}
+
 /** For the ids of a batch that an answer with unreadable entries did not answer for: an error each (which entry was theirs cannot be told). */
 export function unreadableIds<V, E>(batch: readonly string[], found: ReadonlyArray<readonly [string, V]>, error: () => E): [string, E][] {
   const answered = new Set(found.map(([id]) => id));

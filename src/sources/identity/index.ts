@@ -1,6 +1,7 @@
 import { OAuth2ClientCredentials } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
-import { asError, type SourceError } from '../../errors.js';
+import { inIdOrder } from '../paging.js';
+import { asError } from '../../errors.js';
 import type { OffsetPage, UserEntity, UserPageKey } from '../models.js';
 import { IdentitySource } from './identity-source.js';
 
@@ -18,10 +19,7 @@ export const identity = defineSource({
       group: (id) => id,
       variant: () => '',
       fetch: async (source: IdentitySource, ids, deadline) => {
-        const found = await source.usersByIds(ids, deadline);
-        const users = new Array<UserEntity | SourceError | null>(ids.length);
-        for (let i = 0; i < ids.length; i++) users[i] = found.get(ids[i]!) ?? null;
-        return users;
+        return inIdOrder(ids, await source.usersByIds(ids, deadline), null);
       },
     }),
     'identity.userPage': cachedEntity<UserPageKey, OffsetPage<UserEntity>>()({

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { asError, type SourceError } from '../../errors.js';
+import { asError } from '../../errors.js';
 import { BearerAuth } from '../auth.js';
 import { cachedEntity, defineSource } from '../define-source.js';
+import { inIdOrder } from '../paging.js';
 import type { NotificationEntity, NotificationPageKey, OffsetPage } from '../models.js';
 import { notification, NotificationsSource } from './notifications-source.js';
 
@@ -23,11 +24,8 @@ export const notifications = defineSource({
       group: (id) => id,
       variant: () => '',
       fetch: async (source: NotificationsSource, ids, deadline) => {
-        const counts = await source.unreadCounts(ids, deadline);
         // The vendor counts unknown ids as 0; an id it left out of its answer is unknown too.
-        const unread = new Array<number | SourceError>(ids.length);
-        for (let i = 0; i < ids.length; i++) unread[i] = counts.get(ids[i]!) ?? 0;
-        return unread;
+        return inIdOrder(ids, await source.unreadCounts(ids, deadline), 0);
       },
     }),
     'notifications.page': cachedEntity<NotificationPageKey, OffsetPage<NotificationEntity>>()({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { offsetCursor } from '../src/resolvers/cursors.js';
 import { readParts, type Part } from './helpers/multipart.js';
 import { everyEntity, stackPool, type Stack } from './helpers/stack.js';
 
@@ -86,6 +87,19 @@ describe('incremental delivery', () => {
     const last = parts.at(-1)!;
     expect(last.body.incremental?.[0]?.errors?.[0]?.extensions?.code, JSON.stringify(parts)).toBe('SOURCE_TIMEOUT');
     expect(last.at).toBeLessThan(1500);
+  });
+
+  it("@defer in a list's nodes: the page and the counts in the first part, the slow vendor's metrics in later ones", async () => {
+    const stack = await stackWith();
+    await stack.faults('analytics', { latencyMs: 1000 });
+    const list = `{ userList(first: 3, after: "${offsetCursor('users', 40)}") { edges { node { id unreadNotificationCount ... @defer { metrics { pageViews } } } } } }`;
+    const { parts } = await deferred(stack, list, {});
+    const first = parts[0]!;
+    expect(first.body.data.userList.edges).toEqual(Array.from({ length: 3 }, () => ({ node: { id: expect.any(String), unreadNotificationCount: expect.any(Number) } })));
+    expect(first.at).toBeLessThan(500);
+    const later = parts.slice(1).flatMap((p) => p.body.incremental ?? []);
+    expect(later.map((i: { data: unknown }) => i.data)).toEqual(Array.from({ length: 3 }, () => ({ metrics: { pageViews: expect.any(Number) } })));
+    expect(parts.at(-1)!.at).toBeGreaterThanOrEqual(900);
   });
 
   it('@stream: a list arrives item by item after its initial count, in one response', async () => {

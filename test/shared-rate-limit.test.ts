@@ -100,8 +100,9 @@ describeWithRedis('rate limits shared across instances through Redis', () => {
     // being shared, or held up by a busy event loop between its turn and the wire: a few, not the dozens of a server
     // that pauses only itself (76 of 236 calls before the pause was shared and re-checked after a token wait).
     // The bound is 15 %: the suite runs beside others that start browsers and process sets on the same two cores, and
-    // such runs put 12 of 174 calls (7 %) and 20 of 173 (12 %) late; run alone it stays within 10 %. The failure this
-    // guards against is 30 % and more.
+    // such runs put 12 of 174 calls (7 %) and 20 of 173 (12 %) late; run alone it stays within 10 %. An unshared
+    // pause is not what it catches: with the 429 no longer written to Redis, the shared bucket still spaced the calls
+    // (4 of 176 late, session 38) and the learned-rate check below is what failed.
     expect(stats.retriedEarly).toBe(0);
     expect(stats.ignoredRetryAfter).toBeLessThanOrEqual(route.calls * 0.15);
     expect(results.every((r) => r.status === 200)).toBe(true);

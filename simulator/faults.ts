@@ -19,9 +19,11 @@ export const faultProfileSchema = z
      * Hard down. `refuse`: the listener closes and open connections are dropped,
      * so connects are refused, for `downForMs` (the admin endpoint is unreachable
      * meanwhile; it listens again afterwards). `reset`: every request's connection
-     * is destroyed. `hang`: requests are read and never answered.
+     * is destroyed. `hang`: requests are read and never answered. `stall`: a
+     * success's status, headers and first half of its body are sent, then
+     * nothing more on an open connection (a vendor or proxy dying mid-body).
      */
-    down: z.enum(['refuse', 'reset', 'hang']).nullable().default(null),
+    down: z.enum(['refuse', 'reset', 'hang', 'stall']).nullable().default(null),
     downForMs: z.number().int().min(1).max(600_000).default(10_000),
     /** Requests per second (fixed one-second windows) before the API's own 429. */
     rateLimitPerSec: z.number().int().min(1).nullable().default(null),

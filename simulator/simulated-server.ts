@@ -41,6 +41,8 @@ export interface Reply {
   padTo?: number;
   /** The `contentEncoding` fault: the body (padding included) compressed so, unasked. */
   encoding?: 'gzip' | 'deflate' | 'br';
+  /** The `down: "stall"` fault: only the first half of the body is sent, and the connection is left open. */
+  stall?: boolean;
 }
 
 export interface Route {
@@ -265,6 +267,7 @@ export class SimulatedUpstream {
       }
       if (reply.status < 300 && faults.padBodyBytes > 0) reply = { ...reply, padTo: faults.padBodyBytes };
       if (reply.status < 300 && faults.contentEncoding !== null) reply = { ...reply, encoding: faults.contentEncoding };
+      if (reply.status < 300 && faults.down === 'stall') reply = { ...reply, stall: true };
     }
     this.api.decorate?.(reply, window);
     if (Object.keys(faults.headers).length > 0) reply = { ...reply, headers: withHeaderFaults(reply.headers ?? {}, faults.headers) };
@@ -280,6 +283,13 @@ export class SimulatedUpstream {
     const padding = Math.max(0, (reply.padTo ?? 0) - length);
     const headers: Record<string, string | number> = { ...reply.headers, 'content-length': length + padding };
     if (text !== '' && !('content-type' in headers)) headers['content-type'] = 'application/json; charset=utf-8';
+    if (reply.stall) {
+      res.writeHead(reply.status, headers);
+      res.write(text.slice(0, Math.floor(text.length / 2)));
+      this.hanging.add(res);
+      res.on('close', () => this.hanging.delete(res));
+      return;
+    }
     if (reply.encoding) {
       const compressed = compress(Buffer.from(padding === 0 ? text : text + ' '.repeat(padding)), reply.encoding);
       res.writeHead(reply.status, { ...headers, 'content-encoding': reply.encoding, 'content-length': compressed.length });

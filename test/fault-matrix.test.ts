@@ -17,6 +17,8 @@ const FAULTS: [string, FaultProfileInput | 'refuse'][] = [
   ['500', { errorRate: 1, errorStatus: 500 }],
   ['503', { errorRate: 1, errorStatus: 503 }],
   ['hang', { down: 'hang' }],
+  // Status and headers on time, then half the body and nothing more: only a timer on the body's reading ends it.
+  ['stall mid-body', { down: 'stall' }],
   ['connection refused', 'refuse'],
   ['connection reset', { down: 'reset' }],
   ['429', { errorRate: 1, errorStatus: 429 }],
@@ -124,9 +126,10 @@ describe.each(['identity', 'analytics', 'notifications'] as const)('%s failing',
 });
 
 describe('a hang with the default configuration', () => {
-  it('answers within 5 s with every other vendor and SOURCE_TIMEOUT for the hung one, retries included', async () => {
+  // `stall`: the headers arrive, the body stops halfway. Only the per-attempt body timer frees the attempt for a retry.
+  it.each(['hang', 'stall'] as const)('%s: answers within 5 s with every other vendor and SOURCE_TIMEOUT for the hung one, retries included', async (down) => {
     const stack = await stackFor();
-    await stack.faults('analytics', { down: 'hang' });
+    await stack.faults('analytics', { down });
     const startedAt = performance.now();
     const res = await stack.gql<AnyData>(DASHBOARD, { id: stack.userId(21) });
     const elapsedMs = performance.now() - startedAt;

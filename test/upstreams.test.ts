@@ -49,6 +49,21 @@ describe('faults and stats through the admin endpoint', () => {
     expect((await audit('/v1/events')).status).toBe(200);
   });
 
+  it("down: stall sends a success's status and headers and half its body, then nothing until the fault is cleared", async () => {
+    await faults(t.up.notifications, { down: 'stall' });
+    const res = await notifications('/v1/unread-counts?user_ids=a,b,c');
+    expect(res.status).toBe(200);
+    const declared = Number(res.headers.get('content-length'));
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(first.value!.length).toBeGreaterThan(0);
+    expect(first.value!.length).toBeLessThan(declared);
+    const stalled = Symbol('stalled');
+    expect(await Promise.race([reader.read(), new Promise((r) => setTimeout(() => r(stalled), 300))])).toBe(stalled);
+    await faults(t.up.notifications, {}); // drops the stalled connection
+    await expect(reader.read()).rejects.toThrow();
+  });
+
   it('a bad profile is refused with 400', async () => {
     expect((await faults(t.up.audit, { errorRate: 2 })).status).toBe(400);
     expect((await faults(t.up.audit, { nonsense: true })).status).toBe(400);

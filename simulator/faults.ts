@@ -52,6 +52,13 @@ export const faultProfileSchema = z
      * appear (a string becomes a number, anything else a string).
      */
     extraFields: z.boolean().default(false),
+    /**
+     * Lists in another order, one row twice: every top-level array of objects
+     * in a successful JSON body (a bulk answer's rows, a page's items) comes
+     * reversed, its first row repeated at the end. The contract promises no
+     * order for bulk rows; a vendor's replica or retry may repeat one.
+     */
+    jumbleLists: z.boolean().default(false),
     renameFields: z.record(z.string().min(1), z.string().min(1)).default({}),
     retypeFields: z.array(z.string().min(1)).default([]),
     /** Requests whose path and query are longer than this many bytes are answered 414, as a proxy or vendor with a tighter URL limit does. */

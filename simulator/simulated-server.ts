@@ -262,6 +262,7 @@ export class SimulatedUpstream {
       }
       reply = (!route.public && this.api.authenticate(request)) || (await route.handler(request));
       if (reply.status < 300 && hasDrift(faults)) reply = drifted(reply, faults);
+      if (reply.status < 300 && faults.jumbleLists) reply = withJumbledLists(reply);
       if (reply.status < 300 && faults.malformedRate > 0 && Math.random() < faults.malformedRate) {
         reply = malformed(reply, faults.malformedKind);
       }
@@ -449,6 +450,23 @@ function drifted(reply: Reply, faults: FaultProfile): Reply {
   } catch {
     return reply; // not JSON: nothing to drift
   }
+}
+
+/** The `jumbleLists` fault: each top-level array of objects reversed, its first row repeated at the end. */
+function withJumbledLists(reply: Reply): Reply {
+  let body: unknown;
+  try {
+    body = reply.rawBody === undefined ? reply.body : JSON.parse(reply.rawBody);
+  } catch {
+    return reply; // not JSON: no lists
+  }
+  const jumble = (value: unknown): unknown =>
+    Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'object' && item !== null && !Array.isArray(item))
+      ? [...value].reverse().concat([value[0]])
+      : value;
+  if (Array.isArray(body)) return { ...reply, body: jumble(body), rawBody: undefined };
+  if (typeof body !== 'object' || body === null) return reply;
+  return { ...reply, body: Object.fromEntries(Object.entries(body).map(([key, value]) => [key, jumble(value)])), rawBody: undefined };
 }
 
 function htmlError(status: number): Reply {

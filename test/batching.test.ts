@@ -33,6 +33,31 @@ describe('batching over the bulk endpoints', () => {
     expect(notifications.totalCalls).toBe(1);
   });
 
+  it('bulk answers in another order, one row twice: every user still gets their own data, nothing extra', async () => {
+    const first = 620;
+    const ids = Array.from({ length: 6 }, (_, i) => stack.userId(first + i));
+    const bulk = ['GET /api/v2/users', 'POST /v1/metrics/query'];
+    await Promise.all((['identity', 'analytics'] as const).map((source) => stack.faults(source, { jumbleLists: true, routes: bulk })));
+    const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id name metrics { avgSessionSeconds conversionRate } unreadNotificationCount } }`, { ids });
+    expect(res.body.errors).toBeUndefined();
+    const { dataset } = stack.upstreams;
+    expect(res.body.data!.users).toEqual(
+      ids.map((id, k) => {
+        const i = first + k;
+        return {
+          id,
+          name: dataset.users[i]!.name,
+          metrics: dataset.hasAnalytics(i) ? { avgSessionSeconds: dataset.avgSessionSeconds(i), conversionRate: dataset.conversionRate(i) } : null,
+          unreadNotificationCount: dataset.unreadCountOf(i),
+        };
+      }),
+    );
+    // The fault was on: the vendors' answers held seven rows for six ids.
+    expect(calls(await stack.stats('identity'), 'GET /api/v2/users')).toBe(1);
+    expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(1);
+    await Promise.all((['identity', 'analytics'] as const).map((source) => stack.faults(source, {})));
+  });
+
   it('chunks at the vendor maximum of 100: 250 ids are 3 calls per bulk endpoint', async () => {
     const ids = Array.from({ length: 250 }, (_, i) => stack.userId(300 + i));
     const res = await stack.gql<AnyData>(LIST, { ids });

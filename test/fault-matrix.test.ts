@@ -140,6 +140,10 @@ describe('a hang with the default configuration', () => {
     // Attempts shared the deadline: more than one was made, none started in its last 250 ms.
     const stats = await stack.stats('analytics');
     expect(stats.totalCalls).toBeGreaterThanOrEqual(3);
+    // The operator's line says which: a vendor that never answered, or one whose answer stopped halfway.
+    const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.requestId !== undefined);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.detail).toBe(down === 'hang' ? 'no answer within 1000 ms' : 'the body stopped arriving for 1000 ms');
   });
 });
 

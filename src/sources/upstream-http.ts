@@ -57,7 +57,11 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, detail: 'cancelled: the request deadline passed', cause: error });
     }
     if (error instanceof undiciErrors.ResponseExceededMaxSizeError) throw tooLarge(call, error);
-    if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
+    if (error instanceof undiciErrors.BodyTimeoutError) {
+      // Headers came on time and the body stopped: a vendor or a proxy dying mid-answer, not a silent one.
+      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `the body stopped arriving for ${call.timeoutMs} ms`, cause: error });
+    }
+    if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
     }
     const code = (error as { code?: unknown }).code;

@@ -101,3 +101,31 @@ describe('a vendor that says how many calls remain', () => {
     expect(metrics).toMatch(/gateway_upstream_rate_limit_per_second\{source="identity"\} 40/);
   });
 });
+
+describe('a vendor whose rate-limit headers lie', () => {
+  it('identity says 999 calls remain and refuses past 5 a second: its 429s teach the rate, every name is answered', async () => {
+    await stack.gql(`{ user(id: "warm-up") { id } }`);
+    const throttles = async () => {
+      const text = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+      const count = (signal: string) => Number(new RegExp(`gateway_upstream_throttles_total\\{source="identity",signal="${signal}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      return { refusals: count('429'), exhausted: count('exhausted'), rate: Number(/gateway_upstream_rate_limit_per_second\{source="identity"\} ([\d.]+)/.exec(text)![1]) };
+    };
+    const before = await throttles();
+    expect(before.rate).toBe(40);
+    await stack.faults('identity', { rateLimitPerSec: 5, headers: { 'x-ratelimit-limit': '1000', 'x-ratelimit-remaining': '999' } });
+    const names: unknown[] = [];
+    for (let i = 0; i < 30; i++) {
+      const res = await stack.gql<Record<string, any>>(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(60 + i) });
+      names.push(res.body.data?.user?.name ?? res.body.errors?.[0]?.extensions?.code);
+    }
+    // Each 429 paused the source until the window's reset and was retried inside the request's deadline.
+    expect(names.filter((n) => typeof n !== 'string')).toEqual([]);
+    const refused = (await stack.stats('identity')).routes['GET /api/v2/users']!.statuses['429'] ?? 0;
+    expect(refused).toBeGreaterThan(0);
+    // The headers never said "exhausted": only the refusals can have brought the rate down from its ceiling of 40.
+    const after = await throttles();
+    expect(after.refusals - before.refusals).toBe(refused);
+    expect(after.exhausted).toBe(before.exhausted);
+    expect(after.rate).toBeLessThan(40);
+  });
+});

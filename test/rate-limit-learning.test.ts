@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AdaptiveRate, adaptiveRateTuning } from '../src/resilience/adaptive-rate.js';
 import { remainingWindow, retryAfterMs } from '../src/sources/rate-limit-headers.js';
-import { sharedStack } from './helpers/stack.js';
+import { calls, sharedStack } from './helpers/stack.js';
 
 /** How a source learns its vendor's real limit: the arithmetic, the headers, and a vendor that says when it is about to refuse. */
 describe('AdaptiveRate', () => {
@@ -128,4 +128,30 @@ describe('a vendor whose rate-limit headers lie', () => {
     expect(after.exhausted).toBe(before.exhausted);
     expect(after.rate).toBeLessThan(40);
   });
+
+  it('identity says none remain for 5 minutes on every answer, yet answers: one pause of at most 10 s, one warn line, then no more pauses', async () => {
+    await stack.gql(`{ user(id: "warm-up") { id } }`);
+    const resetIn300s = String(Math.floor(Date.now() / 1000) + 300);
+    await stack.faults('identity', { headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': resetIn300s } });
+    const logsBefore = stack.logs.length;
+    const callsBefore = calls(await stack.stats('identity'), 'GET /api/v2/users');
+    const lookup = async (i: number) => (await stack.gql<Record<string, any>>(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(120 + i) })).body;
+    // The first answer says "none remaining": the next lookups, inside the pause, are refused without a call.
+    expect(typeof (await lookup(0)).data!.user.name).toBe('string');
+    const paused = await lookup(1);
+    expect(paused.errors![0]!.extensions!.code).toBe('SOURCE_RATE_LIMITED');
+    // Ten seconds and the pause's margin, not the five minutes the header named.
+    expect(paused.errors![0]!.extensions!.retryAfterSeconds).toBeGreaterThanOrEqual(10);
+    expect(paused.errors![0]!.extensions!.retryAfterSeconds).toBeLessThanOrEqual(11);
+    await new Promise((r) => setTimeout(r, 10_200));
+    // The pause ended long before the reset it named; the vendor answered, so its header is wrong and no longer paused for.
+    const names = [];
+    for (let i = 2; i < 8; i++) names.push((await lookup(i)).data?.user?.name);
+    expect(names.every((n) => typeof n === 'string')).toBe(true);
+    // Seven lookups reached identity: the paused one made no call.
+    expect(calls(await stack.stats('identity'), 'GET /api/v2/users') - callsBefore).toBe(7);
+    const warned = stack.logs.slice(logsBefore).filter((l) => l.includes('is not believed until it refuses'));
+    expect(warned).toHaveLength(1);
+    await stack.faults('identity', {});
+  }, 20_000);
 });

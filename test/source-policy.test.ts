@@ -122,4 +122,32 @@ describe('SourceRateLimiter without Redis', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(limiter.acquire(Deadline.after(3000))).toBeUndefined();
   });
+
+  it('believes "none remaining" for 10 s at most; a vendor that answers a call sent before its reset is not believed again until it refuses one', () => {
+    const limiter = new SourceRateLimiter('identity', 10, 2, null);
+    const pauses: [string, number][] = [];
+    limiter.onThrottle((e) => pauses.push([e.signal, e.pauseMs]));
+    // True, and short: the pause is the reset's, and a call sent after it contradicts nothing.
+    limiter.exhausted(800, 1_000);
+    expect(limiter.answered(1_900)).toBeUndefined();
+    // A long one: paused for 10 s (and the margin), not five minutes; a refusal then keeps it believed.
+    limiter.exhausted(300_000, 10_000);
+    limiter.throttled(300_000);
+    limiter.exhausted(300_000, 400_000);
+    // Calls sent before it was said are not its contradiction.
+    expect(limiter.answered(399_000)).toBeUndefined();
+    // One sent after, before its reset, and answered: the header was wrong.
+    expect(limiter.answered(410_100)).toEqual({ saidAt: 400_000, until: 700_000 });
+    limiter.exhausted(300_000, 420_000);
+    expect(pauses).toEqual([
+      ['exhausted', 850],
+      ['exhausted', 10_050],
+      ['429', 300_050],
+      ['exhausted', 10_050],
+    ]);
+    // Until a 429 says the vendor does refuse.
+    limiter.throttled(1_000);
+    limiter.exhausted(5_000, 430_000);
+    expect(pauses.at(-1)).toEqual(['exhausted', 5_050]);
+  });
 });

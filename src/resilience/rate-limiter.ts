@@ -14,6 +14,19 @@ export type RateLimiterMode = 'SHARED' | 'LOCAL';
 const LATE_MS = 50;
 /** Added to every pause: the vendor's clock may run a little ahead of ours, and its window must have turned when we call. */
 const PAUSE_MARGIN_MS = 50;
+/**
+ * The longest a success saying no calls remain pauses the source. Past it one
+ * call goes: a vendor that is really out refuses it with a 429, whose own pause
+ * (up to MAX_PAUSE_MS) then holds; one whose header was wrong answers it, and
+ * is not believed again until it refuses (see answered).
+ */
+export const EXHAUSTED_PAUSE_CAP_MS = 10_000;
+
+/** A vendor's word that no calls remain: when it was said, and until when. */
+export interface ExhaustionClaim {
+  saidAt: number;
+  until: number;
+}
 
 export interface RateLimitEvent {
   source: SourceName;
@@ -62,6 +75,10 @@ export class SourceRateLimiter {
   readonly onReject = this.rejectEmitter.addListener;
   /** The vendor pushed back (a 429, or no requests remaining). */
   readonly onThrottle = this.throttleEmitter.addListener;
+  /** The vendor's last word that no calls remain, while a call sent after it could still prove it wrong. */
+  private exhaustion: ExhaustionClaim | undefined;
+  /** False once a vendor answered a call it had said it would not take, until it next refuses one. */
+  private believesExhaustion = true;
 
   constructor(
     private readonly source: SourceName,
@@ -146,12 +163,36 @@ export class SourceRateLimiter {
 
   /** A 429: every call to this vendor waits `pauseMs` (here at once, on other instances through Redis), and the rate is lowered. */
   throttled(pauseMs: number): void {
+    this.believesExhaustion = true;
+    this.exhaustion = undefined;
     this.pushedBack('429', pauseMs);
   }
 
-  /** The vendor's headers said nothing remains before its reset: wait for it instead of being refused. */
-  exhausted(pauseMs: number): void {
-    this.pushedBack('exhausted', pauseMs);
+  /**
+   * The vendor's headers said nothing remains for `pauseMs`: wait (at most
+   * EXHAUSTED_PAUSE_CAP_MS) instead of being refused. Not believed from a
+   * vendor whose headers said so before and were wrong.
+   */
+  exhausted(pauseMs: number, now = Date.now()): void {
+    if (!this.believesExhaustion) return;
+    this.exhaustion = { saidAt: now, until: now + pauseMs };
+    this.pushedBack('exhausted', Math.min(pauseMs, EXHAUSTED_PAUSE_CAP_MS));
+  }
+
+  /**
+   * A call sent at `sentAt` was answered, not refused. Sent after the vendor
+   * said no calls remained and before the moment it named, it proves that
+   * header wrong: returns the claim, and exhaustion headers are not believed
+   * again until the vendor refuses a call (a header that says 0 on every
+   * answer, or means "no limit", would otherwise pause a healthy vendor).
+   */
+  answered(sentAt: number): ExhaustionClaim | undefined {
+    const claim = this.exhaustion;
+    if (claim === undefined || sentAt <= claim.saidAt) return undefined;
+    this.exhaustion = undefined;
+    if (sentAt >= claim.until) return undefined;
+    this.believesExhaustion = false;
+    return claim;
   }
 
   private pushedBack(signal: ThrottleEvent['signal'], vendorPauseMs: number): void {

@@ -172,6 +172,7 @@ export abstract class HttpSource {
       propagation.inject(context.active(), headers);
       if (body !== undefined) headers['content-type'] = 'application/json';
       const startedAt = performance.now();
+      const sentAt = Date.now();
       let status: number | undefined;
       let error: SourceError | undefined;
       try {
@@ -188,7 +189,7 @@ export abstract class HttpSource {
           signal,
         });
         status = res.status;
-        this.observeRateLimit(res);
+        this.observeRateLimit(res, sentAt);
         if (res.status === 401 && tries === 1 && this.options.auth.rejected(auth)) continue;
         if (res.status === 404 && notFoundIsNull) return null;
         if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route);
@@ -213,10 +214,18 @@ export abstract class HttpSource {
    * What an answer says of the vendor's rate limit, for the limiter: a 429
    * pauses the whole source until the moment it names (a second when it
    * names none) and lowers the rate; a success saying no calls remain before
-   * the reset pauses until then, before the vendor has to refuse.
+   * the reset pauses until then, before the vendor has to refuse, unless
+   * such a header has proved wrong (see SourceRateLimiter.answered).
    */
-  private observeRateLimit(res: UpstreamExchange): void {
+  private observeRateLimit(res: UpstreamExchange, sentAt: number): void {
     if (res.status === 429) return this.policy.limiter.throttled(retryAfterMs(res.headers) ?? DEFAULT_429_PAUSE_MS);
+    const wrong = this.policy.limiter.answered(sentAt);
+    if (wrong !== undefined) {
+      this.logger.warn(
+        { source: this.name, saidAt: new Date(wrong.saidAt).toISOString(), until: new Date(wrong.until).toISOString(), answeredCallSentAt: new Date(sentAt).toISOString() },
+        `${this.name} said no calls remained until ${new Date(wrong.until).toISOString()}, then answered one sent before: its rate-limit headers' "none remaining" is not believed until it refuses a call (429)`,
+      );
+    }
     const window = remainingWindow(res.headers);
     if (window !== undefined && window.remaining === 0 && window.resetInMs > 0) this.policy.limiter.exhausted(window.resetInMs);
   }

@@ -237,6 +237,46 @@ describe('identity source', () => {
     expect(logs.join('')).not.toContain(SECRET);
   });
 
+  it('a vendor that refuses every token: replacements wait 1 s, then 2 s, not one a call; an accepted call resets that; a token expired under many calls is replaced once', async () => {
+    let valid = 'tok-1';
+    tokens = 0;
+    identityVendor(() => [], { validToken: () => valid });
+    const fresh = sourcesAt(vendor.url, { IDENTITY_RETRY_MAX_ATTEMPTS: '1', IDENTITY_BREAKER_MIN_CALLS: '100000' });
+    const apiCalls = () => vendor.seen.filter((r) => path(r) === '/api/v2/users').length;
+    try {
+      await fresh.identity.usersByIds(['a']);
+      expect(tokens).toBe(1);
+      // Expired under twenty calls at once: one replacement, and each call retried with it.
+      valid = 'tok-2';
+      await Promise.all(Array.from({ length: 20 }, (_, i) => fresh.identity.usersByIds([`b-${i}`])));
+      expect(tokens).toBe(2);
+      // Now every token is refused (a revoked grant): the first refusal replaces it at once, its replacement's refusal does not.
+      valid = 'never';
+      for (let i = 0; i < 30; i++) expect((await sourceError(fresh.identity.usersByIds([`c-${i}`]))).code).toBe('SOURCE_AUTH_FAILED');
+      expect(tokens).toBe(3);
+      // One call each past the first: no retry while the replacement waits.
+      const before = apiCalls();
+      await sourceError(fresh.identity.usersByIds(['d']));
+      expect(apiCalls() - before).toBe(1);
+      await new Promise((r) => setTimeout(r, 1050));
+      await sourceError(fresh.identity.usersByIds(['e']));
+      expect(tokens).toBe(4);
+      await new Promise((r) => setTimeout(r, 1050));
+      await sourceError(fresh.identity.usersByIds(['f']));
+      expect(tokens).toBe(4); // the wait doubled: 2 s now
+      await new Promise((r) => setTimeout(r, 1000));
+      // The grant is back: the next replacement's call is accepted, and a later expiry is replaced at once again.
+      valid = 'tok-5';
+      expect((await fresh.identity.usersByIds(['g'])).size).toBe(0);
+      expect(tokens).toBe(5);
+      valid = 'tok-6';
+      expect((await fresh.identity.usersByIds(['h'])).size).toBe(0);
+      expect(tokens).toBe(6);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('pages: offset windows off page boundaries cost at most two calls and return the exact window', async () => {
     const all = Array.from({ length: 40 }, (_, i) => ({ user_id: `u${i}` }));
     vendor.script = (req) => {

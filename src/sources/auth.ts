@@ -12,6 +12,8 @@ export interface UpstreamAuth {
    * credential may fix it, and the call is retried once.
    */
   rejected(sent: Record<string, string>): boolean;
+  /** Called when a call made with `sent` headers got anything but a 401: the credential works. */
+  accepted?(sent: Record<string, string>): void;
 }
 
 export class ApiKeyAuth implements UpstreamAuth {
@@ -75,6 +77,16 @@ interface Token {
 /** After a failed token fetch, none again for this long (doubling per failure up to the max), unless the server named its own wait. */
 const TOKEN_BACKOFF_MS = 500;
 const TOKEN_BACKOFF_MAX_MS = 30_000;
+/**
+ * A token refused with a 401 is replaced at once the first time (it expired
+ * or was revoked early). Its replacement refused too, before any call was
+ * accepted, says the fault is not the token's age (a revoked grant, a wrong
+ * audience): the next replacement waits this long, doubling per refusal up to
+ * the max. Token endpoints are rate-limited and often metered (Auth0 counts
+ * machine-to-machine tokens per month); a fetch per call would spend them.
+ */
+const REFUSED_TOKEN_BACKOFF_MS = 1_000;
+const REFUSED_TOKEN_BACKOFF_MAX_MS = 5 * 60_000;
 
 /**
  * OAuth2 client credentials. The token is cached; one fetch at a time however
@@ -89,6 +101,8 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
   private token: Token | undefined;
   private fetching: Promise<Token> | undefined;
   private failure: { error: unknown; until: number; count: number } | undefined;
+  /** Tokens replaced after a 401 since a call was last accepted, when the last was, and its header. */
+  private replaced: { count: number; at: number; header: string | undefined } = { count: 0, at: 0, header: undefined };
 
   constructor(private readonly options: OAuth2Options) {}
 
@@ -102,9 +116,18 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
     return (await this.refresh()).header;
   }
 
-  rejected(sent: Record<string, string>): boolean {
+  rejected(sent: Record<string, string>, now = Date.now()): boolean {
+    const { count, at, header } = this.replaced;
+    // A call made with a token already replaced: its retry takes the new one, and it is no new evidence.
+    if (sent.authorization === header) return true;
+    if (count > 0 && now < at + Math.min(REFUSED_TOKEN_BACKOFF_MAX_MS, REFUSED_TOKEN_BACKOFF_MS * 2 ** (count - 1))) return false;
+    this.replaced = { count: count + 1, at: now, header: sent.authorization };
     if (this.token && this.token.header.authorization === sent.authorization) this.token = undefined;
     return true;
+  }
+
+  accepted(sent: Record<string, string>): void {
+    if (this.replaced.count > 0 && this.token?.header.authorization === sent.authorization) this.replaced = { ...this.replaced, count: 0 };
   }
 
   /** One fetch shared by every waiting call, so it is bounded by its own timeout, not any one caller's deadline. */

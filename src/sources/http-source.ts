@@ -190,7 +190,12 @@ export abstract class HttpSource {
         });
         status = res.status;
         this.observeRateLimit(res, sentAt);
-        if (res.status === 401 && tries === 1 && this.options.auth.rejected(auth)) continue;
+        if (res.status === 401) {
+          // Told of every 401, the retry's too: a replacement refused as well is what makes it stop fetching tokens.
+          if (this.options.auth.rejected(auth) && tries === 1) continue;
+        } else {
+          this.options.auth.accepted?.(auth);
+        }
         if (res.status === 404 && notFoundIsNull) return null;
         if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route);
         return this.validate(request, res);

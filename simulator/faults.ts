@@ -59,6 +59,12 @@ export const faultProfileSchema = z
      * order for bulk rows; a vendor's replica or retry may repeat one.
      */
     jumbleLists: z.boolean().default(false),
+    /**
+     * GET routes with a user in their path (its first parameter) answer for
+     * this user instead: a cache in front of the vendor keyed without the
+     * path, or the vendor's own bug. Another user's data under the one asked.
+     */
+    answerFor: z.string().min(1).nullable().default(null),
     renameFields: z.record(z.string().min(1), z.string().min(1)).default({}),
     retypeFields: z.array(z.string().min(1)).default([]),
     /** Requests whose path and query are longer than this many bytes are answered 414, as a proxy or vendor with a tighter URL limit does. */

@@ -260,6 +260,7 @@ export class SimulatedUpstream {
       } catch {
         return this.send(res, routeName, json(400, { error: 'bad_path' }));
       }
+      if (faults.answerFor !== null && method === 'GET' && request.params.length > 0) request.params[0] = faults.answerFor;
       reply = (!route.public && this.api.authenticate(request)) || (await route.handler(request));
       if (reply.status < 300 && hasDrift(faults)) reply = drifted(reply, faults);
       if (reply.status < 300 && faults.jumbleLists) reply = withJumbledLists(reply);

@@ -188,3 +188,33 @@ describe('an answer larger than <SOURCE>_MAX_RESPONSE_BYTES', () => {
     expect(warned.map((l) => l.detail)).toEqual([expect.stringContaining('ANALYTICS_MAX_RESPONSE_BYTES'), expect.stringContaining('ANALYTICS_MAX_RESPONSE_BYTES')]);
   });
 });
+
+describe('an answer about another user than the one asked', () => {
+  it('notifications answering for someone else: the field fails SOURCE_BAD_RESPONSE, none of theirs is shown or cached, the rest answers', async () => {
+    const stack = await stackFor();
+    const { dataset } = stack.upstreams;
+    const [asked, other] = [26, 27];
+    await stack.faults('notifications', { answerFor: stack.userId(other) });
+    const query = `query($id: ID!) { user(id: $id) { name unreadNotificationCount notifications(first: 5) { edges { node { id } } } } }`;
+    const res = await stack.gql<AnyData>(query, { id: stack.userId(asked) });
+    expect(res.status).toBe(200);
+    const user = res.body.data!.user;
+    expect(user.name).toBe(dataset.users[asked]!.name);
+    // The bulk count names its users in its answer: not affected.
+    expect(user.unreadNotificationCount).toBe(dataset.unreadCountOf(asked));
+    expect(user.notifications).toBeNull();
+    expect(res.body.errors!.map((e) => [e.path!.at(-1), e.extensions!.code])).toEqual([['notifications', 'SOURCE_BAD_RESPONSE']]);
+    for (const n of dataset.notificationsOf(other)) expect(res.text).not.toContain(n.id);
+    const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.requestId !== undefined);
+    expect(warned.map((l) => l.detail)).toEqual(['GET /v1/users/:id/notifications: the answer is about another user than the one asked']);
+    // Nothing of it was kept: once the vendor answers right, the user's own notifications.
+    await stack.faults('notifications', {});
+    const again = await stack.gql<AnyData>(query, { id: stack.userId(asked) });
+    expect(again.body.data!.user.notifications.edges.map((e: AnyData) => e.node.id)).toEqual(
+      dataset
+        .notificationsOf(asked)
+        .slice(0, 5)
+        .map((n) => n.id),
+    );
+  });
+});

@@ -144,6 +144,18 @@ describe('identity source', () => {
     expect(terms).toEqual({ field: 'user_id', values: hostile });
   });
 
+  it('a user read or updated by id, answered with another user, is SOURCE_BAD_RESPONSE, never that user', async () => {
+    const other = { user_id: 'auth0|other', name: 'Other', email: 'other@x.io', created_at: '2024-01-02T03:04:05.000Z' };
+    vendor.script = (req) => (req.url === '/oauth/token' ? { body: { access_token: 't', expires_in: 60 } } : { body: other });
+    for (const read of [sources.identity.userById('auth0|asked'), sources.identity.updateUser('auth0|asked', { name: 'N' })]) {
+      const e = await sourceError(read);
+      expect(e.code).toBe('SOURCE_BAD_RESPONSE');
+      expect(e.detail).toMatch(/the answer is about another user than the one asked$/);
+    }
+    // The same answer for the user it names is read.
+    expect((await sources.identity.userById('auth0|other'))?.name).toBe('Other');
+  });
+
   it('encodes ids in paths, dots included, so "../" cannot climb', async () => {
     vendor.script = (req) => (req.url === '/oauth/token' ? { body: { access_token: 't', expires_in: 60 } } : { status: 404, body: {} });
     expect(await sources.identity.userById('../../admin')).toBeNull();

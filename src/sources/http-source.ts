@@ -265,6 +265,15 @@ export abstract class HttpSource {
     throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, status, detail: `${request.route}: ${detail}` });
   }
 
+  /**
+   * An answer about another user than the one its path named (a cache in
+   * front of the vendor keyed without the path, or the vendor's bug): never
+   * shown to the caller nor cached, and not retried.
+   */
+  protected answeredForAnotherUser(route: string): SourceError {
+    return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: the answer is about another user than the one asked` });
+  }
+
   /** A bulk route's calls now carry at most `max` ids: the vendor (or a proxy) refused a longer URL (414) or body (413); see ChunkSize. */
   protected chunkShrunk(route: string, max: number, status: TooLargeStatus): void {
     const what = status === 414 ? 'a URL as too long' : 'a body as too large';

@@ -190,12 +190,14 @@ export class IdentitySource extends HttpSource {
       idempotent: true,
       deadline,
     });
+    if (res && res.body.id !== id) throw this.answeredForAnotherUser('PATCH /api/v2/users/:id');
     return res?.body ?? null;
   }
 
   /** One user by id (GET /users/{id}); null when the identity provider does not know it. */
   async userById(id: string, deadline?: Deadline): Promise<UserEntity | null> {
     const res = await this.fetchOrNull({ route: 'GET /api/v2/users/:id', method: 'GET', path: `/api/v2/users/${pathSegment(id)}`, schema: user, deadline });
+    if (res && res.body.id !== id) throw this.answeredForAnotherUser('GET /api/v2/users/:id');
     return res?.body ?? null;
   }
 }

@@ -84,6 +84,7 @@ export class NotificationsSource extends HttpSource {
         }),
       ),
     );
+    for (const p of pages) for (const n of p.body) if (n.userId !== userId) throw this.answeredForAnotherUser(LIST_ROUTE);
     const total = this.totalCount(pages[0]!.headers);
     // A page shorter than per_page with more after it, by its rel="next" and by X-Total-Count both (a Link alone may
     // be wrong): the vendor pages tighter than asked, at that length. Its items are placed by that size, so a shorter

@@ -140,10 +140,18 @@ describe('a hang with the default configuration', () => {
     // Attempts shared the deadline: more than one was made, none started in its last 250 ms.
     const stats = await stack.stats('analytics');
     expect(stats.totalCalls).toBeGreaterThanOrEqual(3);
-    // The operator's line says which: a vendor that never answered, or one whose answer stopped halfway.
+  });
+
+  // One attempt, so its own timer ends it long before the deadline could (which would say only "cancelled").
+  it.each([
+    ['hang', 'no answer within 1000 ms'],
+    ['stall', 'the body stopped arriving for 1000 ms'],
+  ] as const)('%s: the warn line says which, a vendor that never answered or one whose answer stopped halfway', async (down, detail) => {
+    const stack = await stackFor({ tuning: { analytics: { retryMaxAttempts: 1 } } });
+    await stack.faults('analytics', { down });
+    await stack.gql<AnyData>(DASHBOARD, { id: stack.userId(25) });
     const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.requestId !== undefined);
-    expect(warned).toHaveLength(1);
-    expect(warned[0]!.detail).toBe(down === 'hang' ? 'no answer within 1000 ms' : 'the body stopped arriving for 1000 ms');
+    expect(warned.map((l) => [l.source, l.code, l.detail])).toEqual([['analytics', 'SOURCE_TIMEOUT', detail]]);
   });
 });
 

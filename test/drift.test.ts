@@ -97,6 +97,20 @@ describe('schema drift', () => {
     expect(drift).toContainEqual(expect.objectContaining({ endpoint: 'POST /v1/metrics/query', kind: 'UNKNOWN', path: 'data[].pageviews', seenType: 'number' }));
   });
 
+  it('a bulk answer whose keys are spelled another way (URL-encoded): they read as 0, and the omission shows as drift', async () => {
+    const ids = [stack.userId(15), stack.userId(16)];
+    const encoded = (id: string) => encodeURIComponent(id);
+    await stack.faults('notifications', { renameFields: Object.fromEntries(ids.map((id) => [id, encoded(id)])), routes: ['GET /v1/unread-counts'] });
+    const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id unreadNotificationCount } }`, { ids });
+    // Left out reads as the contract's "unknown ids count 0": wrong, and silent, but for the drift below.
+    expect(res.body.data!.users.map((u: AnyData) => u.unreadNotificationCount)).toEqual([0, 0]);
+    const drift = driftOf((await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!, 'notifications');
+    expect(drift).toContainEqual(
+      expect.objectContaining({ endpoint: 'GET /v1/unread-counts', kind: 'MISSING', path: 'counts.*', seenType: 'absent', expectedType: 'a count for each id asked' }),
+    );
+    expect(await metricsText()).toMatch(/gateway_upstream_schema_drift_total\{source="notifications",endpoint="GET \/v1\/unread-counts",kind="missing",path="counts\.\*"\} [1-9]/);
+  });
+
   it('headers drift too: with a Link that does not parse, paging goes by X-Total-Count, then by whether the page was full; each shows once', async () => {
     const PAGE = `query($id: ID!, $first: Int!) { user(id: $id) { notifications(first: $first) { totalCount pageInfo { hasNextPage } edges { node { title } } } } }`;
     const id = stack.userId(17);

@@ -259,6 +259,16 @@ export class DriftRecorder {
     this.record(endpoint, seen === 'absent' ? { kind: 'missing', path, seenType: 'absent', expectedType } : { kind: 'type_changed', path, seenType: 'string', expectedType }, now);
   }
 
+  /**
+   * A bulk answer that neither answered nor named as unknown some of the ids
+   * asked, as a `missing` drift at `path`: the contract has an entry for each,
+   * so the vendor may have changed how it spells them (keys encoded, say),
+   * which would otherwise read as every user having no data.
+   */
+  omittedIds(endpoint: string, path: string, expectedType: string, now = Date.now()): void {
+    this.record(endpoint, { kind: 'missing', path, seenType: 'absent', expectedType }, now);
+  }
+
   private record(endpoint: string, finding: DriftFinding, now: number): void {
     let key = `${endpoint} ${finding.kind} ${finding.path}`;
     let record = this.records.get(key);

@@ -62,6 +62,14 @@ const eventsResponse = z.object({
   next_cursor: optional(z.string()),
 });
 
+/** Whether some id asked is neither a row's nor listed as missing. */
+function leavesOut(rows: readonly { user_id: string }[], missing: readonly string[] | null | undefined, asked: readonly string[]): boolean {
+  const named = new Set(missing ?? []);
+  for (const row of rows) named.add(row.user_id);
+  for (const id of asked) if (!named.has(id)) return true;
+  return false;
+}
+
 export class AnalyticsSource extends HttpSource {
   private readonly metricsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max, status) => this.chunkShrunk('POST /v1/metrics/query', max, status));
 
@@ -88,6 +96,10 @@ export class AnalyticsSource extends HttpSource {
       batchSize: batch.length,
     });
     const { items, unreadable, problem } = res.body.data;
+    // Each id asked is a row or listed in `missing` (rows it could not read are drift already).
+    if (unreadable === 0 && leavesOut(items, res.body.missing, batch)) {
+      this.drift.omittedIds('POST /v1/metrics/query', 'data[].user_id', 'a row or a "missing" entry for each id asked');
+    }
     const found = new Array<[string, MetricsEntity | SourceError]>(items.length);
     for (let i = 0; i < items.length; i++) {
       const row = items[i]!;

@@ -140,6 +140,10 @@ describe('a hang with the default configuration', () => {
     // Attempts shared the deadline: more than one was made, none started in its last 250 ms.
     const stats = await stack.stats('analytics');
     expect(stats.totalCalls).toBeGreaterThanOrEqual(3);
+    // Whether an attempt's own timer or the deadline ended the last one, the line names what the vendor did.
+    const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.requestId !== undefined);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.detail).toMatch(down === 'hang' ? /no answer within \d+ ms/ : /the body stopped arriving for \d+ ms/);
   });
 
   // One attempt, so its own timer ends it long before the deadline could (which would say only "cancelled").

@@ -50,6 +50,19 @@ describe('SourcePolicy', () => {
     expect(attempts).toBe(2);
   });
 
+  it('an attempt cut by the deadline after others failed: its error also says what the one before ran into', async () => {
+    let attempts = 0;
+    const call = policy().execute(Deadline.after(3000), true, async () => {
+      attempts++;
+      if (attempts === 1) throw new SourceError({ code: 'SOURCE_TIMEOUT', source: 'analytics', retryable: true, detail: 'no answer within 1000 ms' });
+      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: 'analytics', retryable: true, local: true, detail: 'cancelled: the request deadline passed' });
+    });
+    const outcome = call.catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await outcome).toMatchObject({ code: 'SOURCE_TIMEOUT', local: true, detail: 'cancelled: the request deadline passed (the attempt before: no answer within 1000 ms)' });
+    expect(attempts).toBe(2);
+  });
+
   it(`starts no retry with less than ${MIN_ATTEMPT_MS} ms of the deadline left: the real error comes back, not a timeout`, async () => {
     let attempts = 0;
     const call = policy({ retryMaxAttempts: 10 })

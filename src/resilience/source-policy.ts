@@ -128,6 +128,16 @@ export class SourcePolicy {
         last = error;
         const wait = error.retryAfterMs ?? 0;
         if (wait + MIN_ATTEMPT_MS > deadline.remainingMs()) this.final.add(error);
+      } else if (last && error instanceof SourceError && error.local && error.code === 'SOURCE_TIMEOUT') {
+        // The deadline cut the last attempt: the operator's line also says what the attempts before it ran into.
+        throw new SourceError({
+          code: error.code,
+          source: error.source,
+          retryable: error.retryable,
+          local: true,
+          detail: `${error.detail} (the attempt before: ${last.detail})`,
+          cause: error,
+        });
       }
       throw error;
     };

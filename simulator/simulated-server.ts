@@ -443,31 +443,32 @@ function withHeaderFaults(headers: Record<string, string>, faults: Record<string
   return out;
 }
 
-/** The drift faults applied to a successful answer, a stored one (an idempotent replay, kept as its JSON text) included. */
-function drifted(reply: Reply, faults: FaultProfile): Reply {
-  if (reply.rawBody === undefined) return reply.body === undefined ? reply : { ...reply, body: applyDrift(reply.body, faults) };
+/** A successful answer with `transform` applied to its JSON body (a stored one, an idempotent replay kept as its text, included); one that is not JSON, as it is. */
+function withJsonBody(reply: Reply, transform: (body: unknown) => unknown): Reply {
+  if (reply.rawBody === undefined) return reply.body === undefined ? reply : { ...reply, body: transform(reply.body) };
+  let body: unknown;
   try {
-    return { ...reply, body: applyDrift(JSON.parse(reply.rawBody), faults), rawBody: undefined };
+    body = JSON.parse(reply.rawBody);
   } catch {
-    return reply; // not JSON: nothing to drift
+    return reply;
   }
+  return { ...reply, body: transform(body), rawBody: undefined };
+}
+
+/** The drift faults applied to a successful answer. */
+function drifted(reply: Reply, faults: FaultProfile): Reply {
+  return withJsonBody(reply, (body) => applyDrift(body, faults));
 }
 
 /** The `jumbleLists` fault: each top-level array of objects reversed, its first row repeated at the end. */
 function withJumbledLists(reply: Reply): Reply {
-  let body: unknown;
-  try {
-    body = reply.rawBody === undefined ? reply.body : JSON.parse(reply.rawBody);
-  } catch {
-    return reply; // not JSON: no lists
-  }
   const jumble = (value: unknown): unknown =>
     Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'object' && item !== null && !Array.isArray(item))
       ? [...value].reverse().concat([value[0]])
       : value;
-  if (Array.isArray(body)) return { ...reply, body: jumble(body), rawBody: undefined };
-  if (typeof body !== 'object' || body === null) return reply;
-  return { ...reply, body: Object.fromEntries(Object.entries(body).map(([key, value]) => [key, jumble(value)])), rawBody: undefined };
+  return withJsonBody(reply, (body) =>
+    Array.isArray(body) || typeof body !== 'object' || body === null ? jumble(body) : Object.fromEntries(Object.entries(body).map(([key, value]) => [key, jumble(value)])),
+  );
 }
 
 function htmlError(status: number): Reply {

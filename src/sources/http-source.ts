@@ -226,9 +226,10 @@ export abstract class HttpSource {
     if (res.status === 429) return this.policy.limiter.throttled(retryAfterMs(res.headers) ?? DEFAULT_429_PAUSE_MS);
     const wrong = this.policy.limiter.answered(sentAt);
     if (wrong !== undefined) {
+      const until = new Date(wrong.until).toISOString();
       this.logger.warn(
-        { source: this.name, saidAt: new Date(wrong.saidAt).toISOString(), until: new Date(wrong.until).toISOString(), answeredCallSentAt: new Date(sentAt).toISOString() },
-        `${this.name} said no calls remained until ${new Date(wrong.until).toISOString()}, then answered one sent before: its rate-limit headers' "none remaining" is not believed until it refuses a call (429)`,
+        { source: this.name, saidAt: new Date(wrong.saidAt).toISOString(), until, answeredCallSentAt: new Date(sentAt).toISOString() },
+        `${this.name} said no calls remained until ${until}, then answered one sent before: its rate-limit headers' "none remaining" is not believed until it refuses a call (429)`,
       );
     }
     const window = remainingWindow(res.headers);

@@ -145,6 +145,18 @@ export function inIdOrder<V, A>(ids: readonly string[], found: ReadonlyMap<strin
   return out;
 }
 
+/**
+ * Whether some id asked is named by none of a bulk answer's parts (its entries, the ids it could not read, the ids
+ * it says it does not know): where the contract has an entry for each, the vendor may spell ids another way now.
+ */
+export function leavesOut(asked: readonly string[], ...named: ReadonlyArray<{ has(id: string): boolean }>): boolean {
+  next: for (const id of asked) {
+    for (const part of named) if (part.has(id)) continue next;
+    return true;
+  }
+  return false;
+}
+
 /** For the ids of a batch that an answer with unreadable entries did not answer for: an error each (which entry was theirs cannot be told). */
 export function unreadableIds<V, E>(batch: readonly string[], found: ReadonlyArray<readonly [string, V]>, error: () => E): [string, E][] {
   const answered = new Set(found.map(([id]) => id));

@@ -5,7 +5,7 @@ import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
 import { count, isCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
-import { ChunkSize, lookupInChunks, unreadableIds } from '../paging.js';
+import { ChunkSize, leavesOut, lookupInChunks, unreadableIds } from '../paging.js';
 import { CompactMetrics, type VendorSeriesPoint } from './compact-metrics.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
@@ -62,14 +62,6 @@ const eventsResponse = z.object({
   next_cursor: optional(z.string()),
 });
 
-/** Whether some id asked is neither a row's nor listed as missing. */
-function leavesOut(rows: readonly { user_id: string }[], missing: readonly string[] | null | undefined, asked: readonly string[]): boolean {
-  const named = new Set(missing ?? []);
-  for (const row of rows) named.add(row.user_id);
-  for (const id of asked) if (!named.has(id)) return true;
-  return false;
-}
-
 export class AnalyticsSource extends HttpSource {
   private readonly metricsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max, status) => this.chunkShrunk('POST /v1/metrics/query', max, status));
 
@@ -96,17 +88,19 @@ export class AnalyticsSource extends HttpSource {
       batchSize: batch.length,
     });
     const { items, unreadable, problem } = res.body.data;
-    // Each id asked is a row or listed in `missing` (rows it could not read are drift already).
-    if (unreadable === 0 && leavesOut(items, res.body.missing, batch)) {
-      this.drift.omittedIds('POST /v1/metrics/query', 'data[].user_id', 'a row or a "missing" entry for each id asked');
-    }
     const found = new Array<[string, MetricsEntity | SourceError]>(items.length);
+    const answered = new Set<string>();
     for (let i = 0; i < items.length; i++) {
       const row = items[i]!;
+      answered.add(row.user_id);
       found[i] = [row.user_id, CompactMetrics.fromVendor(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, row.last_active ?? null, row.series)];
     }
-    if (unreadable === 0) return found;
     const missing = new Set(res.body.missing ?? []);
+    if (unreadable === 0) {
+      // Each id asked is a row or listed in `missing` (rows it could not read are drift already).
+      if (leavesOut(batch, answered, missing)) this.drift.omittedIds('POST /v1/metrics/query', 'data[].user_id', 'a row or a "missing" entry for each id asked');
+      return found;
+    }
     const notMissing = batch.filter((id) => !missing.has(id));
     return [...found, ...unreadableIds(notMissing, found, () => this.unreadableEntity('POST /v1/metrics/query', 'a metrics row', `data.${problem}`))];
   }

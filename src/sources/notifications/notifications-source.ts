@@ -5,7 +5,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { NotificationEntity, OffsetPage } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { count, isoFromDateString, readableEntries } from '../normalize.js';
-import { ChunkSize, lookupInChunks, placeWindow, planPages } from '../paging.js';
+import { ChunkSize, leavesOut, lookupInChunks, placeWindow, planPages } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
@@ -38,12 +38,6 @@ const VENDOR_CHANNEL: Record<NotificationEntity['channel'], 'email' | 'push' | '
 const unreadCounts = z.object({ counts: readableEntries(count) });
 
 type Headers = Record<string, string | string[] | undefined>;
-
-/** Whether a bulk answer keyed by id has no entry, readable or not, for some id asked. */
-function leavesOut(answer: { entries: ReadonlyMap<string, unknown>; unreadable: ReadonlyMap<string, unknown> }, asked: readonly string[]): boolean {
-  for (const id of asked) if (!answer.entries.has(id) && !answer.unreadable.has(id)) return true;
-  return false;
-}
 
 function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];
@@ -187,7 +181,7 @@ export class NotificationsSource extends HttpSource {
     });
     const { entries, unreadable } = res.body.counts;
     // Unknown ids count 0 in the contract, so each id asked has a key; keys of its own (say, encoded) would hide that.
-    if (leavesOut(res.body.counts, batch)) this.drift.omittedIds('GET /v1/unread-counts', 'counts.*', 'a count for each id asked');
+    if (leavesOut(batch, entries, unreadable)) this.drift.omittedIds('GET /v1/unread-counts', 'counts.*', 'a count for each id asked');
     const found: [string, number | SourceError][] = [...entries];
     for (const id of batch) {
       const problem = unreadable.get(id);

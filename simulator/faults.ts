@@ -79,6 +79,15 @@ export const faultProfileSchema = z
      */
     maxPerPage: z.number().int().min(1).nullable().default(null),
     /**
+     * Identity only: a change made while this is set reaches its search (the
+     * list, `q=user_id:…` and `q=updated_at:…`) this many ms after it is made,
+     * as Auth0's eventually consistent search index does; until then the search
+     * shows the user as before. `GET /api/v2/users/{id}` shows it at once. Set
+     * it, change one user, clear it, change another: the second change is listed
+     * first, and the first later, under its own earlier `updated_at`.
+     */
+    searchLagMs: z.number().int().min(0).max(600_000).default(0),
+    /**
      * Response headers replaced (a string) or dropped (null) on every answer,
      * after the API has set its own: `{"link": "<broken", "x-total-count": null}`.
      * Header names are lower case.

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Dataset, IdentityUser } from './dataset.js';
 import { json, type RateWindow, type Reply, type UpstreamApi, type UpstreamRequest } from './simulated-server.js';
+import { SearchLag } from './search-lag.js';
 import { UpdatedAtIndex } from './updated-at-index.js';
 
 /**
@@ -115,6 +116,7 @@ export function parseUpdatedSince(q: string): Date | null {
 export function identityApi(data: Dataset, credentials: IdentityCredentials, tokenTtlSeconds: number): UpstreamApi {
   const tokens = new Map<string, number>();
   const updated = new UpdatedAtIndex(data);
+  const lag = new SearchLag();
 
   const token = (req: UpstreamRequest): Reply => {
     const body = (req.body ?? {}) as Record<string, unknown>;
@@ -150,12 +152,20 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
     let matched: IdentityUser[] = data.users;
     const q = req.query.get('q');
     const sort = req.query.get('sort');
+    const now = Date.now();
+    const shown = (user: IdentityUser) => lag.view(user, now);
     if (sort !== null && !/^(created_at|updated_at):(1|-1)$/.test(sort)) return badRequest('Query validation error: sort must be <field>:1 or <field>:-1');
     if (q !== null && /^\s*updated_at:/.test(q)) {
       const since = parseUpdatedSince(q);
       if (!since) return badRequest('Invalid query');
       // Inclusive: a user updated at exactly `since` is listed again.
       matched = updated.since(since.getTime());
+      if (lag.changedIds().next().done !== true) {
+        // As the index holds them: a change it has not taken in yet is not listed, and the version before it may be.
+        const listed = new Set(matched.map((u) => u.user_id));
+        const earlier = [...lag.changedIds()].filter((id) => !listed.has(id)).flatMap((id) => data.user(id) ?? []);
+        matched = [...matched, ...earlier].map(shown).filter((u) => Date.parse(u.updated_at) >= since.getTime());
+      }
     } else if (q !== null) {
       const terms = parseLuceneTerms(q);
       if (!terms) return badRequest('Invalid query');
@@ -190,7 +200,7 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
       }
     }
     const start = page * perPage;
-    const users = matched.slice(start, start + perPage);
+    const users = matched.slice(start, start + perPage).map(shown);
     if (req.query.get('include_totals') !== 'true') return json(200, users);
     return json(200, { start, limit: perPage, length: users.length, total: matched.length, users });
   };
@@ -205,6 +215,7 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
       if (typeof value !== 'string' || value.length === 0 || value.length > 300)
         return badRequest(`Payload validation error: '${key}' must be a string of 1..300 characters`, 'invalid_body');
     }
+    lag.replacing(user, req.searchLagMs);
     Object.assign(user, body, { updated_at: new Date().toISOString() });
     updated.touched(user);
     return json(200, user);

@@ -29,6 +29,8 @@ export interface UpstreamRequest {
   recordBatch(size: number): void;
   /** The `maxPerPage` fault: a page size the API caps `per_page` at (null: none). */
   pageCap: number | null;
+  /** The `searchLagMs` fault: how long after it is made a change reaches identity's search index (0: at once). */
+  searchLagMs: number;
 }
 
 export interface Reply {
@@ -238,6 +240,8 @@ export class SimulatedUpstream {
       origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
       recordBatch: (size) => this.stats.batch(routeName, size),
       pageCap: faults.maxPerPage,
+      // The vendor's index, not a route, lags: the profile's own `routes` do not narrow it.
+      searchLagMs: this.faults.searchLagMs,
     };
 
     let reply: Reply;
@@ -378,6 +382,7 @@ export class SimulatedUpstream {
         origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
         recordBatch: () => undefined,
         pageCap: null,
+        searchLagMs: this.faults.searchLagMs,
       });
       return reply(answer.status, answer.body);
     }

@@ -92,6 +92,25 @@ describe('identity (Auth0 Management API v2 dialect)', () => {
     expect(await since(users[1190]!.created_at)).toEqual([edited, ...tail.filter((id) => id !== backdated)]);
   });
 
+  it('searchLagMs: a change made under it reaches the search that much later, under its own updated_at; GET by id has it at once', async () => {
+    const user = t.up.dataset.users[60]!;
+    const id = encodeURIComponent(user.user_id);
+    const searched = async (q: string) =>
+      ((await (await identity(`/api/v2/users?q=${encodeURIComponent(q)}&per_page=100&include_totals=true`)).json()) as { users: { user_id: string; nickname: string }[] }).users;
+    const before = new Date(Date.now() - 1).toISOString();
+    await faults(t.up.identity, { searchLagMs: 400 });
+    const patched = await identity(`/api/v2/users/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nickname: 'lagged' }) });
+    const updatedAt = ((await patched.json()) as { updated_at: string }).updated_at;
+    // Cleared: the change already made still lags (the index took it in late), a change made now would not.
+    await faults(t.up.identity, {});
+    expect(((await (await identity(`/api/v2/users/${id}`)).json()) as { nickname: string }).nickname).toBe('lagged');
+    expect((await searched(`user_id:("${user.user_id}")`))[0]!.nickname).not.toBe('lagged');
+    expect((await searched(`updated_at:["${before}" TO *]`)).map((u) => u.user_id)).not.toContain(user.user_id);
+    await new Promise((r) => setTimeout(r, 450));
+    expect((await searched(`user_id:("${user.user_id}")`))[0]!.nickname).toBe('lagged');
+    expect((await searched(`updated_at:["${before}" TO *]`)).find((u) => u.user_id === user.user_id)).toMatchObject({ nickname: 'lagged', updated_at: updatedAt });
+  });
+
   it('PATCH updates name, nickname, picture and refuses anything else', async () => {
     const id = encodeURIComponent(t.up.dataset.users[50]!.user_id);
     const ok = await identity(`/api/v2/users/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nickname: 'neo' }) });

@@ -108,4 +108,13 @@ export interface WritesSettings {
 export interface ChangeFeedSettings {
   mode: 'pull' | 'hash' | 'off';
   intervalMs: number;
+  /** How far before its mark each pull looks again (CHANGE_FEED_OVERLAP_MS); OVERLAP_MS_DEFAULT when not given. */
+  overlapMs?: number;
 }
+
+/**
+ * A pull looks again this far before the latest change it applied: a vendor's
+ * search index is eventually consistent (Auth0's is), so a change can be listed
+ * after a later one, under its own earlier `updated_at`.
+ */
+export const CHANGE_FEED_OVERLAP_MS_DEFAULT = 10_000;

@@ -3,7 +3,15 @@ import { z } from 'zod';
 import { defaultCacheConfig, type CacheConfig, type EntityPolicy } from './cache/policy.js';
 import { defaultEntityPolicies, ENTITY_SETTINGS, SOURCE_NAMES, SOURCES, type UpstreamEndpoints } from './sources/registry.js';
 import type { SourceName } from './errors.js';
-import type { ChangeFeedSettings, LogLevel, OpsConfig, RedisSettings, SourceTuning, WritesConfig } from './config-types.js';
+import {
+  CHANGE_FEED_OVERLAP_MS_DEFAULT,
+  type ChangeFeedSettings,
+  type LogLevel,
+  type OpsConfig,
+  type RedisSettings,
+  type SourceTuning,
+  type WritesConfig,
+} from './config-types.js';
 
 export type { ChangeFeedSettings, LogLevel, OpsConfig, SourceTuning, WritesConfig } from './config-types.js';
 export type { UpstreamEndpoints } from './sources/registry.js';
@@ -158,6 +166,14 @@ const endpointShape = Object.fromEntries(
             int(100, 3_600_000)
               .default(d.changeFeed.defaultIntervalMs)
               .describe(`how often ${d.name}'s changes are pulled (one poller across instances); a change is seen within two intervals`),
+          ],
+          [
+            `${d.changeFeed.env}_CHANGE_FEED_OVERLAP_MS`,
+            int(0, 3_600_000)
+              .default(CHANGE_FEED_OVERLAP_MS_DEFAULT)
+              .describe(
+                `how far before the latest change applied each pull of ${d.name} looks again, for changes its search lists late under an earlier updated_at (an eventually consistent index); changes seen again are skipped, so a change later than this is missed`,
+              ),
           ],
         ]
       : []),
@@ -467,7 +483,16 @@ export function loadConfig(env: Env = process.env): Config {
     changeFeeds: Object.fromEntries(
       SOURCES.flatMap((d) =>
         'changeFeed' in d && d.changeFeed
-          ? [[d.name, { mode: e[`${d.changeFeed.env}_CHANGE_FEED`] as ChangeFeedSettings['mode'], intervalMs: Number(e[`${d.changeFeed.env}_CHANGE_FEED_INTERVAL_MS`]) }]]
+          ? [
+              [
+                d.name,
+                {
+                  mode: e[`${d.changeFeed.env}_CHANGE_FEED`] as ChangeFeedSettings['mode'],
+                  intervalMs: Number(e[`${d.changeFeed.env}_CHANGE_FEED_INTERVAL_MS`]),
+                  overlapMs: Number(e[`${d.changeFeed.env}_CHANGE_FEED_OVERLAP_MS`]),
+                },
+              ],
+            ]
           : [],
       ),
     ),

@@ -89,6 +89,37 @@ describe('change feed: identity pulled after a high-water mark', () => {
     }
   });
 
+  it('a change its search lists late, under an earlier updated_at than one already applied: applied and published, once', async () => {
+    // Auth0's search index is eventually consistent: a change can be listed after a later one has been.
+    const stack = await stackWith();
+    const late = stack.userId(72);
+    const prompt = stack.userId(73);
+    for (const u of [late, prompt]) await nameOf(stack, u);
+    const client = wsClient(stack, await stack.token({ sub: late, admin: false }));
+    try {
+      const sub = collect(client, UPDATED, { u: late });
+      await new Promise((r) => setTimeout(r, 100));
+      await stack.faults('identity', { searchLagMs: 2_500 });
+      await editBehindTheServer(stack, late, { name: 'Listed Late' });
+      await stack.faults('identity', {});
+      await new Promise((r) => setTimeout(r, 20));
+      await editBehindTheServer(stack, prompt, { name: 'Listed At Once' });
+      // The prompt change is applied, and the mark moves past the late one's instant, before the late one is listed.
+      expect(await eventually(async () => (await nameOf(stack, prompt)) === 'Listed At Once', 2 * INTERVAL + 500)).toBe(true);
+      expect(sub.events).toHaveLength(0);
+      expect(await nameOf(stack, late)).not.toBe('Listed Late');
+      expect(await eventually(() => sub.events.length > 0, 2_500 + 3 * INTERVAL)).toBe(true);
+      expect(sub.events[0]).toEqual({ data: { userUpdated: { id: late, name: 'Listed Late', nickname: expect.any(String) } } });
+      expect(await nameOf(stack, late)).toBe('Listed Late');
+      // Listed again on every pass within the overlap: skipped, not published again.
+      await new Promise((r) => setTimeout(r, 4 * INTERVAL));
+      expect(sub.events).toHaveLength(1);
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('a failed pass is repeated: the mark moves only after the changes were applied', async () => {
     const stack = await stackWith();
     const user = stack.userId(71);
@@ -151,16 +182,53 @@ describe('change feed: identity pulled after a high-water mark', () => {
 
 describe('the mark and the Lucene filter', () => {
   it('advance: the latest instant with the ids applied at it; an unreadable updated_at never moves it', () => {
-    const mark = { at: '2026-01-01T00:00:00.000Z', ids: ['a'] };
-    expect(advance(mark, [])).toBe(mark);
-    expect(advance(mark, [{ id: 'b', updatedAt: '2026-01-01T00:00:00Z', value: {} }])).toEqual({ at: mark.at, ids: ['a', 'b'] });
-    expect(
-      advance(mark, [
-        { id: 'c', updatedAt: '2026-01-01T00:00:01.000Z', value: {} },
-        { id: 'd', updatedAt: '2026-01-01T00:00:01.000Z', value: {} },
+    const at0 = Date.parse('2026-01-01T00:00:00.000Z');
+    const mark = { at: '2026-01-01T00:00:00.000Z', ids: ['a'], recent: [['a', at0]] as [string, number][] };
+    expect(advance(mark, [], 0)).toBe(mark);
+    expect(advance(mark, [{ id: 'b', updatedAt: '2026-01-01T00:00:00Z', value: {} }], 0)).toEqual({
+      at: mark.at,
+      ids: ['a', 'b'],
+      recent: [
+        ['a', at0],
+        ['b', at0],
+      ],
+    });
+    const moved = [
+      { id: 'c', updatedAt: '2026-01-01T00:00:01.000Z', value: {} },
+      { id: 'd', updatedAt: '2026-01-01T00:00:01.000Z', value: {} },
+    ];
+    expect(advance(mark, moved, 0)).toEqual({
+      at: '2026-01-01T00:00:01.000Z',
+      ids: ['c', 'd'],
+      recent: [
+        ['c', at0 + 1000],
+        ['d', at0 + 1000],
+      ],
+    });
+    expect(advance(mark, [{ id: 'e', updatedAt: null, value: {} }], 0)).toBe(mark);
+  });
+
+  it('advance with an overlap: changes within it stay known, older ones are forgotten, a late one is kept without moving the mark', () => {
+    const at0 = Date.parse('2026-01-01T00:00:10.000Z');
+    const mark = {
+      at: '2026-01-01T00:00:10.000Z',
+      ids: ['a'],
+      recent: [
+        ['a', at0],
+        ['old', at0 - 6000],
+      ] as [string, number][],
+    };
+    const late = advance(mark, [{ id: 'late', updatedAt: '2026-01-01T00:00:07.000Z', value: {} }], 5000);
+    expect(late.at).toBe(mark.at);
+    expect(late.ids).toEqual(['a']);
+    expect(new Map(late.recent)).toEqual(
+      new Map([
+        ['a', at0],
+        ['late', at0 - 3000],
       ]),
-    ).toEqual({ at: '2026-01-01T00:00:01.000Z', ids: ['c', 'd'] });
-    expect(advance(mark, [{ id: 'e', updatedAt: null, value: {} }])).toBe(mark);
+    );
+    const moved = advance(late, [{ id: 'a', updatedAt: '2026-01-01T00:00:14.000Z', value: {} }], 5000);
+    expect(moved).toEqual({ at: '2026-01-01T00:00:14.000Z', ids: ['a'], recent: [['a', at0 + 4000]] });
   });
 
   it('the simulated vendor reads the instant escaped or quoted, and refuses an unescaped colon as Lucene would', () => {

@@ -1,4 +1,4 @@
-import type { ChangeFeedSettings } from '../config-types.js';
+import { CHANGE_FEED_OVERLAP_MS_DEFAULT, type ChangeFeedSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import { SourceError } from '../errors.js';
@@ -11,19 +11,25 @@ import type { LiveEvents, LiveTopic } from './live-events.js';
 import { PollerLock } from './poller-lock.js';
 
 /**
- * Where the feed has got to: the latest `updated_at` applied, and the ids
- * applied at exactly that instant. The vendor's bound is inclusive, so those
- * come back on the next pass and are skipped by id.
+ * Where the feed has got to: the latest `updated_at` applied (`at`), and the
+ * changes applied within the overlap before it. Each pull asks from `at` minus
+ * the overlap, so those come back and are skipped by id and instant; a change
+ * the vendor listed late, under an earlier instant than `at`, does not.
  */
 export interface HighWaterMark {
   at: string;
+  /** Ids applied at exactly `at`: all a mark held before the overlap, still written for instances that read only it. */
   ids: string[];
+  /** Changes applied from `at` minus the overlap on, as [id, `updated_at` in ms], the latest of each id. */
+  recent: [string, number][];
 }
 
 /** At most this many pages a pass; a backlog larger than that is worked through over the next passes. */
 const MAX_PAGES_PER_PASS = 10;
 /** With no mark yet (a first start), changes from this far back are picked up: a vendor's clock may run behind ours. */
 const FIRST_MARK_LOOKBACK_MS = 60_000;
+/** Changes a mark remembers at most: past it (thousands of changes within one overlap) the oldest are forgotten and, listed again, applied again. */
+const MAX_RECENT = 5_000;
 
 export type PassOutcome = 'applied' | 'idle' | 'standby' | 'failed';
 
@@ -123,25 +129,28 @@ export class ChangeFeedPoller {
 
   private async pullAndApply(): Promise<number> {
     const { feed, client, deadlineMs } = this.options;
+    const overlapMs = this.options.settings.overlapMs ?? CHANGE_FEED_OVERLAP_MS_DEFAULT;
     let mark = await this.readMark();
     let page = 0;
     let applied = 0;
     for (let n = 0; n < MAX_PAGES_PER_PASS; n++) {
       const deadline = Deadline.after(deadlineMs);
+      const markMs = Date.parse(mark.at);
       let result;
       try {
-        result = await feed.pull!(client, mark.at, page, deadline);
+        result = await feed.pull!(client, overlapMs > 0 ? new Date(markMs - overlapMs).toISOString() : mark.at, page, deadline);
       } finally {
         deadline.dispose();
       }
-      const markMs = Date.parse(mark.at);
-      const fresh = result.records.filter((r) => !(r.updatedAt !== null && Date.parse(r.updatedAt) === markMs && mark.ids.includes(r.id)));
+      const known = new Map(mark.recent);
+      const fresh = result.records.filter((r) => !alreadyApplied(known, r));
       await this.apply(fresh);
       applied += fresh.length;
-      const next = advance(mark, fresh);
+      const next = advance(mark, fresh, overlapMs);
       if (next !== mark) await this.writeMark(next);
       if (!result.more) break;
-      // Moved on: the next page is the first after the new mark. Not moved (a page of one instant): the next page of it.
+      // Moved on: the next page is the first after the new bound. Not moved (a page of one instant, or of changes
+      // already applied): the next page of the same bound.
       page = Date.parse(next.at) > markMs ? 0 : page + 1;
       mark = next;
     }
@@ -167,7 +176,7 @@ export class ChangeFeedPoller {
         // Redis went away mid-pass: this instance's own mark, if it has one.
       }
     }
-    return (this.localMark ??= { at: new Date(Date.now() - FIRST_MARK_LOOKBACK_MS).toISOString(), ids: [] });
+    return (this.localMark ??= { at: new Date(Date.now() - FIRST_MARK_LOOKBACK_MS).toISOString(), ids: [], recent: [] });
   }
 
   private async writeMark(mark: HighWaterMark): Promise<void> {
@@ -184,36 +193,52 @@ export class ChangeFeedPoller {
   }
 }
 
+/** Whether this change was applied already: the mark holds its id at this instant or a later one. Unreadable instants never were. */
+function alreadyApplied(known: ReadonlyMap<string, number>, record: ChangedRecord<unknown>): boolean {
+  const at = known.get(record.id);
+  return at !== undefined && record.updatedAt !== null && at >= Date.parse(record.updatedAt);
+}
+
 /**
- * The mark after applying these records: the latest readable instant, with
- * the ids applied at it (added to the mark's own when it did not move). A
+ * The mark after applying these records: the latest readable instant, and the
+ * changes applied from it minus the overlap on (the latest of each id). A
  * record whose `updated_at` could not be read is applied but never moves it.
  */
-export function advance(mark: HighWaterMark, records: readonly ChangedRecord<unknown>[]): HighWaterMark {
+export function advance(mark: HighWaterMark, records: readonly ChangedRecord<unknown>[], overlapMs: number): HighWaterMark {
   const markMs = Date.parse(mark.at);
   let latestMs = markMs;
   let latest = mark.at;
+  const recent = new Map(mark.recent);
+  let readable = 0;
   for (const r of records) {
     const ms = r.updatedAt === null ? NaN : Date.parse(r.updatedAt);
+    if (Number.isNaN(ms)) continue;
+    readable++;
+    const known = recent.get(r.id);
+    if (known === undefined || known < ms) recent.set(r.id, ms);
     if (ms > latestMs) {
       latestMs = ms;
       latest = r.updatedAt!;
     }
   }
-  const atLatest = records.filter((r) => r.updatedAt !== null && Date.parse(r.updatedAt) === latestMs).map((r) => r.id);
-  if (atLatest.length === 0) return mark;
+  if (readable === 0) return mark;
   // Compared as instants: the vendor may write one instant two ways (…00Z, …00.000Z).
-  const ids = latestMs === markMs ? [...new Set([...mark.ids, ...atLatest])] : [...new Set(atLatest)];
-  return { at: latestMs === markMs ? mark.at : latest, ids };
+  const kept = [...recent].filter(([, ms]) => ms >= latestMs - overlapMs);
+  if (kept.length > MAX_RECENT) kept.sort((a, b) => b[1] - a[1]).length = MAX_RECENT;
+  return { at: latestMs === markMs ? mark.at : latest, ids: kept.filter(([, ms]) => ms === latestMs).map(([id]) => id), recent: kept };
 }
 
+/** A stored mark; one written before the overlap (no `recent`) stands for its ids at its instant. */
 function parseMark(text: string | null): HighWaterMark | null {
   if (!text) return null;
   try {
     const value = JSON.parse(text) as Partial<HighWaterMark>;
-    if (typeof value.at === 'string' && !Number.isNaN(Date.parse(value.at)) && Array.isArray(value.ids) && value.ids.every((id) => typeof id === 'string')) {
-      return { at: value.at, ids: value.ids };
-    }
+    if (typeof value.at !== 'string' || Number.isNaN(Date.parse(value.at)) || !Array.isArray(value.ids) || !value.ids.every((id) => typeof id === 'string')) return null;
+    const atMs = Date.parse(value.at);
+    const recent = Array.isArray(value.recent)
+      ? value.recent.filter((e): e is [string, number] => Array.isArray(e) && typeof e[0] === 'string' && Number.isFinite(e[1]))
+      : value.ids.map((id): [string, number] => [id, atMs]);
+    return { at: value.at, ids: value.ids, recent };
   } catch {
     // An unreadable mark is treated as none: the feed starts again a minute back.
   }

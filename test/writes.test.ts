@@ -77,6 +77,26 @@ describe('mutations: primary and secondary, both delivered', () => {
     expect(after.body.data!.user.name).toBe('Grace Hopper');
   });
 
+  it("the read after updateProfile sees the write though the vendor's search still lists the old profile: the PATCH's answer is cached", async () => {
+    const id = stack.userId(206);
+    const token = await stack.token({ sub: id, admin: false });
+    const NAME = `query($id: ID!) { user(id: $id) { name nickname } }`;
+    expect((await stack.gql<AnyData>(NAME, { id }, { token })).body.data!.user.name).not.toBe('Index Behind');
+    // Auth0's search is eventually consistent: for 5 s it lists the user as before the PATCH.
+    await stack.faults('identity', { searchLagMs: 5_000 });
+    try {
+      const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Index Behind' } }, { token });
+      expect(res.body.data!.updateProfile.status).toBe('COMPLETE');
+      const searches = calls(await stack.stats('identity'), 'GET /api/v2/users?q');
+      const after = await stack.gql<AnyData>(NAME, { id }, { token });
+      expect(after.body.errors).toBeUndefined();
+      expect(after.body.data!.user).toEqual({ name: 'Index Behind', nickname: res.body.data!.updateProfile.user.nickname });
+      expect(calls(await stack.stats('identity'), 'GET /api/v2/users?q') - searches).toBe(0);
+    } finally {
+      await stack.faults('identity', {});
+    }
+  });
+
   it('sendNotification and markNotificationsRead: COMPLETE, and the unread count reflects each at once', async () => {
     const id = stack.userId(201);
     const count = async () => (await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { unreadNotificationCount } }`, { id })).body.data!.user.unreadNotificationCount as number;

@@ -122,6 +122,18 @@ export class Caches {
     await Promise.all([this.user.invalidate([userId]), this.entity('identity.userPage').invalidate(['all'])]);
   }
 
+  /**
+   * After our own write to a user's profile: dropped everywhere, then the
+   * vendor's answer to the write stored. A vendor's search can list the user as
+   * before for a while (Auth0's index is eventually consistent), and every read
+   * by id goes through it: without the answer stored, the read after the write
+   * would cache the old profile again.
+   */
+  async profileWritten(userId: string, written: UserEntity | null): Promise<void> {
+    await this.invalidateProfile(userId);
+    if (written !== null) this.user.prime([[userId, written]]);
+  }
+
   /** After a notification was sent to, or marked read by, a user. */
   async invalidateNotifications(userId: string): Promise<void> {
     await Promise.all([this.unreadCount.invalidate([userId]), this.notificationPage.invalidate([userId])]);

@@ -46,8 +46,8 @@ interface WriteSpec<R> {
   /** The primary write; null means the user does not exist. */
   primary(idempotencyKey: string): Promise<R | null>;
   audit(clientKey: string): Omit<SecondaryJob, 'idempotencyKey' | 'createdAt' | 'operation' | 'target'>['event'];
-  /** Drops the cache entries the write changed. */
-  invalidate(): Promise<void>;
+  /** Drops the cache entries the write changed; `result` is the target's answer (null when it could not be read). */
+  invalidate(result: R | null): Promise<void>;
   deadline: Deadline;
 }
 
@@ -83,7 +83,7 @@ export class Writes {
         at: new Date().toISOString(),
         details: { fields: Object.keys(changes).sort(), idempotencyKey: key },
       }),
-      invalidate: () => this.o.caches.invalidateProfile(input.userId),
+      invalidate: (user) => this.o.caches.profileWritten(input.userId, user),
       deadline,
     });
   }
@@ -222,7 +222,7 @@ export class Writes {
         'Primary write accepted, but its answer could not be read: the payload carries no result',
       );
     }
-    if (primary.ok) await spec.invalidate().catch((e: unknown) => this.o.logger.warn({ err: e }, 'Cache invalidation after a write failed; entries expire by TTL'));
+    if (primary.ok) await spec.invalidate(primary.value).catch((e: unknown) => this.o.logger.warn({ err: e }, 'Cache invalidation after a write failed; entries expire by TTL'));
 
     const status: WriteStatus = !primary.ok ? 'FAILED' : audit.state === 'DELIVERED' ? 'COMPLETE' : 'PARTIAL';
     return { status, deliveries: [primaryRecord, audit], result: primary.ok ? primary.value : null, idempotencyKey: clientKey, replayed: false };

@@ -120,6 +120,26 @@ describe('change feed: identity pulled after a high-water mark', () => {
     }
   });
 
+  it('a page that lists a user twice and out of order (a replica): each change applied and published once', async () => {
+    const stack = await stackWith();
+    const users = [stack.userId(74), stack.userId(75), stack.userId(76)];
+    const client = wsClient(stack, await stack.token({ sub: users[0]!, admin: true }));
+    try {
+      const sub = collect(client, UPDATED, { u: users[0]! });
+      await new Promise((r) => setTimeout(r, 100));
+      const published = await metric(stack, 'gateway_changes_total{source="identity",via="pull"}');
+      await stack.faults('identity', { jumbleLists: true, routes: [CHANGES] });
+      for (const [i, u] of users.entries()) await editBehindTheServer(stack, u, { nickname: `twice${i}` });
+      expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published >= 3, 4 * INTERVAL)).toBe(true);
+      await new Promise((r) => setTimeout(r, 3 * INTERVAL));
+      expect((await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published).toBe(3);
+      expect(sub.events).toHaveLength(1);
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('a failed pass is repeated: the mark moves only after the changes were applied', async () => {
     const stack = await stackWith();
     const user = stack.userId(71);

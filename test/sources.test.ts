@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { SourceError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';
 import { createSources, type Sources } from '../src/sources/index.js';
-import { planPages } from '../src/sources/paging.js';
+import { placeWindow, planPages } from '../src/sources/paging.js';
 import { retryAfterSeconds } from '../src/sources/rate-limit-headers.js';
 import { parseLuceneTerms } from '../simulator/identity.js';
 import { ScriptedUpstream, type SeenRequest } from './helpers/scripted-upstream.js';
@@ -505,6 +505,28 @@ describe('helpers', () => {
     expect(retryAfterSeconds({ 'x-ratelimit-reset': String(now / 1000 + 4) }, now)).toBe(4);
     expect(retryAfterSeconds({ 'retry-after': 'soon' }, now)).toBeUndefined();
     expect(retryAfterSeconds({}, now)).toBeUndefined();
+  });
+
+  it('placeWindow leaves out an item already in the window; the item before a repeat goes on after it', () => {
+    const id = (x: string) => x;
+    // An item added between two pages' reads shifts 'c' onto the second page too.
+    expect(
+      placeWindow(
+        [
+          { start: 0, items: ['a', 'b', 'c'] },
+          { start: 3, items: ['c', 'd', 'e'] },
+        ],
+        0,
+        6,
+        id,
+      ),
+    ).toEqual({
+      items: ['a', 'b', 'c', 'd', 'e'],
+      after: [1, 2, 4, 5, 6],
+      end: 6,
+      beyond: false,
+    });
+    expect(placeWindow([{ start: 0, items: ['a', 'b', 'c', 'd'] }], 1, 2, id)).toEqual({ items: ['b', 'c'], end: 3, beyond: true });
   });
 
   it('planPages covers any window in one page when a page size allows, else two', () => {

@@ -146,3 +146,30 @@ describe('notifications whose pages are smaller than asked (only the page length
     expect(calls(await stack.stats('notifications'), 'GET /v1/users/:id/notifications')).toBeGreaterThan(clean.length / 20);
   });
 });
+
+describe('a vendor that lists an item twice in one window (a replica, or an item added while two pages were read)', () => {
+  // Its own server: the one above has learned a 7-item page from the vendor that paged tighter.
+  const stack = sharedStack();
+  const WINDOW = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 60, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
+
+  it('each notification once; the end cursor continues after the repeat, not before it', async () => {
+    const index = stack.upstreams.dataset.users.findIndex((_, i) => {
+      const n = stack.upstreams.dataset.notificationsOf(i).length;
+      return n >= 30 && n < 60;
+    });
+    const userId = stack.userId(index);
+    const held = stack.upstreams.dataset.notificationsOf(index).length;
+    // Every page comes back reversed with its first row repeated at its end: the window holds the whole list and the repeat.
+    await stack.faults('notifications', { jumbleLists: true, routes: ['GET /v1/users/:id/notifications'] });
+    const res = await stack.gql<AnyData>(WINDOW, { id: userId, after: null });
+    expect(res.body.errors).toBeUndefined();
+    const page: AnyData = res.body.data!.user.notifications;
+    const ids = page.edges.map((e: AnyData) => e.node.id as string);
+    expect(ids).toHaveLength(held);
+    expect(new Set(ids).size).toBe(held);
+    // The repeat held the vendor's last position: the next window starts past it, and is empty.
+    const next = await stack.gql<AnyData>(WINDOW, { id: userId, after: page.pageInfo.endCursor });
+    expect(next.body.data!.user.notifications.edges).toEqual([]);
+    expect(next.body.data!.user.notifications.pageInfo.hasNextPage).toBe(false);
+  });
+});

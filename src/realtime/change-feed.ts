@@ -143,7 +143,7 @@ export class ChangeFeedPoller {
         deadline.dispose();
       }
       const known = new Map(mark.recent);
-      const fresh = result.records.filter((r) => !alreadyApplied(known, r));
+      const fresh = latestOfEach(result.records.filter((r) => !alreadyApplied(known, r)));
       await this.apply(fresh);
       applied += fresh.length;
       const next = advance(mark, fresh, overlapMs);
@@ -191,6 +191,17 @@ export class ChangeFeedPoller {
     await this.running?.catch(() => undefined);
     await this.lock.release();
   }
+}
+
+/** One record an id: a vendor's replica may list a user twice in a page. The one changed last, or else the last listed. */
+function latestOfEach(records: ChangedRecord<unknown>[]): ChangedRecord<unknown>[] {
+  const byId = new Map<string, ChangedRecord<unknown>>();
+  for (const r of records) {
+    const had = byId.get(r.id);
+    if (had?.updatedAt != null && r.updatedAt != null && Date.parse(had.updatedAt) > Date.parse(r.updatedAt)) continue;
+    byId.set(r.id, r);
+  }
+  return byId.size === records.length ? records : [...byId.values()];
 }
 
 /** Whether this change was applied already: the mark holds its id at this instant or a later one. Unreadable instants never were. */

@@ -62,7 +62,7 @@ export const Query: QueryResolvers = {
       ctx.caches.user.prime(page.items.map((user) => [user.id, user] as const));
       const edges = page.items.map((user, i) => {
         ctx.loaders.user.prime(user.id, { value: user, stale: null });
-        return { cursor: offsetCursor('users', key.offset + i + 1), node: user };
+        return { cursor: offsetCursor('users', page.after?.[i] ?? key.offset + i + 1), node: user };
       });
       return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
     });

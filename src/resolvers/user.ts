@@ -117,7 +117,7 @@ export const User: UserResolvers = {
     mustOwn(user, ctx, 'notifications');
     const key = userFieldKeys.notifications(user.id, args);
     return mapMaybePromise(ctx.stale.take(ctx.loaders.notificationPage.load(key), info), (page) => {
-      const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', key.offset + i + 1), node }));
+      const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', page.after?.[i] ?? key.offset + i + 1), node }));
       return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
     });
   },

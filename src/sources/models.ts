@@ -75,6 +75,8 @@ export interface NotificationEntity {
 /** A window of an offset-paged list. */
 export interface OffsetPage<T> {
   items: T[];
+  /** Where the vendor's list goes on after each item, when a repeated one was left out (else the window's offset + index + 1). */
+  after?: number[];
   totalCount: number;
   hasNextPage: boolean;
 }

@@ -24,13 +24,29 @@ export function planPages(offset: number, count: number, maxPerPage: number): Pa
   return { perPage: count, pages: [first, first + 1], skip: offset % count };
 }
 
+/** A window placed out of a vendor's pages. */
+export interface PlacedWindow<T> {
+  items: T[];
+  /**
+   * Where the vendor's list goes on after each item, given only when a repeated
+   * item was left out (else `offset` + index + 1): past the repeats that follow it.
+   */
+  after?: number[];
+  /** The position after the window's last item. */
+  end: number;
+  /** An item past the window was fetched. */
+  beyond: boolean;
+}
+
 /**
  * A window of `count` items from `offset`, out of fetched pages placed by where
  * each says it starts (a vendor that pages tighter than asked starts its pages
  * earlier): contiguous from `offset`, so a shorter page gives a shorter window,
- * never another window's items. `beyond`: an item past the window was fetched.
+ * never another window's items. An item whose id (`idOf`) is already in the
+ * window is left out: a vendor's replica may repeat a row, and an item added
+ * while two pages were read shifts the second page's first item onto it.
  */
-export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: readonly T[] }>, offset: number, count: number): { items: T[]; beyond: boolean } {
+export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: readonly T[] }>, offset: number, count: number, idOf: (item: T) => string): PlacedWindow<T> {
   const end = offset + count;
   const byIndex = new Map<number, T>();
   let beyond = false;
@@ -41,8 +57,22 @@ export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: read
     });
   }
   const items: T[] = [];
-  for (let i = offset; byIndex.has(i); i++) items.push(byIndex.get(i)!);
-  return { items, beyond };
+  const ids = new Set<string>();
+  let after: number[] | undefined;
+  let i = offset;
+  for (; byIndex.has(i); i++) {
+    const item = byIndex.get(i)!;
+    const id = idOf(item);
+    if (ids.has(id)) {
+      after ??= items.map((_, k) => offset + k + 1);
+      after[after.length - 1] = i + 1;
+      continue;
+    }
+    ids.add(id);
+    items.push(item);
+    after?.push(i + 1);
+  }
+  return after ? { items, after, end: i, beyond } : { items, end: i, beyond };
 }
 
 export function chunk<T>(items: readonly T[], size: number): T[][] {

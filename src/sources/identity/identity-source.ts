@@ -61,6 +61,9 @@ function phrase(value: string): string {
   return `"${value.replace(/[\\"]/g, '\\$&')}"`;
 }
 
+/** What tells a window's repeated items apart (placeWindow). */
+const idOfUser = (item: UserEntity): string => item.id;
+
 /**
  * The position of a page's first user: the page index times the vendor's page
  * size (its `limit`, which is smaller than per_page when it pages tighter, else
@@ -167,13 +170,14 @@ export class IdentitySource extends HttpSource {
       const { limit } = body;
       if (isCount(limit) && limit > 0 && limit < plan.perPage && body.users.items.length <= limit) this.pageSize = Math.min(this.pageSize, limit);
     }
-    const { items } = placeWindow(
+    const { items, after, end } = placeWindow(
       pages.map((p, i) => ({ start: firstIndexOf(p.body, plan.pages[i]!, plan.perPage), items: p.body.users.items })),
       offset,
       first,
+      idOfUser,
     );
     const totalCount = pages[0]!.body.total;
-    return { items, totalCount, hasNextPage: offset + items.length < totalCount };
+    return { items, ...(after && { after }), totalCount, hasNextPage: end < totalCount };
   }
 
   /**

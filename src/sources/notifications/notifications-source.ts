@@ -44,6 +44,9 @@ function header(headers: Headers, name: string): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
+/** What tells a window's repeated items apart (placeWindow). */
+const idOfNotification = (item: NotificationEntity): string => item.id;
+
 /** What a Link header says of a next page (whether it names a rel="next"), or why it says nothing. */
 function nextInLink(headers: Headers): boolean | 'absent' | 'unreadable' {
   const link = header(headers, 'link')?.trim();
@@ -97,15 +100,21 @@ export class NotificationsSource extends HttpSource {
       .map((p) => p.body.length);
     const vendorPage = shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage;
     if (shortWithMore.length > 0) this.pageSize = Math.min(this.pageSize, vendorPage);
-    const { items, beyond: pastWindow } = placeWindow(
+    const {
+      items,
+      after,
+      end,
+      beyond: pastWindow,
+    } = placeWindow(
       pages.map((p, i) => ({ start: plan.pages[i]! * vendorPage, items: p.body })),
       offset,
       first,
+      idOfNotification,
     );
     const lastPage = pages[pages.length - 1]!;
     // More after our window: left over in the fetched pages, or past the last page we fetched.
-    const hasNextPage = pastWindow || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, offset + items.length);
-    return { items, totalCount: total ?? offset + items.length + (hasNextPage ? 1 : 0), hasNextPage };
+    const hasNextPage = pastWindow || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, end);
+    return { items, ...(after && { after }), totalCount: total ?? end + (hasNextPage ? 1 : 0), hasNextPage };
   }
 
   /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { IdempotencyStore, idempotencyKeyOf } from './idempotency-store.js';
+import { IdempotencyStore } from './idempotency-store.js';
 import { json, type Reply, type UpstreamApi, type UpstreamRequest } from './simulated-server.js';
 
 /** Audit: a write-only event log with Stripe-style idempotency, X-API-Key, 429 with Retry-After seconds. */
@@ -22,7 +22,7 @@ export function auditApi(apiKey: string): UpstreamApi {
   const events: AuditEvent[] = [];
 
   const record = (req: UpstreamRequest): Promise<Reply> =>
-    idempotency.once(idempotencyKeyOf(req.headers), req.body, () => {
+    idempotency.once(req, () => {
       const parsed = eventBody.safeParse(req.body);
       if (!parsed.success) return json(400, { error: 'invalid_request', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
       const event: AuditEvent = { ...parsed.data, id: `evt_${randomUUID().replaceAll('-', '')}`, received_at: new Date().toISOString() };

@@ -88,6 +88,13 @@ export const faultProfileSchema = z
      */
     searchLagMs: z.number().int().min(0).max(600_000).default(0),
     /**
+     * Writes with an Idempotency-Key (notifications' and audit's POSTs) hold
+     * their key this many ms before they are written, as a vendor still
+     * processing them does; the same key meanwhile is answered 409
+     * `idempotency_key_in_use` (the IETF Idempotency-Key draft; Stripe).
+     */
+    writeHoldMs: z.number().int().min(0).max(120_000).default(0),
+    /**
      * Response headers replaced (a string) or dropped (null) on every answer,
      * after the API has set its own: `{"link": "<broken", "x-total-count": null}`.
      * Header names are lower case.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Dataset, StoredNotification } from './dataset.js';
-import { IdempotencyStore, idempotencyKeyOf } from './idempotency-store.js';
+import { IdempotencyStore } from './idempotency-store.js';
 import { json, type Reply, type UpstreamApi, type UpstreamRequest } from './simulated-server.js';
 import { WebhookSender } from './webhooks.js';
 
@@ -71,7 +71,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
   };
 
   const create = (req: UpstreamRequest): Promise<Reply> =>
-    idempotency.once(idempotencyKeyOf(req.headers), req.body, () => {
+    idempotency.once(req, () => {
       const parsed = createBody.safeParse(req.body);
       if (!parsed.success) return invalid(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
       const i = data.indexOf(parsed.data.user);

@@ -31,6 +31,8 @@ export interface UpstreamRequest {
   pageCap: number | null;
   /** The `searchLagMs` fault: how long after it is made a change reaches identity's search index (0: at once). */
   searchLagMs: number;
+  /** The `writeHoldMs` fault: how long a keyed write holds its Idempotency-Key before it is written (0: none). */
+  writeHoldMs: number;
 }
 
 export interface Reply {
@@ -242,6 +244,7 @@ export class SimulatedUpstream {
       pageCap: faults.maxPerPage,
       // The vendor's index, not a route, lags: the profile's own `routes` do not narrow it.
       searchLagMs: this.faults.searchLagMs,
+      writeHoldMs: faults.writeHoldMs,
     };
 
     let reply: Reply;
@@ -383,6 +386,7 @@ export class SimulatedUpstream {
         recordBatch: () => undefined,
         pageCap: null,
         searchLagMs: this.faults.searchLagMs,
+        writeHoldMs: 0,
       });
       return reply(answer.status, answer.body);
     }

@@ -41,6 +41,23 @@ describe('notifications', () => {
     expect((await send({ ...body, title: 'Other' })).status).toBe(422);
   });
 
+  it('writeHoldMs: the same key while its first request is being processed is 409 idempotency_key_in_use; after it, the first answer', async () => {
+    const user = t.up.dataset.users[61]!.user_id;
+    const before = t.up.dataset.notificationsOf(61).length;
+    const send = () =>
+      notifications('/v1/notifications', { method: 'POST', headers: { 'idempotency-key': 'k-held' }, body: JSON.stringify({ user, title: 'Held', body: 'b', channel: 'push' }) });
+    await faults(t.up.notifications, { writeHoldMs: 300 });
+    const first = send();
+    await new Promise((r) => setTimeout(r, 100));
+    const meanwhile = await send();
+    expect(meanwhile.status).toBe(409);
+    expect(await meanwhile.json()).toMatchObject({ error: 'idempotency_key_in_use' });
+    expect((await first).status).toBe(201);
+    await faults(t.up.notifications, {});
+    expect((await send()).status).toBe(201);
+    expect(t.up.dataset.notificationsOf(61).length).toBe(before + 1);
+  });
+
   it('marks read and answers 429 with Retry-After as an HTTP-date', async () => {
     const user = t.up.dataset.users[61]!;
     const unread = t.up.dataset

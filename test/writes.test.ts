@@ -23,7 +23,7 @@ const UPDATE = `mutation($input: UpdateProfileInput!) {
 const SEND_NOTIFICATION = `mutation($input: SendNotificationInput!) {
   sendNotification(input: $input) {
     status replayed
-    deliveries { target state attempts error { code } }
+    deliveries { target state attempts error { code retryable } }
     notification { id title body channel read }
   }
 }`;
@@ -190,6 +190,31 @@ describe('idempotency', () => {
     expect((await writeCalls(stack)).send).toBe(1);
   });
 
+  it('the vendor still processing an earlier attempt (409 for its key): a retryable error, and the same key again completes, one notification', async () => {
+    const id = stack.userId(214);
+    // Each key held 2.5 s: the first attempt times out after 1 s (undici's timers fire up to 1 s late), the next ones meet
+    // the key in use.
+    await stack.faults('notifications', { writeHoldMs: 2_500 });
+    const input = { userId: id, title: 'Held', body: 'key in use', channel: 'EMAIL', idempotencyKey: 'key-214' };
+    const started = Date.now();
+    try {
+      const first = (await stack.gql<AnyData>(SEND_NOTIFICATION, { input })).body.data!.sendNotification;
+      expect((await stack.stats('notifications')).routes[SEND]!.statuses['409']).toBeGreaterThanOrEqual(1);
+      // Told to try again; or, when a late timer let an attempt come after the first was done, its answer again.
+      if (first.status !== 'COMPLETE') {
+        expect(first).toMatchObject({ status: 'FAILED', deliveries: [{ target: 'NOTIFICATIONS', state: 'FAILED', error: { code: 'SOURCE_UNAVAILABLE', retryable: true } }, {}] });
+      }
+    } finally {
+      await stack.faults('notifications', {});
+    }
+    // Once the vendor is done with the first request, the same key again gets its answer.
+    await new Promise((r) => setTimeout(r, Math.max(0, started + 2_700 - Date.now())));
+    const again = (await stack.gql<AnyData>(SEND_NOTIFICATION, { input })).body.data!.sendNotification;
+    expect(again).toMatchObject({ status: 'COMPLETE', notification: { title: 'Held' } });
+    const listed = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { notifications(first: 100) { edges { node { title } } } } }`, { id });
+    expect(listed.body.data!.user.notifications.edges.filter((e: AnyData) => e.node.title === 'Held')).toHaveLength(1);
+  });
+
   it('the same key with different input is BAD_USER_INPUT, and nothing is written', async () => {
     const id = stack.userId(211);
     await stack.gql(UPDATE, { input: { userId: id, name: 'First', idempotencyKey: 'key-211' } });
@@ -303,6 +328,23 @@ function deliverySuite(name: string, options: () => StackOptions) {
       await expect.poll(async () => (await auditEvents(stack, id)).length, { timeout: 10_000 }).toBe(1);
       const again = await stack.gql<AnyData>(`mutation($id: ID!) { retryDelivery(id: $id) { id state } }`, { id: deliveryId });
       expect(again.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+    });
+
+    it('audit still processing an earlier attempt when the next comes (409 for its key): retried, delivered once, never dead', async () => {
+      const own = await stackWith({ ...options(), writes: { deliveryBackoffMs: 200, deliveryMaxAttempts: 10 }, tuning: { audit: { retryMaxAttempts: 1 } } });
+      const id = own.userId(233);
+      // Each key held 3.5 s: the inline attempt times out after audit's 2 s (undici's timers fire up to 1 s late), the
+      // queue's next attempts meet the key in use, and a later one gets the first answer again.
+      await own.faults('audit', { writeHoldMs: 3_500 });
+      const payload = (await own.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Held Key' } })).body.data!.updateProfile;
+      expect(payload.status).toBe('PARTIAL');
+      const deliveryId = payload.deliveries[1].id as string;
+      const stateOf = async () =>
+        ((await own.gql<AnyData>(DELIVERIES, {})).body.data!.deliveries.edges as AnyData[]).find((e) => e.node.id === deliveryId)?.node.state as string | undefined;
+      await expect.poll(stateOf, { timeout: 15_000 }).toMatch(/^(DELIVERED|FAILED)$/);
+      expect(await stateOf()).toBe('DELIVERED');
+      expect((await own.stats('audit')).routes[AUDIT]!.statuses['409']).toBeGreaterThanOrEqual(1);
+      expect(await auditEvents(own, id)).toHaveLength(1);
     });
 
     it('the primary fails: FAILED with its typed error; the same key again runs the write again', async () => {

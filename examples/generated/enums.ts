@@ -59,7 +59,7 @@ export type ErrorCode =
   | 'SOURCE_RATE_LIMITED'
   /** The upstream did not answer within its timeout or the request's deadline. */
   | 'SOURCE_TIMEOUT'
-  /** The upstream refused or reset the connection, or answered 5xx. */
+  /** The upstream refused or reset the connection, answered 5xx, or is still processing an earlier attempt of the same write (409 to its Idempotency-Key). */
   | 'SOURCE_UNAVAILABLE'
   /** No valid bearer token. */
   | 'UNAUTHENTICATED';

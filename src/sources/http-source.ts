@@ -197,7 +197,7 @@ export abstract class HttpSource {
           this.options.auth.accepted?.(auth);
         }
         if (res.status === 404 && notFoundIsNull) return null;
-        if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route);
+        if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route, request.headers?.['idempotency-key'] !== undefined);
         return this.validate(request, res);
       } catch (e) {
         error = e as SourceError;

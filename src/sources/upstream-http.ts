@@ -121,10 +121,25 @@ async function decoded(call: UpstreamCall, body: Buffer, header: string | string
   return out.toString('utf8');
 }
 
-/** The error for a non-2xx answer. 404s are the caller's to interpret before this. */
-export function errorForStatus(source: SourceName, res: UpstreamExchange, route: string): SourceError {
+/**
+ * The error for a non-2xx answer. 404s are the caller's to interpret before
+ * this. `keyed`: the request carried an Idempotency-Key, whose 409 says the
+ * first request with that key is still being processed (the IETF
+ * Idempotency-Key draft, Stripe): asked again later, it answers as the first did.
+ */
+export function errorForStatus(source: SourceName, res: UpstreamExchange, route: string, keyed = false): SourceError {
   const { status } = res;
   const detail = `${route} answered ${status}`;
+  if (status === 409 && keyed) {
+    return new SourceError({
+      code: 'SOURCE_UNAVAILABLE',
+      source,
+      retryable: true,
+      status,
+      detail: `${detail}: a request with the same Idempotency-Key is still being processed`,
+      retryAfterMs: retryAfterMs(res.headers),
+    });
+  }
   if (status === 429) {
     return new SourceError({ code: 'SOURCE_RATE_LIMITED', source, retryable: true, status, detail, retryAfterMs: retryAfterMs(res.headers) });
   }

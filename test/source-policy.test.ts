@@ -3,7 +3,7 @@ import { loadConfig } from '../src/config.js';
 import { SourceError } from '../src/errors.js';
 import { Deadline } from '../src/resilience/deadline.js';
 import { SourceRateLimiter } from '../src/resilience/rate-limiter.js';
-import { MIN_ATTEMPT_MS, SourcePolicy } from '../src/resilience/source-policy.js';
+import { countsAsFailure, MIN_ATTEMPT_MS, SourcePolicy } from '../src/resilience/source-policy.js';
 
 /** The source policy alone, on fake timers: what it retries, when it stops, when the breaker opens and lets a probe through. */
 const tuning = { ...loadConfig({}).tuning.analytics, retryBaseDelayMs: 10, retryMaxDelayMs: 10, breakerMinCalls: 4, breakerWindowMs: 10_000, breakerHalfOpenAfterMs: 5000 };
@@ -94,6 +94,22 @@ describe('SourcePolicy', () => {
     await vi.advanceTimersByTimeAsync(5000);
     expect(await p.execute(Deadline.after(3000), true, async () => 'ok')).toBe('ok');
     expect(p.state).toBe('CLOSED');
+  });
+});
+
+describe('what counts against a source (its breaker, its health)', () => {
+  it('timeouts, connection failures, 5xx and unreadable successes do; a keyed write still being processed (409), a refusal and our own limits do not', () => {
+    const error = (code: SourceError['code'], status?: number, local = false) =>
+      new SourceError({ code, source: 'analytics', retryable: true, local, ...(status === undefined ? {} : { status }) });
+    expect([error('SOURCE_TIMEOUT'), error('SOURCE_UNAVAILABLE'), error('SOURCE_UNAVAILABLE', 503), error('SOURCE_BAD_RESPONSE', 200)].map(countsAsFailure)).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(
+      [error('SOURCE_UNAVAILABLE', 409), error('SOURCE_BAD_RESPONSE', 422), error('SOURCE_RATE_LIMITED', 429), error('SOURCE_UNAVAILABLE', undefined, true)].map(countsAsFailure),
+    ).toEqual([false, false, false, false]);
   });
 });
 

@@ -34,7 +34,9 @@ export const MIN_ATTEMPT_MS = 250;
  */
 export function countsAsFailure(error: unknown): boolean {
   if (!(error instanceof SourceError) || error.local) return false;
-  if (error.code === 'SOURCE_UNAVAILABLE' || error.code === 'SOURCE_TIMEOUT') return true;
+  if (error.code === 'SOURCE_TIMEOUT') return true;
+  // A 4xx (a keyed write's 409: the vendor still processing it) is the vendor answering, not failing.
+  if (error.code === 'SOURCE_UNAVAILABLE') return error.status === undefined || error.status >= 500;
   return error.code === 'SOURCE_BAD_RESPONSE' && (error.status === undefined || error.status < 300);
 }
 

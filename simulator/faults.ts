@@ -53,10 +53,11 @@ export const faultProfileSchema = z
      */
     extraFields: z.boolean().default(false),
     /**
-     * Lists in another order, one row twice: every top-level array of objects
-     * in a successful JSON body (a bulk answer's rows, a page's items) comes
-     * reversed, its first row repeated at the end. The contract promises no
-     * order for bulk rows; a vendor's replica or retry may repeat one.
+     * Lists in another order, one row twice: every array of objects in a
+     * successful JSON body, at any depth (a bulk answer's rows and each row's
+     * series, a page's items), comes reversed, its first row repeated at the
+     * end. The contract promises no order for bulk rows or series points; a
+     * vendor's replica or retry may repeat one.
      */
     jumbleLists: z.boolean().default(false),
     /**

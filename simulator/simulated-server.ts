@@ -469,15 +469,17 @@ function drifted(reply: Reply, faults: FaultProfile): Reply {
   return withJsonBody(reply, (body) => applyDrift(body, faults));
 }
 
-/** The `jumbleLists` fault: each top-level array of objects reversed, its first row repeated at the end. */
+/** The `jumbleLists` fault: every array of objects, at any depth, reversed and its first row repeated at the end. */
 function withJumbledLists(reply: Reply): Reply {
-  const jumble = (value: unknown): unknown =>
-    Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'object' && item !== null && !Array.isArray(item))
-      ? [...value].reverse().concat([value[0]])
-      : value;
-  return withJsonBody(reply, (body) =>
-    Array.isArray(body) || typeof body !== 'object' || body === null ? jumble(body) : Object.fromEntries(Object.entries(body).map(([key, value]) => [key, jumble(value)])),
-  );
+  const isRow = (item: unknown) => typeof item === 'object' && item !== null && !Array.isArray(item);
+  const jumble = (value: unknown): unknown => {
+    if (Array.isArray(value)) {
+      const items = value.map(jumble);
+      return items.length > 0 && value.every(isRow) ? [...items].reverse().concat([items[0]]) : items;
+    }
+    return isRow(value) ? Object.fromEntries(Object.entries(value as object).map(([key, v]) => [key, jumble(v)])) : value;
+  };
+  return withJsonBody(reply, jumble);
 }
 
 function htmlError(status: number): Reply {

@@ -64,15 +64,19 @@ describe('faults and stats through the admin endpoint', () => {
     await expect(reader.read()).rejects.toThrow();
   });
 
-  it("jumbleLists: a bulk answer's rows reversed, the first repeated at the end; maps and scalars untouched", async () => {
+  it("jumbleLists: a bulk answer's rows, and each row's series, reversed, the first repeated at the end; maps and scalars untouched", async () => {
     const ids = [t.up.dataset.users[1]!.user_id, t.up.dataset.users[2]!.user_id, 'nobody'];
-    const query = () => analytics('/v1/metrics/query', { method: 'POST', body: JSON.stringify({ user_ids: ids, from: 1_700_000_000, to: 1_700_086_400, granularity: 'day' }) });
-    const plain = (await (await query()).json()) as { data: { user_id: string }[]; missing: string[] };
+    const query = () => analytics('/v1/metrics/query', { method: 'POST', body: JSON.stringify({ user_ids: ids, from: 1_700_000_000, to: 1_700_259_200, granularity: 'day' }) });
+    const plain = (await (await query()).json()) as { data: { user_id: string; page_views: number; series: { ts: number }[] }[]; missing: string[] };
     await faults(t.up.analytics, { jumbleLists: true });
     const jumbled = (await (await query()).json()) as typeof plain;
     expect(plain.data.map((r) => r.user_id)).toEqual([ids[0], ids[1]]);
     expect(jumbled.data.map((r) => r.user_id)).toEqual([ids[1], ids[0], ids[0]]);
-    expect(jumbled.data[2]).toEqual(plain.data[0]);
+    const instants = plain.data[0]!.series.map((p) => p.ts);
+    expect(instants.length).toBeGreaterThan(1);
+    expect(jumbled.data[1]!.series.map((p) => p.ts)).toEqual([...instants].reverse().concat(instants[0]!));
+    expect(jumbled.data[2]).toEqual(jumbled.data[1]);
+    expect(jumbled.data[1]!.page_views).toBe(plain.data[0]!.page_views);
     expect(jumbled.missing).toEqual(plain.missing);
   });
 

@@ -37,9 +37,17 @@ describe('batching over the bulk endpoints', () => {
     const first = 620;
     const ids = Array.from({ length: 6 }, (_, i) => stack.userId(first + i));
     const bulk = ['GET /api/v2/users', 'POST /v1/metrics/query'];
+    const seriesOf = async () =>
+      ((await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { metrics { series { at pageViews sessions } } } }`, { ids })).body.data!.users as AnyData[]).map(
+        (u) => u.metrics?.series ?? null,
+      );
+    const plainSeries = await seriesOf();
     await Promise.all((['identity', 'analytics'] as const).map((source) => stack.faults(source, { jumbleLists: true, routes: bulk })));
     const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id name metrics { avgSessionSeconds conversionRate } unreadNotificationCount } }`, { ids });
     expect(res.body.errors).toBeUndefined();
+    // Each series came reversed with a point twice: oldest first and once again.
+    expect(plainSeries.some((series) => series !== null && series.length > 1)).toBe(true);
+    expect(await seriesOf()).toEqual(plainSeries);
     const { dataset } = stack.upstreams;
     expect(res.body.data!.users).toEqual(
       ids.map((id, k) => {
@@ -52,9 +60,9 @@ describe('batching over the bulk endpoints', () => {
         };
       }),
     );
-    // The fault was on: the vendors' answers held seven rows for six ids.
-    expect(calls(await stack.stats('identity'), 'GET /api/v2/users')).toBe(1);
-    expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(1);
+    // One bulk call a query (three queries); the fault was on: the vendors' answers held seven rows for six ids.
+    expect(calls(await stack.stats('identity'), 'GET /api/v2/users')).toBe(3);
+    expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(3);
     await Promise.all((['identity', 'analytics'] as const).map((source) => stack.faults(source, {})));
   });
 

@@ -180,6 +180,7 @@ export type Metrics = {
   conversionRate: Scalars['Float']['output'];
   lastActiveAt?: Maybe<Scalars['DateTime']['output']>;
   pageViews: Scalars['Int']['output'];
+  /** One point per bucket, oldest first. */
   series: Array<MetricPoint>;
   sessions: Scalars['Int']['output'];
 };

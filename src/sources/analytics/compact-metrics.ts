@@ -32,6 +32,16 @@ const POINT_JSON_LENGTH = 2 + (2 + 4 + 26) + (9 + 4 + 8) + (8 + 4 + 8) + 1;
  * (`toJSON`) and sizes (`JSON_LENGTH`, for L1) as the plain entity; L2 keeps
  * its columns (`toStored`).
  */
+/**
+ * Whether the points are oldest first, one per instant. The contract promises
+ * no order, and a vendor's replica may repeat a point: a series is kept sorted
+ * and without repeats, as a chart needs it.
+ */
+function oldestFirstOnce(points: readonly VendorSeriesPoint[]): boolean {
+  for (let i = 1; i < points.length; i++) if (!(points[i]!.ts > points[i - 1]!.ts)) return false;
+  return true;
+}
+
 /** Where the columns are kept: a non-enumerable symbol, so the entity compares and walks as its plain fields (a `#` field's brand check fails on the copies test matchers make). */
 const COLUMNS = Symbol('series columns');
 
@@ -59,6 +69,7 @@ export class CompactMetrics implements MetricsEntity {
     lastActiveAt: string | null,
     points: readonly VendorSeriesPoint[],
   ): CompactMetrics {
+    if (!oldestFirstOnce(points)) points = [...points].sort((a, b) => a.ts - b.ts).filter((p, i, sorted) => i === 0 || p.ts !== sorted[i - 1]!.ts);
     const columns = new Float64Array(points.length * 3);
     for (let i = 0; i < points.length; i++) {
       const p = points[i]!;

@@ -92,6 +92,6 @@ export function analyticsApi(data: Dataset, apiKey: string): UpstreamApi {
       { method: 'GET', name: 'GET /v1/users/:id/events', pattern: /^\/v1\/users\/([^/]+)\/events$/, handler: events },
     ],
     authenticate: (req) => (req.headers['x-api-key'] === apiKey ? null : json(401, { error: 'invalid_api_key' })),
-    rateLimited: (window) => json(429, { error: 'rate_limited' }, { 'retry-after': String(Math.max(1, window.resetSec - Math.floor(Date.now() / 1000))) }),
+    rateLimited: (window) => json(429, { error: 'rate_limited' }, { 'retry-after': String(Math.max(1, window.resetSec - window.nowSec)) }),
   };
 }

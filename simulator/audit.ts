@@ -44,6 +44,6 @@ export function auditApi(apiKey: string): UpstreamApi {
       { method: 'GET', name: 'GET /v1/events', pattern: /^\/v1\/events$/, handler: list },
     ],
     authenticate: (req) => (req.headers['x-api-key'] === apiKey ? null : json(401, { error: 'invalid_api_key' })),
-    rateLimited: (window) => json(429, { error: 'rate_limited' }, { 'retry-after': String(Math.max(1, window.resetSec - Math.floor(Date.now() / 1000))) }),
+    rateLimited: (window) => json(429, { error: 'rate_limited' }, { 'retry-after': String(Math.max(1, window.resetSec - window.nowSec)) }),
   };
 }

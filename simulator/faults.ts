@@ -96,6 +96,13 @@ export const faultProfileSchema = z
      */
     writeHoldMs: z.number().int().min(0).max(120_000).default(0),
     /**
+     * The vendor's clock runs this many ms ahead of ours (behind, when
+     * negative): its Date header and the instants its rate-limit headers name
+     * (identity's x-ratelimit-reset, notifications' Retry-After HTTP-date) are
+     * on that clock. Delta seconds (analytics', audit's Retry-After) are not.
+     */
+    clockSkewMs: z.number().int().min(-86_400_000).max(86_400_000).default(0),
+    /**
      * Response headers replaced (a string) or dropped (null) on every answer,
      * after the API has set its own: `{"link": "<broken", "x-total-count": null}`.
      * Header names are lower case.

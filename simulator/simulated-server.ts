@@ -63,8 +63,10 @@ export interface Route {
 export interface RateWindow {
   limit: number;
   remaining: number;
-  /** Unix second at which the window resets. */
+  /** Unix second at which the window resets, on the vendor's clock. */
   resetSec: number;
+  /** The vendor's clock's Unix second now (the `clockSkewMs` fault sets it apart from ours). */
+  nowSec: number;
 }
 
 export interface UpstreamApi {
@@ -227,10 +229,13 @@ export class SimulatedUpstream {
     }
 
     const limit = faults.rateLimitPerSec ?? NOMINAL_LIMIT;
+    // The vendor's clock, not a route, is off: the profile's own `routes` do not narrow it.
+    const skewMs = this.faults.clockSkewMs;
     const window: RateWindow = {
       limit,
       remaining: Math.max(0, limit - inSecond),
-      resetSec: Math.floor(now / 1000) + 1,
+      resetSec: Math.floor((now + skewMs) / 1000) + 1,
+      nowSec: Math.floor((now + skewMs) / 1000),
     };
     const request: UpstreamRequest = {
       method,
@@ -279,8 +284,9 @@ export class SimulatedUpstream {
       if (reply.status < 300 && faults.down === 'stall') reply = { ...reply, stall: true };
     }
     this.api.decorate?.(reply, window);
+    if (skewMs !== 0) reply = { ...reply, headers: { ...reply.headers, date: new Date(Date.now() + skewMs).toUTCString() } };
     if (Object.keys(faults.headers).length > 0) reply = { ...reply, headers: withHeaderFaults(reply.headers ?? {}, faults.headers) };
-    if (reply.status === 429) this.stats.throttledUntil(routeName, rawUrl, Date.now(), window.resetSec * 1000);
+    if (reply.status === 429) this.stats.throttledUntil(routeName, rawUrl, Date.now(), window.resetSec * 1000 - skewMs);
     this.send(res, routeName, reply);
     this.stats.serviceTime(performance.now() - arrivedAt);
   }

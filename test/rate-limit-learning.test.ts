@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AdaptiveRate, adaptiveRateTuning } from '../src/resilience/adaptive-rate.js';
-import { remainingWindow, retryAfterMs } from '../src/sources/rate-limit-headers.js';
-import { calls, sharedStack } from './helpers/stack.js';
+import { remainingWindow, retryAfterMs, vendorNow } from '../src/sources/rate-limit-headers.js';
+import { calls, sharedStack, stackPool } from './helpers/stack.js';
 
 /** How a source learns its vendor's real limit: the arithmetic, the headers, and a vendor that says when it is about to refuse. */
 describe('AdaptiveRate', () => {
@@ -58,6 +58,26 @@ describe('rate-limit headers', () => {
     // A pause of a day is not believed.
     expect(retryAfterMs({ 'retry-after': '86400' }, now)).toBe(5 * 60_000);
     expect(retryAfterMs({ 'retry-after': 'later' }, now)).toBeUndefined();
+  });
+
+  it("instants are read on the vendor's clock when its Date header is more than 2 s off ours", () => {
+    const local = Date.parse('2024-01-02T03:04:05.000Z');
+    const at = (iso: string) => new Date(iso).toUTCString();
+    expect(vendorNow({ date: at('2024-01-02T03:05:05Z') }, local)).toBe(local + 60_500);
+    expect(vendorNow({ date: at('2024-01-02T03:03:05Z') }, local)).toBe(local - 59_500);
+    // Within the header's own second and the answer's way here: our clock.
+    expect(vendorNow({ date: at('2024-01-02T03:04:06Z') }, local)).toBe(local);
+    expect(vendorNow({ date: 'garbage' }, local)).toBe(local);
+    expect(vendorNow({}, local)).toBe(local);
+    // A minute ahead: its reset a second after its now is a second away, not 61.
+    const ahead = { date: at('2024-01-02T03:05:05Z'), 'x-ratelimit-reset': String(local / 1000 + 61), 'x-ratelimit-remaining': '0' };
+    const realNow = vi.spyOn(Date, 'now').mockReturnValue(local);
+    try {
+      expect(retryAfterMs(ahead)).toBe(500);
+      expect(remainingWindow(ahead)).toEqual({ remaining: 0, resetInMs: 500 });
+    } finally {
+      realNow.mockRestore();
+    }
   });
 
   it("an HTTP-date in any of RFC 9110's three forms is GMT, whatever the server's time zone", () => {
@@ -154,4 +174,24 @@ describe('a vendor whose rate-limit headers lie', () => {
     expect(warned).toHaveLength(1);
     await stack.faults('identity', {});
   }, 20_000);
+});
+
+describe('a vendor whose clock is a minute off ours (its Date header says so)', () => {
+  const fresh = stackPool();
+  for (const skewMs of [60_000, -60_000]) {
+    it(`identity's clock ${skewMs > 0 ? 'ahead' : 'behind'} and refusing past 5 a second: every name answered, no call sent again before a reset`, async () => {
+      const stack = await fresh();
+      await stack.faults('identity', { rateLimitPerSec: 5, clockSkewMs: skewMs });
+      const names: unknown[] = [];
+      for (let i = 0; i < 20; i++) {
+        const res = await stack.gql<Record<string, any>>(`query($id: ID!) { user(id: $id) { name } }`, { id: stack.userId(160 + i) });
+        names.push(res.body.data?.user?.name ?? res.body.errors?.[0]?.extensions);
+      }
+      // Read on our clock, its resets were a minute away (a pause past every deadline) or a minute gone (no pause at all).
+      expect(names.filter((n) => typeof n !== 'string')).toEqual([]);
+      const stats = await stack.stats('identity');
+      expect(stats.retriedEarly).toBe(0);
+      expect(stats.maxPerSecond).toBeLessThanOrEqual(6);
+    }, 20_000);
+  }
 });

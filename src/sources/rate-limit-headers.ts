@@ -17,12 +17,32 @@ function first(value: string | string[] | undefined): string | undefined {
   return (Array.isArray(value) ? value[0] : value)?.trim() || undefined;
 }
 
-/** A reset value: delta seconds, Unix seconds or Unix ms, as milliseconds from now. */
-function resetInMs(value: string | undefined, nowMs: number): number | undefined {
+/** Past this, a vendor's Date header is believed over our clock: Date counts whole seconds, and the answer took time to come. */
+const CLOCK_SKEW_TOLERANCE_MS = 2_000;
+
+/**
+ * "Now" on the vendor's clock, for the instants its headers name (a reset in
+ * Unix seconds, a Retry-After date): ours, unless its Date header (RFC 9110
+ * §6.6.1) is further off than a whole second and the answer's way here
+ * explain. Read on our clock, a vendor a minute ahead names resets a minute
+ * away (a pause past every deadline), and one a minute behind resets already
+ * gone (no pause: the refused calls are sent again at once).
+ */
+export function vendorNow(headers: Headers, localNow = Date.now()): number {
+  const date = first(headers['date']);
+  const at = date === undefined ? NaN : parseVendorDate(date);
+  if (Number.isNaN(at)) return localNow;
+  // Date drops the milliseconds: the vendor's instant is half a second past it on average.
+  const vendor = at + 500;
+  return Math.abs(vendor - localNow) > CLOCK_SKEW_TOLERANCE_MS ? vendor : localNow;
+}
+
+/** A reset value: delta seconds, Unix seconds or Unix ms, as milliseconds from now (the vendor's, when not given). */
+function resetInMs(value: string | undefined, headers: Headers, nowMs: number | undefined): number | undefined {
   if (value === undefined || !/^\d+(\.\d+)?$/.test(value)) return undefined;
   const n = Number(value);
-  if (n > 1e12) return n - nowMs;
-  if (n > 1e9) return n * 1000 - nowMs;
+  if (n > 1e12) return n - (nowMs ?? vendorNow(headers));
+  if (n > 1e9) return n * 1000 - (nowMs ?? vendorNow(headers));
   return n * 1000;
 }
 
@@ -44,31 +64,31 @@ function structured(headers: Headers): { remaining?: number; reset?: string } {
 
 const clamp = (ms: number) => Math.min(MAX_PAUSE_MS, Math.max(0, Math.ceil(ms)));
 
-/** How long the vendor asked us to wait, in ms; undefined when it says nothing usable. */
-export function retryAfterMs(headers: Headers, nowMs = Date.now()): number | undefined {
+/** How long the vendor asked us to wait, in ms; undefined when it says nothing usable. `nowMs`: the vendor's now (vendorNow). */
+export function retryAfterMs(headers: Headers, nowMs?: number): number | undefined {
   const retryAfter = first(headers['retry-after']);
   if (retryAfter) {
     if (/^\d+$/.test(retryAfter)) return clamp(Number(retryAfter) * 1000);
     const at = parseVendorDate(retryAfter);
-    if (!Number.isNaN(at)) return clamp(at - nowMs);
+    if (!Number.isNaN(at)) return clamp(at - (nowMs ?? vendorNow(headers)));
   }
-  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? structured(headers).reset, nowMs);
+  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? structured(headers).reset, headers, nowMs);
   return reset === undefined ? undefined : clamp(reset);
 }
 
 /** The same, in whole seconds (what `extensions.retryAfterSeconds` carries). */
-export function retryAfterSeconds(headers: Headers, nowMs = Date.now()): number | undefined {
+export function retryAfterSeconds(headers: Headers, nowMs?: number): number | undefined {
   const ms = retryAfterMs(headers, nowMs);
   return ms === undefined ? undefined : Math.ceil(ms / 1000);
 }
 
 /** Calls left before the vendor's window resets, and when it does; undefined when it does not say. */
-export function remainingWindow(headers: Headers, nowMs = Date.now()): { remaining: number; resetInMs: number } | undefined {
+export function remainingWindow(headers: Headers, nowMs?: number): { remaining: number; resetInMs: number } | undefined {
   const s = structured(headers);
   const remainingText = first(headers['x-ratelimit-remaining']) ?? first(headers['ratelimit-remaining']);
   const remaining = remainingText !== undefined && /^\d+$/.test(remainingText) ? Number(remainingText) : s.remaining;
   if (remaining === undefined) return undefined;
-  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? s.reset, nowMs);
+  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? s.reset, headers, nowMs);
   if (reset === undefined) return undefined;
   return { remaining, resetInMs: clamp(reset) };
 }

@@ -72,6 +72,8 @@ export const faultProfileSchema = z
     maxUrlBytes: z.number().int().min(1).nullable().default(null),
     /** Requests whose body is longer than this many bytes are answered 413, as a proxy or vendor with a tighter body limit does. */
     maxBodyBytes: z.number().int().min(1).nullable().default(null),
+    /** Successful bodies start with a UTF-8 byte order mark, as some vendors' frameworks write it (RFC 8259 §8.1 lets a parser ignore it). */
+    byteOrderMark: z.boolean().default(false),
     /** Successful bodies compressed this way and sent with Content-Encoding, though the client never asked (as CDNs and some vendors do). */
     contentEncoding: z.enum(['gzip', 'deflate', 'br']).nullable().default(null),
     /**

@@ -47,6 +47,8 @@ export interface Reply {
   encoding?: 'gzip' | 'deflate' | 'br';
   /** The `down: "stall"` fault: only the first half of the body is sent, and the connection is left open. */
   stall?: boolean;
+  /** The `byteOrderMark` fault: the body starts with a UTF-8 byte order mark. */
+  bom?: boolean;
 }
 
 export interface Route {
@@ -280,6 +282,7 @@ export class SimulatedUpstream {
         reply = malformed(reply, faults.malformedKind);
       }
       if (reply.status < 300 && faults.padBodyBytes > 0) reply = { ...reply, padTo: faults.padBodyBytes };
+      if (reply.status < 300 && faults.byteOrderMark) reply = { ...reply, bom: true };
       if (reply.status < 300 && faults.contentEncoding !== null) reply = { ...reply, encoding: faults.contentEncoding };
       if (reply.status < 300 && faults.down === 'stall') reply = { ...reply, stall: true };
     }
@@ -293,7 +296,8 @@ export class SimulatedUpstream {
 
   private send(res: ServerResponse, routeName: string, reply: Reply): void {
     this.stats.answered(routeName, reply.status);
-    const text = reply.rawBody ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
+    const json = reply.rawBody ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
+    const text = reply.bom ? `\uFEFF${json}` : json;
     const length = Buffer.byteLength(text);
     const padding = Math.max(0, (reply.padTo ?? 0) - length);
     const headers: Record<string, string | number> = { ...reply.headers, 'content-length': length + padding };

@@ -29,6 +29,9 @@ const FAULTS: [string, FaultProfileInput | 'refuse'][] = [
   ['oversized body', { padBodyBytes: 20 * 1024 * 1024 }],
   // Compressed though we never asked (brotli here; gzip and deflate in the size-cap test below).
   ['unasked compression', { contentEncoding: 'br' }],
+  // RFC 8259 lets a parser ignore a byte order mark; undici drops it from a plain body, ours from a decoded one.
+  ['byte order mark', { byteOrderMark: true }],
+  ['byte order mark, compressed', { byteOrderMark: true, contentEncoding: 'gzip' }],
   // Every header a source reads, unreadable: paging and rate limits fall back, the data is the same.
   [
     'headers in garbage',
@@ -46,7 +49,7 @@ const FAULTS: [string, FaultProfileInput | 'refuse'][] = [
   ],
 ];
 /** Faults a vendor may ship that must change nothing in the answer. */
-const HARMLESS = new Set(['extra fields', 'unasked compression', 'headers in garbage']);
+const HARMLESS = new Set(['extra fields', 'unasked compression', 'byte order mark', 'byte order mark, compressed', 'headers in garbage']);
 
 const DASHBOARD = `query($id: ID!) { user(id: $id) { id name email metrics { pageViews } events(first: 1) { edges { node { type } } } unreadNotificationCount notifications(first: 2) { totalCount } } }`;
 

@@ -118,8 +118,11 @@ async function decoded(call: UpstreamCall, body: Buffer, header: string | string
       throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the ${coding} answer does not decode`, cause: error });
     }
   }
-  return out.toString('utf8');
+  return utf8.decode(out);
 }
+
+/** UTF-8 as undici reads a plain body: a leading byte order mark dropped (RFC 8259 §8.1 lets a parser ignore it). */
+const utf8 = new TextDecoder();
 
 /**
  * The error for a non-2xx answer. 404s are the caller's to interpret before

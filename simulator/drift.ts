@@ -4,10 +4,10 @@ import type { FaultProfile } from './faults.js';
 export const EXTRA_FIELD = 'x_drift';
 const EXTRA_VALUE = { added: '2026-12-01', nested: { flags: [1, 2] } };
 
-type Drift = Pick<FaultProfile, 'extraFields' | 'renameFields' | 'retypeFields'>;
+type Drift = Pick<FaultProfile, 'extraFields' | 'renameFields' | 'retypeFields' | 'setFields'>;
 
 export function hasDrift(faults: Drift): boolean {
-  return faults.extraFields || Object.keys(faults.renameFields).length > 0 || faults.retypeFields.length > 0;
+  return faults.extraFields || Object.keys(faults.renameFields).length > 0 || faults.retypeFields.length > 0 || Object.keys(faults.setFields).length > 0;
 }
 
 function retyped(value: unknown): unknown {
@@ -21,7 +21,7 @@ export function applyDrift(body: unknown, faults: Drift): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(body)) {
     const name = faults.renameFields[key] ?? key;
-    const drifted = applyDrift(value, faults);
+    const drifted = key in faults.setFields ? faults.setFields[key] : applyDrift(value, faults);
     out[name] = faults.retypeFields.includes(key) ? retyped(drifted) : drifted;
   }
   if (faults.extraFields) out[EXTRA_FIELD] = EXTRA_VALUE;

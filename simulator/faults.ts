@@ -67,6 +67,8 @@ export const faultProfileSchema = z
      */
     answerFor: z.string().min(1).nullable().default(null),
     renameFields: z.record(z.string().min(1), z.string().min(1)).default({}),
+    /** Fields given this value wherever they appear, its type kept: a count past 2^31, a negative one, an empty id. */
+    setFields: z.record(z.string().min(1), z.unknown()).default({}),
     retypeFields: z.array(z.string().min(1)).default([]),
     /** Requests whose path and query are longer than this many bytes are answered 414, as a proxy or vendor with a tighter URL limit does. */
     maxUrlBytes: z.number().int().min(1).nullable().default(null),

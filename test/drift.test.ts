@@ -97,6 +97,29 @@ describe('schema drift', () => {
     expect(drift).toContainEqual(expect.objectContaining({ endpoint: 'POST /v1/metrics/query', kind: 'UNKNOWN', path: 'data[].pageviews', seenType: 'number' }));
   });
 
+  it("a count past GraphQL's 32-bit Int: that entity fails typed, with one warn line naming the field; a header so is unreadable drift", async () => {
+    const ids = [stack.userId(15), stack.userId(16)];
+    await stack.faults('analytics', { setFields: { page_views: 3_000_000_000 } });
+    await stack.faults('notifications', { headers: { 'x-total-count': '3000000000' } });
+    const logsBefore = stack.logs.length;
+    const res = await stack.gql<AnyData>(DASHBOARD, { ids });
+    expect(res.status).toBe(200);
+    for (const [i] of ids.entries()) {
+      expect(res.body.data!.users[i]).toMatchObject({ id: ids[i], name: stack.upstreams.dataset.users[15 + i]!.name, metrics: null });
+      // The header is unreadable: the total is what the pages and their Link say.
+      expect(res.body.data!.users[i].notifications.totalCount).toBeLessThan(1000);
+    }
+    // One typed error per user's metrics (graphql-js' own was one untyped error per Int in the series, every read).
+    expect(res.body.errors!.map((e) => `${e.extensions!.code} ${e.extensions!.source} ${e.path!.join('.')}`)).toEqual(
+      ids.map((_, i) => `SOURCE_BAD_RESPONSE analytics users.${i}.metrics`),
+    );
+    const warned = stack.logs.slice(logsBefore).filter((l) => l.includes('"level":40') && l.includes('"source":"analytics"'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain('page_views');
+    const drift = (await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!;
+    expect(driftOf(drift, 'notifications')).toContainEqual(expect.objectContaining({ endpoint: 'GET /v1/users/:id/notifications', path: 'header X-Total-Count' }));
+  });
+
   it('a bulk answer whose keys are spelled another way (URL-encoded): they read as 0, and the omission shows as drift', async () => {
     const ids = [stack.userId(15), stack.userId(16)];
     const encoded = (id: string) => encodeURIComponent(id);

@@ -67,10 +67,16 @@ export const isoFromDateString = z.string().transform((s, ctx) => (isCanonicalIs
 export const isoFromUnixSeconds = z.number().transform((s, ctx) => iso(s * 1000, ctx, 'Unix timestamp (s)'));
 export const isoFromUnixMs = z.number().transform((ms, ctx) => iso(ms, ctx, 'Unix timestamp (ms)'));
 
-export const count = z.number().int().nonnegative();
+/** GraphQL's `Int` is 32-bit: a count past it cannot be served (graphql-js fails the field untyped, on every read of the entry). */
+export const MAX_GRAPHQL_INT = 2_147_483_647;
 
-/** `count` as a plain predicate, for large arrays checked in one loop rather than with a schema per element. */
+/** A count served as `Int`: one past 2^31 − 1 is an unreadable value, like a retyped one (drift, `SOURCE_BAD_RESPONSE` for its entity). */
+export const count = z.number().int().nonnegative().max(MAX_GRAPHQL_INT);
+
+/** A non-negative integer as a plain predicate (positions and page sizes: any safe integer). */
 export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** `count` as a plain predicate, for large arrays checked in one loop rather than with a schema per element. */
+export const isIntCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_GRAPHQL_INT;
 /** Unix seconds Date can represent, as a plain predicate like `isCount`. */
 export const isUnixSeconds = (v: unknown): v is number => typeof v === 'number' && v >= -8.64e12 && v <= 8.64e12;
 /** The ISO string of a value `isUnixSeconds` accepted, memoized: a series' instants repeat across users (see isoCache). */

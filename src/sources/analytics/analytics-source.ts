@@ -4,7 +4,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
-import { count, isCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
+import { count, isIntCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
 import { ChunkSize, leavesOut, lookupInChunks, unreadableIds } from '../paging.js';
 import { CompactMetrics, type VendorSeriesPoint } from './compact-metrics.js';
 
@@ -22,8 +22,8 @@ function seriesProblem(points: unknown): string | null {
     if (typeof point !== 'object' || point === null) return `point ${i}: expected an object`;
     const { ts, page_views, sessions } = point as Record<string, unknown>;
     if (!isUnixSeconds(ts)) return `point ${i}: ts: expected Unix seconds`;
-    if (!isCount(page_views)) return `point ${i}: page_views: expected a non-negative integer`;
-    if (!isCount(sessions)) return `point ${i}: sessions: expected a non-negative integer`;
+    if (!isIntCount(page_views)) return `point ${i}: page_views: expected a non-negative integer up to 2^31 - 1`;
+    if (!isIntCount(sessions)) return `point ${i}: sessions: expected a non-negative integer up to 2^31 - 1`;
   }
   return null;
 }

@@ -4,7 +4,7 @@ import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { NotificationEntity, OffsetPage } from '../models.js';
 import type { SourceError } from '../../errors.js';
-import { count, isoFromDateString, readableEntries } from '../normalize.js';
+import { count, isoFromDateString, MAX_GRAPHQL_INT, readableEntries } from '../normalize.js';
 import { ChunkSize, leavesOut, lookupInChunks, placeWindow, planPages } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
@@ -120,7 +120,7 @@ export class NotificationsSource extends HttpSource {
   /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */
   private totalCount(headers: Headers): number | undefined {
     const text = header(headers, 'x-total-count');
-    const total = text === undefined || !/^\s*\d+\s*$/.test(text) ? undefined : Number(text);
+    const total = text === undefined || !/^\s*\d+\s*$/.test(text) || Number(text) > MAX_GRAPHQL_INT ? undefined : Number(text);
     if (total === undefined) this.drift.header(LIST_ROUTE, 'X-Total-Count', text === undefined ? 'absent' : 'unreadable', 'a count');
     return total;
   }

@@ -160,7 +160,7 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
       if (!since) return badRequest('Invalid query');
       // Inclusive: a user updated at exactly `since` is listed again.
       matched = updated.since(since.getTime());
-      if (lag.changedIds().next().done !== true) {
+      if (lag.any) {
         // As the index holds them: a change it has not taken in yet is not listed, and the version before it may be.
         const listed = new Set(matched.map((u) => u.user_id));
         const earlier = [...lag.changedIds()].filter((id) => !listed.has(id)).flatMap((id) => data.user(id) ?? []);

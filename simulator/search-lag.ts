@@ -27,6 +27,11 @@ export class SearchLag {
     return user;
   }
 
+  /** Whether any user's searchable version may not be its current one. */
+  get any(): boolean {
+    return this.versions.size > 0;
+  }
+
   /** Ids whose searchable version may not be the current one, so may match a filter the current one does not. */
   changedIds(): IterableIterator<string> {
     return this.versions.keys();

@@ -198,7 +198,7 @@ function latestOfEach(records: ChangedRecord<unknown>[]): ChangedRecord<unknown>
   const byId = new Map<string, ChangedRecord<unknown>>();
   for (const r of records) {
     const had = byId.get(r.id);
-    if (had?.updatedAt != null && r.updatedAt != null && Date.parse(had.updatedAt) > Date.parse(r.updatedAt)) continue;
+    if (had !== undefined && had.updatedAt !== null && r.updatedAt !== null && Date.parse(had.updatedAt) > Date.parse(r.updatedAt)) continue;
     byId.set(r.id, r);
   }
   return byId.size === records.length ? records : [...byId.values()];

@@ -70,7 +70,7 @@ export const isoFromUnixMs = z.number().transform((ms, ctx) => iso(ms, ctx, 'Uni
 /** GraphQL's `Int` is 32-bit: a count past it cannot be served (graphql-js fails the field untyped, on every read of the entry). */
 export const MAX_GRAPHQL_INT = 2_147_483_647;
 
-/** A count served as `Int`: one past 2^31 − 1 is an unreadable value, like a retyped one (drift, `SOURCE_BAD_RESPONSE` for its entity). */
+/** A count served as `Int`: one past 2^31 − 1 is an unreadable value, like a retyped one (`SOURCE_BAD_RESPONSE` for its entity, with the field named in the warn line). */
 export const count = z.number().int().nonnegative().max(MAX_GRAPHQL_INT);
 
 /** A non-negative integer as a plain predicate (positions and page sizes: any safe integer). */

@@ -24,15 +24,6 @@ export interface StoredMetrics {
 const POINT_JSON_LENGTH = 2 + (2 + 4 + 26) + (9 + 4 + 8) + (8 + 4 + 8) + 1;
 
 /**
- * A metrics entity that keeps its series as one Float64Array (instant,
- * page views, sessions per point) and makes the point objects only when the
- * series is read. A list of 50 users' page views cached 31 objects per user
- * it never read; kept as objects, the series were half of what a cold list
- * cost in CPU and garbage collection (bench/RESULTS.md). It reads, serializes
- * (`toJSON`) and sizes (`JSON_LENGTH`, for L1) as the plain entity; L2 keeps
- * its columns (`toStored`).
- */
-/**
  * Whether the points are oldest first, one per instant. The contract promises
  * no order, and a vendor's replica may repeat a point: a series is kept sorted
  * and without repeats, as a chart needs it.
@@ -45,6 +36,15 @@ function oldestFirstOnce(points: readonly VendorSeriesPoint[]): boolean {
 /** Where the columns are kept: a non-enumerable symbol, so the entity compares and walks as its plain fields (a `#` field's brand check fails on the copies test matchers make). */
 const COLUMNS = Symbol('series columns');
 
+/**
+ * A metrics entity that keeps its series as one Float64Array (instant,
+ * page views, sessions per point) and makes the point objects only when the
+ * series is read. A list of 50 users' page views cached 31 objects per user
+ * it never read; kept as objects, the series were half of what a cold list
+ * cost in CPU and garbage collection (bench/RESULTS.md). It reads, serializes
+ * (`toJSON`) and sizes (`JSON_LENGTH`, for L1) as the plain entity; L2 keeps
+ * its columns (`toStored`).
+ */
 export class CompactMetrics implements MetricsEntity {
   declare private readonly [COLUMNS]: Float64Array;
 

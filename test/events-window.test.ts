@@ -26,4 +26,24 @@ describe('events windows over cursor pages', () => {
     const rest = await readEventsWindow('u', 10, window!.items.at(-1)!.after, load);
     expect(rest).toEqual({ items: [], hasNextPage: false });
   });
+
+  it('an event listed twice (a replica, or a next page that starts with the last one) is in the window once; the one before it goes on after it', async () => {
+    const pages: Record<string, EventPage> = {
+      start: { events: [event(1), event(2), event(2), event(3)], nextCursor: 'p2' },
+      p2: { events: [event(3), event(4), event(5)], nextCursor: null },
+    };
+    const load = (key: EventPageKey) => pages[key.cursor ?? 'start']!;
+    const window = await readEventsWindow('u', 4, { vendorCursor: null, skip: 0 }, load);
+    expect(window!.items.map((i) => i.event.id)).toEqual(['1', '2', '3', '4']);
+    // '2' goes on past its repeat; '3' (the first page's last) past the next page's repeat of it.
+    expect(window!.items.map((i) => i.after)).toEqual([
+      { vendorCursor: null, skip: 1 },
+      { vendorCursor: null, skip: 3 },
+      { vendorCursor: 'p2', skip: 1 },
+      { vendorCursor: 'p2', skip: 2 },
+    ]);
+    expect(window!.hasNextPage).toBe(true);
+    const rest = await readEventsWindow('u', 4, window!.items.at(-1)!.after, load);
+    expect(rest!.items.map((i) => i.event.id)).toEqual(['5']);
+  });
 });

@@ -172,4 +172,20 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
     expect(next.body.data!.user.notifications.edges).toEqual([]);
     expect(next.body.data!.user.notifications.pageInfo.hasNextPage).toBe(false);
   });
+
+  it("events: each once, the same ones as the vendor's own order gives", async () => {
+    const EVENTS = `query($id: ID!) { user(id: $id) { events(first: 100) { pageInfo { hasNextPage } edges { node { id } } } } }`;
+    // Fewer events than the window: the vendor's one page, and its repeated row, fall inside it.
+    const index = stack.upstreams.dataset.users.findIndex((_, i) => {
+      const n = stack.upstreams.dataset.eventsOf(i).length;
+      return n > 1 && n < 100;
+    });
+    const userId = stack.userId(index);
+    const ids = async () => ((await stack.gql<AnyData>(EVENTS, { id: userId })).body.data!.user.events.edges as AnyData[]).map((e) => e.node.id as string);
+    const plain = await ids();
+    await stack.faults('analytics', { jumbleLists: true, routes: ['GET /v1/users/:id/events'] });
+    const jumbled = await ids();
+    expect(jumbled).toHaveLength(stack.upstreams.dataset.eventsOf(index).length);
+    expect([...jumbled].sort()).toEqual([...plain].sort());
+  });
 });

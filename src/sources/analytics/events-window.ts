@@ -35,6 +35,7 @@ export async function readEventsWindow(
   loadPage: (key: EventPageKey) => MaybePromise<EventPage | null>,
 ): Promise<EventsWindow | null> {
   const items: EventsWindow['items'] = [];
+  const ids = new Set<string>();
   let position = from;
   for (let calls = 0; calls < MAX_PAGES_PER_WINDOW; calls++) {
     const { vendorCursor, skip } = position;
@@ -45,12 +46,21 @@ export async function readEventsWindow(
     // A next cursor that names the page just read would give its events again: the list ends there.
     const next = page.nextCursor === vendorCursor ? null : page.nextCursor;
     const usable = page.events.slice(skip);
-    const take = Math.min(usable.length, count - items.length);
-    for (let i = 0; i < take; i++) {
-      const consumedPage = skip + i + 1 === page.events.length && next !== null;
-      items.push({ event: usable[i]!, after: consumedPage ? { vendorCursor: next, skip: 0 } : { vendorCursor, skip: skip + i + 1 } });
+    let used = 0;
+    for (; used < usable.length && items.length < count; used++) {
+      const event = usable[used]!;
+      const consumedPage = skip + used + 1 === page.events.length && next !== null;
+      const after = consumedPage ? { vendorCursor: next, skip: 0 } : { vendorCursor, skip: skip + used + 1 };
+      // An event the window already holds (a replica repeating a row, a next page starting with the last one): left
+      // out, and the event before it goes on after it, so the next window does not start with it either.
+      if (ids.has(event.id)) {
+        if (items.length > 0) items[items.length - 1]!.after = after;
+        continue;
+      }
+      ids.add(event.id);
+      items.push({ event, after });
     }
-    if (items.length >= count) return { items, hasNextPage: take < usable.length || next !== null };
+    if (items.length >= count) return { items, hasNextPage: used < usable.length || next !== null };
     if (next === null) return { items, hasNextPage: false };
     position = { vendorCursor: next, skip: 0 };
   }

@@ -15,8 +15,8 @@ const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 const signer = new Webhook(SECRET);
 const stackWith = stackPool((o) => ({ webhookSecrets: { notifications: SECRET }, cache: { enabled: true }, ...o }));
 
-function post(stack: Stack, payload: unknown, opts: { id?: string; at?: Date; signature?: string; source?: string } = {}) {
-  const body = JSON.stringify(payload);
+function post(stack: Stack, payload: unknown, opts: { id?: string; at?: Date; signature?: string; source?: string; byteOrderMark?: boolean } = {}) {
+  const body = `${opts.byteOrderMark ? '\uFEFF' : ''}${JSON.stringify(payload)}`;
   const id = opts.id ?? `msg_${randomUUID()}`;
   const at = opts.at ?? new Date();
   return fetch(stack.url.replace('/graphql', `/webhooks/${opts.source ?? 'notifications'}`), {
@@ -104,6 +104,22 @@ describe('POST /webhooks/<source>', () => {
     expect((await post(stack, event, { id })).status).toBe(202);
     expect((await post(stack, { type: 'notification.read', timestamp: new Date(0).toISOString(), data: { user, ids: [] } })).status).toBe(202);
     expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount).toBe(before.unreadNotificationCount + 1);
+  });
+
+  it('an event whose body starts with a byte order mark is read as without it: accepted and acted on, not refused into retries', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(43);
+    const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user;
+    const made = await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      body: JSON.stringify({ user, title: 'hello', body: 'world', channel: 'push' }),
+    });
+    expect(made.status).toBe(201);
+    expect((await post(stack, created(user), { byteOrderMark: true })).status).toBe(202);
+    await expect
+      .poll(async () => (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 2000 })
+      .toBe(before.unreadNotificationCount + 1);
   });
 
   it("an event type the contract does not name, about a user, still drops that user's entries (what it changed is not known)", async () => {

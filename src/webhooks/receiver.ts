@@ -31,6 +31,9 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
+/** UTF-8 with a leading byte order mark dropped (RFC 8259 lets a parser ignore it; the signature covered the raw bytes). */
+const utf8 = new TextDecoder();
+
 /**
  * Vendors' events in: `POST /webhooks/<source>`. The signature is checked over
  * the raw body (Standard Webhooks) before anything is parsed; a bad one gets
@@ -79,7 +82,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       }
       let parsed: unknown;
       try {
-        parsed = JSON.parse(body.toString('utf8'));
+        parsed = JSON.parse(utf8.decode(body));
       } catch {
         return answer(res, source, 'bad_request', 400, { error: 'bad request' });
       }

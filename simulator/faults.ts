@@ -93,6 +93,11 @@ export const faultProfileSchema = z
      */
     searchLagMs: z.number().int().min(0).max(600_000).default(0),
     /**
+     * Identity only: its lists page through at most this many results, as
+     * Auth0's do (1,000): a page reaching past them is a 400.
+     */
+    maxResults: z.number().int().min(1).nullable().default(null),
+    /**
      * Writes with an Idempotency-Key (notifications' and audit's POSTs) hold
      * their key this many ms before they are written, as a vendor still
      * processing them does; the same key meanwhile is answered 409

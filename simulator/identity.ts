@@ -149,6 +149,9 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
       return badRequest(`Query validation error: per_page must be 1..${MAX_PER_PAGE}`, 'invalid_query_string');
     }
     const perPage = req.pageCap === null ? asked : Math.min(asked, req.pageCap);
+    if (req.resultCap !== null && (page + 1) * perPage > req.resultCap) {
+      return badRequest(`You can only page through the first ${req.resultCap} records.`, 'invalid_paging');
+    }
     let matched: IdentityUser[] = data.users;
     const q = req.query.get('q');
     const sort = req.query.get('sort');

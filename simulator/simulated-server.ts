@@ -31,6 +31,8 @@ export interface UpstreamRequest {
   pageCap: number | null;
   /** The `searchLagMs` fault: how long after it is made a change reaches identity's search index (0: at once). */
   searchLagMs: number;
+  /** The `maxResults` fault: how many results a list pages through at most (null: all). */
+  resultCap: number | null;
   /** The `writeHoldMs` fault: how long a keyed write holds its Idempotency-Key before it is written (0: none). */
   writeHoldMs: number;
 }
@@ -252,6 +254,7 @@ export class SimulatedUpstream {
       // The vendor's index, not a route, lags: the profile's own `routes` do not narrow it.
       searchLagMs: this.faults.searchLagMs,
       writeHoldMs: faults.writeHoldMs,
+      resultCap: faults.maxResults,
     };
 
     let reply: Reply;
@@ -397,6 +400,7 @@ export class SimulatedUpstream {
         pageCap: null,
         searchLagMs: this.faults.searchLagMs,
         writeHoldMs: 0,
+        resultCap: null,
       });
       return reply(answer.status, answer.body);
     }

@@ -140,6 +140,42 @@ describe('change feed: identity pulled after a high-water mark', () => {
     }
   });
 
+  it('a backlog within the overlap is read once: 250 changes a millisecond apart in at most 5 list calls', async () => {
+    const stack = await stackWith();
+    await nameOf(stack, stack.userId(400));
+    // Held back while the changes are made, so one pass finds the whole backlog.
+    await stack.faults('identity', { routes: [CHANGES], errorRate: 1, errorStatus: 503 });
+    const base = Date.now() - 2_000;
+    for (let i = 0; i < 250; i++) await editBehindTheServer(stack, stack.userId(400 + i), { nickname: `backlog${i}`, updated_at: new Date(base + i).toISOString() });
+    const published = await metric(stack, 'gateway_changes_total{source="identity",via="pull"}');
+    await stack.faults('identity', {});
+    const before = calls(await stack.stats('identity'), CHANGES);
+    expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published >= 250, 4 * INTERVAL)).toBe(true);
+    // Pages of 100 from the overlap before the mark, then from the mark as it moves: not the overlap again each time.
+    expect(calls(await stack.stats('identity'), CHANGES) - before).toBeLessThanOrEqual(5);
+  });
+
+  it("a page refused past the vendor's paging limit (Auth0: 1,000 results) is a failed pass, not a vendor without the filter", async () => {
+    const stack = await stackWith();
+    const at = new Date(Date.now() - 1000).toISOString();
+    await stack.faults('identity', { maxResults: 100 });
+    const users = Array.from({ length: 150 }, (_, i) => stack.userId(700 + i));
+    for (const [i, u] of users.entries()) await editBehindTheServer(stack, u, { nickname: `capped${i}`, updated_at: at });
+    expect(await eventually(async () => (await metric(stack, 'gateway_change_feed_passes_total{source="identity",outcome="failed"}')) >= 1, 4 * INTERVAL)).toBe(true);
+    expect(stack.logs.filter((l) => l.includes('refused its change filter'))).toEqual([]);
+    expect(stack.logs.filter((l) => l.includes('Change feed of identity failed') && l.includes('paging limit'))).toHaveLength(1);
+    // Still polling: once the vendor lets it page on, every change is applied.
+    await stack.faults('identity', {});
+    expect(
+      await eventually(
+        async () =>
+          (await nameOf(stack, users[149]!)) !== null &&
+          (await stack.gql<AnyData>(`query($u: ID!) { user(id: $u) { nickname } }`, { u: users[149]! })).body.data!.user.nickname === 'capped149',
+        4 * INTERVAL,
+      ),
+    ).toBe(true);
+  });
+
   it('a failed pass is repeated: the mark moves only after the changes were applied', async () => {
     const stack = await stackWith();
     const user = stack.userId(71);

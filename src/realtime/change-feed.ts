@@ -133,12 +133,22 @@ export class ChangeFeedPoller {
     let mark = await this.readMark();
     let page = 0;
     let applied = 0;
+    // Once a pass, from the overlap before the mark; once the mark has moved, from the mark itself, so a backlog is
+    // read once, not its overlap again after every page.
+    let lookBack = overlapMs > 0;
     for (let n = 0; n < MAX_PAGES_PER_PASS; n++) {
       const deadline = Deadline.after(deadlineMs);
       const markMs = Date.parse(mark.at);
       let result;
       try {
-        result = await feed.pull!(client, overlapMs > 0 ? new Date(markMs - overlapMs).toISOString() : mark.at, page, deadline);
+        result = await feed.pull!(client, lookBack ? new Date(markMs - overlapMs).toISOString() : mark.at, page, deadline);
+      } catch (err) {
+        // Past the first page, a refusal is the vendor's paging limit (Auth0 pages through 1,000 results at most), not a
+        // filter it lacks: a failed pass, repeated, and polling goes on.
+        if (page > 0 && err instanceof SourceError && (err.status === 400 || err.status === 422)) {
+          throw new Error(`page ${page} of the changes was refused (${err.detail ?? err.message}): past the vendor's paging limit`, { cause: err });
+        }
+        throw err;
       } finally {
         deadline.dispose();
       }
@@ -151,7 +161,9 @@ export class ChangeFeedPoller {
       if (!result.more) break;
       // Moved on: the next page is the first after the new bound. Not moved (a page of one instant, or of changes
       // already applied): the next page of the same bound.
-      page = Date.parse(next.at) > markMs ? 0 : page + 1;
+      const moved = Date.parse(next.at) > markMs;
+      page = moved ? 0 : page + 1;
+      if (moved) lookBack = false;
       mark = next;
     }
     return applied;

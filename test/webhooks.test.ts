@@ -78,6 +78,7 @@ describe('POST /webhooks/<source>', () => {
     expect(await webhookCounts(stack)).toMatchObject({ accepted: 2, duplicate: 1, bad_signature: 2, bad_request: 3, unknown_source: 1 });
     // Nothing of why reached a response, only the log.
     expect(stack.logs.some((l) => l.includes('no signature matches'))).toBe(true);
+    expect(stack.logs.some((l) => /webhook-timestamp 60\d s behind our clock \(tolerance ±300 s\)/.test(l))).toBe(true);
   });
 
   it("an event invalidates that user's unread count and pages: fresh at once instead of after the TTL, and repeats or reordering change nothing", async () => {

@@ -26,7 +26,11 @@ export function verifyWebhook(headers: Record<string, string | string[] | undefi
   const signatures = one('webhook-signature');
   if (!id || !timestamp || !signatures || id.length > 256) return { ok: false, status: 400, reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, status: 400, reason: 'webhook-timestamp is not Unix seconds' };
-  if (Math.abs(nowSec - Number(timestamp)) > TOLERANCE_SEC) return { ok: false, status: 400, reason: 'webhook-timestamp outside the tolerance' };
+  const offsetSec = Math.round(Number(timestamp) - nowSec);
+  if (Math.abs(offsetSec) > TOLERANCE_SEC) {
+    // Says whose clock to look at: a vendor retrying hours-old events, or a clock (theirs or ours) that is off.
+    return { ok: false, status: 400, reason: `webhook-timestamp ${Math.abs(offsetSec)} s ${offsetSec < 0 ? 'behind' : 'ahead of'} our clock (tolerance ±${TOLERANCE_SEC} s)` };
+  }
   const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest();
   for (const candidate of signatures.split(' ')) {
     const [version, value] = candidate.split(',', 2);

@@ -105,6 +105,13 @@ export const faultProfileSchema = z
      */
     writeHoldMs: z.number().int().min(0).max(120_000).default(0),
     /**
+     * Notifications only: a notification created while this is set shows in
+     * the API's lists and unread counts this many ms later, while its webhook
+     * goes at once, as a vendor whose reads come from a replica behind its
+     * writes does.
+     */
+    readLagMs: z.number().int().min(0).max(600_000).default(0),
+    /**
      * The vendor's clock runs this many ms ahead of ours (behind, when
      * negative): its Date header and the instants its rate-limit headers name
      * (identity's x-ratelimit-reset, notifications' Retry-After HTTP-date) are

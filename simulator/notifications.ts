@@ -30,6 +30,9 @@ function render(n: StoredNotification) {
 export function notificationsApi(data: Dataset, token: string): UpstreamApi {
   const idempotency = new IdempotencyStore();
   const webhooks = new WebhookSender();
+  // The `readLagMs` fault: notifications made while it was set, by id, with when reads first show them.
+  const showsFrom = new Map<string, number>();
+  const hidden = (n: StoredNotification, now: number) => (showsFrom.get(n.id) ?? 0) > now;
 
   const list = (req: UpstreamRequest): Reply => {
     const userId = req.params[0]!;
@@ -41,7 +44,8 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
     const perPage = req.pageCap === null ? asked : Math.min(asked, req.pageCap);
     const unread = req.query.get('unread') === 'true';
     const i = data.indexOf(userId);
-    const all = i === undefined ? [] : data.notificationsOf(i);
+    const now = Date.now();
+    const all = i === undefined ? [] : showsFrom.size === 0 ? data.notificationsOf(i) : data.notificationsOf(i).filter((n) => !hidden(n, now));
     const matched = unread ? all.filter((n) => !n.read) : all;
     const items = matched.slice((page - 1) * perPage, page * perPage).map(render);
 
@@ -63,9 +67,10 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
     if (ids.length > MAX_IDS) return invalid(`at most ${MAX_IDS} user_ids`);
     req.recordBatch(ids.length);
     const counts: Record<string, number> = {};
+    const now = Date.now();
     for (const id of ids) {
       const i = data.indexOf(id);
-      counts[id] = i === undefined ? 0 : data.unreadCountOf(i);
+      counts[id] = i === undefined ? 0 : data.unreadCountOf(i) - (showsFrom.size === 0 ? 0 : data.notificationsOf(i).filter((n) => !n.read && hidden(n, now)).length);
     }
     return json(200, { counts });
   };
@@ -78,6 +83,9 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
       if (i === undefined) return json(404, { error: 'user_not_found' });
       const stored: StoredNotification = { id: randomUUID(), ...parsed.data, read: false, createdMs: Math.floor(Date.now() / 1000) * 1000 };
       data.changeableNotificationsOf(i).unshift(stored);
+      const now = Date.now();
+      for (const [id, at] of showsFrom) if (at <= now) showsFrom.delete(id);
+      if (req.readLagMs > 0) showsFrom.set(stored.id, now + req.readLagMs);
       webhooks.emit('notification.created', render(stored));
       return json(201, render(stored));
     });

@@ -33,6 +33,8 @@ export interface UpstreamRequest {
   searchLagMs: number;
   /** The `maxResults` fault: how many results a list pages through at most (null: all). */
   resultCap: number | null;
+  /** The `readLagMs` fault: how long after it is written a change shows in the API's reads (0: at once). */
+  readLagMs: number;
   /** The `writeHoldMs` fault: how long a keyed write holds its Idempotency-Key before it is written (0: none). */
   writeHoldMs: number;
 }
@@ -254,6 +256,7 @@ export class SimulatedUpstream {
       // The vendor's index, not a route, lags: the profile's own `routes` do not narrow it.
       searchLagMs: this.faults.searchLagMs,
       writeHoldMs: faults.writeHoldMs,
+      readLagMs: faults.readLagMs,
       resultCap: faults.maxResults,
     };
 
@@ -400,6 +403,7 @@ export class SimulatedUpstream {
         pageCap: null,
         searchLagMs: this.faults.searchLagMs,
         writeHoldMs: 0,
+        readLagMs: 0,
         resultCap: null,
       });
       return reply(answer.status, answer.body);

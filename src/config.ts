@@ -82,6 +82,8 @@ export interface Config {
   upstreams: UpstreamEndpoints | null;
   /** Per source that pushes events, its webhook signing secret (`whsec_…`); a source without one has no receiver. */
   webhookSecrets: Partial<Record<SourceName, string>>;
+  /** After a vendor event, its entries are dropped again and its re-read signals sent again this long after (0: once). */
+  webhookSettleMs: number;
   /** Per source with a change feed: how its changes are found, and how often they are pulled. */
   changeFeeds: Partial<Record<SourceName, ChangeFeedSettings>>;
 }
@@ -303,6 +305,11 @@ export const envSchema = z.object({
   SUBSCRIPTION_READ_WINDOW_MS: int(0, 1000)
     .default(50)
     .describe('what subscription events read again (an unread count) is collected this long and read as one batch: fewer vendor calls for a little latency'),
+  WEBHOOK_SETTLE_MS: int(0, 60_000)
+    .default(2000)
+    .describe(
+      "after a vendor's event drops the entries it changed, they are dropped again this long after and subscribers told again: a vendor may send the event before its own reads show the change (reads from a replica); `0`: once",
+    ),
   SOURCE_SUCCESS_RATE_WARN: num(0, 1).default(0.9).describe("log a source whose last minute's success rate falls below this (`0`: never)"),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000).describe('time in-flight requests get on SIGTERM before their connections are cut'),
   DELIVERY_MAX_ATTEMPTS: int(1, 100).default(10).describe('attempts per secondary delivery in all, the first included; then dead-lettered'),
@@ -480,6 +487,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookSecrets: Object.fromEntries(
       SOURCES.flatMap((d) => ('webhooks' in d && d.webhooks && e[d.webhooks.secretEnv] !== undefined ? [[d.name, String(e[d.webhooks.secretEnv])]] : [])),
     ),
+    webhookSettleMs: e.WEBHOOK_SETTLE_MS,
     changeFeeds: Object.fromEntries(
       SOURCES.flatMap((d) =>
         'changeFeed' in d && d.changeFeed

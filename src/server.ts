@@ -290,6 +290,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     logger,
     siblings: options.siblings ?? null,
     onOutcome: (source, outcome) => metrics.webhooks.labels(source, outcome).inc(),
+    settleMs: config.webhookSettleMs,
   });
   const cors = corsHeaders(ops.corsOrigins);
   const cachedResponses = responses

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, eventually, wsClient } from './helpers/live-client.js';
 import { ScriptedUpstream } from './helpers/scripted-upstream.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { stackPool, type Stack } from './helpers/stack.js';
@@ -121,6 +122,34 @@ describe('POST /webhooks/<source>', () => {
     await expect
       .poll(async () => (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 2000 })
       .toBe(before.unreadNotificationCount + 1);
+  });
+
+  it('a vendor that sends its event before its own reads show the change: subscribers get the new count once it settles, the cache too', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(44);
+    const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount as number;
+    const client = wsClient(stack, await stack.token({ sub: user, admin: false }));
+    try {
+      const sub = collect(client, `subscription($u: ID!) { unreadCount(userId: $u) }`, { u: user });
+      await new Promise((r) => setTimeout(r, 100));
+      // Made while the vendor's reads lag its writes by 1 s; its event is sent at once.
+      await stack.faults('notifications', { readLagMs: 1_000 });
+      const made = await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+        body: JSON.stringify({ user, title: 'early event', body: 'b', channel: 'push' }),
+      });
+      expect(made.status).toBe(201);
+      await stack.faults('notifications', {});
+      expect((await post(stack, created(user))).status).toBe(202);
+      const last = () => (sub.events.at(-1) as AnyData | undefined)?.data?.unreadCount as number | undefined;
+      // Read on the event, the count is still the old one; read again once settled (WEBHOOK_SETTLE_MS, 2 s), the new.
+      expect(await eventually(() => last() === before + 1, 4_000)).toBe(true);
+      expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount).toBe(before + 1);
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
   });
 
   it("an event type the contract does not name, about a user, still drops that user's entries (what it changed is not known)", async () => {

@@ -91,9 +91,10 @@ export interface SourceWebhooks {
   secretEnv: string;
   /**
    * null: an event of a kind this server does not act on (accepted and ignored).
-   * `published`: what subscribers hear of it (topic, the user it concerns, the payload as our entity).
+   * `published`: what subscribers hear of it (topic, the user it concerns, the payload as our entity);
+   * `again`: a signal to read again, sent once more when the entries are dropped again (WEBHOOK_SETTLE_MS).
    */
-  changes(event: unknown): { entities: string[]; groups: string[]; published?: { topic: string; key: string; payload: unknown }[] } | null;
+  changes(event: unknown): { entities: string[]; groups: string[]; published?: { topic: string; key: string; payload: unknown; again?: boolean }[] } | null;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface WebhookReceiverOptions {
   siblings?: Siblings | null;
   /** Each request's outcome, for metrics. */
   onOutcome?: (source: string, outcome: WebhookOutcome) => void;
+  /** What an event dropped is dropped again this long after, its re-read signals sent again (WEBHOOK_SETTLE_MS; 0: once). */
+  settleMs?: number;
 }
 
 export interface WebhookReceiver {
@@ -52,13 +54,32 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   }
   if (receivers.size > 0) logger.info({ sources: [...receivers.keys()] }, `Webhooks received at POST /webhooks/<source> for ${[...receivers.keys()].join(', ')}`);
 
+  const settling = new Set<NodeJS.Timeout>();
+  type Changed = NonNullable<ReturnType<SourceWebhooks['changes']>>;
+  const drop = (changed: Changed) => Promise.all(changed.entities.map((entity) => options.caches.entity(entity).invalidate(changed.groups)));
+  // A vendor may send its event before its own reads show the change (reads from a replica): a read made on the event
+  // can cache, and tell subscribers, what was there before. Dropped again, and told again, once that has settled.
+  const settle = (changed: Changed) => {
+    const timer = setTimeout(() => {
+      settling.delete(timer);
+      drop(changed).then(
+        () => {
+          for (const p of changed.published ?? []) if (p.again) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
+        },
+        (err: unknown) => logger.warn({ err: (err as Error).message }, 'Dropping the entries of a webhook event again failed; they expire by TTL'),
+      );
+    }, options.settleMs);
+    timer.unref();
+    settling.add(timer);
+  };
   const process = async (event: InboundEvent) => {
     const receiver = receivers.get(event.source);
     const changed = receiver?.webhooks.changes(event.body);
     if (!changed) return;
-    await Promise.all(changed.entities.map((entity) => options.caches.entity(entity).invalidate(changed.groups)));
+    await drop(changed);
     // After the invalidation: a subscriber that reads again gets the new data.
     for (const p of changed.published ?? []) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
+    if ((options.settleMs ?? 0) > 0) settle(changed);
   };
   const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger, options.siblings ?? null) : null;
 
@@ -96,6 +117,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       );
     },
     close: async () => {
+      for (const timer of settling) clearTimeout(timer);
+      settling.clear();
       await inbox?.close();
     },
   };

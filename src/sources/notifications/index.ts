@@ -47,7 +47,8 @@ export const notifications = defineSource({
       const user = parsed.data.data.user;
       // A created notification and a read one change the same things: that user's pages and count. So may a type
       // added since (a deleted one): what it changed is not known, so the same is dropped rather than kept stale.
-      const published: { topic: string; key: string; payload: unknown }[] = [{ topic: 'unreadCountChanged', key: user, payload: true }];
+      // The count is read again by its subscribers: once more after the entries settle (the vendor's reads may lag its event).
+      const published: { topic: string; key: string; payload: unknown; again?: boolean }[] = [{ topic: 'unreadCountChanged', key: user, payload: true, again: true }];
       if (parsed.data.type === 'notification.created') {
         // The raw event's data (the parse above kept only its user).
         const added = notification.safeParse((event as { data: unknown }).data);

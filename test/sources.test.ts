@@ -410,6 +410,14 @@ describe('bad upstream data and statuses become typed errors', () => {
     expect(e.message).not.toContain('oops');
   });
 
+  it('an API that moved (308 with a Location): not followed, SOURCE_BAD_RESPONSE whose detail says where it went', async () => {
+    vendor.script = () => ({ status: 308, headers: { location: 'https://api2.vendor.example/v1/unread-counts?user_ids=a' }, body: {} });
+    const e = await sourceError(sources.notifications.unreadCounts(['a']));
+    expect({ code: e.code, retryable: e.retryable, status: e.status }).toEqual({ code: 'SOURCE_BAD_RESPONSE', retryable: false, status: 308 });
+    expect(e.detail).toBe('GET /v1/unread-counts answered 308, moved to https://api2.vendor.example/v1/unread-counts?user_ids=a (redirects are not followed)');
+    expect(vendor.seen).toHaveLength(1);
+  });
+
   it('429: SOURCE_RATE_LIMITED with its Retry-After, and every call to the vendor waits out the pause, not sent early', async () => {
     const fresh = sourcesAt(vendor.url, { NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '1' });
     try {

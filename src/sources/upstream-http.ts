@@ -151,6 +151,19 @@ export function errorForStatus(source: SourceName, res: UpstreamExchange, route:
   if (status >= 500) {
     return new SourceError({ code: 'SOURCE_UNAVAILABLE', source, retryable: true, status, detail, retryAfterMs: retryAfterMs(res.headers) });
   }
+  if (status >= 300 && status < 400) {
+    // An API that moved: the operator points <SOURCE>_URL at the new place. Followed, a redirect could take the
+    // credentials to another host.
+    const location = res.headers['location'];
+    const where = (Array.isArray(location) ? location[0] : location)?.slice(0, 200);
+    return new SourceError({
+      code: 'SOURCE_BAD_RESPONSE',
+      source,
+      retryable: false,
+      status,
+      detail: `${detail}${where ? `, moved to ${where}` : ''} (redirects are not followed)`,
+    });
+  }
   // Any other 4xx: the upstream refused what we sent; retrying will not help.
   return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source, retryable: false, status, detail });
 }

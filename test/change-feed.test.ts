@@ -16,6 +16,8 @@ const INTERVAL = 300;
 const CHANGES = 'GET /api/v2/users?q=updated_at';
 const NAME = `query($u: ID!) { user(id: $u) { name } }`;
 const UPDATED = `subscription($u: ID!) { userUpdated(userId: $u) { id name nickname } }`;
+/** The metric line of changes applied from identity's pulls. */
+const PULLED = 'gateway_changes_total{source="identity",via="pull"}';
 
 const stackWith = stackPool((o) => ({
   cache: { enabled: true },
@@ -78,11 +80,11 @@ describe('change feed: identity pulled after a high-water mark', () => {
     const at = new Date(Date.now() - 1000).toISOString();
     const users = Array.from({ length: 150 }, (_, i) => stack.userId(200 + i));
     for (const u of [users[0]!, users[99]!, users[149]!]) await nameOf(stack, u);
-    const published = await metric(stack, 'gateway_changes_total{source="identity",via="pull"}');
+    const published = await metric(stack, PULLED);
     for (const [i, u] of users.entries()) await editBehindTheServer(stack, u, { nickname: `bulk${i}`, updated_at: at });
-    expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published >= 150, 4 * INTERVAL)).toBe(true);
+    expect(await eventually(async () => (await metric(stack, PULLED)) - published >= 150, 4 * INTERVAL)).toBe(true);
     await new Promise((r) => setTimeout(r, 3 * INTERVAL));
-    expect((await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published).toBe(150);
+    expect((await metric(stack, PULLED)) - published).toBe(150);
     for (const [i, u] of [users[0]!, users[99]!, users[149]!].entries()) {
       const nickname = (await stack.gql<AnyData>(`query($u: ID!) { user(id: $u) { nickname } }`, { u })).body.data!.user.nickname;
       expect(nickname).toBe(`bulk${[0, 99, 149][i]}`);
@@ -127,12 +129,12 @@ describe('change feed: identity pulled after a high-water mark', () => {
     try {
       const sub = collect(client, UPDATED, { u: users[0]! });
       await new Promise((r) => setTimeout(r, 100));
-      const published = await metric(stack, 'gateway_changes_total{source="identity",via="pull"}');
+      const published = await metric(stack, PULLED);
       await stack.faults('identity', { jumbleLists: true, routes: [CHANGES] });
       for (const [i, u] of users.entries()) await editBehindTheServer(stack, u, { nickname: `twice${i}` });
-      expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published >= 3, 4 * INTERVAL)).toBe(true);
+      expect(await eventually(async () => (await metric(stack, PULLED)) - published >= 3, 4 * INTERVAL)).toBe(true);
       await new Promise((r) => setTimeout(r, 3 * INTERVAL));
-      expect((await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published).toBe(3);
+      expect((await metric(stack, PULLED)) - published).toBe(3);
       expect(sub.events).toHaveLength(1);
       sub.stop();
     } finally {
@@ -147,10 +149,10 @@ describe('change feed: identity pulled after a high-water mark', () => {
     await stack.faults('identity', { routes: [CHANGES], errorRate: 1, errorStatus: 503 });
     const base = Date.now() - 2_000;
     for (let i = 0; i < 250; i++) await editBehindTheServer(stack, stack.userId(400 + i), { nickname: `backlog${i}`, updated_at: new Date(base + i).toISOString() });
-    const published = await metric(stack, 'gateway_changes_total{source="identity",via="pull"}');
+    const published = await metric(stack, PULLED);
     await stack.faults('identity', {});
     const before = calls(await stack.stats('identity'), CHANGES);
-    expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="pull"}')) - published >= 250, 4 * INTERVAL)).toBe(true);
+    expect(await eventually(async () => (await metric(stack, PULLED)) - published >= 250, 4 * INTERVAL)).toBe(true);
     // Pages of 100 from the overlap before the mark, then from the mark as it moves: not the overlap again each time.
     expect(calls(await stack.stats('identity'), CHANGES) - before).toBeLessThanOrEqual(5);
   });

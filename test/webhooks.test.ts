@@ -32,6 +32,15 @@ function post(stack: Stack, payload: unknown, opts: { id?: string; at?: Date; si
   });
 }
 
+/** A notification made at the vendor itself, behind the server's back (the vendor sends its event when configured to). */
+function makeAtVendor(stack: Stack, user: string, fields: { title: string; body: string; channel: string }): Promise<Response> {
+  return fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+    body: JSON.stringify({ user, ...fields }),
+  });
+}
+
 const created = (user: string) => ({
   type: 'notification.created',
   timestamp: new Date().toISOString(),
@@ -87,12 +96,7 @@ describe('POST /webhooks/<source>', () => {
     const user = stack.userId(41);
     const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user;
     // A notification made behind the server's back: cached, the count is stale for the TTL (10 s).
-    const vendor = stack.upstreams.notifications.url;
-    const made = await fetch(`${vendor}/v1/notifications`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-      body: JSON.stringify({ user, title: 'hello', body: 'world', channel: 'push' }),
-    });
+    const made = await makeAtVendor(stack, user, { title: 'hello', body: 'world', channel: 'push' });
     expect(made.status).toBe(201);
     expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user).toEqual(before);
     // The vendor's event: read and delivered twice, and an older one after it.
@@ -112,11 +116,7 @@ describe('POST /webhooks/<source>', () => {
     const stack = await stackWith();
     const user = stack.userId(43);
     const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user;
-    const made = await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-      body: JSON.stringify({ user, title: 'hello', body: 'world', channel: 'push' }),
-    });
+    const made = await makeAtVendor(stack, user, { title: 'hello', body: 'world', channel: 'push' });
     expect(made.status).toBe(201);
     expect((await post(stack, created(user), { byteOrderMark: true })).status).toBe(202);
     await expect
@@ -134,11 +134,7 @@ describe('POST /webhooks/<source>', () => {
       await new Promise((r) => setTimeout(r, 100));
       // Made while the vendor's reads lag its writes by 1 s; its event is sent at once.
       await stack.faults('notifications', { readLagMs: 1_000 });
-      const made = await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-        body: JSON.stringify({ user, title: 'early event', body: 'b', channel: 'push' }),
-      });
+      const made = await makeAtVendor(stack, user, { title: 'early event', body: 'b', channel: 'push' });
       expect(made.status).toBe(201);
       await stack.faults('notifications', {});
       expect((await post(stack, created(user))).status).toBe(202);
@@ -156,11 +152,7 @@ describe('POST /webhooks/<source>', () => {
     const stack = await stackWith();
     const user = stack.userId(42);
     const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user;
-    const made = await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-      body: JSON.stringify({ user, title: 'hello', body: 'world', channel: 'push' }),
-    });
+    const made = await makeAtVendor(stack, user, { title: 'hello', body: 'world', channel: 'push' });
     expect(made.status).toBe(201);
     expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user).toEqual(before);
     expect((await post(stack, { type: 'notification.archived', timestamp: new Date().toISOString(), data: { user, ids: [] } })).status).toBe(202);
@@ -209,11 +201,7 @@ describe('POST /webhooks/<source>', () => {
       // Into the server itself, twice each: the server takes the first and recognises the second.
       answers = [];
       expect((await admin({ url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, retryDelaysMs: [50], duplicateRate: 1 })).status).toBe(200);
-      await fetch(`${stack.upstreams.notifications.url}/v1/notifications`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-        body: JSON.stringify({ user, title: 'twice', body: 'b', channel: 'email' }),
-      });
+      await makeAtVendor(stack, user, { title: 'twice', body: 'b', channel: 'email' });
       await expect.poll(async () => (await webhookCounts(stack)).duplicate ?? 0, { timeout: 2000 }).toBe(1);
       expect((await webhookCounts(stack)).accepted).toBe(1);
     } finally {
@@ -235,11 +223,7 @@ describeWithRedis('webhooks across instances, through Redis', () => {
     await expect.poll(() => a.gateway.redis!.available && b.gateway.redis!.available).toBe(true);
     const user = a.userId(43);
     const before = (await b.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount as number;
-    await fetch(`${a.upstreams.notifications.url}/v1/notifications`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${a.upstreams.credentials.notificationsToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
-      body: JSON.stringify({ user, title: 'x', body: 'y', channel: 'push' }),
-    });
+    await makeAtVendor(a, user, { title: 'x', body: 'y', channel: 'push' });
     const event = created(user);
     const id = `msg_${randomUUID()}`;
     expect(await (await post(a, event, { id })).json()).toEqual({ accepted: true });

@@ -118,11 +118,19 @@ async function decoded(call: UpstreamCall, body: Buffer, header: string | string
       throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the ${coding} answer does not decode`, cause: error });
     }
   }
-  return utf8.decode(out);
+  return vendorText(out);
 }
 
-/** UTF-8 as undici reads a plain body: a leading byte order mark dropped (RFC 8259 §8.1 lets a parser ignore it). */
 const utf8 = new TextDecoder();
+
+/**
+ * A vendor's bytes as text, as undici reads a plain body: UTF-8, a leading
+ * byte order mark dropped (RFC 8259 §8.1 lets a parser ignore it). For a body
+ * decoded here and for a webhook's, whose signature covered the raw bytes.
+ */
+export function vendorText(bytes: Uint8Array): string {
+  return utf8.decode(bytes);
+}
 
 /**
  * The error for a non-2xx answer. 404s are the caller's to interpret before

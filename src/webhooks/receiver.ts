@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
 import type { Caches } from '../sources/caches.js';
 import type { AnySourceDefinition, SourceWebhooks } from '../sources/define-source.js';
+import { vendorText } from '../sources/upstream-http.js';
 import type { LiveEvents, LiveTopic } from '../realtime/live-events.js';
 import type { Siblings } from '../siblings.js';
 import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
@@ -32,9 +33,6 @@ export interface WebhookReceiver {
   handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void;
   close(): Promise<void>;
 }
-
-/** UTF-8 with a leading byte order mark dropped (RFC 8259 lets a parser ignore it; the signature covered the raw bytes). */
-const utf8 = new TextDecoder();
 
 /**
  * Vendors' events in: `POST /webhooks/<source>`. The signature is checked over
@@ -103,7 +101,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       }
       let parsed: unknown;
       try {
-        parsed = JSON.parse(utf8.decode(body));
+        parsed = JSON.parse(vendorText(body));
       } catch {
         return answer(res, source, 'bad_request', 400, { error: 'bad request' });
       }

@@ -119,6 +119,13 @@ export const faultProfileSchema = z
      */
     clockSkewMs: z.number().int().min(-86_400_000).max(86_400_000).default(0),
     /**
+     * A 429's delta-seconds Retry-After (analytics', audit's) says the time
+     * left in the window to a tenth of a second ("0.4", "1.0"), as vendors
+     * that count in ms write it (Shopify's REST API sends "2.0"). RFC 9110
+     * has whole seconds only.
+     */
+    retryAfterFraction: z.boolean().default(false),
+    /**
      * Response headers replaced (a string) or dropped (null) on every answer,
      * after the API has set its own: `{"link": "<broken", "x-total-count": null}`.
      * Header names are lower case.

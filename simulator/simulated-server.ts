@@ -294,6 +294,11 @@ export class SimulatedUpstream {
     }
     this.api.decorate?.(reply, window);
     if (skewMs !== 0) reply = { ...reply, headers: { ...reply.headers, date: new Date(Date.now() + skewMs).toUTCString() } };
+    if (faults.retryAfterFraction && reply.status === 429 && /^\d+$/.test(reply.headers?.['retry-after'] ?? '')) {
+      // Rounded up, so a client that waits what it says never comes before the reset.
+      const left = Math.ceil((window.resetSec * 1000 - (now + skewMs)) / 100) / 10;
+      reply = { ...reply, headers: { ...reply.headers, 'retry-after': left.toFixed(1) } };
+    }
     if (Object.keys(faults.headers).length > 0) reply = { ...reply, headers: withHeaderFaults(reply.headers ?? {}, faults.headers) };
     if (reply.status === 429) this.stats.throttledUntil(routeName, rawUrl, Date.now(), window.resetSec * 1000 - skewMs);
     this.send(res, routeName, reply);

@@ -44,7 +44,12 @@ describe('reading vendor records fast, with the same results', () => {
         expect(isoFromDateString.parse(input), input).toBe('2024-01-02T03:04:05.000Z');
       }
       expect(isoFromDateString.parse('2024-01-02')).toBe('2024-01-02T00:00:00.000Z');
-      expect(isoFromDateString.safeParse('yesterday').success).toBe(false);
+      // RFC 5322's forms, a zoneless one read as UTC.
+      for (const input of ['Tue, 2 Jan 2024 03:04:05 +0000', '2 Jan 2024 08:34:05 +0530', 'Tue, 02 Jan 2024 03:04:05 UTC', 'Tue, 02 Jan 2024 03:04:05']) {
+        expect(isoFromDateString.parse(input), input).toBe('2024-01-02T03:04:05.000Z');
+      }
+      // Not dates, though V8's Date.parse reads each as a day in 2000 or 2001.
+      for (const bad of ['yesterday', '12', '1.5', '0.4', 'Mon, 1', '-1']) expect(isoFromDateString.safeParse(bad).success, bad).toBe(false);
     } finally {
       if (tz === undefined) delete process.env.TZ;
       else process.env.TZ = tz;

@@ -58,6 +58,11 @@ describe('rate-limit headers', () => {
     // A pause of a day is not believed.
     expect(retryAfterMs({ 'retry-after': '86400' }, now)).toBe(5 * 60_000);
     expect(retryAfterMs({ 'retry-after': 'later' }, now)).toBeUndefined();
+    // A fraction, as vendors counting in ms write it; and numbers V8's Date.parse would take for days in 2000 and 2001.
+    expect(retryAfterMs({ 'retry-after': '1.5' }, now)).toBe(1500);
+    expect(retryAfterMs({ 'retry-after': '2.0' }, now)).toBe(2000);
+    expect(retryAfterMs({ 'retry-after': '-1' }, now)).toBeUndefined();
+    expect(retryAfterMs({ 'retry-after': 'Mon, 1' }, now)).toBeUndefined();
   });
 
   it("instants are read on the vendor's clock when its Date header is more than 2 s off ours", () => {

@@ -68,7 +68,8 @@ const clamp = (ms: number) => Math.min(MAX_PAUSE_MS, Math.max(0, Math.ceil(ms)))
 export function retryAfterMs(headers: Headers, nowMs?: number): number | undefined {
   const retryAfter = first(headers['retry-after']);
   if (retryAfter) {
-    if (/^\d+$/.test(retryAfter)) return clamp(Number(retryAfter) * 1000);
+    // RFC 9110 has whole seconds; some vendors send a fraction ("2.0", "0.5"), which means what it says.
+    if (/^\d+(\.\d+)?$/.test(retryAfter)) return clamp(Number(retryAfter) * 1000);
     const at = parseVendorDate(retryAfter);
     if (!Number.isNaN(at)) return clamp(at - (nowMs ?? vendorNow(headers)));
   }

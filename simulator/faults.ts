@@ -76,6 +76,12 @@ export const faultProfileSchema = z
     maxBodyBytes: z.number().int().min(1).nullable().default(null),
     /** Successful bodies start with a UTF-8 byte order mark, as some vendors' frameworks write it (RFC 8259 §8.1 lets a parser ignore it). */
     byteOrderMark: z.boolean().default(false),
+    /**
+     * Analytics' events: the first event of each page carries a property
+     * nested this many levels deep. Event properties are whatever a client
+     * SDK sent, so an end user can put anything there; 0 is off.
+     */
+    deepProperties: z.number().int().min(0).max(1_000_000).default(0),
     /** Successful bodies compressed this way and sent with Content-Encoding, though the client never asked (as CDNs and some vendors do). */
     contentEncoding: z.enum(['gzip', 'deflate', 'br']).nullable().default(null),
     /**

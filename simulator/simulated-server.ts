@@ -288,6 +288,7 @@ export class SimulatedUpstream {
         reply = malformed(reply, faults.malformedKind);
       }
       if (reply.status < 300 && faults.padBodyBytes > 0) reply = { ...reply, padTo: faults.padBodyBytes };
+      if (reply.status < 300 && faults.deepProperties > 0) reply = withDeepProperty(reply, faults.deepProperties);
       if (reply.status < 300 && faults.byteOrderMark) reply = { ...reply, bom: true };
       if (reply.status < 300 && faults.contentEncoding !== null) reply = { ...reply, encoding: faults.contentEncoding };
       if (reply.status < 300 && faults.down === 'stall') reply = { ...reply, stall: true };
@@ -485,6 +486,23 @@ function withJsonBody(reply: Reply, transform: (body: unknown) => unknown): Repl
     return reply;
   }
   return { ...reply, body: transform(body), rawBody: undefined };
+}
+
+/** The `deepProperties` fault: the first item of `data` with `properties` gets one nested `depth` deep (written as text: JSON.stringify cannot). */
+function withDeepProperty(reply: Reply, depth: number): Reply {
+  const MARK = '"__deep_property__"';
+  let marked = false;
+  const withMark = withJsonBody(reply, (body) => {
+    const data = (body as { data?: unknown }).data;
+    const item: unknown = Array.isArray(data) ? data[0] : undefined;
+    if (typeof item !== 'object' || item === null || !('properties' in item)) return body;
+    marked = true;
+    // Copies: the items are the dataset's own.
+    return { ...(body as object), data: [{ ...item, properties: { nested: JSON.parse(MARK) as unknown } }, ...(data as unknown[]).slice(1)] };
+  });
+  if (!marked) return reply;
+  const text = JSON.stringify(withMark.body).replace(MARK, `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`);
+  return { ...withMark, body: undefined, rawBody: text };
 }
 
 /** The drift faults applied to a successful answer. */

@@ -120,6 +120,34 @@ describe('schema drift', () => {
     expect(driftOf(drift, 'notifications')).toContainEqual(expect.objectContaining({ endpoint: 'GET /v1/users/:id/notifications', path: 'header X-Total-Count' }));
   });
 
+  it("an event's properties nested 6,000 levels deep (an end user's data): that event's read {}, the rest of the answer stands, one warn line", async () => {
+    const EVENTS = `query($id: ID!) { user(id: $id) { name events(first: 3) { edges { node { id properties } } } } }`;
+    const depthOf = (value: unknown): number => (typeof value === 'object' && value !== null ? 1 + Math.max(0, ...Object.values(value).map(depthOf)) : 0);
+    // 64 levels in all (the properties object and the 63 under its `nested`) are served whole.
+    await stack.faults('analytics', { deepProperties: 63 });
+    const within = await stack.gql<AnyData>(EVENTS, { id: stack.userId(17) });
+    expect(depthOf(within.body.data!.user.events.edges[0].node.properties)).toBe(64);
+
+    await stack.faults('analytics', { deepProperties: 6000 });
+    const logsBefore = stack.logs.length;
+    const res = await stack.gql<AnyData>(EVENTS, { id: stack.userId(18) });
+    // JSON.stringify threw on it: the whole answer was INTERNAL_SERVER_ERROR, with two stacks at error level.
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.user.name).toBe(stack.upstreams.dataset.users[18]!.name);
+    const [first, ...rest] = res.body.data!.user.events.edges.map((e: AnyData) => e.node.properties);
+    expect(first).toEqual({});
+    expect(rest.map((p: AnyData) => Object.keys(p).length > 0)).toEqual([true, true]);
+    const lines = stack.logs.slice(logsBefore);
+    expect(lines.filter((l) => l.includes('"level":50'))).toEqual([]);
+    const warned = lines.filter((l) => l.includes('"level":40') && l.includes('"source":"analytics"'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain('data[].properties');
+    const drift = driftOf((await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!, 'analytics');
+    expect(drift).toContainEqual(
+      expect.objectContaining({ endpoint: 'GET /v1/users/:id/events', kind: 'TYPE_CHANGED', path: 'data[].properties', expectedType: 'JSON nested at most 64 levels' }),
+    );
+  });
+
   it('a bulk answer whose keys are spelled another way (URL-encoded): they read as 0, and the omission shows as drift', async () => {
     const ids = [stack.userId(15), stack.userId(16)];
     const encoded = (id: string) => encodeURIComponent(id);

@@ -269,6 +269,15 @@ export class DriftRecorder {
     this.record(endpoint, { kind: 'missing', path, seenType: 'absent', expectedType }, now);
   }
 
+  /**
+   * A free-form value (event properties) nested deeper than `maxDepth`, as a
+   * `type_changed` drift at `path`: no response could carry it, so it was
+   * left out.
+   */
+  tooDeep(endpoint: string, path: string, maxDepth: number, now = Date.now()): void {
+    this.record(endpoint, { kind: 'type_changed', path, seenType: 'object', expectedType: `JSON nested at most ${maxDepth} levels` }, now);
+  }
+
   private record(endpoint: string, finding: DriftFinding, now: number): void {
     let key = `${endpoint} ${finding.kind} ${finding.path}`;
     let record = this.records.get(key);

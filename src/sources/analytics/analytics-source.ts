@@ -4,13 +4,20 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
-import { count, isIntCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
+import { count, isIntCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, nestsDeeperThan, optional, readableItems } from '../normalize.js';
 import { ChunkSize, leavesOut, lookupInChunks, unreadableIds } from '../paging.js';
 import { CompactMetrics, type VendorSeriesPoint } from './compact-metrics.js';
 
 /** Analytics: API key, Unix seconds and milliseconds, a bulk metrics query, cursor-paged events. */
 const MAX_IDS_PER_QUERY = 100;
 export const MAX_EVENTS_PER_CALL = 200;
+/**
+ * Event properties are whatever the vendor's client SDK was sent, so an end
+ * user can nest them any depth. Past this, an event's properties are served
+ * as `{}` and noted as drift: at a few thousand levels JSON.stringify throws,
+ * and the whole response that held them was an internal error.
+ */
+export const MAX_PROPERTY_DEPTH = 64;
 
 type SeriesPoint = VendorSeriesPoint;
 
@@ -116,6 +123,16 @@ export class AnalyticsSource extends HttpSource {
       deadline,
     });
     if (!res) return null;
-    return { events: res.body.data.map((e) => ({ id: e.id, type: e.type, occurredAt: e.ts, properties: e.properties ?? {} })), nextCursor: res.body.next_cursor ?? null };
+    return {
+      events: res.body.data.map((e) => ({ id: e.id, type: e.type, occurredAt: e.ts, properties: this.servableProperties(e.properties) })),
+      nextCursor: res.body.next_cursor ?? null,
+    };
+  }
+
+  private servableProperties(properties: Record<string, unknown> | null | undefined): Record<string, unknown> {
+    if (!properties) return {};
+    if (!nestsDeeperThan(properties, MAX_PROPERTY_DEPTH)) return properties;
+    this.drift.tooDeep('GET /v1/users/:id/events', 'data[].properties', MAX_PROPERTY_DEPTH);
+    return {};
   }
 }

@@ -104,6 +104,12 @@ export const faultProfileSchema = z
      */
     maxResults: z.number().int().min(1).nullable().default(null),
     /**
+     * Identity only: its lists ignore `sort` and come in creation order, as a
+     * vendor whose search drops a parameter it does not know (or a proxy that
+     * strips it) does. The changed-users list is then not oldest change first.
+     */
+    ignoreSort: z.boolean().default(false),
+    /**
      * Writes with an Idempotency-Key (notifications' and audit's POSTs) hold
      * their key this many ms before they are written, as a vendor still
      * processing them does; the same key meanwhile is answered 409

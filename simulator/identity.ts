@@ -187,7 +187,14 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
               .map((i) => data.users[i]!)
           : data.users.filter((u) => wanted.has(u.email));
     }
-    if (sort !== null) {
+    if (req.ignoreSort) {
+      // The vendor's own order: creation (which the whole list and an id search are in already).
+      if (matched !== data.users)
+        matched = matched
+          .map((user) => ({ user, i: data.indexOf(user.user_id) ?? 0 }))
+          .sort((a, b) => a.i - b.i)
+          .map((m) => m.user);
+    } else if (sort !== null) {
       const [field, direction] = sort.split(':') as ['created_at' | 'updated_at', string];
       const sign = direction === '1' ? 1 : -1;
       if (field === 'created_at') {

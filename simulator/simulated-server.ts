@@ -33,6 +33,8 @@ export interface UpstreamRequest {
   searchLagMs: number;
   /** The `maxResults` fault: how many results a list pages through at most (null: all). */
   resultCap: number | null;
+  /** The `ignoreSort` fault: lists come in the vendor's own order whatever `sort` asks. */
+  ignoreSort: boolean;
   /** The `readLagMs` fault: how long after it is written a change shows in the API's reads (0: at once). */
   readLagMs: number;
   /** The `writeHoldMs` fault: how long a keyed write holds its Idempotency-Key before it is written (0: none). */
@@ -258,6 +260,7 @@ export class SimulatedUpstream {
       writeHoldMs: faults.writeHoldMs,
       readLagMs: faults.readLagMs,
       resultCap: faults.maxResults,
+      ignoreSort: faults.ignoreSort,
     };
 
     let reply: Reply;
@@ -411,6 +414,7 @@ export class SimulatedUpstream {
         writeHoldMs: 0,
         readLagMs: 0,
         resultCap: null,
+        ignoreSort: false,
       });
       return reply(answer.status, answer.body);
     }

@@ -157,6 +157,26 @@ describe('change feed: identity pulled after a high-water mark', () => {
     expect(calls(await stack.stats('identity'), CHANGES) - before).toBeLessThanOrEqual(5);
   });
 
+  it('a vendor that ignores sort (creation order, newest change first here): every change of a three-page backlog applied, once, one warn line', async () => {
+    const stack = await stackWith();
+    await nameOf(stack, stack.userId(500));
+    await stack.faults('identity', { routes: [CHANGES], errorRate: 1, errorStatus: 503 });
+    // The first created changed last: page 0 in creation order holds the latest changes, pages 1 and 2 the earlier ones,
+    // 150 ms apart, so they span more than the 10 s overlap a pass looks back (within it, the next pass found them).
+    const base = Date.now() - 45_000;
+    for (let i = 0; i < 250; i++) {
+      await editBehindTheServer(stack, stack.userId(500 + i), { nickname: `unsorted${i}`, updated_at: new Date(base + (249 - i) * 150).toISOString() });
+    }
+    const published = await metric(stack, PULLED);
+    await stack.faults('identity', { ignoreSort: true });
+    // Read as sorted, page 0 moved the mark past every change on pages 1 and 2: 150 never applied.
+    expect(await eventually(async () => (await metric(stack, PULLED)) - published >= 250, 6 * INTERVAL)).toBe(true);
+    // Listed again within the overlap on each pass: skipped.
+    await new Promise((r) => setTimeout(r, 3 * INTERVAL));
+    expect((await metric(stack, PULLED)) - published).toBe(250);
+    expect(stack.logs.filter((l) => l.includes('"level":40') && l.includes('not oldest change first'))).toHaveLength(1);
+  });
+
   it("a page refused past the vendor's paging limit (Auth0: 1,000 results) is a failed pass, not a vendor without the filter", async () => {
     const stack = await stackWith();
     const at = new Date(Date.now() - 1000).toISOString();

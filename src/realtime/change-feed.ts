@@ -26,6 +26,12 @@ export interface HighWaterMark {
 
 /** At most this many pages a pass; a backlog larger than that is worked through over the next passes. */
 const MAX_PAGES_PER_PASS = 10;
+/**
+ * The same for a vendor whose list is not in change order: its mark can move
+ * only once every page from one bound was read, so a pass reads further (a
+ * backlog past it is read again from the start next pass, never skipped).
+ */
+const MAX_PAGES_PER_UNSORTED_PASS = 100;
 /** With no mark yet (a first start), changes from this far back are picked up: a vendor's clock may run behind ours. */
 const FIRST_MARK_LOOKBACK_MS = 60_000;
 /** Changes a mark remembers at most: past it (thousands of changes within one overlap) the oldest are forgotten and, listed again, applied again. */
@@ -66,6 +72,8 @@ export class ChangeFeedPoller {
   /** The mark when Redis is not configured or not reachable. */
   private localMark: HighWaterMark | null = null;
   private failing = false;
+  /** The vendor listed a page with more after it not oldest change first (it ignores `sort`): from then on, a pass holds its bound. */
+  private unsorted = false;
 
   constructor(private readonly options: ChangeFeedOptions) {
     this.lock = new PollerLock(options.redis, `changes:${options.source}:poller`, Math.max(3 * options.settings.intervalMs, 2_000));
@@ -136,12 +144,14 @@ export class ChangeFeedPoller {
     // Once a pass, from the overlap before the mark; once the mark has moved, from the mark itself, so a backlog is
     // read once, not its overlap again after every page.
     let lookBack = overlapMs > 0;
-    for (let n = 0; n < MAX_PAGES_PER_PASS; n++) {
+    // Where the pages are read from. In change order, it follows the mark; otherwise it holds for the pass (see below).
+    let bound = mark.at;
+    for (let n = 0; n < (this.unsorted ? MAX_PAGES_PER_UNSORTED_PASS : MAX_PAGES_PER_PASS); n++) {
       const deadline = Deadline.after(deadlineMs);
       const markMs = Date.parse(mark.at);
       let result;
       try {
-        result = await feed.pull!(client, lookBack ? new Date(markMs - overlapMs).toISOString() : mark.at, page, deadline);
+        result = await feed.pull!(client, lookBack ? new Date(Date.parse(bound) - overlapMs).toISOString() : bound, page, deadline);
       } catch (err) {
         // Past the first page, a refusal is the vendor's paging limit (Auth0 pages through 1,000 results at most), not a
         // filter it lacks: a failed pass, repeated, and polling goes on.
@@ -157,6 +167,18 @@ export class ChangeFeedPoller {
       await this.apply(fresh);
       applied += fresh.length;
       const next = advance(mark, fresh, overlapMs);
+      if (result.more && !this.unsorted && !inChangeOrder(result.records)) this.noticeUnsorted(page);
+      if (this.unsorted) {
+        // Out of change order, a later page may hold changes older than this one's latest: moving the bound past
+        // them would skip them for good. The pages of this bound are read to the end, then the mark moves, once.
+        mark = next;
+        if (!result.more) {
+          await this.writeMark(mark);
+          break;
+        }
+        page++;
+        continue;
+      }
       if (next !== mark) await this.writeMark(next);
       if (!result.more) break;
       // Moved on: the next page is the first after the new bound. Not moved (a page of one instant, or of changes
@@ -165,8 +187,18 @@ export class ChangeFeedPoller {
       page = moved ? 0 : page + 1;
       if (moved) lookBack = false;
       mark = next;
+      bound = mark.at;
     }
     return applied;
+  }
+
+  private noticeUnsorted(page: number): void {
+    const { source, logger } = this.options;
+    this.unsorted = true;
+    logger.warn(
+      { source, page },
+      `${source} listed its changes not oldest change first (page ${page}, more after it): it ignores the sort asked, so each pass reads every page from one bound before the mark moves (up to ${MAX_PAGES_PER_UNSORTED_PASS} pages)`,
+    );
   }
 
   private async apply(records: ChangedRecord<unknown>[]): Promise<void> {
@@ -203,6 +235,18 @@ export class ChangeFeedPoller {
     await this.running?.catch(() => undefined);
     await this.lock.release();
   }
+}
+
+/** Whether the readable instants of a page never go back (equal ones may come in any order). */
+function inChangeOrder(records: readonly ChangedRecord<unknown>[]): boolean {
+  let last = -Infinity;
+  for (const r of records) {
+    const ms = r.updatedAt === null ? NaN : Date.parse(r.updatedAt);
+    if (Number.isNaN(ms)) continue;
+    if (ms < last) return false;
+    last = ms;
+  }
+  return true;
 }
 
 /** One record an id: a vendor's replica may list a user twice in a page. The one changed last, or else the last listed. */

@@ -410,6 +410,21 @@ describe('bad upstream data and statuses become typed errors', () => {
     expect(e.message).not.toContain('oops');
   });
 
+  it.each([
+    [
+      "Auth0's errorCode",
+      { statusCode: 400, error: 'Bad Request', message: 'You can only page through the first 1000 records.', errorCode: 'invalid_paging' },
+      ' (invalid_paging)',
+    ],
+    ['a token in error', { error: 'invalid_api_key' }, ' (invalid_api_key)'],
+    ["Stripe's error.code", { error: { type: 'invalid_request_error', code: 'parameter_invalid_integer', message: 'Invalid integer: x' } }, ' (parameter_invalid_integer)'],
+    ['prose only (it may quote what was sent)', { error: 'Bad Request', message: 'user ada@example.com is invalid' }, ''],
+  ] as const)("a 4xx's log detail names the vendor's error code, never its message: %s", async (_name, body, suffix) => {
+    vendor.script = () => ({ status: 400, body });
+    const e = await sourceError(sources.notifications.unreadCounts(['a']));
+    expect(e.detail).toBe(`GET /v1/unread-counts answered 400${suffix}`);
+  });
+
   it('an API that moved (308 with a Location): not followed, SOURCE_BAD_RESPONSE whose detail says where it went', async () => {
     vendor.script = () => ({ status: 308, headers: { location: 'https://api2.vendor.example/v1/unread-counts?user_ids=a' }, body: {} });
     const e = await sourceError(sources.notifications.unreadCounts(['a']));

@@ -132,6 +132,32 @@ export function vendorText(bytes: Uint8Array): string {
   return utf8.decode(bytes);
 }
 
+/** A vendor's own error codes are tokens; a field with spaces is prose, which may quote what was sent. */
+const ERROR_CODE = /^[A-Za-z][\w.:-]{0,63}$/;
+
+/**
+ * The vendor's machine-readable error code in a JSON error body, for the log
+ * line: Auth0's `errorCode` ("invalid_paging"), `error_code`, `code`, an
+ * `error` that is a token ("invalid_api_key"), or `error.code` / `error.type`
+ * (Stripe, Google). Never its message: prose may quote personal data sent.
+ */
+export function vendorErrorCode(text: string): string | undefined {
+  if (text.length === 0 || text.length > 65_536 || (text[0] !== '{' && text.trimStart()[0] !== '{')) return undefined;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { errorCode, error_code, code, error } = body as Record<string, unknown>;
+  const nested = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {};
+  for (const candidate of [errorCode, error_code, code, error, nested.code, nested.type]) {
+    if (typeof candidate === 'string' && ERROR_CODE.test(candidate)) return candidate;
+  }
+  return undefined;
+}
+
 /**
  * The error for a non-2xx answer. 404s are the caller's to interpret before
  * this. `keyed`: the request carried an Idempotency-Key, whose 409 says the
@@ -140,7 +166,8 @@ export function vendorText(bytes: Uint8Array): string {
  */
 export function errorForStatus(source: SourceName, res: UpstreamExchange, route: string, keyed = false): SourceError {
   const { status } = res;
-  const detail = `${route} answered ${status}`;
+  const code = vendorErrorCode(res.text);
+  const detail = `${route} answered ${status}${code === undefined ? '' : ` (${code})`}`;
   if (status === 409 && keyed) {
     return new SourceError({
       code: 'SOURCE_UNAVAILABLE',

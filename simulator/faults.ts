@@ -22,8 +22,12 @@ export const faultProfileSchema = z
      * is destroyed. `hang`: requests are read and never answered. `stall`: a
      * success's status, headers and first half of its body are sent, then
      * nothing more on an open connection (a vendor or proxy dying mid-body).
+     * `trickle`: a success's status and headers at once, then its body a byte
+     * every 100 ms (a proxy dribbling a response, slowloris in reverse): no
+     * gap between bytes is long, the whole is. A trickle goes on to its end
+     * when the faults change; only closing the simulator stops it.
      */
-    down: z.enum(['refuse', 'reset', 'hang', 'stall']).nullable().default(null),
+    down: z.enum(['refuse', 'reset', 'hang', 'stall', 'trickle']).nullable().default(null),
     downForMs: z.number().int().min(1).max(600_000).default(10_000),
     /** Requests per second (fixed one-second windows) before the API's own 429. */
     rateLimitPerSec: z.number().int().min(1).nullable().default(null),

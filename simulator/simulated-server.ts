@@ -53,6 +53,8 @@ export interface Reply {
   encoding?: 'gzip' | 'deflate' | 'br';
   /** The `down: "stall"` fault: only the first half of the body is sent, and the connection is left open. */
   stall?: boolean;
+  /** The `down: "trickle"` fault: the body is sent a byte every TRICKLE_EVERY_MS. */
+  trickle?: boolean;
   /** The `byteOrderMark` fault: the body starts with a UTF-8 byte order mark. */
   bom?: boolean;
 }
@@ -67,6 +69,9 @@ export interface Route {
   handler(req: UpstreamRequest): Reply | Promise<Reply>;
   public?: boolean;
 }
+
+/** The `down: "trickle"` fault's pace: a byte this often. */
+const TRICKLE_EVERY_MS = 100;
 
 export interface RateWindow {
   limit: number;
@@ -108,6 +113,8 @@ export class SimulatedUpstream {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly hanging = new Set<ServerResponse>();
+  /** Answers being sent a byte at a time: not dropped when the faults change (a dribbling proxy does not notice). */
+  private readonly trickling = new Set<ServerResponse>();
   private port = 0;
   private host = '127.0.0.1';
   private refuseTimer: NodeJS.Timeout | undefined;
@@ -149,6 +156,7 @@ export class SimulatedUpstream {
     this.api.webhooks?.close();
     clearTimeout(this.refuseTimer);
     this.dropHanging();
+    for (const res of this.trickling) res.destroy();
     for (const socket of this.sockets) socket.destroy();
     if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -295,6 +303,7 @@ export class SimulatedUpstream {
       if (reply.status < 300 && faults.byteOrderMark) reply = { ...reply, bom: true };
       if (reply.status < 300 && faults.contentEncoding !== null) reply = { ...reply, encoding: faults.contentEncoding };
       if (reply.status < 300 && faults.down === 'stall') reply = { ...reply, stall: true };
+      if (reply.status < 300 && faults.down === 'trickle') reply = { ...reply, trickle: true };
     }
     this.api.decorate?.(reply, window);
     if (skewMs !== 0) reply = { ...reply, headers: { ...reply.headers, date: new Date(Date.now() + skewMs).toUTCString() } };
@@ -324,6 +333,11 @@ export class SimulatedUpstream {
       res.on('close', () => this.hanging.delete(res));
       return;
     }
+    if (reply.trickle) {
+      res.writeHead(reply.status, headers);
+      this.trickle(res, Buffer.from(text + ' '.repeat(padding)));
+      return;
+    }
     if (reply.encoding) {
       const compressed = compress(Buffer.from(padding === 0 ? text : text + ' '.repeat(padding)), reply.encoding);
       res.writeHead(reply.status, { ...headers, 'content-encoding': reply.encoding, 'content-length': compressed.length });
@@ -337,6 +351,19 @@ export class SimulatedUpstream {
     }
     res.write(text);
     void writePadding(res, padding);
+  }
+
+  private trickle(res: ServerResponse, body: Buffer): void {
+    this.trickling.add(res);
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (sent < body.length) res.write(body.subarray(sent, ++sent));
+      if (sent === body.length) res.end();
+    }, TRICKLE_EVERY_MS);
+    res.on('close', () => {
+      clearInterval(timer);
+      this.trickling.delete(res);
+    });
   }
 
   private async admin(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -298,4 +298,26 @@ describe('OAuth2 to identity', () => {
     const seconds = Math.ceil((Date.now() - started) / 1000);
     expect(calls(await stack.stats('identity'), 'POST /oauth/token')).toBeLessThanOrEqual(seconds + 1);
   });
+
+  it("a token answer that trickles (a byte every 100 ms): the query ends at its deadline, the fetch at identity's timeout, and the next query gets a token", async () => {
+    // A deadline shorter than identity's timeout: the caller stops waiting for the shared fetch first, the fetch itself later.
+    const stack = await stackWith({ requestDeadlineMs: 400, upstreams: { tokenTtlSeconds: 1 }, tuning: { identity: { retryMaxAttempts: 1, timeoutMs: 1500 } } });
+    await stack.faults('identity', { down: 'trickle', routes: ['POST /oauth/token'] });
+    await new Promise((r) => setTimeout(r, 1100));
+    const started = performance.now();
+    const first = await stack.gql<AnyData>(METRICS, { id: stack.userId(340) });
+    // Bounded only between bytes and never raced with the deadline, the fetch held this query until the token's last
+    // byte, 12 s later.
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(first.body.data!.user.metrics.pageViews).toBeTypeOf('number');
+    expect(first.body.errors!.map((e) => [e.path!.at(-1), e.extensions!.code])).toEqual([['name', 'SOURCE_TIMEOUT']]);
+    // The trickle goes on (its token is over 10 s of bytes); new requests are answered again.
+    await stack.faults('identity', {});
+    // Past the fetch's 1.5 s and the half second a failed fetch waits before the next.
+    await new Promise((r) => setTimeout(r, 1800));
+    const second = await stack.gql<AnyData>(METRICS, { id: stack.userId(341) });
+    expect(second.body.errors).toBeUndefined();
+    expect(second.body.data!.user.name).toBe(stack.upstreams.dataset.users[341]!.name);
+    expect(calls(await stack.stats('identity'), 'POST /oauth/token')).toBe(2);
+  });
 });

@@ -1,12 +1,13 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { SourceError, type SourceName } from '../errors.js';
+import type { MaybePromise } from '../maybe-promise.js';
 import { errorForStatus, exchange } from './upstream-http.js';
 
 /** How a source proves itself to its upstream. */
 export interface UpstreamAuth {
-  /** Headers for the next call; may fetch a credential first. */
-  headers(): Promise<Record<string, string>>;
+  /** Headers for the next call: at once when the credential is held, a promise when it must be fetched first. */
+  headers(): MaybePromise<Record<string, string>>;
   /**
    * Called when a call made with `sent` headers got a 401. True when a fresh
    * credential may fix it, and the call is retried once.
@@ -21,8 +22,8 @@ export class ApiKeyAuth implements UpstreamAuth {
   constructor(header: string, key: string) {
     this.value = { [header]: key };
   }
-  headers(): Promise<Record<string, string>> {
-    return Promise.resolve(this.value);
+  headers(): Record<string, string> {
+    return this.value;
   }
   rejected(): boolean {
     return false;
@@ -106,14 +107,14 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
 
   constructor(private readonly options: OAuth2Options) {}
 
-  async headers(): Promise<Record<string, string>> {
+  headers(): MaybePromise<Record<string, string>> {
     const now = Date.now();
     const token = this.token;
     if (token && now < token.expiresAt) {
       if (now >= token.refreshAt) this.refresh().catch(() => undefined);
       return token.header;
     }
-    return (await this.refresh()).header;
+    return this.refresh().then((t) => t.header);
   }
 
   rejected(sent: Record<string, string>, now = Date.now()): boolean {
@@ -165,6 +166,8 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
       headers: { 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify({ grant_type: 'client_credentials', client_id: o.clientId, client_secret: o.clientSecret, audience: o.audience }),
       timeoutMs: o.timeoutMs,
+      // The whole answer within the timeout, not only each gap in it: a token dribbled a byte at a time would hold every call.
+      signal: AbortSignal.timeout(o.timeoutMs),
     });
     if (res.status !== 200) throw errorForStatus(o.source, res, 'POST token');
     let parsed;

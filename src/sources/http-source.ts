@@ -166,7 +166,8 @@ export abstract class HttpSource {
     notFoundIsNull: boolean,
   ): Promise<SourceResponse<T> | null> {
     for (let tries = 1; ; tries++) {
-      const auth = await this.options.auth.headers();
+      const pending = this.options.auth.headers();
+      const auth = pending instanceof Promise ? await this.untilAborted(pending, signal) : pending;
       const headers: Record<string, string> = { accept: 'application/json', ...auth, ...request.headers };
       // W3C traceparent (and tracestate) of this call's span, when tracing is on; nothing otherwise.
       propagation.inject(context.active(), headers);
@@ -222,6 +223,31 @@ export abstract class HttpSource {
    * the reset pauses until then, before the vendor has to refuse, unless
    * such a header has proved wrong (see SourceRateLimiter.answered).
    */
+  /**
+   * A credential being fetched, waited for only while the attempt may go on:
+   * the fetch is shared by every waiting call and bounded by its own timeout,
+   * so one caller's deadline ends its own wait, not the fetch.
+   */
+  private untilAborted<V>(pending: Promise<V>, signal: AbortSignal): Promise<V> {
+    const cancelled = () =>
+      new SourceError({ code: 'SOURCE_TIMEOUT', source: this.name, retryable: true, local: true, detail: 'cancelled: the request deadline passed while a token was fetched' });
+    if (signal.aborted) return Promise.reject(cancelled());
+    return new Promise<V>((resolve, reject) => {
+      const onAbort = () => reject(cancelled());
+      signal.addEventListener('abort', onAbort, { once: true });
+      pending.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+  }
+
   private observeRateLimit(res: UpstreamExchange, sentAt: number): void {
     if (res.status === 429) return this.policy.limiter.throttled(retryAfterMs(res.headers) ?? DEFAULT_429_PAUSE_MS);
     const wrong = this.policy.limiter.answered(sentAt);

@@ -54,6 +54,10 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
   } catch (error) {
     if (error instanceof SourceError) throw error;
     if (call.signal?.aborted) {
+      // AbortSignal.timeout's own reason: the caller's bound on the whole answer (headers and every byte) ran out.
+      if ((call.signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError') {
+        throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no complete answer within ${call.timeoutMs} ms`, cause: error });
+      }
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, detail: 'cancelled: the request deadline passed', cause: error });
     }
     if (error instanceof undiciErrors.ResponseExceededMaxSizeError) throw tooLarge(call, error);

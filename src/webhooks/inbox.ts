@@ -5,11 +5,16 @@ import type { RedisSettings } from '../config-types.js';
 import type { Siblings } from '../siblings.js';
 import { newRedisClient, type RedisClient } from '../redis.js';
 
-/** One accepted event: which vendor, its webhook-id, and its parsed body. */
+/**
+ * One accepted event: which vendor, its webhook-id, and its body as the vendor
+ * sent it. Kept as text, not parsed: stored in Redis, a parsed body is
+ * stringified again, and JSON.stringify throws on a value nested a few
+ * thousand deep that JSON.parse read, so such an event got 503 at every retry.
+ */
 export interface InboundEvent {
   source: string;
   id: string;
-  body: unknown;
+  text: string;
 }
 
 export type EventHandler = (event: InboundEvent) => Promise<void>;

@@ -9,6 +9,13 @@ import type { Siblings } from '../siblings.js';
 import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
 import { verifyWebhook, webhookKey } from './standard-webhooks.js';
 
+/** An event a version before the text was kept stored, parsed (a queue in Redis may still hold some during a rollout). */
+interface StoredBefore {
+  source: string;
+  id: string;
+  body: unknown;
+}
+
 export type WebhookOutcome = 'accepted' | 'duplicate' | 'bad_request' | 'bad_signature' | 'unknown_source' | 'unavailable';
 
 export interface WebhookReceiverOptions {
@@ -70,9 +77,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     timer.unref();
     settling.add(timer);
   };
-  const process = async (event: InboundEvent) => {
+  const process = async (event: InboundEvent | StoredBefore) => {
     const receiver = receivers.get(event.source);
-    const changed = receiver?.webhooks.changes(event.body);
+    const changed = receiver?.webhooks.changes('text' in event ? JSON.parse(event.text) : event.body);
     if (!changed) return;
     await drop(changed);
     // After the invalidation: a subscriber that reads again gets the new data.
@@ -99,13 +106,13 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         logger.warn({ source, reason: verdict.reason }, 'Webhook refused');
         return answer(res, source, verdict.status === 401 ? 'bad_signature' : 'bad_request', verdict.status, { error: verdict.status === 401 ? 'unauthorized' : 'bad request' });
       }
-      let parsed: unknown;
+      const text = vendorText(body);
       try {
-        parsed = JSON.parse(vendorText(body));
+        JSON.parse(text);
       } catch {
         return answer(res, source, 'bad_request', 400, { error: 'bad request' });
       }
-      inbox.accept({ source, id: verdict.id, body: parsed }).then(
+      inbox.accept({ source, id: verdict.id, text }).then(
         (outcome) => answer(res, source, outcome, 202, { [outcome]: true }),
         (err: unknown) => {
           // Not stored: the vendor must try again (its retry schedule), so not a 2xx.

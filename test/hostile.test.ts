@@ -13,7 +13,7 @@ import {
 } from 'graphql';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildSchema } from '../src/schema.js';
-import { sharedStack, type GraphQLResponse } from './helpers/stack.js';
+import { sharedStack, stackPool, type GraphQLResponse } from './helpers/stack.js';
 
 /**
  * Hostile input: each case must get a 4xx or a coded GraphQL error, never a
@@ -43,6 +43,8 @@ const KNOWN_CODES = new Set([
   'SOURCE_BAD_RESPONSE',
   'SOURCE_AUTH_FAILED',
 ]);
+
+const withResponseCache = stackPool((o) => ({ cache: { enabled: true }, ...o }));
 
 const token = (claims: Record<string, unknown>, secret: string, exp: number | string = '10m') =>
   new SignJWT(claims)
@@ -116,6 +118,31 @@ describe('malformed and oversized documents', () => {
     const res = await post(JSON.stringify({ query: `{ viewer { id } }`, variables: { pad: 'x'.repeat(5 * 1024 * 1024) } }));
     expect(res.status).toBe(413);
     expectRefusedCleanly(res);
+  });
+
+  it('JSON nested 6,000 deep in variables or extensions, or 400 in a GET: 400 BAD_REQUEST, nothing at error level; 64 levels run', async () => {
+    // With the response cache on, whose key stringifies the variables.
+    const cached = await withResponseCache();
+    const auth = { authorization: `Bearer ${await cached.token({ sub: cached.userId(1), admin: false })}` };
+    const nested = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const query = 'query($id: ID!) { user(id: $id) { name } }';
+    const send = (body: string) => fetch(cached.url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body });
+    const refused = [
+      await send(`{"query":${JSON.stringify(query)},"variables":{"id":"${cached.userId(1)}","x":${nested(6000)}}}`),
+      await send(`{"query":${JSON.stringify(query)},"variables":{"id":${nested(6000)}}}`),
+      await send(`{"query":"{ viewer { id } }","extensions":${nested(6000)}}`),
+      // A GET's URL is bounded by the header limit: 400 levels encoded fit, past the 64 allowed.
+      await fetch(`${cached.url}?query=${encodeURIComponent(query)}&variables=${encodeURIComponent(`{"id":"${cached.userId(1)}","x":${nested(400)}}`)}`, { headers: auth }),
+    ];
+    // The cache key's JSON.stringify threw: INTERNAL_SERVER_ERROR, and two stacks at error level a request.
+    for (const res of refused) {
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as AnyData).errors[0].extensions.code).toBe('BAD_REQUEST');
+    }
+    expect(cached.logs.filter((l) => l.includes('"level":50'))).toEqual([]);
+    // The body, its variables and 62 levels under `x`: 64 in all, run.
+    const within = await send(`{"query":${JSON.stringify(query)},"variables":{"id":"${cached.userId(1)}","x":${nested(62)}}}`);
+    expect(((await within.json()) as AnyData).data.user.name).toBe(cached.upstreams.dataset.users[1]!.name);
   });
 
   it('a body that is not JSON, and a batch (off by default)', async () => {

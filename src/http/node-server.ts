@@ -2,7 +2,17 @@ import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Serv
 import type { WebhookReceiver } from '../webhooks/receiver.js';
 import type { AdmissionQueue } from './admission-queue.js';
 import { refuseOverloaded, type LoadShedder, type ShedReason } from './load-shedding.js';
-import { bodyForYoga, parsedJsonBody, readRequestBody, refuseBeforeContinue, type RequestBodyLimits } from './request-body.js';
+import {
+  bodyForYoga,
+  parsedJsonBody,
+  queryJsonTooDeep,
+  readRequestBody,
+  refuse as refuseRequest,
+  refuseBeforeContinue,
+  requestJsonTooDeep,
+  TOO_DEEP,
+  type RequestBodyLimits,
+} from './request-body.js';
 
 /** What handles a request once its body is read: graphql-yoga's node handler. */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -71,6 +81,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     }
     // A preflight or a stream goes straight on; a query or mutation (POST, or GET) may wait in line.
     const next = operation && !stream && (req.method === 'POST' || req.method === 'GET') ? run : handler;
+    if (operation && req.method === 'GET' && queryJsonTooDeep(req.url!)) return refuseRequest(res, 400, TOO_DEEP);
     if (req.method !== 'POST') return void next(req, res);
     void readRequestBody(req, res, limits).then(withBody.bind(null, next, req, res));
   };
@@ -80,6 +91,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     if (options.webhooks && req.url?.startsWith('/webhooks/')) return options.webhooks.handle(req, res, body);
     // Parsed once, for the hit path and for yoga.
     const json = parsedJsonBody(req, body);
+    if (requestJsonTooDeep(json)) return refuseRequest(res, 400, TOO_DEEP);
     (req as IncomingMessage & { body?: unknown }).body = bodyForYoga(body, json);
     if (!options.cachedResponses) return void next(req, res);
     options.cachedResponses(req, res, json).then(goOnUnlessAnswered.bind(null, next, req, res), goOnAfterFailure.bind(null, options.onError, next, req, res));

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { nestsDeeperThan } from '../json-depth.js';
 
 export interface RequestBodyLimits {
   /** Larger bodies get 413. */
@@ -153,5 +154,36 @@ export function bodyForYoga(body: Buffer, json: unknown): unknown {
 /** `Object.keys(value).length > 0` for parsed JSON (no inherited keys), without making the list. */
 function hasEntries(value: object): boolean {
   for (const _ in value) return true;
+  return false;
+}
+
+/**
+ * How deep a request's JSON (a POST's body, a GET's `variables` and
+ * `extensions`) may nest. No operation of this schema needs more than a few
+ * levels; at a few thousand, JSON.parse reads it but JSON.stringify throws, and
+ * the response cache's key is a stringify of the variables: such a request was
+ * an internal error with two stacks in the log.
+ */
+export const MAX_REQUEST_JSON_DEPTH = 64;
+export const TOO_DEEP = `The request's JSON nests more than ${MAX_REQUEST_JSON_DEPTH} levels deep.`;
+
+export function requestJsonTooDeep(json: unknown): boolean {
+  return nestsDeeperThan(json, MAX_REQUEST_JSON_DEPTH);
+}
+
+/** The same for a GET's `variables` and `extensions` (what does not parse is yoga's to refuse). */
+export function queryJsonTooDeep(url: string): boolean {
+  const at = url.indexOf('?');
+  if (at === -1 || (!url.includes('variables=', at) && !url.includes('extensions=', at))) return false;
+  const params = new URLSearchParams(url.slice(at + 1));
+  for (const name of ['variables', 'extensions']) {
+    const text = params.get(name);
+    if (text === null) continue;
+    try {
+      if (requestJsonTooDeep(JSON.parse(text))) return true;
+    } catch {
+      // Not JSON: yoga answers it.
+    }
+  }
   return false;
 }

@@ -77,29 +77,6 @@ export const count = z.number().int().nonnegative().max(MAX_GRAPHQL_INT);
 export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 /** `count` as a plain predicate, for large arrays checked in one loop rather than with a schema per element. */
 export const isIntCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_GRAPHQL_INT;
-/**
- * Whether a JSON value nests objects or arrays more than `max` levels deep.
- * Walked with a stack of its own, so no depth overflows ours: a value nested
- * some thousands deep parses (V8's JSON.parse does not recurse), but
- * `JSON.stringify` throws on it, and so would every response that holds it.
- */
-export function nestsDeeperThan(value: unknown, max: number): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const values: object[] = [value];
-  const depths: number[] = [1];
-  while (values.length > 0) {
-    const v = values.pop()!;
-    const depth = depths.pop()!;
-    for (const child of Array.isArray(v) ? (v as unknown[]) : Object.values(v)) {
-      if (typeof child !== 'object' || child === null) continue;
-      if (depth === max) return true;
-      values.push(child);
-      depths.push(depth + 1);
-    }
-  }
-  return false;
-}
-
 /** Unix seconds Date can represent, as a plain predicate like `isCount`. */
 export const isUnixSeconds = (v: unknown): v is number => typeof v === 'number' && v >= -8.64e12 && v <= 8.64e12;
 /** The ISO string of a value `isUnixSeconds` accepted, memoized: a series' instants repeat across users (see isoCache). */

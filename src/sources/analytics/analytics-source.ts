@@ -4,7 +4,8 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
-import { count, isIntCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, nestsDeeperThan, optional, readableItems } from '../normalize.js';
+import { count, isIntCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
+import { nestsDeeperThan } from '../../json-depth.js';
 import { ChunkSize, leavesOut, lookupInChunks, unreadableIds } from '../paging.js';
 import { CompactMetrics, type VendorSeriesPoint } from './compact-metrics.js';
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { codeOf, take, wsClient } from './helpers/live-client.js';
 import { stackPool, type Stack } from './helpers/stack.js';
 
@@ -74,6 +75,32 @@ describe('subscriptions', () => {
       expect(codeOf(await take(anonymous, QUERY, { u: user }).results)).toBe('UNAUTHENTICATED');
     } finally {
       await anonymous.dispose();
+    }
+  });
+
+  it('WebSocket: variables nested 6,000 deep are BAD_REQUEST for that operation; the socket stays open for the next', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(53);
+    const deep = `${'{"a":'.repeat(6000)}1${'}'.repeat(6000)}`;
+    // Raw frames: graphql-ws's own client cannot stringify such variables.
+    const ws = new WebSocket(stack.url.replace('http', 'ws'), 'graphql-transport-ws');
+    const frames: AnyData[] = [];
+    let closed: number | null = null;
+    ws.on('message', (m) => frames.push(JSON.parse(String(m)) as AnyData));
+    ws.on('close', (code) => (closed = code));
+    try {
+      await new Promise((r) => ws.once('open', r));
+      ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await stack.token({ sub: user, admin: false })}` } }));
+      await expect.poll(() => frames.some((f) => f.type === 'connection_ack')).toBe(true);
+      ws.send(`{"id":"deep","type":"subscribe","payload":{"query":"query($u: ID!) { user(id: $u) { id } }","variables":{"u":"${user}","x":${deep}}}}`);
+      ws.send(JSON.stringify({ id: 'next', type: 'subscribe', payload: { query: 'query($u: ID!) { user(id: $u) { id } }', variables: { u: user } } }));
+      await expect.poll(() => frames.some((f) => f.id === 'next' && f.type === 'complete')).toBe(true);
+      // The response cache's key threw, and graphql-ws closed the socket (4500) with the RangeError's message.
+      expect(closed).toBeNull();
+      expect(frames.find((f) => f.id === 'deep')).toMatchObject({ type: 'error', payload: [{ extensions: { code: 'BAD_REQUEST' } }] });
+      expect(frames.find((f) => f.id === 'next' && f.type === 'next')!.payload).toEqual({ data: { user: { id: user } } });
+    } finally {
+      ws.close();
     }
   });
 

@@ -3,6 +3,8 @@ import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql'
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
+import { nestsDeeperThan } from '../json-depth.js';
+import { MAX_REQUEST_JSON_DEPTH, TOO_DEEP } from './request-body.js';
 
 export interface GraphQLWebSocketOptions {
   /** Server pings this often; a client that misses one is dropped. @default 12000 */
@@ -33,6 +35,8 @@ export function serveGraphQLOverWebSocket<C extends object>(
       execute: (args) => (args.rootValue as Executors).execute(args),
       subscribe: (args) => (args.rootValue as Executors).subscribe(args),
       onSubscribe: async (ctx, _id, payload) => {
+        // As for a request over HTTP (request-body.ts): past it, the response cache's key threw, and graphql-ws closed the socket with the error's message.
+        if (nestsDeeperThan(payload, MAX_REQUEST_JSON_DEPTH)) return [new GraphQLError(TOO_DEEP, { extensions: { code: 'BAD_REQUEST' } })];
         const authorization = ctx.connectionParams?.authorization;
         const request = new Request(`http://localhost${yoga.graphqlEndpoint}`, {
           method: 'POST',

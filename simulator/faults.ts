@@ -89,6 +89,14 @@ export const faultProfileSchema = z
     /** Successful bodies compressed this way and sent with Content-Encoding, though the client never asked (as CDNs and some vendors do). */
     contentEncoding: z.enum(['gzip', 'deflate', 'br']).nullable().default(null),
     /**
+     * Lists ignore `per_page` and page by this many whatever is asked, as a
+     * vendor whose parameter was renamed (or behind a proxy that strips it)
+     * pages by its default: identity's `limit` and `start` say so;
+     * notifications' pages only by their length (the links echo the per_page
+     * asked).
+     */
+    ignorePerPage: z.number().int().min(1).max(1000).nullable().default(null),
+    /**
      * Lists hold at most this many items a page, whatever `per_page` asks, as a vendor with a tighter cap does:
      * identity's users (its `limit` says so) and notifications' (only the page's length and its Link's rel="next" tell).
      */

@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { SourceError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';
 import { createSources, type Sources } from '../src/sources/index.js';
-import { placeWindow, planPages } from '../src/sources/paging.js';
+import { placeWindow, planFixedPages, planPages } from '../src/sources/paging.js';
 import { retryAfterSeconds } from '../src/sources/rate-limit-headers.js';
 import { parseLuceneTerms } from '../simulator/identity.js';
 import { ScriptedUpstream, type SeenRequest } from './helpers/scripted-upstream.js';
@@ -550,6 +550,13 @@ describe('helpers', () => {
       beyond: false,
     });
     expect(placeWindow([{ start: 0, items: ['a', 'b', 'c', 'd'] }], 1, 2, id)).toEqual({ items: ['b', 'c'], end: 3, beyond: true });
+  });
+
+  it("planFixedPages: the pages of a vendor's own size that hold the window, every one between", () => {
+    expect(planFixedPages(0, 20, 30)).toEqual({ perPage: 30, pages: [0], skip: 0 });
+    expect(planFixedPages(20, 20, 30)).toEqual({ perPage: 30, pages: [0, 1], skip: 20 });
+    expect(planFixedPages(35, 100, 30)).toEqual({ perPage: 30, pages: [1, 2, 3, 4], skip: 5 });
+    expect(planFixedPages(150, 20, 200)).toEqual({ perPage: 200, pages: [0], skip: 150 });
   });
 
   it('planPages covers any window in one page when a page size allows, else two', () => {

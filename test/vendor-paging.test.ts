@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { calls, sharedStack, type GraphQLResponse } from './helpers/stack.js';
+import { calls, sharedStack, stackPool, type GraphQLResponse, type Stack } from './helpers/stack.js';
 
 /**
  * A vendor that pages tighter than `per_page` asks (identity's `maxPerPage`
@@ -187,5 +187,58 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
     const jumbled = await ids();
     expect(jumbled).toHaveLength(stack.upstreams.dataset.eventsOf(index).length);
     expect([...jumbled].sort()).toEqual([...plain].sort());
+  });
+});
+
+describe('a vendor that ignores per_page and pages by its own default (a renamed parameter, a proxy that strips it)', () => {
+  // Its own server: the ones above have learned page sizes from other vendors.
+  const stack = sharedStack();
+  const NOTIFICATIONS = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 20, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
+  const USERS = `query($after: String) { userList(first: 20, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } }`;
+
+  const freshStack = stackPool();
+  const pageThrough = (query: string, variables: Record<string, unknown>, at: (data: AnyData) => AnyData, most: number) => pageThroughOn(stack, query, variables, at, most);
+
+  async function pageThroughOn(on: Stack, query: string, variables: Record<string, unknown>, at: (data: AnyData) => AnyData, most: number): Promise<string[]> {
+    const ids: string[] = [];
+    let after: string | null = null;
+    for (let round = 0; round < 30 && ids.length < most; round++) {
+      const res: GraphQLResponse<AnyData> = await on.gql<AnyData>(query, { ...variables, after });
+      expect(res.body.errors).toBeUndefined();
+      const page = at(res.body.data!);
+      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+      if (!page.pageInfo.hasNextPage) return ids;
+      after = page.pageInfo.endCursor;
+    }
+    return ids.slice(0, most);
+  }
+
+  it('notifications (only the page length tells): every notification once, in order, as against one that honours it', async () => {
+    const index = stack.upstreams.dataset.users.findIndex((_, i) => stack.upstreams.dataset.notificationsOf(i).length >= 45);
+    const userId = stack.userId(index);
+    const listOf = () => pageThrough(NOTIFICATIONS, { id: userId }, (d) => d.user.notifications, 1000);
+    const clean = await listOf();
+    expect(clean).toHaveLength(stack.upstreams.dataset.notificationsOf(index).length);
+    await stack.faults('notifications', { ignorePerPage: 30 });
+    expect(await listOf()).toEqual(clean);
+  });
+
+  it('notifications, learnt first from a list shorter than its page (only "at least"), then from a longer one', async () => {
+    // A fresh process: the test above taught this one the size already.
+    const fresh = await freshStack();
+    const sizes = fresh.upstreams.dataset.users.map((_, i) => fresh.upstreams.dataset.notificationsOf(i).length);
+    const short = sizes.findIndex((n) => n > 20 && n < 30);
+    const long = sizes.findIndex((n) => n >= 45);
+    const listOf = (index: number) => pageThroughOn(fresh, NOTIFICATIONS, { id: fresh.userId(index) }, (d) => d.user.notifications, 1000);
+    const clean = [await listOf(short), await listOf(long)];
+    await fresh.faults('notifications', { ignorePerPage: 30 });
+    expect([await listOf(short), await listOf(long)]).toEqual(clean);
+    expect(clean.map((ids) => ids.length)).toEqual([sizes[short], sizes[long]]);
+  });
+
+  it("userList (identity's limit and start tell): the same users in the same order", async () => {
+    const clean = await pageThrough(USERS, {}, (d) => d.userList, 120);
+    await stack.faults('identity', { ignorePerPage: 50 });
+    expect(await pageThrough(USERS, {}, (d) => d.userList, 120)).toEqual(clean);
   });
 });

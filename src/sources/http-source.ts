@@ -307,6 +307,16 @@ export abstract class HttpSource {
     this.logger.info({ source: this.name, route, maxIds: max, status }, `${this.name} refused ${what} (${status}): ${route} now carries at most ${max} ids a call`);
   }
 
+  /** A list's pages are planned by the vendor's own page size (`size`: it ignores per_page), or by per_page again (undefined). */
+  protected pageSizeChanged(route: string, asked: number, size: number | undefined): void {
+    this.logger.warn(
+      { source: this.name, route, asked, pageSize: size ?? null },
+      size === undefined
+        ? `${this.name} pages by per_page again: ${route} windows are planned by it`
+        : `${this.name} ignores per_page (asked ${asked}, a page held ${size}): ${route} windows are planned by its page size`,
+    );
+  }
+
   /** The error for one entity of an answer that could not be read (its other entities could). */
   protected unreadableEntity(route: string, what: string, problem: string | undefined): SourceError {
     return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: ${what} could not be read${problem ? ` (${problem})` : ''}` });

@@ -24,6 +24,21 @@ export function planPages(offset: number, count: number, maxPerPage: number): Pa
   return { perPage: count, pages: [first, first + 1], skip: offset % count };
 }
 
+/** A window is planned at most this many times as its pages teach the vendor's page size. */
+export const MAX_WINDOW_PLANS = 3;
+
+/**
+ * The pages holding [offset, offset + count) at a vendor that pages by `size`
+ * whatever `per_page` asks (it ignores the parameter: renamed, or stripped by
+ * a proxy): asking for another size would only misplace its items.
+ */
+export function planFixedPages(offset: number, count: number, size: number): PagePlan {
+  if (count < 1 || size < 1) throw new RangeError('count and size must be at least 1');
+  const pages: number[] = [];
+  for (let p = Math.floor(offset / size); p <= Math.floor((offset + count - 1) / size); p++) pages.push(p);
+  return { perPage: size, pages, skip: offset % size };
+}
+
 /** A window placed out of a vendor's pages. */
 export interface PlacedWindow<T> {
   items: T[];

@@ -4,7 +4,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import { SourceError } from '../../errors.js';
 import { isoFromDateString, count, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
-import { ChunkSize, lookupInChunks, placeWindow, planPages, unreadableIds } from '../paging.js';
+import { ChunkSize, lookupInChunks, MAX_WINDOW_PLANS, placeWindow, planFixedPages, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
@@ -142,24 +142,34 @@ export class IdentitySource extends HttpSource {
 
   /** A window of all users, oldest first. */
   async listUsers(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
-    const cap = this.pageSize;
-    const window = await this.usersWindow(offset, first, deadline);
-    // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
-    if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) return this.usersWindow(offset, first, deadline);
-    return window;
+    for (let planned = 1; ; planned++) {
+      const cap = this.pageSize;
+      const fixed = this.fixedPage;
+      const window = await this.usersWindow(offset, first, deadline);
+      if (planned === MAX_WINDOW_PLANS) return window;
+      // Its pages were not the size this plan assumed (placed where they start, they may not reach the window): planned again.
+      if (this.fixedPage !== fixed) continue;
+      // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
+      if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) continue;
+      return window;
+    }
   }
 
   /** Identity's page size: per_page's maximum, or less once a page's `limit` said the vendor pages tighter. */
   private pageSize = MAX_PER_PAGE;
+  /** The vendor's own page size once a page's `limit` was larger than per_page asked (it ignores the parameter): pages are then planned by it. */
+  private fixedPage: number | undefined;
 
   private async usersWindow(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
-    const plan = planPages(offset, Math.min(first, this.pageSize), this.pageSize);
+    const fixed = this.fixedPage;
+    const plan = fixed === undefined ? planPages(offset, Math.min(first, this.pageSize), this.pageSize) : planFixedPages(offset, first, fixed);
+    const asked = Math.min(plan.perPage, MAX_PER_PAGE);
     const pages = await Promise.all(
       plan.pages.map((p) =>
         this.fetch({
           route: 'GET /api/v2/users',
           method: 'GET',
-          path: `/api/v2/users?page=${p}&per_page=${plan.perPage}&include_totals=true&sort=created_at%3A1`,
+          path: `/api/v2/users?page=${p}&per_page=${asked}&include_totals=true&sort=created_at%3A1`,
           schema: page,
           deadline,
         }),
@@ -168,8 +178,13 @@ export class IdentitySource extends HttpSource {
     // Placed by where the vendor says each page starts (see placeWindow).
     for (const { body } of pages) {
       const { limit } = body;
-      if (isCount(limit) && limit > 0 && limit < plan.perPage && body.users.items.length <= limit) this.pageSize = Math.min(this.pageSize, limit);
+      if (!isCount(limit) || limit === 0) continue;
+      if (limit < asked && body.users.items.length <= limit) this.pageSize = Math.min(this.pageSize, limit);
+      // One that honours per_page, or caps it, never says more: it ignores the parameter (renamed, or stripped by a proxy).
+      if (limit > asked) this.fixedPage = limit;
+      else if (this.fixedPage !== undefined && limit === asked && asked < this.fixedPage) this.fixedPage = undefined;
     }
+    if (this.fixedPage !== fixed) this.pageSizeChanged('GET /api/v2/users', asked, this.fixedPage);
     const { items, after, end } = placeWindow(
       pages.map((p, i) => ({ start: firstIndexOf(p.body, plan.pages[i]!, plan.perPage), items: p.body.users.items })),
       offset,

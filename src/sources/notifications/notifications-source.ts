@@ -5,7 +5,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { NotificationEntity, OffsetPage } from '../models.js';
 import type { SourceError } from '../../errors.js';
 import { count, isoFromDateString, MAX_GRAPHQL_INT, readableEntries } from '../normalize.js';
-import { ChunkSize, leavesOut, lookupInChunks, placeWindow, planPages } from '../paging.js';
+import { ChunkSize, leavesOut, lookupInChunks, MAX_WINDOW_PLANS, placeWindow, planFixedPages, planPages } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
@@ -64,24 +64,38 @@ export class NotificationsSource extends HttpSource {
 
   /** Notifications' page size: per_page's maximum, or less once a page came back short with a next one after it. */
   private pageSize = MAX_PER_PAGE;
+  /**
+   * The vendor's own page size once a page came back longer than per_page
+   * asked (it ignores the parameter): the length of such a page with more
+   * after it, or at least that of a last one. Pages are then planned by it.
+   */
+  private fixedPage: number | undefined;
 
   /** A window of a user's notifications, newest first. */
   async list(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
-    const cap = this.pageSize;
-    const window = await this.window(userId, offset, first, unreadOnly, deadline);
-    // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
-    if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) return this.window(userId, offset, first, unreadOnly, deadline);
-    return window;
+    for (let planned = 1; ; planned++) {
+      const cap = this.pageSize;
+      const fixed = this.fixedPage;
+      const window = await this.window(userId, offset, first, unreadOnly, deadline);
+      if (planned === MAX_WINDOW_PLANS) return window;
+      // Its pages were not the size this plan assumed (placed by the size they had, they may not reach the window): planned again.
+      if (this.fixedPage !== fixed) continue;
+      // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
+      if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) continue;
+      return window;
+    }
   }
 
   private async window(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
-    const plan = planPages(offset, Math.min(first, this.pageSize), this.pageSize);
+    const fixed = this.fixedPage;
+    const plan = fixed === undefined ? planPages(offset, Math.min(first, this.pageSize), this.pageSize) : planFixedPages(offset, first, fixed);
+    const asked = Math.min(plan.perPage, MAX_PER_PAGE);
     const pages = await Promise.all(
       plan.pages.map((p) =>
         this.fetch({
           route: LIST_ROUTE,
           method: 'GET',
-          path: `/v1/users/${pathSegment(userId)}/notifications?page=${p + 1}&per_page=${plan.perPage}&unread=${unreadOnly}`,
+          path: `/v1/users/${pathSegment(userId)}/notifications?page=${p + 1}&per_page=${asked}&unread=${unreadOnly}`,
           schema: notificationList,
           deadline,
         }),
@@ -89,6 +103,7 @@ export class NotificationsSource extends HttpSource {
     );
     for (const p of pages) for (const n of p.body) if (n.userId !== userId) throw this.answeredForAnotherUser(LIST_ROUTE);
     const total = this.totalCount(pages[0]!.headers);
+    this.noticePageSize(pages, plan.pages, asked, total);
     // A page shorter than per_page with more after it, by its rel="next" and by X-Total-Count both (a Link alone may
     // be wrong): the vendor pages tighter than asked, at that length. Its items are placed by that size, so a shorter
     // page gives a shorter window (the next one starts where it ends), never another window's notifications.
@@ -98,7 +113,7 @@ export class NotificationsSource extends HttpSource {
         return n > 0 && n < plan.perPage && total !== undefined && total > (plan.pages[i]! + 1) * n && nextInLink(headers) === true;
       })
       .map((p) => p.body.length);
-    const vendorPage = shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage;
+    const vendorPage = this.fixedPage ?? (shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage);
     if (shortWithMore.length > 0) this.pageSize = Math.min(this.pageSize, vendorPage);
     const {
       items,
@@ -115,6 +130,28 @@ export class NotificationsSource extends HttpSource {
     // More after our window: left over in the fetched pages, or past the last page we fetched.
     const hasNextPage = pastWindow || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, end);
     return { items, ...(after && { after }), totalCount: total ?? end + (hasNextPage ? 1 : 0), hasNextPage };
+  }
+
+  /**
+   * A page longer than per_page asked says the vendor ignores the parameter
+   * (one that honours it, or caps it, never sends more): its own size is that
+   * page's length when more follow it, and at least that when it is the last.
+   * A fixed size answered as asked again (the vendor honours it once more) is
+   * forgotten. Either way the window is planned again by the caller.
+   */
+  private noticePageSize(pages: readonly { body: readonly unknown[]; headers: Headers }[], indexes: readonly number[], asked: number, total: number | undefined): void {
+    const before = this.fixedPage;
+    pages.forEach(({ body, headers }, i) => {
+      const n = body.length;
+      const more = nextInLink(headers) === true || (total !== undefined && total > (indexes[i]! + 1) * n);
+      if (n > asked) {
+        if (more) this.fixedPage = n;
+        else if (this.fixedPage === undefined || this.fixedPage < n) this.fixedPage = n;
+      } else if (this.fixedPage !== undefined && more && n === asked && asked < this.fixedPage) {
+        this.fixedPage = undefined;
+      }
+    });
+    if (this.fixedPage !== before) this.pageSizeChanged(LIST_ROUTE, asked, this.fixedPage);
   }
 
   /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */

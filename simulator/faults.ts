@@ -89,6 +89,12 @@ export const faultProfileSchema = z
     /** Successful bodies compressed this way and sent with Content-Encoding, though the client never asked (as CDNs and some vendors do). */
     contentEncoding: z.enum(['gzip', 'deflate', 'br']).nullable().default(null),
     /**
+     * Query parameters removed before the API reads them, so it answers as if
+     * they were never sent (a proxy that strips them, a parameter renamed):
+     * `["unread"]` makes notifications' unread-only list every notification.
+     */
+    stripParams: z.array(z.string().min(1)).default([]),
+    /**
      * Lists ignore `per_page` and page by this many whatever is asked, as a
      * vendor whose parameter was renamed (or behind a proxy that strips it)
      * pages by its default: identity's `limit` and `start` say so;

@@ -217,6 +217,7 @@ export class SimulatedUpstream {
     const traceparent = req.headers.traceparent;
     const inSecond = this.stats.arrived(routeName, rawUrl, now, typeof traceparent === 'string' ? traceparent : undefined);
     const faults = this.faults.routes === null || this.faults.routes.includes(routeName) ? this.faults : NO_FAULTS;
+    for (const name of faults.stripParams) query.delete(name);
 
     if (faults.down === 'reset') {
       this.stats.answered(routeName, 'reset');

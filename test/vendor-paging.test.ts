@@ -242,3 +242,24 @@ describe('a vendor that ignores per_page and pages by its own default (a renamed
     expect(await pageThrough(USERS, {}, (d) => d.userList, 120)).toEqual(clean);
   });
 });
+
+describe('a vendor that ignores a filter (a proxy strips unread=true)', () => {
+  const stack = sharedStack();
+  const UNREAD_ONLY = `query($id: ID!) { user(id: $id) { name notifications(first: 50, unreadOnly: true) { edges { node { id read } } } } }`;
+
+  it('an unread-only window that holds read notifications fails typed, for that field alone, rather than show them as unread', async () => {
+    const index = stack.upstreams.dataset.users.findIndex((_, i) => stack.upstreams.dataset.notificationsOf(i).some((n) => n.read));
+    const userId = stack.userId(index);
+    const clean = await stack.gql<AnyData>(UNREAD_ONLY, { id: userId });
+    expect(clean.body.data!.user.notifications.edges.every((e: AnyData) => e.node.read === false)).toBe(true);
+    await stack.faults('notifications', { stripParams: ['unread'] });
+    const logsBefore = stack.logs.length;
+    const res = await stack.gql<AnyData>(UNREAD_ONLY, { id: userId });
+    expect(res.body.data!.user.name).toBe(stack.upstreams.dataset.users[index]!.name);
+    expect(res.body.data!.user.notifications).toBeNull();
+    expect(res.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.notifications', 'SOURCE_BAD_RESPONSE']]);
+    const warned = stack.logs.slice(logsBefore).filter((l) => l.includes('"level":40') && l.includes('"source":"notifications"'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain('unread=true');
+  });
+});

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { NotificationEntity, OffsetPage } from '../models.js';
-import type { SourceError } from '../../errors.js';
+import { SourceError } from '../../errors.js';
 import { count, isoFromDateString, MAX_GRAPHQL_INT, readableEntries } from '../normalize.js';
 import { ChunkSize, leavesOut, lookupInChunks, MAX_WINDOW_PLANS, placeWindow, planFixedPages, planPages } from '../paging.js';
 
@@ -101,7 +101,13 @@ export class NotificationsSource extends HttpSource {
         }),
       ),
     );
-    for (const p of pages) for (const n of p.body) if (n.userId !== userId) throw this.answeredForAnotherUser(LIST_ROUTE);
+    for (const p of pages) {
+      for (const n of p.body) {
+        if (n.userId !== userId) throw this.answeredForAnotherUser(LIST_ROUTE);
+        // The filter was not applied (a proxy stripped it, the parameter was renamed): its offsets are another list's.
+        if (unreadOnly && n.read) throw this.filterIgnored();
+      }
+    }
     const total = this.totalCount(pages[0]!.headers);
     this.noticePageSize(pages, plan.pages, asked, total);
     // A page shorter than per_page with more after it, by its rel="next" and by X-Total-Count both (a Link alone may
@@ -152,6 +158,15 @@ export class NotificationsSource extends HttpSource {
       }
     });
     if (this.fixedPage !== before) this.pageSizeChanged(LIST_ROUTE, asked, this.fixedPage);
+  }
+
+  private filterIgnored(): SourceError {
+    return new SourceError({
+      code: 'SOURCE_BAD_RESPONSE',
+      source: this.name,
+      retryable: false,
+      detail: `${LIST_ROUTE}: unread=true answered with read notifications (the filter was ignored)`,
+    });
   }
 
   /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */

@@ -258,6 +258,28 @@ describe('change feed: identity pulled after a high-water mark', () => {
   });
 });
 
+describe('a vendor that ignores the change filter (a proxy strips q)', () => {
+  it('lists users not changed since the mark: none is published, one warn line, and changes are found by hashing as for a vendor without it', async () => {
+    const stack = await stackWith({ cache: { enabled: true, entities: everyEntity({ ttlMs: 150, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 }) } });
+    const pulled = await metric(stack, PULLED);
+    await stack.faults('identity', { routes: [CHANGES], stripParams: ['q'] });
+    // Every user, oldest change first: read as changes, each pass published and invalidated users nobody had changed.
+    expect(await eventually(() => stack.logs.some((l) => l.includes('"level":40') && l.includes('ignores its change filter')), 3 * INTERVAL)).toBe(true);
+    await new Promise((r) => setTimeout(r, 3 * INTERVAL));
+    expect((await metric(stack, PULLED)) - pulled).toBe(0);
+    const changeCalls = calls(await stack.stats('identity'), CHANGES);
+    const user = stack.userId(77);
+    await nameOf(stack, user);
+    const before = await metric(stack, 'gateway_changes_total{source="identity",via="hash"}');
+    await editBehindTheServer(stack, user, { name: 'Found By Hash' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await nameOf(stack, user)).toBe('Found By Hash');
+    expect(await eventually(async () => (await metric(stack, 'gateway_changes_total{source="identity",via="hash"}')) === before + 1, 500)).toBe(true);
+    expect(calls(await stack.stats('identity'), CHANGES)).toBe(changeCalls);
+    expect(stack.logs.filter((l) => l.includes('ignores its change filter'))).toHaveLength(1);
+  });
+});
+
 describe('the mark and the Lucene filter', () => {
   it('advance: the latest instant with the ids applied at it; an unreadable updated_at never moves it', () => {
     const at0 = Date.parse('2026-01-01T00:00:00.000Z');

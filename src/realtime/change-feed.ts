@@ -117,10 +117,13 @@ export class ChangeFeedPoller {
       onPass?.(source, outcome, applied);
       return outcome;
     } catch (err) {
-      if (err instanceof SourceError && (err.status === 400 || err.status === 422) && this.options.onUnsupported) {
+      const refused = err instanceof SourceError && (err.status === 400 || err.status === 422);
+      if ((refused || err instanceof FilterIgnored) && this.options.onUnsupported) {
         logger.warn(
-          { source, status: err.status, detail: err.detail },
-          `${source} refused its change filter (HTTP ${err.status}): it has none, so polling stops and changes are found by hashing the records the cache refreshes`,
+          { source, ...(err instanceof SourceError ? { status: err.status, detail: err.detail } : {}) },
+          err instanceof SourceError
+            ? `${source} refused its change filter (HTTP ${err.status}): it has none, so polling stops and changes are found by hashing the records the cache refreshes`
+            : `${source} ignores its change filter (${(err as Error).message}): polling stops and changes are found by hashing the records the cache refreshes`,
         );
         this.closed = true;
         this.options.onUnsupported(source);
@@ -149,9 +152,10 @@ export class ChangeFeedPoller {
     for (let n = 0; n < (this.unsorted ? MAX_PAGES_PER_UNSORTED_PASS : MAX_PAGES_PER_PASS); n++) {
       const deadline = Deadline.after(deadlineMs);
       const markMs = Date.parse(mark.at);
+      const since = lookBack ? new Date(Date.parse(bound) - overlapMs).toISOString() : bound;
       let result;
       try {
-        result = await feed.pull!(client, lookBack ? new Date(Date.parse(bound) - overlapMs).toISOString() : bound, page, deadline);
+        result = await feed.pull!(client, since, page, deadline);
       } catch (err) {
         // Past the first page, a refusal is the vendor's paging limit (Auth0 pages through 1,000 results at most), not a
         // filter it lacks: a failed pass, repeated, and polling goes on.
@@ -162,6 +166,9 @@ export class ChangeFeedPoller {
       } finally {
         deadline.dispose();
       }
+      // A user last changed before the instant asked from: the vendor listed without the filter (a proxy stripped it).
+      const sinceMs = Date.parse(since);
+      if (result.records.some((r) => r.updatedAt !== null && Date.parse(r.updatedAt) < sinceMs)) throw new FilterIgnored(since);
       const known = new Map(mark.recent);
       const fresh = latestOfEach(result.records.filter((r) => !alreadyApplied(known, r)));
       await this.apply(fresh);
@@ -234,6 +241,13 @@ export class ChangeFeedPoller {
     clearTimeout(this.timer);
     await this.running?.catch(() => undefined);
     await this.lock.release();
+  }
+}
+
+/** The vendor answered a change filter with records it does not match: it has none, as one that refuses it. */
+class FilterIgnored extends Error {
+  constructor(since: string) {
+    super(`it listed users last changed before ${since}, the instant asked from`);
   }
 }
 

@@ -125,13 +125,16 @@ describe('identity source', () => {
     expect(found.has('auth0|c')).toBe(false);
   });
 
-  it('an id search answered with full pages and a total past the ids asked (a vendor ignoring q) is one call, its users matched by id', async () => {
+  it('an id search answered with full pages and a total past the ids asked (a vendor ignoring q) is one call, its users matched by id, the rest errors', async () => {
     const everyone = Array.from({ length: 100 }, (_, i) => ({ user_id: `auth0|${i}`, name: `U${i}`, created_at: '2024-01-02T03:04:05.000Z' }));
     vendor.script = (req) =>
       req.url === '/oauth/token' ? { body: { access_token: `tok-${tokens}`, expires_in: 3600 } } : { body: { users: everyone, total: 5000, start: 0, limit: 100, length: 100 } };
     const before = vendor.seen.length;
     const found = await sources.identity.usersByIds(['auth0|3', 'auth0|7', 'auth0|nobody']);
-    expect([...found.keys()].sort()).toEqual(['auth0|3', 'auth0|7']);
+    expect([...found.keys()].sort()).toEqual(['auth0|3', 'auth0|7', 'auth0|nobody']);
+    expect([found.get('auth0|3'), found.get('auth0|7')].map((u) => (u as { name: string }).name)).toEqual(['U3', 'U7']);
+    // Users nobody asked for say the search was not applied: an id it lacks is not known to be unknown.
+    expect(found.get('auth0|nobody')).toMatchObject({ code: 'SOURCE_BAD_RESPONSE', detail: expect.stringMatching(/98 users not asked for/) });
     expect(vendor.seen.slice(before).filter((r) => r.url.startsWith('/api/'))).toHaveLength(1);
   });
 

@@ -262,4 +262,17 @@ describe('a vendor that ignores a filter (a proxy strips unread=true)', () => {
     expect(warned).toHaveLength(1);
     expect(warned[0]).toContain('unread=true');
   });
+
+  it('an id search answered without its q (every user, from the first): the ids asked fail typed, not "no such user"', async () => {
+    // Past the first 100 users, so the unfiltered first page holds none of them.
+    const ids = [stack.userId(300), stack.userId(301)];
+    await stack.faults('identity', { stripParams: ['q'], routes: ['GET /api/v2/users'] });
+    const res = await stack.gql<AnyData>(`query($ids: [ID!]!) { users(ids: $ids) { id name } }`, { ids });
+    // Read as an answer to the search, none of the ids was in it: both users were null, as if they did not exist.
+    expect(res.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([
+      ['users.0.name', 'SOURCE_BAD_RESPONSE'],
+      ['users.1.name', 'SOURCE_BAD_RESPONSE'],
+    ]);
+    expect(res.body.data!.users.map((u: AnyData) => u.id)).toEqual(ids);
+  });
 });

@@ -111,7 +111,25 @@ export class IdentitySource extends HttpSource {
       pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
     }
     const found: [string, UserEntity | SourceError][] = [];
-    for (const p of pages) for (const u of p.users.items) found.push([u.id, u]);
+    const asked = new Set(batch);
+    let strangers = 0;
+    for (const p of pages) {
+      for (const u of p.users.items) {
+        if (asked.has(u.id)) found.push([u.id, u]);
+        else strangers++;
+      }
+    }
+    if (strangers > 0) {
+      // Users nobody asked for: the search was not applied (a proxy stripped q), so an id missing from it says nothing.
+      const error = () =>
+        new SourceError({
+          code: 'SOURCE_BAD_RESPONSE',
+          source: this.name,
+          retryable: false,
+          detail: `GET /api/v2/users?q: ${strangers} users not asked for in the answer (the search was not applied)`,
+        });
+      return [...found, ...unreadableIds(batch, found, error)];
+    }
     const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
     const read = pages.reduce((n, p) => n + p.users.items.length + p.users.unreadable, 0);
     if (unreadable === undefined && read >= matches) return found;

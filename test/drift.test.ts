@@ -77,7 +77,7 @@ describe('schema drift', () => {
       expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'users[].email', seenType: 'number', expectedType: 'string' }),
     );
     expect(driftOf(sources.body.data!, 'analytics')).toContainEqual(
-      expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'data[].last_active', seenType: 'string', expectedType: 'number' }),
+      expect.objectContaining({ kind: 'TYPE_CHANGED', path: 'data[].last_active', seenType: 'string', expectedType: 'Unix seconds' }),
     );
   });
 
@@ -146,6 +146,41 @@ describe('schema drift', () => {
     expect(drift).toContainEqual(
       expect.objectContaining({ endpoint: 'GET /v1/users/:id/events', kind: 'TYPE_CHANGED', path: 'data[].properties', expectedType: 'JSON nested at most 64 levels' }),
     );
+  });
+
+  it('timestamps whose unit changed (seconds sent as ms, ms as seconds): each read fails or is null, never a date in the year 56,000 or in 1970', async () => {
+    const EVENTS = `query($id: ID!) { user(id: $id) { name metrics { pageViews lastActiveAt series { at } } events(first: 2) { edges { node { occurredAt } } } } }`;
+    const warnedOf = (from: number) => stack.logs.slice(from).filter((l) => l.includes('"level":40') && l.includes('"source":"analytics"'));
+    // last_active (optional) in ms: null, with the drift shown; the series and events still read.
+    let from = stack.logs.length;
+    await stack.faults('analytics', { setFields: { last_active: 1_733_000_000_000 } });
+    const optionalInMs = await stack.gql<AnyData>(EVENTS, { id: stack.userId(19) });
+    expect(optionalInMs.body.errors).toBeUndefined();
+    // Read as seconds it was +056888-… and served.
+    expect(optionalInMs.body.data!.user.metrics.lastActiveAt).toBeNull();
+    expect(optionalInMs.body.data!.user.metrics.series.length).toBeGreaterThan(0);
+    // Series instants in ms: that user's metrics fail typed, with the unit named in the warn line.
+    from = stack.logs.length;
+    await stack.faults('analytics', { setFields: { ts: 1_733_000_000_000 }, routes: ['POST /v1/metrics/query'] });
+    const seriesInMs = await stack.gql<AnyData>(EVENTS, { id: stack.userId(20) });
+    expect(seriesInMs.body.data!.user.metrics).toBeNull();
+    expect(seriesInMs.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.metrics', 'SOURCE_BAD_RESPONSE']]);
+    expect(warnedOf(from).some((l) => l.includes('looks like milliseconds'))).toBe(true);
+    // Event instants in seconds: that user's events fail typed; read as ms they were in January 1970.
+    from = stack.logs.length;
+    await stack.faults('analytics', { setFields: { ts: 1_733_000_000 }, routes: ['GET /v1/users/:id/events'] });
+    const eventsInSeconds = await stack.gql<AnyData>(EVENTS, { id: stack.userId(21) });
+    expect(eventsInSeconds.body.data!.user.events).toBeNull();
+    expect(eventsInSeconds.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.events', 'SOURCE_BAD_RESPONSE']]);
+    expect(warnedOf(from).some((l) => l.includes('looks like seconds'))).toBe(true);
+    const drift = driftOf((await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!, 'analytics');
+    for (const [endpoint, path, unit] of [
+      ['POST /v1/metrics/query', 'data[].last_active', 'Unix seconds'],
+      ['POST /v1/metrics/query', 'data[].series[].ts', 'Unix seconds'],
+      ['GET /v1/users/:id/events', 'data[].ts', 'Unix milliseconds'],
+    ]) {
+      expect(drift).toContainEqual(expect.objectContaining({ endpoint, kind: 'TYPE_CHANGED', path, seenType: 'number', expectedType: `${unit} (this number is another unit)` }));
+    }
   });
 
   it('a bulk answer whose keys are spelled another way (URL-encoded): they read as 0, and the omission shows as drift', async () => {

@@ -82,7 +82,7 @@ export type RateLimiterMode =
 export type SchemaDriftKind =
   /** A field the server reads was absent: it is null for that entity (or the entity failed, for a required one). */
   | 'MISSING'
-  /** A field arrived with another JSON type: null for that entity when optional, else the entity failed. */
+  /** A field arrived with another JSON type, or as a value its type cannot mean here (a timestamp in another unit, JSON nested too deep): null for that entity when optional, else the entity failed. */
   | 'TYPE_CHANGED'
   /** A field (or map entry) the server does not read: ignored, and counted. */
   | 'UNKNOWN';

@@ -40,7 +40,7 @@ export interface DriftRecord extends DriftFinding {
 
 type Expected =
   | { kind: 'any' }
-  | { kind: 'value'; types: ReadonlySet<JsonType>; name: string }
+  | { kind: 'value'; types: ReadonlySet<JsonType>; name: string; inUnit?: (value: number) => boolean }
   | { kind: 'object'; fields: ReadonlyMap<string, Expected>; nullable: boolean }
   | { kind: 'array'; element: Expected; nullable: boolean }
   | { kind: 'map'; value: Expected; nullable: boolean };
@@ -49,6 +49,15 @@ const ANY: Expected = { kind: 'any' };
 
 /** Schemas whose parsing is custom (a lenient array, a hand-checked series) say here what they read. */
 const declaredShapes = new WeakMap<z.ZodType, z.ZodType>();
+
+/** Numbers in a unit (Unix seconds, Unix ms): the same JSON type in another unit is drift only their size shows. */
+const units = new WeakMap<z.ZodType, { name: string; inUnit: (value: number) => boolean }>();
+
+/** `schema` reads numbers in the unit `name`, which `inUnit` tells apart: the walk reports a number outside it as changed. */
+export function readsAsUnit<S extends z.ZodType>(schema: S, name: string, inUnit: (value: number) => boolean): S {
+  units.set(schema, { name, inUnit });
+  return schema;
+}
 
 /** `schema` reads what `shape` describes: the walk uses `shape` where it meets `schema`. */
 export function readsAs<S extends z.ZodType>(schema: S, shape: z.ZodType): S {
@@ -81,6 +90,8 @@ export function expectedShape(schema: z.ZodType): Expected {
 function derive(schema: z.ZodType, nullable: boolean): Expected {
   const declared = declaredShapes.get(schema);
   if (declared) return derive(declared, nullable);
+  const unit = units.get(schema);
+  if (unit) return { kind: 'value', types: new Set<JsonType>(nullable ? ['number', 'null'] : ['number']), name: unit.name, inUnit: unit.inUnit };
   const def = (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
   const value = (...types: JsonType[]): Expected => ({ kind: 'value', types: new Set(nullable ? [...types, 'null'] : types), name: types.join('|') });
   switch (def.type) {
@@ -175,6 +186,9 @@ function walkDrift(walk: DriftWalk, value: unknown, shape: Expected, path: strin
   const seen = jsonType(value);
   if (shape.kind === 'value') {
     if (!shape.types.has(seen)) note(walk, { kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: shape.name });
+    else if (shape.inUnit !== undefined && seen === 'number' && !shape.inUnit(value as number)) {
+      note(walk, { kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: `${shape.name} (this number is another unit)` });
+    }
     return;
   }
   if (seen === 'null' && shape.nullable) return;
@@ -292,6 +306,7 @@ export class DriftRecorder {
       record.count++;
       record.lastSeenAt = at;
       record.seenType = finding.seenType;
+      record.expectedType = finding.expectedType;
     } else {
       this.records.set(key, { ...finding, endpoint, count: 1, firstSeenAt: at, lastSeenAt: at });
     }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { readsAs } from './drift.js';
+import { readsAs, readsAsUnit } from './drift.js';
 import { parseVendorDate } from './vendor-dates.js';
 import { isJsonObject, quickReaderOf, setQuickReader, UNREAD } from './quick-read.js';
 
@@ -64,8 +64,37 @@ function isCanonicalIso(s: string): boolean {
 
 /** ISO 8601 strings, and RFC 7231 HTTP-dates ("Tue, 02 Jan 2024 03:04:05 GMT"), any of their forms; UTC when they name no offset. */
 export const isoFromDateString = z.string().transform((s, ctx) => (isCanonicalIso(s) ? s : iso(parseVendorDate(s), ctx, 'date')));
-export const isoFromUnixSeconds = z.number().transform((s, ctx) => iso(s * 1000, ctx, 'Unix timestamp (s)'));
-export const isoFromUnixMs = z.number().transform((ms, ctx) => iso(ms, ctx, 'Unix timestamp (ms)'));
+/**
+ * Where Unix seconds end and Unix milliseconds begin: 10^11 seconds is the year
+ * 5138, and 10^11 ms is March 1973. A vendor that changes a timestamp's unit
+ * (seconds to ms is the usual one) sends the same JSON type, so only the size
+ * tells: read in the wrong unit it was a date in the year 56,000, or in
+ * January 1970, served as if true.
+ */
+export const UNIX_UNIT_BOUNDARY = 1e11;
+/** Unix seconds that are not some other unit: 0 up to the boundary. */
+export const isPlausibleUnixSeconds = (v: number): boolean => v >= 0 && v < UNIX_UNIT_BOUNDARY;
+/** Unix ms that are not seconds (nor µs): from the boundary up to 10^14 (the year 5138). */
+export const isPlausibleUnixMs = (v: number): boolean => v >= UNIX_UNIT_BOUNDARY && v < UNIX_UNIT_BOUNDARY * 1000;
+
+export const isoFromUnixSeconds = readsAsUnit(
+  z.number().transform((s, ctx) => {
+    if (isPlausibleUnixSeconds(s)) return iso(s * 1000, ctx, 'Unix timestamp (s)');
+    ctx.addIssue({ code: 'custom', message: `expected Unix seconds${s >= UNIX_UNIT_BOUNDARY ? ' (this looks like milliseconds)' : ''}` });
+    return z.NEVER;
+  }),
+  'Unix seconds',
+  isPlausibleUnixSeconds,
+);
+export const isoFromUnixMs = readsAsUnit(
+  z.number().transform((ms, ctx) => {
+    if (isPlausibleUnixMs(ms)) return iso(ms, ctx, 'Unix timestamp (ms)');
+    ctx.addIssue({ code: 'custom', message: `expected Unix milliseconds${ms >= 0 && ms < UNIX_UNIT_BOUNDARY ? ' (this looks like seconds)' : ''}` });
+    return z.NEVER;
+  }),
+  'Unix milliseconds',
+  isPlausibleUnixMs,
+);
 
 /** GraphQL's `Int` is 32-bit: a count past it cannot be served (graphql-js fails the field untyped, on every read of the entry). */
 export const MAX_GRAPHQL_INT = 2_147_483_647;
@@ -78,7 +107,7 @@ export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (
 /** `count` as a plain predicate, for large arrays checked in one loop rather than with a schema per element. */
 export const isIntCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_GRAPHQL_INT;
 /** Unix seconds Date can represent, as a plain predicate like `isCount`. */
-export const isUnixSeconds = (v: unknown): v is number => typeof v === 'number' && v >= -8.64e12 && v <= 8.64e12;
+export const isUnixSeconds = (v: unknown): v is number => typeof v === 'number' && isPlausibleUnixSeconds(v);
 /** The ISO string of a value `isUnixSeconds` accepted, memoized: a series' instants repeat across users (see isoCache). */
 export function isoOfUnixSeconds(seconds: number): string {
   const ms = seconds * 1000;

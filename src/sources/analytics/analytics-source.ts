@@ -3,8 +3,19 @@ import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { EventPage, MetricsEntity, MetricsRange } from '../models.js';
 import type { SourceError } from '../../errors.js';
-import { readsAs } from '../drift.js';
-import { count, isIntCount, lenientObject, isoFromUnixMs, isoFromUnixSeconds, isUnixSeconds, optional, readableItems } from '../normalize.js';
+import { readsAs, readsAsUnit } from '../drift.js';
+import {
+  count,
+  isIntCount,
+  lenientObject,
+  isoFromUnixMs,
+  isoFromUnixSeconds,
+  isPlausibleUnixSeconds,
+  isUnixSeconds,
+  optional,
+  readableItems,
+  UNIX_UNIT_BOUNDARY,
+} from '../normalize.js';
 import { nestsDeeperThan } from '../../json-depth.js';
 import { ChunkSize, leavesOut, lookupInChunks, unreadableIds } from '../paging.js';
 import { CompactMetrics, type VendorSeriesPoint } from './compact-metrics.js';
@@ -29,7 +40,7 @@ function seriesProblem(points: unknown): string | null {
     const point: unknown = points[i];
     if (typeof point !== 'object' || point === null) return `point ${i}: expected an object`;
     const { ts, page_views, sessions } = point as Record<string, unknown>;
-    if (!isUnixSeconds(ts)) return `point ${i}: ts: expected Unix seconds`;
+    if (!isUnixSeconds(ts)) return `point ${i}: ts: expected Unix seconds${typeof ts === 'number' && ts >= UNIX_UNIT_BOUNDARY ? ' (this looks like milliseconds)' : ''}`;
     if (!isIntCount(page_views)) return `point ${i}: page_views: expected a non-negative integer up to 2^31 - 1`;
     if (!isIntCount(sessions)) return `point ${i}: sessions: expected a non-negative integer up to 2^31 - 1`;
   }
@@ -43,7 +54,7 @@ function seriesProblem(points: unknown): string | null {
  */
 const series = readsAs(
   z.custom<SeriesPoint[]>((v) => seriesProblem(v) === null, { error: (issue) => seriesProblem(issue.input) ?? 'invalid series' }),
-  z.array(z.object({ ts: z.number(), page_views: z.number(), sessions: z.number() })),
+  z.array(z.object({ ts: readsAsUnit(z.number(), 'Unix seconds', isPlausibleUnixSeconds), page_views: z.number(), sessions: z.number() })),
 );
 
 const metricsRow = lenientObject({

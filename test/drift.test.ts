@@ -183,6 +183,14 @@ describe('schema drift', () => {
     }
   });
 
+  it('"never" written as a date (Go\'s zero time, a Unix 0) is null, not the year 1 or 1970', async () => {
+    await stack.faults('identity', { setFields: { last_login: '0001-01-01T00:00:00Z' } });
+    await stack.faults('analytics', { setFields: { last_active: 0 } });
+    const res = await stack.gql<AnyData>(DASHBOARD, { ids: [stack.userId(22)] });
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.users[0]).toMatchObject({ lastLoginAt: null, metrics: { lastActiveAt: null } });
+  });
+
   it('a bulk answer whose keys are spelled another way (URL-encoded): they read as 0, and the omission shows as drift', async () => {
     const ids = [stack.userId(15), stack.userId(16)];
     const encoded = (id: string) => encodeURIComponent(id);

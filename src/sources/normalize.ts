@@ -96,6 +96,17 @@ export const isoFromUnixMs = readsAsUnit(
   isPlausibleUnixMs,
 );
 
+/**
+ * An optional instant, or null where the vendor wrote "never" as a date: Go's
+ * zero time (0001-01-01T00:00:00Z, .NET's DateTime.MinValue too) or the Unix
+ * epoch (a `last_active` of 0). Served as dates, a user who never logged in
+ * had last logged in in the year 1.
+ */
+export function instantOrNever(iso: string | null | undefined): string | null {
+  if (iso === null || iso === undefined) return null;
+  return iso.startsWith('0001-01-01T00:00:00') || iso === '1970-01-01T00:00:00.000Z' ? null : iso;
+}
+
 /** GraphQL's `Int` is 32-bit: a count past it cannot be served (graphql-js fails the field untyped, on every read of the entry). */
 export const MAX_GRAPHQL_INT = 2_147_483_647;
 

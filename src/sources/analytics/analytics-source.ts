@@ -6,6 +6,7 @@ import type { SourceError } from '../../errors.js';
 import { readsAs, readsAsUnit } from '../drift.js';
 import {
   count,
+  instantOrNever,
   isIntCount,
   lenientObject,
   isoFromUnixMs,
@@ -112,7 +113,7 @@ export class AnalyticsSource extends HttpSource {
     for (let i = 0; i < items.length; i++) {
       const row = items[i]!;
       answered.add(row.user_id);
-      found[i] = [row.user_id, CompactMetrics.fromVendor(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, row.last_active ?? null, row.series)];
+      found[i] = [row.user_id, CompactMetrics.fromVendor(row.page_views, row.sessions, row.avg_session_seconds, row.conversion_rate, instantOrNever(row.last_active), row.series)];
     }
     const missing = new Set(res.body.missing ?? []);
     if (unreadable === 0) {

@@ -3,7 +3,7 @@ import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import { SourceError } from '../../errors.js';
-import { isoFromDateString, count, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
+import { isoFromDateString, count, instantOrNever, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
 import { ChunkSize, lookupInChunks, MAX_WINDOW_PLANS, placeWindow, planFixedPages, planPages, unreadableIds } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
@@ -35,7 +35,7 @@ function toUserEntity(u: z.infer<z.ZodObject<typeof userFields>>): UserEntity {
     nickname: u.nickname ?? null,
     avatarUrl: u.picture ?? null,
     createdAt: u.created_at ?? null,
-    lastLoginAt: u.last_login ?? null,
+    lastLoginAt: instantOrNever(u.last_login),
   };
 }
 

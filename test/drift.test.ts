@@ -183,6 +183,32 @@ describe('schema drift', () => {
     }
   });
 
+  it('an enum value the vendor added (channel "sms"): that notification reads OTHER and the rest of its page stands, shown as drift; OTHER cannot be sent', async () => {
+    const QUERY = `query($id: ID!) { user(id: $id) { notifications(first: 5) { edges { node { id channel } } } } }`;
+    const id = stack.userId(23);
+    const clean = await stack.gql<AnyData>(QUERY, { id });
+    await stack.faults('notifications', { setFields: { channel: 'sms' } });
+    const res = await stack.gql<AnyData>(QUERY, { id });
+    // z.enum refused it: one new channel failed the user's whole window.
+    expect(res.body.errors).toBeUndefined();
+    const edges = res.body.data!.user.notifications.edges as AnyData[];
+    expect(edges.map((e) => e.node.id)).toEqual(clean.body.data!.user.notifications.edges.map((e: AnyData) => e.node.id));
+    expect(new Set(edges.map((e) => e.node.channel))).toEqual(new Set(['OTHER']));
+    const drift = driftOf((await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!, 'notifications');
+    expect(drift).toContainEqual(
+      expect.objectContaining({
+        endpoint: 'GET /v1/users/:id/notifications',
+        kind: 'TYPE_CHANGED',
+        path: '[].channel',
+        seenType: 'string',
+        expectedType: 'one of email, push, in_app',
+      }),
+    );
+    const token = await stack.token({ sub: id, admin: false });
+    const send = await stack.gql<AnyData>(`mutation($u: ID!) { sendNotification(input: { userId: $u, title: "t", body: "b", channel: OTHER }) { status } }`, { u: id }, { token });
+    expect(send.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+  });
+
   it('"never" written as a date (Go\'s zero time, a Unix 0) is null, not the year 1 or 1970', async () => {
     await stack.faults('identity', { setFields: { last_login: '0001-01-01T00:00:00Z' } });
     await stack.faults('analytics', { setFields: { last_active: 0 } });

@@ -71,6 +71,8 @@ export type Granularity =
 export type NotificationChannel =
   | 'EMAIL'
   | 'IN_APP'
+  /** A channel the vendor added that this server does not know yet (it shows as drift). Not accepted by sendNotification. */
+  | 'OTHER'
   | 'PUSH';
 
 export type RateLimiterMode =

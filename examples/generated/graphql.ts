@@ -27,6 +27,8 @@ export type DeliveryTarget =
 export type NotificationChannel =
   | 'EMAIL'
   | 'IN_APP'
+  /** A channel the vendor added that this server does not know yet (it shows as drift). Not accepted by sendNotification. */
+  | 'OTHER'
   | 'PUSH';
 
 export type RateLimiterMode =
@@ -38,6 +40,7 @@ export type RateLimiterMode =
 export type SendNotificationInput = {
   /** 1 to 5,000 characters, not blank. */
   body: string;
+  /** EMAIL, PUSH or IN_APP (OTHER is BAD_USER_INPUT). */
   channel: NotificationChannel;
   /** As for updateProfile. */
   idempotencyKey?: string | null | undefined;

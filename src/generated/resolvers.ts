@@ -267,6 +267,8 @@ export type Notification = {
 export type NotificationChannel =
   | 'EMAIL'
   | 'IN_APP'
+  /** A channel the vendor added that this server does not know yet (it shows as drift). Not accepted by sendNotification. */
+  | 'OTHER'
   | 'PUSH';
 
 export type NotificationConnection = {
@@ -366,6 +368,7 @@ export type SchemaDriftKind =
 export type SendNotificationInput = {
   /** 1 to 5,000 characters, not blank. */
   body: Scalars['String']['input'];
+  /** EMAIL, PUSH or IN_APP (OTHER is BAD_USER_INPUT). */
   channel: NotificationChannel;
   /** As for updateProfile. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;

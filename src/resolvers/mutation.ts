@@ -66,6 +66,7 @@ export const Mutation: MutationResolvers = {
   sendNotification: async (_parent, { input }, ctx) => {
     const userId = id(input.userId, 'userId');
     mustWriteFor(ctx, userId);
+    if (input.channel === 'OTHER') throw badUserInput('"channel" OTHER stands for channels this server does not know: send EMAIL, PUSH or IN_APP.', 'channel');
     const notification = { userId, title: text(input.title, 'title', 200), body: text(input.body, 'body', 5000), channel: input.channel };
     const payload = await ctx.writes.sendNotification(ctx.viewer, notification, idempotencyKey(input.idempotencyKey), ctx.deadline);
     return { ...payload, notification: payload.result };

@@ -40,7 +40,7 @@ export interface DriftRecord extends DriftFinding {
 
 type Expected =
   | { kind: 'any' }
-  | { kind: 'value'; types: ReadonlySet<JsonType>; name: string; inUnit?: (value: number) => boolean }
+  | { kind: 'value'; types: ReadonlySet<JsonType>; name: string; check?: ValueCheck }
   | { kind: 'object'; fields: ReadonlyMap<string, Expected>; nullable: boolean }
   | { kind: 'array'; element: Expected; nullable: boolean }
   | { kind: 'map'; value: Expected; nullable: boolean };
@@ -50,12 +50,29 @@ const ANY: Expected = { kind: 'any' };
 /** Schemas whose parsing is custom (a lenient array, a hand-checked series) say here what they read. */
 const declaredShapes = new WeakMap<z.ZodType, z.ZodType>();
 
-/** Numbers in a unit (Unix seconds, Unix ms): the same JSON type in another unit is drift only their size shows. */
-const units = new WeakMap<z.ZodType, { name: string; inUnit: (value: number) => boolean }>();
+/**
+ * Values of the right JSON type that still cannot mean what the schema reads:
+ * a number in another unit, a string outside an enum. Only the value shows it.
+ */
+interface ValueCheck {
+  type: JsonType;
+  name: string;
+  fits: (value: unknown) => boolean;
+  /** The expected type a value that does not fit is reported with. */
+  unfit: string;
+}
+const valueChecks = new WeakMap<z.ZodType, ValueCheck>();
 
 /** `schema` reads numbers in the unit `name`, which `inUnit` tells apart: the walk reports a number outside it as changed. */
 export function readsAsUnit<S extends z.ZodType>(schema: S, name: string, inUnit: (value: number) => boolean): S {
-  units.set(schema, { name, inUnit });
+  valueChecks.set(schema, { type: 'number', name, fits: (v) => inUnit(v as number), unfit: `${name} (this number is another unit)` });
+  return schema;
+}
+
+/** `schema` reads one of `values` (a vendor's enum): the walk reports a string outside them as changed (the vendor added one). */
+export function readsAsOneOf<S extends z.ZodType>(schema: S, values: readonly string[]): S {
+  const known = new Set(values);
+  valueChecks.set(schema, { type: 'string', name: 'string', fits: (v) => known.has(v as string), unfit: `one of ${values.join(', ')}` });
   return schema;
 }
 
@@ -90,8 +107,8 @@ export function expectedShape(schema: z.ZodType): Expected {
 function derive(schema: z.ZodType, nullable: boolean): Expected {
   const declared = declaredShapes.get(schema);
   if (declared) return derive(declared, nullable);
-  const unit = units.get(schema);
-  if (unit) return { kind: 'value', types: new Set<JsonType>(nullable ? ['number', 'null'] : ['number']), name: unit.name, inUnit: unit.inUnit };
+  const check = valueChecks.get(schema);
+  if (check) return { kind: 'value', types: new Set<JsonType>(nullable ? [check.type, 'null'] : [check.type]), name: check.name, check };
   const def = (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
   const value = (...types: JsonType[]): Expected => ({ kind: 'value', types: new Set(nullable ? [...types, 'null'] : types), name: types.join('|') });
   switch (def.type) {
@@ -186,8 +203,8 @@ function walkDrift(walk: DriftWalk, value: unknown, shape: Expected, path: strin
   const seen = jsonType(value);
   if (shape.kind === 'value') {
     if (!shape.types.has(seen)) note(walk, { kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: shape.name });
-    else if (shape.inUnit !== undefined && seen === 'number' && !shape.inUnit(value as number)) {
-      note(walk, { kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: `${shape.name} (this number is another unit)` });
+    else if (shape.check !== undefined && seen === shape.check.type && !shape.check.fits(value)) {
+      note(walk, { kind: 'type_changed', path: path || '(root)', seenType: seen, expectedType: shape.check.unfit });
     }
     return;
   }

@@ -60,7 +60,9 @@ export interface EventPage {
   nextCursor: string | null;
 }
 
-export type NotificationChannel = 'EMAIL' | 'PUSH' | 'IN_APP';
+export type NotificationChannel = 'EMAIL' | 'PUSH' | 'IN_APP' | 'OTHER';
+/** The channels a notification can be sent on: OTHER stands for ones a vendor added that this server does not know. */
+export type SendableChannel = Exclude<NotificationChannel, 'OTHER'>;
 
 export interface NotificationEntity {
   id: string;

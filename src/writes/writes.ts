@@ -6,7 +6,7 @@ import { acceptedButUnread, badUserInput, SourceError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import type { Sources } from '../sources/index.js';
-import type { NotificationEntity, UserEntity } from '../sources/models.js';
+import type { NotificationEntity, SendableChannel, UserEntity } from '../sources/models.js';
 import { deliveryError, type DeliveryRecord, type DeliveryTarget, type SecondaryJob, type WriteStatus } from './delivery.js';
 import type { DeliveryQueue } from './delivery-queue.js';
 import type { IdempotencyStore } from './idempotency-store.js';
@@ -88,12 +88,7 @@ export class Writes {
     });
   }
 
-  sendNotification(
-    viewer: Viewer,
-    input: { userId: string; title: string; body: string; channel: NotificationEntity['channel'] },
-    clientKey: string | null | undefined,
-    deadline: Deadline,
-  ) {
+  sendNotification(viewer: Viewer, input: { userId: string; title: string; body: string; channel: SendableChannel }, clientKey: string | null | undefined, deadline: Deadline) {
     return this.run<NotificationEntity>({
       operation: 'sendNotification',
       viewer,

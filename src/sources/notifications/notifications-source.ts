@@ -2,7 +2,8 @@ import LinkHeader from 'http-link-header';
 import { z } from 'zod';
 import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
-import type { NotificationEntity, OffsetPage } from '../models.js';
+import type { NotificationEntity, OffsetPage, SendableChannel } from '../models.js';
+import { readsAsOneOf } from '../drift.js';
 import { SourceError } from '../../errors.js';
 import { count, isoFromDateString, MAX_GRAPHQL_INT, readableEntries } from '../normalize.js';
 import { ChunkSize, leavesOut, lookupInChunks, MAX_WINDOW_PLANS, placeWindow, planFixedPages, planPages } from '../paging.js';
@@ -12,6 +13,8 @@ const MAX_PER_PAGE = 100;
 const MAX_IDS_PER_QUERY = 100;
 const LIST_ROUTE = 'GET /v1/users/:id/notifications';
 
+const VENDOR_CHANNELS = ['email', 'push', 'in_app'];
+
 /** A notification as the vendor sends it, normalized to ours (also read from its webhook events). */
 export const notification = z
   .object({
@@ -19,7 +22,8 @@ export const notification = z
     user: z.string(),
     title: z.string(),
     body: z.string(),
-    channel: z.enum(['email', 'push', 'in_app']),
+    // A channel the vendor added since is OTHER (and drift), not an unreadable notification that fails its whole page.
+    channel: readsAsOneOf(z.string(), VENDOR_CHANNELS),
     read: z.boolean(),
     created: isoFromDateString,
   })
@@ -28,13 +32,13 @@ export const notification = z
     userId: n.user,
     title: n.title,
     body: n.body,
-    channel: n.channel === 'in_app' ? 'IN_APP' : n.channel === 'email' ? 'EMAIL' : 'PUSH',
+    channel: n.channel === 'in_app' ? 'IN_APP' : n.channel === 'email' ? 'EMAIL' : n.channel === 'push' ? 'PUSH' : 'OTHER',
     read: n.read,
     createdAt: n.created,
   }));
 const notificationList = z.array(notification);
 const markedRead = z.object({ updated: count });
-const VENDOR_CHANNEL: Record<NotificationEntity['channel'], 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
+const VENDOR_CHANNEL: Record<SendableChannel, 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
 const unreadCounts = z.object({ counts: readableEntries(count) });
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -193,11 +197,7 @@ export class NotificationsSource extends HttpSource {
   }
 
   /** Sends one notification; the same key again (24 h) is answered with the first one and sends nothing. Null: no such user. */
-  async create(
-    input: { userId: string; title: string; body: string; channel: NotificationEntity['channel'] },
-    idempotencyKey: string,
-    deadline?: Deadline,
-  ): Promise<NotificationEntity | null> {
+  async create(input: { userId: string; title: string; body: string; channel: SendableChannel }, idempotencyKey: string, deadline?: Deadline): Promise<NotificationEntity | null> {
     const res = await this.fetchOrNull({
       route: 'POST /v1/notifications',
       method: 'POST',

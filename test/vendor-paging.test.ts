@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { offsetCursor } from '../src/resolvers/cursors.js';
 import { calls, sharedStack, stackPool, type GraphQLResponse, type Stack } from './helpers/stack.js';
 
 /**
@@ -234,6 +235,21 @@ describe('a vendor that ignores per_page and pages by its own default (a renamed
     await fresh.faults('notifications', { ignorePerPage: 30 });
     expect([await listOf(short), await listOf(long)]).toEqual(clean);
     expect(clean.map((ids) => ids.length)).toEqual([sizes[short], sizes[long]]);
+  });
+
+  it('notifications, a later window asked first (as another process may be): found where the total says they are', async () => {
+    const fresh = await freshStack();
+    const index = fresh.upstreams.dataset.users.findIndex((_, i) => {
+      const n = fresh.upstreams.dataset.notificationsOf(i).length;
+      return n > 14 && n < 30;
+    });
+    const WINDOW = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 7, after: $after) { pageInfo { hasNextPage } edges { node { id } } } } }`;
+    const read = async () => (await fresh.gql<AnyData>(WINDOW, { id: fresh.userId(index), after: offsetCursor('notifications', 7) })).body.data!.user.notifications;
+    const clean = await read();
+    expect(clean.edges).toHaveLength(7);
+    await fresh.faults('notifications', { ignorePerPage: 30 });
+    // Asked as page 2 of 7, the vendor's page 2 of 30 is empty: the window read as the end of the list.
+    expect(await read()).toEqual(clean);
   });
 
   it("userList (identity's limit and start tell): the same users in the same order", async () => {

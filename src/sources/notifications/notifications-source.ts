@@ -114,6 +114,18 @@ export class NotificationsSource extends HttpSource {
     }
     const total = this.totalCount(pages[0]!.headers);
     this.noticePageSize(pages, plan.pages, asked, total);
+    if (this.fixedPage === undefined && plan.pages[0]! > 0 && total !== undefined && total > offset && pages.every((p) => p.body.length === 0)) {
+      // Nothing where the total says the window's first items are: a vendor that ignores per_page holds them on an
+      // earlier page of its own size. Its first page says that size (the window is then planned again).
+      const firstPage = await this.fetch({
+        route: LIST_ROUTE,
+        method: 'GET',
+        path: `/v1/users/${pathSegment(userId)}/notifications?page=1&per_page=${asked}&unread=${unreadOnly}`,
+        schema: notificationList,
+        deadline,
+      });
+      this.noticePageSize([firstPage], [0], asked, total);
+    }
     // A page shorter than per_page with more after it, by its rel="next" and by X-Total-Count both (a Link alone may
     // be wrong): the vendor pages tighter than asked, at that length. Its items are placed by that size, so a shorter
     // page gives a shorter window (the next one starts where it ends), never another window's notifications.

@@ -13,7 +13,8 @@ const MAX_PER_PAGE = 100;
 const MAX_IDS_PER_QUERY = 100;
 const LIST_ROUTE = 'GET /v1/users/:id/notifications';
 
-const VENDOR_CHANNELS = ['email', 'push', 'in_app'];
+const VENDOR_CHANNEL: Record<SendableChannel, 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
+const VENDOR_CHANNELS = Object.values(VENDOR_CHANNEL);
 
 /** A notification as the vendor sends it, normalized to ours (also read from its webhook events). */
 export const notification = z
@@ -38,7 +39,6 @@ export const notification = z
   }));
 const notificationList = z.array(notification);
 const markedRead = z.object({ updated: count });
-const VENDOR_CHANNEL: Record<SendableChannel, 'email' | 'push' | 'in_app'> = { EMAIL: 'email', PUSH: 'push', IN_APP: 'in_app' };
 const unreadCounts = z.object({ counts: readableEntries(count) });
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -94,17 +94,7 @@ export class NotificationsSource extends HttpSource {
     const fixed = this.fixedPage;
     const plan = fixed === undefined ? planPages(offset, Math.min(first, this.pageSize), this.pageSize) : planFixedPages(offset, first, fixed);
     const asked = Math.min(plan.perPage, MAX_PER_PAGE);
-    const pages = await Promise.all(
-      plan.pages.map((p) =>
-        this.fetch({
-          route: LIST_ROUTE,
-          method: 'GET',
-          path: `/v1/users/${pathSegment(userId)}/notifications?page=${p + 1}&per_page=${asked}&unread=${unreadOnly}`,
-          schema: notificationList,
-          deadline,
-        }),
-      ),
-    );
+    const pages = await Promise.all(plan.pages.map((p) => this.page(userId, p, asked, unreadOnly, deadline)));
     for (const p of pages) {
       for (const n of p.body) {
         if (n.userId !== userId) throw this.answeredForAnotherUser(LIST_ROUTE);
@@ -117,14 +107,7 @@ export class NotificationsSource extends HttpSource {
     if (this.fixedPage === undefined && plan.pages[0]! > 0 && total !== undefined && total > offset && pages.every((p) => p.body.length === 0)) {
       // Nothing where the total says the window's first items are: a vendor that ignores per_page holds them on an
       // earlier page of its own size. Its first page says that size (the window is then planned again).
-      const firstPage = await this.fetch({
-        route: LIST_ROUTE,
-        method: 'GET',
-        path: `/v1/users/${pathSegment(userId)}/notifications?page=1&per_page=${asked}&unread=${unreadOnly}`,
-        schema: notificationList,
-        deadline,
-      });
-      this.noticePageSize([firstPage], [0], asked, total);
+      this.noticePageSize([await this.page(userId, 0, asked, unreadOnly, deadline)], [0], asked, total);
     }
     // A page shorter than per_page with more after it, by its rel="next" and by X-Total-Count both (a Link alone may
     // be wrong): the vendor pages tighter than asked, at that length. Its items are placed by that size, so a shorter
@@ -152,6 +135,17 @@ export class NotificationsSource extends HttpSource {
     // More after our window: left over in the fetched pages, or past the last page we fetched.
     const hasNextPage = pastWindow || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, end);
     return { items, ...(after && { after }), totalCount: total ?? end + (hasNextPage ? 1 : 0), hasNextPage };
+  }
+
+  /** One page of a user's notifications (`index` 0-based; the vendor's pages are 1-based). */
+  private page(userId: string, index: number, perPage: number, unreadOnly: boolean, deadline: Deadline | undefined) {
+    return this.fetch({
+      route: LIST_ROUTE,
+      method: 'GET',
+      path: `/v1/users/${pathSegment(userId)}/notifications?page=${index + 1}&per_page=${perPage}&unread=${unreadOnly}`,
+      schema: notificationList,
+      deadline,
+    });
   }
 
   /**

@@ -217,13 +217,6 @@ export abstract class HttpSource {
   }
 
   /**
-   * What an answer says of the vendor's rate limit, for the limiter: a 429
-   * pauses the whole source until the moment it names (a second when it
-   * names none) and lowers the rate; a success saying no calls remain before
-   * the reset pauses until then, before the vendor has to refuse, unless
-   * such a header has proved wrong (see SourceRateLimiter.answered).
-   */
-  /**
    * A credential being fetched, waited for only while the attempt may go on:
    * the fetch is shared by every waiting call and bounded by its own timeout,
    * so one caller's deadline ends its own wait, not the fetch.
@@ -248,6 +241,13 @@ export abstract class HttpSource {
     });
   }
 
+  /**
+   * What an answer says of the vendor's rate limit, for the limiter: a 429
+   * pauses the whole source until the moment it names (a second when it
+   * names none) and lowers the rate; a success saying no calls remain before
+   * the reset pauses until then, before the vendor has to refuse, unless
+   * such a header has proved wrong (see SourceRateLimiter.answered).
+   */
   private observeRateLimit(res: UpstreamExchange, sentAt: number): void {
     if (res.status === 429) return this.policy.limiter.throttled(retryAfterMs(res.headers) ?? DEFAULT_429_PAUSE_MS);
     const wrong = this.policy.limiter.answered(sentAt);

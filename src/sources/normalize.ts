@@ -117,7 +117,7 @@ export const count = z.number().int().nonnegative().max(MAX_GRAPHQL_INT);
 export const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 /** `count` as a plain predicate, for large arrays checked in one loop rather than with a schema per element. */
 export const isIntCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_GRAPHQL_INT;
-/** Unix seconds Date can represent, as a plain predicate like `isCount`. */
+/** Unix seconds that are not another unit (see UNIX_UNIT_BOUNDARY), as a plain predicate like `isCount`. */
 export const isUnixSeconds = (v: unknown): v is number => typeof v === 'number' && isPlausibleUnixSeconds(v);
 /** The ISO string of a value `isUnixSeconds` accepted, memoized: a series' instants repeat across users (see isoCache). */
 export function isoOfUnixSeconds(seconds: number): string {

@@ -362,7 +362,10 @@ export class SimulatedUpstream {
     let sent = 0;
     const timer = setInterval(() => {
       if (sent < body.length) res.write(body.subarray(sent, ++sent));
-      if (sent === body.length) res.end();
+      if (sent === body.length) {
+        clearInterval(timer);
+        res.end();
+      }
     }, TRICKLE_EVERY_MS);
     res.on('close', () => {
       clearInterval(timer);
@@ -526,7 +529,7 @@ function withJsonBody(reply: Reply, transform: (body: unknown) => unknown): Repl
 
 /** The `deepProperties` fault: the first item of `data` with `properties` gets one nested `depth` deep (written as text: JSON.stringify cannot). */
 function withDeepProperty(reply: Reply, depth: number): Reply {
-  const MARK = '"__deep_property__"';
+  const MARK = '__deep_property__';
   let marked = false;
   const withMark = withJsonBody(reply, (body) => {
     const data = (body as { data?: unknown }).data;
@@ -534,10 +537,10 @@ function withDeepProperty(reply: Reply, depth: number): Reply {
     if (typeof item !== 'object' || item === null || !('properties' in item)) return body;
     marked = true;
     // Copies: the items are the dataset's own.
-    return { ...(body as object), data: [{ ...item, properties: { nested: JSON.parse(MARK) as unknown } }, ...(data as unknown[]).slice(1)] };
+    return { ...(body as object), data: [{ ...item, properties: { nested: MARK } }, ...(data as unknown[]).slice(1)] };
   });
   if (!marked) return reply;
-  const text = JSON.stringify(withMark.body).replace(MARK, `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`);
+  const text = JSON.stringify(withMark.body).replace(JSON.stringify(MARK), `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`);
   return { ...withMark, body: undefined, rawBody: text };
 }
 

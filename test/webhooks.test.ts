@@ -113,6 +113,27 @@ describe('POST /webhooks/<source>', () => {
     expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount).toBe(before.unreadNotificationCount + 1);
   });
 
+  it('the same notification sent again under a new webhook-id (a vendor that re-signs its retries) is published once; a new one is published', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(45);
+    const client = wsClient(stack, await stack.token({ sub: user, admin: false }));
+    try {
+      const sub = collect(client, `subscription($u: ID!) { notificationAdded(userId: $u) { id title } }`, { u: user });
+      await new Promise((r) => setTimeout(r, 150));
+      const event = created(user);
+      for (let i = 0; i < 3; i++) expect(await (await post(stack, event)).json()).toEqual({ accepted: true });
+      const another = created(user);
+      expect((await post(stack, another)).status).toBe(202);
+      expect(await eventually(() => sub.events.length >= 2, 2000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 300));
+      // Each new webhook-id was a new event: the same notification reached the subscriber three times.
+      expect(sub.events.map((e) => (e as AnyData).data.notificationAdded.id)).toEqual([event.data.id, another.data.id]);
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('an event whose body starts with a byte order mark is read as without it: accepted and acted on, not refused into retries', async () => {
     const stack = await stackWith();
     const user = stack.userId(43);
@@ -230,6 +251,28 @@ describeWithRedis('webhooks across instances, through Redis', () => {
     expect(await (await post(a, event, { id })).json()).toEqual({ accepted: true });
     await expect.poll(async () => (await b.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 3000 }).toBe(before + 1);
     expect(await (await post(b, event, { id })).json()).toEqual({ duplicate: true });
+  });
+
+  it('the same notification under two webhook-ids, one to each instance: its subscriber hears it once', async () => {
+    const prefix = `gwhook${randomBytes(3).toString('hex')}:`;
+    const a = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
+    const b = await stackWith({ redis: { url: redis.url, keyPrefix: prefix }, peerOf: a });
+    await expect.poll(() => a.gateway.redis!.available && b.gateway.redis!.available).toBe(true);
+    const user = a.userId(46);
+    const client = wsClient(b, await b.token({ sub: user, admin: false }));
+    try {
+      const sub = collect(client, `subscription($u: ID!) { notificationAdded(userId: $u) { id } }`, { u: user });
+      await new Promise((r) => setTimeout(r, 200));
+      const event = created(user);
+      expect((await post(a, event)).status).toBe(202);
+      expect((await post(b, event)).status).toBe(202);
+      expect(await eventually(() => sub.events.length >= 1, 3000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sub.events).toEqual([{ data: { notificationAdded: { id: event.data.id } } }]);
+      sub.stop();
+    } finally {
+      await client.dispose();
+    }
   });
 
   it('an event with a field nested 6,000 levels deep (vendor metadata) is stored and processed like any other, not refused at every retry', async () => {

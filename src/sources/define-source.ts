@@ -92,9 +92,11 @@ export interface SourceWebhooks {
   /**
    * null: an event of a kind this server does not act on (accepted and ignored).
    * `published`: what subscribers hear of it (topic, the user it concerns, the payload as our entity);
-   * `again`: a signal to read again, sent once more when the entries are dropped again (WEBHOOK_SETTLE_MS).
+   * `again`: a signal to read again, sent once more when the entries are dropped again (WEBHOOK_SETTLE_MS);
+   * `once`: what the payload is (a notification's id): published once however many events carry it (a vendor
+   * that re-signs its retries gives each a new webhook-id).
    */
-  changes(event: unknown): { entities: string[]; groups: string[]; published?: { topic: string; key: string; payload: unknown; again?: boolean }[] } | null;
+  changes(event: unknown): { entities: string[]; groups: string[]; published?: { topic: string; key: string; payload: unknown; again?: boolean; once?: string }[] } | null;
 }
 
 /**

@@ -83,7 +83,10 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (!changed) return;
     await drop(changed);
     // After the invalidation: a subscriber that reads again gets the new data.
-    for (const p of changed.published ?? []) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
+    for (const p of changed.published ?? []) {
+      if (p.once !== undefined && !(await inbox!.firstTime(`${event.source} ${p.once}`))) continue;
+      options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
+    }
     if ((options.settleMs ?? 0) > 0) settle(changed);
   };
   const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger, options.siblings ?? null) : null;

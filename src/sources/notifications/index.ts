@@ -48,11 +48,13 @@ export const notifications = defineSource({
       // A created notification and a read one change the same things: that user's pages and count. So may a type
       // added since (a deleted one): what it changed is not known, so the same is dropped rather than kept stale.
       // The count is read again by its subscribers: once more after the entries settle (the vendor's reads may lag its event).
-      const published: { topic: string; key: string; payload: unknown; again?: boolean }[] = [{ topic: 'unreadCountChanged', key: user, payload: true, again: true }];
+      const published: { topic: string; key: string; payload: unknown; again?: boolean; once?: string }[] = [
+        { topic: 'unreadCountChanged', key: user, payload: true, again: true },
+      ];
       if (parsed.data.type === 'notification.created') {
         // The raw event's data (the parse above kept only its user).
         const added = notification.safeParse((event as { data: unknown }).data);
-        if (added.success) published.unshift({ topic: 'notificationAdded', key: user, payload: added.data });
+        if (added.success) published.unshift({ topic: 'notificationAdded', key: user, payload: added.data, once: `notification.created ${added.data.id}` });
       }
       return { entities: ['notifications.unreadCount', 'notifications.page'], groups: [user], published };
     },

@@ -292,3 +292,19 @@ describe('a vendor that ignores a filter (a proxy strips unread=true)', () => {
     expect(res.body.data!.users.map((u: AnyData) => u.id)).toEqual(ids);
   });
 });
+
+describe('a cursor-paged vendor that ends its list with an empty next_cursor (as Slack does), not null', () => {
+  const stack = sharedStack();
+
+  it('the list ends there: no next page, and no request with an empty cursor', async () => {
+    const EVENTS = `query($id: ID!) { user(id: $id) { events(first: 5) { pageInfo { hasNextPage } edges { node { id } } } } }`;
+    await stack.faults('analytics', { setFields: { next_cursor: '' }, routes: ['GET /v1/users/:id/events'] });
+    const res = await stack.gql<AnyData>(EVENTS, { id: stack.userId(30) });
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.user.events.edges.length).toBeGreaterThan(0);
+    // Read as a cursor, "" promised a next page, whose request the vendor refused (400 invalid cursor).
+    expect(res.body.data!.user.events.pageInfo.hasNextPage).toBe(false);
+    const recent = (await stack.stats('analytics')).routes['GET /v1/users/:id/events']!.recent;
+    expect(recent.filter((target) => /[?&]cursor=(&|$)/.test(target))).toEqual([]);
+  });
+});

@@ -138,7 +138,8 @@ export class AnalyticsSource extends HttpSource {
     if (!res) return null;
     return {
       events: res.body.data.map((e) => ({ id: e.id, type: e.type, occurredAt: e.ts, properties: this.servableProperties(e.properties) })),
-      nextCursor: res.body.next_cursor ?? null,
+      // An empty cursor ends the list as null does (Slack's APIs end theirs so): sent back, it names no page.
+      nextCursor: res.body.next_cursor || null,
     };
   }
 

@@ -209,6 +209,24 @@ describe('schema drift', () => {
     expect(send.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
   });
 
+  it('a 404 that is not the API\'s (a proxy\'s HTML page: a wrong base URL, a route moved) is an error, not "no such user"', async () => {
+    const EVENTS = `query($id: ID!) { user(id: $id) { name events(first: 2) { edges { node { id } } } } }`;
+    const id = stack.userId(24);
+    await stack.faults('analytics', { errorRate: 1, errorStatus: 404, errorBody: 'html', routes: ['GET /v1/users/:id/events'] });
+    const logsBefore = stack.logs.length;
+    const res = await stack.gql<AnyData>(EVENTS, { id });
+    // Read as the vendor's own 404, every user had no events, and nothing said so.
+    expect(res.body.data!.user).toMatchObject({ name: stack.upstreams.dataset.users[24]!.name, events: null });
+    expect(res.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.events', 'SOURCE_BAD_RESPONSE']]);
+    const warned = stack.logs.slice(logsBefore).filter((l) => l.includes('"level":40') && l.includes('"source":"analytics"'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain('not the API');
+    // The vendor's own 404 (JSON) still means no such user: null, no error.
+    await stack.faults('analytics', {});
+    const unknown = await stack.gql<AnyData>(`{ user(id: "auth0|nobody-here") { id events(first: 1) { edges { node { id } } } } }`);
+    expect(unknown.body.errors).toBeUndefined();
+  });
+
   it('"never" written as a date (Go\'s zero time, a Unix 0) is null, not the year 1 or 1970', async () => {
     await stack.faults('identity', { setFields: { last_login: '0001-01-01T00:00:00Z' } });
     await stack.faults('analytics', { setFields: { last_active: 0 } });

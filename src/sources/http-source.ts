@@ -77,6 +77,19 @@ export function pathSegment(id: string): string {
   return encodeURIComponent(id).replaceAll('.', '%2E');
 }
 
+function contentType(res: UpstreamExchange): string | undefined {
+  const value = res.headers['content-type'];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** An answer in the API's own terms: JSON by its content type, or by its body when it names none. */
+function isJsonAnswer(res: UpstreamExchange): boolean {
+  const type = contentType(res);
+  if (type !== undefined) return /^application\/([\w.+-]*\+)?json\b/i.test(type.trim());
+  const text = res.text.trimStart();
+  return text.startsWith('{') || text.startsWith('[');
+}
+
 /**
  * The one place a source talks HTTP: auth headers, the per-attempt timeout,
  * the 401 → new credential → one retry dance, status → typed SourceError,
@@ -197,7 +210,18 @@ export abstract class HttpSource {
         } else {
           this.options.auth.accepted?.(auth);
         }
-        if (res.status === 404 && notFoundIsNull) return null;
+        if (res.status === 404 && notFoundIsNull) {
+          if (isJsonAnswer(res)) return null;
+          // A proxy's or load balancer's page, not the API's "no such entity": a wrong base URL or a moved route would
+          // otherwise read as every user having nothing.
+          throw new SourceError({
+            code: 'SOURCE_BAD_RESPONSE',
+            source: this.name,
+            retryable: false,
+            status: 404,
+            detail: `${request.route} answered 404 that is not the API's (${contentType(res) ?? 'no content type'}): is ${this.name.toUpperCase()}_URL right?`,
+          });
+        }
         if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route, request.headers?.['idempotency-key'] !== undefined);
         return this.validate(request, res);
       } catch (e) {

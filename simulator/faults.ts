@@ -81,6 +81,12 @@ export const faultProfileSchema = z
     /** Successful bodies start with a UTF-8 byte order mark, as some vendors' frameworks write it (RFC 8259 §8.1 lets a parser ignore it). */
     byteOrderMark: z.boolean().default(false),
     /**
+     * Successful bodies encoded in ISO-8859-1 and labelled so
+     * (`charset=iso-8859-1`), as some older APIs send JSON: an accented letter
+     * is one byte, not UTF-8's two.
+     */
+    latin1: z.boolean().default(false),
+    /**
      * Analytics' events: the first event of each page carries a property
      * nested this many levels deep. Event properties are whatever a client
      * SDK sent, so an end user can put anything there; 0 is off.

@@ -59,6 +59,8 @@ export interface Reply {
   trickle?: boolean;
   /** The `byteOrderMark` fault: the body starts with a UTF-8 byte order mark. */
   bom?: boolean;
+  /** The `latin1` fault: the body in ISO-8859-1, labelled so. */
+  latin1?: boolean;
 }
 
 export interface Route {
@@ -305,6 +307,7 @@ export class SimulatedUpstream {
       if (reply.status < 300 && faults.padBodyBytes > 0) reply = { ...reply, padTo: faults.padBodyBytes };
       if (reply.status < 300 && faults.deepProperties > 0) reply = withDeepProperty(reply, faults.deepProperties);
       if (reply.status < 300 && faults.byteOrderMark) reply = { ...reply, bom: true };
+      if (reply.status < 300 && faults.latin1) reply = { ...reply, latin1: true, headers: { ...reply.headers, 'content-type': 'application/json; charset=iso-8859-1' } };
       if (reply.status < 300 && faults.contentEncoding !== null) reply = { ...reply, encoding: faults.contentEncoding };
       if (reply.status < 300 && faults.down === 'stall') reply = { ...reply, stall: true };
       if (reply.status < 300 && faults.down === 'trickle') reply = { ...reply, trickle: true };
@@ -326,6 +329,12 @@ export class SimulatedUpstream {
     this.stats.answered(routeName, reply.status);
     const json = reply.rawBody ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
     const text = reply.bom ? `\uFEFF${json}` : json;
+    if (reply.latin1) {
+      const bytes = Buffer.from(text, 'latin1');
+      res.writeHead(reply.status, { ...reply.headers, 'content-length': bytes.length });
+      res.end(bytes);
+      return;
+    }
     const length = Buffer.byteLength(text);
     const padding = Math.max(0, (reply.padTo ?? 0) - length);
     const headers: Record<string, string | number> = { ...reply.headers, 'content-length': length + padding };

@@ -227,6 +227,16 @@ describe('schema drift', () => {
     expect(unknown.body.errors).toBeUndefined();
   });
 
+  it('JSON sent in ISO-8859-1 and labelled so is read in it; a charset nobody knows fails typed', async () => {
+    const NAME = `query($id: ID!) { user(id: $id) { name } }`;
+    await stack.faults('identity', { latin1: true, setFields: { name: 'Zoë Müller' } });
+    // Read as UTF-8, each accented letter was U+FFFD: "Zo� M�ller".
+    expect((await stack.gql<AnyData>(NAME, { id: stack.userId(25) })).body.data!.user.name).toBe('Zoë Müller');
+    await stack.faults('identity', { headers: { 'content-type': 'application/json; charset=x-unknown-9' } });
+    const unknown = await stack.gql<AnyData>(NAME, { id: stack.userId(26) });
+    expect(unknown.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.name', 'SOURCE_BAD_RESPONSE']]);
+  });
+
   it('"never" written as a date (Go\'s zero time, a Unix 0) is null, not the year 1 or 1970', async () => {
     await stack.faults('identity', { setFields: { last_login: '0001-01-01T00:00:00Z' } });
     await stack.faults('analytics', { setFields: { last_active: 0 } });

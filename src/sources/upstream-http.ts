@@ -48,9 +48,13 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
     });
     const encoding = res.headers['content-encoding'];
     // Only a success's body is read for what it says: an error status is classified by itself, whatever its coding.
-    const plain = encoding === undefined || encoding === 'identity' || res.statusCode < 200 || res.statusCode >= 300;
-    const text = plain ? await res.body.text() : await decoded(call, Buffer.from(await res.body.arrayBuffer()), encoding);
-    return { status: res.statusCode, headers: res.headers, text };
+    const success = res.statusCode >= 200 && res.statusCode < 300;
+    const coded = success && encoding !== undefined && encoding !== 'identity';
+    const charset = success ? foreignCharset(res.headers['content-type']) : undefined;
+    if (!coded && charset === undefined) return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+    let bytes: Buffer = Buffer.from(await res.body.arrayBuffer());
+    if (coded) bytes = await decoded(call, bytes, encoding);
+    return { status: res.statusCode, headers: res.headers, text: charset === undefined ? vendorText(bytes) : inCharset(call, bytes, charset) };
   } catch (error) {
     if (error instanceof SourceError) throw error;
     if (call.signal?.aborted) {
@@ -102,7 +106,7 @@ const brotli = promisify(zlib.brotliDecompress);
  * event loop, its decoded size bounded like an answer's (a small gzip of
  * padding must not fill the heap), codings undone last-applied first.
  */
-async function decoded(call: UpstreamCall, body: Buffer, header: string | string[]): Promise<string> {
+async function decoded(call: UpstreamCall, body: Buffer, header: string | string[]): Promise<Buffer> {
   const codings = (Array.isArray(header) ? header.join(',') : header)
     .split(',')
     .map((c) => c.trim().toLowerCase())
@@ -122,10 +126,39 @@ async function decoded(call: UpstreamCall, body: Buffer, header: string | string
       throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the ${coding} answer does not decode`, cause: error });
     }
   }
-  return vendorText(out);
+  return out;
 }
 
 const utf8 = new TextDecoder();
+
+/**
+ * The charset a Content-Type names, when it is not UTF-8. JSON is UTF-8 (RFC
+ * 8259), but older APIs send Latin-1 or windows-1252 and say so: read as UTF-8,
+ * every accented letter became U+FFFD ("Zo� M�ller"), silently.
+ */
+function foreignCharset(type: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(type) ? type[0] : type;
+  const at = value?.toLowerCase().indexOf('charset=') ?? -1;
+  if (at === -1) return undefined;
+  const charset = value!
+    .slice(at + 'charset='.length)
+    .split(';')[0]!
+    .trim()
+    .replace(/^"(.*)"$/, '$1')
+    .toLowerCase();
+  return charset === 'utf-8' || charset === 'utf8' || charset === '' ? undefined : charset;
+}
+
+/** Bytes in the charset the answer named (the WHATWG Encoding labels TextDecoder knows), or SOURCE_BAD_RESPONSE for one it does not. */
+function inCharset(call: UpstreamCall, bytes: Buffer, charset: string): string {
+  let decoder: TextDecoder;
+  try {
+    decoder = new TextDecoder(charset);
+  } catch (error) {
+    throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the answer is in a charset we cannot read (${charset})`, cause: error });
+  }
+  return decoder.decode(bytes);
+}
 
 /**
  * A vendor's bytes as text, as undici reads a plain body: UTF-8, a leading

@@ -138,9 +138,10 @@ const utf8 = new TextDecoder();
  */
 function foreignCharset(type: string | string[] | undefined): string | undefined {
   const value = Array.isArray(type) ? type[0] : type;
-  const at = value?.toLowerCase().indexOf('charset=') ?? -1;
+  if (value === undefined || value === 'application/json; charset=utf-8' || value === 'application/json') return undefined;
+  const at = value.toLowerCase().indexOf('charset=');
   if (at === -1) return undefined;
-  const charset = value!
+  const charset = value
     .slice(at + 'charset='.length)
     .split(';')[0]!
     .trim()

@@ -85,7 +85,7 @@ function contentType(res: UpstreamExchange): string | undefined {
 /** An answer in the API's own terms: JSON by its content type, or by its body when it names none. */
 function isJsonAnswer(res: UpstreamExchange): boolean {
   const type = contentType(res);
-  if (type !== undefined) return /^application\/([\w.+-]*\+)?json\b/i.test(type.trim());
+  if (type !== undefined) return /^(application|text)\/([\w.+-]*\+)?json\b/i.test(type.trim());
   const text = res.text.trimStart();
   return text.startsWith('{') || text.startsWith('[');
 }

@@ -11,8 +11,12 @@
  * give another instant: all three are read as UTC here.
  */
 const ISO = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?)?$/;
-/** IMF-fixdate ("Tue, 02 Jan 2024 03:04:05 GMT") and RFC 5322's looser kin: day without its weekday or zero, seconds left out, a numeric zone. */
-const IMF = /^((?:[A-Z][a-z]{2}, ?)?\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}(?::\d{2})?)(?: (GMT|UTC?|Z|[+-]\d{4}))?$/;
+/**
+ * IMF-fixdate ("Tue, 02 Jan 2024 03:04:05 GMT") and RFC 5322's looser kin: day
+ * without its weekday or zero, seconds left out, a numeric zone, or one of its
+ * obsolete US zones (EST, PDT…), which V8 reads as RFC 5322 means them.
+ */
+const IMF = /^((?:[A-Z][a-z]{2}, ?)?\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}(?::\d{2})?)(?: (GMT|UTC?|Z|[ECMP][SD]T|[+-]\d{4}))?$/;
 const RFC850 = /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
 const ASCTIME = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
 

@@ -17,7 +17,8 @@ const ISO = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-
  * obsolete US zones (EST, PDT…), which V8 reads as RFC 5322 means them.
  */
 const IMF = /^((?:[A-Z][a-z]{2}, ?)?\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}(?::\d{2})?)(?: (GMT|UTC?|Z|[ECMP][SD]T|[+-]\d{4}))?$/;
-const RFC850 = /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+/** RFC 850 ("Tuesday, 02-Jan-24 …"), and the cookie form of it with a four-digit year ("Tue, 02-Jan-2024 …"). */
+const RFC850 = /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-(?:\d{2}|\d{4}) \d{2}:\d{2}:\d{2} GMT$/;
 const ASCTIME = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
 
 export function parseVendorDate(text: string): number {

@@ -51,6 +51,7 @@ describe('reading vendor records fast, with the same results', () => {
         'Tue, 02 Jan 2024 03:04:05 UTC',
         'Tue, 02 Jan 2024 03:04:05',
         'Mon, 01 Jan 2024 19:04:05 PST',
+        'Tue, 02-Jan-2024 03:04:05 GMT',
       ]) {
         expect(isoFromDateString.parse(input), input).toBe('2024-01-02T03:04:05.000Z');
       }

@@ -97,17 +97,11 @@ export const faultProfileSchema = z
     /**
      * Query parameters removed before the API reads them, so it answers as if
      * they were never sent (a proxy that strips them, a parameter renamed):
-     * `["unread"]` makes notifications' unread-only list every notification.
+     * `["unread"]` makes notifications' unread-only list every notification;
+     * `["per_page"]` makes a list page by its default (identity 50,
+     * notifications 30) whatever was asked.
      */
     stripParams: z.array(z.string().min(1)).default([]),
-    /**
-     * Lists ignore `per_page` and page by this many whatever is asked, as a
-     * vendor whose parameter was renamed (or behind a proxy that strips it)
-     * pages by its default: identity's `limit` and `start` say so;
-     * notifications' pages only by their length (the links echo the per_page
-     * asked).
-     */
-    ignorePerPage: z.number().int().min(1).max(1000).nullable().default(null),
     /**
      * Lists hold at most this many items a page, whatever `per_page` asks, as a vendor with a tighter cap does:
      * identity's users (its `limit` says so) and notifications' (only the page's length and its Link's rel="next" tell).

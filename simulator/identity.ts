@@ -148,7 +148,7 @@ export function identityApi(data: Dataset, credentials: IdentityCredentials, tok
     if (!Number.isInteger(asked) || asked < 1 || asked > MAX_PER_PAGE) {
       return badRequest(`Query validation error: per_page must be 1..${MAX_PER_PAGE}`, 'invalid_query_string');
     }
-    const perPage = req.fixedPage ?? (req.pageCap === null ? asked : Math.min(asked, req.pageCap));
+    const perPage = req.pageCap === null ? asked : Math.min(asked, req.pageCap);
     if (req.resultCap !== null && (page + 1) * perPage > req.resultCap) {
       return badRequest(`You can only page through the first ${req.resultCap} records.`, 'invalid_paging');
     }

@@ -41,7 +41,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
     if (!Number.isInteger(page) || page < 1) return invalid('page must be a positive integer');
     if (!Number.isInteger(asked) || asked < 1 || asked > MAX_PER_PAGE) return invalid(`per_page must be 1..${MAX_PER_PAGE}`);
     // A capped vendor pages at its own size and still echoes the per_page it was sent in its links.
-    const perPage = req.fixedPage ?? (req.pageCap === null ? asked : Math.min(asked, req.pageCap));
+    const perPage = req.pageCap === null ? asked : Math.min(asked, req.pageCap);
     const unread = req.query.get('unread') === 'true';
     const i = data.indexOf(userId);
     const now = Date.now();

@@ -29,8 +29,6 @@ export interface UpstreamRequest {
   recordBatch(size: number): void;
   /** The `maxPerPage` fault: a page size the API caps `per_page` at (null: none). */
   pageCap: number | null;
-  /** The `ignorePerPage` fault: the page size the API uses whatever `per_page` asks (null: the one asked). */
-  fixedPage: number | null;
   /** The `searchLagMs` fault: how long after it is made a change reaches identity's search index (0: at once). */
   searchLagMs: number;
   /** The `maxResults` fault: how many results a list pages through at most (null: all). */
@@ -268,7 +266,6 @@ export class SimulatedUpstream {
       origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
       recordBatch: (size) => this.stats.batch(routeName, size),
       pageCap: faults.maxPerPage,
-      fixedPage: faults.ignorePerPage,
       // The vendor's index, not a route, lags: the profile's own `routes` do not narrow it.
       searchLagMs: this.faults.searchLagMs,
       writeHoldMs: faults.writeHoldMs,
@@ -453,7 +450,6 @@ export class SimulatedUpstream {
         origin: `http://${req.headers.host ?? `${this.host}:${this.port}`}`,
         recordBatch: () => undefined,
         pageCap: null,
-        fixedPage: null,
         searchLagMs: this.faults.searchLagMs,
         writeHoldMs: 0,
         readLagMs: 0,

@@ -1,4 +1,5 @@
 import { SourceError } from '../errors.js';
+import type { OffsetPage } from './models.js';
 
 /**
  * Offset windows over page-numbered APIs (identity's 0-based pages,
@@ -25,7 +26,65 @@ export function planPages(offset: number, count: number, maxPerPage: number): Pa
 }
 
 /** A window is planned at most this many times as its pages teach the vendor's page size. */
-export const MAX_WINDOW_PLANS = 3;
+const MAX_WINDOW_PLANS = 3;
+
+/**
+ * What a process has learnt of one list's page size at a vendor: the most
+ * `per_page` it honours (less once a page came back shorter with more after
+ * it), or the size it pages by whatever is asked (once a page came back
+ * longer: it ignores the parameter, renamed or stripped by a proxy). Windows
+ * are planned by it, and planned again when reading one taught it something.
+ */
+export class VendorPageSize {
+  /** per_page's maximum, or less once the vendor paged tighter. */
+  private most: number;
+  private fixed: number | undefined;
+
+  constructor(private readonly maxPerPage: number) {
+    this.most = maxPerPage;
+  }
+
+  /** The vendor's own size when it ignores per_page, else undefined. */
+  get fixedSize(): number | undefined {
+    return this.fixed;
+  }
+
+  /** The pages that hold a window, and the per_page to send (at most the maximum, which a vendor that ignores it ignores). */
+  plan(offset: number, count: number): PagePlan & { asked: number } {
+    const plan = this.fixed === undefined ? planPages(offset, Math.min(count, this.most), this.most) : planFixedPages(offset, count, this.fixed);
+    return { ...plan, asked: Math.min(plan.perPage, this.maxPerPage) };
+  }
+
+  /** The vendor paged tighter than asked, at `size`. */
+  tighter(size: number): void {
+    this.most = Math.min(this.most, size);
+  }
+
+  /** A page held `size` where fewer were asked: its size when more followed it (`exact`), at least that when it was the last. */
+  ignoresPerPage(size: number, exact: boolean): void {
+    if (exact || this.fixed === undefined || this.fixed < size) this.fixed = size;
+  }
+
+  /** A page with more after it came back as asked: a fixed size larger than that is forgotten (the vendor honours per_page again). */
+  honoured(asked: number): void {
+    if (this.fixed !== undefined && asked < this.fixed) this.fixed = undefined;
+  }
+
+  /** `read` a window, again while what its pages taught changes its plan. */
+  async window<T>(read: () => Promise<OffsetPage<T>>): Promise<OffsetPage<T>> {
+    for (let planned = 1; ; planned++) {
+      const most = this.most;
+      const fixed = this.fixed;
+      const window = await read();
+      if (planned === MAX_WINDOW_PLANS) return window;
+      // Its pages were not the size this plan assumed (placed where they start, they may not reach the window).
+      if (this.fixed !== fixed) continue;
+      // The vendor paged tighter than this plan asked, and the window fell past its page.
+      if (window.items.length === 0 && window.hasNextPage && this.most < most) continue;
+      return window;
+    }
+  }
+}
 
 /**
  * The pages holding [offset, offset + count) at a vendor that pages by `size`

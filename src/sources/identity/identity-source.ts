@@ -4,7 +4,7 @@ import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import { SourceError } from '../../errors.js';
 import { isoFromDateString, count, instantOrNever, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
-import { ChunkSize, lookupInChunks, MAX_WINDOW_PLANS, placeWindow, planFixedPages, planPages, unreadableIds } from '../paging.js';
+import { ChunkSize, lookupInChunks, placeWindow, unreadableIds, VendorPageSize } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
@@ -159,35 +159,22 @@ export class IdentitySource extends HttpSource {
   }
 
   /** A window of all users, oldest first. */
-  async listUsers(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
-    for (let planned = 1; ; planned++) {
-      const cap = this.pageSize;
-      const fixed = this.fixedPage;
-      const window = await this.usersWindow(offset, first, deadline);
-      if (planned === MAX_WINDOW_PLANS) return window;
-      // Its pages were not the size this plan assumed (placed where they start, they may not reach the window): planned again.
-      if (this.fixedPage !== fixed) continue;
-      // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
-      if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) continue;
-      return window;
-    }
+  listUsers(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
+    return this.pageSize.window(() => this.usersWindow(offset, first, deadline));
   }
 
-  /** Identity's page size: per_page's maximum, or less once a page's `limit` said the vendor pages tighter. */
-  private pageSize = MAX_PER_PAGE;
-  /** The vendor's own page size once a page's `limit` was larger than per_page asked (it ignores the parameter): pages are then planned by it. */
-  private fixedPage: number | undefined;
+  /** Identity's page size, as its pages' `limit` say it. */
+  private readonly pageSize = new VendorPageSize(MAX_PER_PAGE);
 
   private async usersWindow(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
-    const fixed = this.fixedPage;
-    const plan = fixed === undefined ? planPages(offset, Math.min(first, this.pageSize), this.pageSize) : planFixedPages(offset, first, fixed);
-    const asked = Math.min(plan.perPage, MAX_PER_PAGE);
+    const fixed = this.pageSize.fixedSize;
+    const plan = this.pageSize.plan(offset, first);
     const pages = await Promise.all(
       plan.pages.map((p) =>
         this.fetch({
           route: 'GET /api/v2/users',
           method: 'GET',
-          path: `/api/v2/users?page=${p}&per_page=${asked}&include_totals=true&sort=created_at%3A1`,
+          path: `/api/v2/users?page=${p}&per_page=${plan.asked}&include_totals=true&sort=created_at%3A1`,
           schema: page,
           deadline,
         }),
@@ -197,12 +184,12 @@ export class IdentitySource extends HttpSource {
     for (const { body } of pages) {
       const { limit } = body;
       if (!isCount(limit) || limit === 0) continue;
-      if (limit < asked && body.users.items.length <= limit) this.pageSize = Math.min(this.pageSize, limit);
+      if (limit < plan.asked && body.users.items.length <= limit) this.pageSize.tighter(limit);
       // One that honours per_page, or caps it, never says more: it ignores the parameter (renamed, or stripped by a proxy).
-      if (limit > asked) this.fixedPage = limit;
-      else if (this.fixedPage !== undefined && limit === asked && asked < this.fixedPage) this.fixedPage = undefined;
+      if (limit > plan.asked) this.pageSize.ignoresPerPage(limit, true);
+      else if (limit === plan.asked) this.pageSize.honoured(plan.asked);
     }
-    if (this.fixedPage !== fixed) this.pageSizeChanged('GET /api/v2/users', asked, this.fixedPage);
+    if (this.pageSize.fixedSize !== fixed) this.pageSizeChanged('GET /api/v2/users', plan.asked, this.pageSize.fixedSize);
     const { items, after, end } = placeWindow(
       pages.map((p, i) => ({ start: firstIndexOf(p.body, plan.pages[i]!, plan.perPage), items: p.body.users.items })),
       offset,

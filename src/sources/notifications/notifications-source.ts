@@ -6,7 +6,7 @@ import type { NotificationEntity, OffsetPage, SendableChannel } from '../models.
 import { readsAsOneOf } from '../drift.js';
 import { SourceError } from '../../errors.js';
 import { count, isoFromDateString, MAX_GRAPHQL_INT, readableEntries } from '../normalize.js';
-import { ChunkSize, leavesOut, lookupInChunks, MAX_WINDOW_PLANS, placeWindow, planFixedPages, planPages } from '../paging.js';
+import { ChunkSize, leavesOut, lookupInChunks, placeWindow, VendorPageSize } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
@@ -66,34 +66,17 @@ export class NotificationsSource extends HttpSource {
   /** Ids an unread-counts call carries: 100, or fewer once its URL was refused as too long. */
   private readonly countsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max, status) => this.chunkShrunk('GET /v1/unread-counts', max, status));
 
-  /** Notifications' page size: per_page's maximum, or less once a page came back short with a next one after it. */
-  private pageSize = MAX_PER_PAGE;
-  /**
-   * The vendor's own page size once a page came back longer than per_page
-   * asked (it ignores the parameter): the length of such a page with more
-   * after it, or at least that of a last one. Pages are then planned by it.
-   */
-  private fixedPage: number | undefined;
+  /** Notifications' page size, as the length of its pages and their rel="next" say it (their answers carry no `limit`). */
+  private readonly pageSize = new VendorPageSize(MAX_PER_PAGE);
 
   /** A window of a user's notifications, newest first. */
-  async list(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
-    for (let planned = 1; ; planned++) {
-      const cap = this.pageSize;
-      const fixed = this.fixedPage;
-      const window = await this.window(userId, offset, first, unreadOnly, deadline);
-      if (planned === MAX_WINDOW_PLANS) return window;
-      // Its pages were not the size this plan assumed (placed by the size they had, they may not reach the window): planned again.
-      if (this.fixedPage !== fixed) continue;
-      // The vendor paged tighter than this plan asked, and the window fell past its page: planned again with its size.
-      if (window.items.length === 0 && window.hasNextPage && this.pageSize < cap) continue;
-      return window;
-    }
+  list(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
+    return this.pageSize.window(() => this.window(userId, offset, first, unreadOnly, deadline));
   }
 
   private async window(userId: string, offset: number, first: number, unreadOnly: boolean, deadline?: Deadline): Promise<OffsetPage<NotificationEntity>> {
-    const fixed = this.fixedPage;
-    const plan = fixed === undefined ? planPages(offset, Math.min(first, this.pageSize), this.pageSize) : planFixedPages(offset, first, fixed);
-    const asked = Math.min(plan.perPage, MAX_PER_PAGE);
+    const plan = this.pageSize.plan(offset, first);
+    const asked = plan.asked;
     const pages = await Promise.all(plan.pages.map((p) => this.page(userId, p, asked, unreadOnly, deadline)));
     for (const p of pages) {
       for (const n of p.body) {
@@ -104,7 +87,7 @@ export class NotificationsSource extends HttpSource {
     }
     const total = this.totalCount(pages[0]!.headers);
     this.noticePageSize(pages, plan.pages, asked, total);
-    if (this.fixedPage === undefined && plan.pages[0]! > 0 && total !== undefined && total > offset && pages.every((p) => p.body.length === 0)) {
+    if (this.pageSize.fixedSize === undefined && plan.pages[0]! > 0 && total !== undefined && total > offset && pages.every((p) => p.body.length === 0)) {
       // Nothing where the total says the window's first items are: a vendor that ignores per_page holds them on an
       // earlier page of its own size. Its first page says that size (the window is then planned again).
       this.noticePageSize([await this.page(userId, 0, asked, unreadOnly, deadline)], [0], asked, total);
@@ -118,8 +101,8 @@ export class NotificationsSource extends HttpSource {
         return n > 0 && n < plan.perPage && total !== undefined && total > (plan.pages[i]! + 1) * n && nextInLink(headers) === true;
       })
       .map((p) => p.body.length);
-    const vendorPage = this.fixedPage ?? (shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage);
-    if (shortWithMore.length > 0) this.pageSize = Math.min(this.pageSize, vendorPage);
+    const vendorPage = this.pageSize.fixedSize ?? (shortWithMore.length > 0 ? Math.min(...shortWithMore) : plan.perPage);
+    if (shortWithMore.length > 0) this.pageSize.tighter(vendorPage);
     const {
       items,
       after,
@@ -156,18 +139,14 @@ export class NotificationsSource extends HttpSource {
    * forgotten. Either way the window is planned again by the caller.
    */
   private noticePageSize(pages: readonly { body: readonly unknown[]; headers: Headers }[], indexes: readonly number[], asked: number, total: number | undefined): void {
-    const before = this.fixedPage;
+    const before = this.pageSize.fixedSize;
     pages.forEach(({ body, headers }, i) => {
       const n = body.length;
       const more = nextInLink(headers) === true || (total !== undefined && total > (indexes[i]! + 1) * n);
-      if (n > asked) {
-        if (more) this.fixedPage = n;
-        else if (this.fixedPage === undefined || this.fixedPage < n) this.fixedPage = n;
-      } else if (this.fixedPage !== undefined && more && n === asked && asked < this.fixedPage) {
-        this.fixedPage = undefined;
-      }
+      if (n > asked) this.pageSize.ignoresPerPage(n, more);
+      else if (more && n === asked) this.pageSize.honoured(asked);
     });
-    if (this.fixedPage !== before) this.pageSizeChanged(LIST_ROUTE, asked, this.fixedPage);
+    if (this.pageSize.fixedSize !== before) this.pageSizeChanged(LIST_ROUTE, asked, this.pageSize.fixedSize);
   }
 
   private filterIgnored(): SourceError {

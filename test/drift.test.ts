@@ -18,6 +18,11 @@ async function metricsText(): Promise<string> {
   return (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
 }
 
+/** Each error of an answer as [path, code]. */
+function errorsAt(body: { errors?: readonly AnyData[] }): [string, string][] {
+  return (body.errors ?? []).map((e) => [(e.path as string[]).join('.'), e.extensions.code as string]);
+}
+
 function driftOf(data: AnyData, source: string): AnyData[] {
   return data.sources.find((s: AnyData) => s.name === source).drift;
 }
@@ -152,27 +157,25 @@ describe('schema drift', () => {
     const EVENTS = `query($id: ID!) { user(id: $id) { name metrics { pageViews lastActiveAt series { at } } events(first: 2) { edges { node { occurredAt } } } } }`;
     const warnedOf = (from: number) => stack.logs.slice(from).filter((l) => l.includes('"level":40') && l.includes('"source":"analytics"'));
     // last_active (optional) in ms: null, with the drift shown; the series and events still read.
-    let from = stack.logs.length;
     await stack.faults('analytics', { setFields: { last_active: 1_733_000_000_000 } });
     const optionalInMs = await stack.gql<AnyData>(EVENTS, { id: stack.userId(19) });
     expect(optionalInMs.body.errors).toBeUndefined();
     // Read as seconds it was +056888-… and served.
     expect(optionalInMs.body.data!.user.metrics.lastActiveAt).toBeNull();
     expect(optionalInMs.body.data!.user.metrics.series.length).toBeGreaterThan(0);
-    // Series instants in ms: that user's metrics fail typed, with the unit named in the warn line.
-    from = stack.logs.length;
-    await stack.faults('analytics', { setFields: { ts: 1_733_000_000_000 }, routes: ['POST /v1/metrics/query'] });
-    const seriesInMs = await stack.gql<AnyData>(EVENTS, { id: stack.userId(20) });
-    expect(seriesInMs.body.data!.user.metrics).toBeNull();
-    expect(seriesInMs.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.metrics', 'SOURCE_BAD_RESPONSE']]);
-    expect(warnedOf(from).some((l) => l.includes('looks like milliseconds'))).toBe(true);
-    // Event instants in seconds: that user's events fail typed; read as ms they were in January 1970.
-    from = stack.logs.length;
-    await stack.faults('analytics', { setFields: { ts: 1_733_000_000 }, routes: ['GET /v1/users/:id/events'] });
-    const eventsInSeconds = await stack.gql<AnyData>(EVENTS, { id: stack.userId(21) });
-    expect(eventsInSeconds.body.data!.user.events).toBeNull();
-    expect(eventsInSeconds.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.events', 'SOURCE_BAD_RESPONSE']]);
-    expect(warnedOf(from).some((l) => l.includes('looks like seconds'))).toBe(true);
+    // Series instants in ms, and event instants in seconds (read as ms, January 1970): that user's field fails typed,
+    // with the unit named in the warn line.
+    for (const [ts, route, field, hint, user] of [
+      [1_733_000_000_000, 'POST /v1/metrics/query', 'metrics', 'looks like milliseconds', 20],
+      [1_733_000_000, 'GET /v1/users/:id/events', 'events', 'looks like seconds', 21],
+    ] as const) {
+      const from = stack.logs.length;
+      await stack.faults('analytics', { setFields: { ts }, routes: [route] });
+      const res = await stack.gql<AnyData>(EVENTS, { id: stack.userId(user) });
+      expect(res.body.data!.user[field]).toBeNull();
+      expect(errorsAt(res.body)).toEqual([[`user.${field}`, 'SOURCE_BAD_RESPONSE']]);
+      expect(warnedOf(from).some((l) => l.includes(hint))).toBe(true);
+    }
     const drift = driftOf((await stack.gql<AnyData>(SOURCES_DRIFT)).body.data!, 'analytics');
     for (const [endpoint, path, unit] of [
       ['POST /v1/metrics/query', 'data[].last_active', 'Unix seconds'],
@@ -217,7 +220,7 @@ describe('schema drift', () => {
     const res = await stack.gql<AnyData>(EVENTS, { id });
     // Read as the vendor's own 404, every user had no events, and nothing said so.
     expect(res.body.data!.user).toMatchObject({ name: stack.upstreams.dataset.users[24]!.name, events: null });
-    expect(res.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.events', 'SOURCE_BAD_RESPONSE']]);
+    expect(errorsAt(res.body)).toEqual([['user.events', 'SOURCE_BAD_RESPONSE']]);
     const warned = stack.logs.slice(logsBefore).filter((l) => l.includes('"level":40') && l.includes('"source":"analytics"'));
     expect(warned).toHaveLength(1);
     expect(warned[0]).toContain('not the API');
@@ -234,7 +237,7 @@ describe('schema drift', () => {
     expect((await stack.gql<AnyData>(NAME, { id: stack.userId(25) })).body.data!.user.name).toBe('Zoë Müller');
     await stack.faults('identity', { headers: { 'content-type': 'application/json; charset=x-unknown-9' } });
     const unknown = await stack.gql<AnyData>(NAME, { id: stack.userId(26) });
-    expect(unknown.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['user.name', 'SOURCE_BAD_RESPONSE']]);
+    expect(errorsAt(unknown.body)).toEqual([['user.name', 'SOURCE_BAD_RESPONSE']]);
   });
 
   it('"never" written as a date (Go\'s zero time, a Unix 0) is null, not the year 1 or 1970', async () => {

@@ -8,6 +8,7 @@ import { Deadline } from '../resilience/deadline.js';
 import type { SourcePolicy } from '../resilience/source-policy.js';
 import type { UpstreamAuth } from './auth.js';
 import { DriftRecorder } from './drift.js';
+import { headerValue } from './header-value.js';
 import { forgivenSoFar } from './normalize.js';
 import { quickRead, UNREAD } from './quick-read.js';
 import { remainingWindow, retryAfterMs } from './rate-limit-headers.js';
@@ -77,14 +78,9 @@ export function pathSegment(id: string): string {
   return encodeURIComponent(id).replaceAll('.', '%2E');
 }
 
-function contentType(res: UpstreamExchange): string | undefined {
-  const value = res.headers['content-type'];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /** An answer in the API's own terms: JSON by its content type, or by its body when it names none. */
 function isJsonAnswer(res: UpstreamExchange): boolean {
-  const type = contentType(res);
+  const type = headerValue(res.headers, 'content-type');
   if (type !== undefined) return /^(application|text)\/([\w.+-]*\+)?json\b/i.test(type.trim());
   const text = res.text.trimStart();
   return text.startsWith('{') || text.startsWith('[');
@@ -219,7 +215,7 @@ export abstract class HttpSource {
             source: this.name,
             retryable: false,
             status: 404,
-            detail: `${request.route} answered 404 that is not the API's (${contentType(res) ?? 'no content type'}): is ${this.name.toUpperCase()}_URL right?`,
+            detail: `${request.route} answered 404 that is not the API's (${headerValue(res.headers, 'content-type') ?? 'no content type'}): is ${this.name.toUpperCase()}_URL right?`,
           });
         }
         if (res.status < 200 || res.status >= 300) throw errorForStatus(this.name, res, request.route, request.headers?.['idempotency-key'] !== undefined);

@@ -1,3 +1,4 @@
+import { headerValue, type HeaderMap } from './header-value.js';
 import { parseVendorDate } from './vendor-dates.js';
 
 /**
@@ -8,13 +9,14 @@ import { parseVendorDate } from './vendor-dates.js';
  * the IETF draft's `RateLimit-Remaining` / `RateLimit-Reset` and its
  * structured `RateLimit: "default";r=0;t=5` (or `remaining=0, reset=5`).
  */
-type Headers = Record<string, string | string[] | undefined>;
+type Headers = HeaderMap;
 
 /** A pause longer than this is not believed (a broken header must not black a vendor out for a day). */
 export const MAX_PAUSE_MS = 5 * 60_000;
 
-function first(value: string | string[] | undefined): string | undefined {
-  return (Array.isArray(value) ? value[0] : value)?.trim() || undefined;
+/** A header's value trimmed, or undefined when absent or blank. */
+function first(headers: Headers, name: string): string | undefined {
+  return headerValue(headers, name)?.trim() || undefined;
 }
 
 /** Past this, a vendor's Date header is believed over our clock: Date counts whole seconds, and the answer took time to come. */
@@ -29,7 +31,7 @@ const CLOCK_SKEW_TOLERANCE_MS = 2_000;
  * gone (no pause: the refused calls are sent again at once).
  */
 export function vendorNow(headers: Headers, localNow = Date.now()): number {
-  const date = first(headers['date']);
+  const date = first(headers, 'date');
   const at = date === undefined ? NaN : parseVendorDate(date);
   if (Number.isNaN(at)) return localNow;
   // Date drops the milliseconds: the vendor's instant is half a second past it on average.
@@ -48,7 +50,7 @@ function resetInMs(value: string | undefined, headers: Headers, nowMs: number | 
 
 /** The IETF `RateLimit` field's remaining (r / remaining) and reset (t / reset), in either draft's syntax. */
 function structured(headers: Headers): { remaining?: number; reset?: string } {
-  const field = first(headers['ratelimit']);
+  const field = first(headers, 'ratelimit');
   if (!field) return {};
   const param = (names: string[]) => {
     for (const name of names) {
@@ -66,14 +68,14 @@ const clamp = (ms: number) => Math.min(MAX_PAUSE_MS, Math.max(0, Math.ceil(ms)))
 
 /** How long the vendor asked us to wait, in ms; undefined when it says nothing usable. `nowMs`: the vendor's now (vendorNow). */
 export function retryAfterMs(headers: Headers, nowMs?: number): number | undefined {
-  const retryAfter = first(headers['retry-after']);
+  const retryAfter = first(headers, 'retry-after');
   if (retryAfter) {
     // RFC 9110 has whole seconds; some vendors send a fraction ("2.0", "0.5"), which means what it says.
     if (/^\d+(\.\d+)?$/.test(retryAfter)) return clamp(Number(retryAfter) * 1000);
     const at = parseVendorDate(retryAfter);
     if (!Number.isNaN(at)) return clamp(at - (nowMs ?? vendorNow(headers)));
   }
-  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? structured(headers).reset, headers, nowMs);
+  const reset = resetInMs(first(headers, 'x-ratelimit-reset') ?? first(headers, 'ratelimit-reset') ?? structured(headers).reset, headers, nowMs);
   return reset === undefined ? undefined : clamp(reset);
 }
 
@@ -86,10 +88,10 @@ export function retryAfterSeconds(headers: Headers, nowMs?: number): number | un
 /** Calls left before the vendor's window resets, and when it does; undefined when it does not say. */
 export function remainingWindow(headers: Headers, nowMs?: number): { remaining: number; resetInMs: number } | undefined {
   const s = structured(headers);
-  const remainingText = first(headers['x-ratelimit-remaining']) ?? first(headers['ratelimit-remaining']);
+  const remainingText = first(headers, 'x-ratelimit-remaining') ?? first(headers, 'ratelimit-remaining');
   const remaining = remainingText !== undefined && /^\d+$/.test(remainingText) ? Number(remainingText) : s.remaining;
   if (remaining === undefined) return undefined;
-  const reset = resetInMs(first(headers['x-ratelimit-reset']) ?? first(headers['ratelimit-reset']) ?? s.reset, headers, nowMs);
+  const reset = resetInMs(first(headers, 'x-ratelimit-reset') ?? first(headers, 'ratelimit-reset') ?? s.reset, headers, nowMs);
   if (reset === undefined) return undefined;
   return { remaining, resetInMs: clamp(reset) };
 }

@@ -4,6 +4,7 @@ import zlib from 'node:zlib';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { SourceError, type SourceName } from '../errors.js';
 import { retryAfterMs } from './rate-limit-headers.js';
+import { headerValue } from './header-value.js';
 
 /**
  * One HTTP exchange with an upstream and the mapping of its failures to typed
@@ -50,7 +51,7 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
     // Only a success's body is read for what it says: an error status is classified by itself, whatever its coding.
     const success = res.statusCode >= 200 && res.statusCode < 300;
     const coded = success && encoding !== undefined && encoding !== 'identity';
-    const charset = success ? foreignCharset(res.headers['content-type']) : undefined;
+    const charset = success ? foreignCharset(headerValue(res.headers, 'content-type')) : undefined;
     if (!coded && charset === undefined) return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
     let bytes: Buffer = Buffer.from(await res.body.arrayBuffer());
     if (coded) bytes = await decoded(call, bytes, encoding);
@@ -136,8 +137,7 @@ const utf8 = new TextDecoder();
  * 8259), but older APIs send Latin-1 or windows-1252 and say so: read as UTF-8,
  * every accented letter became U+FFFD ("Zo� M�ller"), silently.
  */
-function foreignCharset(type: string | string[] | undefined): string | undefined {
-  const value = Array.isArray(type) ? type[0] : type;
+function foreignCharset(value: string | undefined): string | undefined {
   if (value === undefined || value === 'application/json; charset=utf-8' || value === 'application/json') return undefined;
   const at = value.toLowerCase().indexOf('charset=');
   if (at === -1) return undefined;
@@ -227,8 +227,7 @@ export function errorForStatus(source: SourceName, res: UpstreamExchange, route:
   if (status >= 300 && status < 400) {
     // An API that moved: the operator points <SOURCE>_URL at the new place. Followed, a redirect could take the
     // credentials to another host.
-    const location = res.headers['location'];
-    const where = (Array.isArray(location) ? location[0] : location)?.slice(0, 200);
+    const where = headerValue(res.headers, 'location')?.slice(0, 200);
     return new SourceError({
       code: 'SOURCE_BAD_RESPONSE',
       source,

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { headerValue, type HeaderMap } from '../sources/header-value.js';
 
 /**
  * Verification of a Standard Webhooks signature (standardwebhooks.com):
@@ -16,14 +17,10 @@ export function webhookKey(secret: string): Buffer {
   return Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64');
 }
 
-export function verifyWebhook(headers: Record<string, string | string[] | undefined>, body: Buffer, key: Buffer, nowSec = Date.now() / 1000): Verdict {
-  const one = (name: string) => {
-    const v = headers[name];
-    return Array.isArray(v) ? v[0] : v;
-  };
-  const id = one('webhook-id');
-  const timestamp = one('webhook-timestamp');
-  const signatures = one('webhook-signature');
+export function verifyWebhook(headers: HeaderMap, body: Buffer, key: Buffer, nowSec = Date.now() / 1000): Verdict {
+  const id = headerValue(headers, 'webhook-id');
+  const timestamp = headerValue(headers, 'webhook-timestamp');
+  const signatures = headerValue(headers, 'webhook-signature');
   if (!id || !timestamp || !signatures || id.length > 256) return { ok: false, status: 400, reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, status: 400, reason: 'webhook-timestamp is not Unix seconds' };
   const offsetSec = Math.round(Number(timestamp) - nowSec);

@@ -1,0 +1,8 @@
+/** A response's or request's headers, as Node and undici give them: a header sent more than once is an array. */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** A header's value as one string: the first, when it came more than once. */
+export function headerValue(headers: HeaderMap, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

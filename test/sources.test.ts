@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { SourceError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';
 import { createSources, type Sources } from '../src/sources/index.js';
-import { placeWindow, planFixedPages, planPages } from '../src/sources/paging.js';
+import { placeWindow, planFixedPages, planPages, planPagesWithin, VendorPageSize } from '../src/sources/paging.js';
 import { retryAfterSeconds } from '../src/sources/rate-limit-headers.js';
 import { parseLuceneTerms } from '../simulator/identity.js';
 import { ScriptedUpstream, type SeenRequest } from './helpers/scripted-upstream.js';
@@ -575,5 +575,42 @@ describe('helpers', () => {
         expect(plan.pages.length * plan.perPage - plan.skip).toBeGreaterThanOrEqual(count);
       }
     }
+  });
+
+  it('planPagesWithin: a window before a listing limit in pages none of which reaches past it', () => {
+    // planPages would ask page 10 of 98 ([980, 1078)), which Auth0 refuses.
+    expect(planPages(980, 20, 100)).toEqual({ perPage: 20, pages: [49], skip: 0 });
+    expect(planPagesWithin(985, 15, 100, 1000)).toEqual({ perPage: 20, pages: [49], skip: 5 });
+    expect(planPagesWithin(950, 50, 100, 1000)).toEqual({ perPage: 50, pages: [19], skip: 0 });
+    expect(() => planPagesWithin(990, 20, 100, 1000)).toThrow(RangeError);
+    for (const limit of [1000, 997, 100, 64]) {
+      for (let offset = 0; offset < limit; offset += 13) {
+        for (const count of [1, 7, 20, 50, 100]) {
+          const n = Math.min(count, limit - offset);
+          const plan = planPagesWithin(offset, n, 100, limit);
+          expect(plan.pages[0]! * plan.perPage + plan.skip).toBe(offset);
+          expect(plan.pages.length * plan.perPage - plan.skip).toBeGreaterThanOrEqual(n);
+          expect((plan.pages.at(-1)! + 1) * plan.perPage).toBeLessThanOrEqual(limit);
+        }
+      }
+    }
+  });
+
+  it('VendorPageSize learns a listing limit by bisection once, shared by windows refused at once, and plans within it', async () => {
+    const size = new VendorPageSize(100);
+    const asked: number[] = [];
+    const reaches = async (end: number) => {
+      asked.push(end);
+      return end <= 1000;
+    };
+    const [a, b] = await Promise.all([size.learnListingLimit(1078, reaches), size.learnListingLimit(1100, reaches)]);
+    expect([a, b, size.listingLimit]).toEqual([1000, 1000, 1000]);
+    expect(asked.length).toBeLessThanOrEqual(12);
+    // Known and below the refused end: nothing asked.
+    expect(await size.learnListingLimit(1500, reaches)).toBe(1000);
+    expect(asked.length).toBeLessThanOrEqual(12);
+    expect(size.plan(980, 50)).toEqual({ perPage: 20, pages: [49], skip: 0, asked: 20 });
+    // The first item's own page refused: the 400 was about something else.
+    expect(await new VendorPageSize(100).learnListingLimit(200, async () => false)).toBeUndefined();
   });
 });

@@ -259,6 +259,102 @@ describe('a vendor that ignores per_page and pages by its own default (a renamed
   });
 });
 
+describe('a vendor that lists only the first results of a search (Auth0: 1,000) and refuses a page reaching past them', () => {
+  // Its own server: the limit, once learnt, is kept by the process.
+  const stack = sharedStack();
+  const LIST_30 = `query($after: String) { userList(first: 30, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }`;
+
+  it('userList serves every user before the limit once, in order, and ends there; a cursor past it is BAD_USER_INPUT', async () => {
+    await stack.faults('identity', { maxResults: 100 });
+    const before = calls(await stack.stats('identity'), 'GET /api/v2/users');
+    const ids: string[] = [];
+    const hasNext: boolean[] = [];
+    let after: string | null = null;
+    for (let round = 0; round < 10; round++) {
+      const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(LIST_30, { after });
+      expect(res.body.errors).toBeUndefined();
+      const page: AnyData = res.body.data!.userList;
+      expect(page.totalCount).toBe(stack.upstreams.dataset.users.length);
+      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+      hasNext.push(page.pageInfo.hasNextPage);
+      if (!page.pageInfo.hasNextPage) break;
+      after = page.pageInfo.endCursor;
+    }
+    // Windows at 0, 30, 60 and 90: the last holds the ten users before the limit, and says no more can be listed.
+    expect(hasNext).toEqual([true, true, true, false]);
+    expect(ids).toEqual(stack.upstreams.dataset.users.slice(0, 100).map((u) => u.user_id));
+    // Four windows, the refused page, and a bisection of 1..120 (at most 8 one-user pages), once.
+    const listCalls = calls(await stack.stats('identity'), 'GET /api/v2/users') - before;
+    expect(listCalls).toBeGreaterThanOrEqual(6);
+    expect(listCalls).toBeLessThanOrEqual(13);
+    const warned = stack.logs.filter((l) => l.includes('lists only its first 100 users'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain('"level":40');
+
+    const past = await stack.gql<AnyData>(LIST_30, { after: offsetCursor('users', 120) });
+    expect(past.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code, e.extensions!.argument])).toEqual([['userList', 'BAD_USER_INPUT', 'after']]);
+    expect(past.body.errors![0]!.message).toContain('first 100 users');
+    // Known now: nothing is asked of the vendor for a window past it, and no second warning.
+    const known = calls(await stack.stats('identity'), 'GET /api/v2/users');
+    await stack.gql<AnyData>(LIST_30, { after: offsetCursor('users', 200) });
+    expect(calls(await stack.stats('identity'), 'GET /api/v2/users')).toBe(known);
+    expect(stack.logs.filter((l) => l.includes('lists only its first'))).toHaveLength(1);
+  });
+
+  it('a 400 on a first page is not taken for a listing limit: the window fails typed, nothing learnt', async () => {
+    await stack.faults('identity', { errorRate: 1, errorStatus: 400, routes: ['GET /api/v2/users'] });
+    const before = calls(await stack.stats('identity'), 'GET /api/v2/users');
+    const res = await stack.gql<AnyData>(`{ userList(first: 10) { edges { node { id } } } }`);
+    expect(res.body.errors!.map((e) => [e.path!.join('.'), e.extensions!.code])).toEqual([['userList', 'SOURCE_BAD_RESPONSE']]);
+    expect(calls(await stack.stats('identity'), 'GET /api/v2/users') - before).toBe(1);
+  });
+});
+
+describe('a vendor that ignores `page` and answers every page with its first (a renamed parameter, a proxy that strips it)', () => {
+  const stack = sharedStack();
+  const NOTIFICATIONS = `query($id: ID!, $after: String) { user(id: $id) { name notifications(first: 20, after: $after) { edges { node { id } } } } }`;
+  const codes = (res: GraphQLResponse<AnyData>) => res.body.errors?.map((e) => [e.path!.join('.'), e.extensions!.code]);
+
+  it('notifications: a window past the first page fails typed (its Link says another page), the first still reads', async () => {
+    const many = stack.upstreams.dataset.users.findIndex((_, i) => stack.upstreams.dataset.notificationsOf(i).length >= 45);
+    const few = stack.upstreams.dataset.users.findIndex((_, i) => {
+      const n = stack.upstreams.dataset.notificationsOf(i).length;
+      return n > 0 && n < 20;
+    });
+    await stack.faults('notifications', { stripParams: ['page'], routes: ['GET /v1/users/:id/notifications'] });
+    const first = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(many) });
+    expect(first.body.errors).toBeUndefined();
+    expect(first.body.data!.user.notifications.edges).toHaveLength(20);
+    // rel="next" names page 2 on the answer to page 2: it was page 1.
+    const second = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(many), after: offsetCursor('notifications', 20) });
+    expect(codes(second)).toEqual([['user.notifications', 'SOURCE_BAD_RESPONSE']]);
+    expect(second.body.data!.user.name).toBe(stack.upstreams.dataset.users[many]!.name);
+    // One page in all (no rel="next"): items on a page past its rel="last".
+    const past = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(few), after: offsetCursor('notifications', 20) });
+    expect(codes(past)).toEqual([['user.notifications', 'SOURCE_BAD_RESPONSE']]);
+    expect(stack.logs.filter((l) => l.includes('the page parameter was ignored')).length).toBeGreaterThanOrEqual(2);
+    // The same windows from a vendor that honours it: the second holds other notifications, the one past the end none.
+    await stack.faults('notifications', {});
+    const honoured = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(many), after: offsetCursor('notifications', 20) });
+    expect(honoured.body.errors).toBeUndefined();
+    const ids = (r: GraphQLResponse<AnyData>) => r.body.data!.user.notifications.edges.map((e: AnyData) => e.node.id as string);
+    expect(ids(honoured).some((id: string) => ids(first).includes(id))).toBe(false);
+    const honouredPast = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(few), after: offsetCursor('notifications', 20) });
+    expect(ids(honouredPast)).toEqual([]);
+  });
+
+  it("userList: a window past the first page fails typed (its page's start is another page's), the first still reads", async () => {
+    const LIST = `query($after: String) { userList(first: 20, after: $after) { edges { node { id } } } }`;
+    await stack.faults('identity', { stripParams: ['page'], routes: ['GET /api/v2/users'] });
+    const first = await stack.gql<AnyData>(LIST, {});
+    expect(first.body.errors).toBeUndefined();
+    expect(first.body.data!.userList.edges).toHaveLength(20);
+    const second = await stack.gql<AnyData>(LIST, { after: offsetCursor('users', 40) });
+    expect(codes(second)).toEqual([['userList', 'SOURCE_BAD_RESPONSE']]);
+    expect(stack.logs.some((l) => l.includes('page=2 was answered with a page that starts at 0'))).toBe(true);
+  });
+});
+
 describe('a vendor that ignores a filter (a proxy strips unread=true)', () => {
   const stack = sharedStack();
   const UNREAD_ONLY = `query($id: ID!) { user(id: $id) { name notifications(first: 50, unreadOnly: true) { edges { node { id read } } } } }`;

@@ -302,7 +302,11 @@ export type Query = {
   sources: Array<SourceHealth>;
   /** One user by identity id (e.g. `auth0|5f7c8ec7c33c6c004bbafe82`); null when unknown. */
   user?: Maybe<User>;
-  /** All users, oldest first. `first` is 1..100. */
+  /**
+   * All users, oldest first. `first` is 1..100. An identity provider that lists
+   * only the first results of a search (Auth0: 1,000) ends the list there
+   * (`hasNextPage` false, `totalCount` still counts every user).
+   */
   userList: UserConnection;
   /** Users in the same order as `ids` (at most 500), null where unknown. */
   users: Array<Maybe<User>>;

@@ -58,6 +58,9 @@ export const Query: QueryResolvers = {
     const key: UserPageKey = { offset: offsetFrom('users', after), first: checkFirst(first, 100) };
     // Through a loader and its cache like every other read (its fields' loads batch as usual).
     return mapMaybePromise(ctx.stale.take(ctx.loaders.entity<UserPageKey, OffsetPage<UserEntity>>('identity.userPage').load(key), info), (page) => {
+      if (page.listsAtMost !== undefined && key.offset >= page.listsAtMost) {
+        throw badUserInput(`"after" is past the first ${page.listsAtMost} users, which is as far as the identity provider lists users.`, 'after');
+      }
       // The page fills the per-user entries: a user(id) after this list is a cache hit.
       ctx.caches.user.prime(page.items.map((user) => [user.id, user] as const));
       const edges = page.items.map((user, i) => {

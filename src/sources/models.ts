@@ -81,6 +81,8 @@ export interface OffsetPage<T> {
   after?: number[];
   totalCount: number;
   hasNextPage: boolean;
+  /** The vendor lists nothing at or past this position (its paging limit), once known: no next page there, and a window past it is a client's mistake. */
+  listsAtMost?: number;
 }
 
 /** A record a vendor's change feed lists: its id, when it last changed (ISO; null when unreadable), and the record as our entity. */

@@ -39,6 +39,9 @@ export class VendorPageSize {
   /** per_page's maximum, or less once the vendor paged tighter. */
   private most: number;
   private fixed: number | undefined;
+  /** Where the vendor stops listing, once learnt (see learnListingLimit). */
+  private listsTo: number | undefined;
+  private learning: Promise<number | undefined> | undefined;
 
   constructor(private readonly maxPerPage: number) {
     this.most = maxPerPage;
@@ -49,10 +52,46 @@ export class VendorPageSize {
     return this.fixed;
   }
 
-  /** The pages that hold a window, and the per_page to send (at most the maximum, which a vendor that ignores it ignores). */
+  /** No item at or past this position is listed (the vendor refuses a page reaching past it), once learnt. */
+  get listingLimit(): number | undefined {
+    return this.listsTo;
+  }
+
+  /**
+   * The pages that hold a window, and the per_page to send (at most the maximum, which a vendor that ignores it
+   * ignores). Under a listing limit, the window is cut at it, and no page reaches past it but one of a vendor that
+   * ignores per_page (its pages are its own); `offset` must be before it.
+   */
   plan(offset: number, count: number): PagePlan & { asked: number } {
-    const plan = this.fixed === undefined ? planPages(offset, Math.min(count, this.most), this.most) : planFixedPages(offset, count, this.fixed);
+    const limit = this.listsTo;
+    const n = limit === undefined ? count : Math.min(count, limit - offset);
+    let plan: PagePlan;
+    if (this.fixed !== undefined) plan = planFixedPages(offset, n, this.fixed);
+    else if (limit === undefined) plan = planPages(offset, Math.min(n, this.most), this.most);
+    else plan = planPagesWithin(offset, Math.min(n, this.most), this.most, limit);
     return { ...plan, asked: Math.min(plan.perPage, this.maxPerPage) };
+  }
+
+  /**
+   * A page reaching to `refusedEnd` was refused as a client error (400), as Auth0 refuses a page reaching past the
+   * first 1,000 results of a search: how far the vendor lists, found by asking whether a one-item page reaches each
+   * end (`reaches`: false when refused), a bisection of about log2(refusedEnd) calls, once; several windows refused
+   * at once share it. Undefined when the first item's own page is refused (the refusal was about something else).
+   */
+  learnListingLimit(refusedEnd: number, reaches: (end: number) => Promise<boolean>): Promise<number | undefined> {
+    if (this.listsTo !== undefined && this.listsTo < refusedEnd) return Promise.resolve(this.listsTo);
+    this.learning ??= bisectListingLimit(refusedEnd, reaches).then(
+      (limit) => {
+        this.learning = undefined;
+        if (limit !== undefined) this.listsTo = Math.min(limit, this.listsTo ?? limit);
+        return limit === undefined ? undefined : this.listsTo;
+      },
+      (error: unknown) => {
+        this.learning = undefined;
+        throw error;
+      },
+    );
+    return this.learning;
   }
 
   /** The vendor paged tighter than asked, at `size`. */
@@ -84,6 +123,36 @@ export class VendorPageSize {
       return window;
     }
   }
+}
+
+/** The furthest end a one-item page reaches, below `refused` (which it does not); undefined when even 1 is refused. */
+async function bisectListingLimit(refused: number, reaches: (end: number) => Promise<boolean>): Promise<number | undefined> {
+  if (!(await reaches(1))) return undefined;
+  let reached = 1;
+  while (refused - reached > 1) {
+    const mid = Math.floor((reached + refused) / 2);
+    if (await reaches(mid)) reached = mid;
+    else refused = mid;
+  }
+  return reached;
+}
+
+/**
+ * planPages for a vendor that refuses a page reaching past `limit` (offset + count ≤ limit): one page ending at or
+ * before it when one holds the window, else pages of the largest size up to the maximum that divides the limit, each
+ * of which ends at or before it (two for Auth0's 1,000 and a per_page maximum of 100).
+ */
+export function planPagesWithin(offset: number, count: number, maxPerPage: number, limit: number): PagePlan {
+  if (offset + count > limit) throw new RangeError(`the window [${offset}, ${offset + count}) reaches past ${limit}`);
+  const plan = planPages(offset, count, maxPerPage);
+  if ((plan.pages.at(-1)! + 1) * plan.perPage <= limit) return plan;
+  for (let perPage = count; perPage <= maxPerPage; perPage++) {
+    const skip = offset % perPage;
+    if (skip + count <= perPage && offset - skip + perPage <= limit) return { perPage, pages: [Math.floor(offset / perPage)], skip };
+  }
+  let size = Math.min(maxPerPage, limit);
+  while (limit % size !== 0) size--;
+  return planFixedPages(offset, count, size);
 }
 
 /**

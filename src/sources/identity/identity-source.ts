@@ -61,6 +61,9 @@ function phrase(value: string): string {
   return `"${value.replace(/[\\"]/g, '\\$&')}"`;
 }
 
+/** One page of the list of all users, oldest first. */
+const usersPagePath = (index: number, perPage: number): string => `/api/v2/users?page=${index}&per_page=${perPage}&include_totals=true&sort=created_at%3A1`;
+
 /** What tells a window's repeated items apart (placeWindow). */
 const idOfUser = (item: UserEntity): string => item.id;
 
@@ -166,23 +169,39 @@ export class IdentitySource extends HttpSource {
   /** Identity's page size, as its pages' `limit` say it. */
   private readonly pageSize = new VendorPageSize(MAX_PER_PAGE);
 
+  /** The list's total as its last page said (what a window past the listing limit, which asks nothing, answers). */
+  private listed = 0;
+
   private async usersWindow(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
     const fixed = this.pageSize.fixedSize;
+    const limit = this.pageSize.listingLimit;
+    if (limit !== undefined && offset >= limit) return { items: [], totalCount: this.listed, hasNextPage: false, listsAtMost: limit };
     const plan = this.pageSize.plan(offset, first);
-    const pages = await Promise.all(
-      plan.pages.map((p) =>
-        this.fetch({
-          route: 'GET /api/v2/users',
-          method: 'GET',
-          path: `/api/v2/users?page=${p}&per_page=${plan.asked}&include_totals=true&sort=created_at%3A1`,
-          schema: page,
-          deadline,
-        }),
-      ),
-    );
+    let pages: { body: z.output<typeof page> }[];
+    try {
+      pages = await Promise.all(plan.pages.map((p) => this.fetch({ route: 'GET /api/v2/users', method: 'GET', path: usersPagePath(p, plan.asked), schema: page, deadline })));
+    } catch (error) {
+      const end = (plan.pages.at(-1)! + 1) * plan.perPage;
+      // Past the first page, a refusal may be the vendor's listing limit (Auth0 lists the first 1,000 results).
+      if (!(error instanceof SourceError) || error.status !== 400 || plan.pages.at(-1)! === 0) throw error;
+      const learnt = await this.pageSize.learnListingLimit(end, (reach) => this.reaches(reach, deadline));
+      // Not a listing limit, or none tighter than the one this plan kept to: the refusal is about something else.
+      if (learnt === undefined || learnt >= (limit ?? Infinity)) throw error;
+      if (limit === undefined) {
+        this.logger.warn(
+          { source: this.name, route: 'GET /api/v2/users', listsAtMost: learnt, refusedPage: plan.pages.at(-1), perPage: plan.asked },
+          `${this.name} lists only its first ${learnt} users (it refused a page reaching past them): userList ends there, and its totalCount still counts every user`,
+        );
+      }
+      return this.usersWindow(offset, first, deadline);
+    }
     // Placed by where the vendor says each page starts (see placeWindow).
-    for (const { body } of pages) {
-      const { limit } = body;
+    for (let i = 0; i < pages.length; i++) {
+      const { body } = pages[i]!;
+      const { limit, start } = body;
+      // A page past the first that says it starts where another does: the vendor ignored `page` (renamed, stripped by a
+      // proxy) and sent its first; placed as the page asked, its users would show where others belong.
+      if (plan.pages[i]! > 0 && isCount(start) && isCount(limit) && limit > 0 && start !== plan.pages[i]! * limit) throw this.pageIgnored(plan.pages[i]!, start, limit);
       if (!isCount(limit) || limit === 0) continue;
       if (limit < plan.asked && body.users.items.length <= limit) this.pageSize.tighter(limit);
       // One that honours per_page, or caps it, never says more: it ignores the parameter (renamed, or stripped by a proxy).
@@ -197,7 +216,30 @@ export class IdentitySource extends HttpSource {
       idOfUser,
     );
     const totalCount = pages[0]!.body.total;
-    return { items, ...(after && { after }), totalCount, hasNextPage: end < totalCount };
+    this.listed = totalCount;
+    const listsAtMost = this.pageSize.listingLimit;
+    if (listsAtMost === undefined) return { items, ...(after && { after }), totalCount, hasNextPage: end < totalCount };
+    return { items, ...(after && { after }), totalCount, hasNextPage: end < Math.min(totalCount, listsAtMost), listsAtMost };
+  }
+
+  private pageIgnored(index: number, start: number, limit: number): SourceError {
+    return new SourceError({
+      code: 'SOURCE_BAD_RESPONSE',
+      source: this.name,
+      retryable: false,
+      detail: `GET /api/v2/users: page=${index} was answered with a page that starts at ${start} (at ${limit} a page, it starts at ${index * limit}): the page parameter was ignored`,
+    });
+  }
+
+  /** Whether the list reaches `end`: its one-item page there answered, not refused (400). */
+  private async reaches(end: number, deadline?: Deadline): Promise<boolean> {
+    try {
+      await this.fetch({ route: 'GET /api/v2/users', method: 'GET', path: usersPagePath(end - 1, 1), schema: page, deadline });
+      return true;
+    } catch (error) {
+      if (error instanceof SourceError && error.status === 400) return false;
+      throw error;
+    }
   }
 
   /**

@@ -62,6 +62,38 @@ function nextInLink(headers: Headers): boolean | 'absent' | 'unreadable' {
   }
 }
 
+/** The `page` a Link relation points at, when it names one. */
+function linkedPage(link: LinkHeader, rel: string): number | undefined {
+  const uri = link.rel(rel)[0]?.uri;
+  if (uri === undefined) return undefined;
+  try {
+    const page = Number(new URL(uri).searchParams.get('page'));
+    return Number.isInteger(page) && page >= 1 ? page : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The page an answer to page `asked` (1-based, past the first) says it is, when it says another: its rel="next"
+ * names the page after it, and a page with items past its rel="last" cannot be the one asked. A vendor that ignores
+ * `page` (renamed, stripped by a proxy) answers every page with its first.
+ */
+function anotherPageServed(headers: Headers, asked: number, hasItems: boolean): number | undefined {
+  const text = header(headers, 'link')?.trim();
+  if (asked < 2 || !text) return undefined;
+  let link: LinkHeader;
+  try {
+    link = LinkHeader.parse(text);
+  } catch {
+    return undefined;
+  }
+  const next = linkedPage(link, 'next');
+  if (next !== undefined) return next - 1 === asked ? undefined : next - 1;
+  const last = linkedPage(link, 'last');
+  return hasItems && last !== undefined && last < asked ? last : undefined;
+}
+
 export class NotificationsSource extends HttpSource {
   /** Ids an unread-counts call carries: 100, or fewer once its URL was refused as too long. */
   private readonly countsChunk = new ChunkSize(MAX_IDS_PER_QUERY, (max, status) => this.chunkShrunk('GET /v1/unread-counts', max, status));
@@ -84,6 +116,11 @@ export class NotificationsSource extends HttpSource {
         // The filter was not applied (a proxy stripped it, the parameter was renamed): its offsets are another list's.
         if (unreadOnly && n.read) throw this.filterIgnored();
       }
+    }
+    for (let i = 0; i < pages.length; i++) {
+      const served = anotherPageServed(pages[i]!.headers, plan.pages[i]! + 1, pages[i]!.body.length > 0);
+      // Its items are another page's: placed as this one's, they would show where other notifications belong.
+      if (served !== undefined) throw this.pageIgnored(plan.pages[i]! + 1, served);
     }
     const total = this.totalCount(pages[0]!.headers);
     this.noticePageSize(pages, plan.pages, asked, total);
@@ -147,6 +184,15 @@ export class NotificationsSource extends HttpSource {
       else if (more && n === asked) this.pageSize.honoured(asked);
     });
     if (this.pageSize.fixedSize !== before) this.pageSizeChanged(LIST_ROUTE, asked, this.pageSize.fixedSize);
+  }
+
+  private pageIgnored(asked: number, served: number): SourceError {
+    return new SourceError({
+      code: 'SOURCE_BAD_RESPONSE',
+      source: this.name,
+      retryable: false,
+      detail: `${LIST_ROUTE}: page=${asked} was answered with page ${served} by its Link header (the page parameter was ignored)`,
+    });
   }
 
   private filterIgnored(): SourceError {

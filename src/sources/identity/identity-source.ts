@@ -171,6 +171,8 @@ export class IdentitySource extends HttpSource {
 
   /** The list's total as its last page said (what a window past the listing limit, which asks nothing, answers). */
   private listed = 0;
+  /** The listing limit the warn line last named: windows refused together learn it once, and it is said once. */
+  private saidListingLimit: number | undefined;
 
   private async usersWindow(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
     const fixed = this.pageSize.fixedSize;
@@ -187,7 +189,8 @@ export class IdentitySource extends HttpSource {
       const learnt = await this.pageSize.learnListingLimit(end, (reach) => this.reaches(reach, deadline));
       // Not a listing limit, or none tighter than the one this plan kept to: the refusal is about something else.
       if (learnt === undefined || learnt >= (limit ?? Infinity)) throw error;
-      if (limit === undefined) {
+      if (learnt !== this.saidListingLimit) {
+        this.saidListingLimit = learnt;
         this.logger.warn(
           { source: this.name, route: 'GET /api/v2/users', listsAtMost: learnt, refusedPage: plan.pages.at(-1), perPage: plan.asked },
           `${this.name} lists only its first ${learnt} users (it refused a page reaching past them): userList ends there, and its totalCount still counts every user`,

@@ -75,6 +75,16 @@ describe('change feed: identity pulled after a high-water mark', () => {
     }
   });
 
+  it('pulled as a bare array of users (include_totals not applied): the change still reaches a query', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(71);
+    expect(await nameOf(stack, user)).not.toBe('Renamed Bare');
+    await stack.faults('identity', { stripParams: ['include_totals'] });
+    await editBehindTheServer(stack, user, { name: 'Renamed Bare' });
+    expect(await eventually(async () => (await nameOf(stack, user)) === 'Renamed Bare', 2 * INTERVAL + 500)).toBe(true);
+    expect(stack.logs.filter((l) => l.includes('Change feed of identity failed'))).toHaveLength(0);
+  });
+
   it('more than a page changed in one millisecond: every user invalidated, each published once, through pages', async () => {
     const stack = await stackWith();
     const at = new Date(Date.now() - 1000).toISOString();

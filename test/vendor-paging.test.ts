@@ -363,6 +363,51 @@ describe('a vendor that ignores `page` and answers every page with its first (a 
   });
 });
 
+describe('identity answering its lists as Auth0 does without include_totals (a bare array of users: no start, limit nor total)', () => {
+  const stack = sharedStack();
+
+  it('profiles, an id search holding unknown ids, and userList read as before; the root shows as drift', async () => {
+    const USERS_OF = `query($ids: [ID!]!) { users(ids: $ids) { id name } }`;
+    const LIST = `query($after: String) { userList(first: 30, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }`;
+    // Windows of 45, so that none of those below (of 30) is kept from before the fault.
+    const clean: string[] = [];
+    for (let after: string | null = null; clean.length < 90;) {
+      const page: AnyData = (await stack.gql<AnyData>(LIST.replace('first: 30', 'first: 45'), { after })).body.data!.userList;
+      clean.push(...page.edges.map((e: AnyData) => e.node.id as string));
+      after = page.pageInfo.endCursor;
+    }
+    await stack.faults('identity', { stripParams: ['include_totals'] });
+
+    const dataset = stack.upstreams.dataset.users;
+    const res = await stack.gql<AnyData>(USERS_OF, { ids: [stack.userId(300), 'auth0|nobody', stack.userId(301)] });
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.users.map((u: AnyData | null) => u?.name ?? null)).toEqual([dataset[300]!.name, null, dataset[301]!.name]);
+
+    const listed: string[] = [];
+    const pages: AnyData[] = [];
+    for (let after: string | null = null; listed.length < 90;) {
+      const r: GraphQLResponse<AnyData> = await stack.gql<AnyData>(LIST, { after });
+      expect(r.body.errors).toBeUndefined();
+      const page: AnyData = r.body.data!.userList;
+      pages.push(page);
+      listed.push(...page.edges.map((e: AnyData) => e.node.id as string));
+      after = page.pageInfo.endCursor;
+    }
+    expect(listed).toEqual(clean);
+    // No total to read: each count is what was seen, one more while more follow.
+    expect(pages.map((p) => [p.pageInfo.hasNextPage, p.totalCount])).toEqual([
+      [true, 31],
+      [true, 61],
+      [true, 91],
+    ]);
+
+    const drift: AnyData[] = (await stack.gql<AnyData>(`{ sources { name drift { endpoint kind path seenType expectedType } } }`)).body.data!.sources.find(
+      (s: AnyData) => s.name === 'identity',
+    ).drift;
+    expect(drift).toContainEqual(expect.objectContaining({ kind: 'TYPE_CHANGED', path: '(root)', seenType: 'array', expectedType: 'object' }));
+  });
+});
+
 describe('a vendor that ignores a filter (a proxy strips unread=true)', () => {
   const stack = sharedStack();
   const UNREAD_ONLY = `query($id: ID!) { user(id: $id) { name notifications(first: 50, unreadOnly: true) { edges { node { id read } } } } }`;

@@ -3,7 +3,9 @@ import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
 import type { ChangedPage, ChangedRecord, OffsetPage, UserEntity } from '../models.js';
 import { SourceError } from '../../errors.js';
+import { readsAs } from '../drift.js';
 import { isoFromDateString, count, instantOrNever, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
+import { quickRead, setQuickReader } from '../quick-read.js';
 import { ChunkSize, lookupInChunks, placeWindow, unreadableIds, VendorPageSize } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
@@ -48,8 +50,31 @@ const changedUser = lenientObjectAs({ ...userFields, updated_at: optional(isoFro
   value: toUserEntity(u),
 }));
 
-const page = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(user) });
-const changedPage = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: count, users: readableItems(changedUser) });
+/**
+ * A page of users: Auth0's object, or the bare array of users it answers with when `include_totals` was not applied
+ * (a proxy that strips it, a version that drops it), which says no start, limit nor total. The array reads (shown
+ * as drift at the root: the walk knows the object), and a total that is absent or unreadable is unknown, not an error.
+ */
+function usersPageOf<U extends z.ZodType>(item: U) {
+  const users = readableItems(item);
+  const object = z.object({ start: z.unknown().optional(), limit: z.unknown().optional(), length: z.unknown().optional(), total: optional(count), users });
+  type Page = z.output<typeof object>;
+  const bare = users.transform((read): Page => ({ users: read }));
+  // Not a z.union: its error for a malformed object would say "(root): invalid input", not which user's field.
+  const either = readsAs(
+    z.unknown().transform((raw, ctx): Page => {
+      const read = (Array.isArray(raw) ? bare : object).safeParse(raw);
+      if (read.success) return read.data;
+      for (const issue of read.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+      return z.NEVER;
+    }),
+    object,
+  );
+  setQuickReader(either, (raw) => quickRead(Array.isArray(raw) ? bare : object, raw));
+  return either;
+}
+const page = usersPageOf(user);
+const changedPage = usersPageOf(changedUser);
 
 /** Lucene's special characters escaped, for a term outside quotes (an ISO instant's colons). */
 function luceneTerm(value: string): string {
@@ -60,6 +85,9 @@ function luceneTerm(value: string): string {
 function phrase(value: string): string {
   return `"${value.replace(/[\\"]/g, '\\$&')}"`;
 }
+
+/** How many users a page held, read or not. */
+const lengthOf = (p: { users: { items: readonly unknown[]; unreadable: number } }): number => p.users.items.length + p.users.unreadable;
 
 /** One page of the list of all users, oldest first. */
 const usersPagePath = (index: number, perPage: number): string => `/api/v2/users?page=${index}&per_page=${perPage}&include_totals=true&sort=created_at%3A1`;
@@ -107,11 +135,17 @@ export class IdentitySource extends HttpSource {
     const pages = [first.body];
     // A vendor that pages tighter than per_page says so in `total`: the users past its first page are on the next
     // ones, not unknown. Its page size is what the first page held; no more can match than ids were asked.
-    const perPage = first.body.users.items.length + first.body.users.unreadable;
-    const matches = Math.min(first.body.total, batch.length);
+    const perPage = lengthOf(first.body);
+    const total = first.body.total ?? undefined;
+    const matches = Math.min(total ?? batch.length, batch.length);
     if (perPage > 0 && perPage < MAX_PER_PAGE && matches > perPage) {
-      const more = Math.min(Math.ceil(matches / perPage), MAX_SEARCH_PAGES);
-      pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
+      if (total !== undefined) {
+        const more = Math.min(Math.ceil(matches / perPage), MAX_SEARCH_PAGES);
+        pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
+      } else {
+        // No total: only a page shorter than the first says the matches ended (ids not on any page are then unknown).
+        while (pages.length < MAX_SEARCH_PAGES && lengthOf(pages.at(-1)!) === perPage) pages.push((await search(pages.length)).body);
+      }
     }
     const found: [string, UserEntity | SourceError][] = [];
     const asked = new Set(batch);
@@ -134,12 +168,19 @@ export class IdentitySource extends HttpSource {
       return [...found, ...unreadableIds(batch, found, error)];
     }
     const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
-    const read = pages.reduce((n, p) => n + p.users.items.length + p.users.unreadable, 0);
-    if (unreadable === undefined && read >= matches) return found;
+    const read = pages.reduce((n, p) => n + lengthOf(p), 0);
+    const reachedEnd = total !== undefined ? read >= matches : read >= batch.length || perPage >= MAX_PER_PAGE || lengthOf(pages.at(-1)!) < perPage;
+    if (unreadable === undefined && reachedEnd) return found;
     // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
     const error = unreadable
       ? () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${unreadable.problem}`)
-      : () => new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `GET /api/v2/users?q: ${read} of ${matches} matches returned` });
+      : () =>
+          new SourceError({
+            code: 'SOURCE_BAD_RESPONSE',
+            source: this.name,
+            retryable: false,
+            detail: `GET /api/v2/users?q: ${read} of ${total === undefined ? `at most ${matches}` : matches} matches returned`,
+          });
     return [...found, ...unreadableIds(batch, found, error)];
   }
 
@@ -158,7 +199,10 @@ export class IdentitySource extends HttpSource {
     });
     const { items, unreadable } = res.body.users;
     const seen = firstIndexOf(res.body, pageIndex, MAX_PER_PAGE) + items.length + unreadable;
-    return { records: items, unreadable, more: seen < res.body.total && items.length + unreadable > 0 };
+    const total = res.body.total ?? undefined;
+    // No total: a full page may have more after it.
+    const more = total !== undefined ? seen < total : items.length + unreadable >= (isCount(res.body.limit) && res.body.limit > 0 ? res.body.limit : MAX_PER_PAGE);
+    return { records: items, unreadable, more: more && items.length + unreadable > 0 };
   }
 
   /** A window of all users, oldest first. */
@@ -212,17 +256,20 @@ export class IdentitySource extends HttpSource {
       else if (limit === plan.asked) this.pageSize.honoured(plan.asked);
     }
     if (this.pageSize.fixedSize !== fixed) this.pageSizeChanged('GET /api/v2/users', plan.asked, this.pageSize.fixedSize);
-    const { items, after, end } = placeWindow(
+    const { items, after, end, beyond } = placeWindow(
       pages.map((p, i) => ({ start: firstIndexOf(p.body, plan.pages[i]!, plan.perPage), items: p.body.users.items })),
       offset,
       first,
       idOfUser,
     );
-    const totalCount = pages[0]!.body.total;
+    const total = pages[0]!.body.total ?? undefined;
+    // No total: more follow a user fetched past the window, or a last page as full as asked.
+    const more = total !== undefined ? end < total : beyond || lengthOf(pages.at(-1)!.body) >= plan.perPage;
+    const totalCount = total ?? end + (more ? 1 : 0);
     this.listed = totalCount;
     const listsAtMost = this.pageSize.listingLimit;
-    if (listsAtMost === undefined) return { items, ...(after && { after }), totalCount, hasNextPage: end < totalCount };
-    return { items, ...(after && { after }), totalCount, hasNextPage: end < Math.min(totalCount, listsAtMost), listsAtMost };
+    if (listsAtMost === undefined) return { items, ...(after && { after }), totalCount, hasNextPage: more };
+    return { items, ...(after && { after }), totalCount, hasNextPage: more && end < listsAtMost, listsAtMost };
   }
 
   private pageIgnored(index: number, start: number, limit: number): SourceError {

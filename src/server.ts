@@ -19,6 +19,7 @@ import { usePages } from './plugins/use-pages.js';
 import { useTracing } from './plugins/use-tracing.js';
 import { trace } from '@opentelemetry/api';
 import { graphiqlTabs } from './http/pages/graphiql-tabs.js';
+import { SiblingStatus } from './observability/sibling-status.js';
 import { StatusHistory } from './observability/status-history.js';
 import { clusterExposition } from './observability/cluster-metrics.js';
 import type { Siblings } from './siblings.js';
@@ -123,6 +124,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs, definitions });
   const health = new SourceHealthMonitor(sources.all, logger, { successRateWarn: config.ops.sourceSuccessRateWarn });
   const history = new StatusHistory(sources.all, Object.fromEntries(Object.entries(config.tuning).map(([name, t]) => [name, t.rateLimitPerSec])));
+  const siblingStatus = options.siblings && options.siblings.count > 1 ? new SiblingStatus(history, options.siblings) : null;
   const metrics = new Metrics();
   metrics.watchSources(sources.all);
   // Sources whose changes are found by hashing what the cache fetches; bound once the caches exist.
@@ -214,7 +216,14 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     plugins: [
       ...(config.tracing ? [useTracing()] : []),
       useOpsEndpoints({ metrics, health, redis, draining: () => draining, ...(options.siblings ? { exposition: clusterExposition(metrics, options.siblings) } : {}) }),
-      usePages({ verify: verifyToken, history, redis, graphiql: ops.graphiql, deliveries: () => deliveries.counts().catch(() => null) }),
+      usePages({
+        verify: verifyToken,
+        // Under WORKERS=N, the whole set's: the rates are each worker's share of a limit without Redis, one shared rate with it.
+        status: () => history.snapshot(siblingStatus?.parts() ?? [], redis !== null),
+        redis,
+        graphiql: ops.graphiql,
+        deliveries: () => deliveries.counts().catch(() => null),
+      }),
       requestLog.plugin,
       ...(ops.persistedOperationsRequired
         ? [
@@ -392,6 +401,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       await closed;
     }
     health.close();
+    siblingStatus?.close();
     shedder.close();
     sourceFailures.close();
     await Promise.all(changeFeeds.map((f) => f.close()));

@@ -4,6 +4,7 @@ import { SignJWT } from 'jose';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RestartGuard } from '../src/cluster/restart-guard.js';
+import { STATUS_SHARE_MS } from '../src/observability/sibling-status.js';
 import { Dataset } from '../simulator/dataset.js';
 import { runScript, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 
@@ -89,6 +90,26 @@ describe('WORKERS=2 without Redis', () => {
     for (let i = 0; i < 10; i++) expect((await gql(count, { u: user })).data.user.unreadNotificationCount).toBe([...before][0]! + 1);
     // 21 operations so far in this test; each scrape, whichever worker answers it, reports the set's total.
     for (let i = 0; i < 4; i++) expect(await metric('gateway_graphql_operations_total')).toBeGreaterThanOrEqual(22);
+  });
+
+  it("/status is the whole set's, whichever worker answers: the same calls and the set's rate from each", async () => {
+    const dataset = new Dataset();
+    for (let i = 0; i < 6; i++) expect((await gql(`query($u: ID!) { user(id: $u) { metrics { pageViews } } }`, { u: dataset.users[200 + i]!.user_id })).errors).toBeUndefined();
+    // Each worker sends its part every STATUS_SHARE_MS: after two, both hold the other's last.
+    await new Promise((r) => setTimeout(r, 2 * STATUS_SHARE_MS + 300));
+    const reads: [number, number][] = [];
+    for (let i = 0; i < 4; i++) {
+      const dispatcher = new Agent();
+      const res = await fetch(url.replace('/graphql', '/status/data'), { headers: { authorization: `Bearer ${token}` }, dispatcher } as RequestInit);
+      const analytics = ((await res.json()) as AnyData).sources.find((s: AnyData) => s.name === 'analytics');
+      await dispatcher.close();
+      reads.push([analytics.last15m.calls, analytics.rateLimitPerSec]);
+    }
+    // Analytics is called by queries alone (no feed, no webhook), so every read says the same. Before, each worker
+    // said its own calls and its half of the rate, turn about.
+    expect(new Set(reads.map((r) => JSON.stringify(r))).size).toBe(1);
+    expect(reads[0]![0]).toBeGreaterThanOrEqual(6);
+    expect(reads[0]![1]).toBe(80);
   });
 
   it('a vendor event reaching one worker reaches subscribers on both (live events through the primary)', async () => {

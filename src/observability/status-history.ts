@@ -42,6 +42,101 @@ export interface SourceStatus {
   series: SourceSeries;
 }
 
+/** One bucket of one process: its counts, and its durations' percentiles (null: no call). */
+export interface BucketPart {
+  start: number;
+  calls: number;
+  errors: number;
+  cacheHits: number;
+  cacheLookups: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+}
+
+/** One source as one process saw it (StatusHistory.part), what the workers of a set send each other. */
+export interface SourcePart {
+  name: SourceName;
+  breaker: BreakerState;
+  rateLimitPerSec: number;
+  ceilingPerSec: number;
+  lastMinuteCalls: number;
+  drift: SourceStatus['drift'];
+  buckets: BucketPart[];
+  /** Over all its buckets. */
+  p50Ms: number | null;
+  p99Ms: number | null;
+}
+
+const BREAKER_RANK: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
+const round = (n: number, places: number) => Math.round(n * 10 ** places) / 10 ** places;
+
+/** Percentiles of several processes' parts: exact for one; else the median a weighted mean of theirs, the p99 the worst. */
+function percentilesOf(parts: readonly { calls: number; p50Ms: number | null; p99Ms: number | null }[]): { p50Ms: number | null; p99Ms: number | null } {
+  const seen = parts.filter((p) => p.calls > 0 && p.p50Ms !== null);
+  if (seen.length === 0) return { p50Ms: null, p99Ms: null };
+  if (seen.length === 1) return { p50Ms: seen[0]!.p50Ms, p99Ms: seen[0]!.p99Ms };
+  const calls = seen.reduce((n, p) => n + p.calls, 0);
+  return { p50Ms: round(seen.reduce((n, p) => n + p.p50Ms! * p.calls, 0) / calls, 3), p99Ms: Math.max(...seen.map((p) => p.p99Ms ?? 0)) };
+}
+
+/**
+ * Every source's status from the parts of one or more processes (the workers of a set): counts summed, the worst
+ * breaker, drift by place with its counts summed, and the rates summed when each worker sends at its own share of a
+ * limit, or the one shared rate (`shared`).
+ */
+export function statusOf(processes: readonly (readonly SourcePart[])[], first: number, shared: boolean): SourceStatus[] {
+  return processes[0]!.map(({ name }) => {
+    const parts = processes.map((p) => p.find((s) => s.name === name)).filter((p): p is SourcePart => p !== undefined);
+    const series: SourceSeries = { start: [], requestsPerSec: [], errorRate: [], p50Ms: [], p99Ms: [] };
+    let calls = 0;
+    let errors = 0;
+    let hits = 0;
+    let lookups = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      const start = first + i * BUCKET_MS;
+      const here = parts.map((p) => p.buckets.find((b) => b.start === start)).filter((b): b is BucketPart => b !== undefined);
+      const bucketCalls = here.reduce((n, b) => n + b.calls, 0);
+      const bucketErrors = here.reduce((n, b) => n + b.errors, 0);
+      const { p50Ms, p99Ms } = percentilesOf(here);
+      series.start.push(start);
+      series.requestsPerSec.push(round(bucketCalls / (BUCKET_MS / 1000), 2));
+      series.errorRate.push(bucketCalls > 0 ? round(bucketErrors / bucketCalls, 3) : null);
+      series.p50Ms.push(p50Ms);
+      series.p99Ms.push(p99Ms);
+      calls += bucketCalls;
+      errors += bucketErrors;
+      for (const b of here) {
+        hits += b.cacheHits;
+        lookups += b.cacheLookups;
+      }
+    }
+    const combine = (values: number[]) => (shared ? Math.max(...values) : values.reduce((n, v) => n + v, 0));
+    const rate = combine(parts.map((p) => p.rateLimitPerSec));
+    const lastMinuteCalls = parts.reduce((n, p) => n + p.lastMinuteCalls, 0);
+    const drift = new Map<string, SourceStatus['drift'][number]>();
+    for (const p of parts) {
+      for (const d of p.drift) {
+        const key = `${d.endpoint} ${d.kind} ${d.path}`;
+        const known = drift.get(key);
+        if (known) known.count += d.count;
+        else drift.set(key, { ...d });
+      }
+    }
+    const perProcess = parts.map((p) => ({ calls: p.buckets.reduce((n, b) => n + b.calls, 0), p50Ms: p.p50Ms, p99Ms: p.p99Ms }));
+    return {
+      name,
+      breaker: parts.reduce<BreakerState>((worst, p) => (BREAKER_RANK[p.breaker] > BREAKER_RANK[worst] ? p.breaker : worst), 'CLOSED'),
+      rateLimitPerSec: round(rate, 2),
+      ceilingPerSec: combine(parts.map((p) => p.ceilingPerSec)),
+      headroomPerSec: Math.max(0, round(rate - lastMinuteCalls / 60, 2)),
+      cacheHitRatio: lookups > 0 ? round(hits / lookups, 3) : null,
+      drift: [...drift.values()],
+      last15m: { calls, errorRate: calls > 0 ? round(errors / calls, 3) : null, ...percentilesOf(perProcess) },
+      series,
+    };
+  });
+}
+
 /**
  * What `/status` shows of each source over the last 15 minutes, from the
  * sources' attempt events and the caches' lookup counts; the rest (breaker,
@@ -96,48 +191,53 @@ export class StatusHistory {
     return last;
   }
 
-  snapshot(): SourceStatus[] {
+  /**
+   * This process's part of the status, compact enough to send to the other workers of a WORKERS=N set: per source,
+   * its buckets' counts and percentiles, and what is read off the source now.
+   */
+  part(): SourcePart[] {
     const now = this.now();
     const first = Math.floor(now / BUCKET_MS) * BUCKET_MS - (BUCKETS - 1) * BUCKET_MS;
     return this.sources.map((source) => {
-      const byStart = new Map(this.buckets.get(source.name)!.map((b) => [b.start, b]));
-      const series: SourceSeries = { start: [], requestsPerSec: [], errorRate: [], p50Ms: [], p99Ms: [] };
+      const buckets: BucketPart[] = [];
       const all: number[] = [];
-      let calls = 0;
-      let errors = 0;
-      let hits = 0;
-      let lookups = 0;
       let lastMinuteCalls = 0;
-      for (let i = 0; i < BUCKETS; i++) {
-        const start = first + i * BUCKET_MS;
-        const b = byStart.get(start);
-        const sorted = b ? [...b.durations].sort((x, y) => x - y) : [];
-        series.start.push(start);
-        series.requestsPerSec.push(b ? Math.round((b.calls / (BUCKET_MS / 1000)) * 100) / 100 : 0);
-        series.errorRate.push(b && b.calls > 0 ? Math.round((b.errors / b.calls) * 1000) / 1000 : null);
-        series.p50Ms.push(percentileOfSorted(sorted, 0.5));
-        series.p99Ms.push(percentileOfSorted(sorted, 0.99));
-        if (!b) continue;
+      for (const b of this.buckets.get(source.name)!) {
+        if (b.start < first) continue;
+        const sorted = [...b.durations].sort((x, y) => x - y);
+        buckets.push({
+          start: b.start,
+          calls: b.calls,
+          errors: b.errors,
+          cacheHits: b.cacheHits,
+          cacheLookups: b.cacheLookups,
+          p50Ms: percentileOfSorted(sorted, 0.5),
+          p99Ms: percentileOfSorted(sorted, 0.99),
+        });
         all.push(...b.durations);
-        calls += b.calls;
-        errors += b.errors;
-        hits += b.cacheHits;
-        lookups += b.cacheLookups;
-        if (start > now - 60_000) lastMinuteCalls += b.calls;
+        if (b.start > now - 60_000) lastMinuteCalls += b.calls;
       }
       all.sort((x, y) => x - y);
       const rate = source.policy.limiter.ratePerSec;
       return {
         name: source.name,
         breaker: source.policy.state,
-        rateLimitPerSec: Math.round(rate * 100) / 100,
+        rateLimitPerSec: rate,
         ceilingPerSec: this.ceilings[source.name] ?? rate,
-        headroomPerSec: Math.max(0, Math.round((rate - lastMinuteCalls / 60) * 100) / 100),
-        cacheHitRatio: lookups > 0 ? Math.round((hits / lookups) * 1000) / 1000 : null,
+        lastMinuteCalls,
         drift: source.drift.list().map((d) => ({ endpoint: d.endpoint, kind: d.kind, path: d.path, count: d.count })),
-        last15m: { calls, errorRate: calls > 0 ? Math.round((errors / calls) * 1000) / 1000 : null, p50Ms: percentileOfSorted(all, 0.5), p99Ms: percentileOfSorted(all, 0.99) },
-        series,
+        buckets,
+        p50Ms: percentileOfSorted(all, 0.5),
+        p99Ms: percentileOfSorted(all, 0.99),
       };
     });
+  }
+
+  /**
+   * What `/status` shows: this process's part, with the other workers' (`peers`) of a WORKERS=N set. `shared`: the
+   * workers share one rate limit through Redis (each says the same rate), else each sends at its own share of it.
+   */
+  snapshot(peers: readonly (readonly SourcePart[])[] = [], shared = false): SourceStatus[] {
+    return statusOf([this.part(), ...peers], Math.floor(this.now() / BUCKET_MS) * BUCKET_MS - (BUCKETS - 1) * BUCKET_MS, shared);
   }
 }

@@ -2,12 +2,13 @@ import type { Plugin } from 'graphql-yoga';
 import type { TokenVerifier } from '../auth/token-verifiers.js';
 import { landingPage } from '../http/pages/landing-page.js';
 import { STATUS_PAGE } from '../http/pages/status-page.js';
-import type { StatusHistory } from '../observability/status-history.js';
+import type { SourceStatus } from '../observability/status-history.js';
 import type { RedisConnection } from '../redis.js';
 
 export interface PagesOptions {
   verify: TokenVerifier;
-  history: StatusHistory;
+  /** Every source's status (of the whole set under WORKERS=N). */
+  status: () => SourceStatus[];
   redis: RedisConnection | null;
   graphiql: boolean;
   /** The write queue's counts (dead letters are FAILED); null when they cannot be read now. */
@@ -60,7 +61,7 @@ export function usePages(options: PagesOptions): Plugin {
             generatedAt: new Date().toISOString(),
             redis: options.redis === null ? 'not configured' : options.redis.available ? 'ok' : 'unreachable',
             deliveries: await options.deliveries(),
-            sources: options.history.snapshot(),
+            sources: options.status(),
           });
         }
         default:

@@ -382,6 +382,10 @@ describe('identity answering its lists as Auth0 does without include_totals (a b
     const res = await stack.gql<AnyData>(USERS_OF, { ids: [stack.userId(300), 'auth0|nobody', stack.userId(301)] });
     expect(res.body.errors).toBeUndefined();
     expect(res.body.data!.users.map((u: AnyData | null) => u?.name ?? null)).toEqual([dataset[300]!.name, null, dataset[301]!.name]);
+    // A search that finds none of its ids (an empty array): each unknown, not "the answer did not reach it".
+    const none = await stack.gql<AnyData>(USERS_OF, { ids: ['auth0|nobody-else'] });
+    expect(none.body.errors).toBeUndefined();
+    expect(none.body.data!.users).toEqual([null]);
 
     const listed: string[] = [];
     const pages: AnyData[] = [];

@@ -169,7 +169,10 @@ export class IdentitySource extends HttpSource {
     }
     const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
     const read = pages.reduce((n, p) => n + lengthOf(p), 0);
-    const reachedEnd = total !== undefined ? read >= matches : read >= batch.length || perPage >= MAX_PER_PAGE || lengthOf(pages.at(-1)!) < perPage;
+    // Without a total: every id found, a page as long as per_page (it holds every match of ≤ 100 ids), or a last page
+    // shorter than the first or empty (the first empty: none of the ids is known).
+    const lastLength = lengthOf(pages.at(-1)!);
+    const reachedEnd = total !== undefined ? read >= matches : read >= batch.length || perPage >= MAX_PER_PAGE || lastLength === 0 || lastLength < perPage;
     if (unreadable === undefined && reachedEnd) return found;
     // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
     const error = unreadable

@@ -219,7 +219,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       usePages({
         verify: verifyToken,
         // Under WORKERS=N, the whole set's: the rates are each worker's share of a limit without Redis, one shared rate with it.
-        status: () => history.snapshot(siblingStatus?.parts() ?? [], redis !== null),
+        status: async () => history.snapshot(siblingStatus ? await siblingStatus.parts() : [], redis !== null),
         redis,
         graphiql: ops.graphiql,
         deliveries: () => deliveries.counts().catch(() => null),
@@ -401,7 +401,6 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       await closed;
     }
     health.close();
-    siblingStatus?.close();
     shedder.close();
     sourceFailures.close();
     await Promise.all(changeFeeds.map((f) => f.close()));

@@ -1,55 +1,68 @@
 import type { Siblings } from '../siblings.js';
 import type { SourcePart, StatusHistory } from './status-history.js';
 
-/** How often each worker sends its part of the status to the others. */
-export const STATUS_SHARE_MS = 2_000;
-/** A worker not heard from for this long is gone (replaced, or stopping): its part is left out. */
-const FORGET_AFTER_MS = 3 * STATUS_SHARE_MS;
+/** How long a worker asked for `/status` waits for the others' parts; one that has not answered by then is left out. */
+export const STATUS_GATHER_MS = 500;
 
-interface Shared {
+interface Wanted {
+  from: number;
+}
+
+interface Part {
   index: number;
+  to: number;
   sources: SourcePart[];
 }
 
 /**
  * `/status` under WORKERS=N shows the whole set, whichever worker answers:
- * each worker sends its part (StatusHistory.part, a few KB) to the others
- * every STATUS_SHARE_MS, and keeps their latest. Before, each refresh of the
- * page showed the worker that happened to answer: its calls alone, and drift
- * it had seen, appearing and disappearing every 5 s.
+ * asked for it, a worker asks the others for their parts (StatusHistory.part,
+ * a few KB each) and waits for them, at most STATUS_GATHER_MS. Nothing is
+ * sent while nobody looks: a part sorts its buckets' durations. Before, each
+ * refresh of the page showed the worker that happened to answer: its calls
+ * alone, and drift it had seen, appearing and disappearing every 5 s.
  */
 export class SiblingStatus {
-  private readonly peers = new Map<number, { at: number; sources: SourcePart[] }>();
-  private readonly timer: NodeJS.Timeout;
+  private readonly received = new Map<number, { at: number; sources: SourcePart[] }>();
+  private readonly waiting = new Set<() => void>();
 
   constructor(
     private readonly history: StatusHistory,
     private readonly siblings: Siblings,
   ) {
-    siblings.on('status-part', (payload) => {
-      const { index, sources } = payload as Shared;
-      if (index !== siblings.index) this.peers.set(index, { at: Date.now(), sources });
+    siblings.on('status-wanted', (payload) => {
+      const { from } = payload as Wanted;
+      if (from === siblings.index) return;
+      const part: Part = { index: siblings.index, to: from, sources: history.part() };
+      siblings.send('status-part', part);
     });
-    this.timer = setInterval(this.share.bind(this), STATUS_SHARE_MS);
-    this.timer.unref();
+    siblings.on('status-part', (payload) => {
+      const { index, to, sources } = payload as Part;
+      if (to !== siblings.index) return;
+      this.received.set(index, { at: Date.now(), sources });
+      for (const wake of this.waiting) wake();
+    });
   }
 
-  /** The other workers' latest parts. */
-  parts(now = Date.now()): SourcePart[][] {
-    const out: SourcePart[][] = [];
-    for (const [index, peer] of this.peers) {
-      if (now - peer.at > FORGET_AFTER_MS) this.peers.delete(index);
-      else out.push(peer.sources);
-    }
-    return out;
-  }
-
-  close(): void {
-    clearInterval(this.timer);
-  }
-
-  private share(): void {
-    const shared: Shared = { index: this.siblings.index, sources: this.history.part() };
-    this.siblings.send('status-part', shared);
+  /** The other workers' parts, asked for now; those that did not answer within STATUS_GATHER_MS are left out. */
+  async parts(): Promise<SourcePart[][]> {
+    const askedAt = Date.now();
+    const others = this.siblings.count - 1;
+    const fresh = () => [...this.received.values()].filter((r) => r.at >= askedAt);
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (fresh().length >= others) done();
+      };
+      const timer = setTimeout(done, STATUS_GATHER_MS);
+      this.waiting.add(check);
+      const wanted: Wanted = { from: this.siblings.index };
+      this.siblings.send('status-wanted', wanted);
+    });
+    return fresh().map((r) => r.sources);
   }
 }

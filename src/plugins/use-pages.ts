@@ -8,7 +8,7 @@ import type { RedisConnection } from '../redis.js';
 export interface PagesOptions {
   verify: TokenVerifier;
   /** Every source's status (of the whole set under WORKERS=N). */
-  status: () => SourceStatus[];
+  status: () => Promise<SourceStatus[]>;
   redis: RedisConnection | null;
   graphiql: boolean;
   /** The write queue's counts (dead letters are FAILED); null when they cannot be read now. */
@@ -61,7 +61,7 @@ export function usePages(options: PagesOptions): Plugin {
             generatedAt: new Date().toISOString(),
             redis: options.redis === null ? 'not configured' : options.redis.available ? 'ok' : 'unreachable',
             deliveries: await options.deliveries(),
-            sources: options.status(),
+            sources: await options.status(),
           });
         }
         default:

@@ -99,7 +99,9 @@ export const faultProfileSchema = z
      * they were never sent (a proxy that strips them, a parameter renamed):
      * `["unread"]` makes notifications' unread-only list every notification;
      * `["per_page"]` makes a list page by its default (identity 50,
-     * notifications 30) whatever was asked.
+     * notifications 30) whatever was asked; `["page"]` answers every page
+     * with the first; `["include_totals"]` makes identity answer its lists
+     * as a bare array of users (Auth0's form without it).
      */
     stripParams: z.array(z.string().min(1)).default([]),
     /**

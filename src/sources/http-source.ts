@@ -318,7 +318,12 @@ export abstract class HttpSource {
    * shown to the caller nor cached, and not retried.
    */
   protected answeredForAnotherUser(route: string): SourceError {
-    return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: the answer is about another user than the one asked` });
+    return this.unusableAnswer(route, 'the answer is about another user than the one asked');
+  }
+
+  /** A 2xx answer this source cannot use as asked (`why`: for the log line only), not retried: the vendor would say the same. */
+  protected unusableAnswer(route: string, why: string): SourceError {
+    return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: ${why}` });
   }
 
   /** A bulk route's calls now carry at most `max` ids: the vendor (or a proxy) refused a longer URL (414) or body (413); see ChunkSize. */
@@ -339,6 +344,6 @@ export abstract class HttpSource {
 
   /** The error for one entity of an answer that could not be read (its other entities could). */
   protected unreadableEntity(route: string, what: string, problem: string | undefined): SourceError {
-    return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: ${what} could not be read${problem ? ` (${problem})` : ''}` });
+    return this.unusableAnswer(route, `${what} could not be read${problem ? ` (${problem})` : ''}`);
   }
 }

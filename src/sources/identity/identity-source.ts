@@ -158,13 +158,7 @@ export class IdentitySource extends HttpSource {
     }
     if (strangers > 0) {
       // Users nobody asked for: the search was not applied (a proxy stripped q), so an id missing from it says nothing.
-      const error = () =>
-        new SourceError({
-          code: 'SOURCE_BAD_RESPONSE',
-          source: this.name,
-          retryable: false,
-          detail: `GET /api/v2/users?q: ${strangers} users not asked for in the answer (the search was not applied)`,
-        });
+      const error = () => this.unusableAnswer('GET /api/v2/users?q', `${strangers} users not asked for in the answer (the search was not applied)`);
       return [...found, ...unreadableIds(batch, found, error)];
     }
     const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
@@ -177,13 +171,7 @@ export class IdentitySource extends HttpSource {
     // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
     const error = unreadable
       ? () => this.unreadableEntity('GET /api/v2/users?q', 'a user', `users.${unreadable.problem}`)
-      : () =>
-          new SourceError({
-            code: 'SOURCE_BAD_RESPONSE',
-            source: this.name,
-            retryable: false,
-            detail: `GET /api/v2/users?q: ${read} of ${total === undefined ? `at most ${matches}` : matches} matches returned`,
-          });
+      : () => this.unusableAnswer('GET /api/v2/users?q', `${read} of ${total === undefined ? `at most ${matches}` : matches} matches returned`);
     return [...found, ...unreadableIds(batch, found, error)];
   }
 
@@ -276,12 +264,10 @@ export class IdentitySource extends HttpSource {
   }
 
   private pageIgnored(index: number, start: number, limit: number): SourceError {
-    return new SourceError({
-      code: 'SOURCE_BAD_RESPONSE',
-      source: this.name,
-      retryable: false,
-      detail: `GET /api/v2/users: page=${index} was answered with a page that starts at ${start} (at ${limit} a page, it starts at ${index * limit}): the page parameter was ignored`,
-    });
+    return this.unusableAnswer(
+      'GET /api/v2/users',
+      `page=${index} was answered with a page that starts at ${start} (at ${limit} a page, it starts at ${index * limit}): the page parameter was ignored`,
+    );
   }
 
   /** Whether the list reaches `end`: its one-item page there answered, not refused (400). */

@@ -187,21 +187,11 @@ export class NotificationsSource extends HttpSource {
   }
 
   private pageIgnored(asked: number, served: number): SourceError {
-    return new SourceError({
-      code: 'SOURCE_BAD_RESPONSE',
-      source: this.name,
-      retryable: false,
-      detail: `${LIST_ROUTE}: page=${asked} was answered with page ${served} by its Link header (the page parameter was ignored)`,
-    });
+    return this.unusableAnswer(LIST_ROUTE, `page=${asked} was answered with page ${served} by its Link header (the page parameter was ignored)`);
   }
 
   private filterIgnored(): SourceError {
-    return new SourceError({
-      code: 'SOURCE_BAD_RESPONSE',
-      source: this.name,
-      retryable: false,
-      detail: `${LIST_ROUTE}: unread=true answered with read notifications (the filter was ignored)`,
-    });
+    return this.unusableAnswer(LIST_ROUTE, 'unread=true answered with read notifications (the filter was ignored)');
   }
 
   /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */

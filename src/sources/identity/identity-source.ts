@@ -204,15 +204,14 @@ export class IdentitySource extends HttpSource {
   /** Identity's page size, as its pages' `limit` say it. */
   private readonly pageSize = new VendorPageSize(MAX_PER_PAGE);
 
-  /** The list's total as its last page said (what a window past the listing limit, which asks nothing, answers). */
-  private listed = 0;
   /** The listing limit the warn line last named: windows refused together learn it once, and it is said once. */
   private saidListingLimit: number | undefined;
 
   private async usersWindow(offset: number, first: number, deadline?: Deadline): Promise<OffsetPage<UserEntity>> {
     const fixed = this.pageSize.fixedSize;
     const limit = this.pageSize.listingLimit;
-    if (limit !== undefined && offset >= limit) return { items: [], totalCount: this.listed, hasNextPage: false, listsAtMost: limit };
+    // Nothing is asked: the vendor lists nothing there, and the resolver refuses the window (its totalCount is never shown).
+    if (limit !== undefined && offset >= limit) return { items: [], totalCount: limit, hasNextPage: false, listsAtMost: limit };
     const plan = this.pageSize.plan(offset, first);
     let pages: { body: z.output<typeof page> }[];
     try {
@@ -257,7 +256,6 @@ export class IdentitySource extends HttpSource {
     // No total: more follow a user fetched past the window, or a last page as full as asked.
     const more = total !== undefined ? end < total : beyond || lengthOf(pages.at(-1)!.body) >= plan.perPage;
     const totalCount = total ?? end + (more ? 1 : 0);
-    this.listed = totalCount;
     const listsAtMost = this.pageSize.listingLimit;
     if (listsAtMost === undefined) return { items, ...(after && { after }), totalCount, hasNextPage: more };
     return { items, ...(after && { after }), totalCount, hasNextPage: more && end < listsAtMost, listsAtMost };

@@ -237,12 +237,17 @@ describeWithRedis('webhooks across instances, through Redis', () => {
   const redis = new TestRedis();
   beforeAll(() => redis.start());
   afterAll(() => redis.stop());
-
-  it('an event accepted by one instance is stored in Redis, invalidates the other instance too, and is a duplicate there', async () => {
+  /** Two instances sharing one Redis under a fresh key prefix, both connected. */
+  async function twoInstances(): Promise<[Stack, Stack]> {
     const prefix = `gwhook${randomBytes(3).toString('hex')}:`;
     const a = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
     const b = await stackWith({ redis: { url: redis.url, keyPrefix: prefix }, peerOf: a });
     await expect.poll(() => a.gateway.redis!.available && b.gateway.redis!.available).toBe(true);
+    return [a, b];
+  }
+
+  it('an event accepted by one instance is stored in Redis, invalidates the other instance too, and is a duplicate there', async () => {
+    const [a, b] = await twoInstances();
     const user = a.userId(43);
     const before = (await b.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount as number;
     await makeAtVendor(a, user, { title: 'x', body: 'y', channel: 'push' });
@@ -254,10 +259,7 @@ describeWithRedis('webhooks across instances, through Redis', () => {
   });
 
   it('the same notification under two webhook-ids, one to each instance: its subscriber hears it once', async () => {
-    const prefix = `gwhook${randomBytes(3).toString('hex')}:`;
-    const a = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
-    const b = await stackWith({ redis: { url: redis.url, keyPrefix: prefix }, peerOf: a });
-    await expect.poll(() => a.gateway.redis!.available && b.gateway.redis!.available).toBe(true);
+    const [a, b] = await twoInstances();
     const user = a.userId(46);
     const client = wsClient(b, await b.token({ sub: user, admin: false }));
     try {

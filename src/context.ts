@@ -4,7 +4,7 @@ import type { EntityCache, Served } from './cache/entity-cache.js';
 import type { Caches } from './sources/caches.js';
 import type { Dependencies } from './cache/response-cache.js';
 import type { StaleReport } from './cache/stale-report.js';
-import type { SourceHealthMonitor } from './observability/source-health.js';
+import type { SourceHealthSnapshot } from './observability/source-health.js';
 import type { MaybePromise } from './maybe-promise.js';
 import type { Deadline } from './resilience/deadline.js';
 import type { LiveEvents } from './realtime/live-events.js';
@@ -270,7 +270,8 @@ export interface RequestServices {
   stale: StaleReport;
   /** The L1 entries the response was built from (see ResponseCache). */
   dependencies: Dependencies;
-  health: SourceHealthMonitor;
+  /** The sources' health as this instance sees it: under WORKERS=N, every worker's together (setHealth). */
+  sourceHealth: () => Promise<SourceHealthSnapshot[]>;
   simulatedUpstreams: boolean;
   /** Events for subscriptions (webhooks, on every instance). */
   live: LiveEvents;

@@ -53,7 +53,7 @@ import { useInputErrorCodes } from './plugins/use-input-error-codes.js';
 import { useOperationRules } from './plugins/use-operation-rules.js';
 import type { Logger } from './logger.js';
 import { buildSchema } from './schema.js';
-import { SourceHealthMonitor } from './observability/source-health.js';
+import { setHealth, SourceHealthMonitor } from './observability/source-health.js';
 import { RedisConnection } from './redis.js';
 import { Deadline } from './resilience/deadline.js';
 import { createSources, type Sources } from './sources/index.js';
@@ -124,7 +124,9 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs, definitions });
   const health = new SourceHealthMonitor(sources.all, logger, { successRateWarn: config.ops.sourceSuccessRateWarn });
   const history = new StatusHistory(sources.all, Object.fromEntries(Object.entries(config.tuning).map(([name, t]) => [name, t.rateLimitPerSec])));
-  const siblingStatus = options.siblings && options.siblings.count > 1 ? new SiblingStatus(history, options.siblings) : null;
+  const siblingStatus = options.siblings && options.siblings.count > 1 ? new SiblingStatus(() => ({ status: history.part(), health: health.snapshot() }), options.siblings) : null;
+  // Under WORKERS=N, the whole set's: the rates are each worker's share of a limit without Redis, one shared rate with it.
+  const sourceHealth = async () => (siblingStatus ? setHealth([health.snapshot(), ...(await siblingStatus.parts()).map((p) => p.health)], redis !== null) : health.snapshot());
   const metrics = new Metrics();
   metrics.watchSources(sources.all);
   // Sources whose changes are found by hashing what the cache fetches; bound once the caches exist.
@@ -218,8 +220,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
       useOpsEndpoints({ metrics, health, redis, draining: () => draining, ...(options.siblings ? { exposition: clusterExposition(metrics, options.siblings) } : {}) }),
       usePages({
         verify: verifyToken,
-        // Under WORKERS=N, the whole set's: the rates are each worker's share of a limit without Redis, one shared rate with it.
-        status: async () => history.snapshot(siblingStatus ? await siblingStatus.parts() : [], redis !== null),
+        // Under WORKERS=N, the whole set's, as sourceHealth.
+        status: async () => history.snapshot(siblingStatus ? (await siblingStatus.parts()).map((p) => p.status) : [], redis !== null),
         redis,
         graphiql: ops.graphiql,
         deliveries: () => deliveries.counts().catch(() => null),
@@ -280,7 +282,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         deadline,
         stale: new StaleReport(),
         dependencies,
-        health,
+        sourceHealth,
         simulatedUpstreams: config.simulatedUpstreams,
         live,
         subscriptions,

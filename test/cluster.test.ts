@@ -72,9 +72,12 @@ describe('WORKERS=2 without Redis', () => {
     expect(out).toMatch(/Primary: starting 2 workers on one port/);
     expect(out).toMatch(/2 workers without REDIS_URL: each sends at 1\/2 of every vendor's budget/);
     expect(out.match(/Change feed: identity's changes pulled/g)).toHaveLength(1);
+    // Each worker's half, as /metrics has it per worker (the gauge is the set's max); Query.sources says the set's sum.
+    const text = await (await fetch(url.replace('/graphql', '/metrics'))).text();
+    expect(text).toMatch(/gateway_upstream_rate_limit_per_second\{[^}]*source="identity"[^}]*\} 20\n/);
     const sources = (await gql(`{ sources { name rateLimitPerSec } }`)).data.sources as { name: string; rateLimitPerSec: number }[];
-    expect(sources.find((s) => s.name === 'identity')!.rateLimitPerSec).toBe(20);
-    expect(sources.find((s) => s.name === 'analytics')!.rateLimitPerSec).toBe(40);
+    expect(sources.find((s) => s.name === 'identity')!.rateLimitPerSec).toBe(40);
+    expect(sources.find((s) => s.name === 'analytics')!.rateLimitPerSec).toBe(80);
   });
 
   it('a write through one worker is fresh on the other (invalidation through the primary), and /metrics counts the whole set', async () => {
@@ -91,7 +94,7 @@ describe('WORKERS=2 without Redis', () => {
     for (let i = 0; i < 4; i++) expect(await metric('gateway_graphql_operations_total')).toBeGreaterThanOrEqual(22);
   });
 
-  it("/status is the whole set's, whichever worker answers: the same calls and the set's rate from each", async () => {
+  it("/status and Query.sources are the whole set's, whichever worker answers: the same calls and the set's rate from each", async () => {
     const dataset = new Dataset();
     for (let i = 0; i < 6; i++) expect((await gql(`query($u: ID!) { user(id: $u) { metrics { pageViews } } }`, { u: dataset.users[200 + i]!.user_id })).errors).toBeUndefined();
     const reads: [number, number][] = [];
@@ -107,6 +110,14 @@ describe('WORKERS=2 without Redis', () => {
     expect(new Set(reads.map((r) => JSON.stringify(r))).size).toBe(1);
     expect(reads[0]![0]).toBeGreaterThanOrEqual(6);
     expect(reads[0]![1]).toBe(80);
+    // Query.sources too (gql opens a connection per request, so the reads go to both workers in turn).
+    const asked: [number, number][] = [];
+    for (let i = 0; i < 4; i++) {
+      const analytics = ((await gql(`{ sources { name calls rateLimitPerSec } }`)).data.sources as AnyData[]).find((s) => s.name === 'analytics')!;
+      asked.push([analytics.calls, analytics.rateLimitPerSec]);
+    }
+    expect(new Set(asked.map((r) => JSON.stringify(r))).size).toBe(1);
+    expect(asked[0]).toEqual(reads[0]);
   });
 
   it('a vendor event reaching one worker reaches subscribers on both (live events through the primary)', async () => {

@@ -298,7 +298,7 @@ export type Query = {
   deliveries: DeliveryConnection;
   /** The server's version and whether it runs on simulated upstreams. */
   serverInfo: ServerInfo;
-  /** Each upstream source's health as this instance sees it: breaker state, the last minute's error rate and latency. */
+  /** Each upstream source's health as this instance sees it (under WORKERS=N, all its workers together): breaker state, the last minute's error rate and latency. */
   sources: Array<SourceHealth>;
   /** One user by identity id (e.g. `auth0|5f7c8ec7c33c6c004bbafe82`); null when unknown. */
   user?: Maybe<User>;

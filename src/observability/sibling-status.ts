@@ -1,5 +1,12 @@
 import type { Siblings } from '../siblings.js';
-import type { SourcePart, StatusHistory } from './status-history.js';
+import type { SourceHealthSnapshot } from './source-health.js';
+import type { SourcePart } from './status-history.js';
+
+/** What one worker sends the others: its part of `/status` (StatusHistory.part) and of `Query.sources` (SourceHealthMonitor.snapshot). */
+export interface WorkerPart {
+  status: SourcePart[];
+  health: SourceHealthSnapshot[];
+}
 
 /** How long a worker asked for `/status` waits for the others' parts; one that has not answered by then is left out. */
 export const STATUS_GATHER_MS = 500;
@@ -11,41 +18,42 @@ interface Wanted {
 interface Part {
   index: number;
   to: number;
-  sources: SourcePart[];
+  part: WorkerPart;
 }
 
 /**
- * `/status` under WORKERS=N shows the whole set, whichever worker answers:
- * asked for it, a worker asks the others for their parts (StatusHistory.part,
- * a few KB each) and waits for them, at most STATUS_GATHER_MS. Nothing is
+ * `/status` and `Query.sources` under WORKERS=N show the whole set, whichever
+ * worker answers: asked for either, a worker asks the others for their parts
+ * (a few KB each) and waits for them, at most STATUS_GATHER_MS. Nothing is
  * sent while nobody looks: a part sorts its buckets' durations. Before, each
  * refresh of the page showed the worker that happened to answer: its calls
  * alone, and drift it had seen, appearing and disappearing every 5 s.
  */
 export class SiblingStatus {
-  private readonly received = new Map<number, { at: number; sources: SourcePart[] }>();
+  private readonly received = new Map<number, { at: number; part: WorkerPart }>();
   private readonly waiting = new Set<() => void>();
 
   constructor(
-    private readonly history: StatusHistory,
+    /** This worker's part, made when another asks for it. */
+    part: () => WorkerPart,
     private readonly siblings: Siblings,
   ) {
     siblings.on('status-wanted', (payload) => {
       const { from } = payload as Wanted;
       if (from === siblings.index) return;
-      const part: Part = { index: siblings.index, to: from, sources: history.part() };
-      siblings.send('status-part', part);
+      const answer: Part = { index: siblings.index, to: from, part: part() };
+      siblings.send('status-part', answer);
     });
     siblings.on('status-part', (payload) => {
-      const { index, to, sources } = payload as Part;
+      const { index, to, part } = payload as Part;
       if (to !== siblings.index) return;
-      this.received.set(index, { at: Date.now(), sources });
+      this.received.set(index, { at: Date.now(), part });
       for (const wake of this.waiting) wake();
     });
   }
 
   /** The other workers' parts, asked for now; those that did not answer within STATUS_GATHER_MS are left out. */
-  async parts(): Promise<SourcePart[][]> {
+  async parts(): Promise<WorkerPart[]> {
     const askedAt = Date.now();
     const others = this.siblings.count - 1;
     const fresh = () => [...this.received.values()].filter((r) => r.at >= askedAt);
@@ -63,6 +71,6 @@ export class SiblingStatus {
       const wanted: Wanted = { from: this.siblings.index };
       this.siblings.send('status-wanted', wanted);
     });
-    return fresh().map((r) => r.sources);
+    return fresh().map((r) => r.part);
   }
 }

@@ -14,6 +14,54 @@ export interface SourceHealthSnapshot extends AttemptSummary {
   drift: DriftRecord[];
 }
 
+const BREAKER_RANK: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
+
+/**
+ * The sources as the workers of a WORKERS=N set see them together (`processes`: each worker's snapshot, this one's
+ * first), for `Query.sources`: calls summed and the error rate over all of them, the median a mean of the workers'
+ * weighted by calls and the p95 and p99 the worst (exact for one worker), the worst breaker, LOCAL when any worker
+ * lost the shared bucket, drift by place with its counts summed. Rates are summed when each worker sends at its own
+ * share of a limit, or the one shared rate (`shared`). Before, each query showed the worker that happened to answer.
+ */
+export function setHealth(processes: readonly (readonly SourceHealthSnapshot[])[], shared: boolean): SourceHealthSnapshot[] {
+  if (processes.length === 1) return [...processes[0]!];
+  return processes[0]!.map(({ name }) => {
+    const parts = processes.map((p) => p.find((s) => s.name === name)).filter((p): p is SourceHealthSnapshot => p !== undefined);
+    const calls = parts.reduce((n, p) => n + p.calls, 0);
+    const timed = parts.filter((p) => p.calls > 0 && p.latencyMs !== null);
+    const rates = parts.map((p) => p.rateLimitPerSec);
+    const drift = new Map<string, DriftRecord>();
+    for (const p of parts) {
+      for (const d of p.drift) {
+        const key = `${d.endpoint} ${d.kind} ${d.path}`;
+        const known = drift.get(key);
+        if (!known) drift.set(key, { ...d });
+        else {
+          const latest = d.lastSeenAt > known.lastSeenAt ? d : known;
+          drift.set(key, { ...latest, count: known.count + d.count, firstSeenAt: d.firstSeenAt < known.firstSeenAt ? d.firstSeenAt : known.firstSeenAt });
+        }
+      }
+    }
+    return {
+      name,
+      state: parts.reduce<BreakerState>((worst, p) => (BREAKER_RANK[p.state] > BREAKER_RANK[worst] ? p.state : worst), 'CLOSED'),
+      rateLimiter: parts.some((p) => p.rateLimiter === 'LOCAL') ? 'LOCAL' : 'SHARED',
+      rateLimitPerSec: Math.round((shared ? Math.max(...rates) : rates.reduce((n, r) => n + r, 0)) * 100) / 100,
+      drift: [...drift.values()].sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt)),
+      calls,
+      errorRate: calls > 0 ? Math.round((parts.reduce((n, p) => n + p.errorRate * p.calls, 0) / calls) * 1000) / 1000 : 0,
+      latencyMs:
+        timed.length === 0
+          ? null
+          : {
+              p50: Math.round((timed.reduce((n, p) => n + p.latencyMs!.p50 * p.calls, 0) / timed.reduce((n, p) => n + p.calls, 0)) * 1000) / 1000,
+              p95: Math.max(...timed.map((p) => p.latencyMs!.p95)),
+              p99: Math.max(...timed.map((p) => p.latencyMs!.p99)),
+            },
+    };
+  });
+}
+
 /** Below this many calls in the window, a success rate says too little to warn about. */
 const MIN_CALLS_TO_JUDGE = 10;
 

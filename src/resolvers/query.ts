@@ -71,7 +71,7 @@ export const Query: QueryResolvers = {
     });
   },
 
-  sources: (_parent, _args, ctx) => ctx.health.snapshot().map((s) => ({ ...s, drift: s.drift.map((d) => ({ ...d, kind: DRIFT_KIND[d.kind] })) })),
+  sources: async (_parent, _args, ctx) => (await ctx.sourceHealth()).map((s) => ({ ...s, drift: s.drift.map((d) => ({ ...d, kind: DRIFT_KIND[d.kind] })) })),
 
   viewer: (_parent, _args, ctx, info) => {
     return orIdentityError(ctx.viewer.userId, ctx.stale.take(loadUsers([ctx.viewer.userId], info, ctx)[0]!, info));

@@ -553,6 +553,8 @@ describe('helpers', () => {
       beyond: false,
     });
     expect(placeWindow([{ start: 0, items: ['a', 'b', 'c', 'd'] }], 1, 2, id)).toEqual({ items: ['b', 'c'], end: 3, beyond: true });
+    // A full page with a row repeated past its end: the repeat says nothing of more.
+    expect(placeWindow([{ start: 0, items: ['c', 'b', 'a', 'c'] }], 0, 3, id)).toEqual({ items: ['c', 'b', 'a'], end: 3, beyond: false });
   });
 
   it("planFixedPages: the pages of a vendor's own size that hold the window, every one between", () => {

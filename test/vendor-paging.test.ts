@@ -174,6 +174,34 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
     expect(next.body.data!.user.notifications.pageInfo.hasNextPage).toBe(false);
   });
 
+  it('a full page with a row repeated is per_page honoured, not a vendor of another page size: paging through reads each page once', async () => {
+    const TWENTY = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 20, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
+    const { dataset } = stack.upstreams;
+    const index = dataset.users.findIndex((_, i) => i > 100 && dataset.notificationsOf(i).length >= 45);
+    const userId = stack.userId(index);
+    const route = 'GET /v1/users/:id/notifications';
+    const before = calls(await stack.stats('notifications'), route);
+    // Every page comes back reversed with its first row repeated at its end: per_page + 1 rows.
+    await stack.faults('notifications', { jumbleLists: true, routes: [route] });
+    const ids: string[] = [];
+    let after: string | null = null;
+    for (let round = 0; round < 10; round++) {
+      const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(TWENTY, { id: userId, after });
+      expect(res.body.errors).toBeUndefined();
+      const page: AnyData = res.body.data!.user.notifications;
+      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+      if (!page.pageInfo.hasNextPage) break;
+      after = page.pageInfo.endCursor;
+    }
+    const held = dataset.notificationsOf(index).map((n) => n.id);
+    expect(ids).toHaveLength(held.length);
+    expect([...ids].sort()).toEqual([...held].sort());
+    // One vendor page a window. Taken for a vendor that ignores per_page, each repeat made its page size one larger
+    // (21, 22, …): windows planned again, placed by the wrong size, and a warn line each time.
+    expect(calls(await stack.stats('notifications'), route) - before).toBe(Math.ceil(held.length / 20));
+    expect(stack.logs.some((l) => l.includes('ignores per_page'))).toBe(false);
+  });
+
   it("events: each once, the same ones as the vendor's own order gives", async () => {
     const EVENTS = `query($id: ID!) { user(id: $id) { events(first: 100) { pageInfo { hasNextPage } edges { node { id } } } } }`;
     // Fewer events than the window: the vendor's one page, and its repeated row, fall inside it.

@@ -177,7 +177,7 @@ export interface PlacedWindow<T> {
   after?: number[];
   /** The position after the window's last item. */
   end: number;
-  /** An item past the window was fetched. */
+  /** An item past the window was fetched (not one the window holds: a repeat there says nothing of more). */
   beyond: boolean;
 }
 
@@ -192,10 +192,10 @@ export interface PlacedWindow<T> {
 export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: readonly T[] }>, offset: number, count: number, idOf: (item: T) => string): PlacedWindow<T> {
   const end = offset + count;
   const byIndex = new Map<number, T>();
-  let beyond = false;
+  let past: T[] | undefined;
   for (const { start, items } of pages) {
     items.forEach((item, j) => {
-      if (start + j >= end) beyond = true;
+      if (start + j >= end) (past ??= []).push(item);
       else if (start + j >= offset) byIndex.set(start + j, item);
     });
   }
@@ -215,6 +215,7 @@ export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: read
     items.push(item);
     after?.push(i + 1);
   }
+  const beyond = past !== undefined && past.some((item) => !ids.has(idOf(item)));
   return after ? { items, after, end: i, beyond } : { items, end: i, beyond };
 }
 

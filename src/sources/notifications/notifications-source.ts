@@ -169,19 +169,23 @@ export class NotificationsSource extends HttpSource {
   }
 
   /**
-   * A page longer than per_page asked says the vendor ignores the parameter
-   * (one that honours it, or caps it, never sends more): its own size is that
-   * page's length when more follow it, and at least that when it is the last.
+   * A page with more notifications than per_page asked says the vendor ignores
+   * the parameter (one that honours it, or caps it, never sends more): its own
+   * size is that page's length when more follow it, and at least that when it
+   * is the last. Counted by id: a page of per_page notifications with one of
+   * them repeated (a replica's row) is one row longer, not a page of another
+   * size; taken for one, each window asked one more per_page than the last.
    * A fixed size answered as asked again (the vendor honours it once more) is
    * forgotten. Either way the window is planned again by the caller.
    */
-  private noticePageSize(pages: readonly { body: readonly unknown[]; headers: Headers }[], indexes: readonly number[], asked: number, total: number | undefined): void {
+  private noticePageSize(pages: readonly { body: readonly NotificationEntity[]; headers: Headers }[], indexes: readonly number[], asked: number, total: number | undefined): void {
     const before = this.pageSize.fixedSize;
     pages.forEach(({ body, headers }, i) => {
-      const n = body.length;
+      const rows = body.length;
+      const n = rows > asked ? new Set(body.map(idOfNotification)).size : rows;
       const more = nextInLink(headers) === true || (total !== undefined && total > (indexes[i]! + 1) * n);
       if (n > asked) this.pageSize.ignoresPerPage(n, more);
-      else if (more && n === asked) this.pageSize.honoured(asked);
+      else if (more && rows >= asked) this.pageSize.honoured(asked);
     });
     if (this.pageSize.fixedSize !== before) this.pageSizeChanged(LIST_ROUTE, asked, this.pageSize.fixedSize);
   }

@@ -202,6 +202,63 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
     expect(stack.logs.some((l) => l.includes('ignores per_page'))).toBe(false);
   });
 
+  it('notifications paging tighter than asked and repeating a row: paging through gives each notification once', async () => {
+    const TWENTY = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 20, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
+    const { dataset } = stack.upstreams;
+    const index = dataset.users.findIndex((_, i) => i > 200 && dataset.notificationsOf(i).length >= 40);
+    // Pages of at most 7, each reversed with its first row repeated at its end (8 rows).
+    await stack.faults('notifications', { maxPerPage: 7, jumbleLists: true, routes: ['GET /v1/users/:id/notifications'] });
+    const ids: string[] = [];
+    let after: string | null = null;
+    for (let round = 0; round < 30; round++) {
+      const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(TWENTY, { id: stack.userId(index), after });
+      expect(res.body.errors).toBeUndefined();
+      const page: AnyData = res.body.data!.user.notifications;
+      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+      if (!page.pageInfo.hasNextPage) break;
+      after = page.pageInfo.endCursor;
+    }
+    // Every page 8 rows: placed as pages of 8 (the vendor's size as its rows say it), each notification still once.
+    const held = dataset.notificationsOf(index).map((n) => n.id);
+    expect(ids).toHaveLength(held.length);
+    expect([...ids].sort()).toEqual([...held].sort());
+  });
+
+  it('identity paging tighter than asked and repeating a row: every user found, and userList pages through them all', async () => {
+    const PAGE = `query($first: Int!, $after: String) { userList(first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } }`;
+    const listed = async (first: number, count: number) => {
+      const ids: string[] = [];
+      let after: string | null = null;
+      for (let round = 0; round < 40 && ids.length < count; round++) {
+        const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(PAGE, { first, after });
+        expect(res.body.errors).toBeUndefined();
+        const page: AnyData = res.body.data!.userList;
+        ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+        expect(page.pageInfo.hasNextPage).toBe(true);
+        after = page.pageInfo.endCursor;
+      }
+      return ids.slice(0, count);
+    };
+    // 140: twenty of the vendor's pages of 7, whose rows come in another order within each.
+    const clean = await listed(50, 140);
+    const ids = Array.from({ length: 60 }, (_, i) => stack.userId(300 + i));
+    // Pages of at most 7 whatever per_page asks, each reversed with its first row repeated at its end (8 rows).
+    await stack.faults('identity', { maxPerPage: 7, jumbleLists: true });
+    const res = await stack.gql<AnyData>(USERS, { ids: [...ids, 'auth0|nobody'] });
+    expect(res.body.errors).toBeUndefined();
+    const users = res.body.data!.users as (AnyData | null)[];
+    // Before, the first page's 8 rows read as a page size of 8: eight pages were asked, 56 users read, and the
+    // four past them were "no such user".
+    expect(users.slice(0, 60).map((u) => u?.name)).toEqual(ids.map((_, i) => stack.upstreams.dataset.users[300 + i]!.name));
+    expect(users[60]).toBeNull();
+    // Before, a page of 8 rows said nothing of the vendor's 7: windows were placed by per_page, and one past the
+    // first came back empty, its next page promised without a cursor to it. And placed, the repeated row took the
+    // next page's first place: paging through, one user in every 14 was never seen.
+    const jumbled = await listed(20, 140);
+    expect(new Set(jumbled).size).toBe(140);
+    expect([...jumbled].sort()).toEqual([...clean].sort());
+  });
+
   it("events: each once, the same ones as the vendor's own order gives", async () => {
     const EVENTS = `query($id: ID!) { user(id: $id) { events(first: 100) { pageInfo { hasNextPage } edges { node { id } } } } }`;
     // Fewer events than the window: the vendor's one page, and its repeated row, fall inside it.

@@ -187,13 +187,23 @@ export interface PlacedWindow<T> {
  * earlier): contiguous from `offset`, so a shorter page gives a shorter window,
  * never another window's items. An item whose id (`idOf`) is already in the
  * window is left out: a vendor's replica may repeat a row, and an item added
- * while two pages were read shifts the second page's first item onto it.
+ * while two pages were read shifts the second page's first item onto it. A page
+ * with more rows than its `size` (the vendor's page size) has its repeated rows
+ * left out before it is placed: a repeat there takes no place of the vendor's,
+ * and placed, it took the next page's first, whose item a client paging
+ * through never saw.
  */
-export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: readonly T[] }>, offset: number, count: number, idOf: (item: T) => string): PlacedWindow<T> {
+export function placeWindow<T>(
+  pages: ReadonlyArray<{ start: number; items: readonly T[]; size?: number }>,
+  offset: number,
+  count: number,
+  idOf: (item: T) => string,
+): PlacedWindow<T> {
   const end = offset + count;
   const byIndex = new Map<number, T>();
   let past: T[] | undefined;
-  for (const { start, items } of pages) {
+  for (const { start, items: rows, size } of pages) {
+    const items = size !== undefined && rows.length > size ? withoutRepeats(rows, idOf) : rows;
     items.forEach((item, j) => {
       if (start + j >= end) (past ??= []).push(item);
       else if (start + j >= offset) byIndex.set(start + j, item);
@@ -217,6 +227,22 @@ export function placeWindow<T>(pages: ReadonlyArray<{ start: number; items: read
   }
   const beyond = past !== undefined && past.some((item) => !ids.has(idOf(item)));
   return after ? { items, after, end: i, beyond } : { items, end: i, beyond };
+}
+
+/** The rows, each item once (its first row). */
+function withoutRepeats<T>(rows: readonly T[], idOf: (item: T) => string): T[] {
+  const seen = new Set<string>();
+  return rows.filter((row) => {
+    const id = idOf(row);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/** How many different items a page holds: a vendor's replica may list one twice. */
+export function distinctCount<T>(items: readonly T[], idOf: (item: T) => string): number {
+  return new Set(items.map(idOf)).size;
 }
 
 export function chunk<T>(items: readonly T[], size: number): T[][] {

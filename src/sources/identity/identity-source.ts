@@ -6,7 +6,7 @@ import { SourceError } from '../../errors.js';
 import { readsAs } from '../drift.js';
 import { isoFromDateString, count, instantOrNever, isCount, lenientObjectAs, optional, readableItems } from '../normalize.js';
 import { quickRead, setQuickReader } from '../quick-read.js';
-import { ChunkSize, lookupInChunks, placeWindow, unreadableIds, VendorPageSize } from '../paging.js';
+import { ChunkSize, distinctCount, lookupInChunks, placeWindow, unreadableIds, VendorPageSize } from '../paging.js';
 
 /** Identity (Auth0 Management API v2 dialect): Lucene batch search, 0-based pages, ISO timestamps. */
 const MAX_PER_PAGE = 100;
@@ -88,6 +88,8 @@ function phrase(value: string): string {
 
 /** How many users a page held, read or not. */
 const lengthOf = (p: { users: { items: readonly unknown[]; unreadable: number } }): number => p.users.items.length + p.users.unreadable;
+/** A page's users counted by id: a replica's repeated row is no user more (a search paged by it asked too few pages). */
+const usersIn = (p: { users: { items: readonly UserEntity[]; unreadable: number } }): number => distinctCount(p.users.items, idOfUser) + p.users.unreadable;
 
 /** One page of the list of all users, oldest first. */
 const usersPagePath = (index: number, perPage: number): string => `/api/v2/users?page=${index}&per_page=${perPage}&include_totals=true&sort=created_at%3A1`;
@@ -104,6 +106,11 @@ function firstIndexOf(body: { start?: unknown; limit?: unknown }, pageIndex: num
   const size = isCount(body.limit) && body.limit > 0 ? body.limit : null;
   if (isCount(body.start) && (size === null || body.start === pageIndex * size)) return body.start;
   return pageIndex * (size ?? perPage);
+}
+
+/** How many users a page holds at most: its `limit`, else per_page as asked. */
+function pageSizeOf(body: { limit?: unknown }, perPage: number): number {
+  return isCount(body.limit) && body.limit > 0 ? body.limit : perPage;
 }
 
 export class IdentitySource extends HttpSource {
@@ -135,7 +142,7 @@ export class IdentitySource extends HttpSource {
     const pages = [first.body];
     // A vendor that pages tighter than per_page says so in `total`: the users past its first page are on the next
     // ones, not unknown. Its page size is what the first page held; no more can match than ids were asked.
-    const perPage = lengthOf(first.body);
+    const perPage = usersIn(first.body);
     const total = first.body.total ?? undefined;
     const matches = Math.min(total ?? batch.length, batch.length);
     if (perPage > 0 && perPage < MAX_PER_PAGE && matches > perPage) {
@@ -144,7 +151,7 @@ export class IdentitySource extends HttpSource {
         pages.push(...(await Promise.all(Array.from({ length: more - 1 }, (_, i) => search(i + 1)))).map((p) => p.body));
       } else {
         // No total: only a page shorter than the first says the matches ended (ids not on any page are then unknown).
-        while (pages.length < MAX_SEARCH_PAGES && lengthOf(pages.at(-1)!) === perPage) pages.push((await search(pages.length)).body);
+        while (pages.length < MAX_SEARCH_PAGES && usersIn(pages.at(-1)!) === perPage) pages.push((await search(pages.length)).body);
       }
     }
     const found: [string, UserEntity | SourceError][] = [];
@@ -162,10 +169,10 @@ export class IdentitySource extends HttpSource {
       return [...found, ...unreadableIds(batch, found, error)];
     }
     const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
-    const read = pages.reduce((n, p) => n + lengthOf(p), 0);
+    const read = new Set(found.map(([id]) => id)).size + strangers + pages.reduce((n, p) => n + p.users.unreadable, 0);
     // Without a total: every id found, a page as long as per_page (it holds every match of ≤ 100 ids), or a last page
     // shorter than the first or empty (the first empty: none of the ids is known).
-    const lastLength = lengthOf(pages.at(-1)!);
+    const lastLength = usersIn(pages.at(-1)!);
     const reachedEnd = total !== undefined ? read >= matches : read >= batch.length || perPage >= MAX_PER_PAGE || lastLength === 0 || lastLength < perPage;
     if (unreadable === undefined && reachedEnd) return found;
     // Ids the answer did not reach (entries it could not read, or pages past the last one fetched) are errors, not unknown.
@@ -240,14 +247,15 @@ export class IdentitySource extends HttpSource {
       // proxy) and sent its first; placed as the page asked, its users would show where others belong.
       if (plan.pages[i]! > 0 && isCount(start) && isCount(limit) && limit > 0 && start !== plan.pages[i]! * limit) throw this.pageIgnored(plan.pages[i]!, start, limit);
       if (!isCount(limit) || limit === 0) continue;
-      if (limit < plan.asked && body.users.items.length <= limit) this.pageSize.tighter(limit);
+      // Its users counted by id: a page that repeats one (a replica's row) holds no more than its limit says.
+      if (limit < plan.asked && distinctCount(body.users.items, idOfUser) <= limit) this.pageSize.tighter(limit);
       // One that honours per_page, or caps it, never says more: it ignores the parameter (renamed, or stripped by a proxy).
       if (limit > plan.asked) this.pageSize.ignoresPerPage(limit, true);
       else if (limit === plan.asked) this.pageSize.honoured(plan.asked);
     }
     if (this.pageSize.fixedSize !== fixed) this.pageSizeChanged('GET /api/v2/users', plan.asked, this.pageSize.fixedSize);
     const { items, after, end, beyond } = placeWindow(
-      pages.map((p, i) => ({ start: firstIndexOf(p.body, plan.pages[i]!, plan.perPage), items: p.body.users.items })),
+      pages.map((p, i) => ({ start: firstIndexOf(p.body, plan.pages[i]!, plan.perPage), items: p.body.users.items, size: pageSizeOf(p.body, plan.perPage) })),
       offset,
       first,
       idOfUser,

@@ -6,7 +6,7 @@ import type { NotificationEntity, OffsetPage, SendableChannel } from '../models.
 import { readsAsOneOf } from '../drift.js';
 import { SourceError } from '../../errors.js';
 import { count, isoFromDateString, MAX_GRAPHQL_INT, readableEntries } from '../normalize.js';
-import { ChunkSize, leavesOut, lookupInChunks, placeWindow, VendorPageSize } from '../paging.js';
+import { ChunkSize, distinctCount, leavesOut, lookupInChunks, placeWindow, VendorPageSize } from '../paging.js';
 
 /** Notifications: bearer token, 1-based pages with Link and X-Total-Count, HTTP-dates, bulk unread counts. */
 const MAX_PER_PAGE = 100;
@@ -146,7 +146,7 @@ export class NotificationsSource extends HttpSource {
       end,
       beyond: pastWindow,
     } = placeWindow(
-      pages.map((p, i) => ({ start: plan.pages[i]! * vendorPage, items: p.body })),
+      pages.map((p, i) => ({ start: plan.pages[i]! * vendorPage, items: p.body, size: vendorPage })),
       offset,
       first,
       idOfNotification,
@@ -182,7 +182,7 @@ export class NotificationsSource extends HttpSource {
     const before = this.pageSize.fixedSize;
     pages.forEach(({ body, headers }, i) => {
       const rows = body.length;
-      const n = rows > asked ? new Set(body.map(idOfNotification)).size : rows;
+      const n = rows > asked ? distinctCount(body, idOfNotification) : rows;
       const more = nextInLink(headers) === true || (total !== undefined && total > (indexes[i]! + 1) * n);
       if (n > asked) this.pageSize.ignoresPerPage(n, more);
       else if (more && rows >= asked) this.pageSize.honoured(asked);

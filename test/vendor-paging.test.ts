@@ -31,6 +31,21 @@ async function firstUsersOfList(count: number): Promise<{ ids: string[]; request
   return { ids: ids.slice(0, count), requests };
 }
 
+/** The ids of a connection read window by window from its start (`at`: the connection in the answer), at most `most`. */
+async function pageThroughOn(on: Stack, query: string, variables: Record<string, unknown>, at: (data: AnyData) => AnyData, most: number): Promise<string[]> {
+  const ids: string[] = [];
+  let after: string | null = null;
+  for (let round = 0; round < 30 && ids.length < most; round++) {
+    const res: GraphQLResponse<AnyData> = await on.gql<AnyData>(query, { ...variables, after });
+    expect(res.body.errors).toBeUndefined();
+    const page = at(res.body.data!);
+    ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
+    if (!page.pageInfo.hasNextPage) return ids;
+    after = page.pageInfo.endCursor;
+  }
+  return ids.slice(0, most);
+}
+
 describe('a vendor whose pages are smaller than asked', () => {
   it('users(ids): every user it holds is found, on the pages after its first; unknown ids stay null', async () => {
     const ids = Array.from({ length: 60 }, (_, i) => stack.userId(100 + i));
@@ -152,6 +167,7 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
   // Its own server: the one above has learned a 7-item page from the vendor that paged tighter.
   const stack = sharedStack();
   const WINDOW = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 60, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
+  const TWENTY = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 20, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
 
   it('each notification once; the end cursor continues after the repeat, not before it', async () => {
     const index = stack.upstreams.dataset.users.findIndex((_, i) => {
@@ -175,7 +191,6 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
   });
 
   it('a full page with a row repeated is per_page honoured, not a vendor of another page size: paging through reads each page once', async () => {
-    const TWENTY = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 20, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
     const { dataset } = stack.upstreams;
     const index = dataset.users.findIndex((_, i) => i > 100 && dataset.notificationsOf(i).length >= 45);
     const userId = stack.userId(index);
@@ -183,16 +198,7 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
     const before = calls(await stack.stats('notifications'), route);
     // Every page comes back reversed with its first row repeated at its end: per_page + 1 rows.
     await stack.faults('notifications', { jumbleLists: true, routes: [route] });
-    const ids: string[] = [];
-    let after: string | null = null;
-    for (let round = 0; round < 10; round++) {
-      const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(TWENTY, { id: userId, after });
-      expect(res.body.errors).toBeUndefined();
-      const page: AnyData = res.body.data!.user.notifications;
-      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
-      if (!page.pageInfo.hasNextPage) break;
-      after = page.pageInfo.endCursor;
-    }
+    const ids = await pageThroughOn(stack, TWENTY, { id: userId }, (d) => d.user.notifications, Infinity);
     const held = dataset.notificationsOf(index).map((n) => n.id);
     expect(ids).toHaveLength(held.length);
     expect([...ids].sort()).toEqual([...held].sort());
@@ -203,21 +209,11 @@ describe('a vendor that lists an item twice in one window (a replica, or an item
   });
 
   it('notifications paging tighter than asked and repeating a row: paging through gives each notification once', async () => {
-    const TWENTY = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 20, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } } }`;
     const { dataset } = stack.upstreams;
     const index = dataset.users.findIndex((_, i) => i > 200 && dataset.notificationsOf(i).length >= 40);
     // Pages of at most 7, each reversed with its first row repeated at its end (8 rows).
     await stack.faults('notifications', { maxPerPage: 7, jumbleLists: true, routes: ['GET /v1/users/:id/notifications'] });
-    const ids: string[] = [];
-    let after: string | null = null;
-    for (let round = 0; round < 30; round++) {
-      const res: GraphQLResponse<AnyData> = await stack.gql<AnyData>(TWENTY, { id: stack.userId(index), after });
-      expect(res.body.errors).toBeUndefined();
-      const page: AnyData = res.body.data!.user.notifications;
-      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
-      if (!page.pageInfo.hasNextPage) break;
-      after = page.pageInfo.endCursor;
-    }
+    const ids = await pageThroughOn(stack, TWENTY, { id: stack.userId(index) }, (d) => d.user.notifications, Infinity);
     // Every page 8 rows: placed as pages of 8 (the vendor's size as its rows say it), each notification still once.
     const held = dataset.notificationsOf(index).map((n) => n.id);
     expect(ids).toHaveLength(held.length);
@@ -284,20 +280,6 @@ describe('a vendor that ignores per_page and pages by its own default (a renamed
 
   const freshStack = stackPool();
   const pageThrough = (query: string, variables: Record<string, unknown>, at: (data: AnyData) => AnyData, most: number) => pageThroughOn(stack, query, variables, at, most);
-
-  async function pageThroughOn(on: Stack, query: string, variables: Record<string, unknown>, at: (data: AnyData) => AnyData, most: number): Promise<string[]> {
-    const ids: string[] = [];
-    let after: string | null = null;
-    for (let round = 0; round < 30 && ids.length < most; round++) {
-      const res: GraphQLResponse<AnyData> = await on.gql<AnyData>(query, { ...variables, after });
-      expect(res.body.errors).toBeUndefined();
-      const page = at(res.body.data!);
-      ids.push(...page.edges.map((e: AnyData) => e.node.id as string));
-      if (!page.pageInfo.hasNextPage) return ids;
-      after = page.pageInfo.endCursor;
-    }
-    return ids.slice(0, most);
-  }
 
   it('notifications (only the page length tells): every notification once, in order, as against one that honours it', async () => {
     const index = stack.upstreams.dataset.users.findIndex((_, i) => stack.upstreams.dataset.notificationsOf(i).length >= 45);

@@ -170,7 +170,7 @@ export class IdentitySource extends HttpSource {
     }
     const unreadable = pages.find((p) => p.users.unreadable > 0)?.users;
     // Users counted by id (a repeated row is no user more), with those that could not be read.
-    const read = new Set(found.map(([id]) => id)).size + pages.reduce((n, p) => n + p.users.unreadable, 0);
+    const read = distinctCount(found, ([id]) => id) + pages.reduce((n, p) => n + p.users.unreadable, 0);
     // Without a total: every id found, a page as long as per_page (it holds every match of ≤ 100 ids), or a last page
     // shorter than the first or empty (the first empty: none of the ids is known).
     const lastLength = usersIn(pages.at(-1)!);

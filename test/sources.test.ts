@@ -372,6 +372,8 @@ describe('notifications source', () => {
     expect(page).toEqual({
       items: [{ id: 'n1', userId: 'u1', title: 'T', body: 'B', channel: 'IN_APP', read: false, createdAt: '2024-01-02T03:04:05.000Z' }],
       totalCount: 45,
+      // The vendor's own count, kept apart: what tells a cursor's next window that the list changed.
+      vendorTotal: 45,
       hasNextPage: true,
     });
     expect(query(vendor.seen[0]!).get('page')).toBe('1');
@@ -379,7 +381,7 @@ describe('notifications source', () => {
 
   it('without a next link, and the window at the page end, there is no next page', async () => {
     vendor.script = () => ({ headers: { link: '<https://v/x?page=1>; rel="first"', 'x-total-count': '1' }, body: [] });
-    expect(await sources.notifications.list('u1', 0, 5, true)).toEqual({ items: [], totalCount: 1, hasNextPage: false });
+    expect(await sources.notifications.list('u1', 0, 5, true)).toEqual({ items: [], totalCount: 1, vendorTotal: 1, hasNextPage: false });
     expect(query(vendor.seen[0]!).get('unread')).toBe('true');
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { offsetCursor } from '../src/resolvers/cursors.js';
+import { notificationCursor, offsetCursor } from '../src/resolvers/cursors.js';
 import { calls, sharedStack, stackPool, type GraphQLResponse, type Stack } from './helpers/stack.js';
 
 /**
@@ -311,7 +311,7 @@ describe('a vendor that ignores per_page and pages by its own default (a renamed
       return n > 14 && n < 30;
     });
     const WINDOW = `query($id: ID!, $after: String) { user(id: $id) { notifications(first: 7, after: $after) { pageInfo { hasNextPage } edges { node { id } } } } }`;
-    const read = async () => (await fresh.gql<AnyData>(WINDOW, { id: fresh.userId(index), after: offsetCursor('notifications', 7) })).body.data!.user.notifications;
+    const read = async () => (await fresh.gql<AnyData>(WINDOW, { id: fresh.userId(index), after: notificationCursor({ offset: 7 }) })).body.data!.user.notifications;
     const clean = await read();
     expect(clean.edges).toHaveLength(7);
     await fresh.faults('notifications', { stripParams: ['per_page'], routes: ['GET /v1/users/:id/notifications'] });
@@ -401,20 +401,20 @@ describe('a vendor that ignores `page` and answers every page with its first (a 
     expect(first.body.errors).toBeUndefined();
     expect(first.body.data!.user.notifications.edges).toHaveLength(20);
     // rel="next" names page 2 on the answer to page 2: it was page 1.
-    const second = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(many), after: offsetCursor('notifications', 20) });
+    const second = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(many), after: notificationCursor({ offset: 20 }) });
     expect(codes(second)).toEqual([['user.notifications', 'SOURCE_BAD_RESPONSE']]);
     expect(second.body.data!.user.name).toBe(stack.upstreams.dataset.users[many]!.name);
     // One page in all (no rel="next"): items on a page past its rel="last".
-    const past = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(few), after: offsetCursor('notifications', 20) });
+    const past = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(few), after: notificationCursor({ offset: 20 }) });
     expect(codes(past)).toEqual([['user.notifications', 'SOURCE_BAD_RESPONSE']]);
     expect(stack.logs.filter((l) => l.includes('the page parameter was ignored')).length).toBeGreaterThanOrEqual(2);
     // The same windows from a vendor that honours it: the second holds other notifications, the one past the end none.
     await stack.faults('notifications', {});
-    const honoured = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(many), after: offsetCursor('notifications', 20) });
+    const honoured = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(many), after: notificationCursor({ offset: 20 }) });
     expect(honoured.body.errors).toBeUndefined();
     const ids = (r: GraphQLResponse<AnyData>) => r.body.data!.user.notifications.edges.map((e: AnyData) => e.node.id as string);
     expect(ids(honoured).some((id: string) => ids(first).includes(id))).toBe(false);
-    const honouredPast = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(few), after: offsetCursor('notifications', 20) });
+    const honouredPast = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(few), after: notificationCursor({ offset: 20 }) });
     expect(ids(honouredPast)).toEqual([]);
   });
 

@@ -523,7 +523,10 @@ export type User = {
   metrics?: Maybe<Metrics>;
   name?: Maybe<Scalars['String']['output']>;
   nickname?: Maybe<Scalars['String']['output']>;
-  /** Notifications, newest first. `first` is 1..100. */
+  /**
+   * Notifications, newest first. `first` is 1..100. A cursor goes on after its
+   * own notification when notifications arrive or are read between windows.
+   */
   notifications?: Maybe<NotificationConnection>;
   unreadNotificationCount?: Maybe<Scalars['Int']['output']>;
 };

@@ -1,4 +1,5 @@
 import type { EventPosition } from '../sources/analytics/events-window.js';
+import type { NotificationPosition } from '../sources/notifications/notifications-window.js';
 import { badUserInput } from '../errors.js';
 
 /**
@@ -22,7 +23,7 @@ function decode(kind: Kind, cursor: string): unknown {
   throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
 }
 
-type OffsetKind = 'users' | 'notifications' | 'deliveries';
+type OffsetKind = 'users' | 'deliveries';
 
 /** Cursors of the first positions, made once: every page of every list starts there (and base64 per edge showed in profiles). */
 const MEMO_OFFSETS = 1024;
@@ -40,10 +41,46 @@ export function offsetCursor(kind: OffsetKind, offset: number): string {
 export function offsetFrom(kind: OffsetKind, after: string | null | undefined): number {
   if (after === null || after === undefined) return 0;
   const offset = decode(kind, after);
-  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > 1_000_000) {
-    throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
-  }
+  if (!isOffset(offset)) throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
   return offset;
+}
+
+/**
+ * The position after a notification: its offset, and the notification itself
+ * (id, creation in Unix seconds) with the vendor's count of the list then, by
+ * which the next window finds its place again when notifications arrive or
+ * leave the list meanwhile.
+ */
+export function notificationCursor(position: NotificationPosition): string {
+  const { offset, anchor } = position;
+  return anchor ? encode('notifications', [offset, anchor.id, anchor.createdSec, anchor.total]) : encode('notifications', offset);
+}
+
+/** Where a window of notifications starts; offset 0 when there is no cursor. A bare offset (a cursor made before anchors) is still read. */
+export function notificationsFrom(after: string | null | undefined): NotificationPosition {
+  if (after === null || after === undefined) return { offset: 0 };
+  const payload = decode('notifications', after);
+  if (isOffset(payload)) return { offset: payload };
+  if (
+    Array.isArray(payload) &&
+    payload.length === 4 &&
+    isOffset(payload[0]) &&
+    typeof payload[1] === 'string' &&
+    payload[1] !== '' &&
+    Number.isFinite(payload[2]) &&
+    isCount(payload[3])
+  ) {
+    return { offset: payload[0], anchor: { id: payload[1], createdSec: payload[2] as number, total: payload[3] } };
+  }
+  throw badUserInput(`"after" is not a cursor of this connection.`, 'after');
+}
+
+function isOffset(value: unknown): value is number {
+  return isCount(value) && value <= 1_000_000;
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 /** A position in a vendor-cursored list (see sources/analytics/events-window.ts). */

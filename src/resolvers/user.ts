@@ -5,8 +5,22 @@ import { MAX_EVENTS_PER_CALL } from '../sources/analytics/analytics-source.js';
 import { firstEventPage, readEventsWindow, type EventPosition } from '../sources/analytics/events-window.js';
 import type { GatewayContext } from '../context.js';
 import { mapMaybePromise } from '../maybe-promise.js';
-import type { Granularity, MetricsKey, MetricsRange, NotificationPageKey, UserEntity } from '../sources/models.js';
-import { checkFirst, eventsCursor, eventsFrom, offsetCursor, offsetFrom } from './cursors.js';
+import type { Granularity, MetricsKey, MetricsRange, NotificationEntity, UserEntity } from '../sources/models.js';
+import { firstNotificationPage, positionAfter, readNotificationsWindow, type NotificationPosition } from '../sources/notifications/notifications-window.js';
+import { checkFirst, eventsCursor, eventsFrom, notificationCursor, notificationsFrom } from './cursors.js';
+
+/** An edge whose cursor is made when asked: a notification's names it (not a memoized offset), and most queries never ask. */
+class NotificationEdge {
+  constructor(
+    readonly node: NotificationEntity,
+    private readonly after: number,
+    private readonly vendorTotal: number | undefined,
+  ) {}
+
+  get cursor(): string {
+    return notificationCursor(positionAfter(this.node, this.after, this.vendorTotal));
+  }
+}
 
 /** Public: id, name, nickname, avatarUrl. Everything else only for the user themselves or an admin. */
 function mustOwn(user: UserEntity, ctx: GatewayContext, field: string): void {
@@ -59,10 +73,10 @@ function rangeOf(args: UserArgs<'metrics'>, nowMs = Date.now()): MetricsRange {
 export const userFieldKeys = {
   /** Keys of equal arguments share one range (see rangeOf). */
   metrics: (userId: string, args: UserArgs<'metrics'>): MetricsKey => ({ userId, range: rangeOf(args) }),
-  notifications: (userId: string, { first, after, unreadOnly }: UserArgs<'notifications'>): NotificationPageKey => ({
-    userId,
-    offset: offsetFrom('notifications', after),
-    first: checkFirst(first, 100),
+  /** How many notifications, from where (the window is read by the notifications folder's readNotificationsWindow). */
+  notifications: ({ first, after, unreadOnly }: UserArgs<'notifications'>): { count: number; from: NotificationPosition; unreadOnly: boolean } => ({
+    count: checkFirst(first, 100),
+    from: notificationsFrom(after),
     unreadOnly: unreadOnly ?? false,
   }),
   /** How many events, from where (the window is read by the analytics folder's readEventsWindow). */
@@ -85,8 +99,10 @@ function fromIdentity<F extends 'name' | 'nickname' | 'avatarUrl' | 'email' | 'e
 export const userFieldStarts = {
   metrics: (ids: readonly string[], args: UserArgs<'metrics'>, ctx: GatewayContext) => ctx.loaders.metrics.startMany(ids.map((userId) => userFieldKeys.metrics(userId, args))),
   unreadNotificationCount: (ids: readonly string[], _args: unknown, ctx: GatewayContext) => ctx.loaders.unreadCount.startMany(ids),
-  notifications: (ids: readonly string[], args: UserArgs<'notifications'>, ctx: GatewayContext) =>
-    ctx.loaders.notificationPage.startMany(ids.map((id) => userFieldKeys.notifications(id, args))),
+  notifications: (ids: readonly string[], args: UserArgs<'notifications'>, ctx: GatewayContext) => {
+    const { count, from, unreadOnly } = userFieldKeys.notifications(args);
+    ctx.loaders.notificationPage.startMany(ids.map((id) => firstNotificationPage(id, count, from, unreadOnly)));
+  },
   events: (ids: readonly string[], args: UserArgs<'events'>, ctx: GatewayContext) => {
     const { count, from } = userFieldKeys.events(args);
     ctx.loaders.eventPage.startMany(ids.map((id) => firstEventPage(id, count, from)));
@@ -115,10 +131,20 @@ export const User: UserResolvers = {
 
   notifications: (user, args, ctx, info) => {
     mustOwn(user, ctx, 'notifications');
-    const key = userFieldKeys.notifications(user.id, args);
-    return mapMaybePromise(ctx.stale.take(ctx.loaders.notificationPage.load(key), info), (page) => {
-      const edges = page.items.map((node, i) => ({ cursor: offsetCursor('notifications', page.after?.[i] ?? key.offset + i + 1), node }));
-      return { edges, totalCount: page.totalCount, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+    const { count, from, unreadOnly } = userFieldKeys.notifications(args);
+    const window = readNotificationsWindow(user.id, count, from, unreadOnly, (key) => ctx.stale.take(ctx.loaders.notificationPage.load(key), info));
+    return mapMaybePromise(window, ({ items, totalCount, vendorTotal, hasNextPage }) => {
+      const edges = items.map(({ node, after }) => new NotificationEdge(node, after, vendorTotal));
+      return {
+        edges,
+        totalCount,
+        pageInfo: {
+          hasNextPage,
+          get endCursor() {
+            return edges.at(-1)?.cursor ?? null;
+          },
+        },
+      };
     });
   },
 

@@ -80,6 +80,8 @@ export interface OffsetPage<T> {
   /** Where the vendor's list goes on after each item, when a repeated one was left out (else the window's offset + index + 1). */
   after?: number[];
   totalCount: number;
+  /** The vendor's own count of the list, when it said one (notifications' X-Total-Count): what tells a window that the list changed. */
+  vendorTotal?: number;
   hasNextPage: boolean;
   /** The vendor lists nothing at or past this position (its paging limit), once known: no next page there, and a window past it is a client's mistake. */
   listsAtMost?: number;

@@ -154,7 +154,7 @@ export class NotificationsSource extends HttpSource {
     const lastPage = pages[pages.length - 1]!;
     // More after our window: left over in the fetched pages, or past the last page we fetched.
     const hasNextPage = pastWindow || this.linksNextPage(lastPage.headers, lastPage.body.length === plan.perPage, total, end);
-    return { items, ...(after && { after }), totalCount: total ?? end + (hasNextPage ? 1 : 0), hasNextPage };
+    return { items, ...(after && { after }), totalCount: total ?? end + (hasNextPage ? 1 : 0), ...(total !== undefined && { vendorTotal: total }), hasNextPage };
   }
 
   /** One page of a user's notifications (`index` 0-based; the vendor's pages are 1-based). */

@@ -22,6 +22,18 @@ class NotificationEdge {
   }
 }
 
+/** A window's page info, its end cursor made when asked (a getter on a class, not one made per object literal). */
+class NotificationPageInfo {
+  constructor(
+    readonly hasNextPage: boolean,
+    private readonly last: NotificationEdge | undefined,
+  ) {}
+
+  get endCursor(): string | null {
+    return this.last?.cursor ?? null;
+  }
+}
+
 /** Public: id, name, nickname, avatarUrl. Everything else only for the user themselves or an admin. */
 function mustOwn(user: UserEntity, ctx: GatewayContext, field: string): void {
   if (!canReadPrivate(ctx.viewer, user.id)) throw forbidden(`"${field}"`);
@@ -135,16 +147,7 @@ export const User: UserResolvers = {
     const window = readNotificationsWindow(user.id, count, from, unreadOnly, (key) => ctx.stale.take(ctx.loaders.notificationPage.load(key), info));
     return mapMaybePromise(window, ({ items, totalCount, vendorTotal, hasNextPage }) => {
       const edges = items.map(({ node, after }) => new NotificationEdge(node, after, vendorTotal));
-      return {
-        edges,
-        totalCount,
-        pageInfo: {
-          hasNextPage,
-          get endCursor() {
-            return edges.at(-1)?.cursor ?? null;
-          },
-        },
-      };
+      return { edges, totalCount, pageInfo: new NotificationPageInfo(hasNextPage, edges.at(-1)) };
     });
   },
 

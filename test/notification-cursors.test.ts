@@ -20,11 +20,16 @@ const WINDOW = `query($id: ID!, $after: String, $unread: Boolean, $first: Int = 
 const MARK_READ = `mutation($userId: ID!, $ids: [ID!]!) { markNotificationsRead(userId: $userId, ids: $ids) { status updated } }`;
 const SEND = `mutation($input: SendNotificationInput!) { sendNotification(input: $input) { status notification { id } } }`;
 
-/** Users with at least `unread` unread notifications, from index 300 on (the first is for the first test, and so on). */
+/**
+ * Users with at least `unread` unread notifications (from index 300), or, for 0, with at least 30 notifications in all
+ * (from 700): no two tests share a user's list.
+ */
 function usersWithUnread(unread: number): number[] {
   const { dataset } = stack.upstreams;
   const found: number[] = [];
-  for (let i = 300; i < dataset.users.length && found.length < 6; i++) if (dataset.notificationsOf(i).filter((n) => !n.read).length >= unread) found.push(i);
+  const [from, to] = unread > 0 ? [300, 700] : [700, dataset.users.length];
+  const fits = (i: number) => (unread > 0 ? dataset.notificationsOf(i).filter((n) => !n.read).length >= unread : dataset.notificationsOf(i).length >= 30);
+  for (let i = from; i < to && found.length < 6; i++) if (fits(i)) found.push(i);
   return found;
 }
 

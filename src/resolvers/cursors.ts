@@ -1,6 +1,7 @@
 import type { EventPosition } from '../sources/analytics/events-window.js';
 import type { NotificationPosition } from '../sources/notifications/notifications-window.js';
 import { badUserInput } from '../errors.js';
+import { isCount } from '../sources/normalize.js';
 
 /**
  * Opaque cursors. Clients pass them back as `after`; they are base64url so no
@@ -77,10 +78,6 @@ export function notificationsFrom(after: string | null | undefined): Notificatio
 
 function isOffset(value: unknown): value is number {
   return isCount(value) && value <= 1_000_000;
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 /** A position in a vendor-cursored list (see sources/analytics/events-window.ts). */

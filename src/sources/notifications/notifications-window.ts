@@ -67,12 +67,12 @@ export function firstNotificationPage(userId: string, count: number, from: Notif
 export function readNotificationsWindow(userId: string, count: number, from: NotificationPosition, unreadOnly: boolean, loadPage: LoadPage): MaybePromise<NotificationsWindow> {
   const key = firstNotificationPage(userId, count, from, unreadOnly);
   const { anchor } = from;
-  // A cached page answers without a promise.
-  if (anchor === undefined || key.offset === 0) return mapMaybePromise(loadPage(key), (page) => windowOf(page, key, 0, count));
-  return mapMaybePromise(loadPage(key), (page) => {
-    if (page.vendorTotal === undefined || page.vendorTotal === anchor.total || !newestFirst(page.items)) return windowOf(page, key, 0, count);
-    return windowMoved(anchor, key, page, loadPage);
-  });
+  // A cached page answers without a promise; only a list whose count changed under a cursor reads more.
+  return mapMaybePromise(loadPage(key), (page) =>
+    anchor === undefined || page.vendorTotal === undefined || page.vendorTotal === anchor.total || !newestFirst(page.items)
+      ? windowOf(page, key, 0, count)
+      : windowMoved(anchor, key, page, loadPage),
+  );
 }
 
 /** The window after the anchor, in a list whose count changed since the cursor was made. */

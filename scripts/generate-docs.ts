@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { envSchema, SOURCE_SETTINGS } from '../src/config.js';
+import { cacheVariableNames, envSchema, SOURCE_SETTINGS } from '../src/config.js';
 import { ENTITY_SETTINGS, SOURCES } from '../src/sources/registry.js';
 
 interface Described {
@@ -42,9 +42,8 @@ const row = (d: Described) =>
 const shape = envSchema.shape as Record<string, z.ZodType>;
 const perSource = new Set<string>();
 const sourceNames = SOURCES.map((s) => s.name.toUpperCase());
-for (const name of Object.keys(shape))
-  if (sourceNames.some((s) => name.startsWith(`${s}_`)) || (name.startsWith('CACHE_') && Object.values(ENTITY_SETTINGS).some((e) => name.startsWith(`CACHE_${e.env}_`))))
-    perSource.add(name);
+for (const name of Object.keys(shape)) if (sourceNames.some((s) => name.startsWith(`${s}_`))) perSource.add(name);
+for (const entity of Object.values(ENTITY_SETTINGS)) for (const name of cacheVariableNames(entity.env)) perSource.add(name);
 
 const lines: string[] = [
   '# Configuration',
@@ -71,7 +70,7 @@ for (const source of SOURCES) {
   lines.push(`### ${source.name} — ${source.description}`, '', '| variable | default | allowed | meaning |', '|---|---|---|---|');
   for (const [name, schema] of Object.entries(shape)) if (name.startsWith(prefix)) lines.push(row(describe(name, schema)));
   const entities = Object.entries(ENTITY_SETTINGS).filter(([, e]) => e.source === source.name);
-  for (const [, entity] of entities) for (const [name, schema] of Object.entries(shape)) if (name.startsWith(`CACHE_${entity.env}_`)) lines.push(row(describe(name, schema)));
+  for (const [, entity] of entities) for (const name of cacheVariableNames(entity.env)) lines.push(row(describe(name, shape[name]!)));
   lines.push('');
 }
 lines.push(

@@ -203,6 +203,8 @@ const CACHE_WINDOW_DOCS: Record<keyof EntityPolicy, string> = {
   staleIfErrorMs: 'served when its source fails, this long past fresh (`0`: off)',
 };
 const cacheDefaults = defaultCacheConfig(defaultEntityPolicies());
+/** The cache variables of one entity (`CACHE_<ENTITY>_TTL_MS`, …), by exact name: one entity's name may begin another's (USER, USER_PAGE). */
+export const cacheVariableNames = (entityEnv: string): string[] => Object.keys(CACHE_WINDOWS).map((suffix) => `CACHE_${entityEnv}_${suffix}`);
 const cacheShape = Object.fromEntries(
   Object.values(ENTITY_SETTINGS).flatMap((entity) =>
     Object.entries(CACHE_WINDOWS).map(([suffix, key]) => [

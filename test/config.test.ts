@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, envSchema, loadConfig } from '../src/config.js';
 
 const ALL = {
   IDENTITY_URL: 'https://tenant.example.com',
@@ -111,4 +112,13 @@ describe('configuration', () => {
   it('an empty variable counts as unset', () => {
     expect(loadConfig({ IDENTITY_URL: '', PORT: '' }).upstreams).toBeNull();
   });
+});
+
+it('docs/configuration.md lists every variable exactly once', () => {
+  const rows = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8')
+    .split('\n')
+    .flatMap((line) => /^\| `([A-Z0-9_]+)` \|/.exec(line)?.[1] ?? []);
+  const names = Object.keys(envSchema.shape);
+  expect(rows.length).toBe(names.length);
+  expect([...rows].sort()).toEqual([...names].sort());
 });

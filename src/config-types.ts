@@ -83,6 +83,8 @@ export interface WritesConfig {
   deliveryStalledAfterMs: number;
   /** How long an idempotency key and its payload are kept. */
   idempotencyTtlMs: number;
+  /** What a write dropped is dropped again this long after (0: once): the vendor's reads may lag its writes. */
+  settleMs: number;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -314,6 +314,11 @@ export const envSchema = z.object({
     ),
   SOURCE_SUCCESS_RATE_WARN: num(0, 1).default(0.9).describe("log a source whose last minute's success rate falls below this (`0`: never)"),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000).describe('time in-flight requests get on SIGTERM before their connections are cut'),
+  WRITE_SETTLE_MS: int(0, 60_000)
+    .default(2000)
+    .describe(
+      'after a write drops the cache entries it changed, they are dropped again this long after: a vendor may answer a write before its own reads show it (reads from a replica), and what was read meanwhile is the old data; `0`: once',
+    ),
   DELIVERY_MAX_ATTEMPTS: int(1, 100).default(10).describe('attempts per secondary delivery in all, the first included; then dead-lettered'),
   DELIVERY_BACKOFF_MS: int(10, 3_600_000).default(1000).describe('backoff base between delivery attempts (×2 each time, ±50 % jitter)'),
   DELIVERY_CONCURRENCY: int(1, 1000).default(8).describe('deliveries one instance works on at once'),
@@ -484,6 +489,7 @@ export function loadConfig(env: Env = process.env): Config {
       deliveryConcurrency: e.DELIVERY_CONCURRENCY,
       deliveryStalledAfterMs: e.DELIVERY_STALLED_AFTER_MS,
       idempotencyTtlMs: e.IDEMPOTENCY_TTL_MS,
+      settleMs: e.WRITE_SETTLE_MS,
     },
     upstreams,
     webhookSecrets: Object.fromEntries(

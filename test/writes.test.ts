@@ -47,6 +47,59 @@ async function writeCalls(stack: Stack): Promise<Record<string, number>> {
   return { patch: calls(identity, PATCH), send: calls(notifications, SEND), read: calls(notifications, READ), audit: calls(audit, AUDIT) };
 }
 
+describe('a vendor whose reads lag its writes (a replica): what a write dropped is dropped again once they settle', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await stackWith({ writes: { settleMs: 700 } });
+  });
+
+  it('sendNotification: the count and first page read in the lag are the old ones, and the new ones within the settle, not after the TTL (10 s)', async () => {
+    const id = stack.userId(207);
+    const READ_BOTH = `query($id: ID!) { user(id: $id) { unreadNotificationCount notifications(first: 3) { totalCount edges { node { id } } } } }`;
+    const read = async () => (await stack.gql<AnyData>(READ_BOTH, { id })).body.data!.user;
+    const before = await read();
+    // Made while the vendor's lists and counts lag its writes by 300 ms.
+    await stack.faults('notifications', { readLagMs: 300 });
+    const sent = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: id, title: 'Lagged', body: 'b', channel: 'IN_APP' } });
+    await stack.faults('notifications', {});
+    expect(sent.body.data!.sendNotification.status).toBe('COMPLETE');
+    const made = sent.body.data!.sendNotification.notification.id as string;
+    const sentAt = Date.now();
+    // Read in the lag: the vendor's old answer, now cached.
+    const inLag = await read();
+    expect(inLag.unreadNotificationCount).toBe(before.unreadNotificationCount);
+    expect(inLag.notifications.edges.map((e: AnyData) => e.node.id)).not.toContain(made);
+    const counts = calls(await stack.stats('notifications'), 'GET /v1/unread-counts');
+    await new Promise((r) => setTimeout(r, 400));
+    // Lag over, settle not yet: still the cached old answer, no vendor call.
+    expect((await read()).unreadNotificationCount).toBe(before.unreadNotificationCount);
+    expect(calls(await stack.stats('notifications'), 'GET /v1/unread-counts')).toBe(counts);
+    await expect.poll(async () => (await read()).unreadNotificationCount, { timeout: 2000, interval: 50 }).toBe(before.unreadNotificationCount + 1);
+    expect(Date.now() - sentAt).toBeLessThan(3000);
+    const settled = await read();
+    expect(settled.notifications.totalCount).toBe(before.notifications.totalCount + 1);
+    expect(settled.notifications.edges[0].node.id).toBe(made);
+  });
+
+  it("updateProfile: the user list read while identity's search lags shows the new name once it settles; the user by id shows it at once", async () => {
+    const id = stack.userId(2);
+    const LIST = `{ userList(first: 5) { edges { node { id name } } } }`;
+    const nameInList = async () => ((await stack.gql<AnyData>(LIST, {})).body.data!.userList.edges as AnyData[]).find((e) => e.node.id === id)?.node.name as string | undefined;
+    const old = await nameInList();
+    expect(old).toBeDefined();
+    await stack.faults('identity', { searchLagMs: 300 });
+    try {
+      const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, name: 'Settled Name' } });
+      expect(res.body.data!.updateProfile.status).toBe('COMPLETE');
+      expect(await nameInList()).toBe(old);
+      expect((await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name } }`, { id })).body.data!.user.name).toBe('Settled Name');
+      await expect.poll(nameInList, { timeout: 2000, interval: 50 }).toBe('Settled Name');
+    } finally {
+      await stack.faults('identity', {});
+    }
+  });
+});
+
 describe('mutations: primary and secondary, both delivered', () => {
   let stack: Stack;
   beforeAll(async () => {

@@ -134,7 +134,17 @@ export class Caches {
     if (written !== null) this.user.prime([[userId, written]]);
   }
 
-  /** After a notification was sent to, or marked read by, a user. */
+  /**
+   * Once the vendor's reads have settled after our own write to a profile:
+   * the list windows, which its search may have shown as before meanwhile.
+   * The user stored from the write's answer stays (it is the write); without
+   * an answer, the user is dropped again too.
+   */
+  async profileSettled(userId: string, written: UserEntity | null): Promise<void> {
+    await (written === null ? this.invalidateProfile(userId) : this.entity('identity.userPage').invalidate(['all']));
+  }
+
+  /** After a notification was sent to, or marked read by, a user (and again once the vendor's reads have settled). */
   async invalidateNotifications(userId: string): Promise<void> {
     await Promise.all([this.unreadCount.invalidate([userId]), this.notificationPage.invalidate([userId])]);
   }

@@ -4,6 +4,7 @@ import type { RedisSettings } from '../config-types.js';
 import type { Caches } from '../sources/caches.js';
 import type { AnySourceDefinition, SourceWebhooks } from '../sources/define-source.js';
 import { vendorText } from '../sources/upstream-http.js';
+import { SettleAgain } from '../cache/settle-again.js';
 import type { LiveEvents, LiveTopic } from '../realtime/live-events.js';
 import type { Siblings } from '../siblings.js';
 import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
@@ -59,24 +60,18 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   }
   if (receivers.size > 0) logger.info({ sources: [...receivers.keys()] }, `Webhooks received at POST /webhooks/<source> for ${[...receivers.keys()].join(', ')}`);
 
-  const settling = new Set<NodeJS.Timeout>();
   type Changed = NonNullable<ReturnType<SourceWebhooks['changes']>>;
   const drop = (changed: Changed) => Promise.all(changed.entities.map((entity) => options.caches.entity(entity).invalidate(changed.groups)));
   // A vendor may send its event before its own reads show the change (reads from a replica): a read made on the event
   // can cache, and tell subscribers, what was there before. Dropped again, and told again, once that has settled.
-  const settle = (changed: Changed) => {
-    const timer = setTimeout(() => {
-      settling.delete(timer);
-      drop(changed).then(
-        () => {
-          for (const p of changed.published ?? []) if (p.again) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
-        },
-        (err: unknown) => logger.warn({ err: (err as Error).message }, 'Dropping the entries of a webhook event again failed; they expire by TTL'),
-      );
-    }, options.settleMs);
-    timer.unref();
-    settling.add(timer);
-  };
+  const settling = new SettleAgain(options.settleMs ?? 0, (err: unknown) =>
+    logger.warn({ err: (err as Error).message }, 'Dropping the entries of a webhook event again failed; they expire by TTL'),
+  );
+  const settle = (changed: Changed) =>
+    settling.after(async () => {
+      await drop(changed);
+      for (const p of changed.published ?? []) if (p.again) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
+    });
   const process = async (event: InboundEvent | StoredBefore) => {
     const receiver = receivers.get(event.source);
     const changed = receiver?.webhooks.changes('text' in event ? JSON.parse(event.text) : event.body);
@@ -87,7 +82,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       if (p.once !== undefined && !(await inbox!.firstTime(`${event.source} ${p.once}`))) continue;
       options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
     }
-    if ((options.settleMs ?? 0) > 0) settle(changed);
+    settle(changed);
   };
   const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger, options.siblings ?? null) : null;
 
@@ -125,8 +120,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       );
     },
     close: async () => {
-      for (const timer of settling) clearTimeout(timer);
-      settling.clear();
+      settling.close();
       await inbox?.close();
     },
   };

@@ -8,6 +8,7 @@ import type { SecondaryJob } from './delivery.js';
 import { BullDeliveryQueue, MemoryDeliveryQueue, type DeliveryQueue } from './delivery-queue.js';
 import { FallbackIdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency-store.js';
 import { Writes, type StoredPayload } from './writes.js';
+import { SettleAgain } from '../cache/settle-again.js';
 
 export { Writes };
 export type { DeliveryQueue };
@@ -49,6 +50,7 @@ export function createWrites(
         degraded ? logger.warn('Idempotency keys: Redis not answering, remembering them in this process until it does') : logger.info('Idempotency keys: back in Redis'),
       )
     : new MemoryIdempotencyStore<StoredPayload>();
+  const settle = new SettleAgain(config.writes.settleMs, (e: unknown) => logger.warn({ err: e }, 'Dropping the entries of a write again failed; they expire by TTL'));
   const writes = new Writes({
     sources,
     caches,
@@ -58,11 +60,13 @@ export function createWrites(
     idempotencyTtlMs: config.writes.idempotencyTtlMs,
     requestDeadlineMs: config.requestDeadlineMs,
     logger,
+    settle,
   });
   return {
     writes,
     deliveries,
     close: async () => {
+      settle.close();
       await deliveries.close();
       if (deliveries !== memoryQueue) await memoryQueue.close();
     },

@@ -10,6 +10,7 @@ import type { NotificationEntity, SendableChannel, UserEntity } from '../sources
 import { deliveryError, type DeliveryRecord, type DeliveryTarget, type SecondaryJob, type WriteStatus } from './delivery.js';
 import type { DeliveryQueue } from './delivery-queue.js';
 import type { IdempotencyStore } from './idempotency-store.js';
+import type { SettleAgain } from '../cache/settle-again.js';
 
 export type Operation = 'updateProfile' | 'sendNotification' | 'markNotificationsRead';
 
@@ -33,6 +34,8 @@ export interface WritesOptions {
   idempotencyTtlMs: number;
   requestDeadlineMs: number;
   logger: Logger;
+  /** Runs a write's drop once more after the vendor's reads have settled (WRITE_SETTLE_MS). */
+  settle: SettleAgain;
 }
 
 interface WriteSpec<R> {
@@ -48,6 +51,8 @@ interface WriteSpec<R> {
   audit(clientKey: string): Omit<SecondaryJob, 'idempotencyKey' | 'createdAt' | 'operation' | 'target'>['event'];
   /** Drops the cache entries the write changed; `result` is the target's answer (null when it could not be read). */
   invalidate(result: R | null): Promise<void>;
+  /** Drops again, once the vendor's reads have settled, what they may have shown as before meanwhile. */
+  settled(result: R | null): Promise<void>;
   deadline: Deadline;
 }
 
@@ -84,6 +89,7 @@ export class Writes {
         details: { fields: Object.keys(changes).sort(), idempotencyKey: key },
       }),
       invalidate: (user) => this.o.caches.profileWritten(input.userId, user),
+      settled: (user) => this.o.caches.profileSettled(input.userId, user),
       deadline,
     });
   }
@@ -105,6 +111,7 @@ export class Writes {
         details: { channel: input.channel, idempotencyKey: key },
       }),
       invalidate: () => this.o.caches.invalidateNotifications(input.userId),
+      settled: () => this.o.caches.invalidateNotifications(input.userId),
       deadline,
     });
   }
@@ -126,6 +133,7 @@ export class Writes {
         details: { count: input.ids.length, idempotencyKey: key },
       }),
       invalidate: () => this.o.caches.invalidateNotifications(input.userId),
+      settled: () => this.o.caches.invalidateNotifications(input.userId),
       deadline,
     });
   }
@@ -217,7 +225,11 @@ export class Writes {
         'Primary write accepted, but its answer could not be read: the payload carries no result',
       );
     }
-    if (primary.ok) await spec.invalidate(primary.value).catch((e: unknown) => this.o.logger.warn({ err: e }, 'Cache invalidation after a write failed; entries expire by TTL'));
+    if (primary.ok) {
+      await spec.invalidate(primary.value).catch((e: unknown) => this.o.logger.warn({ err: e }, 'Cache invalidation after a write failed; entries expire by TTL'));
+      const value = primary.value;
+      this.o.settle.after(() => spec.settled(value));
+    }
 
     const status: WriteStatus = !primary.ok ? 'FAILED' : audit.state === 'DELIVERED' ? 'COMPLETE' : 'PARTIAL';
     return { status, deliveries: [primaryRecord, audit], result: primary.ok ? primary.value : null, idempotencyKey: clientKey, replayed: false };

@@ -217,6 +217,30 @@ describe('a target that takes the write and answers with a body that drifted', (
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     expect(lines.filter((l) => l.msg.startsWith('Primary write accepted')).map((l) => l.target)).toEqual(['NOTIFICATIONS', 'IDENTITY']);
   });
+
+  it("a 201 whose notification is another user's (a vendor's bug, a proxy's mix-up): delivered once, no result, the other user's notification never shown", async () => {
+    const stack = await stackWith({});
+    const id = stack.userId(208);
+    const other = stack.userId(209);
+    const from = stack.logs.length;
+    await stack.faults('notifications', { setFields: { user: other }, routes: [SEND] });
+    const sent = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: id, title: 'Mine', body: 'For me', channel: 'PUSH' } });
+    await stack.faults('notifications', {});
+    expect(sent.body.errors).toBeUndefined();
+    expect(sent.body.data!.sendNotification).toMatchObject({
+      status: 'COMPLETE',
+      notification: null,
+      deliveries: [
+        { target: 'NOTIFICATIONS', state: 'DELIVERED', attempts: 1, error: { code: 'SOURCE_BAD_RESPONSE', retryable: false } },
+        { target: 'AUDIT', state: 'DELIVERED' },
+      ],
+    });
+    expect(await writeCalls(stack)).toMatchObject({ send: 1, audit: 1 });
+    const lines = stack.logs.slice(from).map((l) => JSON.parse(l) as AnyData);
+    expect(lines.filter((l) => l.msg.startsWith('Primary write accepted')).map((l) => l.detail)).toEqual([
+      'POST /v1/notifications: the answer is about another user than the one asked',
+    ]);
+  });
 });
 
 describe('idempotency', () => {

@@ -71,6 +71,8 @@ export interface SourceRequest<T> {
 export interface SourceResponse<T> {
   body: T;
   headers: UpstreamExchange['headers'];
+  /** The 2xx it came with. */
+  status: number;
 }
 
 /** A path segment for an id: everything escaped, including "." so "../" can never climb. */
@@ -293,7 +295,7 @@ export abstract class HttpSource {
     const quick = quickRead(request.schema, json);
     if (quick !== UNREAD) {
       this.drift.inspect(request.route, json, request.schema, forgivenSoFar() !== forgivenBefore);
-      return { body: quick as T, headers: res.headers };
+      return { body: quick as T, headers: res.headers, status: res.status };
     }
     const parsed = request.schema.safeParse(json);
     this.drift.inspect(request.route, json, request.schema, !parsed.success || forgivenSoFar() !== forgivenBefore);
@@ -301,7 +303,7 @@ export abstract class HttpSource {
       const where = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
       return this.badResponse(request, `unexpected shape: ${where.join('; ')}`, res.status);
     }
-    return { body: parsed.data, headers: res.headers };
+    return { body: parsed.data, headers: res.headers, status: res.status };
   }
 
   /** `status`: the 2xx the body came with (see acceptedButUnread). */
@@ -317,13 +319,16 @@ export abstract class HttpSource {
    * front of the vendor keyed without the path, or the vendor's bug): never
    * shown to the caller nor cached, and not retried.
    */
-  protected answeredForAnotherUser(route: string): SourceError {
-    return this.unusableAnswer(route, 'the answer is about another user than the one asked');
+  protected answeredForAnotherUser(route: string, status?: number): SourceError {
+    return this.unusableAnswer(route, 'the answer is about another user than the one asked', status);
   }
 
-  /** A 2xx answer this source cannot use as asked (`why`: for the log line only), not retried: the vendor would say the same. */
-  protected unusableAnswer(route: string, why: string): SourceError {
-    return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, detail: `${route}: ${why}` });
+  /**
+   * A 2xx answer this source cannot use as asked (`why`: for the log line only), not retried: the vendor would say the same.
+   * `status`, for a write's answer: the vendor took the write (see acceptedButUnread).
+   */
+  protected unusableAnswer(route: string, why: string, status?: number): SourceError {
+    return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: this.name, retryable: false, status, detail: `${route}: ${why}` });
   }
 
   /** A bulk route's calls now carry at most `max` ids: the vendor (or a proxy) refused a longer URL (414) or body (413); see ChunkSize. */

@@ -232,6 +232,8 @@ export class NotificationsSource extends HttpSource {
       schema: notification,
       deadline,
     });
+    // Taken by the vendor (a 2xx), but its answer is not this write's: a delivered write without a result, never another user's notification shown.
+    if (res && res.body.userId !== input.userId) throw this.answeredForAnotherUser('POST /v1/notifications', res.status);
     return res?.body ?? null;
   }
 

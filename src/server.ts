@@ -330,7 +330,10 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     entityReads: () => readsInFlight.count,
   });
-  const admission = new AdmissionQueue(ops.admission, { onStart: (waitedMs) => metrics.admissionWait.observe(waitedMs / 1000) });
+  const admission = new AdmissionQueue(ops.admission, {
+    onStart: (waitedMs) => metrics.admissionWait.observe(waitedMs / 1000),
+    readsSoFar: () => readsInFlight.count,
+  });
   readsInFlight.onFinish = (reads) => admission.learn(reads);
   metrics.watchAdmission(admission);
   metrics.watchEntityReads(() => readsInFlight.count);

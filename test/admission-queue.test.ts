@@ -69,6 +69,25 @@ describe('admission queue', () => {
     expect(queue.inProgress).toBe(few);
   });
 
+  it('before any request has finished, past those few, waiters go in while the reads made so far leave room: small requests all, large ones not', async () => {
+    const few = RUNNING_BEFORE_LEARNING;
+    const callers = Array.from({ length: few + 12 }, (_, n) => n);
+    // Every vendor stalled since the start: dashboards that made their 7 reads each and wait on them.
+    let queue: AdmissionQueue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 300 }), { readsSoFar: () => 7 * queue.inProgress });
+    let h = harness(queue);
+    for (const n of callers) h.admit(n);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.started).toEqual(callers);
+    expect(h.refused).toEqual([]);
+    // 50-user lists that made their 50 user reads each: 300 holds 6, so past the few the rest are refused as before.
+    queue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 300 }), { readsSoFar: () => 50 * queue.inProgress });
+    h = harness(queue);
+    for (const n of callers) h.admit(n);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.started).toEqual(callers.slice(0, few));
+    expect(h.refused).toEqual(callers.slice(few));
+  });
+
   it('once a request has finished, a waiter whose maxWaitMs runs out is refused, however few run', async () => {
     const queue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 100 }));
     queue.learn(100); // one request at a time

@@ -15,6 +15,8 @@ export interface AdmissionSettings {
 export interface AdmissionQueueOptions {
   /** A request waited `waitedMs` in line before it started (called only for the ones that waited). */
   onStart?: (waitedMs: number) => void;
+  /** The entity reads the requests in progress have made so far, summed (before any has finished, all that is known of them). */
+  readsSoFar?: () => number;
 }
 
 interface Waiting {
@@ -54,7 +56,11 @@ export const RUNNING_BEFORE_LEARNING = 8;
  * (refusing the rest turned a restart into 503s at any load), but the ones in
  * line passed the load shedder's checks with nothing running, so letting them
  * all in would let a crowd past every bound at once (session 33, identity
- * stalled).
+ * stalled). Past those few, it still goes in while the reads the running ones
+ * have made so far, as an average, leave room for one more: after a restart
+ * with every vendor stalled, 40 dashboards at once (7 reads each) had 18
+ * refused though they held 53 reads in all (session 45). A crowd of large
+ * lists has made hundreds of reads each by then, and stays out.
  *
  * The line is kept whether the process is busy or waiting on a slow vendor:
  * kept only while its CPU was high, on a shared machine it let bursts in each
@@ -100,9 +106,15 @@ export class AdmissionQueue {
 
   /** `maxWaitMs` ran out in line: refused, unless nothing is learned yet and few run (see the class comment). */
   private waitedTooLong(entry: Waiting, refuse: () => void): void {
-    if (this.finished === 0 && this.running < RUNNING_BEFORE_LEARNING) return this.begin(entry, entry.start!);
+    if (this.finished === 0 && (this.running < RUNNING_BEFORE_LEARNING || this.roomByReadsSoFar())) return this.begin(entry, entry.start!);
     this.settle(entry);
     refuse();
+  }
+
+  /** Nothing learned yet: the running requests' reads so far, as an average, leave room for one more (a floor of what they will read). */
+  private roomByReadsSoFar(): boolean {
+    const soFar = this.options.readsSoFar?.();
+    return soFar !== undefined && (this.running + 1) * (soFar / this.running) <= this.settings.queueAtEntityReads;
   }
 
   /** The client hung up: its entry leaves the line if it is still in it. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { AdmissionQueue, RUNNING_BEFORE_LEARNING, type AdmissionSettings } from '../src/http/admission-queue.js';
+import { AdmissionQueue, READS_ASSUMED_BEFORE_LEARNING, RUNNING_BEFORE_LEARNING, type AdmissionSettings } from '../src/http/admission-queue.js';
 import { exposedGc } from './helpers/heap.js';
 
 /**
@@ -69,18 +69,20 @@ describe('admission queue', () => {
     expect(queue.inProgress).toBe(few);
   });
 
-  it('before any request has finished, past those few, waiters go in while the reads made so far leave room: small requests all, large ones not', async () => {
+  it('before any request has finished, past those few, waiters go in while the reads made so far (or the assumed floor) leave room: small requests, not large ones', async () => {
     const few = RUNNING_BEFORE_LEARNING;
-    const callers = Array.from({ length: few + 12 }, (_, n) => n);
-    // Every vendor stalled since the start: dashboards that made their 7 reads each and wait on them.
-    let queue: AdmissionQueue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 300 }), { readsSoFar: () => 7 * queue.inProgress });
+    const room = 3000 / READS_ASSUMED_BEFORE_LEARNING; // 60 at the default budget
+    expect(room).toBeGreaterThan(few + 12);
+    const callers = Array.from({ length: room + 5 }, (_, n) => n);
+    // Every vendor stalled since the start: dashboards that made their 7 reads each and wait on them, taken as 50 each.
+    let queue: AdmissionQueue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 3000 }), { readsSoFar: () => 7 * queue.inProgress });
     let h = harness(queue);
     for (const n of callers) h.admit(n);
     await new Promise((r) => setTimeout(r, 80));
-    expect(h.started).toEqual(callers);
-    expect(h.refused).toEqual([]);
-    // 50-user lists that made their 50 user reads each: 300 holds 6, so past the few the rest are refused as before.
-    queue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 300 }), { readsSoFar: () => 50 * queue.inProgress });
+    expect(h.started).toEqual(callers.slice(0, room));
+    expect(h.refused).toEqual(callers.slice(room));
+    // 500-user lists that made their 500 user reads each: past the few, the rest are refused as before.
+    queue = new AdmissionQueue(settings({ maxWaitMs: 40, queueAtEntityReads: 3000 }), { readsSoFar: () => 500 * queue.inProgress });
     h = harness(queue);
     for (const n of callers) h.admit(n);
     await new Promise((r) => setTimeout(r, 80));

@@ -33,6 +33,12 @@ const LEARNING_RATE = 0.05;
 export const RUNNING_BEFORE_LEARNING = 8;
 
 /**
+ * Past those, before any request has finished, the fewest reads each running one is taken to make, whatever it has
+ * made so far: a list of users waiting on identity has made one read, and will make three a user once it answers.
+ */
+export const READS_ASSUMED_BEFORE_LEARNING = 50;
+
+/**
  * Keeps the work in progress within what the process can do at once, and
  * makes the rest wait in line, outside the heap's way.
  *
@@ -56,11 +62,12 @@ export const RUNNING_BEFORE_LEARNING = 8;
  * (refusing the rest turned a restart into 503s at any load), but the ones in
  * line passed the load shedder's checks with nothing running, so letting them
  * all in would let a crowd past every bound at once (session 33, identity
- * stalled). Past those few, it still goes in while the reads the running ones
- * have made so far, as an average, leave room for one more: after a restart
+ * stalled). Past those few, it still goes in while the running ones, each
+ * taken to make the reads it has made so far or `READS_ASSUMED_BEFORE_LEARNING`,
+ * whichever is more, leave room for one more (60 of 3,000): after a restart
  * with every vendor stalled, 40 dashboards at once (7 reads each) had 18
  * refused though they held 53 reads in all (session 45). A crowd of large
- * lists has made hundreds of reads each by then, and stays out.
+ * lists, hundreds of reads each by then, stays out.
  *
  * The line is kept whether the process is busy or waiting on a slow vendor:
  * kept only while its CPU was high, on a shared machine it let bursts in each
@@ -111,10 +118,11 @@ export class AdmissionQueue {
     refuse();
   }
 
-  /** Nothing learned yet: the running requests' reads so far, as an average, leave room for one more (a floor of what they will read). */
+  /** Nothing learned yet: the running requests, each taken to make its reads so far or the assumed floor, leave room for one more. */
   private roomByReadsSoFar(): boolean {
     const soFar = this.options.readsSoFar?.();
-    return soFar !== undefined && (this.running + 1) * (soFar / this.running) <= this.settings.queueAtEntityReads;
+    if (soFar === undefined) return false;
+    return (this.running + 1) * Math.max(soFar / this.running, READS_ASSUMED_BEFORE_LEARNING) <= this.settings.queueAtEntityReads;
   }
 
   /** The client hung up: its entry leaves the line if it is still in it. */

@@ -1,6 +1,12 @@
 /** A response's or request's headers, as Node and undici give them: a header sent more than once is an array. */
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
+/** A list-valued header (Link) as one string: its values joined, as RFC 9110 §5.3 reads one sent more than once. */
+export function headerList(headers: HeaderMap, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
 /** A header's value as one string: the first, when it came more than once. */
 export function headerValue(headers: HeaderMap, name: string): string | undefined {
   const value = headers[name];

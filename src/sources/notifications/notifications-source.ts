@@ -2,6 +2,7 @@ import LinkHeader from 'http-link-header';
 import { z } from 'zod';
 import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
+import { headerList, type HeaderMap } from '../header-value.js';
 import type { NotificationEntity, OffsetPage, SendableChannel } from '../models.js';
 import { readsAsOneOf } from '../drift.js';
 import { SourceError } from '../../errors.js';
@@ -41,19 +42,12 @@ const notificationList = z.array(notification);
 const markedRead = z.object({ updated: count });
 const unreadCounts = z.object({ counts: readableEntries(count) });
 
-type Headers = Record<string, string | string[] | undefined>;
-
-function header(headers: Headers, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
 /** What tells a window's repeated items apart (placeWindow). */
 const idOfNotification = (item: NotificationEntity): string => item.id;
 
 /** What a Link header says of a next page (whether it names a rel="next"), or why it says nothing. */
-function nextInLink(headers: Headers): boolean | 'absent' | 'unreadable' {
-  const link = header(headers, 'link')?.trim();
+function nextInLink(headers: HeaderMap): boolean | 'absent' | 'unreadable' {
+  const link = headerList(headers, 'link')?.trim();
   if (!link) return 'absent';
   try {
     return LinkHeader.parse(link).rel('next').length > 0;
@@ -79,8 +73,8 @@ function linkedPage(link: LinkHeader, rel: string): number | undefined {
  * names the page after it, and a page with items past its rel="last" cannot be the one asked. A vendor that ignores
  * `page` (renamed, stripped by a proxy) answers every page with its first.
  */
-function anotherPageServed(headers: Headers, asked: number, hasItems: boolean): number | undefined {
-  const text = header(headers, 'link')?.trim();
+function anotherPageServed(headers: HeaderMap, asked: number, hasItems: boolean): number | undefined {
+  const text = headerList(headers, 'link')?.trim();
   if (asked < 2 || !text) return undefined;
   let link: LinkHeader;
   try {
@@ -178,7 +172,12 @@ export class NotificationsSource extends HttpSource {
    * A fixed size answered as asked again (the vendor honours it once more) is
    * forgotten. Either way the window is planned again by the caller.
    */
-  private noticePageSize(pages: readonly { body: readonly NotificationEntity[]; headers: Headers }[], indexes: readonly number[], asked: number, total: number | undefined): void {
+  private noticePageSize(
+    pages: readonly { body: readonly NotificationEntity[]; headers: HeaderMap }[],
+    indexes: readonly number[],
+    asked: number,
+    total: number | undefined,
+  ): void {
     const before = this.pageSize.fixedSize;
     pages.forEach(({ body, headers }, i) => {
       const rows = body.length;
@@ -199,8 +198,8 @@ export class NotificationsSource extends HttpSource {
   }
 
   /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */
-  private totalCount(headers: Headers): number | undefined {
-    const text = header(headers, 'x-total-count');
+  private totalCount(headers: HeaderMap): number | undefined {
+    const text = headerList(headers, 'x-total-count');
     const total = text === undefined || !/^\s*\d+\s*$/.test(text) || Number(text) > MAX_GRAPHQL_INT ? undefined : Number(text);
     if (total === undefined) this.drift.header(LIST_ROUTE, 'X-Total-Count', text === undefined ? 'absent' : 'unreadable', 'a count');
     return total;
@@ -211,7 +210,7 @@ export class NotificationsSource extends HttpSource {
    * Vendors leave Link out when there is one page; when it does not parse
    * (noted as drift), the total says, and without one a full page may have a next.
    */
-  private linksNextPage(headers: Headers, fullPage: boolean, total: number | undefined, seen: number): boolean {
+  private linksNextPage(headers: HeaderMap, fullPage: boolean, total: number | undefined, seen: number): boolean {
     const next = nextInLink(headers);
     if (next === 'absent') return total !== undefined && seen < total;
     if (next === 'unreadable') {

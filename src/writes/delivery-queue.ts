@@ -1,4 +1,5 @@
 import { Job, Queue, UnrecoverableError, Worker, type JobType } from 'bullmq';
+import Denque from 'denque';
 import type { Logger } from '../logger.js';
 import { deliveryError, isPermanent, type Deliver, type DeliveryError, type DeliveryRecord, type DeliveryState, type SecondaryJob } from './delivery.js';
 import { newRedisClient, queuePrefix, type RedisClient, type RedisLocation } from '../redis.js';
@@ -180,17 +181,28 @@ export class BullDeliveryQueue implements DeliveryQueue {
 }
 
 /**
+ * Finished deliveries (DELIVERED or FAILED) the in-memory queue keeps for
+ * `Query.deliveries` and for a repeated submit, oldest dropped first; queued
+ * ones are never dropped. Every write left one behind before, for the life of
+ * the process (bullmq keeps its own in Redis, 100,000 delivered).
+ */
+export const MEMORY_FINISHED_KEPT = 10_000;
+
+/**
  * Without Redis: the same behaviour in this process only. Deliveries still
  * queued when it stops are lost; the server warns at start.
  */
 export class MemoryDeliveryQueue implements DeliveryQueue {
   private readonly records = new Map<string, { data: JobData; state: DeliveryState; timer?: NodeJS.Timeout }>();
+  /** Ids in the order they finished (one may have been re-driven since: it is skipped when its turn to go comes). */
+  private readonly finished = new Denque<string>();
   private closed = false;
 
   constructor(
     private readonly settings: DeliveryQueueSettings,
     private readonly deliver: Deliver,
     private readonly logger: Logger,
+    private readonly finishedKept = MEMORY_FINISHED_KEPT,
   ) {}
 
   async submit(secondary: SecondaryJob): Promise<DeliveryRecord> {
@@ -239,6 +251,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
       await this.deliver(entry.data);
       entry.data = { ...entry.data, attempts, lastError: null };
       entry.state = 'DELIVERED';
+      this.finish(id);
     } catch (e) {
       entry.data = { ...entry.data, attempts, lastError: deliveryError(e) };
       if (isPermanent(e) || attempts >= this.settings.maxAttempts) {
@@ -247,7 +260,17 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
           { deliveryId: id, operation: entry.data.operation, target: entry.data.target, attempts, code: entry.data.lastError?.code },
           'Delivery dead-lettered after its last attempt',
         );
+        this.finish(id);
       } else this.schedule(id, jittered(this.settings.backoffMs * 2 ** (attempts - 1)));
+    }
+  }
+
+  private finish(id: string): void {
+    this.finished.push(id);
+    while (this.finished.length > this.finishedKept) {
+      const oldest = this.finished.shift()!;
+      const state = this.records.get(oldest)?.state;
+      if (state === 'DELIVERED' || state === 'FAILED') this.records.delete(oldest);
     }
   }
 

@@ -1,4 +1,4 @@
-import { lruOfEntries } from '../cache/lru-of-entries.js';
+import { LRUCache } from 'lru-cache';
 import type { RedisConnection } from '../redis.js';
 
 /**
@@ -42,9 +42,22 @@ export class RedisIdempotencyStore<P> implements IdempotencyStore<P> {
   }
 }
 
-/** In this process only: without Redis, repeats are recognised until this process restarts. */
+/**
+ * What this process keeps of its keys' records, by the length of their JSON: a
+ * payload carries the write's result (a notification's body may be 5,000
+ * characters), so a count bound let 17,000 keyed writes fill a 160 MB heap.
+ * The oldest go first; a repeat of one gone runs the write again, which the
+ * targets' own keys still keep single.
+ */
+export const MEMORY_RECORDS_MAX_CHARS = 8 * 1024 * 1024;
+
+/** In this process only: without Redis, repeats are recognised until this process restarts (or its records are crowded out). */
 export class MemoryIdempotencyStore<P> implements IdempotencyStore<P> {
-  private readonly records = lruOfEntries<string, IdempotencyRecord<P>>(100_000, { ttlAutopurge: false });
+  private readonly records: LRUCache<string, IdempotencyRecord<P>>;
+
+  constructor(maxChars = MEMORY_RECORDS_MAX_CHARS) {
+    this.records = new LRUCache({ maxSize: maxChars, sizeCalculation: (record) => Math.max(1, JSON.stringify(record).length), ttlAutopurge: false });
+  }
 
   async claim(key: string, fingerprint: string, inProgressTtlMs: number): Promise<IdempotencyRecord<P> | null> {
     const existing = this.records.get(key);

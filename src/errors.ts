@@ -63,11 +63,12 @@ export class SourceError extends Error {
 }
 
 /**
- * The upstream answered 2xx with a body that could not be read: for a write,
+ * The upstream answered 2xx and its body could not be used: it did not read,
+ * was too large, or stopped or was cut off after the status line. For a write,
  * the vendor took it (only its answer is lost), so it is not a failed write.
  */
 export function acceptedButUnread(e: unknown): e is SourceError {
-  return e instanceof SourceError && e.code === 'SOURCE_BAD_RESPONSE' && e.status !== undefined && e.status >= 200 && e.status < 300;
+  return e instanceof SourceError && e.status !== undefined && e.status >= 200 && e.status < 300;
 }
 
 /** A mistake in what the client sent; the message is shown to the client as is. */

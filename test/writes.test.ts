@@ -218,6 +218,37 @@ describe('a target that takes the write and answers with a body that drifted', (
     expect(lines.filter((l) => l.msg.startsWith('Primary write accepted')).map((l) => l.target)).toEqual(['NOTIFICATIONS', 'IDENTITY']);
   });
 
+  it('a 2xx whose body stops arriving (a proxy dying mid-answer) is a delivered write too: COMPLETE, not FAILED, and the audit event is not dead-lettered', async () => {
+    const stack = await stackWith({ tuning: { notifications: { timeoutMs: 300 }, audit: { timeoutMs: 300 } } });
+    const id = stack.userId(211);
+    const from = stack.logs.length;
+    await stack.faults('notifications', { down: 'stall', routes: [SEND] });
+    await stack.faults('audit', { down: 'stall', routes: [AUDIT] });
+    const sent = await stack.gql<AnyData>(SEND_NOTIFICATION, { input: { userId: id, title: 'Stalled', body: 'Sent all the same', channel: 'PUSH', idempotencyKey: 'stalled-1' } });
+    await stack.faults('notifications', {});
+    await stack.faults('audit', {});
+    expect(sent.body.errors).toBeUndefined();
+    expect(sent.body.data!.sendNotification).toMatchObject({
+      status: 'COMPLETE',
+      notification: null,
+      deliveries: [
+        { target: 'NOTIFICATIONS', state: 'DELIVERED', error: { code: 'SOURCE_TIMEOUT' } },
+        { target: 'AUDIT', state: 'DELIVERED', error: null },
+      ],
+    });
+    // The vendors hold one of each; nothing waits to be sent again, nothing is dead.
+    const notifications = await fetch(`${stack.upstreams.notifications.url}/v1/users/${encodeURIComponent(id)}/notifications?per_page=100`, {
+      headers: { authorization: `Bearer ${stack.upstreams.credentials.notificationsToken}` },
+    }).then((r) => r.json() as Promise<AnyData[]>);
+    expect(notifications.filter((n) => n.title === 'Stalled')).toHaveLength(1);
+    expect((await auditEvents(stack, id)).map((e) => e.action)).toEqual(['notification.send']);
+    expect((await stack.gql<AnyData>(DELIVERIES, { state: 'FAILED' })).body.data!.deliveries.edges).toEqual([]);
+    expect((await stack.gql<AnyData>(DELIVERIES, { state: 'QUEUED' })).body.data!.deliveries.edges).toEqual([]);
+    const lines = stack.logs.slice(from).map((l) => JSON.parse(l) as AnyData);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect(lines.filter((l) => l.msg.startsWith('Primary write accepted')).map((l) => [l.target, l.code])).toEqual([['NOTIFICATIONS', 'SOURCE_TIMEOUT']]);
+  });
+
   it("a 201 whose notification is another user's (a vendor's bug, a proxy's mix-up): delivered once, no result, the other user's notification never shown", async () => {
     const stack = await stackWith({});
     const id = stack.userId(208);

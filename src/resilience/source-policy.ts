@@ -36,7 +36,8 @@ export function countsAsFailure(error: unknown): boolean {
   if (!(error instanceof SourceError) || error.local) return false;
   if (error.code === 'SOURCE_TIMEOUT') return true;
   // A 4xx (a keyed write's 409: the vendor still processing it) is the vendor answering, not failing.
-  if (error.code === 'SOURCE_UNAVAILABLE') return error.status === undefined || error.status >= 500;
+  // A connection cut while a 2xx body arrived carries that 2xx: trouble all the same.
+  if (error.code === 'SOURCE_UNAVAILABLE') return error.status === undefined || error.status >= 500 || error.status < 300;
   return error.code === 'SOURCE_BAD_RESPONSE' && (error.status === undefined || error.status < 300);
 }
 

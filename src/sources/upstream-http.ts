@@ -37,6 +37,8 @@ export interface UpstreamCall {
 }
 
 export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
+  // Once a 2xx status line has come, a failure reading its body still carries it: for a write, the vendor took it (acceptedButUnread).
+  let status: number | undefined;
   try {
     const res = await call.dispatcher.request({
       method: call.method,
@@ -50,25 +52,26 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
     const encoding = res.headers['content-encoding'];
     // Only a success's body is read for what it says: an error status is classified by itself, whatever its coding.
     const success = res.statusCode >= 200 && res.statusCode < 300;
+    if (success) status = res.statusCode;
     const coded = success && encoding !== undefined && encoding !== 'identity';
     const charset = success ? foreignCharset(headerValue(res.headers, 'content-type')) : undefined;
     if (!coded && charset === undefined) return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
     let bytes: Buffer = Buffer.from(await res.body.arrayBuffer());
-    if (coded) bytes = await decoded(call, bytes, encoding);
-    return { status: res.statusCode, headers: res.headers, text: charset === undefined ? vendorText(bytes) : inCharset(call, bytes, charset) };
+    if (coded) bytes = await decoded(call, bytes, encoding, res.statusCode);
+    return { status: res.statusCode, headers: res.headers, text: charset === undefined ? vendorText(bytes) : inCharset(call, bytes, charset, res.statusCode) };
   } catch (error) {
     if (error instanceof SourceError) throw error;
     if (call.signal?.aborted) {
       // AbortSignal.timeout's own reason: the caller's bound on the whole answer (headers and every byte) ran out.
       if ((call.signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError') {
-        throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no complete answer within ${call.timeoutMs} ms`, cause: error });
+        throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, status, detail: `no complete answer within ${call.timeoutMs} ms`, cause: error });
       }
-      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, detail: 'cancelled: the request deadline passed', cause: error });
+      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, status, detail: 'cancelled: the request deadline passed', cause: error });
     }
-    if (error instanceof undiciErrors.ResponseExceededMaxSizeError) throw tooLarge(call, error);
+    if (error instanceof undiciErrors.ResponseExceededMaxSizeError) throw tooLarge(call, error, status);
     if (error instanceof undiciErrors.BodyTimeoutError) {
       // Headers came on time and the body stopped: a vendor or a proxy dying mid-answer, not a silent one.
-      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `the body stopped arriving for ${call.timeoutMs} ms`, cause: error });
+      throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, status, detail: `the body stopped arriving for ${call.timeoutMs} ms`, cause: error });
     }
     if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError) {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
@@ -78,6 +81,7 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       code: 'SOURCE_UNAVAILABLE',
       source: call.source,
       retryable: true,
+      status,
       detail: `network error${typeof code === 'string' ? ` ${code}` : ''}`,
       cause: error,
     });
@@ -85,11 +89,12 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
 }
 
 // The same request would get the same answer: not retried.
-function tooLarge(call: UpstreamCall, cause: unknown): SourceError {
+function tooLarge(call: UpstreamCall, cause: unknown, status: number | undefined): SourceError {
   return new SourceError({
     code: 'SOURCE_BAD_RESPONSE',
     source: call.source,
     retryable: false,
+    status,
     detail: `the answer is larger than ${call.source.toUpperCase()}_MAX_RESPONSE_BYTES allows`,
     cause,
   });
@@ -107,7 +112,7 @@ const brotli = promisify(zlib.brotliDecompress);
  * event loop, its decoded size bounded like an answer's (a small gzip of
  * padding must not fill the heap), codings undone last-applied first.
  */
-async function decoded(call: UpstreamCall, body: Buffer, header: string | string[]): Promise<Buffer> {
+async function decoded(call: UpstreamCall, body: Buffer, header: string | string[], status: number): Promise<Buffer> {
   const codings = (Array.isArray(header) ? header.join(',') : header)
     .split(',')
     .map((c) => c.trim().toLowerCase())
@@ -120,11 +125,11 @@ async function decoded(call: UpstreamCall, body: Buffer, header: string | string
       else if (coding === 'br') out = await brotli(out, options);
       // "deflate" is meant zlib-wrapped; some servers send it raw.
       else if (coding === 'deflate') out = await inflate(out, options).catch((e: unknown) => (tooLargeError(e) ? Promise.reject(e) : inflateRaw(out, options)));
-      else throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the answer is in an encoding we cannot read (${coding})` });
+      else throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, status, detail: `the answer is in an encoding we cannot read (${coding})` });
     } catch (error) {
       if (error instanceof SourceError) throw error;
-      if (tooLargeError(error)) throw tooLarge(call, error);
-      throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the ${coding} answer does not decode`, cause: error });
+      if (tooLargeError(error)) throw tooLarge(call, error, status);
+      throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, status, detail: `the ${coding} answer does not decode`, cause: error });
     }
   }
   return out;
@@ -151,12 +156,19 @@ function foreignCharset(value: string | undefined): string | undefined {
 }
 
 /** Bytes in the charset the answer named (the WHATWG Encoding labels TextDecoder knows), or SOURCE_BAD_RESPONSE for one it does not. */
-function inCharset(call: UpstreamCall, bytes: Buffer, charset: string): string {
+function inCharset(call: UpstreamCall, bytes: Buffer, charset: string, status: number): string {
   let decoder: TextDecoder;
   try {
     decoder = new TextDecoder(charset);
   } catch (error) {
-    throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail: `the answer is in a charset we cannot read (${charset})`, cause: error });
+    throw new SourceError({
+      code: 'SOURCE_BAD_RESPONSE',
+      source: call.source,
+      retryable: false,
+      status,
+      detail: `the answer is in a charset we cannot read (${charset})`,
+      cause: error,
+    });
   }
   return decoder.decode(bytes);
 }

@@ -126,7 +126,21 @@ export class SourcePolicy {
   private withRetries<T>(deadline: Deadline, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
     this.deadlines.set(deadline.signal, deadline);
     let last: SourceError | undefined;
+    // An attempt answered 2xx whose body did not arrive: a write it carried was taken, whatever the later attempts meet.
+    let taken: SourceError | undefined;
     const remember = (error: unknown): never => {
+      if (error instanceof SourceError && isSuccess(error.status)) taken ??= error;
+      if (taken && error instanceof SourceError && !isSuccess(error.status)) {
+        error = new SourceError({
+          code: error.code,
+          source: error.source,
+          retryable: error.retryable,
+          local: error.local,
+          status: taken.status,
+          detail: `${error.detail} (an attempt before was answered ${taken.status}: ${taken.detail})`,
+          cause: error,
+        });
+      }
       if (error instanceof SourceError && error.retryable && !error.local) {
         last = error;
         const wait = error.retryAfterMs ?? 0;
@@ -138,6 +152,7 @@ export class SourcePolicy {
           source: error.source,
           retryable: error.retryable,
           local: true,
+          status: error.status,
           detail: `${error.detail} (the attempt before: ${last.detail})`,
           cause: error,
         });
@@ -176,3 +191,5 @@ export class SourcePolicy {
     return new SourceError({ code: 'SOURCE_UNAVAILABLE', source: this.source, retryable: true, local: true, detail: 'unexpected failure', cause: error });
   }
 }
+
+const isSuccess = (status: number | undefined) => status !== undefined && status >= 200 && status < 300;

@@ -221,7 +221,7 @@ export class Writes {
     if (!primary.ok) this.o.logger.warn({ operation: spec.operation, target: spec.primaryTarget, code: primaryRecord.error?.code }, 'Primary write failed');
     if (primary.ok && primary.unread) {
       this.o.logger.warn(
-        { operation: spec.operation, target: spec.primaryTarget, code: primary.unread.code, detail: primary.unread.detail },
+        { operation: spec.operation, target: spec.primaryTarget, status: primary.unread.status, code: primary.unread.code, detail: primary.unread.detail },
         'Primary write accepted, but its answer could not be read: the payload carries no result',
       );
     }

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { calls, stackPool, type Stack, type StackOptions } from './helpers/stack.js';
@@ -479,4 +480,31 @@ describeWithRedis('deliveries through bullmq on Redis', () => {
   beforeAll(() => redis.start());
   afterAll(() => redis.stop());
   deliverySuite('bullmq', () => ({ redis: { url: redis.url } }));
+});
+
+describeWithRedis('a hung Redis (connections open, no answers) during a write', () => {
+  const redis = new TestRedis();
+  beforeAll(() => redis.start());
+  afterAll(() => redis.stop());
+
+  it('the write still answers, its delivery kept in memory and made once; before, it waited for Redis without end', async () => {
+    const stack = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwhungwrite:' } });
+    const id = stack.userId(240);
+    const hang = new Redis(redis.url, { maxRetriesPerRequest: 0 });
+    const sleeping = hang.call('DEBUG', 'SLEEP', '8').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    const res = await stack.gql<AnyData>(UPDATE, { input: { userId: id, nickname: 'while-redis-hangs' } });
+    const tookMs = Date.now() - started;
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.updateProfile).toMatchObject({ status: 'COMPLETE', deliveries: [{ state: 'DELIVERED' }, { target: 'AUDIT', state: 'DELIVERED' }] });
+    expect(tookMs).toBeLessThan(6000);
+    expect(stack.logs.filter((l) => l.includes('Durable delivery queue unavailable'))).toHaveLength(1);
+    await sleeping;
+    hang.disconnect();
+    // A queue command that went through once Redis woke leaves a second copy of the job: the audit key keeps it one event.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await auditEvents(stack, id)).filter((e) => e.action === 'profile.update')).toHaveLength(1);
+    expect((await writeCalls(stack)).patch).toBe(1);
+  });
 });

@@ -43,6 +43,8 @@ interface JobData extends SecondaryJob {
 }
 
 const CLOSE_GRACE_MS = 3000;
+/** As the cache's Redis commands (RedisConnection): past this, a hung Redis is an absent one. A write waited for it without end. */
+const QUEUE_COMMAND_TIMEOUT_MS = 1000;
 
 const STATES: Record<DeliveryState, JobType[]> = {
   QUEUED: ['waiting', 'delayed', 'active', 'prioritized', 'paused', 'waiting-children'],
@@ -64,9 +66,10 @@ export class BullDeliveryQueue implements DeliveryQueue {
     private readonly deliver: Deliver,
     private readonly logger: Logger,
   ) {
-    // The queue's connection fails fast when Redis is away (the caller then keeps the delivery in memory);
+    // The queue's connection fails fast when Redis is away or hangs (the caller then keeps the delivery in memory;
+    // a command that went through after all leaves a second copy, which the target's key keeps single);
     // the worker's blocks and waits for Redis, as bullmq requires.
-    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null, enableOfflineQueue: false });
+    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null, enableOfflineQueue: false, commandTimeout: QUEUE_COMMAND_TIMEOUT_MS });
     const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
     // On a cluster one hash tag, so the queue's keys and scripts share a slot; unchanged on one Redis (its queued jobs stay found).
     const queueKeys = queuePrefix(redis, `${prefix}bull`);

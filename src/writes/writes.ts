@@ -241,7 +241,11 @@ export class Writes {
       return await this.o.queue.submit(job);
     } catch (e) {
       if (this.o.queue === this.o.fallbackQueue) throw e;
-      this.o.logger.warn({ err: e, operation: job.operation }, 'Durable delivery queue unavailable: this delivery is kept in memory only');
+      // Redis away or hung is expected: the reason, not a stack, once per write it touches.
+      this.o.logger.warn(
+        { reason: e instanceof Error ? e.message : String(e), operation: job.operation },
+        'Durable delivery queue unavailable: this delivery is kept in memory only',
+      );
       return this.o.fallbackQueue.submit(job);
     }
   }

@@ -206,12 +206,13 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         const err = args.find((a) => a instanceof Error);
         // A vendor's failure is expected: the request log writes one warn line per source for it, no stack.
         if (err instanceof SourceError || (err instanceof GraphQLError && err.originalError instanceof SourceError)) return;
+        const path = err instanceof GraphQLError && err.path ? err.path.join('.') : undefined;
         logger.error(
-          { err },
+          { err, ...(path ? { path } : {}) },
           args
             .filter((a) => !(a instanceof Error))
             .map(String)
-            .join(' ') || 'error',
+            .join(' ') || `Unexpected error${path ? ` in ${path}` : ''} (the client was told "Unexpected error."): ${err instanceof Error ? err.message : 'no error object'}`,
         );
       },
     },

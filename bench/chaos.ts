@@ -1,0 +1,288 @@
+/**
+ * A chaos run, as a deployment meets it: the built server (`start:prod`'s
+ * flags, WORKERS=2) on the simulated vendors and its own Redis, a mixed load
+ * (dashboards, lists, user pages, sendNotification and updateProfile with
+ * keys, one caller per loop) while every few seconds one vendor takes a random
+ * fault profile (errors, 429s, hangs, resets, stalls, trickles, latency, tight
+ * limits, garbage, drift, gzip with a byte order mark, held writes, lagging
+ * reads, oversized bodies) and Redis is frozen (SIGSTOP, 10 s), killed and
+ * restarted, and frozen again (5 s). Then, the vendors well, every write that
+ * did not answer COMPLETE or PARTIAL is repeated with its key by its caller,
+ * as a client would, and each key is counted where it landed.
+ *
+ * Fails (exit 1) on: a 5xx other than 503, an error without a code, an
+ * internal message, data and errors both missing, a notification written
+ * other than once for a write that answered COMPLETE or PARTIAL (or more than
+ * once for any), an audit event recorded more than once for a key.
+ *
+ *   npm run build && npx tsx bench/chaos.ts     # CHAOS_MS (default 150,000), CHAOS_LOOPS (16), CHAOS_REDIS=0 to run without Redis
+ *
+ * What it found when it was written: bench/RESULTS.md, session 46.
+ */
+import { randomBytes } from 'node:crypto';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { start, startProdNodeArgs, startUpstreams } from './harness.js';
+
+type Json = Record<string, unknown>;
+interface Answer {
+  status: number;
+  body: { data?: Json | null; errors?: { message: string; extensions?: { code?: string } }[]; transport?: string };
+  ms: number;
+}
+interface Write {
+  kind: 'send' | 'update';
+  key: string;
+  input: Json & { userId: string; title?: string };
+  token: string;
+  first: string;
+  final?: string;
+}
+
+const DURATION_MS = Number(process.env.CHAOS_MS ?? 150_000);
+const LOOPS = Number(process.env.CHAOS_LOOPS ?? 16);
+const WITH_REDIS = process.env.CHAOS_REDIS !== '0';
+const RUN = Date.now().toString(36);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pick = <T>(from: readonly T[]): T => from[Math.floor(Math.random() * from.length)]!;
+
+const upstreams = await startUpstreams();
+const vendors = {
+  identity: upstreams.env.IDENTITY_URL!,
+  analytics: upstreams.env.ANALYTICS_URL!,
+  notifications: upstreams.env.NOTIFICATIONS_URL!,
+  audit: upstreams.env.AUDIT_URL!,
+};
+
+let redis: ChildProcess | undefined;
+const redisPort = 16_000 + Math.floor(Math.random() * 4000);
+const redisDir = mkdtempSync(join(tmpdir(), 'chaos-redis-'));
+const startRedis = () => {
+  redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--save', '', '--appendonly', 'yes'], { stdio: 'ignore' });
+};
+if (WITH_REDIS) {
+  execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  startRedis();
+  await sleep(500);
+}
+process.on('exit', () => redis?.kill('SIGKILL'));
+
+const secret = randomBytes(32).toString('base64url');
+const server = await start(
+  'dist/main.js',
+  {
+    ...upstreams.env,
+    PORT: '0',
+    WORKERS: '2',
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    AUTH_JWT_SECRET: secret,
+    ...(WITH_REDIS ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
+  },
+  /GraphQL endpoint: /,
+  startProdNodeArgs(),
+);
+const url = /GraphQL endpoint: (http:\/\/[^"\s]+)/.exec(server.output())![1]!;
+const tokens = await Promise.all(
+  Array.from({ length: LOOPS }, (_, i) =>
+    new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(`chaos-caller-${i}`).setExpirationTime('1h').sign(new TextEncoder().encode(secret)),
+  ),
+);
+
+async function gql(query: string, variables: Json | undefined, token: string): Promise<Answer> {
+  const started = Date.now();
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+      signal: AbortSignal.timeout(40_000),
+    });
+    const text = await res.text();
+    let body: Answer['body'];
+    try {
+      body = JSON.parse(text) as Answer['body'];
+    } catch {
+      body = { transport: `not JSON: ${text.slice(0, 200)}` };
+    }
+    return { status: res.status, body, ms: Date.now() - started };
+  } catch (e) {
+    return { status: 0, body: { transport: String(e) }, ms: Date.now() - started };
+  }
+}
+const admin = (vendor: keyof typeof vendors, method: string, body?: unknown) =>
+  fetch(`${vendors[vendor]}/__admin/faults`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) }).catch(
+    () => undefined,
+  );
+
+const listed = await gql('{ userList(first: 100) { edges { node { id } } } }', undefined, tokens[0]!);
+const ids = ((listed.body.data!.userList as Json).edges as { node: { id: string } }[]).map((e) => e.node.id);
+const DASHBOARD = `query D($id: ID!) { user(id: $id) { id name avatarUrl metrics { pageViews sessions conversionRate } unreadNotificationCount notifications(first: 5) { totalCount edges { node { id title read createdAt } } } } }`;
+const LIST = `query L($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
+const USER_LIST = `{ userList(first: 10) { totalCount edges { node { id name } } } }`;
+const SEND = `mutation S($input: SendNotificationInput!) { sendNotification(input: $input) { status } }`;
+const UPDATE = `mutation U($input: UpdateProfileInput!) { updateProfile(input: $input) { status } }`;
+const PROFILES: Json[] = [
+  { errorRate: 0.5 },
+  { errorRate: 0.3, errorStatus: 500 },
+  { errorRate: 1, errorStatus: 429 },
+  { down: 'hang', downForMs: 3000 },
+  { down: 'reset', downForMs: 3000 },
+  { down: 'refuse', downForMs: 3000 },
+  { down: 'stall', downForMs: 3000 },
+  { down: 'trickle', downForMs: 3000 },
+  { latencyMs: 2500, jitterMs: 2000 },
+  { rateLimitPerSec: 5 },
+  { malformedRate: 0.4 },
+  { malformedRate: 0.4, malformedKind: 'shape' },
+  { extraFields: true, jumbleLists: true },
+  { contentEncoding: 'gzip', byteOrderMark: true },
+  { retryAfterFraction: true, rateLimitPerSec: 3 },
+  { writeHoldMs: 4000 },
+  { readLagMs: 1500 },
+  { errorBody: 'html', errorRate: 0.5, errorStatus: 502 },
+  { padBodyBytes: 3_000_000 },
+];
+
+const tally = { requests: 0, statuses: {} as Record<string, number>, codes: {} as Record<string, number>, slowestMs: 0 };
+const problems: string[] = [];
+const writes: Write[] = [];
+const note = (r: Answer, kind: string) => {
+  tally.requests++;
+  tally.statuses[r.status] = (tally.statuses[r.status] ?? 0) + 1;
+  tally.slowestMs = Math.max(tally.slowestMs, r.ms);
+  for (const e of r.body.errors ?? []) {
+    const code = e.extensions?.code ?? 'NONE';
+    tally.codes[code] = (tally.codes[code] ?? 0) + 1;
+    if (code === 'NONE') problems.push(`${kind}: an error without a code: ${e.message}`);
+    if (/\bat .*\.js|TypeError|ReferenceError|Cannot read/.test(e.message)) problems.push(`${kind}: an internal message: ${e.message}`);
+  }
+  if (r.status >= 500 && r.status !== 503) problems.push(`${kind}: HTTP ${r.status}`);
+  if (r.status === 200 && r.body.data == null && !(r.body.errors?.length ?? 0)) problems.push(`${kind}: neither data nor errors`);
+};
+const outcome = (kind: Write['kind'], r: Answer) =>
+  (r.body.data?.[kind === 'send' ? 'sendNotification' : 'updateProfile'] as { status?: string } | undefined)?.status ?? `HTTP ${r.status}`;
+
+let stop = false;
+async function monkey(): Promise<void> {
+  while (!stop) {
+    const vendor = pick(Object.keys(vendors) as (keyof typeof vendors)[]);
+    await admin(vendor, 'POST', pick(PROFILES));
+    await sleep(2000 + Math.random() * 3000);
+    await admin(vendor, 'DELETE');
+    await sleep(Math.random() * 1500);
+  }
+}
+async function redisTrouble(): Promise<void> {
+  if (!WITH_REDIS) return;
+  const steps: [number, () => void][] = [
+    [30_000, () => redis!.kill('SIGSTOP')],
+    [10_000, () => redis!.kill('SIGCONT')],
+    [30_000, () => redis!.kill('SIGKILL')],
+    [15_000, startRedis],
+    [25_000, () => redis!.kill('SIGSTOP')],
+    [5_000, () => redis!.kill('SIGCONT')],
+  ];
+  for (const [after, act] of steps) {
+    await sleep(after);
+    if (stop) return;
+    act();
+  }
+}
+let seq = 0;
+async function loop(token: string): Promise<void> {
+  while (!stop) {
+    const roll = Math.random();
+    if (roll < 0.5) note(await gql(DASHBOARD, { id: pick(ids) }, token), 'dashboard');
+    else if (roll < 0.7) note(await gql(LIST, { ids: Array.from({ length: 10 }, () => pick(ids)) }, token), 'list');
+    else if (roll < 0.78) note(await gql(USER_LIST, undefined, token), 'userList');
+    else {
+      const kind = roll < 0.92 ? 'send' : 'update';
+      const key = `chaos-${RUN}-${seq++}`;
+      const input =
+        kind === 'send'
+          ? { userId: pick(ids), title: `t ${key}`, body: 'chaos', channel: 'IN_APP', idempotencyKey: key }
+          : { userId: pick(ids), nickname: `n${seq}`, idempotencyKey: key };
+      const r = await gql(kind === 'send' ? SEND : UPDATE, { input }, token);
+      note(r, kind);
+      writes.push({ kind, key, input, token, first: outcome(kind, r) });
+    }
+  }
+}
+
+console.log(`chaos: ${DURATION_MS / 1000} s, ${LOOPS} callers, WORKERS=2, ${WITH_REDIS ? `Redis on :${redisPort} (frozen, killed, frozen)` : 'no Redis'}`);
+const running = [monkey(), redisTrouble(), ...tokens.map(loop)];
+await sleep(DURATION_MS);
+stop = true;
+await Promise.all(running);
+for (const v of Object.keys(vendors) as (keyof typeof vendors)[]) await admin(v, 'DELETE');
+redis?.kill('SIGCONT');
+await sleep(5000);
+
+const landed = (w: Write) => w.final === 'COMPLETE' || w.final === 'PARTIAL';
+for (const w of writes) {
+  if (w.first === 'COMPLETE' || w.first === 'PARTIAL') w.final = w.first;
+  else {
+    const r = await gql(w.kind === 'send' ? SEND : UPDATE, { input: w.input }, w.token);
+    note(r, `repeated ${w.kind}`);
+    w.final = outcome(w.kind, r);
+  }
+}
+const outcomes: Record<string, number> = {};
+for (const w of writes) outcomes[`${w.kind} ${w.first} → ${w.final}`] = (outcomes[`${w.kind} ${w.first} → ${w.final}`] ?? 0) + 1;
+
+async function auditCounts(): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const user of new Set(writes.map((w) => w.input.userId))) {
+    const res = await fetch(`${vendors.audit}/v1/events?target=${encodeURIComponent(user)}&limit=1000`, { headers: { 'x-api-key': upstreams.env.AUDIT_API_KEY! } });
+    for (const e of ((await res.json()) as { data: { details?: { idempotencyKey?: string } }[] }).data) {
+      const key = e.details?.idempotencyKey;
+      if (key?.startsWith(`chaos-${RUN}`)) counts[key] = (counts[key] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+// Queued deliveries drain with backoff: wait for every landed write's event.
+let audit = await auditCounts();
+for (let waited = 0; waited < 90_000 && writes.some((w) => landed(w) && audit[w.key] !== 1); waited += 5000) {
+  await sleep(5000);
+  audit = await auditCounts();
+}
+for (const w of writes) {
+  const n = audit[w.key] ?? 0;
+  if (n > 1 || (landed(w) && n !== 1)) problems.push(`${w.key} (${w.kind} ${w.first} → ${w.final}): ${n} audit events`);
+}
+const titles: Record<string, number> = {};
+for (const user of new Set(writes.filter((w) => w.kind === 'send').map((w) => w.input.userId))) {
+  for (let page = 1; ; page++) {
+    const res = await fetch(`${vendors.notifications}/v1/users/${encodeURIComponent(user)}/notifications?per_page=100&page=${page}`, {
+      headers: { authorization: `Bearer ${upstreams.env.NOTIFICATIONS_TOKEN!}` },
+    });
+    const list = (await res.json()) as { title: string }[];
+    for (const n of list) if (n.title.startsWith(`t chaos-${RUN}`)) titles[n.title] = (titles[n.title] ?? 0) + 1;
+    if (list.length < 100) break;
+  }
+}
+for (const w of writes.filter((x) => x.kind === 'send')) {
+  const n = titles[w.input.title!] ?? 0;
+  if (n > 1 || (landed(w) && n !== 1)) problems.push(`${w.key} (send ${w.first} → ${w.final}): ${n} notifications at the vendor`);
+}
+const errorLines = server
+  .output()
+  .split('\n')
+  .filter((l) => l.includes('"level":50'))
+  .map((l) => /"msg":"([^"]*)"/.exec(l)?.[1] ?? l.slice(0, 200));
+const errorsByMessage: Record<string, number> = {};
+for (const m of errorLines) errorsByMessage[m] = (errorsByMessage[m] ?? 0) + 1;
+
+console.log(`${tally.requests} requests, slowest ${tally.slowestMs} ms; HTTP`, tally.statuses, '; error codes', tally.codes);
+console.log(`${writes.length} writes:`, outcomes);
+console.log('error-level log lines:', errorsByMessage);
+console.log(problems.length === 0 ? 'no problems' : `${problems.length} problems:\n  ${problems.slice(0, 20).join('\n  ')}`);
+server.child.kill('SIGTERM');
+upstreams.child.kill('SIGTERM');
+redis?.kill('SIGKILL');
+process.exit(problems.length === 0 ? 0 : 1);

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { SourceError } from '../src/errors.js';
@@ -58,6 +59,40 @@ describe('the in-memory delivery queue', () => {
     expect(await queue.counts()).toEqual({ QUEUED: 1, DELIVERED: 3, FAILED: 0 });
     const { items } = await queue.list(null, 0, 50);
     expect(items.map((d) => d.id)).toEqual(['key-6', 'key-5', 'key-4', 'key-0']);
+    await queue.close();
+  });
+});
+
+describe('the in-memory delivery queue while its target is down', () => {
+  it('keeps at most N deliveries waiting: the next is dead-lettered at once, said once at error level, and re-drivable', async () => {
+    let up = false;
+    const lines: string[] = [];
+    const capture = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const queue = new MemoryDeliveryQueue(
+      { ...settings, backoffMs: 60_000 },
+      async () => {
+        if (!up) throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: 'audit', retryable: true });
+      },
+      createLogger({ level: 'warn', destination: capture }),
+      100,
+      2,
+    );
+    expect((await queue.submit(job(1))).state).toBe('QUEUED');
+    expect((await queue.submit(job(2))).state).toBe('QUEUED');
+    const third = await queue.submit(job(3));
+    const fourth = await queue.submit(job(4));
+    expect([third.state, fourth.state]).toEqual(['FAILED', 'FAILED']);
+    expect(third.error).toMatchObject({ code: 'INTERNAL', retryable: true, message: expect.stringContaining('set REDIS_URL') });
+    expect(await queue.counts()).toEqual({ QUEUED: 2, DELIVERED: 0, FAILED: 2 });
+    expect(lines.filter((l) => l.includes('"level":50'))).toHaveLength(1);
+    up = true;
+    expect((await queue.retry('key-3'))!.state).toBe('QUEUED');
+    await expect.poll(async () => (await queue.counts()).DELIVERED).toBe(1);
     await queue.close();
   });
 });

@@ -192,6 +192,14 @@ export class BullDeliveryQueue implements DeliveryQueue {
 export const MEMORY_FINISHED_KEPT = 10_000;
 
 /**
+ * Deliveries the in-memory queue keeps waiting for a retry. Past it, a
+ * delivery whose first attempt failed is dead-lettered at once (FAILED, listed,
+ * re-drivable): an audit vendor down for hours under a steady stream of writes
+ * would otherwise grow the heap until the process died, losing every one.
+ */
+export const MEMORY_WAITING_MAX = 20_000;
+
+/**
  * Without Redis: the same behaviour in this process only. Deliveries still
  * queued when it stops are lost; the server warns at start.
  */
@@ -199,6 +207,8 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
   private readonly records = new Map<string, { data: JobData; state: DeliveryState; timer?: NodeJS.Timeout }>();
   /** Ids in the order they finished (one may have been re-driven since: it is skipped when its turn to go comes). */
   private readonly finished = new Denque<string>();
+  private waiting = 0;
+  private lastFullWarning = 0;
   private closed = false;
 
   constructor(
@@ -206,6 +216,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     private readonly deliver: Deliver,
     private readonly logger: Logger,
     private readonly finishedKept = MEMORY_FINISHED_KEPT,
+    private readonly waitingMax = MEMORY_WAITING_MAX,
   ) {}
 
   async submit(secondary: SecondaryJob): Promise<DeliveryRecord> {
@@ -214,6 +225,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     if (existing) return toRecord(id, existing.data, existing.state);
     const entry = { data: { ...secondary, attempts: 0, lastError: null } as JobData, state: 'QUEUED' as DeliveryState, timer: undefined as NodeJS.Timeout | undefined };
     this.records.set(id, entry);
+    this.waiting++;
     await this.attempt(id);
     return toRecord(id, entry.data, entry.state);
   }
@@ -234,6 +246,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     if (!entry) return null;
     if (entry.state !== 'FAILED') throw new NotRetryableError(`Delivery ${id} is ${entry.state}; only FAILED deliveries can be retried.`);
     entry.state = 'QUEUED';
+    this.waiting++;
     entry.data = { ...entry.data, attempts: 0, permanent: false };
     this.schedule(id, 0);
     return toRecord(id, entry.data, entry.state);
@@ -264,11 +277,25 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
           'Delivery dead-lettered after its last attempt',
         );
         this.finish(id);
-      } else this.schedule(id, jittered(this.settings.backoffMs * 2 ** (attempts - 1)));
+      } else if (this.waiting > this.waitingMax) this.refuseToKeep(id, entry);
+      else this.schedule(id, jittered(this.settings.backoffMs * 2 ** (attempts - 1)));
     }
   }
 
+  private refuseToKeep(id: string, entry: { data: JobData; state: DeliveryState }): void {
+    const message = `Not kept for a retry: ${this.waitingMax} deliveries already wait in memory (set REDIS_URL for a durable queue); re-drive it with retryDelivery`;
+    const data = (entry.data = { ...entry.data, lastError: { code: 'INTERNAL', message, retryable: true } });
+    entry.state = 'FAILED';
+    this.finish(id);
+    if (Date.now() - this.lastFullWarning > 10_000) {
+      this.lastFullWarning = Date.now();
+      this.logger.error({ deliveryId: id, operation: data.operation, target: data.target, waiting: this.waiting }, `Delivery dead-lettered: ${message}`);
+    }
+  }
+
+  /** `id` left QUEUED for DELIVERED or FAILED. */
   private finish(id: string): void {
+    this.waiting--;
     this.finished.push(id);
     while (this.finished.length > this.finishedKept) {
       const oldest = this.finished.shift()!;

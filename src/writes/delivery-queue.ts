@@ -197,7 +197,7 @@ export const MEMORY_FINISHED_KEPT = 10_000;
  * re-drivable): an audit vendor down for hours under a steady stream of writes
  * would otherwise grow the heap until the process died, losing every one.
  */
-export const MEMORY_WAITING_MAX = 20_000;
+export const MEMORY_WAITING_MAX = 10_000;
 
 /**
  * Without Redis: the same behaviour in this process only. Deliveries still

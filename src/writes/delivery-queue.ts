@@ -1,5 +1,6 @@
 import { Job, Queue, UnrecoverableError, Worker, type JobType } from 'bullmq';
 import Denque from 'denque';
+import { DeliveryFailureLog } from './delivery-failure-log.js';
 import type { Logger } from '../logger.js';
 import { deliveryError, isPermanent, type Deliver, type DeliveryError, type DeliveryRecord, type DeliveryState, type SecondaryJob } from './delivery.js';
 import { newRedisClient, queuePrefix, type RedisClient, type RedisLocation } from '../redis.js';
@@ -57,6 +58,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
   private readonly queue: Queue<JobData>;
   private readonly worker: Worker<JobData>;
   private readonly connections: RedisClient[] = [];
+  private readonly failures: DeliveryFailureLog;
 
   constructor(
     redis: RedisLocation,
@@ -75,6 +77,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
     const queueKeys = queuePrefix(redis, `${prefix}bull`);
     for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
     this.connections.push(queueConnection, workerConnection);
+    this.failures = new DeliveryFailureLog(logger);
     this.queue = new Queue<JobData>('deliveries', { connection: queueConnection, prefix: queueKeys });
     this.queue.on('error', () => undefined);
     this.worker = new Worker<JobData>(
@@ -107,8 +110,8 @@ export class BullDeliveryQueue implements DeliveryQueue {
       if (!job) return;
       const dead = error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
       const log = { deliveryId: job.id, operation: job.data.operation, target: job.data.target, attempts: job.data.attempts, code: job.data.lastError?.code };
-      if (dead) logger.error(log, 'Delivery dead-lettered after its last attempt: see Query.deliveries(state: FAILED), re-drive with retryDelivery');
-      else logger.warn(log, 'Delivery attempt failed; retrying with backoff');
+      if (dead) this.failures.deadLettered(log);
+      else this.failures.attemptFailed(log);
     });
   }
 
@@ -180,6 +183,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
     if (!done)
       this.logger.warn(`Delivery queue did not close within ${CLOSE_GRACE_MS / 1000} s (is Redis away?): disconnecting; an unfinished job is taken up again by another instance`);
     for (const c of this.connections) c.disconnect();
+    this.failures.close();
   }
 }
 
@@ -208,7 +212,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
   /** Ids in the order they finished (one may have been re-driven since: it is skipped when its turn to go comes). */
   private readonly finished = new Denque<string>();
   private waiting = 0;
-  private lastFullWarning = 0;
+  private readonly failures: DeliveryFailureLog;
   private closed = false;
 
   constructor(
@@ -217,7 +221,9 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     private readonly logger: Logger,
     private readonly finishedKept = MEMORY_FINISHED_KEPT,
     private readonly waitingMax = MEMORY_WAITING_MAX,
-  ) {}
+  ) {
+    this.failures = new DeliveryFailureLog(logger);
+  }
 
   async submit(secondary: SecondaryJob): Promise<DeliveryRecord> {
     const id = secondary.idempotencyKey;
@@ -257,6 +263,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     const pending = [...this.records.values()].filter((r) => r.state === 'QUEUED');
     for (const r of this.records.values()) clearTimeout(r.timer);
     if (pending.length > 0) this.logger.warn({ lost: pending.length }, 'Stopping with queued deliveries that were kept in memory only (no REDIS_URL): they are lost');
+    this.failures.close();
   }
 
   private async attempt(id: string): Promise<void> {
@@ -272,10 +279,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
       entry.data = { ...entry.data, attempts, lastError: deliveryError(e) };
       if (isPermanent(e) || attempts >= this.settings.maxAttempts) {
         entry.state = 'FAILED';
-        this.logger.error(
-          { deliveryId: id, operation: entry.data.operation, target: entry.data.target, attempts, code: entry.data.lastError?.code },
-          'Delivery dead-lettered after its last attempt',
-        );
+        this.failures.deadLettered({ deliveryId: id, operation: entry.data.operation, target: entry.data.target, attempts, code: entry.data.lastError?.code });
         this.finish(id);
       } else if (this.waiting > this.waitingMax) this.refuseToKeep(id, entry);
       else this.schedule(id, jittered(this.settings.backoffMs * 2 ** (attempts - 1)));
@@ -287,10 +291,10 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     const data = (entry.data = { ...entry.data, lastError: { code: 'INTERNAL', message, retryable: true } });
     entry.state = 'FAILED';
     this.finish(id);
-    if (Date.now() - this.lastFullWarning > 10_000) {
-      this.lastFullWarning = Date.now();
-      this.logger.error({ deliveryId: id, operation: data.operation, target: data.target, waiting: this.waiting }, `Delivery dead-lettered: ${message}`);
-    }
+    this.failures.deadLettered(
+      { deliveryId: id, operation: data.operation, target: data.target, attempts: data.attempts, code: 'INTERNAL' },
+      `without a retry: ${this.waitingMax} deliveries already wait in memory (set REDIS_URL for a durable queue)`,
+    );
   }
 
   /** `id` left QUEUED for DELIVERED or FAILED. */

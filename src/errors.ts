@@ -33,6 +33,8 @@ export class SourceError extends Error {
   /** The upstream's HTTP status, when there was one. */
   readonly status: number | undefined;
   readonly detail: string | undefined;
+  /** The vendor's own error code from its JSON error body (vendorErrorCode), when it named one. */
+  readonly vendorCode: string | undefined;
   /**
    * Made by our own policies (rate limiter, breaker, bulkhead, deadline), not
    * by the upstream: never retried, never counted against the upstream's health.
@@ -47,6 +49,7 @@ export class SourceError extends Error {
     retryAfterMs?: number | undefined;
     status?: number | undefined;
     detail?: string | undefined;
+    vendorCode?: string | undefined;
     local?: boolean;
     cause?: unknown;
   }) {
@@ -58,6 +61,7 @@ export class SourceError extends Error {
     this.retryAfterSeconds = init.retryAfterSeconds ?? (init.retryAfterMs === undefined ? undefined : Math.ceil(init.retryAfterMs / 1000));
     this.status = init.status;
     this.detail = init.detail;
+    this.vendorCode = init.vendorCode;
     this.local = init.local ?? false;
   }
 }

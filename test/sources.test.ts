@@ -618,3 +618,17 @@ describe('helpers', () => {
     expect(await new VendorPageSize(100).learnListingLimit(200, async () => false)).toBeUndefined();
   });
 });
+
+describe('audit: a key the vendor already holds with another body', () => {
+  const event = { actor: 'a', action: 'notification.send', target: 'auth0|x', at: new Date(0).toISOString(), details: {} };
+  it('a 422 whose code names idempotency is the event already recorded (null); a 422 for anything else stays an error', async () => {
+    vendor.script = () => ({ status: 422, body: { error: 'idempotency_key_reused', message: 'This Idempotency-Key was used with a different body.' } });
+    expect(await sources.audit.record(event, 'k1')).toBeNull();
+    vendor.script = () => ({ status: 422, body: { error: { type: 'idempotency_error', message: 'Keys for idempotent requests can only be used with the same parameters' } } });
+    expect(await sources.audit.record(event, 'k2')).toBeNull();
+    vendor.script = () => ({ status: 422, body: { error: 'invalid_request', message: 'at: Invalid ISO datetime' } });
+    expect((await sourceError(sources.audit.record(event, 'k3'))).code).toBe('SOURCE_BAD_RESPONSE');
+    vendor.script = () => ({ status: 422, body: {} });
+    expect((await sourceError(sources.audit.record(event, 'k4'))).code).toBe('SOURCE_BAD_RESPONSE');
+  });
+});

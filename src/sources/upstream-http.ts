@@ -249,5 +249,5 @@ export function errorForStatus(source: SourceName, res: UpstreamExchange, route:
     });
   }
   // Any other 4xx: the upstream refused what we sent; retrying will not help.
-  return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source, retryable: false, status, detail });
+  return new SourceError({ code: 'SOURCE_BAD_RESPONSE', source, retryable: false, status, detail, vendorCode: code });
 }

@@ -26,7 +26,13 @@ export function createWrites(
   // A 2xx whose body did not read is a delivery that happened (as for the primary, see Writes): not retried into the dead letters.
   const deliver = (job: SecondaryJob) =>
     sources.audit.record(job.event, job.idempotencyKey).then(
-      () => undefined,
+      (recorded) => {
+        if (recorded === null)
+          logger.info(
+            { operation: job.operation, idempotencyKey: job.idempotencyKey },
+            'audit already holds the event of this write under its key (a repeat sent it again with a new "at"): taken as delivered',
+          );
+      },
       (error: unknown) => {
         if (!acceptedButUnread(error)) throw error;
       },

@@ -1,5 +1,6 @@
 import type { SourceErrorCode, SourceName } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { codeCounts, SummarizedLines } from './summarized-lines.js';
 
 /** What one request saw of one source's failure. */
 export interface SourceFailure {
@@ -20,12 +21,6 @@ export interface SourceFailureLogOptions {
   intervalMs?: number;
 }
 
-interface Window {
-  lines: number;
-  suppressed: number;
-  codes: Map<SourceErrorCode, number>;
-}
-
 /**
  * Expected vendor failures are an operator's business, not an emergency: one
  * warn line per source per request (code, source, request id, what failed),
@@ -34,49 +29,33 @@ interface Window {
  * counted and written as one summary line when it ends.
  */
 export class SourceFailureLog {
-  private readonly windows = new Map<SourceName, Window>();
-  private readonly timer: NodeJS.Timeout;
-  private readonly linesPerInterval: number;
-  private readonly intervalMs: number;
+  private readonly lines: SummarizedLines<SourceName>;
 
   constructor(
     private readonly logger: Logger,
     options: SourceFailureLogOptions = {},
   ) {
-    this.linesPerInterval = options.linesPerInterval ?? 5;
-    this.intervalMs = options.intervalMs ?? 10_000;
-    this.timer = setInterval(() => this.flush(), this.intervalMs);
-    this.timer.unref();
+    this.lines = new SummarizedLines(
+      (source, suppressed, codes) =>
+        this.logger.warn(
+          { source, requests: suppressed, codes: Object.fromEntries(codes), intervalMs: this.lines.intervalMs },
+          `${source} failed for ${suppressed} more requests in the last ${this.lines.intervalMs / 1000} s (${codeCounts(codes)})`,
+        ),
+      options.linesPerInterval ?? 5,
+      options.intervalMs ?? 10_000,
+    );
   }
 
   record(requestId: string, operation: string | null, failure: SourceFailure): void {
-    let window = this.windows.get(failure.source);
-    if (!window) this.windows.set(failure.source, (window = { lines: 0, suppressed: 0, codes: new Map() }));
-    if (window.lines < this.linesPerInterval) {
-      window.lines++;
-      this.logger.warn({ requestId, operation, ...failure }, `${failure.source} failed for this request: ${failure.code}`);
-      return;
-    }
-    window.suppressed++;
-    window.codes.set(failure.code, (window.codes.get(failure.code) ?? 0) + 1);
+    if (this.lines.admit(failure.source, failure.code)) this.logger.warn({ requestId, operation, ...failure }, `${failure.source} failed for this request: ${failure.code}`);
   }
 
   /** Writes the summaries of the interval that ended and starts the next. */
   flush(): void {
-    for (const [source, window] of this.windows) {
-      if (window.suppressed > 0) {
-        const codes = Object.fromEntries(window.codes);
-        this.logger.warn(
-          { source, requests: window.suppressed, codes, intervalMs: this.intervalMs },
-          `${source} failed for ${window.suppressed} more requests in the last ${this.intervalMs / 1000} s (${[...window.codes].map(([c, n]) => `${c} ${n}`).join(', ')})`,
-        );
-      }
-    }
-    this.windows.clear();
+    this.lines.flush();
   }
 
   close(): void {
-    clearInterval(this.timer);
-    this.flush();
+    this.lines.close();
   }
 }

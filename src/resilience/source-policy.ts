@@ -12,7 +12,7 @@ import {
   type RetryPolicy,
 } from 'cockatiel';
 import type { SourceTuning } from '../config-types.js';
-import { SourceError, type SourceName } from '../errors.js';
+import { acceptedButUnread, SourceError, type SourceName } from '../errors.js';
 import { RetryAfterBackoff } from './backoff.js';
 import type { Deadline } from './deadline.js';
 import type { SourceRateLimiter } from './rate-limiter.js';
@@ -129,8 +129,8 @@ export class SourcePolicy {
     // An attempt answered 2xx whose body did not arrive: a write it carried was taken, whatever the later attempts meet.
     let taken: SourceError | undefined;
     const remember = (error: unknown): never => {
-      if (error instanceof SourceError && isSuccess(error.status)) taken ??= error;
-      if (taken && error instanceof SourceError && !isSuccess(error.status)) {
+      if (acceptedButUnread(error)) taken ??= error;
+      else if (taken && error instanceof SourceError) {
         error = new SourceError({
           code: error.code,
           source: error.source,
@@ -191,5 +191,3 @@ export class SourcePolicy {
     return new SourceError({ code: 'SOURCE_UNAVAILABLE', source: this.source, retryable: true, local: true, detail: 'unexpected failure', cause: error });
   }
 }
-
-const isSuccess = (status: number | undefined) => status !== undefined && status >= 200 && status < 300;

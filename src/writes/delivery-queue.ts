@@ -287,14 +287,11 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
   }
 
   private refuseToKeep(id: string, entry: { data: JobData; state: DeliveryState }): void {
-    const message = `Not kept for a retry: ${this.waitingMax} deliveries already wait in memory (set REDIS_URL for a durable queue); re-drive it with retryDelivery`;
-    const data = (entry.data = { ...entry.data, lastError: { code: 'INTERNAL', message, retryable: true } });
+    const full = `${this.waitingMax} deliveries already wait in memory (set REDIS_URL for a durable queue)`;
+    const data = (entry.data = { ...entry.data, lastError: { code: 'INTERNAL', message: `Not kept for a retry: ${full}; re-drive it with retryDelivery`, retryable: true } });
     entry.state = 'FAILED';
     this.finish(id);
-    this.failures.deadLettered(
-      { deliveryId: id, operation: data.operation, target: data.target, attempts: data.attempts, code: 'INTERNAL' },
-      `without a retry: ${this.waitingMax} deliveries already wait in memory (set REDIS_URL for a durable queue)`,
-    );
+    this.failures.deadLettered({ deliveryId: id, operation: data.operation, target: data.target, attempts: data.attempts, code: 'INTERNAL' }, `without a retry: ${full}`);
   }
 
   /** `id` left QUEUED for DELIVERED or FAILED. */

@@ -8,7 +8,9 @@ import { z } from 'zod';
  * v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, the key being the
  * base64 part of `whsec_…`). Any 2xx within 5 s is success; anything else is
  * retried on a schedule (about 5 s, 30 s, 2 min, 10 min; tests shorten it),
- * and like a real vendor it may deliver an event twice: `duplicateRate`.
+ * and like a real vendor it may deliver an event twice (`duplicateRate`), send
+ * it again as a new event under a new webhook-id (`resignRate`), and deliver
+ * events out of order (`jitterMs`).
  */
 export const webhookTargetSchema = z
   .object({
@@ -18,6 +20,10 @@ export const webhookTargetSchema = z
     retryDelaysMs: z.array(z.number().int().min(0).max(3_600_000)).max(20).default([5_000, 30_000, 120_000, 600_000]),
     /** Share of events sent twice (the second after a short delay), as vendors do after a lost ack. */
     duplicateRate: z.number().min(0).max(1).default(0),
+    /** Share of events sent again as a new event: a new webhook-id, signed anew (a vendor that re-signs its retries, or replays from its log). */
+    resignRate: z.number().min(0).max(1).default(0),
+    /** Each attempt waits a random 0..jitterMs before it is sent, so events arrive out of order. */
+    jitterMs: z.number().int().min(0).max(60_000).default(0),
   })
   .strict();
 export type WebhookTarget = z.infer<typeof webhookTargetSchema>;
@@ -27,14 +33,17 @@ export interface WebhookStats {
   delivered: number;
   failedAttempts: number;
   dropped: number;
+  /** Attempts waiting for their time or under way: 0 once every event was delivered or dropped. */
+  pending: number;
 }
 
 const ATTEMPT_TIMEOUT_MS = 5000;
 
 export class WebhookSender {
   private target: WebhookTarget | null = null;
-  private stats: WebhookStats = { sent: 0, delivered: 0, failedAttempts: 0, dropped: 0 };
+  private stats = { sent: 0, delivered: 0, failedAttempts: 0, dropped: 0 };
   private readonly timers = new Set<NodeJS.Timeout>();
+  private inFlight = 0;
 
   configure(target: WebhookTarget | null): void {
     this.target = target;
@@ -42,7 +51,7 @@ export class WebhookSender {
   }
 
   snapshot(): WebhookStats & { configured: boolean } {
-    return { ...this.stats, configured: this.target !== null };
+    return { ...this.stats, pending: this.timers.size + this.inFlight, configured: this.target !== null };
   }
 
   /** One event: signed and sent now, retried on the schedule until a 2xx. */
@@ -52,11 +61,31 @@ export class WebhookSender {
     const id = `msg_${randomUUID().replaceAll('-', '')}`;
     const body = JSON.stringify({ type, timestamp: new Date().toISOString(), data });
     this.stats.sent++;
-    void this.attempt(target, id, body, 0);
-    if (target.duplicateRate > 0 && Math.random() < target.duplicateRate) this.later(50, () => void this.attempt(target, id, body, target.retryDelaysMs.length));
+    if (target.jitterMs === 0) void this.attempt(target, id, body, 0);
+    else this.later(this.jitter(target), () => void this.attempt(target, id, body, 0));
+    if (target.duplicateRate > 0 && Math.random() < target.duplicateRate)
+      this.later(50 + this.jitter(target), () => void this.attempt(target, id, body, target.retryDelaysMs.length));
+    if (target.resignRate > 0 && Math.random() < target.resignRate) {
+      const again = `msg_${randomUUID().replaceAll('-', '')}`;
+      this.stats.sent++;
+      this.later(50 + this.jitter(target), () => void this.attempt(target, again, body, 0));
+    }
+  }
+
+  private jitter(target: WebhookTarget): number {
+    return target.jitterMs > 0 ? Math.floor(Math.random() * target.jitterMs) : 0;
   }
 
   private async attempt(target: WebhookTarget, id: string, body: string, retry: number): Promise<void> {
+    this.inFlight++;
+    try {
+      await this.deliver(target, id, body, retry);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async deliver(target: WebhookTarget, id: string, body: string, retry: number): Promise<void> {
     // A retry is signed anew, with its own timestamp, as the spec has it.
     const timestamp = Math.floor(Date.now() / 1000);
     const key = Buffer.from(target.secret.slice('whsec_'.length), 'base64');
@@ -84,7 +113,7 @@ export class WebhookSender {
       this.stats.dropped++;
       return;
     }
-    this.later(delay, () => void this.attempt(target, id, body, retry + 1));
+    this.later(delay + this.jitter(target), () => void this.attempt(target, id, body, retry + 1));
   }
 
   private later(ms: number, f: () => void): void {

@@ -231,6 +231,44 @@ describe('POST /webhooks/<source>', () => {
       await receiver.close();
     }
   });
+
+  it('the simulated vendor can re-sign an event under a new webhook-id and send events out of order', async () => {
+    const stack = await stackWith();
+    const receiver = await new ScriptedUpstream().start();
+    try {
+      receiver.script = () => ({ status: 200, body: {} });
+      const admin = (body: unknown) =>
+        fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const webhookStats = async () => (await (await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`)).json()) as AnyData;
+      const user = stack.userId(42);
+
+      expect((await admin({ url: `${receiver.url}/hook`, secret: SECRET, resignRate: 1 })).status).toBe(200);
+      await makeAtVendor(stack, user, { title: 'again', body: 'b', channel: 'email' });
+      await expect.poll(() => receiver.seen.length, { timeout: 2000 }).toBe(2);
+      // The same event under two ids, each signed for its own id.
+      expect(new Set(receiver.seen.map((r) => r.headers['webhook-id'])).size).toBe(2);
+      expect(receiver.seen[0]!.body).toBe(receiver.seen[1]!.body);
+      for (const req of receiver.seen) {
+        const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((h) => [h, String(req.headers[h])]));
+        expect(signer.verify(req.body, headers)).toMatchObject({ type: 'notification.created' });
+      }
+      expect(await webhookStats()).toMatchObject({ sent: 2, delivered: 2, pending: 0 });
+
+      receiver.seen.length = 0;
+      expect((await admin({ url: `${receiver.url}/hook`, secret: SECRET, jitterMs: 1000 })).status).toBe(200);
+      const titles = Array.from({ length: 20 }, (_, i) => `n${i}`);
+      for (const title of titles) await makeAtVendor(stack, user, { title, body: 'b', channel: 'push' });
+      expect((await webhookStats()).pending).toBeGreaterThan(0);
+      await expect.poll(() => receiver.seen.length, { timeout: 3000 }).toBe(20);
+      const arrived = receiver.seen.map((r) => (JSON.parse(r.body) as { data: { title: string } }).data.title);
+      expect(arrived.toSorted()).toEqual(titles.toSorted());
+      expect(arrived).not.toEqual(titles);
+      expect(await webhookStats()).toMatchObject({ sent: 20, delivered: 20, dropped: 0, pending: 0 });
+    } finally {
+      await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, { method: 'DELETE' });
+      await receiver.close();
+    }
+  });
 });
 
 describeWithRedis('webhooks across instances, through Redis', () => {

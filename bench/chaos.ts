@@ -10,10 +10,19 @@
  * did not answer COMPLETE or PARTIAL is repeated with its key by its caller,
  * as a client would, and each key is counted where it landed.
  *
+ * Real time runs through it: subscribers over SSE (notificationAdded twice,
+ * unreadCount and userUpdated for each of a few watched users, reconnecting
+ * when a stream ends), the vendor's webhooks sent to the server twice under
+ * one id, again under a new id, and out of order, and notifications made and
+ * marked read at the vendor behind the server's back.
+ *
  * Fails (exit 1) on: a 5xx other than 503, an error without a code, an
  * internal message, data and errors both missing, a notification written
  * other than once for a write that answered COMPLETE or PARTIAL (or more than
- * once for any), an audit event recorded more than once for a key.
+ * once for any), an audit event recorded more than once for a key, a
+ * notification a subscriber connected throughout did not hear, or heard twice
+ * outside a Redis outage, a subscriber's last unread count or profile that is
+ * not the vendor's once all is delivered.
  *
  *   npm run build && npx tsx bench/chaos.ts     # CHAOS_MS (default 150,000), CHAOS_LOOPS (16), CHAOS_REDIS=0 to run without Redis
  *
@@ -25,6 +34,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
+import { coveredFrom, watch, type Watch, type WatchedField } from './chaos-watch.js';
 import { start, startProdNodeArgs, startUpstreams } from './harness.js';
 
 type Json = Record<string, unknown>;
@@ -38,6 +48,8 @@ interface Write {
   key: string;
   input: Json & { userId: string; title?: string };
   token: string;
+  /** When it was first sent. */
+  at: number;
   first: string;
   final?: string;
 }
@@ -58,6 +70,8 @@ const vendors = {
 };
 
 let redis: ChildProcess | undefined;
+/** When Redis was frozen or down (a restart counts until 3 s after it): a notification may be announced twice then, never lost. */
+const redisTroubles: { from: number; to?: number }[] = [];
 const redisPort = 16_000 + Math.floor(Math.random() * 4000);
 const redisDir = mkdtempSync(join(tmpdir(), 'chaos-redis-'));
 const startRedis = () => {
@@ -71,6 +85,7 @@ if (WITH_REDIS) {
 process.on('exit', () => redis?.kill('SIGKILL'));
 
 const secret = randomBytes(32).toString('base64url');
+const webhookSecret = `whsec_${randomBytes(24).toString('base64')}`;
 const server = await start(
   'dist/main.js',
   {
@@ -80,17 +95,16 @@ const server = await start(
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     AUTH_JWT_SECRET: secret,
+    NOTIFICATIONS_WEBHOOK_SECRET: webhookSecret,
     ...(WITH_REDIS ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
   },
   /GraphQL endpoint: /,
   startProdNodeArgs(),
 );
 const url = /GraphQL endpoint: (http:\/\/[^"\s]+)/.exec(server.output())![1]!;
-const tokens = await Promise.all(
-  Array.from({ length: LOOPS }, (_, i) =>
-    new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(`chaos-caller-${i}`).setExpirationTime('1h').sign(new TextEncoder().encode(secret)),
-  ),
-);
+const sign = (sub: string) =>
+  new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+const tokens = await Promise.all(Array.from({ length: LOOPS }, (_, i) => sign(`chaos-caller-${i}`)));
 
 async function gql(query: string, variables: Json | undefined, token: string): Promise<Answer> {
   const started = Date.now();
@@ -120,11 +134,36 @@ const admin = (vendor: keyof typeof vendors, method: string, body?: unknown) =>
 
 const listed = await gql('{ userList(first: 100) { edges { node { id } } } }', undefined, tokens[0]!);
 const ids = ((listed.body.data!.userList as Json).edges as { node: { id: string } }[]).map((e) => e.node.id);
+const watched = ids.slice(0, 6);
+const vendorHeaders = {
+  notifications: { authorization: `Bearer ${upstreams.env.NOTIFICATIONS_TOKEN!}`, 'content-type': 'application/json' },
+};
+// Twice under one id, again under a new id, out of order; retried long enough to outlast a Redis outage.
+await fetch(`${vendors.notifications}/__admin/webhook`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({
+    url: url.replace(/\/graphql$/, '/webhooks/notifications'),
+    secret: webhookSecret,
+    retryDelaysMs: [1000, 3000, 10_000, 30_000, 60_000],
+    duplicateRate: 0.2,
+    resignRate: 0.2,
+    jitterMs: 2000,
+  }),
+});
+const FIELDS: WatchedField[] = ['notificationAdded', 'notificationAdded', 'unreadCount', 'userUpdated'];
+const watches: Watch[] = [];
+for (const [u, user] of watched.entries()) {
+  for (const [f, field] of FIELDS.entries()) watches.push(watch(url, await sign(`chaos-watcher-${u}-${f}`), user, field));
+}
+await sleep(1000);
 const DASHBOARD = `query D($id: ID!) { user(id: $id) { id name avatarUrl metrics { pageViews sessions conversionRate } unreadNotificationCount notifications(first: 5) { totalCount edges { node { id title read createdAt } } } } }`;
 const LIST = `query L($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;
 const USER_LIST = `{ userList(first: 10) { totalCount edges { node { id name } } } }`;
 const SEND = `mutation S($input: SendNotificationInput!) { sendNotification(input: $input) { status } }`;
 const UPDATE = `mutation U($input: UpdateProfileInput!) { updateProfile(input: $input) { status } }`;
+const UNREAD_IDS = `query R($id: ID!) { user(id: $id) { notifications(first: 3, unreadOnly: true) { edges { node { id } } } } }`;
+const MARK_READ = `mutation M($u: ID!, $ids: [ID!]!) { markNotificationsRead(userId: $u, ids: $ids) { status } }`;
 const PROFILES: Json[] = [
   { errorRate: 0.5 },
   { errorRate: 0.3, errorStatus: 500 },
@@ -150,6 +189,8 @@ const PROFILES: Json[] = [
 const tally = { requests: 0, statuses: {} as Record<string, number>, codes: {} as Record<string, number>, slowestMs: 0 };
 const problems: string[] = [];
 const writes: Write[] = [];
+/** Notifications made at the vendor behind the server's back, by title. */
+const madeAtVendor = new Map<string, { user: string; at: number; status: number }>();
 const note = (r: Answer, kind: string) => {
   tally.requests++;
   tally.statuses[r.status] = (tally.statuses[r.status] ?? 0) + 1;
@@ -178,13 +219,15 @@ async function monkey(): Promise<void> {
 }
 async function redisTrouble(): Promise<void> {
   if (!WITH_REDIS) return;
+  const troubleStarts = () => redisTroubles.push({ from: Date.now() });
+  const troubleEnds = (after = 0) => (redisTroubles.at(-1)!.to = Date.now() + after);
   const steps: [number, () => void][] = [
-    [30_000, () => redis!.kill('SIGSTOP')],
-    [10_000, () => redis!.kill('SIGCONT')],
-    [30_000, () => redis!.kill('SIGKILL')],
-    [15_000, startRedis],
-    [25_000, () => redis!.kill('SIGSTOP')],
-    [5_000, () => redis!.kill('SIGCONT')],
+    [30_000, () => (troubleStarts(), redis!.kill('SIGSTOP'))],
+    [10_000, () => (redis!.kill('SIGCONT'), troubleEnds())],
+    [30_000, () => (troubleStarts(), redis!.kill('SIGKILL'))],
+    [15_000, () => (startRedis(), troubleEnds(3000))],
+    [25_000, () => (troubleStarts(), redis!.kill('SIGSTOP'))],
+    [5_000, () => (redis!.kill('SIGCONT'), troubleEnds())],
   ];
   for (const [after, act] of steps) {
     await sleep(after);
@@ -196,19 +239,41 @@ let seq = 0;
 async function loop(token: string): Promise<void> {
   while (!stop) {
     const roll = Math.random();
-    if (roll < 0.5) note(await gql(DASHBOARD, { id: pick(ids) }, token), 'dashboard');
-    else if (roll < 0.7) note(await gql(LIST, { ids: Array.from({ length: 10 }, () => pick(ids)) }, token), 'list');
-    else if (roll < 0.78) note(await gql(USER_LIST, undefined, token), 'userList');
-    else {
-      const kind = roll < 0.92 ? 'send' : 'update';
+    // Half the writes go to the watched users, so their subscribers hear plenty.
+    const target = () => (Math.random() < 0.5 ? pick(watched) : pick(ids));
+    if (roll < 0.48) note(await gql(DASHBOARD, { id: pick(ids) }, token), 'dashboard');
+    else if (roll < 0.66) note(await gql(LIST, { ids: Array.from({ length: 10 }, () => pick(ids)) }, token), 'list');
+    else if (roll < 0.73) note(await gql(USER_LIST, undefined, token), 'userList');
+    else if (roll < 0.76) {
+      const user = pick(watched);
+      const unread = await gql(UNREAD_IDS, { id: user }, token);
+      note(unread, 'unread ids');
+      const edges = ((unread.body.data?.user as Json | null)?.notifications as { edges: { node: { id: string } }[] } | null)?.edges ?? [];
+      if (edges.length > 0) note(await gql(MARK_READ, { u: user, ids: edges.map((e) => e.node.id) }, token), 'markNotificationsRead');
+    } else if (roll < 0.79) {
+      // Another app of the vendor's: the server hears of it by webhook only.
+      const user = pick(watched);
+      const title = `d chaos-${RUN}-${seq++}`;
+      const at = Date.now();
+      const res = await fetch(`${vendors.notifications}/v1/notifications`, {
+        method: 'POST',
+        headers: { ...vendorHeaders.notifications, 'idempotency-key': title },
+        body: JSON.stringify({ user, title, body: 'behind the back', channel: 'push' }),
+        signal: AbortSignal.timeout(10_000),
+      }).catch(() => undefined);
+      await res?.arrayBuffer().catch(() => undefined);
+      madeAtVendor.set(title, { user, at, status: res?.status ?? 0 });
+    } else {
+      const kind = roll < 0.93 ? 'send' : 'update';
       const key = `chaos-${RUN}-${seq++}`;
       const input =
         kind === 'send'
-          ? { userId: pick(ids), title: `t ${key}`, body: 'chaos', channel: 'IN_APP', idempotencyKey: key }
-          : { userId: pick(ids), nickname: `n${seq}`, idempotencyKey: key };
+          ? { userId: target(), title: `t ${key}`, body: 'chaos', channel: 'IN_APP', idempotencyKey: key }
+          : { userId: target(), nickname: `n${seq}`, idempotencyKey: key };
+      const at = Date.now();
       const r = await gql(kind === 'send' ? SEND : UPDATE, { input }, token);
       note(r, kind);
-      writes.push({ kind, key, input, token, first: outcome(kind, r) });
+      writes.push({ kind, key, input, token, at, first: outcome(kind, r) });
     }
   }
 }
@@ -256,13 +321,13 @@ for (const w of writes) {
   if (n > 1 || (landed(w) && n !== 1)) problems.push(`${w.key} (${w.kind} ${w.first} → ${w.final}): ${n} audit events`);
 }
 const titles: Record<string, number> = {};
-for (const user of new Set(writes.filter((w) => w.kind === 'send').map((w) => w.input.userId))) {
+for (const user of new Set([...watched, ...writes.filter((w) => w.kind === 'send').map((w) => w.input.userId)])) {
   for (let page = 1; ; page++) {
     const res = await fetch(`${vendors.notifications}/v1/users/${encodeURIComponent(user)}/notifications?per_page=100&page=${page}`, {
       headers: { authorization: `Bearer ${upstreams.env.NOTIFICATIONS_TOKEN!}` },
     });
     const list = (await res.json()) as { title: string }[];
-    for (const n of list) if (n.title.startsWith(`t chaos-${RUN}`)) titles[n.title] = (titles[n.title] ?? 0) + 1;
+    for (const n of list) if (/^[td] chaos-/.test(n.title) && n.title.includes(RUN)) titles[n.title] = (titles[n.title] ?? 0) + 1;
     if (list.length < 100) break;
   }
 }
@@ -270,6 +335,67 @@ for (const w of writes.filter((x) => x.kind === 'send')) {
   const n = titles[w.input.title!] ?? 0;
   if (n > 1 || (landed(w) && n !== 1)) problems.push(`${w.key} (send ${w.first} → ${w.final}): ${n} notifications at the vendor`);
 }
+for (const [title, m] of madeAtVendor) if ((titles[title] ?? 0) > 1) problems.push(`${title} (made at the vendor, ${m.status}): ${titles[title]} notifications`);
+
+// Real time, once the vendor delivered or dropped every webhook and the change feed had time to pass.
+const webhookStats = async () => (await (await fetch(`${vendors.notifications}/__admin/webhook`)).json()) as Record<string, number>;
+for (let waited = 0; waited < 120_000 && (await webhookStats()).pending! > 0; waited += 2000) await sleep(2000);
+await sleep(8000);
+await Promise.all(watches.map((w) => w.stop()));
+const hooks = await webhookStats();
+const troubleNear = (at: number) => redisTroubles.some((t) => at >= t.from && at <= (t.to ?? Infinity) + 5000);
+const realtime = { announced: 0, heardByWatchers: 0, missed: 0, twiceNearOutage: 0, streamEnds: {} as Record<string, number>, refused: {} as Record<string, number> };
+const asked = new Map<string, { user: string; at: number }>();
+for (const w of writes) if (w.kind === 'send' && watched.includes(w.input.userId)) asked.set(w.input.title!, { user: w.input.userId, at: w.at });
+for (const [title, m] of madeAtVendor) asked.set(title, m);
+for (const [title, { user, at }] of asked) {
+  if ((titles[title] ?? 0) !== 1) continue;
+  realtime.announced++;
+  for (const w of watches.filter((x) => x.field === 'notificationAdded' && x.user === user)) {
+    const heard = w.heard.filter((h) => (h.value as { title?: string } | null)?.title === title);
+    if (heard.length === 0 && coveredFrom(w, at - 1000)) {
+      realtime.missed++;
+      problems.push(`notificationAdded: a subscriber to ${user} connected throughout did not hear ${title}`);
+    }
+    if (heard.length > 0) realtime.heardByWatchers++;
+    if (heard.length > 1 && (troubleNear(at) || heard.some((h) => troubleNear(h.at)))) realtime.twiceNearOutage++;
+    else if (heard.length > 1) problems.push(`notificationAdded: ${title} heard ${heard.length} times by one subscriber to ${user}, Redis well`);
+  }
+}
+const counts = (await (
+  await fetch(`${vendors.notifications}/v1/unread-counts?user_ids=${watched.map(encodeURIComponent).join(',')}`, { headers: vendorHeaders.notifications })
+).json()) as { counts: Record<string, number> };
+const identityToken = (
+  (await (
+    await fetch(`${vendors.identity}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        grant_type: 'client_credentials',
+        client_id: upstreams.env.IDENTITY_CLIENT_ID,
+        client_secret: upstreams.env.IDENTITY_CLIENT_SECRET,
+        audience: upstreams.env.IDENTITY_AUDIENCE,
+      }),
+    })
+  ).json()) as { access_token: string }
+).access_token;
+for (const w of watches) {
+  for (const span of w.spans) if (span.why !== 'stopped') realtime.streamEnds[span.why ?? 'open'] = (realtime.streamEnds[span.why ?? 'open'] ?? 0) + 1;
+  for (const r of w.refused) realtime.refused[r.slice(0, 80)] = (realtime.refused[r.slice(0, 80)] ?? 0) + 1;
+  const last = w.heard.at(-1);
+  const describe = (h: typeof last) => (h ? `${JSON.stringify(h.value)}${h.errors.length ? ` with ${h.errors.join('; ')}` : ''}` : 'nothing');
+  if (w.field === 'unreadCount' && last?.value !== counts.counts[w.user]) {
+    problems.push(`unreadCount: the last count a subscriber to ${w.user} heard was ${describe(last)}; the vendor's is ${counts.counts[w.user]}`);
+  }
+  if (w.field === 'userUpdated' && writes.some((x) => x.kind === 'update' && x.input.userId === w.user)) {
+    const res = await fetch(`${vendors.identity}/api/v2/users/${encodeURIComponent(w.user)}`, { headers: { authorization: `Bearer ${identityToken}` } });
+    const nickname = ((await res.json()) as { nickname?: string }).nickname;
+    if ((last?.value as { nickname?: string } | null | undefined)?.nickname !== nickname) {
+      problems.push(`userUpdated: the last profile a subscriber to ${w.user} heard was ${describe(last)}; the vendor's nickname is ${nickname}`);
+    }
+  }
+}
+
 const errorLines = server
   .output()
   .split('\n')
@@ -280,6 +406,7 @@ for (const m of errorLines) errorsByMessage[m] = (errorsByMessage[m] ?? 0) + 1;
 
 console.log(`${tally.requests} requests, slowest ${tally.slowestMs} ms; HTTP`, tally.statuses, '; error codes', tally.codes);
 console.log(`${writes.length} writes:`, outcomes);
+console.log(`real time: ${watches.length} subscribers to ${watched.length} users; webhooks`, hooks, '; notifications', realtime);
 console.log('error-level log lines:', errorsByMessage);
 console.log(problems.length === 0 ? 'no problems' : `${problems.length} problems:\n  ${problems.slice(0, 20).join('\n  ')}`);
 server.child.kill('SIGTERM');

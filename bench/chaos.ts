@@ -102,8 +102,7 @@ const server = await start(
   startProdNodeArgs(),
 );
 const url = /GraphQL endpoint: (http:\/\/[^"\s]+)/.exec(server.output())![1]!;
-const sign = (sub: string) =>
-  new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+const sign = (sub: string) => new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
 const tokens = await Promise.all(Array.from({ length: LOOPS }, (_, i) => sign(`chaos-caller-${i}`)));
 
 async function gql(query: string, variables: Json | undefined, token: string): Promise<Answer> {

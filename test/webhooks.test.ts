@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, eventually, wsClient } from './helpers/live-client.js';
@@ -294,6 +295,32 @@ describeWithRedis('webhooks across instances, through Redis', () => {
     expect(await (await post(a, event, { id })).json()).toEqual({ accepted: true });
     await expect.poll(async () => (await b.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 3000 }).toBe(before + 1);
     expect(await (await post(b, event, { id })).json()).toEqual({ duplicate: true });
+  });
+
+  it('an event processed leaves its id in Redis, not its body: a repeat is still a duplicate, and Redis holds less than 400 bytes an event', async () => {
+    const prefix = `gwhook${randomBytes(3).toString('hex')}:`;
+    const stack = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
+    await expect.poll(() => stack.gateway.redis!.available).toBe(true);
+    const client = new Redis(redis.url);
+    try {
+      const user = stack.userId(45);
+      const events = Array.from({ length: 200 }, () => ({ id: `msg_${randomUUID()}`, event: { ...created(user), padding: 'x'.repeat(2000) } }));
+      for (const e of events) expect(await (await post(stack, e.event, { id: e.id })).json()).toEqual({ accepted: true });
+      // Processed: no job is kept (its hash held the body), only bullmq's bookkeeping (its event stream is capped) and one key per id.
+      const perEventKey = (k: string) => k.includes(':events:de:') || k.includes(':once:');
+      const jobs = async () => (await client.keys(`{${prefix}webhooks}:*`)).filter((k) => !perEventKey(k) && !/:events:(events|meta|id|stalled-check)$/.test(k));
+      await expect.poll(jobs, { timeout: 5000 }).toEqual([]);
+      const kept = (await client.keys(`{${prefix}webhooks}:*`)).filter(perEventKey);
+      expect(kept.length).toBe(2 * events.length);
+      let bytes = 0;
+      for (const key of kept) bytes += (await client.memory('USAGE', key)) ?? 0;
+      // Kept 25 h as a job, body and all, an event held over 2 KB (these carry 2 KB of padding).
+      expect(bytes / events.length).toBeLessThan(400);
+      expect(await client.pttl(`{${prefix}webhooks}:events:de:notifications/${events[0]!.id}`)).toBeGreaterThan(24 * 3600 * 1000);
+      for (const e of events.slice(0, 3)) expect(await (await post(stack, e.event, { id: e.id })).json()).toEqual({ duplicate: true });
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('the same notification under two webhook-ids, one to each instance: its subscriber hears it once', async () => {

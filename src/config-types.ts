@@ -66,6 +66,8 @@ export interface OpsConfig {
   callerRateLimit: { perSec: number; burst: number };
   /** Live subscriptions one caller may hold on one instance (SSE and WebSocket together). */
   subscriptionsPerCaller: number;
+  /** notificationAdded events held for a subscriber that is not reading; one more ends its subscription (OVERLOADED). */
+  subscriptionHeldEventsMax: number;
   /** What subscription events read again is collected this long and read as one batch. */
   subscriptionReadWindowMs: number;
   /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */

@@ -304,6 +304,11 @@ export const envSchema = z.object({
   CALLER_RATE_LIMIT_PER_SEC: num(0.1, 100_000).default(50).describe('per caller (token subject), shared through Redis when configured; 429 with Retry-After beyond'),
   CALLER_RATE_LIMIT_BURST: int(1, 100_000).default(100).describe('requests a caller may save up'),
   SUBSCRIPTIONS_PER_CALLER: int(1, 10_000).default(20).describe('live subscriptions one caller may hold on one instance (SSE and WebSocket together); past it, RATE_LIMITED'),
+  SUBSCRIPTION_HELD_EVENTS_MAX: int(1, 100_000)
+    .default(100)
+    .describe(
+      'notificationAdded events held for a subscriber that is not reading (a stalled connection); one more ends its subscription with OVERLOADED (reason subscriber_behind), so a stalled client cannot grow memory',
+    ),
   SUBSCRIPTION_READ_WINDOW_MS: int(0, 1000)
     .default(50)
     .describe('what subscription events read again (an unread count) is collected this long and read as one batch: fewer vendor calls for a little latency'),
@@ -479,6 +484,7 @@ export function loadConfig(env: Env = process.env): Config {
       apq: e.APQ_ENABLED,
       callerRateLimit: { perSec: Number(e.CALLER_RATE_LIMIT_PER_SEC), burst: e.CALLER_RATE_LIMIT_BURST },
       subscriptionsPerCaller: e.SUBSCRIPTIONS_PER_CALLER,
+      subscriptionHeldEventsMax: e.SUBSCRIPTION_HELD_EVENTS_MAX,
       subscriptionReadWindowMs: e.SUBSCRIPTION_READ_WINDOW_MS,
       sourceSuccessRateWarn: Number(e.SOURCE_SUCCESS_RATE_WARN),
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

@@ -164,7 +164,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const sourceFailures = new SourceFailureLog(logger);
   const live = new LiveEvents(config.redis, logger, options.siblings ?? null);
   const changeFeeds = startChangeFeeds(config, { definitions, sources, caches, live, redis, logger, metrics, hashed });
-  const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller);
+  const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller, config.ops.subscriptionHeldEventsMax);
   const liveReads = new LiveReads(caches, config.requestDeadlineMs, config.ops.subscriptionReadWindowMs);
   let draining = false;
   const readsInFlight = new ReadsInFlight();

@@ -100,7 +100,7 @@ export type ErrorCode =
   | 'IDEMPOTENCY_KEY_IN_USE'
   /** Something this server did not expect; the message is masked ("Unexpected error.") and the server's log has the details. */
   | 'INTERNAL_SERVER_ERROR'
-  /** The server is over capacity (HTTP 503 with Retry-After; extensions.reason says which bound): nothing was run; retry after Retry-After. */
+  /** The server is over capacity (HTTP 503 with Retry-After; extensions.reason says which bound): nothing was run; retry after Retry-After. On a subscription (reason subscriber_behind): the subscriber left too many events unread and was ended; subscribe again and query what it missed. */
   | 'OVERLOADED'
   /** Automatic persisted queries: the server does not know this hash yet; send the query with it once. */
   | 'PERSISTED_QUERY_NOT_FOUND'

@@ -1,10 +1,10 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
-import { createPubSub, type PubSub } from 'graphql-yoga';
 import type { RedisSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';
 import type { Siblings } from '../siblings.js';
 import { newRedisClient, type RedisClient } from '../redis.js';
+import { SubscriberQueue } from './subscriber-queue.js';
 
 /** What is published, by topic: each keyed by the user it concerns. */
 export interface LiveTopics {
@@ -16,14 +16,21 @@ export interface LiveTopics {
 }
 export type LiveTopic = keyof LiveTopics;
 
+/** How a subscriber's unread events are kept: the latest state only, or every fact up to a bound (SubscriberQueue). */
+export type Keep = { latest: true } | { latest: false; max: number };
+
+/** Where events are published and listened to: in process, through Redis, or through the cluster's primary. */
+type Target = Pick<EventTarget, 'addEventListener' | 'removeEventListener' | 'dispatchEvent'>;
+
 /**
  * The events subscriptions are made of. With Redis, through its pub/sub
  * (graphql-yoga's Redis event target), so what a webhook delivered to one
  * instance reaches a subscriber on another; without, in this process.
  * Channels carry the key prefix, so deployments sharing a Redis stay apart.
+ * Each subscriber reads from its own SubscriberQueue, filled by its listener.
  */
 export class LiveEvents {
-  private readonly pubsub: PubSub<Record<string, [string, unknown]>>;
+  private readonly target: Target;
   private readonly clients: RedisClient[] = [];
 
   constructor(
@@ -38,31 +45,40 @@ export class LiveEvents {
       const subscribeClient = newRedisClient(redis);
       for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
       this.clients.push(publishClient, subscribeClient);
-      this.pubsub = createPubSub({ eventTarget: createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) }) });
+      this.target = createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) });
     } else if (siblings) {
-      this.pubsub = createPubSub({ eventTarget: siblingEventTarget(siblings) as never });
+      this.target = siblingEventTarget(siblings);
     } else {
-      this.pubsub = createPubSub();
+      this.target = new EventTarget();
     }
   }
 
   private readonly prefix: string;
 
-  private channel(topic: LiveTopic): string {
-    return `${this.prefix}live:${topic}`;
+  /** As graphql-yoga's pub/sub names them (`<routing key>:<id>`), so instances of either kind hear each other. */
+  private channel(topic: LiveTopic, userId: string): string {
+    return `${this.prefix}live:${topic}:${userId}`;
   }
 
   publish<T extends LiveTopic>(topic: T, userId: string, payload: LiveTopics[T]): void {
     try {
-      this.pubsub.publish(this.channel(topic), userId, payload);
+      this.target.dispatchEvent(new CustomEvent(this.channel(topic, userId), { detail: payload }));
     } catch (err) {
       // Redis away: subscribers on other instances miss this one; this instance's still get it through L1's invalidation.
       this.logger.warn({ topic, err: (err as Error).message }, 'Could not publish a live event');
     }
   }
 
-  subscribe<T extends LiveTopic>(topic: T, userId: string): AsyncIterable<LiveTopics[T]> {
-    return this.pubsub.subscribe(this.channel(topic), userId) as AsyncIterable<LiveTopics[T]>;
+  /** Events from now on, for one subscriber; return() stops listening. */
+  subscribe<T extends LiveTopic>(topic: T, userId: string, keep: Keep): SubscriberQueue<LiveTopics[T]> {
+    const channel = this.channel(topic, userId);
+    const listener = (event: Event) => queue.push((event as CustomEvent<LiveTopics[T]>).detail);
+    const onFellBehind = (held: number) =>
+      // One line per subscription ended so; it names the user, not the caller's token.
+      this.logger.warn({ topic, userId, held }, `A subscriber to ${topic} left ${held} events unread (a stalled connection); its subscription was ended`);
+    const queue = new SubscriberQueue<LiveTopics[T]>(keep.latest ? keep : { ...keep, onFellBehind }, () => this.target.removeEventListener(channel, listener));
+    this.target.addEventListener(channel, listener);
+    return queue;
   }
 
   close(): void {

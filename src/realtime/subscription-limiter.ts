@@ -2,11 +2,15 @@
  * At most `perCaller` live subscriptions per caller (token subject) on this
  * instance, over SSE and WebSocket together: each holds a connection and a
  * pub/sub listener, so an unbounded number is a way to exhaust the server.
+ * Likewise the events one subscriber may leave unread (`heldEventsMax`).
  */
 export class SubscriptionLimiter {
   private readonly active = new Map<string, number>();
 
-  constructor(readonly perCaller: number) {}
+  constructor(
+    readonly perCaller: number,
+    readonly heldEventsMax: number,
+  ) {}
 
   /** A release function, or null when the caller is at its limit. */
   enter(caller: string): (() => void) | null {

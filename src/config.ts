@@ -305,7 +305,8 @@ export const envSchema = z.object({
   CALLER_RATE_LIMIT_BURST: int(1, 100_000).default(100).describe('requests a caller may save up'),
   SUBSCRIPTIONS_PER_CALLER: int(1, 10_000).default(20).describe('live subscriptions one caller may hold on one instance (SSE and WebSocket together); past it, RATE_LIMITED'),
   SUBSCRIPTION_HELD_EVENTS_MAX: int(1, 100_000)
-    .default(100)
+    // Not much lower: events from Redis come in bursts (hundreds in one socket read), faster than any consumer can pull.
+    .default(1000)
     .describe(
       'notificationAdded events held for a subscriber that is not reading (a stalled connection); one more ends its subscription with OVERLOADED (reason subscriber_behind), so a stalled client cannot grow memory',
     ),

@@ -29,7 +29,7 @@ describe('SubscriberQueue', () => {
     expect(released).toBe(1);
   });
 
-  it('all: a consumer that keeps up gets every event in order; one that stops reading gets max held, then FellBehind, then the end, and the listener is released', async () => {
+  it('all: a consumer that keeps up gets every event in order; one that stops reading past max gets FellBehind, then the end (what was held is dropped), and the listener is released', async () => {
     let released = 0;
     let told = 0;
     const queue = new SubscriberQueue<number>({ latest: false, max: 5, onFellBehind: (held) => (told = held) }, () => released++);
@@ -43,10 +43,7 @@ describe('SubscriberQueue', () => {
     // graphql-yoga's pub/sub queue threw past 1,024 here, inside the listener.
     for (let i = 4; i <= 2003; i++) queue.push(i);
     const rest = await drain(queue);
-    expect(rest.slice(0, 5)).toEqual([4, 5, 6, 7, 8]);
-    expect(rest[5]).toBeInstanceOf(FellBehind);
-    expect((rest[5] as FellBehind).held).toBe(5);
-    expect(rest).toHaveLength(6);
+    expect(rest).toEqual([new FellBehind(5)]);
     expect(told).toBe(5);
     expect(released).toBe(1);
   });

@@ -11,8 +11,9 @@ export class FellBehind {
  *   consumer is busy or not reading replace the one held: a burst of 50 costs
  *   a subscriber one or two reads, and the last state always arrives.
  * - `all`, at most `max`: a stream of facts (notifications). One more than
- *   `max` unread, and the subscription ends: the consumer gets the events
- *   held, then one FellBehind, then the end, and `release` is called.
+ *   `max` unread, and the subscription ends: the events held are dropped
+ *   (a stalled connection would keep them as long as it stays open), the
+ *   consumer gets one FellBehind, then the end, and `release` is called.
  *
  * Not graphql-yoga's pub/sub queue: it holds at most 1,024 pushes and then
  * throws inside the listener. A subscriber that stopped reading (a phone on a
@@ -41,8 +42,10 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T | FellBehind>
     } else if (this.held.length < this.keep.max) {
       this.held.push(value);
     } else {
-      this.keep.onFellBehind?.(this.held.length);
-      this.held.push(new FellBehind(this.held.length));
+      const held = this.held.length;
+      this.keep.onFellBehind?.(held);
+      this.held.length = 0;
+      this.held.push(new FellBehind(held));
       this.end();
     }
   }

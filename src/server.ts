@@ -303,6 +303,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     siblings: options.siblings ?? null,
     onOutcome: (source, outcome) => metrics.webhooks.labels(source, outcome).inc(),
     settleMs: config.webhookSettleMs,
+    drift: (name) => sources.all.find((s) => s.name === name)?.drift,
   });
   const cors = corsHeaders(ops.corsOrigins);
   const cachedResponses = responses

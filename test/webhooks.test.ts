@@ -219,6 +219,32 @@ describe('POST /webhooks/<source>', () => {
     await stalledSubscriber(await stackWith({ ops: (o) => ({ ...o, subscriptionHeldEventsMax: 20 }) }));
   });
 
+  it('drift in events is noticed as in responses: unknown and retyped fields counted under webhook <type>; a retyped notification still drops the entries', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(48);
+    const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount as number;
+    await makeAtVendor(stack, user, { title: 'x', body: 'y', channel: 'push' });
+    const added = created(user);
+    expect((await post(stack, { ...added, x_trace: { a: 1 }, data: { ...added.data, priority: 'high' } })).status).toBe(202);
+    expect((await post(stack, { type: 'notification.read', timestamp: new Date().toISOString(), data: { user, ids: 'all' } })).status).toBe(202);
+    const retyped = created(user);
+    expect((await post(stack, { ...retyped, data: { ...retyped.data, created: 1_796_600_000 } })).status).toBe(202);
+    const drift = async () =>
+      (
+        (await stack.gql<AnyData>(`{ sources { name drift { endpoint kind path } } }`)).body.data!.sources.find((s: AnyData) => s.name === 'notifications').drift as AnyData[]
+      ).filter((d) => d.endpoint.startsWith('webhook '));
+    await expect
+      .poll(async () => (await drift()).map((d) => `${d.endpoint} ${d.kind} ${d.path}`).toSorted(), { timeout: 3000 })
+      .toEqual([
+        'webhook notification.created TYPE_CHANGED data.created',
+        'webhook notification.created UNKNOWN data.priority',
+        'webhook notification.created UNKNOWN x_trace',
+        'webhook notification.read TYPE_CHANGED data.ids',
+      ]);
+    expect(await webhookCounts(stack)).toMatchObject({ accepted: 3 });
+    expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount).toBe(before + 1);
+  });
+
   it("an event type the contract does not name, about a user, still drops that user's entries (what it changed is not known)", async () => {
     const stack = await stackWith();
     const user = stack.userId(42);

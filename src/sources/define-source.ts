@@ -1,4 +1,5 @@
 import type { IResolvers } from '@graphql-tools/utils';
+import type { z } from 'zod';
 import type { SourceTuning } from '../config-types.js';
 import type { StoredForm } from '../cache/entry.js';
 import type { EntityPolicy } from '../cache/policy.js';
@@ -97,6 +98,11 @@ export interface SourceWebhooks {
    * that re-signs its retries gives each a new webhook-id).
    */
   changes(event: unknown): { entities: string[]; groups: string[]; published?: { topic: string; key: string; payload: unknown; again?: boolean; once?: string }[] } | null;
+  /**
+   * What each event type is read as, by `type`: each event is walked for drift as a read's response is (unknown,
+   * missing, retyped fields; counted, logged once per path, shown per source under the endpoint `webhook <type>`).
+   */
+  shapes?: Record<string, z.ZodType>;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
 import type { Caches } from '../sources/caches.js';
 import type { AnySourceDefinition, SourceWebhooks } from '../sources/define-source.js';
+import type { DriftRecorder } from '../sources/drift.js';
 import { vendorText } from '../sources/upstream-http.js';
 import { SettleAgain } from '../cache/settle-again.js';
 import type { LiveEvents, LiveTopic } from '../realtime/live-events.js';
@@ -34,6 +35,8 @@ export interface WebhookReceiverOptions {
   onOutcome?: (source: string, outcome: WebhookOutcome) => void;
   /** What an event dropped is dropped again this long after, its re-read signals sent again (WEBHOOK_SETTLE_MS; 0: once). */
   settleMs?: number;
+  /** A source's drift recorder: its events are walked for drift as its responses are. */
+  drift?: (source: string) => DriftRecorder | undefined;
 }
 
 export interface WebhookReceiver {
@@ -72,9 +75,17 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       await drop(changed);
       for (const p of changed.published ?? []) if (p.again) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
     });
+  const inspect = (source: string, webhooks: SourceWebhooks, body: unknown) => {
+    const type = (body as { type?: unknown } | null)?.type;
+    const shape = typeof type === 'string' ? webhooks.shapes?.[type] : undefined;
+    if (shape) options.drift?.(source)?.inspect(`webhook ${type}`, body, shape, !shape.safeParse(body).success);
+  };
   const process = async (event: InboundEvent | StoredBefore) => {
     const receiver = receivers.get(event.source);
-    const changed = receiver?.webhooks.changes('text' in event ? JSON.parse(event.text) : event.body);
+    if (!receiver) return;
+    const body: unknown = 'text' in event ? JSON.parse(event.text) : event.body;
+    inspect(event.source, receiver.webhooks, body);
+    const changed = receiver.webhooks.changes(body);
     if (!changed) return;
     await drop(changed);
     // After the invalidation: a subscriber that reads again gets the new data.

@@ -9,6 +9,7 @@ import { notification, NotificationsSource } from './notifications-source.js';
 /** The vendor's webhook events (UPSTREAMS.md): only what says whose notifications changed is read. */
 /** Any event about a user's notifications: the two UPSTREAMS.md names, and whatever type a vendor adds (deleted, archived…). */
 const notificationEvent = z.object({ type: z.string(), data: z.object({ user: z.string().min(1) }) });
+const eventOf = <T extends z.ZodType>(data: T) => z.object({ type: z.string(), timestamp: z.string(), data });
 
 /** Notifications (UPSTREAMS.md): static bearer token, Link-header pages, HTTP-dates, bulk unread counts, Retry-After as an HTTP-date. */
 export const notifications = defineSource({
@@ -41,6 +42,10 @@ export const notifications = defineSource({
   },
   webhooks: {
     secretEnv: 'NOTIFICATIONS_WEBHOOK_SECRET',
+    shapes: {
+      'notification.created': eventOf(notification),
+      'notification.read': eventOf(z.object({ user: z.string(), ids: z.array(z.string()) })),
+    },
     changes: (event) => {
       const parsed = notificationEvent.safeParse(event);
       if (!parsed.success) return null;

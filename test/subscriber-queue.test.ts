@@ -48,6 +48,17 @@ describe('SubscriberQueue', () => {
     expect(released).toBe(1);
   });
 
+  it('a consumer that asks again before its last answer came gets each event once, in order; return() answers every call waiting', async () => {
+    const queue = new SubscriberQueue<number>({ latest: false, max: 5 }, () => undefined);
+    const asked = [queue.next(), queue.next(), queue.next()];
+    queue.push(1);
+    queue.push(2);
+    expect(await asked[0]).toEqual({ done: false, value: 1 });
+    expect(await asked[1]).toEqual({ done: false, value: 2 });
+    await queue.return();
+    expect(await asked[2]).toEqual({ done: true, value: undefined });
+  });
+
   it('all: events held up to max are all delivered once the consumer reads again', async () => {
     const queue = new SubscriberQueue<number>({ latest: false, max: 5 }, () => undefined);
     for (let i = 1; i <= 5; i++) queue.push(i);

@@ -22,7 +22,8 @@ export class FellBehind {
  */
 export class SubscriberQueue<T> implements AsyncIterableIterator<T | FellBehind> {
   private readonly held: (T | FellBehind)[] = [];
-  private waiting: ((result: IteratorResult<T | FellBehind>) => void) | undefined;
+  /** Calls of next() not answered yet, oldest first: a consumer may ask again before its last answer came. */
+  private readonly waiting: ((result: IteratorResult<T | FellBehind>) => void)[] = [];
   private closed = false;
 
   constructor(
@@ -33,9 +34,8 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T | FellBehind>
 
   push(value: T): void {
     if (this.closed) return;
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = undefined;
+    const resolve = this.waiting.shift();
+    if (resolve) {
       resolve({ done: false, value });
     } else if (this.keep.latest) {
       this.held[0] = value;
@@ -53,7 +53,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T | FellBehind>
   next(): Promise<IteratorResult<T | FellBehind>> {
     if (this.held.length > 0) return Promise.resolve({ done: false, value: this.held.shift()! });
     if (this.closed) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => (this.waiting = resolve));
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   return(): Promise<IteratorResult<T | FellBehind>> {
@@ -70,8 +70,6 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T | FellBehind>
     if (this.closed) return;
     this.closed = true;
     this.release();
-    const resolve = this.waiting;
-    this.waiting = undefined;
-    resolve?.({ done: true, value: undefined });
+    for (const resolve of this.waiting.splice(0)) resolve({ done: true, value: undefined });
   }
 }

@@ -86,7 +86,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
       const now = Date.now();
       for (const [id, at] of showsFrom) if (at <= now) showsFrom.delete(id);
       if (req.readLagMs > 0) showsFrom.set(stored.id, now + req.readLagMs);
-      webhooks.emit('notification.created', render(stored));
+      webhooks.emit('notification.created', req.drift(render(stored)));
       return json(201, render(stored));
     });
 
@@ -105,7 +105,7 @@ export function notificationsApi(data: Dataset, token: string): UpstreamApi {
         changed.push(n.id);
       }
     }
-    if (changed.length > 0) webhooks.emit('notification.read', { user: req.params[0]!, ids: changed });
+    if (changed.length > 0) webhooks.emit('notification.read', req.drift({ user: req.params[0]!, ids: changed }));
     return json(200, { updated });
   };
 

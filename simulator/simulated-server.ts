@@ -35,6 +35,8 @@ export interface UpstreamRequest {
   resultCap: number | null;
   /** The `ignoreSort` fault: lists come in the vendor's own order whatever `sort` asks. */
   ignoreSort: boolean;
+  /** The drift faults (`extraFields`, renamed, retyped and set fields), for what the vendor sends besides its answer: its webhook events. */
+  drift: (body: unknown) => unknown;
   /** The `readLagMs` fault: how long after it is written a change shows in the API's reads (0: at once). */
   readLagMs: number;
   /** The `writeHoldMs` fault: how long a keyed write holds its Idempotency-Key before it is written (0: none). */
@@ -272,6 +274,7 @@ export class SimulatedUpstream {
       readLagMs: faults.readLagMs,
       resultCap: faults.maxResults,
       ignoreSort: faults.ignoreSort,
+      drift: (body) => (hasDrift(faults) ? applyDrift(body, faults) : body),
     };
 
     let reply: Reply;
@@ -455,6 +458,7 @@ export class SimulatedUpstream {
         readLagMs: 0,
         resultCap: null,
         ignoreSort: false,
+        drift: (body) => body,
       });
       return reply(answer.status, answer.body);
     }

@@ -243,6 +243,23 @@ describe('POST /webhooks/<source>', () => {
       ]);
     expect(await webhookCounts(stack)).toMatchObject({ accepted: 3 });
     expect((await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount).toBe(before + 1);
+
+    // The simulated vendor's drift faults reach its events too.
+    await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET }),
+    });
+    try {
+      await stack.faults('notifications', { extraFields: true });
+      expect((await makeAtVendor(stack, user, { title: 'drifted', body: 'b', channel: 'push' })).status).toBe(201);
+      await expect
+        .poll(async () => (await drift()).map((d) => `${d.endpoint} ${d.kind} ${d.path}`), { timeout: 3000 })
+        .toContain('webhook notification.created UNKNOWN data.x_drift');
+    } finally {
+      await stack.reset();
+      await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, { method: 'DELETE' });
+    }
   });
 
   it("an event type the contract does not name, about a user, still drops that user's entries (what it changed is not known)", async () => {

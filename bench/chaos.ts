@@ -277,6 +277,7 @@ async function loop(token: string): Promise<void> {
   }
 }
 
+const startedAt = Date.now();
 console.log(`chaos: ${DURATION_MS / 1000} s, ${LOOPS} callers, WORKERS=2, ${WITH_REDIS ? `Redis on :${redisPort} (frozen, killed, frozen)` : 'no Redis'}`);
 const running = [monkey(), redisTrouble(), ...tokens.map(loop)];
 await sleep(DURATION_MS);
@@ -340,9 +341,19 @@ for (const [title, m] of madeAtVendor) if ((titles[title] ?? 0) > 1) problems.pu
 const webhookStats = async () => (await (await fetch(`${vendors.notifications}/__admin/webhook`)).json()) as Record<string, number>;
 for (let waited = 0; waited < 120_000 && (await webhookStats()).pending! > 0; waited += 2000) await sleep(2000);
 await sleep(8000);
+// How many connections listen on each user's channel (one per worker holding a subscriber), while they still do: 0 says a SUBSCRIBE never took.
+const listeningAtEnd = new Map<string, string>();
+for (const user of WITH_REDIS ? watched : []) {
+  const numsub = execFileSync('redis-cli', ['-p', String(redisPort), 'PUBSUB', 'NUMSUB', `gw:live:notificationAdded:${user}`])
+    .toString()
+    .trim()
+    .split('\n');
+  listeningAtEnd.set(user, numsub.at(-1)!);
+}
 await Promise.all(watches.map((w) => w.stop()));
 const hooks = await webhookStats();
 const troubleNear = (at: number) => redisTroubles.some((t) => at >= t.from && at <= (t.to ?? Infinity) + 5000);
+const missedBy: Record<string, { missed: number; firstAtS: number; lastAtS: number }> = {};
 const realtime = { announced: 0, heardByWatchers: 0, missed: 0, twiceNearOutage: 0, streamEnds: {} as Record<string, number>, refused: {} as Record<string, number> };
 const asked = new Map<string, { user: string; at: number }>();
 for (const w of writes) if (w.kind === 'send' && watched.includes(w.input.userId)) asked.set(w.input.title!, { user: w.input.userId, at: w.at });
@@ -354,12 +365,22 @@ for (const [title, { user, at }] of asked) {
     const heard = w.heard.filter((h) => (h.value as { title?: string } | null)?.title === title);
     if (heard.length === 0 && coveredFrom(w, at - 1000)) {
       realtime.missed++;
-      problems.push(`notificationAdded: a subscriber to ${user} connected throughout did not hear ${title}`);
+      const m = (missedBy[`subscriber ${watches.indexOf(w)} to ${user}`] ??= { missed: 0, firstAtS: Infinity, lastAtS: 0 });
+      m.missed++;
+      m.firstAtS = Math.min(m.firstAtS, Math.round((at - startedAt) / 1000));
+      m.lastAtS = Math.max(m.lastAtS, Math.round((at - startedAt) / 1000));
     }
     if (heard.length > 0) realtime.heardByWatchers++;
     if (heard.length > 1 && (troubleNear(at) || heard.some((h) => troubleNear(h.at)))) realtime.twiceNearOutage++;
     else if (heard.length > 1) problems.push(`notificationAdded: ${title} heard ${heard.length} times by one subscriber to ${user}, Redis well`);
   }
+}
+for (const [who, m] of Object.entries(missedBy)) {
+  const w = watches[Number(who.split(' ')[1])]!;
+  const listening = listeningAtEnd.get(w.user) ?? 'n/a';
+  problems.push(
+    `notificationAdded: ${who}, connected throughout, missed ${m.missed} notifications made from ${m.firstAtS} s to ${m.lastAtS} s (heard ${w.heard.length} events; Redis connections on its channel at the end: ${listening})`,
+  );
 }
 const counts = (await (
   await fetch(`${vendors.notifications}/v1/unread-counts?user_ids=${watched.map(encodeURIComponent).join(',')}`, { headers: vendorHeaders.notifications })
@@ -395,17 +416,26 @@ for (const w of watches) {
   }
 }
 
-const errorLines = server
-  .output()
-  .split('\n')
-  .filter((l) => l.includes('"level":50'))
-  .map((l) => /"msg":"([^"]*)"/.exec(l)?.[1] ?? l.slice(0, 200));
-const errorsByMessage: Record<string, number> = {};
-for (const m of errorLines) errorsByMessage[m] = (errorsByMessage[m] ?? 0) + 1;
+/** Log lines at a level, counted by message (numbers in it blurred, so one kind counts as one). */
+const linesAt = (level: number) => {
+  const counted: Record<string, number> = {};
+  for (const line of server.output().split('\n')) {
+    if (!line.includes(`"level":${level}`)) continue;
+    const message = (/"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200)).replace(/\d+/g, 'N');
+    counted[message] = (counted[message] ?? 0) + 1;
+  }
+  return counted;
+};
+const errorsByMessage = linesAt(50);
 
 console.log(`${tally.requests} requests, slowest ${tally.slowestMs} ms; HTTP`, tally.statuses, '; error codes', tally.codes);
 console.log(`${writes.length} writes:`, outcomes);
+console.log(
+  'Redis trouble (s from the start):',
+  redisTroubles.map((t) => `${Math.round((t.from - startedAt) / 1000)}–${t.to === undefined ? '?' : Math.round((t.to - startedAt) / 1000)}`),
+);
 console.log(`real time: ${watches.length} subscribers to ${watched.length} users; webhooks`, hooks, '; notifications', realtime);
+console.log('warn-level log lines:', linesAt(40));
 console.log('error-level log lines:', errorsByMessage);
 console.log(problems.length === 0 ? 'no problems' : `${problems.length} problems:\n  ${problems.slice(0, 20).join('\n  ')}`);
 server.child.kill('SIGTERM');

@@ -420,6 +420,34 @@ describeWithRedis('webhooks across instances, through Redis', () => {
     await stalledSubscriber(stack);
   });
 
+  it('a subscriber that came while Redis was away, longer than ioredis retries a command (20 reconnections, ~10 s), hears events once Redis is back', async () => {
+    const own = new TestRedis();
+    await own.start();
+    try {
+      const stack = await stackWith({ redis: { url: own.url, keyPrefix: `gwhook${randomBytes(3).toString('hex')}:` } });
+      await expect.poll(() => stack.gateway.redis!.available).toBe(true);
+      await own.stop();
+      const user = stack.userId(49);
+      const client = wsClient(stack, await stack.token({ sub: user, admin: false }));
+      try {
+        const sub = collect(client, `subscription($u: ID!) { notificationAdded(userId: $u) { id } }`, { u: user });
+        await new Promise((r) => setTimeout(r, 12_000));
+        await own.start();
+        await expect.poll(() => stack.gateway.redis!.available, { timeout: 10_000 }).toBe(true);
+        const event = created(user);
+        await expect.poll(async () => (await post(stack, event)).status, { timeout: 5000 }).toBe(202);
+        // Before, its SUBSCRIBE had been dropped while Redis was away: the stream stayed open and heard nothing, ever.
+        expect(await eventually(() => sub.events.length >= 1, 5000)).toBe(true);
+        expect(sub.events).toEqual([{ data: { notificationAdded: { id: event.data.id } } }]);
+        sub.stop();
+      } finally {
+        await client.dispose();
+      }
+    } finally {
+      await own.stop();
+    }
+  }, 40_000);
+
   it('the same notification under two webhook-ids, one to each instance: its subscriber hears it once', async () => {
     const [a, b] = await twoInstances();
     const user = a.userId(46);

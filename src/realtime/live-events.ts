@@ -42,7 +42,9 @@ export class LiveEvents {
     this.prefix = redis?.keyPrefix ?? '';
     if (redis) {
       const publishClient = newRedisClient(redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      const subscribeClient = newRedisClient(redis);
+      // A SUBSCRIBE sent while Redis is away waits for it, however long: with ioredis's default (20 reconnections,
+      // about 10 s) it was dropped, and a subscriber that came during a longer outage never heard anything after.
+      const subscribeClient = newRedisClient(redis, { maxRetriesPerRequest: null });
       for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
       this.clients.push(publishClient, subscribeClient);
       this.target = createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) });

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, eventually, wsClient } from './helpers/live-client.js';
+import { codeOf, collect, eventually, take, wsClient } from './helpers/live-client.js';
 import { ScriptedUpstream } from './helpers/scripted-upstream.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { stackPool, type Stack } from './helpers/stack.js';
@@ -70,7 +70,8 @@ async function stalledSubscriber(stack: Stack): Promise<void> {
     `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   stalled.pause();
-  const client = wsClient(stack, token);
+  // Another caller (an admin), as this one may hold one subscription only.
+  const client = wsClient(stack, await stack.token());
   try {
     const reading = collect(client, `subscription($u: ID!) { notificationAdded(userId: $u) { id } }`, { u: user });
     await new Promise((r) => setTimeout(r, 300));
@@ -92,6 +93,15 @@ async function stalledSubscriber(stack: Stack): Promise<void> {
     expect(last.errors[0].extensions).toEqual({ code: 'OVERLOADED', reason: 'subscriber_behind' });
     expect(heard.length).toBeLessThan(400);
     expect(stack.logs.filter((l) => l.includes('left 20 events unread')).length).toBe(1);
+    // Ended by itself, it freed the caller's place (SUBSCRIPTIONS_PER_CALLER is 1 here): a new subscription is taken.
+    const again = wsClient(stack, token);
+    try {
+      const refused = take(again, `subscription($u: ID!) { notificationAdded(userId: $u) { id } }`, { u: user }, 1, 500);
+      expect(codeOf(await refused.results)).toBeUndefined();
+      refused.stop();
+    } finally {
+      await again.dispose();
+    }
     expect((await stack.gql<AnyData>(UNREAD, { id: user })).status).toBe(200);
   } finally {
     stalled.destroy();
@@ -216,7 +226,7 @@ describe('POST /webhooks/<source>', () => {
   });
 
   it('a subscriber that stops reading is ended with OVERLOADED past SUBSCRIPTION_HELD_EVENTS_MAX; the server stays up and another subscriber hears every event', async () => {
-    await stalledSubscriber(await stackWith({ ops: (o) => ({ ...o, subscriptionHeldEventsMax: 20 }) }));
+    await stalledSubscriber(await stackWith({ ops: (o) => ({ ...o, subscriptionHeldEventsMax: 20, subscriptionsPerCaller: 1 }) }));
   });
 
   it('drift in events is noticed as in responses: unknown and retyped fields counted under webhook <type>; a retyped notification still drops the entries', async () => {
@@ -415,7 +425,10 @@ describeWithRedis('webhooks across instances, through Redis', () => {
   });
 
   it('a subscriber that stops reading, events through Redis pub/sub: it is ended with OVERLOADED, the process stays up', async () => {
-    const stack = await stackWith({ redis: { url: redis.url, keyPrefix: `gwhook${randomBytes(3).toString('hex')}:` }, ops: (o) => ({ ...o, subscriptionHeldEventsMax: 20 }) });
+    const stack = await stackWith({
+      redis: { url: redis.url, keyPrefix: `gwhook${randomBytes(3).toString('hex')}:` },
+      ops: (o) => ({ ...o, subscriptionHeldEventsMax: 20, subscriptionsPerCaller: 1 }),
+    });
     await expect.poll(() => stack.gateway.redis!.available).toBe(true);
     await stalledSubscriber(stack);
   });

@@ -1,4 +1,4 @@
-/** What a subscriber that fell too far behind gets after the events held for it, in place of the rest. */
+/** What a subscriber that fell too far behind gets in place of the events held for it and the rest. */
 export class FellBehind {
   constructor(readonly held: number) {}
 }

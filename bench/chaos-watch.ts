@@ -29,6 +29,8 @@ export interface Watch {
   spans: Span[];
   /** Attempts to subscribe that got no stream: status and body, or the network error. */
   refused: string[];
+  /** Keep-alive comments received: a stream that gets them but no events is open at the server, not cut. */
+  keepAlives: number;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export function watch(url: string, token: string, user: string, field: WatchedFi
         while ((end = buffer.indexOf('\n\n')) !== -1) {
           const message = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
+          if (message.startsWith(':')) w.keepAlives++;
           if (/^event: complete$/m.test(message)) span.why = 'complete';
           const data = /^data: (.*)$/m.exec(message)?.[1];
           if (!/^event: next$/m.test(message) || !data) continue;
@@ -102,6 +105,7 @@ export function watch(url: string, token: string, user: string, field: WatchedFi
     heard: [],
     spans: [],
     refused: [],
+    keepAlives: 0,
     async stop() {
       stopped = true;
       current?.abort();

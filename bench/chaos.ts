@@ -350,6 +350,15 @@ for (const user of WITH_REDIS ? watched : []) {
     .split('\n');
   listeningAtEnd.set(user, numsub.at(-1)!);
 }
+// Every live channel any worker listens on: one not of a watched user says a subscription listens somewhere else.
+const liveChannels = WITH_REDIS
+  ? execFileSync('redis-cli', ['-p', String(redisPort), 'PUBSUB', 'CHANNELS', 'gw:live:*'])
+      .toString()
+      .trim()
+      .split('\n')
+      .filter((c) => c && !watched.some((u) => c.endsWith(`:${u}`)))
+  : [];
+if (liveChannels.length > 0) problems.push(`live channels listened on for no watched user: ${liveChannels.join(', ')}`);
 await Promise.all(watches.map((w) => w.stop()));
 const hooks = await webhookStats();
 const troubleNear = (at: number) => redisTroubles.some((t) => at >= t.from && at <= (t.to ?? Infinity) + 5000);
@@ -379,7 +388,7 @@ for (const [who, m] of Object.entries(missedBy)) {
   const w = watches[Number(who.split(' ')[1])]!;
   const listening = listeningAtEnd.get(w.user) ?? 'n/a';
   problems.push(
-    `notificationAdded: ${who}, connected throughout, missed ${m.missed} notifications made from ${m.firstAtS} s to ${m.lastAtS} s (heard ${w.heard.length} events; Redis connections on its channel at the end: ${listening})`,
+    `notificationAdded: ${who}, connected throughout, missed ${m.missed} notifications made from ${m.firstAtS} s to ${m.lastAtS} s (heard ${w.heard.length} events and ${w.keepAlives} keep-alives; Redis connections on its channel at the end: ${listening})`,
   );
 }
 const counts = (await (

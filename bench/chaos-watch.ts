@@ -4,6 +4,8 @@
  * writes down everything it heard and when it was connected, for the run to
  * judge afterwards (what was missed, heard twice, or left stale).
  */
+import { sseMessages } from './sse-messages.js';
+
 type Json = Record<string, unknown>;
 
 export type WatchedField = 'notificationAdded' | 'unreadCount' | 'userUpdated';
@@ -67,29 +69,18 @@ export function watch(url: string, token: string, user: string, field: WatchedFi
     }
     const span: Span = { from: Date.now() };
     w.spans.push(span);
-    const decoder = new TextDecoder();
-    let buffer = '';
     try {
-      const reader = res.body.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) !== -1) {
-          const message = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          if (message.startsWith(':')) w.keepAlives++;
-          if (/^event: complete$/m.test(message)) span.why = 'complete';
-          const data = /^data: (.*)$/m.exec(message)?.[1];
-          if (!/^event: next$/m.test(message) || !data) continue;
-          const body = JSON.parse(data) as { data?: Json | null; errors?: { message: string; extensions?: { code?: string } }[] };
-          w.heard.push({
-            at: Date.now(),
-            value: body.data?.[field] ?? null,
-            errors: (body.errors ?? []).map((e) => `${e.extensions?.code ?? 'NONE'}: ${e.message}`),
-          });
-        }
+      for await (const message of sseMessages(res.body)) {
+        if (message.startsWith(':')) w.keepAlives++;
+        if (/^event: complete$/m.test(message)) span.why = 'complete';
+        const data = /^data: (.*)$/m.exec(message)?.[1];
+        if (!/^event: next$/m.test(message) || !data) continue;
+        const body = JSON.parse(data) as { data?: Json | null; errors?: { message: string; extensions?: { code?: string } }[] };
+        w.heard.push({
+          at: Date.now(),
+          value: body.data?.[field] ?? null,
+          errors: (body.errors ?? []).map((e) => `${e.extensions?.code ?? 'NONE'}: ${e.message}`),
+        });
       }
       span.why ??= 'ended by the server';
     } catch (e) {

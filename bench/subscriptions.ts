@@ -25,6 +25,7 @@ import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import type { StatsSnapshot } from '../simulator/index.js';
 import { memoryMb, ROOT, start, startProdNodeArgs, startUpstreams } from './harness.js';
+import { sseMessages } from './sse-messages.js';
 
 const SECONDS = Number(process.env.SUB_SECONDS ?? 30);
 const USERS = Number(process.env.SUB_USERS ?? 1000);
@@ -90,27 +91,16 @@ async function subscribe(userId: string, bearer: string, query: string): Promise
   if (!res.ok || !res.body) throw new Error(`subscribe ${userId}: ${res.status} ${await res.text()}`);
   const stream: Stream = { userId, arrivals: [], last: undefined, errors: 0, close: () => ac.abort() };
   void (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    const reader = res.body!.getReader();
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) !== -1) {
-          const message = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = /^data: (.*)$/m.exec(message)?.[1];
-          if (!message.includes('event: next') || !data) continue;
-          const at = performance.now();
-          const body = JSON.parse(data) as { data?: Record<string, unknown>; errors?: unknown[] };
-          if (body.errors?.length) stream.errors++;
-          else {
-            stream.arrivals.push(at);
-            stream.last = body.data?.unreadCount;
-          }
+      for await (const message of sseMessages(res.body!)) {
+        const data = /^data: (.*)$/m.exec(message)?.[1];
+        if (!message.includes('event: next') || !data) continue;
+        const at = performance.now();
+        const body = JSON.parse(data) as { data?: Record<string, unknown>; errors?: unknown[] };
+        if (body.errors?.length) stream.errors++;
+        else {
+          stream.arrivals.push(at);
+          stream.last = body.data?.unreadCount;
         }
       }
     } catch {

@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';
 import type { Siblings } from '../siblings.js';
 import { newRedisClient, type RedisClient } from '../redis.js';
-import { SubscriberQueue } from './subscriber-queue.js';
+import { SubscriberQueue, type Keep } from './subscriber-queue.js';
 
 /** What is published, by topic: each keyed by the user it concerns. */
 export interface LiveTopics {
@@ -15,9 +15,6 @@ export interface LiveTopics {
   userUpdated: UserEntity;
 }
 export type LiveTopic = keyof LiveTopics;
-
-/** How a subscriber's unread events are kept: the latest state only, or every fact up to a bound (SubscriberQueue). */
-export type Keep = { latest: true } | { latest: false; max: number };
 
 /** Where events are published and listened to: in process, through Redis, or through the cluster's primary. */
 type Target = Pick<EventTarget, 'addEventListener' | 'removeEventListener' | 'dispatchEvent'>;

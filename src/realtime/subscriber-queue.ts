@@ -3,6 +3,9 @@ export class FellBehind {
   constructor(readonly held: number) {}
 }
 
+/** How a subscriber's unread events are kept: the latest state only, or every fact up to `max`. */
+export type Keep = { latest: true } | { latest: false; max: number; onFellBehind?: (held: number) => void };
+
 /**
  * What one subscriber has not read yet, filled by the event listener as events
  * come (synchronously, however many at once) and read by the subscription.
@@ -27,7 +30,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T | FellBehind>
   private closed = false;
 
   constructor(
-    private readonly keep: { latest: true } | { latest: false; max: number; onFellBehind?: (held: number) => void },
+    private readonly keep: Keep,
     /** Called once, when the queue ends: the listener is removed. */
     private readonly release: () => void,
   ) {}

@@ -39,9 +39,17 @@ export class LiveEvents {
     this.prefix = redis?.keyPrefix ?? '';
     if (redis) {
       const publishClient = newRedisClient(redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      // A SUBSCRIBE sent while Redis is away waits for it, however long: with ioredis's default (20 reconnections,
-      // about 10 s) it was dropped, and a subscriber that came during a longer outage never heard anything after.
-      const subscribeClient = newRedisClient(redis, { maxRetriesPerRequest: null });
+      const subscribeClient = newRedisClient(redis, {
+        // A SUBSCRIBE sent while Redis is away waits for it, however long: with ioredis's default (20 reconnections,
+        // about 10 s) it was dropped, and a subscriber that came during a longer outage never heard anything after.
+        maxRetriesPerRequest: null,
+        // No INFO ready check and no CLIENT SETINFO on this connection (ioredis#2037, fixed in ioredis 6): a SUBSCRIBE
+        // sent while they were under way put the connection in subscriber mode, the ready check was then refused,
+        // and ioredis reconnected without that SUBSCRIBE. Its subscribers stayed connected and heard nothing, ever.
+        // SUBSCRIBE is served while Redis loads its data, so the ready check guards nothing here.
+        enableReadyCheck: false,
+        disableClientInfo: true,
+      });
       for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
       this.clients.push(publishClient, subscribeClient);
       this.target = createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) });

@@ -68,6 +68,8 @@ export interface OpsConfig {
   subscriptionsPerCaller: number;
   /** notificationAdded events held for a subscriber that is not reading; one more ends its subscription (OVERLOADED). */
   subscriptionHeldEventsMax: number;
+  /** LIVE_EVENTS_KEPT: with Redis, about how many live events its stream keeps for an instance that was away. */
+  liveEventsKept: number;
   /** What subscription events read again is collected this long and read as one batch. */
   subscriptionReadWindowMs: number;
   /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */

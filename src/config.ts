@@ -304,6 +304,11 @@ export const envSchema = z.object({
   CALLER_RATE_LIMIT_PER_SEC: num(0.1, 100_000).default(50).describe('per caller (token subject), shared through Redis when configured; 429 with Retry-After beyond'),
   CALLER_RATE_LIMIT_BURST: int(1, 100_000).default(100).describe('requests a caller may save up'),
   SUBSCRIPTIONS_PER_CALLER: int(1, 10_000).default(20).describe('live subscriptions one caller may hold on one instance (SSE and WebSocket together); past it, RATE_LIMITED'),
+  LIVE_EVENTS_KEPT: int(100, 10_000_000)
+    .default(10_000)
+    .describe(
+      'with Redis: live events kept in its stream (`{<prefix>live}:events`, a few hundred bytes each) for an instance whose connection was away to read on from where it left off; one away for more events misses the rest (one warn line)',
+    ),
   SUBSCRIPTION_HELD_EVENTS_MAX: int(1, 100_000)
     // Not much lower: events from Redis come in bursts (hundreds in one socket read), faster than any consumer can pull.
     .default(1000)
@@ -486,6 +491,7 @@ export function loadConfig(env: Env = process.env): Config {
       callerRateLimit: { perSec: Number(e.CALLER_RATE_LIMIT_PER_SEC), burst: e.CALLER_RATE_LIMIT_BURST },
       subscriptionsPerCaller: e.SUBSCRIPTIONS_PER_CALLER,
       subscriptionHeldEventsMax: e.SUBSCRIPTION_HELD_EVENTS_MAX,
+      liveEventsKept: e.LIVE_EVENTS_KEPT,
       subscriptionReadWindowMs: e.SUBSCRIPTION_READ_WINDOW_MS,
       sourceSuccessRateWarn: Number(e.SOURCE_SUCCESS_RATE_WARN),
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

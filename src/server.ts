@@ -162,7 +162,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   );
 
   const sourceFailures = new SourceFailureLog(logger);
-  const live = new LiveEvents(config.redis, logger, options.siblings ?? null);
+  const live = new LiveEvents(config.redis, logger, options.siblings ?? null, config.ops.liveEventsKept);
   const changeFeeds = startChangeFeeds(config, { definitions, sources, caches, live, redis, logger, metrics, hashed });
   const subscriptions = new SubscriptionLimiter(config.ops.subscriptionsPerCaller, config.ops.subscriptionHeldEventsMax);
   const liveReads = new LiveReads(caches, config.requestDeadlineMs, config.ops.subscriptionReadWindowMs);

@@ -1,77 +1,168 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { Redis } from 'ioredis';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LiveEvents } from '../src/realtime/live-events.js';
 import { createLogger } from '../src/logger.js';
 import type { NotificationEntity } from '../src/sources/models.js';
+import type { SubscriberQueue } from '../src/realtime/subscriber-queue.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 
 /**
- * A loopback proxy in front of Redis that holds each new connection's first
- * replies for `holdMs`: the few milliseconds a real connection spends in its
- * handshake, stretched so a subscription can be made during them every time.
+ * A loopback proxy in front of Redis, as the network between an instance and
+ * its Redis: `holdMs` holds each new connection's first replies (the few
+ * milliseconds of its handshake, stretched); `cut()` drops every connection
+ * and refuses new ones until `mend()`, while Redis itself stays up for others.
  */
-async function slowHandshakeProxy(redisPort: number, holdMs: number): Promise<{ port: number; close(): Promise<void> }> {
+async function proxyTo(redisPort: number, holdMs = 0): Promise<{ port: number; cut(): void; mend(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
+  let refusing = false;
   const server: Server = createServer((client) => {
+    if (refusing) return void client.destroy();
     const upstream = createConnection({ port: redisPort, host: '127.0.0.1' });
     sockets.add(client).add(upstream);
     const held: Buffer[] = [];
-    let holding = true;
-    setTimeout(() => {
-      holding = false;
-      for (const chunk of held) client.write(chunk);
-    }, holdMs);
+    let holding = holdMs > 0;
+    if (holding) {
+      setTimeout(() => {
+        holding = false;
+        for (const chunk of held) client.write(chunk);
+      }, holdMs);
+    }
     upstream.on('data', (chunk: Buffer) => (holding ? held.push(chunk) : client.write(chunk)));
     client.on('data', (chunk: Buffer) => upstream.write(chunk));
     const end = () => {
       client.destroy();
       upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
     };
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const cut = () => {
+    refusing = true;
+    for (const s of sockets) s.destroy();
+  };
   return {
     port: (server.address() as { port: number }).port,
+    cut,
+    mend: () => (refusing = false),
     close: () => {
-      for (const s of sockets) s.destroy();
+      cut();
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
 }
+
+const notification = (id: string) => ({ id, title: `title ${id}` }) as NotificationEntity;
+const heardWithin = async <T>(queue: SubscriberQueue<T>, ms: number): Promise<T | 'nothing heard'> => {
+  const next = await Promise.race([queue.next(), new Promise<'nothing heard'>((r) => setTimeout(() => r('nothing heard'), ms))]);
+  return typeof next === 'string' ? next : (next.value as T);
+};
 
 describeWithRedis('LiveEvents through Redis', () => {
   const redis = new TestRedis();
   beforeAll(() => redis.start());
   afterAll(() => redis.stop());
 
-  it('a subscription made while the pub/sub connection is in its handshake hears events (ioredis#2037: its SUBSCRIBE was lost)', async () => {
-    const proxy = await slowHandshakeProxy(redis.port, 400);
+  /** Two instances under one key prefix: `away` reaches Redis through a proxy that can be cut. */
+  async function twoInstances(options: { holdMs?: number; kept?: number; logs?: string[] } = {}) {
+    const proxy = await proxyTo(redis.port, options.holdMs);
     const keyPrefix = `glive${randomBytes(3).toString('hex')}:`;
-    const live = new LiveEvents({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix }, createLogger({ level: 'silent' }));
-    const control = new Redis(redis.url);
+    const lines = new Writable({ write: (chunk: Buffer, _e, done) => (options.logs?.push(chunk.toString()), done()) });
+    const logger = createLogger({ level: 'info', destination: lines });
+    const here = new LiveEvents({ url: redis.url, keyPrefix }, logger, null, options.kept);
+    const away = new LiveEvents({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix }, logger, null, options.kept);
+    await Promise.all([here.reading(), away.reading()]);
+    return {
+      here,
+      away,
+      proxy,
+      async close() {
+        here.close();
+        away.close();
+        await proxy.close();
+      },
+    };
+  }
+
+  it('a subscription made while the connection to Redis is in its handshake hears events (ioredis#2037 lost its SUBSCRIBE under pub/sub)', async () => {
+    const { here, away, close } = await twoInstances({ holdMs: 400 });
     try {
       // Connected, its first replies held: the connection is in its handshake.
       await new Promise((r) => setTimeout(r, 150));
-      const queue = live.subscribe('notificationAdded', 'user-1', { latest: false, max: 10 });
-      const channel = `${keyPrefix}live:notificationAdded:user-1`;
-      const listening = async () => ((await control.pubsub('NUMSUB', channel)) as [string, number])[1];
-      // Before: the SUBSCRIBE's reply put the connection in subscriber mode before ioredis's ready check (INFO) was sent;
-      // the check was refused, ioredis reconnected without the channel, and nobody listened on it again.
-      await expect.poll(listening, { timeout: 3000 }).toBe(1);
-      await new Promise((r) => setTimeout(r, 500));
-      expect(await listening()).toBe(1);
-      const notification = { id: 'n-1', title: 'hello' } as NotificationEntity;
-      await control.publish(channel, JSON.stringify(notification));
-      const next = await Promise.race([queue.next(), new Promise((r) => setTimeout(() => r('nothing heard'), 2000))]);
-      expect(next).toEqual({ done: false, value: notification });
+      const queue = away.subscribe('notificationAdded', 'user-1', { latest: false, max: 10 });
+      await new Promise((r) => setTimeout(r, 900));
+      expect(await here.publish('notificationAdded', 'user-1', notification('n-1'))).toBe(true);
+      expect(await heardWithin(queue, 2000)).toEqual(notification('n-1'));
       await queue.return();
     } finally {
-      live.close();
-      control.disconnect();
-      await proxy.close();
+      await close();
+    }
+  });
+
+  it("events announced while an instance's connection to Redis is away reach its subscribers when it is back, in order, once (pub/sub lost them)", async () => {
+    const { here, away, proxy, close } = await twoInstances();
+    try {
+      const queue = away.subscribe('notificationAdded', 'user-2', { latest: false, max: 100 });
+      const got: unknown[] = [];
+      const reading = (async () => {
+        for (;;) {
+          const r = await queue.next();
+          if (r.done) return;
+          got.push(r.value);
+        }
+      })();
+      await here.publish('notificationAdded', 'user-2', notification('before'));
+      await expect.poll(() => got.length, { timeout: 3000 }).toBe(1);
+      proxy.cut();
+      for (let i = 0; i < 20; i++) expect(await here.publish('notificationAdded', 'user-2', notification(`during-${i}`))).toBe(true);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(got.length).toBe(1);
+      proxy.mend();
+      await expect.poll(() => got.length, { timeout: 5000 }).toBe(21);
+      await here.publish('notificationAdded', 'user-2', notification('after'));
+      await expect.poll(() => got.length, { timeout: 3000 }).toBe(22);
+      expect(got).toEqual([notification('before'), ...Array.from({ length: 20 }, (_, i) => notification(`during-${i}`)), notification('after')]);
+      await queue.return();
+      await reading;
+    } finally {
+      await close();
+    }
+  });
+
+  it('a once key announces its event once across instances; a repeat says false and is not heard', async () => {
+    const { here, away, close } = await twoInstances();
+    try {
+      const queue = here.subscribe('notificationAdded', 'user-3', { latest: false, max: 10 });
+      expect(await here.publish('notificationAdded', 'user-3', notification('n-3'), 'notifications n-3')).toBe(true);
+      expect(await away.publish('notificationAdded', 'user-3', notification('n-3'), 'notifications n-3')).toBe(false);
+      expect(await here.publish('notificationAdded', 'user-3', notification('n-4'), 'notifications n-4')).toBe(true);
+      expect(await heardWithin(queue, 2000)).toEqual(notification('n-3'));
+      expect(await heardWithin(queue, 2000)).toEqual(notification('n-4'));
+      expect(await heardWithin(queue, 300)).toBe('nothing heard');
+      await queue.return();
+    } finally {
+      await close();
+    }
+  });
+
+  it('an instance away for more events than LIVE_EVENTS_KEPT says, in one warn line, that its subscribers missed some', async () => {
+    const logs: string[] = [];
+    const { here, away, proxy, close } = await twoInstances({ kept: 100, logs });
+    try {
+      const queue = away.subscribe('unreadCountChanged', 'user-4', { latest: true });
+      await here.publish('unreadCountChanged', 'user-4', true);
+      expect(await heardWithin(queue, 2000)).toBe(true);
+      proxy.cut();
+      for (let i = 0; i < 1000; i++) await here.publish('unreadCountChanged', 'user-4', true);
+      proxy.mend();
+      await expect.poll(() => logs.filter((l) => l.includes('were trimmed')).length, { timeout: 5000 }).toBe(1);
+      await queue.return();
+    } finally {
+      await close();
     }
   });
 });

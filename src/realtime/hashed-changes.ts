@@ -79,6 +79,9 @@ export class HashedChanges {
         () => undefined,
       );
     });
-    for (const [id, value] of changed) live.publish(feed.topic as LiveTopic, id, value as never);
+    // Not announced (Redis away): its subscribers learn of the change with the next one (its hash is already swapped).
+    await Promise.all(changed.map(([id, value]) => live.publish(feed.topic as LiveTopic, id, value as never))).catch((err: unknown) =>
+      this.options.logger.warn({ source, changed: changed.length, err: (err as Error).message }, 'Changes found by hashing could not be announced to subscribers'),
+    );
   }
 }

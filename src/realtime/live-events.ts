@@ -1,9 +1,9 @@
-import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import type { RedisSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
 import type { NotificationEntity, UserEntity } from '../sources/models.js';
 import type { Siblings } from '../siblings.js';
-import { newRedisClient, type RedisClient } from '../redis.js';
+import { LocalLiveLog, type LiveLog } from './live-log.js';
+import { RedisLiveLog } from './redis-live-log.js';
 import { SubscriberQueue, type Keep } from './subscriber-queue.js';
 
 /** What is published, by topic: each keyed by the user it concerns. */
@@ -16,115 +16,88 @@ export interface LiveTopics {
 }
 export type LiveTopic = keyof LiveTopics;
 
-/** Where events are published and listened to: in process, through Redis, or through the cluster's primary. */
-type Target = Pick<EventTarget, 'addEventListener' | 'removeEventListener' | 'dispatchEvent'>;
+/** How long a `once` key is remembered: as long as webhook event ids are (vendors retry for a day). */
+const ONCE_TTL_MS = 25 * 3_600_000;
+
+type Listener = (payload: unknown) => void;
 
 /**
- * The events subscriptions are made of. With Redis, through its pub/sub
- * (graphql-yoga's Redis event target), so what a webhook delivered to one
- * instance reaches a subscriber on another; without, in this process.
- * Channels carry the key prefix, so deployments sharing a Redis stay apart.
- * Each subscriber reads from its own SubscriberQueue, filled by its listener.
+ * The events subscriptions are made of, on every instance: with Redis through
+ * one stream each instance reads from where it left off (RedisLiveLog), so
+ * what a webhook delivered to one instance reaches a subscriber on another
+ * even across a Redis outage; without, in this process and its siblings.
+ * Channels (`<prefix>live:<topic>:<user>`) carry the key prefix, so
+ * deployments sharing a Redis stay apart. Each subscriber reads from its own
+ * SubscriberQueue, filled by its listener; an event is parsed once, and only
+ * when someone here listens on its channel.
  */
 export class LiveEvents {
-  private readonly target: Target;
-  private readonly clients: RedisClient[] = [];
+  private readonly log: LiveLog;
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly prefix: string;
 
   constructor(
     redis: RedisSettings | null,
     private readonly logger: Logger,
     /** Without Redis, under WORKERS=N: events reach the other workers' subscribers through the primary. */
     siblings: Siblings | null = null,
+    /** With Redis: about how many events the stream keeps for an instance that was away (LIVE_EVENTS_KEPT). */
+    kept = 10_000,
   ) {
     this.prefix = redis?.keyPrefix ?? '';
-    if (redis) {
-      const publishClient = newRedisClient(redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      const subscribeClient = newRedisClient(redis, {
-        // A SUBSCRIBE sent while Redis is away waits for it, however long: with ioredis's default (20 reconnections,
-        // about 10 s) it was dropped, and a subscriber that came during a longer outage never heard anything after.
-        maxRetriesPerRequest: null,
-        // No INFO ready check and no CLIENT SETINFO on this connection (ioredis#2037, fixed in ioredis 6): a SUBSCRIBE
-        // sent while they were under way put the connection in subscriber mode, the ready check was then refused,
-        // and ioredis reconnected without that SUBSCRIBE. Its subscribers stayed connected and heard nothing, ever.
-        // SUBSCRIBE is served while Redis loads its data, so the ready check guards nothing here.
-        enableReadyCheck: false,
-        disableClientInfo: true,
-      });
-      for (const c of [publishClient, subscribeClient]) c.on('error', () => undefined);
-      this.clients.push(publishClient, subscribeClient);
-      this.target = createRedisEventTarget({ publishClient: settled(publishClient), subscribeClient: settled(subscribeClient) });
-    } else if (siblings) {
-      this.target = siblingEventTarget(siblings);
-    } else {
-      this.target = new EventTarget();
-    }
+    this.log = redis ? new RedisLiveLog(redis, kept, logger) : new LocalLiveLog(siblings);
+    this.log.read((channel, payload) => {
+      const here = this.listeners.get(channel);
+      if (!here) return;
+      let value: unknown;
+      try {
+        value = payload();
+      } catch (err) {
+        logger.warn({ channel, err: (err as Error).message }, 'A live event could not be read (not JSON); its subscribers skip it');
+        return;
+      }
+      for (const listener of here) listener(value);
+    });
   }
 
-  private readonly prefix: string;
-
-  /** As graphql-yoga's pub/sub names them (`<routing key>:<id>`), so instances of either kind hear each other. */
   private channel(topic: LiveTopic, userId: string): string {
     return `${this.prefix}live:${topic}:${userId}`;
   }
 
-  publish<T extends LiveTopic>(topic: T, userId: string, payload: LiveTopics[T]): void {
-    try {
-      this.target.dispatchEvent(new CustomEvent(this.channel(topic, userId), { detail: payload }));
-    } catch (err) {
-      // Redis away: subscribers on other instances miss this one; this instance's still get it through L1's invalidation.
-      this.logger.warn({ topic, err: (err as Error).message }, 'Could not publish a live event');
-    }
+  /**
+   * Announces an event to every subscriber of `topic` for `userId`, on every
+   * instance. With `once`, only the first event under that key is announced
+   * (a notification a vendor sent under two webhook ids): false for a repeat.
+   * Rejects when it could not be announced (Redis away); nothing was then.
+   */
+  publish<T extends LiveTopic>(topic: T, userId: string, payload: LiveTopics[T], once?: string): Promise<boolean> {
+    return this.log.append(this.channel(topic, userId), payload, once === undefined ? undefined : { key: once, ttlMs: ONCE_TTL_MS });
   }
 
   /** Events from now on, for one subscriber; return() stops listening. */
   subscribe<T extends LiveTopic>(topic: T, userId: string, keep: Keep): SubscriberQueue<LiveTopics[T]> {
     const channel = this.channel(topic, userId);
-    const listener = (event: Event) => queue.push((event as CustomEvent<LiveTopics[T]>).detail);
+    const listener: Listener = (payload) => queue.push(payload as LiveTopics[T]);
     const onFellBehind = (held: number) =>
       // One line per subscription ended so; it names the user, not the caller's token.
       this.logger.warn({ topic, userId, held }, `A subscriber to ${topic} left ${held} events unread (a stalled connection); its subscription was ended`);
-    const queue = new SubscriberQueue<LiveTopics[T]>(keep.latest ? keep : { ...keep, onFellBehind }, () => this.target.removeEventListener(channel, listener));
-    this.target.addEventListener(channel, listener);
+    const queue = new SubscriberQueue<LiveTopics[T]>(keep.latest ? keep : { ...keep, onFellBehind }, () => {
+      const here = this.listeners.get(channel);
+      here?.delete(listener);
+      if (here?.size === 0) this.listeners.delete(channel);
+    });
+    let here = this.listeners.get(channel);
+    if (!here) this.listeners.set(channel, (here = new Set()));
+    here.add(listener);
     return queue;
   }
 
-  close(): void {
-    for (const c of this.clients) c.disconnect();
+  /** Resolves once this instance hears events (with Redis: it knows where the stream ends). */
+  reading(): Promise<void> {
+    return this.log.reading();
   }
-}
 
-/**
- * The Redis event target calls publish, subscribe and unsubscribe without
- * handling their promises; with Redis away they reject, and an unhandled
- * rejection ends a Node process. These are caught here: a missed live event
- * while Redis is away is the degradation, not a crash.
- */
-function settled(client: RedisClient): RedisClient {
-  const quiet = (name: 'publish' | 'subscribe' | 'unsubscribe') => {
-    const original = client[name].bind(client) as (...args: unknown[]) => Promise<unknown>;
-    return (...args: unknown[]) => original(...args).catch(() => 0);
-  };
-  return new Proxy(client, {
-    get(target, property, receiver) {
-      if (property === 'publish' || property === 'subscribe' || property === 'unsubscribe') return quiet(property);
-      return Reflect.get(target, property, receiver) as unknown;
-    },
-  });
-}
-
-/** An event target whose events also reach the same target in every other worker (relayed by the primary). */
-function siblingEventTarget(siblings: Siblings): EventTarget {
-  const local = new EventTarget();
-  siblings.on('live', (m) => {
-    const { type, detail } = m as { type: string; detail: unknown };
-    local.dispatchEvent(new CustomEvent(type, { detail }));
-  });
-  return {
-    addEventListener: local.addEventListener.bind(local),
-    removeEventListener: local.removeEventListener.bind(local),
-    dispatchEvent(event: Event) {
-      siblings.send('live', { type: event.type, detail: (event as CustomEvent).detail });
-      return local.dispatchEvent(event);
-    },
-  };
+  close(): void {
+    this.log.close();
+  }
 }

@@ -41,12 +41,6 @@ const STORE_TIMEOUT_MS = 2000;
  */
 export interface WebhookInbox {
   accept(event: InboundEvent): Promise<'accepted' | 'duplicate'>;
-  /**
-   * True the first time `key` is asked for (within REMEMBER_IDS_MS, on every
-   * instance, as event ids are); true too when that cannot be told (Redis
-   * away): a repeat is better than a loss.
-   */
-  firstTime(key: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -110,19 +104,6 @@ class RedisWebhookInbox implements WebhookInbox {
     return job.id === jobId ? 'accepted' : 'duplicate';
   }
 
-  async firstTime(key: string): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'OK'>((resolve) => {
-      timer = setTimeout(() => resolve('OK'), STORE_TIMEOUT_MS);
-    });
-    try {
-      const set = this.connections[0]!.set(`${this.prefix}:once:${key}`, '1', 'PX', REMEMBER_IDS_MS, 'NX').catch((): 'OK' => 'OK');
-      return (await Promise.race([set, timeout])) === 'OK';
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /** Bounded: with Redis away, bullmq's close would wait for it; an unfinished job is taken up by another instance. */
   async close(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -161,15 +142,6 @@ class MemoryWebhookInbox implements WebhookInbox {
       .then(() => this.handle(event))
       .catch((err: unknown) => this.logger.warn({ source: event.source, webhookId: event.id, err: (err as Error).message }, 'Webhook event processing failed'));
     return 'accepted';
-  }
-
-  async firstTime(key: string): Promise<boolean> {
-    const once = `once ${key}`;
-    // Not answered (the primary busy or gone): told as a first time, as a repeat beats a loss.
-    if (this.siblings) return (await this.siblings.ask('webhook-seen', once).catch(() => 'accepted')) !== 'duplicate';
-    if (this.seen.has(once)) return false;
-    this.seen.set(once, true);
-    return true;
   }
 
   async close(): Promise<void> {

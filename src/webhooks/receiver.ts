@@ -73,7 +73,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const settle = (changed: Changed) =>
     settling.after(async () => {
       await drop(changed);
-      for (const p of changed.published ?? []) if (p.again) options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
+      for (const p of changed.published ?? []) if (p.again) await options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
     });
   const inspect = (source: string, webhooks: SourceWebhooks, body: unknown) => {
     const type = (body as { type?: unknown } | null)?.type;
@@ -89,9 +89,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (!changed) return;
     await drop(changed);
     // After the invalidation: a subscriber that reads again gets the new data.
+    // Not announced (Redis away): processing fails, and the event is processed again later (its job's retries).
     for (const p of changed.published ?? []) {
-      if (p.once !== undefined && !(await inbox!.firstTime(`${event.source} ${p.once}`))) continue;
-      options.live.publish(p.topic as LiveTopic, p.key, p.payload as never);
+      await options.live.publish(p.topic as LiveTopic, p.key, p.payload as never, p.once === undefined ? undefined : `${event.source} ${p.once}`);
     }
     settle(changed);
   };

@@ -1,0 +1,126 @@
+import type { RedisSettings } from '../config-types.js';
+import type { Logger } from '../logger.js';
+import { declareLuaCommand, newRedisClient, withLuaCommand, type RedisClient } from '../redis.js';
+import type { LiveLog, LiveLogReader } from './live-log.js';
+
+/**
+ * Appends one event, at most once per `once` key when one is given: the key
+ * and the entry are written together or not at all, so a webhook whose
+ * processing failed after the key was taken is not silenced on its retry.
+ * Each entry carries the next number of a counter, so a reader that finds a
+ * number skipped knows entries were trimmed before it read them.
+ * KEYS: the stream, the counter, the once key (the stream again when there is none).
+ * ARGV: entries kept (approximately), channel, payload, once TTL in ms ('' for none).
+ */
+const APPEND = `
+if ARGV[4] ~= '' and not redis.call('SET', KEYS[3], '1', 'PX', ARGV[4], 'NX') then return 0 end
+local n = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'c', ARGV[2], 'd', ARGV[3], 'n', n)
+return 1`;
+declareLuaCommand('appendLiveEvent', { numberOfKeys: 3, lua: APPEND });
+
+type WithAppend = RedisClient & {
+  appendLiveEvent(stream: string, counter: string, onceKey: string, kept: number, channel: string, payload: string, onceTtlMs: number | ''): Promise<number>;
+};
+
+/** Entries read at most per XREAD, and how long one waits for new entries before asking again. */
+const READ_COUNT = 500;
+const BLOCK_MS = 5000;
+
+/**
+ * Live events in one Redis stream (`{<prefix>live}:events`, about `kept`
+ * entries), read by every instance from where it left off. Redis pub/sub,
+ * which this replaces, delivers at most once: an event published while an
+ * instance's pub/sub connection was coming back after a Redis outage never
+ * reached its subscribers (the chaos run saw it: webhooks refused during the
+ * outage are retried and processed the moment Redis is back). A stream is
+ * read from the last id this instance saw, so it misses nothing that is
+ * still kept; one away for longer than `kept` events says so in one line.
+ * The once keys sit in the stream's hash slot, so the append is one script
+ * on a Redis Cluster too.
+ */
+export class RedisLiveLog implements LiveLog {
+  private readonly writer: WithAppend;
+  private readonly reader: RedisClient;
+  private readonly stream: string;
+  private readonly slot: string;
+  private closed = false;
+  /** The counter of the last entry read: one further on than the next says entries were trimmed unread. */
+  private lastNumber: number | undefined;
+  /** The id of the last entry this instance read ('0-0' until it knows the stream's end). */
+  private last: string | undefined;
+
+  constructor(
+    redis: RedisSettings,
+    private readonly kept: number,
+    private readonly logger: Logger,
+  ) {
+    this.slot = `{${redis.keyPrefix}live}`;
+    this.stream = `${this.slot}:events`;
+    // Waits for a connection being made (a process just started), not for an outage: past one reconnection or 2 s,
+    // the caller (a webhook job, a change feed pass) fails and tries again later. A script that ran after its
+    // timeout did announce its event, and the retry's once key says so.
+    this.writer = withLuaCommand<WithAppend>(newRedisClient(redis, { maxRetriesPerRequest: 1, commandTimeout: 2000 }), 'appendLiveEvent');
+    // Its XREAD waits for Redis however long it is away (ioredis sends it again on reconnecting, from the same id).
+    this.reader = newRedisClient(redis, { maxRetriesPerRequest: null });
+    for (const c of [this.writer, this.reader]) c.on('error', () => undefined);
+  }
+
+  async append(channel: string, payload: unknown, once?: { key: string; ttlMs: number }): Promise<boolean> {
+    const onceKey = once ? `${this.slot}:once:${once.key}` : this.stream;
+    const added = await this.writer.appendLiveEvent(this.stream, `${this.slot}:counter`, onceKey, this.kept, channel, JSON.stringify(payload), once ? once.ttlMs : '');
+    return added === 1;
+  }
+
+  read(deliver: LiveLogReader): void {
+    void this.readLoop(deliver);
+  }
+
+  async reading(): Promise<void> {
+    while (this.last === undefined && !this.closed) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.writer.disconnect();
+    this.reader.disconnect();
+  }
+
+  private async readLoop(deliver: LiveLogReader): Promise<void> {
+    while (!this.closed) {
+      try {
+        // From the stream's end when this instance starts: what came before it is no one's here.
+        if (this.last === undefined) {
+          const [end] = await this.reader.xrevrange(this.stream, '+', '-', 'COUNT', 1);
+          this.lastNumber = end ? Number(end[1][5]) : undefined;
+          this.last = end?.[0] ?? '0-0';
+        }
+        const reply = await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.stream, this.last);
+        for (const [, entries] of reply ?? []) {
+          for (const [id, fields] of entries) {
+            this.last = id;
+            const [c, channel, d, data, n, number] = fields;
+            if (c !== 'c' || d !== 'd' || channel === undefined || data === undefined) continue;
+            if (n === 'n') this.noticeSkipped(Number(number));
+            deliver(channel, () => JSON.parse(data) as unknown);
+          }
+        }
+      } catch {
+        // Closed, or a reply ioredis could not give (the connection ended): read again from the same id.
+        if (!this.closed) await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** Entries this instance never read: trimmed while it was away for more than `kept` events. One line a gap. */
+  private noticeSkipped(number: number): void {
+    const before = this.lastNumber;
+    this.lastNumber = number;
+    // A number not after the last one: Redis came back without its data, and counts again from 1.
+    if (before === undefined || !(number > before + 1)) return;
+    this.logger.warn(
+      { stream: this.stream, missed: number - before - 1, kept: this.kept },
+      `${number - before - 1} live events were trimmed before this instance read them (its connection to Redis was away for more than LIVE_EVENTS_KEPT events): its subscribers missed them`,
+    );
+  }
+}

@@ -17,7 +17,8 @@
  * the last event; the server's memory per subscriber; and the unread-count
  * calls the reads cost (ids per call, 429s).
  *
- *   npx tsx bench/subscriptions.ts            # SUB_SECONDS, SUB_USERS, SUB_RATE, SUB_FLAT_EVENTS to change
+ *   npx tsx bench/subscriptions.ts            # SUB_SECONDS, SUB_USERS, SUB_RATE, SUB_FLAT_EVENTS to change;
+ *                                             # SUB_REDIS_URL=redis://127.0.0.1:6379 to carry events through Redis
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -53,6 +54,8 @@ const server = await start(
     AUTH_JWT_SECRET: secret,
     NOTIFICATIONS_WEBHOOK_SECRET: webhookSecret,
     IDENTITY_CHANGE_FEED: 'off',
+    // Events through Redis (its live events' stream) instead of in process; a fresh key prefix each run.
+    ...(process.env.SUB_REDIS_URL ? { REDIS_URL: process.env.SUB_REDIS_URL, REDIS_KEY_PREFIX: `subbench${randomBytes(3).toString('hex')}:` } : {}),
     CALLER_RATE_LIMIT_PER_SEC: '100000',
     CALLER_RATE_LIMIT_BURST: '100000',
   },

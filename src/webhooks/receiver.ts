@@ -68,7 +68,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   // A vendor may send its event before its own reads show the change (reads from a replica): a read made on the event
   // can cache, and tell subscribers, what was there before. Dropped again, and told again, once that has settled.
   const settling = new SettleAgain(options.settleMs ?? 0, (err: unknown) =>
-    logger.warn({ err: (err as Error).message }, 'Dropping the entries of a webhook event again failed; they expire by TTL'),
+    logger.warn({ err: (err as Error).message }, 'Dropping the entries of a webhook event again, or telling subscribers again, failed; the entries expire by TTL'),
   );
   const settle = (changed: Changed) =>
     settling.after(async () => {

@@ -47,7 +47,7 @@ export class RedisLiveLog implements LiveLog {
   private closed = false;
   /** The counter of the last entry read: one further on than the next says entries were trimmed unread. */
   private lastNumber: number | undefined;
-  /** The id of the last entry this instance read ('0-0' until it knows the stream's end). */
+  /** The id of the last entry this instance read: undefined until it knows where the stream ends ('0-0': empty). */
   private last: string | undefined;
 
   constructor(

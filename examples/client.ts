@@ -49,6 +49,8 @@ function explain(code: ErrorCode, source: string | undefined, retryAfter: number
     case 'SOURCE_BAD_RESPONSE':
     case 'SOURCE_AUTH_FAILED':
       return `${source} answered something unusable; it is not retryable from here`;
+    case 'STORE_UNAVAILABLE':
+      return "the server's own store is not answering; try again shortly";
     case 'UNAUTHENTICATED':
       return 'the token is missing, invalid or expired';
     case 'FORBIDDEN':

@@ -97,6 +97,13 @@ export function unauthenticated(reason: string): GraphQLError {
   });
 }
 
+/** The server's own store (Redis) did not answer for what only it holds (the delivery log): try again once it is back. */
+export function storeUnavailable(what: string): GraphQLError {
+  return new GraphQLError(`${what} is kept in Redis, which is not answering; try again once it is back.`, {
+    extensions: { code: 'STORE_UNAVAILABLE', retryable: true },
+  });
+}
+
 /** What a caller over its budget is told (yoga's RATE_LIMITED answer and the HTTP layer's hit path say the same). */
 export function callerLimitMessage(retryAfterSeconds: number): string {
   return `Too many requests from this caller; retry after ${retryAfterSeconds} s.`;

@@ -487,7 +487,7 @@ describeWithRedis('a hung Redis (connections open, no answers) during a write', 
   beforeAll(() => redis.start());
   afterAll(() => redis.stop());
 
-  it('the write still answers, its delivery kept in memory and made once (before, it waited for Redis without end); listing deliveries fails with a log line that says where and why', async () => {
+  it('the write still answers, its delivery kept in memory and made once (before, it waited for Redis without end); listing deliveries is STORE_UNAVAILABLE with a warn line that says why', async () => {
     const stack = await stackWith({ redis: { url: redis.url, keyPrefix: 'gwhungwrite:' } });
     const id = stack.userId(240);
     const hang = new Redis(redis.url, { maxRetriesPerRequest: 0 });
@@ -500,11 +500,14 @@ describeWithRedis('a hung Redis (connections open, no answers) during a write', 
     expect(res.body.data!.updateProfile).toMatchObject({ status: 'COMPLETE', deliveries: [{ state: 'DELIVERED' }, { target: 'AUDIT', state: 'DELIVERED' }] });
     expect(tookMs).toBeLessThan(6000);
     expect(stack.logs.filter((l) => l.includes('Durable delivery queue unavailable'))).toHaveLength(1);
-    // Listing deliveries needs Redis: masked for the client, and a log line that says where and why (it said "error").
+    // Listing deliveries needs Redis: a typed, retryable error naming it (it was INTERNAL_SERVER_ERROR, "Unexpected error.",
+    // and a line at error level with a stack), and one warn line that says why.
     const listed = await stack.gql<AnyData>(DELIVERIES, {});
-    expect(listed.body.errors!.map((e) => e.extensions!.code)).toEqual(['INTERNAL_SERVER_ERROR']);
-    const unexpected = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 50);
-    expect(unexpected.map((l) => l.msg)).toEqual(['Unexpected error in deliveries (the client was told "Unexpected error."): Command timed out']);
+    expect(listed.body.errors!.map((e) => e.extensions)).toEqual([{ code: 'STORE_UNAVAILABLE', retryable: true }]);
+    expect(listed.body.errors![0]!.message).toBe('The delivery log is kept in Redis, which is not answering; try again once it is back.');
+    const lines = stack.logs.map((l) => JSON.parse(l) as AnyData);
+    expect(lines.filter((l) => l.level === 50)).toEqual([]);
+    expect(lines.filter((l) => l.level === 40 && String(l.msg).startsWith('The delivery log could not be read')).map((l) => l.err)).toEqual(['Command timed out']);
     await sleeping;
     hang.disconnect();
     // A queue command that went through once Redis woke leaves a second copy of the job: the audit key keeps it one event.

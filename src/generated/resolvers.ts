@@ -120,6 +120,8 @@ export type ErrorCode =
   | 'SOURCE_TIMEOUT'
   /** The upstream refused or reset the connection, answered 5xx, or is still processing an earlier attempt of the same write (409 to its Idempotency-Key). */
   | 'SOURCE_UNAVAILABLE'
+  /** The server's own store (Redis) did not answer for what only it holds (the delivery log: deliveries, retryDelivery); retry once it is back (extensions.retryable). */
+  | 'STORE_UNAVAILABLE'
   /** No valid bearer token. */
   | 'UNAUTHENTICATED';
 

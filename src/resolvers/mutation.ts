@@ -1,9 +1,9 @@
 import { GraphQLError } from 'graphql';
 import { canReadPrivate } from '../viewer.js';
-import { badUserInput } from '../errors.js';
+import { badUserInput, storeUnavailable } from '../errors.js';
 import type { GatewayContext } from '../context.js';
 import type { MutationResolvers, QueryResolvers } from '../generated/resolvers.js';
-import { NotRetryableError } from '../writes/delivery-queue.js';
+import { DeliveryLogUnavailableError, NotRetryableError } from '../writes/delivery-queue.js';
 import { checkFirst, offsetCursor, offsetFrom } from './cursors.js';
 
 const MAX_ID_LENGTH = 256;
@@ -90,6 +90,7 @@ export const Mutation: MutationResolvers = {
       return record;
     } catch (e) {
       if (e instanceof NotRetryableError) throw badUserInput(e.message, 'id');
+      if (e instanceof DeliveryLogUnavailableError) throw storeUnavailable('The delivery log');
       throw e;
     }
   },
@@ -99,7 +100,9 @@ export const deliveries: NonNullable<QueryResolvers['deliveries']> = async (_par
   mustBeAdmin(ctx, 'list deliveries');
   const count = checkFirst(first, 100);
   const offset = offsetFrom('deliveries', after);
-  const page = await ctx.deliveries.list(state ?? null, offset, count);
+  const page = await ctx.deliveries.list(state ?? null, offset, count).catch((e: unknown) => {
+    throw e instanceof DeliveryLogUnavailableError ? storeUnavailable('The delivery log') : e;
+  });
   const edges = page.items.map((node, i) => ({ cursor: offsetCursor('deliveries', offset + i + 1), node }));
   return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
 };

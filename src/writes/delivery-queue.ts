@@ -35,6 +35,9 @@ export interface DeliveryQueue {
 
 export class NotRetryableError extends Error {}
 
+/** The delivery log could not be read or changed: it is in Redis, which did not answer (away, or hung past the queue's timeout). */
+export class DeliveryLogUnavailableError extends Error {}
+
 interface JobData extends SecondaryJob {
   attempts: number;
   lastError: DeliveryError | null;
@@ -146,11 +149,13 @@ export class BullDeliveryQueue implements DeliveryQueue {
     }
   }
 
-  async list(state: DeliveryState | null, offset: number, first: number) {
-    const types = state ? STATES[state] : [...STATES.QUEUED, ...STATES.DELIVERED, ...STATES.FAILED];
-    const jobs = (await this.queue.getJobs(types, offset, offset + first, false)) as Job<JobData>[];
-    const items = await Promise.all(jobs.slice(0, first).map(async (j) => toRecord(j.id!, j.data, await j.getState())));
-    return { items, hasNextPage: jobs.length > first };
+  list(state: DeliveryState | null, offset: number, first: number) {
+    return this.fromDeliveryLog(async () => {
+      const types = state ? STATES[state] : [...STATES.QUEUED, ...STATES.DELIVERED, ...STATES.FAILED];
+      const jobs = (await this.queue.getJobs(types, offset, offset + first, false)) as Job<JobData>[];
+      const items = await Promise.all(jobs.slice(0, first).map(async (j) => toRecord(j.id!, j.data, await j.getState())));
+      return { items, hasNextPage: jobs.length > first };
+    });
   }
 
   async counts(): Promise<Record<DeliveryState, number>> {
@@ -159,15 +164,32 @@ export class BullDeliveryQueue implements DeliveryQueue {
     return { QUEUED: sum(STATES.QUEUED), DELIVERED: sum(STATES.DELIVERED), FAILED: sum(STATES.FAILED) };
   }
 
-  async retry(id: string): Promise<DeliveryRecord | null> {
-    const job = (await Job.fromId(this.queue, id)) as Job<JobData> | undefined;
-    if (!job) return null;
-    const state = await job.getState();
-    if (state !== 'failed') throw new NotRetryableError(`Delivery ${id} is ${toState(state)}; only FAILED deliveries can be retried.`);
-    const data = { ...job.data, permanent: false };
-    await job.updateData(data);
-    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    return toRecord(id, data, 'waiting');
+  /** What Redis's failure to answer becomes for the delivery log's readers (one warn line each); other errors (a delivery not retryable) pass. */
+  private async fromDeliveryLog<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof NotRetryableError) throw e;
+      const err = (e as Error).message;
+      this.logger.warn(
+        { err },
+        `The delivery log could not be read or changed: Redis did not answer (${err}); deliveries and retryDelivery answer STORE_UNAVAILABLE until it does`,
+      );
+      throw new DeliveryLogUnavailableError(err);
+    }
+  }
+
+  retry(id: string): Promise<DeliveryRecord | null> {
+    return this.fromDeliveryLog(async () => {
+      const job = (await Job.fromId(this.queue, id)) as Job<JobData> | undefined;
+      if (!job) return null;
+      const state = await job.getState();
+      if (state !== 'failed') throw new NotRetryableError(`Delivery ${id} is ${toState(state)}; only FAILED deliveries can be retried.`);
+      const data = { ...job.data, permanent: false };
+      await job.updateData(data);
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      return toRecord(id, data, 'waiting');
+    });
   }
 
   /** Lets the job in hand finish (bounded: a vanished Redis must not hold up shutdown), then disconnects. */

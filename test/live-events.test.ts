@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LiveEvents } from '../src/realtime/live-events.js';
 import { createLogger } from '../src/logger.js';
@@ -163,6 +164,31 @@ describeWithRedis('LiveEvents through Redis', () => {
       await queue.return();
     } finally {
       await close();
+    }
+  });
+
+  it('a stream key Redis refuses to read (another kind of value under it): one warn line, and events are heard once it is readable', async () => {
+    const logs: string[] = [];
+    const keyPrefix = `glive${randomBytes(3).toString('hex')}:`;
+    const control = new Redis(redis.url);
+    await control.set(`{${keyPrefix}live}:events`, 'not a stream');
+    const lines = new Writable({ write: (chunk: Buffer, _e, done) => (logs.push(chunk.toString()), done()) });
+    const live = new LiveEvents({ url: redis.url, keyPrefix }, createLogger({ level: 'info', destination: lines }), null);
+    try {
+      const queue = live.subscribe('notificationAdded', 'user-5', { latest: false, max: 10 });
+      await expect.poll(() => logs.filter((l) => l.includes('Reading live events from Redis failed')).length, { timeout: 3000 }).toBe(1);
+      await expect(live.publish('notificationAdded', 'user-5', notification('n-5'))).rejects.toThrow(/WRONGTYPE/);
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(logs.filter((l) => l.includes('Reading live events from Redis failed'))).toHaveLength(1);
+      await control.del(`{${keyPrefix}live}:events`);
+      await live.reading();
+      await new Promise((r) => setTimeout(r, 700));
+      expect(await live.publish('notificationAdded', 'user-5', notification('n-6'))).toBe(true);
+      expect(await heardWithin(queue, 3000)).toEqual(notification('n-6'));
+      await queue.return();
+    } finally {
+      live.close();
+      control.disconnect();
     }
   });
 });

@@ -87,6 +87,7 @@ export class RedisLiveLog implements LiveLog {
   }
 
   private async readLoop(deliver: LiveLogReader): Promise<void> {
+    let failing: string | undefined;
     while (!this.closed) {
       try {
         // From the stream's end when this instance starts: what came before it is no one's here.
@@ -96,6 +97,8 @@ export class RedisLiveLog implements LiveLog {
           this.last = end?.[0] ?? '0-0';
         }
         const reply = await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.stream, this.last);
+        if (failing !== undefined) this.logger.info({ stream: this.stream }, 'Reading live events from Redis again');
+        failing = undefined;
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             this.last = id;
@@ -105,9 +108,19 @@ export class RedisLiveLog implements LiveLog {
             deliver(channel, () => JSON.parse(data) as unknown);
           }
         }
-      } catch {
-        // Closed, or a reply ioredis could not give (the connection ended): read again from the same id.
-        if (!this.closed) await new Promise((r) => setTimeout(r, 500));
+      } catch (err) {
+        if (this.closed) return;
+        // Not an outage (the read waits those out) but Redis refusing it: the key holds something else (WRONGTYPE),
+        // a proxy refuses XREAD, an ACL. Said once per cause, read again from the same id every 0.5 s.
+        const message = (err as Error).message;
+        if (message !== failing) {
+          this.logger.warn(
+            { stream: this.stream, err: message },
+            'Reading live events from Redis failed: subscribers on this instance hear nothing until it succeeds (tried again every 0.5 s)',
+          );
+        }
+        failing = message;
+        await new Promise((r) => setTimeout(r, 500));
       }
     }
   }

@@ -481,6 +481,36 @@ describeWithRedis('webhooks across instances, through Redis', () => {
     }
   });
 
+  it("a notification whose announcement Redis refused (its stream key holding another type) is announced by the job's retry, once", async () => {
+    const prefix = `gwhook${randomBytes(3).toString('hex')}:`;
+    const stack = await stackWith({ redis: { url: redis.url, keyPrefix: prefix } });
+    await expect.poll(() => stack.gateway.redis!.available).toBe(true);
+    const control = new Redis(redis.url);
+    const user = stack.userId(47);
+    const client = wsClient(stack, await stack.token({ sub: user, admin: false }));
+    try {
+      const sub = collect(client, `subscription($u: ID!) { notificationAdded(userId: $u) { id } }`, { u: user });
+      await new Promise((r) => setTimeout(r, 200));
+      await control.del(`{${prefix}live}:events`);
+      await control.set(`{${prefix}live}:events`, 'not a stream');
+      const event = created(user);
+      expect((await post(stack, event)).status).toBe(202);
+      await expect
+        .poll(() => stack.logs.filter((l) => l.includes('Webhook event processing failed; retrying') && l.includes('WRONGTYPE')).length, { timeout: 5000 })
+        .toBeGreaterThan(0);
+      expect(sub.events).toEqual([]);
+      await control.del(`{${prefix}live}:events`);
+      // The job's next attempt (backoff 1 s, 2 s, …) announces it: the once key was not taken by the failed one.
+      expect(await eventually(() => sub.events.length >= 1, 8000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sub.events).toEqual([{ data: { notificationAdded: { id: event.data.id } } }]);
+      sub.stop();
+    } finally {
+      await client.dispose();
+      control.disconnect();
+    }
+  }, 20_000);
+
   it('an event with a field nested 6,000 levels deep (vendor metadata) is stored and processed like any other, not refused at every retry', async () => {
     const stack = await stackWith({ redis: { url: redis.url, keyPrefix: `gwhook${randomBytes(3).toString('hex')}:` } });
     await expect.poll(() => stack.gateway.redis!.available).toBe(true);

@@ -4,18 +4,25 @@ import { declareLuaCommand, newRedisClient, withLuaCommand, type RedisClient } f
 import type { LiveLog, LiveLogReader } from './live-log.js';
 
 /**
- * Appends one event, at most once per `once` key when one is given: the key
- * and the entry are written together or not at all, so a webhook whose
- * processing failed after the key was taken is not silenced on its retry.
+ * Appends one event, at most once per `once` key when one is given. The key
+ * is taken only once the entry is in, and a failed XADD (the key holding
+ * another type) takes back its number: a script is not rolled back on an
+ * error, so a key taken first would have stayed taken, and the webhook's
+ * retry would have found it and announced nothing.
  * Each entry carries the next number of a counter, so a reader that finds a
  * number skipped knows entries were trimmed before it read them.
  * KEYS: the stream, the counter, the once key (the stream again when there is none).
  * ARGV: entries kept (approximately), channel, payload, once TTL in ms ('' for none).
  */
 const APPEND = `
-if ARGV[4] ~= '' and not redis.call('SET', KEYS[3], '1', 'PX', ARGV[4], 'NX') then return 0 end
+if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'c', ARGV[2], 'd', ARGV[3], 'n', n)
+local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'c', ARGV[2], 'd', ARGV[3], 'n', n)
+if type(added) == 'table' and added.err then
+  redis.call('DECR', KEYS[2])
+  return added
+end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], '1', 'PX', ARGV[4]) end
 return 1`;
 declareLuaCommand('appendLiveEvent', { numberOfKeys: 3, lua: APPEND });
 

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
 import type { Siblings } from '../siblings.js';
 import { newRedisClient, type RedisClient } from '../redis.js';
+import type { WebhookFailureLog } from './webhook-failure-log.js';
 
 /**
  * One accepted event: which vendor, its webhook-id, and its body as the vendor
@@ -44,8 +45,8 @@ export interface WebhookInbox {
   close(): Promise<void>;
 }
 
-export function createWebhookInbox(redis: RedisSettings | null, handle: EventHandler, logger: Logger, siblings: Siblings | null = null): WebhookInbox {
-  return redis ? new RedisWebhookInbox(redis, handle, logger) : new MemoryWebhookInbox(handle, logger, siblings);
+export function createWebhookInbox(redis: RedisSettings | null, handle: EventHandler, logger: Logger, failures: WebhookFailureLog, siblings: Siblings | null = null): WebhookInbox {
+  return redis ? new RedisWebhookInbox(redis, handle, failures) : new MemoryWebhookInbox(handle, logger, failures, siblings);
 }
 
 class RedisWebhookInbox implements WebhookInbox {
@@ -54,7 +55,7 @@ class RedisWebhookInbox implements WebhookInbox {
   private readonly connections: RedisClient[];
   private readonly prefix: string;
 
-  constructor(redis: RedisSettings, handle: EventHandler, logger: Logger) {
+  constructor(redis: RedisSettings, handle: EventHandler, failures: WebhookFailureLog) {
     // Commands wait for the connection (it may still be opening); accept() bounds the wait, answering 503 past it.
     const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
     const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
@@ -66,7 +67,7 @@ class RedisWebhookInbox implements WebhookInbox {
     this.queue = new Queue<InboundEvent>('events', { connection: queueConnection, prefix });
     this.worker = new Worker<InboundEvent>('events', (job) => handle(job.data), { connection: workerConnection, prefix, concurrency: 8 });
     this.worker.on('failed', (job, err) =>
-      logger.warn({ source: job?.data.source, webhookId: job?.data.id, attempts: job?.attemptsMade, err: err.message }, 'Webhook event processing failed; retrying'),
+      failures.processingFailed(job?.data.source, job?.data.id, job?.attemptsMade, err.message, job !== undefined && job.attemptsMade < (job.opts.attempts ?? 1)),
     );
     // Redis coming and going is the RedisConnection's to log; an unhandled 'error' event would end the process.
     this.worker.on('error', () => undefined);
@@ -120,7 +121,8 @@ class MemoryWebhookInbox implements WebhookInbox {
 
   constructor(
     private readonly handle: EventHandler,
-    private readonly logger: Logger,
+    logger: Logger,
+    private readonly failures: WebhookFailureLog,
     /** Under WORKERS=N: the primary remembers the ids, so a repeat reaching another worker is still a repeat. */
     private readonly siblings: Siblings | null = null,
   ) {
@@ -138,9 +140,7 @@ class MemoryWebhookInbox implements WebhookInbox {
       if (this.seen.has(key)) return 'duplicate';
       this.seen.set(key, true);
     }
-    this.chain = this.chain
-      .then(() => this.handle(event))
-      .catch((err: unknown) => this.logger.warn({ source: event.source, webhookId: event.id, err: (err as Error).message }, 'Webhook event processing failed'));
+    this.chain = this.chain.then(() => this.handle(event)).catch((err: unknown) => this.failures.processingFailed(event.source, event.id, 1, (err as Error).message, false));
     return 'accepted';
   }
 

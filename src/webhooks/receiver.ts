@@ -9,6 +9,7 @@ import { SettleAgain } from '../cache/settle-again.js';
 import type { LiveEvents, LiveTopic } from '../realtime/live-events.js';
 import type { Siblings } from '../siblings.js';
 import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
+import { WebhookFailureLog } from './webhook-failure-log.js';
 import { verifyWebhook, webhookKey } from './standard-webhooks.js';
 
 /** An event a version before the text was kept stored, parsed (a queue in Redis may still hold some during a rollout). */
@@ -95,7 +96,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     }
     settle(changed);
   };
-  const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger, options.siblings ?? null) : null;
+  const failures = new WebhookFailureLog(logger);
+  const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger, failures, options.siblings ?? null) : null;
 
   const answer = (res: ServerResponse, source: string, outcome: WebhookOutcome, status: number, body: Record<string, unknown>) => {
     options.onOutcome?.(source, outcome);
@@ -125,7 +127,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         (outcome) => answer(res, source, outcome, 202, { [outcome]: true }),
         (err: unknown) => {
           // Not stored: the vendor must try again (its retry schedule), so not a 2xx.
-          logger.warn({ source, webhookId: verdict.id, err: (err as Error).message }, 'Webhook event could not be stored; the vendor will retry');
+          failures.notStored(source, verdict.id, (err as Error).message);
           answer(res, source, 'unavailable', 503, { error: 'unavailable' });
         },
       );
@@ -133,6 +135,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     close: async () => {
       settling.close();
       await inbox?.close();
+      failures.close();
     },
   };
 }

@@ -1,0 +1,47 @@
+import type { Logger } from '../logger.js';
+import { codeCounts, SummarizedLines } from '../observability/summarized-lines.js';
+
+type Kind = 'not stored' | 'processing';
+
+/**
+ * A Redis outage refuses every webhook event the vendors send, and fails
+ * every job under way: one line each wrote 421 warn lines in one 150 s chaos
+ * run. Per source and kind, the first `linesPerInterval` are written in
+ * full per interval, the rest summed up in one line when it ends (as
+ * DeliveryFailureLog does for writes), counted by what went wrong.
+ */
+export class WebhookFailureLog {
+  private readonly lines: SummarizedLines<string>;
+
+  constructor(
+    private readonly logger: Logger,
+    linesPerInterval = 5,
+    intervalMs = 10_000,
+  ) {
+    this.lines = new SummarizedLines((key, n, causes) => this.summarize(key, n, causes), linesPerInterval, intervalMs);
+  }
+
+  /** Not stored: answered 503, and the vendor sends it again on its schedule. */
+  notStored(source: string, webhookId: string, err: string): void {
+    if (this.lines.admit(`not stored\u0000${source}`, err)) this.logger.warn({ source, webhookId, err }, 'Webhook event could not be stored; the vendor will retry');
+  }
+
+  /** Stored, but processing it failed; `retrying` says whether another attempt follows. */
+  processingFailed(source: string | undefined, webhookId: string | undefined, attempts: number | undefined, err: string, retrying: boolean): void {
+    if (!this.lines.admit(`processing\u0000${source ?? 'unknown'}`, err)) return;
+    this.logger.warn({ source, webhookId, attempts, err }, retrying ? 'Webhook event processing failed; retrying' : 'Webhook event processing failed');
+  }
+
+  close(): void {
+    this.lines.close();
+  }
+
+  private summarize(key: string, n: number, causes: Map<string, number>): void {
+    const [kind, source] = key.split('\u0000') as [Kind, string];
+    const seconds = Math.round(this.lines.intervalMs / 1000);
+    const fields = { source, suppressed: n, causes: Object.fromEntries(causes), intervalMs: this.lines.intervalMs };
+    if (kind === 'not stored')
+      this.logger.warn(fields, `${n} more ${source} webhook events could not be stored in the last ${seconds} s (${codeCounts(causes)}); the vendor will retry`);
+    else this.logger.warn(fields, `${n} more ${source} webhook events failed processing in the last ${seconds} s (${codeCounts(causes)})`);
+  }
+}

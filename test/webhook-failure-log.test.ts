@@ -1,0 +1,36 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.js';
+import { WebhookFailureLog } from '../src/webhooks/webhook-failure-log.js';
+
+type Line = Record<string, unknown>;
+
+describe('WebhookFailureLog', () => {
+  it('a Redis outage refusing every event: five lines a source and kind per interval in full, the rest in one summary line by cause', () => {
+    const lines: Line[] = [];
+    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+    const log = new WebhookFailureLog(logger, 5, 60_000);
+    for (let i = 0; i < 40; i++) log.notStored('notifications', `msg_${i}`, i < 30 ? 'Redis did not store the event within 2000 ms' : "Stream isn't writeable");
+    log.notStored('identity', 'msg_x', 'Redis did not store the event within 2000 ms');
+    log.processingFailed('notifications', 'msg_1', 1, 'WRONGTYPE', true);
+    log.processingFailed('notifications', 'msg_2', 5, 'WRONGTYPE', false);
+    expect(lines.map((l) => l.msg)).toEqual([
+      ...Array<string>(5).fill('Webhook event could not be stored; the vendor will retry'),
+      'Webhook event could not be stored; the vendor will retry',
+      'Webhook event processing failed; retrying',
+      // Its last attempt: no retry follows.
+      'Webhook event processing failed',
+    ]);
+    expect(lines[0]).toMatchObject({ level: 40, source: 'notifications', webhookId: 'msg_0', err: 'Redis did not store the event within 2000 ms' });
+    expect(lines[5]).toMatchObject({ source: 'identity', webhookId: 'msg_x' });
+    log.close();
+    expect(lines).toHaveLength(9);
+    expect(lines[8]).toMatchObject({
+      level: 40,
+      source: 'notifications',
+      suppressed: 35,
+      causes: { 'Redis did not store the event within 2000 ms': 25, "Stream isn't writeable": 10 },
+      msg: "35 more notifications webhook events could not be stored in the last 60 s (Redis did not store the event within 2000 ms 25, Stream isn't writeable 10); the vendor will retry",
+    });
+  });
+});

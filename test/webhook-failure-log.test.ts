@@ -33,4 +33,18 @@ describe('WebhookFailureLog', () => {
       msg: "35 more notifications webhook events could not be stored in the last 60 s (Redis did not store the event within 2000 ms 25, Stream isn't writeable 10); the vendor will retry",
     });
   });
+
+  it("dropping events' entries again failing (Redis away when they settle): five lines, then one summary", () => {
+    const lines: Line[] = [];
+    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+    const log = new WebhookFailureLog(logger, 5, 60_000);
+    for (let i = 0; i < 12; i++) log.settleFailed('Reached the max retries per request limit (which is 1)');
+    expect(lines).toHaveLength(5);
+    log.close();
+    expect(lines.at(-1)).toMatchObject({
+      level: 40,
+      suppressed: 7,
+      msg: '7 more webhook events could not be dropped or told again in the last 60 s (Reached the max retries per request limit (which is 1) 7); their entries expire by TTL',
+    });
+  });
 });

@@ -68,9 +68,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const drop = (changed: Changed) => Promise.all(changed.entities.map((entity) => options.caches.entity(entity).invalidate(changed.groups)));
   // A vendor may send its event before its own reads show the change (reads from a replica): a read made on the event
   // can cache, and tell subscribers, what was there before. Dropped again, and told again, once that has settled.
-  const settling = new SettleAgain(options.settleMs ?? 0, (err: unknown) =>
-    logger.warn({ err: (err as Error).message }, 'Dropping the entries of a webhook event again, or telling subscribers again, failed; the entries expire by TTL'),
-  );
+  const failures = new WebhookFailureLog(logger);
+  const settling = new SettleAgain(options.settleMs ?? 0, (err: unknown) => failures.settleFailed((err as Error).message));
   const settle = (changed: Changed) =>
     settling.after(async () => {
       await drop(changed);
@@ -96,7 +95,6 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     }
     settle(changed);
   };
-  const failures = new WebhookFailureLog(logger);
   const inbox: WebhookInbox | null = receivers.size > 0 ? createWebhookInbox(options.redis, process, logger, failures, options.siblings ?? null) : null;
 
   const answer = (res: ServerResponse, source: string, outcome: WebhookOutcome, status: number, body: Record<string, unknown>) => {

@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 import { codeCounts, SummarizedLines } from '../observability/summarized-lines.js';
 
-type Kind = 'not stored' | 'processing';
+type Kind = 'not stored' | 'processing' | 'settle';
 
 /**
  * A Redis outage refuses every webhook event the vendors send, and fails
@@ -32,6 +32,13 @@ export class WebhookFailureLog {
     this.logger.warn({ source, webhookId, attempts, err }, retrying ? 'Webhook event processing failed; retrying' : 'Webhook event processing failed');
   }
 
+  /** Dropping an event's entries again once the vendor's reads settled (or telling subscribers again) failed. */
+  settleFailed(err: string): void {
+    if (this.lines.admit('settle\u0000all sources', err)) {
+      this.logger.warn({ err }, 'Dropping the entries of a webhook event again, or telling subscribers again, failed; the entries expire by TTL');
+    }
+  }
+
   close(): void {
     this.lines.close();
   }
@@ -40,7 +47,9 @@ export class WebhookFailureLog {
     const [kind, source] = key.split('\u0000') as [Kind, string];
     const seconds = Math.round(this.lines.intervalMs / 1000);
     const fields = { source, suppressed: n, causes: Object.fromEntries(causes), intervalMs: this.lines.intervalMs };
-    if (kind === 'not stored')
+    if (kind === 'settle')
+      this.logger.warn(fields, `${n} more webhook events could not be dropped or told again in the last ${seconds} s (${codeCounts(causes)}); their entries expire by TTL`);
+    else if (kind === 'not stored')
       this.logger.warn(fields, `${n} more ${source} webhook events could not be stored in the last ${seconds} s (${codeCounts(causes)}); the vendor will retry`);
     else this.logger.warn(fields, `${n} more ${source} webhook events failed processing in the last ${seconds} s (${codeCounts(causes)})`);
   }

@@ -28,7 +28,7 @@ export interface LiveLog {
  */
 export class LocalLiveLog implements LiveLog {
   private deliver: LiveLogReader = () => undefined;
-  private readonly seen = lruOfEntries<string, true>(100_000, { ttl: 25 * 3_600_000 });
+  private readonly seen = lruOfEntries<string, true>(100_000);
 
   constructor(private readonly siblings: Siblings | null) {
     siblings?.on('live', (m) => {
@@ -38,7 +38,7 @@ export class LocalLiveLog implements LiveLog {
   }
 
   async append(channel: string, payload: unknown, once?: { key: string; ttlMs: number }): Promise<boolean> {
-    if (once && !(await this.firstTime(once.key))) return false;
+    if (once && !(await this.firstTime(once.key, once.ttlMs))) return false;
     this.siblings?.send('live', { type: channel, detail: payload });
     this.deliver(channel, () => payload);
     return true;
@@ -52,12 +52,12 @@ export class LocalLiveLog implements LiveLog {
 
   close(): void {}
 
-  private async firstTime(key: string): Promise<boolean> {
+  private async firstTime(key: string, ttlMs: number): Promise<boolean> {
     const once = `once ${key}`;
     // Not answered (the primary busy or gone): told as a first time, as a repeat beats a loss.
     if (this.siblings) return (await this.siblings.ask('webhook-seen', once).catch(() => 'accepted')) !== 'duplicate';
     if (this.seen.has(once)) return false;
-    this.seen.set(once, true);
+    this.seen.set(once, true, { ttl: ttlMs });
     return true;
   }
 }

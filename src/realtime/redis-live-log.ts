@@ -56,6 +56,9 @@ export class RedisLiveLog implements LiveLog {
   private lastNumber: number | undefined;
   /** The id of the last entry this instance read: undefined until it knows where the stream ends ('0-0': empty). */
   private last: string | undefined;
+  private positioned: () => void = () => undefined;
+  /** Settles once `last` is first known. */
+  private readonly started = new Promise<void>((resolve) => (this.positioned = resolve));
 
   constructor(
     redis: RedisSettings,
@@ -83,8 +86,8 @@ export class RedisLiveLog implements LiveLog {
     void this.readLoop(deliver);
   }
 
-  async reading(): Promise<void> {
-    while (this.last === undefined && !this.closed) await new Promise((r) => setTimeout(r, 20));
+  reading(): Promise<void> {
+    return this.started;
   }
 
   close(): void {
@@ -102,6 +105,7 @@ export class RedisLiveLog implements LiveLog {
           const [end] = await this.reader.xrevrange(this.stream, '+', '-', 'COUNT', 1);
           this.lastNumber = end ? Number(end[1][5]) : undefined;
           this.last = end?.[0] ?? '0-0';
+          this.positioned();
         }
         const reply = await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.stream, this.last);
         if (failing !== undefined) this.logger.info({ stream: this.stream }, 'Reading live events from Redis again');

@@ -1,7 +1,7 @@
 /**
  * At most `perCaller` live subscriptions per caller (token subject) on this
  * instance, over SSE and WebSocket together: each holds a connection and a
- * pub/sub listener, so an unbounded number is a way to exhaust the server.
+ * live-event listener, so an unbounded number is a way to exhaust the server.
  * Likewise the events one subscriber may leave unread (`heldEventsMax`).
  */
 export class SubscriptionLimiter {

@@ -53,7 +53,6 @@ class RedisWebhookInbox implements WebhookInbox {
   private readonly queue: Queue<InboundEvent>;
   private readonly worker: Worker<InboundEvent>;
   private readonly connections: RedisClient[];
-  private readonly prefix: string;
 
   constructor(redis: RedisSettings, handle: EventHandler, failures: WebhookFailureLog) {
     // Commands wait for the connection (it may still be opening); accept() bounds the wait, answering 503 past it.
@@ -63,7 +62,6 @@ class RedisWebhookInbox implements WebhookInbox {
     this.connections = [queueConnection, workerConnection];
     // A hash tag keeps every key of the queue in one slot (Redis Cluster).
     const prefix = `{${redis.keyPrefix}webhooks}`;
-    this.prefix = prefix;
     this.queue = new Queue<InboundEvent>('events', { connection: queueConnection, prefix });
     this.worker = new Worker<InboundEvent>('events', (job) => handle(job.data), { connection: workerConnection, prefix, concurrency: 8 });
     this.worker.on('failed', (job, err) =>

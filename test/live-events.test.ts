@@ -167,6 +167,58 @@ describeWithRedis('LiveEvents through Redis', () => {
     }
   });
 
+  /** One instance and a plain client on the same keys, for doing to Redis what a restart or a restore does. */
+  async function instanceAndControl(logs: string[]) {
+    const keyPrefix = `glive${randomBytes(3).toString('hex')}:`;
+    const lines = new Writable({ write: (chunk: Buffer, _e, done) => (logs.push(chunk.toString()), done()) });
+    const live = new LiveEvents({ url: redis.url, keyPrefix }, createLogger({ level: 'info', destination: lines }), null);
+    await live.reading();
+    const control = new Redis(redis.url);
+    return { live, control, slot: `{${keyPrefix}live}`, close: () => (live.close(), control.disconnect()) };
+  }
+
+  it('Redis losing its data (the stream and its counter gone) is said in one warn line, and later events are heard', async () => {
+    const logs: string[] = [];
+    const { live, control, slot, close } = await instanceAndControl(logs);
+    try {
+      const queue = live.subscribe('notificationAdded', 'user-6', { latest: false, max: 10 });
+      for (const id of ['n-1', 'n-2', 'n-3']) await live.publish('notificationAdded', 'user-6', notification(id));
+      for (const id of ['n-1', 'n-2', 'n-3']) expect(await heardWithin(queue, 2000)).toEqual(notification(id));
+      // What a Redis restarted without its data holds: nothing under either key.
+      await control.del(`${slot}:events`, `${slot}:counter`);
+      await live.publish('notificationAdded', 'user-6', notification('n-4'));
+      expect(await heardWithin(queue, 2000)).toEqual(notification('n-4'));
+      await expect.poll(() => logs.filter((l) => l.includes('live-event counter went back')).length, { timeout: 2000 }).toBe(1);
+      await live.publish('notificationAdded', 'user-6', notification('n-5'));
+      expect(await heardWithin(queue, 2000)).toEqual(notification('n-5'));
+      expect(logs.filter((l) => l.includes('live-event counter went back'))).toHaveLength(1);
+      await queue.return();
+    } finally {
+      close();
+    }
+  });
+
+  it("a stream whose ids went back (Redis's clock behind the last id read): one warn line, and the instance hears events again", async () => {
+    const logs: string[] = [];
+    const { live, control, slot, close } = await instanceAndControl(logs);
+    try {
+      const queue = live.subscribe('notificationAdded', 'user-7', { latest: false, max: 10 });
+      // An entry an hour ahead of Redis's clock: the last id this instance reads.
+      await control.xadd(`${slot}:events`, `${Date.now() + 3_600_000}-0`, 'c', 'nobody', 'd', '{}', 'n', String(await control.incr(`${slot}:counter`)));
+      await live.publish('notificationAdded', 'user-6', notification('n-0')); // appended after it, so read past it
+      await new Promise((r) => setTimeout(r, 300));
+      await control.del(`${slot}:events`, `${slot}:counter`);
+      await live.publish('notificationAdded', 'user-7', notification('n-1'));
+      // Found after a read that waited for nothing (5 s); n-1 was appended before it and is missed, as the line says.
+      await expect.poll(() => logs.filter((l) => l.includes('ends before the last entry this instance read')).length, { timeout: 8000 }).toBe(1);
+      await live.publish('notificationAdded', 'user-7', notification('n-2'));
+      expect(await heardWithin(queue, 2000)).toEqual(notification('n-2'));
+      await queue.return();
+    } finally {
+      close();
+    }
+  }, 15_000);
+
   it('a stream key Redis refuses to read (another kind of value under it): one warn line, and events are heard once it is readable', async () => {
     const logs: string[] = [];
     const keyPrefix = `glive${randomBytes(3).toString('hex')}:`;

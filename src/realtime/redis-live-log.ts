@@ -110,6 +110,7 @@ export class RedisLiveLog implements LiveLog {
         const reply = await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.stream, this.last);
         if (failing !== undefined) this.logger.info({ stream: this.stream }, 'Reading live events from Redis again');
         failing = undefined;
+        if (reply === null) await this.noticeGoneBack();
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             this.last = id;
@@ -136,15 +137,47 @@ export class RedisLiveLog implements LiveLog {
     }
   }
 
+  /**
+   * After a read that waited BLOCK_MS for nothing: whether the stream now ends before the last id read here.
+   * Entry ids are Redis's clock in ms: a Redis restored with its clock behind this instance's last id (another
+   * machine, a clock set back) appends entries that a read from that id never returns, and this instance's
+   * subscribers would hear nothing until the clock caught up. It reads on from the stream's end instead.
+   */
+  private async noticeGoneBack(): Promise<void> {
+    const [end] = await this.reader.xrevrange(this.stream, '+', '-', 'COUNT', 1);
+    const last = this.last;
+    if (end === undefined || last === undefined || !idBefore(end[0], last)) return;
+    this.logger.warn(
+      { stream: this.stream, streamEnd: end[0], lastRead: last },
+      "The live-event stream ends before the last entry this instance read (Redis's clock went back, or it was restored elsewhere): reading on from its end; events appended since then were missed here",
+    );
+    this.last = end[0];
+    this.lastNumber = Number(end[1][5]);
+  }
+
   /** Entries this instance never read: trimmed while it was away for more than `kept` events. One line a gap. */
   private noticeSkipped(number: number): void {
     const before = this.lastNumber;
     this.lastNumber = number;
-    // A number not after the last one: Redis came back without its data, and counts again from 1.
-    if (before === undefined || !(number > before + 1)) return;
+    if (before === undefined || number === before + 1) return;
+    if (number <= before) {
+      // Redis restarted without its data (or from an older snapshot) and counts again from a lower number.
+      this.logger.warn(
+        { stream: this.stream, number, lastNumber: before },
+        "Redis's live-event counter went back (Redis restarted without its data, or from an older snapshot): events appended before that which this instance had not read yet are lost to its subscribers",
+      );
+      return;
+    }
     this.logger.warn(
       { stream: this.stream, missed: number - before - 1, kept: this.kept },
       `${number - before - 1} live events were trimmed before this instance read them (its connection to Redis was away for more than LIVE_EVENTS_KEPT events): its subscribers missed them`,
     );
   }
+}
+
+/** Whether stream id `a` ("<ms>-<seq>") comes before `b`. */
+function idBefore(a: string, b: string): boolean {
+  const [aMs, aSeq] = a.split('-').map(BigInt);
+  const [bMs, bSeq] = b.split('-').map(BigInt);
+  return aMs! < bMs! || (aMs === bMs && aSeq! < bSeq!);
 }

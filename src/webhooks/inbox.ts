@@ -23,6 +23,9 @@ export type EventHandler = (event: InboundEvent) => Promise<void>;
 
 /** An event id is remembered this long: past every vendor's retry schedule (UPSTREAMS.md's ends within hours). */
 export const REMEMBER_IDS_MS = 25 * 60 * 60 * 1000;
+/** Processing attempts an event gets, the first `PROCESSING_BACKOFF_MS` after a failure, each wait twice the last (1, 2, 4, 8 s). */
+export const PROCESSING_ATTEMPTS = 5;
+export const PROCESSING_BACKOFF_MS = 1000;
 /** Past this, an event Redis has not stored gets a 503 (vendors retry, and wait at most 5 s for an answer). */
 const STORE_TIMEOUT_MS = 2000;
 
@@ -45,8 +48,15 @@ export interface WebhookInbox {
   close(): Promise<void>;
 }
 
-export function createWebhookInbox(redis: RedisSettings | null, handle: EventHandler, logger: Logger, failures: WebhookFailureLog, siblings: Siblings | null = null): WebhookInbox {
-  return redis ? new RedisWebhookInbox(redis, handle, failures) : new MemoryWebhookInbox(handle, logger, failures, siblings);
+export function createWebhookInbox(
+  redis: RedisSettings | null,
+  handle: EventHandler,
+  logger: Logger,
+  failures: WebhookFailureLog,
+  siblings: Siblings | null = null,
+  backoffMs = PROCESSING_BACKOFF_MS,
+): WebhookInbox {
+  return redis ? new RedisWebhookInbox(redis, handle, failures, backoffMs) : new MemoryWebhookInbox(handle, logger, failures, siblings, backoffMs);
 }
 
 class RedisWebhookInbox implements WebhookInbox {
@@ -54,7 +64,12 @@ class RedisWebhookInbox implements WebhookInbox {
   private readonly worker: Worker<InboundEvent>;
   private readonly connections: RedisClient[];
 
-  constructor(redis: RedisSettings, handle: EventHandler, failures: WebhookFailureLog) {
+  constructor(
+    redis: RedisSettings,
+    handle: EventHandler,
+    failures: WebhookFailureLog,
+    private readonly backoffMs: number,
+  ) {
     // Commands wait for the connection (it may still be opening); accept() bounds the wait, answering 503 past it.
     const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
     const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
@@ -94,8 +109,8 @@ class RedisWebhookInbox implements WebhookInbox {
     const job = await this.queue.add('event', event, {
       jobId,
       deduplication: { id: eventKey, ttl: REMEMBER_IDS_MS },
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 1000 },
+      attempts: PROCESSING_ATTEMPTS,
+      backoff: { type: 'exponential', delay: this.backoffMs },
       removeOnComplete: true,
       // Kept a while for whoever looks into why (bodies and all), not for deduplication.
       removeOnFail: { age: REMEMBER_IDS_MS / 1000, count: 1000 },
@@ -113,16 +128,23 @@ class RedisWebhookInbox implements WebhookInbox {
   }
 }
 
+/**
+ * Without Redis: processed one at a time in this process. A failed event is tried again on the schedule a bullmq job
+ * has (PROCESSING_ATTEMPTS, backing off from `backoffMs`), beside the chain, so the events after it do not wait; the
+ * vendor had its 2xx and will not send it again. One still waiting at stop is lost, and the stop says how many.
+ */
 class MemoryWebhookInbox implements WebhookInbox {
   private readonly seen = lruOfEntries<string, true>(100_000, { ttl: REMEMBER_IDS_MS });
   private chain: Promise<void> = Promise.resolve();
+  private readonly retries = new Map<NodeJS.Timeout, InboundEvent>();
 
   constructor(
     private readonly handle: EventHandler,
-    logger: Logger,
+    private readonly logger: Logger,
     private readonly failures: WebhookFailureLog,
     /** Under WORKERS=N: the primary remembers the ids, so a repeat reaching another worker is still a repeat. */
-    private readonly siblings: Siblings | null = null,
+    private readonly siblings: Siblings | null,
+    private readonly backoffMs: number,
   ) {
     logger.warn(
       'Webhook events are kept in this process only (no REDIS_URL): an event accepted here is lost if it stops before processing it, and repeats are recognised by this instance alone.',
@@ -138,11 +160,34 @@ class MemoryWebhookInbox implements WebhookInbox {
       if (this.seen.has(key)) return 'duplicate';
       this.seen.set(key, true);
     }
-    this.chain = this.chain.then(() => this.handle(event)).catch((err: unknown) => this.failures.processingFailed(event.source, event.id, 1, (err as Error).message, false));
+    this.process(event, 1);
     return 'accepted';
   }
 
   async close(): Promise<void> {
     await this.chain;
+    if (this.retries.size === 0) return;
+    const lost = [...this.retries.values()].map((e) => `${e.source}/${e.id}`);
+    for (const timer of this.retries.keys()) clearTimeout(timer);
+    this.retries.clear();
+    this.logger.warn({ events: lost }, `${lost.length} webhook events whose processing had failed were waiting for another attempt at stop: lost (no REDIS_URL)`);
+  }
+
+  private process(event: InboundEvent, attempt: number): void {
+    this.chain = this.chain.then(() => this.handle(event)).catch((err: unknown) => this.failed(event, attempt, err));
+  }
+
+  private failed(event: InboundEvent, attempt: number, err: unknown): void {
+    const retrying = attempt < PROCESSING_ATTEMPTS;
+    this.failures.processingFailed(event.source, event.id, attempt, (err as Error).message, retrying);
+    if (!retrying) return;
+    const timer = setTimeout(
+      () => {
+        this.retries.delete(timer);
+        this.process(event, attempt + 1);
+      },
+      this.backoffMs * 2 ** (attempt - 1),
+    );
+    this.retries.set(timer, event);
   }
 }

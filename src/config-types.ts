@@ -72,6 +72,8 @@ export interface OpsConfig {
   liveEventsKept: number;
   /** What subscription events read again is collected this long and read as one batch. */
   subscriptionReadWindowMs: number;
+  /** An event stream whose client took none of the data waiting for it this long is cut (SUBSCRIPTION_STALLED_CUT_MS). */
+  subscriptionStalledCutMs: number;
   /** A source whose success rate over the last minute falls below this is logged (and again when it recovers). */
   sourceSuccessRateWarn: number;
   /** On SIGTERM/SIGINT: how long in-flight requests may take to finish. */

@@ -315,6 +315,11 @@ export const envSchema = z.object({
     .describe(
       'notificationAdded events held for a subscriber that is not reading (a stalled connection); one more ends its subscription with OVERLOADED (reason subscriber_behind), so a stalled client cannot grow memory',
     ),
+  SUBSCRIPTION_STALLED_CUT_MS: int(1000, 3_600_000)
+    .default(60_000)
+    .describe(
+      'an event stream (SSE) whose client has taken none of the data waiting for it this long is cut: its subscription may have ended, but the connection, and what is buffered for it, stayed until TCP gave up (about 15 minutes). An idle stream that takes its keep-alives is never cut',
+    ),
   SUBSCRIPTION_READ_WINDOW_MS: int(0, 1000)
     .default(50)
     .describe('what subscription events read again (an unread count) is collected this long and read as one batch: fewer vendor calls for a little latency'),
@@ -493,6 +498,7 @@ export function loadConfig(env: Env = process.env): Config {
       subscriptionHeldEventsMax: e.SUBSCRIPTION_HELD_EVENTS_MAX,
       liveEventsKept: e.LIVE_EVENTS_KEPT,
       subscriptionReadWindowMs: e.SUBSCRIPTION_READ_WINDOW_MS,
+      subscriptionStalledCutMs: e.SUBSCRIPTION_STALLED_CUT_MS,
       sourceSuccessRateWarn: Number(e.SOURCE_SUCCESS_RATE_WARN),
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     },

@@ -363,6 +363,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     maxBodyBytes: ops.limits.maxBodyBytes,
     requestTimeoutMs: ops.limits.requestTimeoutMs,
+    stalledStreamCutMs: ops.subscriptionStalledCutMs,
+    onStalledStreamCut: (stalledMs) => logger.info({ stalledMs }, "An event stream's client took none of its data for this long (stopped reading): its connection was cut"),
     webhooks,
     ...(cachedResponses ? { cachedResponses, onError: (err: unknown) => logger.error({ err }, 'The response-cache hit path failed; the request went to yoga') } : {}),
   });

@@ -229,6 +229,49 @@ describe('POST /webhooks/<source>', () => {
     await stalledSubscriber(await stackWith({ ops: (o) => ({ ...o, subscriptionHeldEventsMax: 20, subscriptionsPerCaller: 1 }) }));
   });
 
+  it('an event stream whose client stopped reading is cut after SUBSCRIPTION_STALLED_CUT_MS; an idle stream that takes its keep-alives is not', async () => {
+    const stack = await stackWith({ ops: (o) => ({ ...o, subscriptionHeldEventsMax: 20, subscriptionStalledCutMs: 1000 }) });
+    const user = stack.userId(49);
+    const token = await stack.token({ sub: user, admin: false });
+    const body = JSON.stringify({ query: `subscription($u: ID!) { notificationAdded(userId: $u) { id body } }`, variables: { u: user } });
+    const request = `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const open = (reading: boolean) => {
+      const socket = connect(Number(new URL(stack.url).port), '127.0.0.1');
+      const seen = { text: '', closed: false };
+      socket
+        .on('data', (d: Buffer) => (seen.text += d.toString()))
+        .on('close', () => (seen.closed = true))
+        .on('error', () => undefined);
+      socket.write(request);
+      if (!reading) socket.pause();
+      return { socket, seen };
+    };
+    const idle = open(true);
+    const stalled = open(false);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      // 24 MB for the stalled one: past what the loopback sockets buffer, so data waits in the server.
+      for (let i = 0; i < 400; i++) {
+        const event = created(user);
+        event.data.body = 'b'.repeat(60_000);
+        expect((await post(stack, event)).status).toBe(202);
+      }
+      expect(await eventually(() => stack.logs.some((l) => l.includes('took none of its data')), 5000)).toBe(true);
+      stalled.socket.resume();
+      expect(await eventually(() => stalled.seen.closed, 5000)).toBe(true);
+      // Cut: what was buffered in the server, the OVERLOADED error and the end among it, never went out.
+      expect(stalled.seen.text).not.toContain('event: complete');
+      expect(stack.logs.filter((l) => l.includes('took none of its data'))).toHaveLength(1);
+      // The one reading heard every event and is still open, past several cut periods with nothing to send.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(idle.seen.closed).toBe(false);
+      expect([...idle.seen.text.matchAll(/^data: /gm)].length).toBe(400);
+    } finally {
+      idle.socket.destroy();
+      stalled.socket.destroy();
+    }
+  });
+
   it('drift in events is noticed as in responses: unknown and retyped fields counted under webhook <type>; a retyped notification still drops the entries', async () => {
     const stack = await stackWith();
     const user = stack.userId(48);

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { WebhookReceiver } from '../webhooks/receiver.js';
 import type { AdmissionQueue } from './admission-queue.js';
+import { StalledStreams } from './stalled-streams.js';
 import { refuseOverloaded, type LoadShedder, type ShedReason } from './load-shedding.js';
 import {
   bodyForYoga,
@@ -31,6 +32,9 @@ export interface HttpLayerOptions extends RequestBodyLimits {
   cors?: (origin: string | undefined) => OutgoingHttpHeaders | null;
   /** Where a failure of the hit path is logged (the request then goes to yoga). */
   onError?: (error: unknown) => void;
+  /** An event stream whose client took none of the data waiting for it this long is cut (stalled-streams.ts); `onStalledStreamCut` is told. */
+  stalledStreamCutMs?: number;
+  onStalledStreamCut?: (stalledMs: number) => void;
   /** `server.headersTimeout`: the request line and headers must arrive within this. @default min(requestTimeoutMs, 60 s) */
   headersTimeoutMs?: number;
 }
@@ -57,6 +61,7 @@ function goOnAfterFailure(onError: ((error: unknown) => void) | undefined, next:
 export function createHttpServer(handler: RequestHandler, options: HttpLayerOptions): Server {
   const limits: RequestBodyLimits = { maxBodyBytes: options.maxBodyBytes, requestTimeoutMs: options.requestTimeoutMs };
   const { shedder, admission } = options;
+  const stalled = options.stalledStreamCutMs ? new StalledStreams(options.stalledStreamCutMs, options.onStalledStreamCut ?? (() => undefined)) : null;
   const refuse = (req: IncomingMessage, res: ServerResponse, reason: ShedReason) => {
     options.onShed?.(reason);
     refuseOverloaded(res, reason, options.cors?.(req.headers.origin) ?? {});
@@ -79,6 +84,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
       if (reason !== null) return refuse(req, res, reason);
       if (!stream) shedder.track(res);
     }
+    if (stream) stalled?.watch(res);
     // A preflight or a stream goes straight on; a query or mutation (POST, or GET) may wait in line.
     const next = operation && !stream && (req.method === 'POST' || req.method === 'GET') ? run : handler;
     if (operation && req.method === 'GET' && queryJsonTooDeep(req.url!)) return refuseRequest(res, 400, TOO_DEEP);

@@ -32,22 +32,28 @@ export interface WebhookStats {
   sent: number;
   delivered: number;
   failedAttempts: number;
+  /** Events whose every attempt failed: never delivered. */
   dropped: number;
+  /** The extra copies sent under `duplicateRate` (as after a lost ack): answered 2xx, or not (not retried, never dropped). */
+  duplicatesDelivered: number;
+  duplicatesFailed: number;
   /** Attempts waiting for their time or under way: 0 once every event was delivered or dropped. */
   pending: number;
 }
 
 const ATTEMPT_TIMEOUT_MS = 5000;
+/** The retry number of a duplicate copy: counted apart from the event's own attempts, never retried. */
+const DUPLICATE = -1;
 
 export class WebhookSender {
   private target: WebhookTarget | null = null;
-  private stats = { sent: 0, delivered: 0, failedAttempts: 0, dropped: 0 };
+  private stats = { sent: 0, delivered: 0, failedAttempts: 0, dropped: 0, duplicatesDelivered: 0, duplicatesFailed: 0 };
   private readonly timers = new Set<NodeJS.Timeout>();
   private inFlight = 0;
 
   configure(target: WebhookTarget | null): void {
     this.target = target;
-    this.stats = { sent: 0, delivered: 0, failedAttempts: 0, dropped: 0 };
+    this.stats = { sent: 0, delivered: 0, failedAttempts: 0, dropped: 0, duplicatesDelivered: 0, duplicatesFailed: 0 };
   }
 
   snapshot(): WebhookStats & { configured: boolean } {
@@ -63,8 +69,7 @@ export class WebhookSender {
     this.stats.sent++;
     if (target.jitterMs === 0) void this.attempt(target, id, body, 0);
     else this.later(this.jitter(target), () => void this.attempt(target, id, body, 0));
-    if (target.duplicateRate > 0 && Math.random() < target.duplicateRate)
-      this.later(50 + this.jitter(target), () => void this.attempt(target, id, body, target.retryDelaysMs.length));
+    if (target.duplicateRate > 0 && Math.random() < target.duplicateRate) this.later(50 + this.jitter(target), () => void this.attempt(target, id, body, DUPLICATE));
     if (target.resignRate > 0 && Math.random() < target.resignRate) {
       const again = `msg_${randomUUID().replaceAll('-', '')}`;
       this.stats.sent++;
@@ -102,6 +107,11 @@ export class WebhookSender {
       ok = res.status >= 200 && res.status < 300;
     } catch {
       ok = false;
+    }
+    if (retry === DUPLICATE) {
+      if (ok) this.stats.duplicatesDelivered++;
+      else this.stats.duplicatesFailed++;
+      return;
     }
     if (ok) {
       this.stats.delivered++;

@@ -365,12 +365,23 @@ describe('POST /webhooks/<source>', () => {
       const stats = (await (await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`)).json()) as AnyData;
       expect(stats).toMatchObject({ sent: 1, delivered: 1, failedAttempts: 2, dropped: 0 });
 
+      // A copy refused while the event itself went through: counted as a failed copy, not a dropped event.
+      receiver.seen.length = 0;
+      answers = [200, 503];
+      expect((await admin({ url: `${receiver.url}/hook`, secret: SECRET, retryDelaysMs: [50], duplicateRate: 1 })).status).toBe(200);
+      await makeAtVendor(stack, user, { title: 'copy refused', body: 'b', channel: 'email' });
+      await expect.poll(() => receiver.seen.length, { timeout: 2000 }).toBe(2);
+      await expect
+        .poll(async () => (await (await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`)).json()) as AnyData, { timeout: 2000 })
+        .toMatchObject({ sent: 1, delivered: 1, dropped: 0, duplicatesDelivered: 0, duplicatesFailed: 1, pending: 0 });
+
       // Into the server itself, twice each: the server takes the first and recognises the second.
       answers = [];
       expect((await admin({ url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, retryDelaysMs: [50], duplicateRate: 1 })).status).toBe(200);
       await makeAtVendor(stack, user, { title: 'twice', body: 'b', channel: 'email' });
       await expect.poll(async () => (await webhookCounts(stack)).duplicate ?? 0, { timeout: 2000 }).toBe(1);
       expect((await webhookCounts(stack)).accepted).toBe(1);
+      expect(await (await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`)).json()).toMatchObject({ sent: 1, delivered: 1, duplicatesDelivered: 1, dropped: 0 });
     } finally {
       await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, { method: 'DELETE' });
       await receiver.close();

@@ -47,4 +47,23 @@ describe('WebhookFailureLog', () => {
       msg: '7 more webhook events could not be dropped or told again in the last 60 s (Reached the max retries per request limit (which is 1) 7); their entries expire by TTL',
     });
   });
+
+  it('a wrong secret or an off clock refusing every event: five lines in full, the rest counted by cause in one line', () => {
+    const lines: Line[] = [];
+    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+    const log = new WebhookFailureLog(logger, 5, 60_000);
+    for (let i = 0; i < 30; i++) log.refused('notifications', 'no signature matches', 'no signature matches');
+    for (let i = 0; i < 4; i++) log.refused('notifications', 'timestamp out of tolerance', `webhook-timestamp ${600 + i} s behind our clock (tolerance ±300 s)`);
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatchObject({ level: 40, source: 'notifications', reason: 'no signature matches', msg: 'Webhook refused' });
+    log.close();
+    expect(lines).toHaveLength(6);
+    expect(lines[5]).toMatchObject({
+      level: 40,
+      source: 'notifications',
+      suppressed: 29,
+      causes: { 'no signature matches': 25, 'timestamp out of tolerance': 4 },
+      msg: '29 more notifications webhook events were refused in the last 60 s (no signature matches 25, timestamp out of tolerance 4); the first lines say why',
+    });
+  });
 });

@@ -145,6 +145,13 @@ describe('POST /webhooks/<source>', () => {
     // Nothing of why reached a response, only the log.
     expect(stack.logs.some((l) => l.includes('no signature matches'))).toBe(true);
     expect(stack.logs.some((l) => /webhook-timestamp 60\d s behind our clock \(tolerance ±300 s\)/.test(l))).toBe(true);
+
+    // A vendor signing with a secret we do not have: every event refused, and the log says so without one line each.
+    const refusedBefore = stack.logs.filter((l) => l.includes('"msg":"Webhook refused"')).length;
+    for (let i = 0; i < 30; i++) expect((await post(stack, event, { signature: `v1,${randomBytes(32).toString('base64')}` })).status).toBe(401);
+    // At most five in full per 10 s, and the earlier refusals of this test took some of them (two intervals at most here).
+    expect(stack.logs.filter((l) => l.includes('"msg":"Webhook refused"')).length - refusedBefore).toBeLessThanOrEqual(10);
+    expect(await webhookCounts(stack)).toMatchObject({ bad_signature: 32 });
   });
 
   it("an event invalidates that user's unread count and pages: fresh at once instead of after the TTL, and repeats or reordering change nothing", async () => {

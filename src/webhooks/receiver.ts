@@ -111,14 +111,14 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       if (!receiver || !inbox) return answer(res, 'unknown', 'unknown_source', 404, { error: 'not found' });
       const verdict = verifyWebhook(req.headers, body, receiver.key);
       if (!verdict.ok) {
-        // The reason is ours to log, not the caller's to learn.
-        logger.warn({ source, reason: verdict.reason }, 'Webhook refused');
+        failures.refused(source, verdict.cause, verdict.reason);
         return answer(res, source, verdict.status === 401 ? 'bad_signature' : 'bad_request', verdict.status, { error: verdict.status === 401 ? 'unauthorized' : 'bad request' });
       }
       const text = vendorText(body);
       try {
         JSON.parse(text);
       } catch {
+        failures.refused(source, 'body not JSON', 'the body is not JSON');
         return answer(res, source, 'bad_request', 400, { error: 'bad request' });
       }
       inbox.accept({ source, id: verdict.id, text }).then(

@@ -9,7 +9,9 @@ import { headerValue, type HeaderMap } from '../sources/header-value.js';
  * base64 after `whsec_`). Compared in constant time; a timestamp more than
  * `toleranceSec` away from now is refused (a replay).
  */
-export type Verdict = { ok: true; id: string } | { ok: false; status: 400 | 401; reason: string };
+export type Verdict = { ok: true; id: string } | { ok: false; status: 400 | 401; cause: RefusalCause; reason: string };
+/** What a refusal is counted under when its lines are summed up (the reason may carry figures). */
+export type RefusalCause = 'headers missing' | 'timestamp not seconds' | 'timestamp out of tolerance' | 'no signature matches';
 
 const TOLERANCE_SEC = 5 * 60;
 
@@ -21,12 +23,18 @@ export function verifyWebhook(headers: HeaderMap, body: Buffer, key: Buffer, now
   const id = headerValue(headers, 'webhook-id');
   const timestamp = headerValue(headers, 'webhook-timestamp');
   const signatures = headerValue(headers, 'webhook-signature');
-  if (!id || !timestamp || !signatures || id.length > 256) return { ok: false, status: 400, reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
-  if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, status: 400, reason: 'webhook-timestamp is not Unix seconds' };
+  if (!id || !timestamp || !signatures || id.length > 256)
+    return { ok: false, status: 400, cause: 'headers missing', reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
+  if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, status: 400, cause: 'timestamp not seconds', reason: 'webhook-timestamp is not Unix seconds' };
   const offsetSec = Math.round(Number(timestamp) - nowSec);
   if (Math.abs(offsetSec) > TOLERANCE_SEC) {
     // Says whose clock to look at: a vendor retrying hours-old events, or a clock (theirs or ours) that is off.
-    return { ok: false, status: 400, reason: `webhook-timestamp ${Math.abs(offsetSec)} s ${offsetSec < 0 ? 'behind' : 'ahead of'} our clock (tolerance ±${TOLERANCE_SEC} s)` };
+    return {
+      ok: false,
+      status: 400,
+      cause: 'timestamp out of tolerance',
+      reason: `webhook-timestamp ${Math.abs(offsetSec)} s ${offsetSec < 0 ? 'behind' : 'ahead of'} our clock (tolerance ±${TOLERANCE_SEC} s)`,
+    };
   }
   const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest();
   for (const candidate of signatures.split(' ')) {
@@ -35,5 +43,5 @@ export function verifyWebhook(headers: HeaderMap, body: Buffer, key: Buffer, now
     const given = Buffer.from(value, 'base64');
     if (given.length === expected.length && timingSafeEqual(given, expected)) return { ok: true, id };
   }
-  return { ok: false, status: 401, reason: 'no signature matches' };
+  return { ok: false, status: 401, cause: 'no signature matches', reason: 'no signature matches' };
 }

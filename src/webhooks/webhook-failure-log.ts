@@ -1,12 +1,12 @@
 import type { Logger } from '../logger.js';
 import { codeCounts, SummarizedLines } from '../observability/summarized-lines.js';
 
-type Kind = 'not stored' | 'processing' | 'settle';
+type Kind = 'refused' | 'not stored' | 'processing' | 'settle';
 
 /**
  * A Redis outage refuses every webhook event the vendors send, and fails
  * every job under way: one line each wrote 421 warn lines in one 150 s chaos
- * run. Per source and kind, the first `linesPerInterval` are written in
+ * run. A wrong secret refuses every event too. Per source and kind, the first `linesPerInterval` are written in
  * full per interval, the rest summed up in one line when it ends (as
  * DeliveryFailureLog does for writes), counted by what went wrong.
  */
@@ -19,6 +19,14 @@ export class WebhookFailureLog {
     intervalMs = 10_000,
   ) {
     this.lines = new SummarizedLines((key, n, causes) => this.summarize(key, n, causes), linesPerInterval, intervalMs);
+  }
+
+  /**
+   * Refused (400, 401): a secret not rotated on both sides, or a clock that is off, refuses every event the vendor
+   * sends, one line each. The reason is ours to log, not the caller's to learn.
+   */
+  refused(source: string, cause: string, reason: string): void {
+    if (this.lines.admit(`refused\u0000${source}`, cause)) this.logger.warn({ source, reason }, 'Webhook refused');
   }
 
   /** Not stored: answered 503, and the vendor sends it again on its schedule. */
@@ -49,6 +57,8 @@ export class WebhookFailureLog {
     const fields = { source, suppressed: n, causes: Object.fromEntries(causes), intervalMs: this.lines.intervalMs };
     if (kind === 'settle')
       this.logger.warn(fields, `${n} more webhook events could not be dropped or told again in the last ${seconds} s (${codeCounts(causes)}); their entries expire by TTL`);
+    else if (kind === 'refused')
+      this.logger.warn(fields, `${n} more ${source} webhook events were refused in the last ${seconds} s (${codeCounts(causes)}); the first lines say why`);
     else if (kind === 'not stored')
       this.logger.warn(fields, `${n} more ${source} webhook events could not be stored in the last ${seconds} s (${codeCounts(causes)}); the vendor will retry`);
     else this.logger.warn(fields, `${n} more ${source} webhook events failed processing in the last ${seconds} s (${codeCounts(causes)})`);

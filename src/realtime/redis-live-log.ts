@@ -103,7 +103,7 @@ export class RedisLiveLog implements LiveLog {
         // From the stream's end when this instance starts: what came before it is no one's here.
         if (this.last === undefined) {
           const [end] = await this.reader.xrevrange(this.stream, '+', '-', 'COUNT', 1);
-          this.lastNumber = end ? Number(end[1][5]) : undefined;
+          this.lastNumber = end ? entryNumber(end[1]) : undefined;
           this.last = end?.[0] ?? '0-0';
           this.positioned();
         }
@@ -114,9 +114,10 @@ export class RedisLiveLog implements LiveLog {
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             this.last = id;
-            const [c, channel, d, data, n, number] = fields;
+            const [c, channel, d, data] = fields;
             if (c !== 'c' || d !== 'd' || channel === undefined || data === undefined) continue;
-            if (n === 'n') this.noticeSkipped(Number(number));
+            const number = entryNumber(fields);
+            if (number !== undefined) this.noticeSkipped(number);
             deliver(channel, () => JSON.parse(data) as unknown);
           }
         }
@@ -152,7 +153,7 @@ export class RedisLiveLog implements LiveLog {
       "The live-event stream ends before the last entry this instance read (Redis's clock went back, or it was restored elsewhere): reading on from its end; events appended since then were missed here",
     );
     this.last = end[0];
-    this.lastNumber = Number(end[1][5]);
+    this.lastNumber = entryNumber(end[1]);
   }
 
   /** Entries this instance never read: trimmed while it was away for more than `kept` events. One line a gap. */
@@ -180,4 +181,10 @@ function idBefore(a: string, b: string): boolean {
   const [aMs, aSeq] = a.split('-').map(BigInt);
   const [bMs, bSeq] = b.split('-').map(BigInt);
   return aMs! < bMs! || (aMs === bMs && aSeq! < bSeq!);
+}
+
+/** An entry's counter number (its fields c, d, n), or undefined for an entry not of ours. */
+function entryNumber(fields: string[]): number | undefined {
+  const n = fields[4] === 'n' ? Number(fields[5]) : NaN;
+  return Number.isFinite(n) ? n : undefined;
 }

@@ -134,6 +134,33 @@ describeWithRedis('LiveEvents through Redis', () => {
     }
   });
 
+  it('an instance started while it cannot reach Redis hears what was announced meanwhile, once it can; not what came before it started', async () => {
+    const proxy = await proxyTo(redis.port);
+    const keyPrefix = `glive${randomBytes(3).toString('hex')}:`;
+    const logger = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, done) => done() }) });
+    const here = new LiveEvents({ url: redis.url, keyPrefix }, logger, null);
+    await here.reading();
+    await here.publish('notificationAdded', 'user-8', notification('before it started'));
+    await new Promise((r) => setTimeout(r, 20));
+    proxy.cut();
+    const starting = new LiveEvents({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix }, logger, null);
+    try {
+      const queue = starting.subscribe('notificationAdded', 'user-8', { latest: false, max: 10 });
+      await new Promise((r) => setTimeout(r, 300));
+      await here.publish('notificationAdded', 'user-8', notification('while it could not reach Redis'));
+      proxy.mend();
+      await starting.reading();
+      expect(await heardWithin(queue, 3000)).toEqual(notification('while it could not reach Redis'));
+      await here.publish('notificationAdded', 'user-8', notification('after'));
+      expect(await heardWithin(queue, 2000)).toEqual(notification('after'));
+      await queue.return();
+    } finally {
+      here.close();
+      starting.close();
+      await proxy.close();
+    }
+  });
+
   it('a once key announces its event once across instances; a repeat says false and is not heard', async () => {
     const { here, away, close } = await twoInstances();
     try {

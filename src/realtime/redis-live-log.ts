@@ -52,6 +52,8 @@ export class RedisLiveLog implements LiveLog {
   private readonly stream: string;
   private readonly slot: string;
   private closed = false;
+  /** When this instance started (performance.now()): where it starts reading, in Redis's clock. */
+  private readonly createdAt = performance.now();
   /** The counter of the last entry read: one further on than the next says entries were trimmed unread. */
   private lastNumber: number | undefined;
   /** The id of the last entry this instance read: undefined until it knows where the stream ends ('0-0': empty). */
@@ -100,14 +102,8 @@ export class RedisLiveLog implements LiveLog {
     let failing: string | undefined;
     while (!this.closed) {
       try {
-        // From the stream's end when this instance starts: what came before it is no one's here.
-        if (this.last === undefined) {
-          const [end] = await this.reader.xrevrange(this.stream, '+', '-', 'COUNT', 1);
-          this.lastNumber = end ? entryNumber(end[1]) : undefined;
-          this.last = end?.[0] ?? '0-0';
-          this.positioned();
-        }
-        const reply = await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.stream, this.last);
+        const from = this.last ?? (await this.position());
+        const reply = await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.stream, from);
         if (failing !== undefined) this.logger.info({ stream: this.stream }, 'Reading live events from Redis again');
         failing = undefined;
         if (reply === null) await this.noticeGoneBack();
@@ -136,6 +132,29 @@ export class RedisLiveLog implements LiveLog {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  }
+
+  /**
+   * Where this instance starts reading: from when it started, in Redis's clock (Redis's TIME less this instance's
+   * age), so an event appended while its first read waited for Redis (a start during an outage, webhooks retried
+   * the moment Redis is back) reaches the subscribers who came meanwhile. What came before is no one's here. Before,
+   * it began at the stream's end when the read first got through, and such an event was no one's. Entries ahead of
+   * Redis's clock (its clock went back) are not read again: it starts at their end.
+   */
+  private async position(): Promise<string> {
+    const [[sec, usec], [end]] = await Promise.all([this.reader.time(), this.reader.xrevrange(this.stream, '+', '-', 'COUNT', 1)]);
+    const redisNowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const startedMs = Math.max(0, Math.floor(redisNowMs - (performance.now() - this.createdAt)));
+    const endMs = end ? Number(end[0].split('-')[0]) : 0;
+    if (end && endMs >= startedMs && endMs <= redisNowMs + 1000) {
+      this.last = `${startedMs}-0`;
+      this.lastNumber = undefined;
+    } else {
+      this.last = end?.[0] ?? '0-0';
+      this.lastNumber = end ? entryNumber(end[1]) : undefined;
+    }
+    this.positioned();
+    return this.last;
   }
 
   /**

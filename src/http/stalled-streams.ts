@@ -7,14 +7,15 @@ import type { ServerResponse } from 'node:http';
  * 15 minutes). A socket timeout cannot say so: @whatwg-node/server turns the
  * socket's timeout off for a streamed body, and an idle stream is quiet too.
  *
- * One timer for every stream, every `cutMs`: a stream with data waiting whose
- * socket completed no write since the last look is cut. The bytes completed
- * are what the socket was given minus what it still holds; an idle stream has
- * nothing waiting, and a slow client completes a write now and then.
+ * One timer for every stream, looking four times per `cutMs`: a stream whose
+ * socket has had data waiting and completed no write for `cutMs` is cut. The
+ * bytes completed are what the socket was given minus what it still holds; an
+ * idle stream has nothing waiting, and a slow client completes a write now
+ * and then.
  */
 export class StalledStreams {
-  /** Each watched response, with the bytes its socket had completed at the last look. */
-  private readonly watched = new Map<ServerResponse, number>();
+  /** Each watched response: the bytes its socket had completed, and since when it has not moved with data waiting. */
+  private readonly watched = new Map<ServerResponse, { bytes: number; since: number }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -23,9 +24,9 @@ export class StalledStreams {
   ) {}
 
   watch(res: ServerResponse): void {
-    this.watched.set(res, completedBytes(res));
+    this.watched.set(res, { bytes: completedBytes(res), since: performance.now() });
     res.once('close', this.forget.bind(this, res));
-    this.timer ??= setInterval(this.look.bind(this), this.cutMs).unref();
+    this.timer ??= setInterval(this.look.bind(this), Math.max(100, this.cutMs / 4)).unref();
   }
 
   private forget(res: ServerResponse): void {
@@ -34,12 +35,17 @@ export class StalledStreams {
   }
 
   private look(): void {
-    for (const [res, before] of this.watched) {
-      const now = completedBytes(res);
-      this.watched.set(res, now);
-      if (now !== before || (res.socket?.writableLength ?? 0) === 0) continue;
+    const now = performance.now();
+    for (const [res, seen] of this.watched) {
+      const bytes = completedBytes(res);
+      if (bytes !== seen.bytes || (res.socket?.writableLength ?? 0) === 0) {
+        seen.bytes = bytes;
+        seen.since = now;
+        continue;
+      }
+      if (now - seen.since < this.cutMs) continue;
       this.watched.delete(res);
-      this.onCut(this.cutMs);
+      this.onCut(Math.round(now - seen.since));
       res.destroy();
     }
     if (this.watched.size === 0) this.stop();

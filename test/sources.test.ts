@@ -617,6 +617,23 @@ describe('helpers', () => {
     // The first item's own page refused: the 400 was about something else.
     expect(await new VendorPageSize(100).learnListingLimit(200, async () => false)).toBeUndefined();
   });
+
+  it('VendorPageSize trusts a listing limit for a while, then plans past it again (a vendor may raise it), and learns it again at the next refusal', async () => {
+    const size = new VendorPageSize(100, 50);
+    let limit = 1000;
+    const reaches = async (end: number) => end <= limit;
+    expect(await size.learnListingLimit(1078, reaches)).toBe(1000);
+    expect(size.plan(980, 50)).toEqual({ perPage: 20, pages: [49], skip: 0, asked: 20 });
+    await new Promise((r) => setTimeout(r, 60));
+    // Forgotten: the window is planned as the vendor's pages fall, reaching past 1,000.
+    expect(size.listingLimit).toBeUndefined();
+    const unbounded = size.plan(980, 50);
+    expect(unbounded).toEqual({ ...planPages(980, 50, 100), asked: unbounded.perPage });
+    expect((unbounded.pages.at(-1)! + 1) * unbounded.perPage).toBeGreaterThan(1000);
+    limit = 2000;
+    expect(await size.learnListingLimit(2078, reaches)).toBe(2000);
+    expect(size.listingLimit).toBe(2000);
+  });
 });
 
 describe('audit: a key the vendor already holds with another body', () => {

@@ -27,6 +27,8 @@ export function planPages(offset: number, count: number, maxPerPage: number): Pa
 
 /** A window is planned at most this many times as its pages teach the vendor's page size. */
 const MAX_WINDOW_PLANS = 3;
+/** A listing limit learnt is trusted this long, then learnt again at the next refusal: a vendor may raise it. */
+export const LISTING_LIMIT_KEPT_MS = 60 * 60 * 1000;
 
 /**
  * What a process has learnt of one list's page size at a vendor: the most
@@ -39,12 +41,24 @@ export class VendorPageSize {
   /** per_page's maximum, or less once the vendor paged tighter. */
   private most: number;
   private fixed: number | undefined;
-  /** Where the vendor stops listing, once learnt (see learnListingLimit). */
-  private listsTo: number | undefined;
+  /** Where the vendor stops listing, once learnt (see learnListingLimit), and when (performance.now()). */
+  private learnt: { listsTo: number; at: number } | undefined;
   private learning: Promise<number | undefined> | undefined;
 
-  constructor(private readonly maxPerPage: number) {
+  constructor(
+    private readonly maxPerPage: number,
+    private readonly limitKeptMs = LISTING_LIMIT_KEPT_MS,
+  ) {
     this.most = maxPerPage;
+  }
+
+  /**
+   * The listing limit while it is trusted. Before, one learnt was kept for the life of the process: a vendor that
+   * raised its limit (or a limit learnt in a bad minute) cut userList short until a restart.
+   */
+  private get listsTo(): number | undefined {
+    if (this.learnt && performance.now() - this.learnt.at >= this.limitKeptMs) this.learnt = undefined;
+    return this.learnt?.listsTo;
   }
 
   /** The vendor's own size when it ignores per_page, else undefined. */
@@ -83,7 +97,7 @@ export class VendorPageSize {
     this.learning ??= bisectListingLimit(refusedEnd, reaches).then(
       (limit) => {
         this.learning = undefined;
-        if (limit !== undefined) this.listsTo = Math.min(limit, this.listsTo ?? limit);
+        if (limit !== undefined) this.learnt = { listsTo: Math.min(limit, this.listsTo ?? limit), at: performance.now() };
         return limit === undefined ? undefined : this.listsTo;
       },
       (error: unknown) => {

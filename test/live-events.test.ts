@@ -165,9 +165,9 @@ describeWithRedis('LiveEvents through Redis', () => {
     const { here, away, close } = await twoInstances();
     try {
       const queue = here.subscribe('notificationAdded', 'user-3', { latest: false, max: 10 });
-      expect(await here.publish('notificationAdded', 'user-3', notification('n-3'), 'notifications n-3')).toBe(true);
-      expect(await away.publish('notificationAdded', 'user-3', notification('n-3'), 'notifications n-3')).toBe(false);
-      expect(await here.publish('notificationAdded', 'user-3', notification('n-4'), 'notifications n-4')).toBe(true);
+      expect(await here.publish('notificationAdded', 'user-3', notification('n-3'), { key: 'notifications n-3', ttlMs: 60_000 })).toBe(true);
+      expect(await away.publish('notificationAdded', 'user-3', notification('n-3'), { key: 'notifications n-3', ttlMs: 60_000 })).toBe(false);
+      expect(await here.publish('notificationAdded', 'user-3', notification('n-4'), { key: 'notifications n-4', ttlMs: 60_000 })).toBe(true);
       expect(await heardWithin(queue, 2000)).toEqual(notification('n-3'));
       expect(await heardWithin(queue, 2000)).toEqual(notification('n-4'));
       expect(await heardWithin(queue, 300)).toBe('nothing heard');

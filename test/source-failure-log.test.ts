@@ -1,14 +1,10 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.js';
+import { loggedLines } from './helpers/log-lines.js';
 import { SourceFailureLog } from '../src/observability/source-failure-log.js';
-
-type Line = Record<string, unknown>;
 
 describe('SourceFailureLog', () => {
   it('one warn line per source per request, then a summary per source per interval when it repeats', () => {
-    const lines: Line[] = [];
-    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+    const { logger, lines } = loggedLines();
     const log = new SourceFailureLog(logger, { linesPerInterval: 5, intervalMs: 60_000 });
     for (let i = 0; i < 8; i++) log.record(`req-${i}`, 'Dashboard', { source: 'notifications', code: i < 6 ? 'SOURCE_UNAVAILABLE' : 'SOURCE_TIMEOUT', fields: 2, stale: 0 });
     log.record('req-a', null, { source: 'analytics', code: 'SOURCE_BAD_RESPONSE', fields: 1, stale: 0, detail: 'POST /v1/metrics/query: body is not JSON' });

@@ -1,14 +1,10 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.js';
+import { loggedLines } from './helpers/log-lines.js';
 import { WebhookFailureLog } from '../src/webhooks/webhook-failure-log.js';
-
-type Line = Record<string, unknown>;
 
 describe('WebhookFailureLog', () => {
   it('a Redis outage refusing every event: five lines a source and kind per interval in full, the rest in one summary line by cause', () => {
-    const lines: Line[] = [];
-    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+    const { logger, lines } = loggedLines();
     const log = new WebhookFailureLog(logger, 5, 60_000);
     for (let i = 0; i < 40; i++) log.notStored('notifications', `msg_${i}`, i < 30 ? 'Redis did not store the event within 2000 ms' : "Stream isn't writeable");
     log.notStored('identity', 'msg_x', 'Redis did not store the event within 2000 ms');
@@ -35,8 +31,7 @@ describe('WebhookFailureLog', () => {
   });
 
   it("dropping events' entries again failing (Redis away when they settle): five lines, then one summary", () => {
-    const lines: Line[] = [];
-    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+    const { logger, lines } = loggedLines();
     const log = new WebhookFailureLog(logger, 5, 60_000);
     for (let i = 0; i < 12; i++) log.settleFailed('Reached the max retries per request limit (which is 1)');
     expect(lines).toHaveLength(5);
@@ -49,8 +44,7 @@ describe('WebhookFailureLog', () => {
   });
 
   it('a wrong secret or an off clock refusing every event: five lines in full, the rest counted by cause in one line', () => {
-    const lines: Line[] = [];
-    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+    const { logger, lines } = loggedLines();
     const log = new WebhookFailureLog(logger, 5, 60_000);
     for (let i = 0; i < 30; i++) log.refused('notifications', 'no signature matches', 'no signature matches');
     for (let i = 0; i < 4; i++) log.refused('notifications', 'timestamp out of tolerance', `webhook-timestamp ${600 + i} s behind our clock (tolerance ±300 s)`);

@@ -1,15 +1,11 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.js';
+import { loggedLines } from './helpers/log-lines.js';
 import { createWebhookInbox, PROCESSING_ATTEMPTS, type InboundEvent } from '../src/webhooks/inbox.js';
 import { WebhookFailureLog } from '../src/webhooks/webhook-failure-log.js';
 
-type Line = { level: number; msg: string } & Record<string, unknown>;
-
 /** The in-process inbox (no REDIS_URL) with a 20 ms first backoff, and the lines it logs. */
 function memoryInbox(handle: (event: InboundEvent) => Promise<void>) {
-  const lines: Line[] = [];
-  const logger = createLogger({ level: 'info', destination: new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Line), done()) }) });
+  const { logger, lines } = loggedLines('info');
   const failures = new WebhookFailureLog(logger);
   const inbox = createWebhookInbox(null, handle, logger, failures, null, 20);
   return { inbox, lines, close: () => inbox.close().finally(() => failures.close()) };

@@ -16,9 +16,6 @@ export interface LiveTopics {
 }
 export type LiveTopic = keyof LiveTopics;
 
-/** How long a `once` key is remembered: as long as webhook event ids are (vendors retry for a day). */
-const ONCE_TTL_MS = 25 * 3_600_000;
-
 type Listener = (payload: unknown) => void;
 
 /**
@@ -66,12 +63,13 @@ export class LiveEvents {
 
   /**
    * Announces an event to every subscriber of `topic` for `userId`, on every
-   * instance. With `once`, only the first event under that key is announced
-   * (a notification a vendor sent under two webhook ids): false for a repeat.
+   * instance. With `once`, only the first event under its key within `ttlMs`
+   * is announced (a notification a vendor sent under two webhook ids): false
+   * for a repeat.
    * Rejects when it could not be announced (Redis away); nothing was then.
    */
-  publish<T extends LiveTopic>(topic: T, userId: string, payload: LiveTopics[T], once?: string): Promise<boolean> {
-    return this.log.append(this.channel(topic, userId), payload, once === undefined ? undefined : { key: once, ttlMs: ONCE_TTL_MS });
+  publish<T extends LiveTopic>(topic: T, userId: string, payload: LiveTopics[T], once?: { key: string; ttlMs: number }): Promise<boolean> {
+    return this.log.append(this.channel(topic, userId), payload, once);
   }
 
   /** Events from now on, for one subscriber; return() stops listening. */

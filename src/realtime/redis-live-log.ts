@@ -56,10 +56,10 @@ export class RedisLiveLog implements LiveLog {
   private readonly createdAt = performance.now();
   /** The counter of the last entry read: one further on than the next says entries were trimmed unread. */
   private lastNumber: number | undefined;
-  /** The id of the last entry this instance read: undefined until it knows where the stream ends ('0-0': empty). */
+  /** The id of the last entry this instance read: undefined until it knows where to start (see position). */
   private last: string | undefined;
   private positioned: () => void = () => undefined;
-  /** Settles once `last` is first known. */
+  /** Settles once `last` is first known: an event appended after it is read. */
   private readonly started = new Promise<void>((resolve) => (this.positioned = resolve));
 
   constructor(

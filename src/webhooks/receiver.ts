@@ -8,7 +8,7 @@ import { vendorText } from '../sources/upstream-http.js';
 import { SettleAgain } from '../cache/settle-again.js';
 import type { LiveEvents, LiveTopic } from '../realtime/live-events.js';
 import type { Siblings } from '../siblings.js';
-import { createWebhookInbox, type InboundEvent, type WebhookInbox } from './inbox.js';
+import { createWebhookInbox, REMEMBER_IDS_MS, type InboundEvent, type WebhookInbox } from './inbox.js';
 import { WebhookFailureLog } from './webhook-failure-log.js';
 import { verifyWebhook, webhookKey } from './standard-webhooks.js';
 
@@ -91,7 +91,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     // After the invalidation: a subscriber that reads again gets the new data.
     // Not announced (Redis away): processing fails, and the event is processed again later (its job's retries).
     for (const p of changed.published ?? []) {
-      await options.live.publish(p.topic as LiveTopic, p.key, p.payload as never, p.once === undefined ? undefined : `${event.source} ${p.once}`);
+      // Its once key lasts as long as the event ids do: a vendor's retries and re-signed copies come within that.
+      const once = p.once === undefined ? undefined : { key: `${event.source} ${p.once}`, ttlMs: REMEMBER_IDS_MS };
+      await options.live.publish(p.topic as LiveTopic, p.key, p.payload as never, once);
     }
     settle(changed);
   };

@@ -184,6 +184,7 @@ const PROFILES: Json[] = [
   { readLagMs: 1500 },
   { errorBody: 'html', errorRate: 0.5, errorStatus: 502 },
   { padBodyBytes: 3_000_000 },
+  { idleCloseMs: 1000 },
 ];
 
 const tally = { requests: 0, statuses: {} as Record<string, number>, codes: {} as Record<string, number>, slowestMs: 0 };

@@ -163,6 +163,18 @@ export const faultProfileSchema = z
      * Header names are lower case.
      */
     headers: z.record(z.string().regex(/^[a-z0-9-]+$/, 'a lower-case header name'), z.string().nullable()).default({}),
+    /**
+     * A connection idle this long after an answer is closed by the vendor,
+     * with no `Keep-Alive: timeout` header saying so, as gunicorn (2 s),
+     * HAProxy's `timeout http-keep-alive` and most load balancers do. A
+     * client that keeps idle connections longer now and then sends a request
+     * just as the vendor closes one, and gets a reset with no answer: here
+     * every time, for determinism. The close is played when the next request
+     * arrives on it (reset, not answered, not counted in the routes' calls;
+     * `idleClosed` in stats). Every route, whatever `routes` says: it is the
+     * connection's. Null: the simulator's usual keep-alive (65 s, advertised).
+     */
+    idleCloseMs: z.number().int().min(1).max(600_000).nullable().default(null),
     /** Only these routes (as named in stats, e.g. "GET /v1/unread-counts") get the faults; all when absent. */
     routes: z.array(z.string()).nullable().default(null),
   })

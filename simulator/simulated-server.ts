@@ -108,6 +108,8 @@ export function json(status: number, body: unknown, headers?: Record<string, str
 const MAX_BODY_BYTES = 1_048_576;
 /** The limit advertised in rate-limit headers when no rate-limit fault is set. */
 const NOMINAL_LIMIT = 1000;
+/** How long an idle connection is kept (and said to be, in the Keep-Alive header) without the `idleCloseMs` fault. */
+const KEEP_ALIVE_MS = 65_000;
 
 export class SimulatedUpstream {
   readonly stats = new UpstreamStats();
@@ -116,6 +118,8 @@ export class SimulatedUpstream {
   private injected = 0;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** When each connection last finished an answer (performance.now()), for `idleCloseMs`. */
+  private readonly answeredAt = new WeakMap<Socket, number>();
   private readonly hanging = new Set<ServerResponse>();
   /** Answers being sent a byte at a time: not dropped when the faults change (a dribbling proxy does not notice). */
   private readonly trickling = new Set<ServerResponse>();
@@ -125,7 +129,8 @@ export class SimulatedUpstream {
   private closed = false;
 
   constructor(readonly api: UpstreamApi) {
-    this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    this.server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => {
+      if (this.closedIdle(req, res)) return;
       this.handle(req, res).catch(() => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end('{"error":"internal"}');
@@ -173,6 +178,9 @@ export class SimulatedUpstream {
   setFaults(input: FaultProfileInput): FaultProfile {
     this.faults = faultProfileSchema.parse(input);
     this.injected = 0;
+    // Node's server closes idle connections after keepAliveTimeout and says so in a Keep-Alive header; a vendor with
+    // an idle close of its own says nothing (0 turns both off here; closedIdle plays the close).
+    this.server.keepAliveTimeout = this.faults.idleCloseMs === null ? KEEP_ALIVE_MS : 0;
     this.dropHanging();
     if (this.faults.down === 'refuse') this.refuse(this.faults.downForMs);
     return this.faults;
@@ -187,6 +195,24 @@ export class SimulatedUpstream {
       if (!this.closed) this.server.listen(this.port, this.host);
     }, forMs);
     this.refuseTimer.unref();
+  }
+
+  /**
+   * Under `idleCloseMs`, a request on a connection idle that long meets it closed: reset, unanswered, uncounted in the
+   * routes' calls. Otherwise the connection's answer is timed for the next request's check.
+   */
+  private closedIdle(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.url?.startsWith('/__admin/')) return false;
+    const socket = req.socket;
+    const idleMs = this.faults.idleCloseMs;
+    const answeredAt = this.answeredAt.get(socket);
+    if (idleMs !== null && answeredAt !== undefined && performance.now() - answeredAt >= idleMs) {
+      this.stats.closedIdle();
+      socket.destroy();
+      return true;
+    }
+    res.once('finish', () => this.answeredAt.set(socket, performance.now()));
+    return false;
   }
 
   private dropHanging(): void {

@@ -37,6 +37,8 @@ export interface StatsSnapshot {
    * delivered it (on a loaded machine, longer than the latency asked for). Null percentiles: nothing answered yet.
    */
   serviceMs: { count: number; p50: number | null; p99: number | null };
+  /** Idle connections this upstream closed (the `idleCloseMs` fault). */
+  idleClosed: number;
 }
 
 /** Requests arriving this soon after a 429 went out were sent before the client could have read it. */
@@ -61,6 +63,7 @@ export class UpstreamStats {
   /** A ring of the last KEEP_SERVICE_TIMES service times (ms), and how many were recorded in all. */
   private serviceTimes: number[] = [];
   private served = 0;
+  private idleClosed = 0;
 
   private route(name: string): RouteStats {
     let r = this.routes.get(name);
@@ -115,6 +118,10 @@ export class UpstreamStats {
     this.served++;
   }
 
+  closedIdle(): void {
+    this.idleClosed++;
+  }
+
   batch(routeName: string, size: number): void {
     const sizes = this.route(routeName).batchSizes;
     sizes.push(size);
@@ -132,6 +139,7 @@ export class UpstreamStats {
     this.refusedUntil = new Map();
     this.serviceTimes = [];
     this.served = 0;
+    this.idleClosed = 0;
   }
 
   snapshot(): StatsSnapshot {
@@ -155,6 +163,7 @@ export class UpstreamStats {
       ignoredRetryAfter: this.ignoredRetryAfter,
       retriedEarly: this.retriedEarly,
       serviceMs: { count: this.served, p50: percentileOfSorted(sorted, 0.5), p99: percentileOfSorted(sorted, 0.99) },
+      idleClosed: this.idleClosed,
     };
   }
 }

@@ -14,6 +14,11 @@ export interface SourceTuning {
   /** Keep-alive connections in the undici pool for this origin. */
   connections: number;
   /**
+   * The longest an idle connection to the upstream is kept for the next call; the vendor's `Keep-Alive: timeout`
+   * shortens it. Under the vendor's own idle timeout, no call meets a connection it has closed.
+   */
+  keepAliveMs: number;
+  /**
    * The largest answer read from this origin, in bytes: a larger one is cut off
    * as it streams in and fails as SOURCE_BAD_RESPONSE, before it fills the heap.
    */

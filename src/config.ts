@@ -30,6 +30,14 @@ export const SOURCE_SETTINGS: Record<string, Setting> = {
   TIMEOUT_MS: { key: 'timeoutMs', min: 1, max: 600_000, integer: true, default: 1000, doc: 'per-attempt timeout, capped by the deadline left' },
   CONNECT_TIMEOUT_MS: { key: 'connectTimeoutMs', min: 1, max: 600_000, integer: true, default: 1000, doc: 'time to open a connection (TCP and TLS) to the vendor' },
   CONNECTIONS: { key: 'connections', min: 1, max: 1024, integer: true, default: 32, doc: "keep-alive connections in that origin's pool" },
+  KEEP_ALIVE_MS: {
+    key: 'keepAliveMs',
+    min: 100,
+    max: 600_000,
+    integer: true,
+    default: 30_000,
+    doc: "the longest an idle connection to the vendor is kept for the next call (a `Keep-Alive: timeout` from the vendor shortens it); set it under the vendor's own idle timeout when the log says the vendor closes idle connections",
+  },
   MAX_RESPONSE_BYTES: {
     key: 'maxResponseBytes',
     min: 1024,

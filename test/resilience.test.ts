@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IDLE_BEFORE_CLOSE_MS } from '../src/sources/closed-idle-connections.js';
 import { HttpSource } from '../src/sources/http-source.js';
 import { calls, stackPool, type Stack } from './helpers/stack.js';
 
@@ -73,25 +75,109 @@ describe('retries', () => {
   });
 });
 
+/** The audit POST without an Idempotency-Key: a write the vendor could not tell from a second one. */
+class KeylessAudit extends HttpSource {
+  post(event: Record<string, unknown>) {
+    return this.fetch({ route: 'POST /v1/events', method: 'POST', path: '/v1/events', body: event, schema: z.unknown() });
+  }
+}
+
+const auditEvent = () => ({ actor: 'a', action: 'x', target: 't', at: new Date().toISOString(), details: {} });
+
 describe('writes', () => {
   it('are retried only with an idempotency key', async () => {
     const stack = await stackWith({ tuning: { audit: { retryMaxAttempts: 3, retryBaseDelayMs: 10, breakerMinCalls: 1000 } } });
     await stack.faults('audit', { errorRate: 1, errorStatus: 503 });
-    const event = { actor: 'a', action: 'x', target: 't', at: new Date().toISOString(), details: {} };
+    const event = auditEvent();
     await expect(stack.gateway.sources.audit.record(event, 'key-1')).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
     expect(calls(await stack.stats('audit'), 'POST /v1/events')).toBe(3);
 
     // The same POST without a key: one attempt, since a repeat could write twice.
-    class KeylessAudit extends HttpSource {
-      post() {
-        return this.fetch({ route: 'POST /v1/events', method: 'POST', path: '/v1/events', body: event, schema: z.unknown() });
-      }
-    }
     await stack.reset();
     await stack.faults('audit', { errorRate: 1, errorStatus: 503 });
     const keyless = new KeylessAudit(stack.gateway.sources.audit['options']);
-    await expect(keyless.post()).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    await expect(keyless.post(event)).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
     expect(calls(await stack.stats('audit'), 'POST /v1/events')).toBe(1);
+  });
+});
+
+/**
+ * A vendor whose idle timeout is shorter than our keep-alive and unsaid (`idleCloseMs`: a request on a connection
+ * idle that long is reset unanswered, the race a client loses now and then, lost every time).
+ */
+describe('a vendor that closes idle connections without saying so', () => {
+  const READS = ['identity', 'analytics', 'notifications'] as const;
+  const QUERY = `query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`;
+  const metric = (text: string, series: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((line) => line.startsWith(`${series} `))
+        ?.slice(series.length + 1) ?? 0,
+    );
+
+  it('a read that meets one is sent again at once on another: answered, no failed attempt, no retry, one info line a source', async () => {
+    const stack = await stackWith({});
+    for (const source of READS) await stack.faults(source, { idleCloseMs: IDLE_BEFORE_CLOSE_MS });
+    const logsBefore = stack.logs.length;
+    const answers = [];
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) await sleep(IDLE_BEFORE_CLOSE_MS + 100);
+      answers.push(await stack.gql<AnyData>(QUERY, { id: stack.userId(300 + i) }));
+    }
+    for (const answer of answers) {
+      expect(answer.body.errors).toBeUndefined();
+      expect(answer.body.data!.user).toEqual({ name: expect.any(String), metrics: { pageViews: expect.any(Number) }, unreadNotificationCount: expect.any(Number) });
+    }
+    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+    for (const source of READS) {
+      const stats = await stack.stats(source);
+      // The second and third queries each met at least one closed connection at every vendor, and the vendor saw each call once.
+      expect(stats.idleClosed).toBeGreaterThanOrEqual(2);
+      expect(stats.totalCalls).toBe(3);
+      expect(metric(metrics, `gateway_upstream_closed_idle_connections_total{source="${source}"}`)).toBe(stats.idleClosed);
+    }
+    // Before, each was a failed attempt (SOURCE_UNAVAILABLE) and a retry after a backoff, counted against the vendor's health.
+    expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{[^}]*outcome="(?!ok")/m);
+    expect(metrics).not.toMatch(/^gateway_upstream_retries_total\{/m);
+    const lines = stack.logs.slice(logsBefore).map((l) => JSON.parse(l) as { level: number; msg: string; source?: string });
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+    const said = lines.filter((l) => l.msg.includes('closed an idle connection'));
+    expect(said.map((l) => l.source).sort()).toEqual([...READS].sort());
+    expect(said[0]!.level).toBe(30);
+  });
+
+  it("with <SOURCE>_KEEP_ALIVE_MS under the vendor's idle timeout, no call meets a closed connection", async () => {
+    const stack = await stackWith({ tuning: { analytics: { keepAliveMs: IDLE_BEFORE_CLOSE_MS / 2 } } });
+    await stack.faults('analytics', { idleCloseMs: IDLE_BEFORE_CLOSE_MS });
+    for (let i = 0; i < 2; i++) {
+      if (i > 0) await sleep(IDLE_BEFORE_CLOSE_MS + 100);
+      expect((await stack.gql<AnyData>(QUERY, { id: stack.userId(310 + i) })).body.errors).toBeUndefined();
+    }
+    const stats = await stack.stats('analytics');
+    expect([stats.idleClosed, stats.totalCalls]).toEqual([0, 2]);
+  });
+
+  it('a write is sent again only when the vendor can tell the repeat (its Idempotency-Key); without one it fails unsent', async () => {
+    const stack = await stackWith({});
+    const keyless = new KeylessAudit(stack.gateway.sources.audit['options']);
+    await keyless.post(auditEvent());
+    await stack.faults('audit', { idleCloseMs: IDLE_BEFORE_CLOSE_MS });
+    await sleep(IDLE_BEFORE_CLOSE_MS + 100);
+    await expect(keyless.post(auditEvent())).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    let stats = await stack.stats('audit');
+    expect([stats.idleClosed, calls(stats, 'POST /v1/events')]).toEqual([1, 1]);
+
+    await stack.gateway.sources.audit.record(auditEvent(), 'idle-key-1');
+    await sleep(IDLE_BEFORE_CLOSE_MS + 100);
+    await stack.gateway.sources.audit.record(auditEvent(), 'idle-key-2');
+    stats = await stack.stats('audit');
+    expect([stats.idleClosed, calls(stats, 'POST /v1/events')]).toEqual([2, 3]);
+    // The keyed write went again at once, not after a failed attempt and a backoff (the keyless source is not watched).
+    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+    expect(metric(metrics, 'gateway_upstream_requests_total{source="audit",route="POST /v1/events",outcome="ok"}')).toBe(2);
+    expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{source="audit"[^}]*outcome="(?!ok")/m);
+    expect(metrics).not.toMatch(/^gateway_upstream_retries_total\{source="audit"/m);
   });
 });
 

@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { startSimulatedUpstreams } from '../simulator/index.js';
 import { simulatedTwins } from './helpers/twins.js';
@@ -47,6 +49,36 @@ describe('faults and stats through the admin endpoint', () => {
     expect(refused).toBe('ECONNREFUSED');
     await new Promise((r) => setTimeout(r, 600));
     expect((await audit('/v1/events')).status).toBe(200);
+  });
+
+  it('idleCloseMs: no Keep-Alive header says it; a request on a connection idle that long is reset unanswered, a sooner one answered', async () => {
+    const client = new Client(t.up.analytics.url, { keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000 });
+    const get = async () => {
+      const res = await client.request({
+        path: `/v1/users/${encodeURIComponent(t.up.dataset.users[0]!.user_id)}/events`,
+        method: 'GET',
+        headers: { 'x-api-key': t.up.credentials.analyticsApiKey },
+      });
+      await res.body.text();
+      return res;
+    };
+    try {
+      expect((await get()).headers['keep-alive']).toBe('timeout=65');
+      await faults(t.up.analytics, { idleCloseMs: 200 });
+      const before = (await stats(t.up.analytics)).totalCalls;
+      const answered = await get();
+      expect(answered.statusCode).toBe(200);
+      expect(answered.headers['keep-alive']).toBeUndefined();
+      expect((await get()).statusCode).toBe(200);
+      await sleep(250);
+      await expect(get()).rejects.toMatchObject({ code: expect.stringMatching(/^(ECONNRESET|UND_ERR_SOCKET)$/) });
+      const after = await stats(t.up.analytics);
+      expect([after.totalCalls - before, after.idleClosed]).toEqual([2, 1]);
+      // The next request opens a connection of its own and is answered.
+      expect((await get()).statusCode).toBe(200);
+    } finally {
+      await client.close();
+    }
   });
 
   it("down: stall sends a success's status and headers and half its body, then nothing until the fault is cleared", async () => {

@@ -37,6 +37,12 @@ export class Metrics {
     labelNames: ['source', 'route'],
     registers: [this.registry],
   });
+  readonly upstreamClosedIdle = new Counter({
+    name: 'gateway_upstream_closed_idle_connections_total',
+    help: 'Pooled connections a vendor had closed while idle (its idle timeout shorter than <SOURCE>_KEEP_ALIVE_MS, unsaid), met by a call that was then sent again at once on another: not failures.',
+    labelNames: ['source'],
+    registers: [this.registry],
+  });
   readonly rateLimitWaits = new Counter({
     name: 'gateway_rate_limiter_waits_total',
     help: 'Calls that waited for a token of our own limiter.',
@@ -143,6 +149,7 @@ export class Metrics {
         this.upstreamCalls.labels(e.source, e.route, e.error ? e.error.code : 'ok').inc();
         this.upstreamDuration.labels(e.source, e.route).observe(e.durationMs / 1000);
         if (e.attempt > 1) this.upstreamRetries.labels(e.source, e.route).inc();
+        if (e.closedIdle) this.upstreamClosedIdle.labels(e.source).inc(e.closedIdle);
       });
       source.policy.limiter.onWait((e) => this.rateLimitWaits.labels(e.source, e.mode).inc());
       source.policy.limiter.onReject((e) => this.rateLimitRejections.labels(e.source, e.mode).inc());

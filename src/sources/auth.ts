@@ -166,6 +166,8 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
       headers: { 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify({ grant_type: 'client_credentials', client_id: o.clientId, client_secret: o.clientSecret, audience: o.audience }),
       timeoutMs: o.timeoutMs,
+      // A client-credentials grant asked twice gives two tokens, both good.
+      replayable: true,
       // The whole answer within the timeout, not only each gap in it: a token dribbled a byte at a time would hold every call.
       signal: AbortSignal.timeout(o.timeoutMs),
     });

@@ -45,6 +45,8 @@ export interface AttemptEvent {
   durationMs: number;
   status?: number;
   error?: SourceError;
+  /** Connections the vendor had closed while idle that this attempt met, each followed by the request sent again at once (closed-idle-connections.ts). */
+  closedIdle?: number;
 }
 
 export interface SourceRequest<T> {
@@ -103,6 +105,8 @@ export abstract class HttpSource {
   /** What this vendor sends that its schemas do not read (unknown, missing and retyped fields). */
   readonly drift: DriftRecorder;
   private readonly basePath: string;
+  /** Whether the line saying this vendor closes idle connections was logged (once a process: it is a setting to look at, not a failure). */
+  private closedIdleSaid = false;
 
   constructor(protected readonly options: HttpSourceOptions) {
     this.name = options.name;
@@ -145,7 +149,7 @@ export abstract class HttpSource {
       },
       async (span) => {
         try {
-          const result = await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, deadline, ++attempt, notFoundIsNull));
+          const result = await this.policy.execute(deadline, idempotent, (signal) => this.attempt(request, body, signal, deadline, ++attempt, notFoundIsNull, idempotent));
           if (result === null) span.setAttribute('gateway.not_found', true);
           return result;
         } catch (error) {
@@ -175,6 +179,7 @@ export abstract class HttpSource {
     deadline: Deadline,
     attempt: number,
     notFoundIsNull: boolean,
+    replayable: boolean,
   ): Promise<SourceResponse<T> | null> {
     for (let tries = 1; ; tries++) {
       const pending = this.options.auth.headers();
@@ -187,6 +192,7 @@ export abstract class HttpSource {
       const sentAt = Date.now();
       let status: number | undefined;
       let error: SourceError | undefined;
+      let closedIdle = 0;
       try {
         const res = await exchange({
           dispatcher: this.options.dispatcher,
@@ -199,6 +205,8 @@ export abstract class HttpSource {
           // Never longer than the request has left: its timeout then says which attempt ran out.
           timeoutMs: Math.max(1, Math.min(this.options.timeoutMs, deadline.remainingMs())),
           signal,
+          replayable,
+          onClosedIdle: () => closedIdle++,
         });
         status = res.status;
         this.observeRateLimit(res, sentAt);
@@ -233,9 +241,20 @@ export abstract class HttpSource {
           durationMs: performance.now() - startedAt,
           ...(status === undefined ? {} : { status }),
           ...(error === undefined ? {} : { error }),
+          ...(closedIdle === 0 ? {} : { closedIdle }),
         });
+        if (closedIdle > 0 && !this.closedIdleSaid) this.sayClosedIdle();
       }
     }
+  }
+
+  private sayClosedIdle(): void {
+    this.closedIdleSaid = true;
+    const setting = `${this.name.toUpperCase()}_KEEP_ALIVE_MS`;
+    this.logger.info(
+      { source: this.name },
+      `${this.name} closed an idle connection as a call was sent on it; the call was sent again on another at once. Its idle timeout is shorter than ${setting} and not said in a Keep-Alive header: set ${setting} under it to save the round trip. Counted in gateway_upstream_closed_idle_connections_total; this line once a process`,
+    );
   }
 
   /**

@@ -32,8 +32,9 @@ class Pools {
       pool = new Pool(origin, {
         connections: tuning.connections,
         connectTimeout: tuning.connectTimeoutMs,
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 600_000,
+        keepAliveTimeout: tuning.keepAliveMs,
+        // A vendor's Keep-Alive hint may shorten the keep, not lengthen it past what was set.
+        keepAliveMaxTimeout: tuning.keepAliveMs,
         maxResponseSize: tuning.maxResponseBytes,
       });
       this.byOrigin.set(origin, pool);

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { SourceError, type SourceName } from '../errors.js';
+import { metClosedIdleConnection } from './closed-idle-connections.js';
 import { retryAfterMs } from './rate-limit-headers.js';
 import { headerValue } from './header-value.js';
 
@@ -34,21 +35,26 @@ export interface UpstreamCall {
   signal?: AbortSignal | undefined;
   /** The most a compressed answer may decode to (the pool bounds what arrives): `<SOURCE>_MAX_RESPONSE_BYTES`. */
   maxBodyBytes?: number | undefined;
+  /**
+   * The vendor may get this request twice (a read, a write it recognises by its Idempotency-Key): then one that met
+   * a connection the vendor had closed while idle is sent again at once on another (closed-idle-connections.ts).
+   */
+  replayable?: boolean | undefined;
+  /** Told each time the request met such a connection and was sent again. */
+  onClosedIdle?: (() => void) | undefined;
 }
+
+/**
+ * A request met a closed idle connection this many times at most before its failure is the answer: each time takes
+ * one pooled connection out, and after a lull several may have been closed at once.
+ */
+const MAX_CLOSED_IDLE_REPLAYS = 3;
 
 export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
   // Once a 2xx status line has come, a failure reading its body still carries it: for a write, the vendor took it (acceptedButUnread).
   let status: number | undefined;
   try {
-    const res = await call.dispatcher.request({
-      method: call.method,
-      path: call.path,
-      headers: call.headers,
-      body: call.body,
-      headersTimeout: call.timeoutMs,
-      bodyTimeout: call.timeoutMs,
-      signal: call.signal ?? null,
-    });
+    const res = await sent(call);
     const encoding = res.headers['content-encoding'];
     // Only a success's body is read for what it says: an error status is classified by itself, whatever its coding.
     const success = res.statusCode >= 200 && res.statusCode < 300;
@@ -85,6 +91,26 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       detail: `network error${typeof code === 'string' ? ` ${code}` : ''}`,
       cause: error,
     });
+  }
+}
+
+/** The request sent, until its answer's headers: again at once, on another connection, when it met one closed idle. */
+async function sent(call: UpstreamCall): Promise<Dispatcher.ResponseData> {
+  for (let replays = 0; ; replays++) {
+    try {
+      return await call.dispatcher.request({
+        method: call.method,
+        path: call.path,
+        headers: call.headers,
+        body: call.body,
+        headersTimeout: call.timeoutMs,
+        bodyTimeout: call.timeoutMs,
+        signal: call.signal ?? null,
+      });
+    } catch (error) {
+      if (!call.replayable || replays >= MAX_CLOSED_IDLE_REPLAYS || call.signal?.aborted || !metClosedIdleConnection(error)) throw error;
+      call.onClosedIdle?.();
+    }
   }
 }
 

@@ -60,6 +60,11 @@ export interface OpsConfig {
   loadShedding: { maxInFlight: number; maxEntityReads: number; maxEventLoopDelayMs: number; maxHeapUsedRatio: number };
   /** When new GraphQL requests wait in line for room, and for how long at most (src/http/admission-queue.ts). */
   admission: { queueAtEntityReads: number; maxWaitMs: number };
+  /**
+   * How long an idle client connection is kept for its next request (HTTP_KEEP_ALIVE_MS): longer than a load
+   * balancer in front keeps its own, or it sends requests on connections being closed.
+   */
+  httpKeepAliveMs: number;
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
   graphiql: boolean;
   introspection: boolean;

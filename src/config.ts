@@ -305,6 +305,11 @@ export const envSchema = z.object({
     .default(1024)
     .describe('smaller responses go out uncompressed'),
   REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000).describe('a request body still arriving after this gets 408'),
+  HTTP_KEEP_ALIVE_MS: int(1000, 3_600_000)
+    .default(65_000)
+    .describe(
+      "how long an idle client connection is kept for its next request. Keep it longer than the idle timeout of a load balancer in front (AWS ALB 60 s, nginx's upstream keepalive 60 s; Google Cloud's needs over 600 s): a balancer ignores our `Keep-Alive: timeout` and now and then sends a request on a connection we are closing, which its client gets as a 502. Node's own default is 5 s",
+    ),
   GRAPHIQL_ENABLED: bool.optional().describe('GraphiQL at /graphql in a browser; by default on, except in production'),
   INTROSPECTION_ENABLED: bool.optional().describe('by default on, except in production; field suggestions ("Did you mean …") follow it'),
   PERSISTED_OPERATIONS_REQUIRED: bool.default(false).describe('only the allow-list made from `examples/operations/` runs'),
@@ -480,6 +485,7 @@ export function loadConfig(env: Env = process.env): Config {
       auth: { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE, clockToleranceSec: e.AUTH_CLOCK_TOLERANCE_S },
       corsOrigins,
       compression: e.COMPRESSION_ENABLED ? { thresholdBytes: e.COMPRESSION_THRESHOLD_BYTES } : null,
+      httpKeepAliveMs: e.HTTP_KEEP_ALIVE_MS,
       limits: {
         maxDepth: e.GRAPHQL_MAX_DEPTH,
         maxCost: e.GRAPHQL_MAX_COST,

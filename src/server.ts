@@ -363,6 +363,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     },
     maxBodyBytes: ops.limits.maxBodyBytes,
     requestTimeoutMs: ops.limits.requestTimeoutMs,
+    keepAliveMs: ops.httpKeepAliveMs,
     stalledStreamCutMs: ops.subscriptionStalledCutMs,
     onStalledStreamCut: (stalledMs) => logger.info({ stalledMs }, "An event stream's client took none of its data for this long (stopped reading): its connection was cut"),
     webhooks,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import persisted from '../examples/generated/persisted-documents.json' with { type: 'json' };
@@ -122,6 +123,35 @@ describe('metrics, health, request logs', () => {
     for (let i = 0; i < 120; i++) await watched.gql(DASHBOARD, { id: watched.userId(330 + i) });
     await expect.poll(() => watched.logs.filter((l) => l.includes('analytics: success rate recovered')).length, { timeout: 8000 }).toBe(1);
     expect(warned()).toBe(1);
+  });
+});
+
+describe('client connections', () => {
+  it("an idle connection is kept past Node's 5 s (65 s, and said so): a load balancer that keeps its own 60 s is never closed on", async () => {
+    const stack = await stackWith({});
+    const socket = connect(Number(new URL(stack.url).port), '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    let closedAt: number | undefined;
+    const openedAt = performance.now();
+    socket.on('close', () => (closedAt = performance.now() - openedAt));
+    const get = async () => {
+      text = '';
+      socket.write('GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n');
+      for (let i = 0; i < 50 && !text.includes('\r\n\r\n'); i++) await sleep(20);
+      return text;
+    };
+    try {
+      const first = await get();
+      expect(first).toMatch(/^HTTP\/1\.1 200/);
+      expect(first).toMatch(/^keep-alive: timeout=65$/im);
+      // Node's default closed it here, and a balancer reusing it got a reset (a 502 to its client).
+      await sleep(5_500);
+      expect(await get()).toMatch(/^HTTP\/1\.1 200/);
+      expect(closedAt).toBeUndefined();
+    } finally {
+      socket.destroy();
+    }
   });
 });
 

@@ -37,6 +37,8 @@ export interface HttpLayerOptions extends RequestBodyLimits {
   onStalledStreamCut?: (stalledMs: number) => void;
   /** `server.headersTimeout`: the request line and headers must arrive within this. @default min(requestTimeoutMs, 60 s) */
   headersTimeoutMs?: number;
+  /** `server.keepAliveTimeout`: an idle connection is kept this long for its next request. @default Node's (5 s) */
+  keepAliveMs?: number;
 }
 
 /** After the hit path: the request goes on to `next` unless it was answered from the response cache. */
@@ -111,5 +113,6 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
   // Node's own checks stay as a backstop (they run every 30 s and answer without a body).
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = options.headersTimeoutMs ?? Math.min(options.requestTimeoutMs, 60_000);
+  if (options.keepAliveMs !== undefined) server.keepAliveTimeout = options.keepAliveMs;
   return server;
 }

@@ -441,6 +441,11 @@ console.log(
   redisTroubles.map((t) => `${Math.round((t.from - startedAt) / 1000)}–${t.to === undefined ? '?' : Math.round((t.to - startedAt) / 1000)}`),
 );
 console.log(`real time: ${watches.length} subscribers to ${watched.length} users; webhooks`, hooks, '; notifications', realtime);
+const idleClosed: Record<string, number> = {};
+for (const [vendor, base] of Object.entries(vendors)) {
+  idleClosed[vendor] = ((await (await fetch(`${base}/__admin/stats`)).json()) as { idleClosed?: number }).idleClosed ?? 0;
+}
+console.log('idle connections the vendors closed under a call (idleCloseMs; each sent again at once):', idleClosed);
 console.log('warn-level log lines:', linesAt(40));
 console.log('error-level log lines:', errorsByMessage);
 console.log(problems.length === 0 ? 'no problems' : `${problems.length} problems:\n  ${problems.slice(0, 20).join('\n  ')}`);

@@ -57,12 +57,35 @@ export function withLuaCommand<T extends RedisClient>(client: RedisClient, name:
 }
 
 /**
+ * A connection with a command out that has had no byte back for this long is
+ * destroyed and opened again (ioredis' `socketTimeout`). A connection can go
+ * silent without a FIN or a reset: Redis moved to another address (a
+ * Kubernetes pod rescheduled, a managed failover), a NAT or a firewall that
+ * forgot it. Nothing then ends it until TCP gives up on the unacknowledged
+ * data, about 15 minutes on Linux (ioredis#559, OpenCTI#7970): every command
+ * on it timed out, the live-event reader's XREAD waited, and a subscriber
+ * heard nothing. A Redis that answers takes well under this for any command
+ * we send.
+ */
+export const SILENT_CONNECTION_MS = 5000;
+
+/** The silence allowed on a connection whose commands may block up to `blockMs` before answering. */
+export function silentAfterBlocking(blockMs: number): number {
+  return blockMs + SILENT_CONNECTION_MS;
+}
+
+/** The longest bullmq's workers block on their connection (its `maximumBlockTimeout`, 10 s; `drainDelay` 5 s). */
+const BULLMQ_BLOCK_MS = 10_000;
+
+/**
  * A client for one Redis or for a Redis Cluster (ioredis' Cluster, with the
  * same per-node options), with every declared Lua command. On a cluster,
  * commands to one node are pipelined together automatically, so callers send
  * single-key commands and never a multi-key one across slots.
  */
-export function newRedisClient(where: RedisLocation, options: IoRedisOptions = {}): RedisClient {
+export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {}): RedisClient {
+  // Unless the caller knows its connection never blocks, allow the longest block it might make (bullmq's).
+  const options = { socketTimeout: silentAfterBlocking(BULLMQ_BLOCK_MS), ...given };
   const scripts = { ...luaCommands, ...options.scripts };
   if (!where.clusterNodes) return new Redis(where.url, { ...options, scripts });
   const { enableOfflineQueue, ...perNode } = options;
@@ -104,6 +127,7 @@ export class RedisConnection {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? 1000,
+      socketTimeout: SILENT_CONNECTION_MS,
       connectTimeout: 1000,
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,

@@ -1,61 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LiveEvents } from '../src/realtime/live-events.js';
 import { createLogger } from '../src/logger.js';
+import { silentAfterBlocking } from '../src/redis.js';
 import type { NotificationEntity } from '../src/sources/models.js';
 import type { SubscriberQueue } from '../src/realtime/subscriber-queue.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
-
-/**
- * A loopback proxy in front of Redis, as the network between an instance and
- * its Redis: `holdMs` holds each new connection's first replies (the few
- * milliseconds of its handshake, stretched); `cut()` drops every connection
- * and refuses new ones until `mend()`, while Redis itself stays up for others.
- */
-async function proxyTo(redisPort: number, holdMs = 0): Promise<{ port: number; cut(): void; mend(): void; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let refusing = false;
-  const server: Server = createServer((client) => {
-    if (refusing) return void client.destroy();
-    const upstream = createConnection({ port: redisPort, host: '127.0.0.1' });
-    sockets.add(client).add(upstream);
-    const held: Buffer[] = [];
-    let holding = holdMs > 0;
-    if (holding) {
-      setTimeout(() => {
-        holding = false;
-        for (const chunk of held) client.write(chunk);
-      }, holdMs);
-    }
-    upstream.on('data', (chunk: Buffer) => (holding ? held.push(chunk) : client.write(chunk)));
-    client.on('data', (chunk: Buffer) => upstream.write(chunk));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const cut = () => {
-    refusing = true;
-    for (const s of sockets) s.destroy();
-  };
-  return {
-    port: (server.address() as { port: number }).port,
-    cut,
-    mend: () => (refusing = false),
-    close: () => {
-      cut();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { proxyTo } from './helpers/redis-proxy.js';
 
 const notification = (id: string) => ({ id, title: `title ${id}` }) as NotificationEntity;
 const heardWithin = async <T>(queue: SubscriberQueue<T>, ms: number): Promise<T | 'nothing heard'> => {
@@ -127,6 +80,32 @@ describeWithRedis('LiveEvents through Redis', () => {
       await here.publish('notificationAdded', 'user-2', notification('after'));
       await expect.poll(() => got.length, { timeout: 3000 }).toBe(22);
       expect(got).toEqual([notification('before'), ...Array.from({ length: 20 }, (_, i) => notification(`during-${i}`)), notification('after')]);
+      await queue.return();
+      await reading;
+    } finally {
+      await close();
+    }
+  });
+
+  it('an instance whose connections to Redis went silent (no FIN, no reset) hears what was announced meanwhile, in order, once they are opened again', async () => {
+    const { here, away, proxy, close } = await twoInstances();
+    try {
+      const queue = away.subscribe('notificationAdded', 'user-silent', { latest: false, max: 100 });
+      const got: unknown[] = [];
+      const reading = (async () => {
+        for (;;) {
+          const r = await queue.next();
+          if (r.done) return;
+          got.push(r.value);
+        }
+      })();
+      await here.publish('notificationAdded', 'user-silent', notification('before'));
+      await expect.poll(() => got.length, { timeout: 3000 }).toBe(1);
+      proxy.blackhole();
+      for (let i = 0; i < 5; i++) expect(await here.publish('notificationAdded', 'user-silent', notification(`during-${i}`))).toBe(true);
+      // Its XREAD waited on the silent connection until TCP gave up (about 15 minutes); now the silence ends it.
+      await expect.poll(() => got.length, { timeout: silentAfterBlocking(5000) + 5000, interval: 250 }).toBe(6);
+      expect(got).toEqual([notification('before'), ...Array.from({ length: 5 }, (_, i) => notification(`during-${i}`))]);
       await queue.return();
       await reading;
     } finally {

@@ -1,12 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../redis.js';
 import type { Logger } from '../logger.js';
-import type { RedisConnection } from '../redis.js';
+import { SILENT_CONNECTION_MS, type RedisConnection } from '../redis.js';
 
 export interface Invalidation {
   entity: string;
   groups: string[];
 }
+
+/**
+ * A subscribed connection sends nothing of its own, so one gone silent (no FIN, no reset: Redis moved, a NAT forgot
+ * it) would never be noticed: it is pinged this often, and a ping unanswered for SILENT_CONNECTION_MS ends it.
+ */
+const SUBSCRIBER_PING_MS = 5000;
 
 /** Remembered while Redis is away, replayed when it returns; beyond this, the oldest are dropped (and said so). */
 const MAX_PENDING = 10_000;
@@ -24,6 +30,7 @@ export class InvalidationBus {
   private readonly pending = new Map<string, Invalidation>();
   private subscribedOnce = false;
   private closed = false;
+  private readonly pinger: NodeJS.Timeout;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -38,7 +45,10 @@ export class InvalidationBus {
     },
   ) {
     this.channel = redis.key('cache', 'invalidate');
-    this.subscriber = redis.newClient({ autoResubscribe: false });
+    this.subscriber = redis.newClient({ autoResubscribe: false, socketTimeout: SILENT_CONNECTION_MS });
+    this.pinger = setInterval(() => {
+      if (this.subscriber.status === 'ready') this.subscriber.ping().catch(() => undefined);
+    }, SUBSCRIBER_PING_MS).unref();
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('ready', () => {
       this.subscriber.subscribe(this.channel).then(
@@ -67,6 +77,7 @@ export class InvalidationBus {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.pinger);
     this.subscriber.removeAllListeners('ready');
     await this.subscriber.quit().catch(() => this.subscriber.disconnect());
   }

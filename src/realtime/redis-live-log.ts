@@ -1,6 +1,6 @@
 import type { RedisSettings } from '../config-types.js';
 import type { Logger } from '../logger.js';
-import { declareLuaCommand, newRedisClient, withLuaCommand, type RedisClient } from '../redis.js';
+import { declareLuaCommand, newRedisClient, SILENT_CONNECTION_MS, silentAfterBlocking, withLuaCommand, type RedisClient } from '../redis.js';
 import type { LiveLog, LiveLogReader } from './live-log.js';
 
 /**
@@ -72,9 +72,9 @@ export class RedisLiveLog implements LiveLog {
     // Waits for a connection being made (a process just started), not for an outage: past one reconnection or 2 s,
     // the caller (a webhook job, a change feed pass) fails and tries again later. A script that ran after its
     // timeout did announce its event, and the retry's once key says so.
-    this.writer = withLuaCommand<WithAppend>(newRedisClient(redis, { maxRetriesPerRequest: 1, commandTimeout: 2000 }), 'appendLiveEvent');
+    this.writer = withLuaCommand<WithAppend>(newRedisClient(redis, { maxRetriesPerRequest: 1, commandTimeout: 2000, socketTimeout: SILENT_CONNECTION_MS }), 'appendLiveEvent');
     // Its XREAD waits for Redis however long it is away (ioredis sends it again on reconnecting, from the same id).
-    this.reader = newRedisClient(redis, { maxRetriesPerRequest: null });
+    this.reader = newRedisClient(redis, { maxRetriesPerRequest: null, socketTimeout: silentAfterBlocking(BLOCK_MS) });
     for (const c of [this.writer, this.reader]) c.on('error', () => undefined);
   }
 

@@ -3,7 +3,7 @@ import Denque from 'denque';
 import { DeliveryFailureLog } from './delivery-failure-log.js';
 import type { Logger } from '../logger.js';
 import { deliveryError, isPermanent, type Deliver, type DeliveryError, type DeliveryRecord, type DeliveryState, type SecondaryJob } from './delivery.js';
-import { newRedisClient, queuePrefix, type RedisClient, type RedisLocation } from '../redis.js';
+import { newRedisClient, queuePrefix, SILENT_CONNECTION_MS, type RedisClient, type RedisLocation } from '../redis.js';
 
 export interface DeliveryQueueSettings {
   /** Attempts in all, the first (inline) one included; then the delivery is dead-lettered. */
@@ -74,7 +74,12 @@ export class BullDeliveryQueue implements DeliveryQueue {
     // The queue's connection fails fast when Redis is away or hangs (the caller then keeps the delivery in memory;
     // a command that went through after all leaves a second copy, which the target's key keeps single);
     // the worker's blocks and waits for Redis, as bullmq requires.
-    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null, enableOfflineQueue: false, commandTimeout: QUEUE_COMMAND_TIMEOUT_MS });
+    const queueConnection = newRedisClient(redis, {
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: false,
+      commandTimeout: QUEUE_COMMAND_TIMEOUT_MS,
+      socketTimeout: SILENT_CONNECTION_MS,
+    });
     const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
     // On a cluster one hash tag, so the queue's keys and scripts share a slot; unchanged on one Redis (its queued jobs stay found).
     const queueKeys = queuePrefix(redis, `${prefix}bull`);

@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { InvalidationBus, type Invalidation } from '../src/cache/invalidation-bus.js';
+import { RedisConnection, SILENT_CONNECTION_MS } from '../src/redis.js';
+import { loggedLines } from './helpers/log-lines.js';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { proxyTo, type RedisProxy } from './helpers/redis-proxy.js';
+
+/**
+ * Connections to Redis that go silent with no FIN or reset (Redis moved to another address, a failover, a NAT that
+ * forgot them): nothing ended them until TCP gave up, about 15 minutes. Each is now dropped and opened again after
+ * SILENT_CONNECTION_MS with a command unanswered; the proxy's new connections reach Redis.
+ */
+describeWithRedis('connections to Redis gone silent', () => {
+  const redis = new TestRedis();
+  beforeAll(() => redis.start());
+  afterAll(() => redis.stop());
+
+  const keyPrefix = () => `gsilent${Math.random().toString(36).slice(2, 8)}:`;
+
+  it('the main connection is dropped and opened again: commands answer within seconds, with one warn line and one info line', async () => {
+    const proxy = await proxyTo(redis.port);
+    const { logger, lines } = loggedLines('info');
+    const connection = new RedisConnection({ url: proxy.url, keyPrefix: keyPrefix() }, logger);
+    try {
+      await expect.poll(() => connection.available, { timeout: 3000 }).toBe(true);
+      await connection.client.set(connection.key('k'), 'v');
+      proxy.blackhole();
+      const silentAt = performance.now();
+      await expect(connection.client.get(connection.key('k'))).rejects.toThrow(/timed out/i);
+      await expect.poll(() => connection.client.get(connection.key('k')).catch(() => null), { timeout: SILENT_CONNECTION_MS + 4000, interval: 250 }).toBe('v');
+      expect(performance.now() - silentAt).toBeLessThan(SILENT_CONNECTION_MS + 4000);
+      const said = lines.filter((l) => l.level >= 30 && /Redis/.test(l.msg)).map((l) => `${l.level} ${l.msg.split(':')[0]}`);
+      expect(said).toEqual(['30 Redis connected', '40 Redis unreachable', '30 Redis is back']);
+    } finally {
+      await connection.close();
+      await proxy.close();
+    }
+  });
+
+  it('a subscriber gone silent is found by its ping and subscribes again: invalidations reach it, and its L1 is cleared for what it missed', async () => {
+    const proxy: RedisProxy = await proxyTo(redis.port);
+    const prefix = keyPrefix();
+    const { logger } = loggedLines('info');
+    const here = new RedisConnection({ url: redis.url, keyPrefix: prefix }, logger);
+    const away = new RedisConnection({ url: proxy.url, keyPrefix: prefix }, logger);
+    const heard: Invalidation[] = [];
+    let resyncs = 0;
+    const handlers = (onDrop: (m: Invalidation) => void, onResync: () => void) => ({ dropLocal: onDrop, resync: onResync, deleteShared: () => Promise.resolve(true) });
+    const sender = new InvalidationBus(
+      here,
+      logger,
+      handlers(
+        () => undefined,
+        () => undefined,
+      ),
+    );
+    const receiver = new InvalidationBus(
+      away,
+      logger,
+      handlers(
+        (m) => heard.push(m),
+        () => resyncs++,
+      ),
+    );
+    try {
+      await expect.poll(() => here.available && away.available, { timeout: 3000 }).toBe(true);
+      await sender.publish({ entity: 'profile', groups: ['before'] });
+      await expect.poll(() => heard.length, { timeout: 3000 }).toBe(1);
+      proxy.blackhole();
+      await sender.publish({ entity: 'profile', groups: ['during'] });
+      // The ping goes within 5 s, and its silence ends the connection SILENT_CONNECTION_MS later; before, never.
+      await expect.poll(() => resyncs, { timeout: 5000 + SILENT_CONNECTION_MS + 4000, interval: 250 }).toBe(1);
+      await sender.publish({ entity: 'profile', groups: ['after'] });
+      await expect.poll(() => heard.map((m) => m.groups[0]), { timeout: 3000 }).toEqual(['before', 'after']);
+    } finally {
+      await Promise.all([sender.close(), receiver.close()]);
+      await Promise.all([here.close(), away.close()]);
+      await proxy.close();
+    }
+  });
+});

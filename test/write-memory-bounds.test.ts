@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { SourceError } from '../src/errors.js';
@@ -6,6 +5,7 @@ import { MemoryDeliveryQueue } from '../src/writes/delivery-queue.js';
 import type { SecondaryJob } from '../src/writes/delivery.js';
 import { MemoryIdempotencyStore } from '../src/writes/idempotency-store.js';
 import { DeliveryFailureLog } from '../src/writes/delivery-failure-log.js';
+import { loggedLines } from './helpers/log-lines.js';
 
 /**
  * Without Redis, what the write path keeps in the heap is bounded: before,
@@ -67,19 +67,13 @@ describe('the in-memory delivery queue', () => {
 describe('the in-memory delivery queue while its target is down', () => {
   it('keeps at most N deliveries waiting: the next is dead-lettered at once, said at error level, and re-drivable', async () => {
     let up = false;
-    const lines: string[] = [];
-    const capture = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    const { logger: captured, lines } = loggedLines('info');
     const queue = new MemoryDeliveryQueue(
       { ...settings, backoffMs: 60_000 },
       async () => {
         if (!up) throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: 'audit', retryable: true });
       },
-      createLogger({ level: 'warn', destination: capture }),
+      captured,
       100,
       2,
     );
@@ -90,7 +84,7 @@ describe('the in-memory delivery queue while its target is down', () => {
     expect([third.state, fourth.state]).toEqual(['FAILED', 'FAILED']);
     expect(third.error).toMatchObject({ code: 'INTERNAL', retryable: true, message: expect.stringContaining('set REDIS_URL') });
     expect(await queue.counts()).toEqual({ QUEUED: 2, DELIVERED: 0, FAILED: 2 });
-    expect(lines.filter((l) => l.includes('"level":50') && l.includes('without a retry: 2 deliveries already wait in memory'))).toHaveLength(2);
+    expect(lines.filter((l) => l.level === 50 && l.msg.includes('without a retry: 2 deliveries already wait in memory'))).toHaveLength(2);
     up = true;
     expect((await queue.retry('key-3'))!.state).toBe('QUEUED');
     await expect.poll(async () => (await queue.counts()).DELIVERED).toBe(1);
@@ -99,23 +93,24 @@ describe('the in-memory delivery queue while its target is down', () => {
 });
 
 describe('the delivery failure log', () => {
-  it('writes the first few of each kind in full per interval and sums up the rest in one line', () => {
-    const lines: { level: number; msg: string }[] = [];
-    const capture = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as { level: number; msg: string });
-        done();
-      },
-    });
-    const log = new DeliveryFailureLog(createLogger({ level: 'warn', destination: capture }), 5, 60_000);
+  it('writes the first few of each kind (and target) in full per interval and sums up the rest in one line', () => {
+    const { logger, lines } = loggedLines('info');
+    const log = new DeliveryFailureLog(logger, 5, 60_000);
     const fields = (n: number, code: string) => ({ deliveryId: `d${n}`, operation: 'sendNotification', target: 'AUDIT', attempts: 10, code });
     for (let n = 0; n < 12; n++) log.deadLettered(fields(n, n < 9 ? 'SOURCE_UNAVAILABLE' : 'SOURCE_TIMEOUT'));
     for (let n = 0; n < 30; n++) log.attemptFailed(fields(n, 'SOURCE_UNAVAILABLE'));
-    expect(lines).toHaveLength(10);
+    for (let n = 0; n < 8; n++) log.keptInMemory('updateProfile', 'Command timed out');
+    for (let n = 0; n < 6; n++) log.userUnchecked('SOURCE_CIRCUIT_OPEN');
+    for (const target of ['IDENTITY', 'NOTIFICATIONS']) for (let n = 0; n < 7; n++) log.primaryFailed({ operation: 'op', target, code: 'SOURCE_TIMEOUT' });
+    expect(lines).toHaveLength(5 * 6);
     log.close();
-    expect(lines.slice(10).map((l) => [l.level, l.msg])).toEqual([
+    expect(lines.slice(30).map((l) => [l.level, l.msg])).toEqual([
       [50, '7 more deliveries dead-lettered in the last 60 s (SOURCE_UNAVAILABLE 4, SOURCE_TIMEOUT 3): see Query.deliveries(state: FAILED), re-drive with retryDelivery'],
       [40, '25 more delivery attempts failed in the last 60 s (SOURCE_UNAVAILABLE 25); retrying with backoff'],
+      [40, '3 more deliveries were kept in memory only in the last 60 s, the durable queue unavailable (Command timed out 3)'],
+      [40, '1 more writes went on in the last 60 s without checking that their user exists (SOURCE_CIRCUIT_OPEN 1); their targets say'],
+      [40, '2 more primary writes to IDENTITY failed in the last 60 s (SOURCE_TIMEOUT 2)'],
+      [40, '2 more primary writes to NOTIFICATIONS failed in the last 60 s (SOURCE_TIMEOUT 2)'],
     ]);
   });
 });

@@ -500,6 +500,12 @@ describeWithRedis('a hung Redis (connections open, no answers) during a write', 
     expect(res.body.data!.updateProfile).toMatchObject({ status: 'COMPLETE', deliveries: [{ state: 'DELIVERED' }, { target: 'AUDIT', state: 'DELIVERED' }] });
     expect(tookMs).toBeLessThan(6000);
     expect(stack.logs.filter((l) => l.includes('Durable delivery queue unavailable'))).toHaveLength(1);
+    // More writes while it hangs: five lines in full a window, then one summing up the rest (before, one line each).
+    const more = await Promise.all(
+      Array.from({ length: 7 }, (_, i) => stack.gql<AnyData>(UPDATE, { input: { userId: stack.userId(241 + i), nickname: `while-redis-hangs-${i}` } })),
+    );
+    expect(more.map((r) => r.body.data?.updateProfile?.status)).toEqual(Array(7).fill('COMPLETE'));
+    expect(stack.logs.filter((l) => l.includes('Durable delivery queue unavailable'))).toHaveLength(5);
     // Listing deliveries needs Redis: a typed, retryable error naming it (it was INTERNAL_SERVER_ERROR, "Unexpected error.",
     // and a line at error level with a stack), and one warn line that says why.
     const listed = await stack.gql<AnyData>(DELIVERIES, {});
@@ -510,9 +516,12 @@ describeWithRedis('a hung Redis (connections open, no answers) during a write', 
     expect(lines.filter((l) => l.level === 40 && String(l.msg).startsWith('The delivery log could not be read')).map((l) => l.err)).toEqual(['Command timed out']);
     await sleeping;
     hang.disconnect();
+    await expect
+      .poll(() => stack.logs.filter((l) => l.includes('more deliveries were kept in memory only')).map((l) => (JSON.parse(l) as AnyData).suppressed), { timeout: 11_000 })
+      .toEqual([3]);
     // A queue command that went through once Redis woke leaves a second copy of the job: the audit key keeps it one event.
     await new Promise((r) => setTimeout(r, 1500));
     expect((await auditEvents(stack, id)).filter((e) => e.action === 'profile.update')).toHaveLength(1);
-    expect((await writeCalls(stack)).patch).toBe(1);
+    expect((await writeCalls(stack)).patch).toBe(8);
   });
 });

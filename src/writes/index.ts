@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import type { Sources } from '../sources/index.js';
 import type { SecondaryJob } from './delivery.js';
+import { DeliveryFailureLog } from './delivery-failure-log.js';
 import { BullDeliveryQueue, MemoryDeliveryQueue, type DeliveryQueue } from './delivery-queue.js';
 import { FallbackIdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency-store.js';
 import { Writes, type StoredPayload } from './writes.js';
@@ -57,6 +58,7 @@ export function createWrites(
       )
     : new MemoryIdempotencyStore<StoredPayload>();
   const settle = new SettleAgain(config.writes.settleMs, (e: unknown) => logger.warn({ err: e }, 'Dropping the entries of a write again failed; they expire by TTL'));
+  const failures = new DeliveryFailureLog(logger);
   const writes = new Writes({
     sources,
     caches,
@@ -66,6 +68,7 @@ export function createWrites(
     idempotencyTtlMs: config.writes.idempotencyTtlMs,
     requestDeadlineMs: config.requestDeadlineMs,
     logger,
+    failures,
     settle,
   });
   return {
@@ -73,6 +76,7 @@ export function createWrites(
     deliveries,
     close: async () => {
       settle.close();
+      failures.close();
       await deliveries.close();
       if (deliveries !== memoryQueue) await memoryQueue.close();
     },

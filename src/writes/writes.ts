@@ -11,6 +11,7 @@ import { deliveryError, type DeliveryRecord, type DeliveryTarget, type Secondary
 import type { DeliveryQueue } from './delivery-queue.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import type { SettleAgain } from '../cache/settle-again.js';
+import type { DeliveryFailureLog } from './delivery-failure-log.js';
 
 export type Operation = 'updateProfile' | 'sendNotification' | 'markNotificationsRead';
 
@@ -34,6 +35,8 @@ export interface WritesOptions {
   idempotencyTtlMs: number;
   requestDeadlineMs: number;
   logger: Logger;
+  /** Where a write's expected failures are logged, the first few a window in full and the rest summed up. */
+  failures: DeliveryFailureLog;
   /** Runs a write's drop once more after the vendor's reads have settled (WRITE_SETTLE_MS). */
   settle: SettleAgain;
 }
@@ -187,7 +190,7 @@ export class Writes {
       if ((await this.o.sources.identity.userById(userId, deadline)) === null) throw unknownUser();
     } catch (e) {
       if (!(e instanceof SourceError)) throw e;
-      this.o.logger.warn({ code: e.code }, 'Could not check that the user exists before a write; relying on the target to say');
+      this.o.failures.userUnchecked(e.code);
     }
   }
 
@@ -218,12 +221,10 @@ export class Writes {
       operation: spec.operation,
       createdAt,
     };
-    if (!primary.ok) this.o.logger.warn({ operation: spec.operation, target: spec.primaryTarget, code: primaryRecord.error?.code }, 'Primary write failed');
+    if (!primary.ok) this.o.failures.primaryFailed({ operation: spec.operation, target: spec.primaryTarget, code: primaryRecord.error?.code });
     if (primary.ok && primary.unread) {
-      this.o.logger.warn(
-        { operation: spec.operation, target: spec.primaryTarget, status: primary.unread.status, code: primary.unread.code, detail: primary.unread.detail },
-        'Primary write accepted, but its answer could not be read: the payload carries no result',
-      );
+      const { status, code, detail } = primary.unread;
+      this.o.failures.primaryUnread({ operation: spec.operation, target: spec.primaryTarget, status, code, detail });
     }
     if (primary.ok) {
       await spec.invalidate(primary.value).catch((e: unknown) => this.o.logger.warn({ err: e }, 'Cache invalidation after a write failed; entries expire by TTL'));
@@ -241,11 +242,7 @@ export class Writes {
       return await this.o.queue.submit(job);
     } catch (e) {
       if (this.o.queue === this.o.fallbackQueue) throw e;
-      // Redis away or hung is expected: the reason, not a stack, once per write it touches.
-      this.o.logger.warn(
-        { reason: e instanceof Error ? e.message : String(e), operation: job.operation },
-        'Durable delivery queue unavailable: this delivery is kept in memory only',
-      );
+      this.o.failures.keptInMemory(job.operation, e instanceof Error ? e.message : String(e));
       return this.o.fallbackQueue.submit(job);
     }
   }

@@ -4,7 +4,7 @@ import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Logger } from '../logger.js';
 import type { RedisSettings } from '../config-types.js';
 import type { Siblings } from '../siblings.js';
-import { newRedisClient, type RedisClient } from '../redis.js';
+import { newRedisClient, SILENT_CONNECTION_MS, type RedisClient } from '../redis.js';
 import type { WebhookFailureLog } from './webhook-failure-log.js';
 
 /**
@@ -71,7 +71,8 @@ class RedisWebhookInbox implements WebhookInbox {
     private readonly backoffMs: number,
   ) {
     // Commands wait for the connection (it may still be opening); accept() bounds the wait, answering 503 past it.
-    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
+    // The queue's connection never blocks, so a silent one is ended sooner than the worker's (which bullmq blocks on).
+    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null, socketTimeout: SILENT_CONNECTION_MS });
     const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
     for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
     this.connections = [queueConnection, workerConnection];

@@ -171,7 +171,7 @@ export const faultProfileSchema = z
      * just as the vendor closes one, and gets a reset with no answer: here
      * every time, for determinism. The close is played when the next request
      * arrives on it (reset, not answered, not counted in the routes' calls;
-     * `idleClosed` in stats). Every route, whatever `routes` says: it is the
+     * `idleClosed` in stats), counting from the first answer after it is set. Every route, whatever `routes` says: it is the
      * connection's. Null: the simulator's usual keep-alive (65 s, advertised).
      */
     idleCloseMs: z.number().int().min(1).max(600_000).nullable().default(null),

@@ -161,8 +161,8 @@ describe('a vendor that closes idle connections without saying so', () => {
   it('a write is sent again only when the vendor can tell the repeat (its Idempotency-Key); without one it fails unsent', async () => {
     const stack = await stackWith({});
     const keyless = new KeylessAudit(stack.gateway.sources.audit['options']);
-    await keyless.post(auditEvent());
     await stack.faults('audit', { idleCloseMs: IDLE_BEFORE_CLOSE_MS });
+    await keyless.post(auditEvent());
     await sleep(IDLE_BEFORE_CLOSE_MS + 100);
     await expect(keyless.post(auditEvent())).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
     let stats = await stack.stats('audit');

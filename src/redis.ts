@@ -87,15 +87,32 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
   // Unless the caller knows its connection never blocks, allow the longest block it might make (bullmq's).
   const options = { socketTimeout: silentAfterBlocking(BULLMQ_BLOCK_MS), ...given };
   const scripts = { ...luaCommands, ...options.scripts };
-  if (!where.clusterNodes) return new Redis(where.url, { ...options, scripts });
+  if (!where.clusterNodes) return pingedWhileOpen(new Redis(where.url, { ...options, scripts }));
   const { enableOfflineQueue, ...perNode } = options;
-  return new Cluster(where.clusterNodes, {
-    redisOptions: perNode,
-    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
-    enableAutoPipelining: true,
-    scripts,
-    clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
-  });
+  return pingedWhileOpen(
+    new Cluster(where.clusterNodes, {
+      redisOptions: perNode,
+      ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+      enableAutoPipelining: true,
+      scripts,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+    }),
+  );
+}
+
+/**
+ * A PING on each of the client's connections every SILENT_CONNECTION_MS: `socketTimeout` finds a silent connection
+ * only when something is sent on it, so an idle one (a subscriber, a queue between writes, a quiet night) would
+ * cost the next real command its silence. Pinged, it is found and opened again meanwhile.
+ */
+function pingedWhileOpen<C extends RedisClient>(client: C): C {
+  const timer = setInterval(() => {
+    for (const connection of client instanceof Cluster ? client.nodes('all') : [client]) {
+      if (connection.status === 'ready') connection.ping().catch(() => undefined);
+    }
+  }, SILENT_CONNECTION_MS).unref();
+  client.once('end', () => clearInterval(timer));
+  return client;
 }
 
 /** The key prefix a bullmq queue takes: on a cluster one hash tag, so each queue's keys (and its Lua scripts) share a slot. */

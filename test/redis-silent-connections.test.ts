@@ -37,7 +37,25 @@ describeWithRedis('connections to Redis gone silent', () => {
     }
   });
 
-  it('a subscriber gone silent is found by its ping and subscribes again: invalidations reach it, and its L1 is cleared for what it missed', async () => {
+  it('an idle connection gone silent is found by its pings and opened again before a command needs it', async () => {
+    const proxy = await proxyTo(redis.port);
+    const { logger, lines } = loggedLines('info');
+    const connection = new RedisConnection({ url: proxy.url, keyPrefix: keyPrefix() }, logger);
+    try {
+      await expect.poll(() => connection.available, { timeout: 3000 }).toBe(true);
+      proxy.blackhole();
+      // Nothing is sent: a ping within SILENT_CONNECTION_MS, unanswered for as long again, ends it.
+      await expect.poll(() => lines.some((l) => l.msg.startsWith('Redis is back')), { timeout: 2 * SILENT_CONNECTION_MS + 4000, interval: 250 }).toBe(true);
+      const started = performance.now();
+      expect(await connection.client.ping()).toBe('PONG');
+      expect(performance.now() - started).toBeLessThan(500);
+    } finally {
+      await connection.close();
+      await proxy.close();
+    }
+  });
+
+  it('a subscriber gone silent is found by the pings and subscribes again: invalidations reach it, and its L1 is cleared for what it missed', async () => {
     const proxy: RedisProxy = await proxyTo(redis.port);
     const prefix = keyPrefix();
     const { logger } = loggedLines('info');

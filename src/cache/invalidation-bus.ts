@@ -8,12 +8,6 @@ export interface Invalidation {
   groups: string[];
 }
 
-/**
- * A subscribed connection sends nothing of its own, so one gone silent (no FIN, no reset: Redis moved, a NAT forgot
- * it) would never be noticed: it is pinged this often, and a ping unanswered for SILENT_CONNECTION_MS ends it.
- */
-const SUBSCRIBER_PING_MS = 5000;
-
 /** Remembered while Redis is away, replayed when it returns; beyond this, the oldest are dropped (and said so). */
 const MAX_PENDING = 10_000;
 
@@ -30,7 +24,6 @@ export class InvalidationBus {
   private readonly pending = new Map<string, Invalidation>();
   private subscribedOnce = false;
   private closed = false;
-  private readonly pinger: NodeJS.Timeout;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -45,10 +38,8 @@ export class InvalidationBus {
     },
   ) {
     this.channel = redis.key('cache', 'invalidate');
+    // A subscribed connection sends nothing of its own: the client's pings (newRedisClient) find one gone silent.
     this.subscriber = redis.newClient({ autoResubscribe: false, socketTimeout: SILENT_CONNECTION_MS });
-    this.pinger = setInterval(() => {
-      if (this.subscriber.status === 'ready') this.subscriber.ping().catch(() => undefined);
-    }, SUBSCRIBER_PING_MS).unref();
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('ready', () => {
       this.subscriber.subscribe(this.channel).then(
@@ -77,7 +68,6 @@ export class InvalidationBus {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.pinger);
     this.subscriber.removeAllListeners('ready');
     await this.subscriber.quit().catch(() => this.subscriber.disconnect());
   }

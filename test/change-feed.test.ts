@@ -4,6 +4,7 @@ import { advance } from '../src/realtime/change-feed.js';
 import { collect, eventually, wsClient } from './helpers/live-client.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { calls, everyEntity, stackPool, type Stack } from './helpers/stack.js';
+import { metric } from './helpers/metrics.js';
 
 /**
  * Identity has no webhooks: its changes are pulled (`updated_at:[<mark> TO *]`,
@@ -36,12 +37,6 @@ async function editBehindTheServer(stack: Stack, userId: string, changes: Record
 }
 
 const nameOf = async (stack: Stack, userId: string) => ((await stack.gql<AnyData>(NAME, { u: userId })).body.data?.user?.name as string | undefined) ?? null;
-
-async function metric(stack: Stack, line: string): Promise<number> {
-  const text = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
-  const found = text.split('\n').find((l) => l.startsWith(line));
-  return found ? Number(found.split(' ').pop()) : 0;
-}
 
 /** A profile read, changed behind the server, and read again: fresh within 200 ms (its cache entry lives 150 ms), and counted as one change found by hashing. */
 async function expectFoundByHashing(stack: Stack, user: string): Promise<void> {

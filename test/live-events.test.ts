@@ -16,6 +16,15 @@ const heardWithin = async <T>(queue: SubscriberQueue<T>, ms: number): Promise<T 
   return typeof next === 'string' ? next : (next.value as T);
 };
 
+/** Everything the queue gives, as it comes, until it ends (`reading` then settles). */
+const heardAll = <T>(queue: SubscriberQueue<T>): { got: T[]; reading: Promise<void> } => {
+  const got: T[] = [];
+  const reading = (async () => {
+    for (let r = await queue.next(); !r.done; r = await queue.next()) got.push(r.value as T);
+  })();
+  return { got, reading };
+};
+
 describeWithRedis('LiveEvents through Redis', () => {
   const redis = new TestRedis();
   beforeAll(() => redis.start());
@@ -61,14 +70,7 @@ describeWithRedis('LiveEvents through Redis', () => {
     const { here, away, proxy, close } = await twoInstances();
     try {
       const queue = away.subscribe('notificationAdded', 'user-2', { latest: false, max: 100 });
-      const got: unknown[] = [];
-      const reading = (async () => {
-        for (;;) {
-          const r = await queue.next();
-          if (r.done) return;
-          got.push(r.value);
-        }
-      })();
+      const { got, reading } = heardAll(queue);
       await here.publish('notificationAdded', 'user-2', notification('before'));
       await expect.poll(() => got.length, { timeout: 3000 }).toBe(1);
       proxy.cut();
@@ -91,14 +93,7 @@ describeWithRedis('LiveEvents through Redis', () => {
     const { here, away, proxy, close } = await twoInstances();
     try {
       const queue = away.subscribe('notificationAdded', 'user-silent', { latest: false, max: 100 });
-      const got: unknown[] = [];
-      const reading = (async () => {
-        for (;;) {
-          const r = await queue.next();
-          if (r.done) return;
-          got.push(r.value);
-        }
-      })();
+      const { got, reading } = heardAll(queue);
       await here.publish('notificationAdded', 'user-silent', notification('before'));
       await expect.poll(() => got.length, { timeout: 3000 }).toBe(1);
       proxy.blackhole();

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { IDLE_BEFORE_CLOSE_MS } from '../src/sources/closed-idle-connections.js';
 import { HttpSource } from '../src/sources/http-source.js';
 import { calls, stackPool, type Stack } from './helpers/stack.js';
+import { metricsOf, seriesValue } from './helpers/metrics.js';
 
 /**
  * Each policy, with faults set through the simulated upstreams' admin endpoint
@@ -108,13 +109,6 @@ describe('writes', () => {
 describe('a vendor that closes idle connections without saying so', () => {
   const READS = ['identity', 'analytics', 'notifications'] as const;
   const QUERY = `query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`;
-  const metric = (text: string, series: string) =>
-    Number(
-      text
-        .split('\n')
-        .find((line) => line.startsWith(`${series} `))
-        ?.slice(series.length + 1) ?? 0,
-    );
 
   it('a read that meets one is sent again at once on another: answered, no failed attempt, no retry, one info line a source', async () => {
     const stack = await stackWith({});
@@ -129,13 +123,13 @@ describe('a vendor that closes idle connections without saying so', () => {
       expect(answer.body.errors).toBeUndefined();
       expect(answer.body.data!.user).toEqual({ name: expect.any(String), metrics: { pageViews: expect.any(Number) }, unreadNotificationCount: expect.any(Number) });
     }
-    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+    const metrics = await metricsOf(stack);
     for (const source of READS) {
       const stats = await stack.stats(source);
       // The second and third queries each met at least one closed connection at every vendor, and the vendor saw each call once.
       expect(stats.idleClosed).toBeGreaterThanOrEqual(2);
       expect(stats.totalCalls).toBe(3);
-      expect(metric(metrics, `gateway_upstream_closed_idle_connections_total{source="${source}"}`)).toBe(stats.idleClosed);
+      expect(seriesValue(metrics, `gateway_upstream_closed_idle_connections_total{source="${source}"}`)).toBe(stats.idleClosed);
     }
     // Before, each was a failed attempt (SOURCE_UNAVAILABLE) and a retry after a backoff, counted against the vendor's health.
     expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{[^}]*outcome="(?!ok")/m);
@@ -174,8 +168,8 @@ describe('a vendor that closes idle connections without saying so', () => {
     stats = await stack.stats('audit');
     expect([stats.idleClosed, calls(stats, 'POST /v1/events')]).toEqual([2, 3]);
     // The keyed write went again at once, not after a failed attempt and a backoff (the keyless source is not watched).
-    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
-    expect(metric(metrics, 'gateway_upstream_requests_total{source="audit",route="POST /v1/events",outcome="ok"}')).toBe(2);
+    const metrics = await metricsOf(stack);
+    expect(seriesValue(metrics, 'gateway_upstream_requests_total{source="audit",route="POST /v1/events",outcome="ok"}')).toBe(2);
     expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{source="audit"[^}]*outcome="(?!ok")/m);
     expect(metrics).not.toMatch(/^gateway_upstream_retries_total\{source="audit"/m);
   });

@@ -1,15 +1,16 @@
 /**
- * A log line budget per key (a source, a kind of failure): the first
+ * A log line budget per key (a source, a kind of failure) and what it is
+ * about (a source, a target; none when the key says it all): the first
  * `perInterval` lines of an interval are written in full, the rest are counted
  * by code and handed to `summarize` when the interval ends, as one line. What
  * fails for every request or every delivery then says so without burying the log.
  */
-export class SummarizedLines<K> {
-  private readonly windows = new Map<K, { lines: number; suppressed: number; codes: Map<string, number> }>();
+export class SummarizedLines<K extends string> {
+  private readonly windows = new Map<string, { key: K; about: string; lines: number; suppressed: number; codes: Map<string, number> }>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly summarize: (key: K, suppressed: number, codes: Map<string, number>) => void,
+    private readonly summarize: (key: K, suppressed: number, codes: Map<string, number>, about: string) => void,
     private readonly perInterval = 5,
     readonly intervalMs = 10_000,
   ) {
@@ -18,9 +19,10 @@ export class SummarizedLines<K> {
   }
 
   /** Whether this line is written in full; else it is counted for the summary. */
-  admit(key: K, code: string | undefined): boolean {
-    let window = this.windows.get(key);
-    if (!window) this.windows.set(key, (window = { lines: 0, suppressed: 0, codes: new Map() }));
+  admit(key: K, code: string | undefined, about = ''): boolean {
+    const id = about === '' ? key : `${key}\u0000${about}`;
+    let window = this.windows.get(id);
+    if (!window) this.windows.set(id, (window = { key, about, lines: 0, suppressed: 0, codes: new Map() }));
     if (window.lines < this.perInterval) {
       window.lines++;
       return true;
@@ -33,7 +35,7 @@ export class SummarizedLines<K> {
 
   /** Hands over the summaries of the interval that ended and starts the next. */
   flush(): void {
-    for (const [key, window] of this.windows) if (window.suppressed > 0) this.summarize(key, window.suppressed, window.codes);
+    for (const window of this.windows.values()) if (window.suppressed > 0) this.summarize(window.key, window.suppressed, window.codes, window.about);
     this.windows.clear();
   }
 

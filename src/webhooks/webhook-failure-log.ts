@@ -11,14 +11,14 @@ type Kind = 'refused' | 'not stored' | 'processing' | 'settle';
  * DeliveryFailureLog does for writes), counted by what went wrong.
  */
 export class WebhookFailureLog {
-  private readonly lines: SummarizedLines<string>;
+  private readonly lines: SummarizedLines<Kind>;
 
   constructor(
     private readonly logger: Logger,
     linesPerInterval = 5,
     intervalMs = 10_000,
   ) {
-    this.lines = new SummarizedLines((key, n, causes) => this.summarize(key, n, causes), linesPerInterval, intervalMs);
+    this.lines = new SummarizedLines((kind, n, causes, source) => this.summarize(kind, source, n, causes), linesPerInterval, intervalMs);
   }
 
   /**
@@ -26,23 +26,23 @@ export class WebhookFailureLog {
    * sends, one line each. The reason is ours to log, not the caller's to learn.
    */
   refused(source: string, cause: string, reason: string): void {
-    if (this.lines.admit(`refused\u0000${source}`, cause)) this.logger.warn({ source, reason }, 'Webhook refused');
+    if (this.lines.admit('refused', cause, source)) this.logger.warn({ source, reason }, 'Webhook refused');
   }
 
   /** Not stored: answered 503, and the vendor sends it again on its schedule. */
   notStored(source: string, webhookId: string, err: string): void {
-    if (this.lines.admit(`not stored\u0000${source}`, err)) this.logger.warn({ source, webhookId, err }, 'Webhook event could not be stored; the vendor will retry');
+    if (this.lines.admit('not stored', err, source)) this.logger.warn({ source, webhookId, err }, 'Webhook event could not be stored; the vendor will retry');
   }
 
   /** Stored, but processing it failed; `retrying` says whether another attempt follows. */
   processingFailed(source: string | undefined, webhookId: string | undefined, attempts: number | undefined, err: string, retrying: boolean): void {
-    if (!this.lines.admit(`processing\u0000${source ?? 'unknown'}`, err)) return;
+    if (!this.lines.admit('processing', err, source ?? 'unknown')) return;
     this.logger.warn({ source, webhookId, attempts, err }, retrying ? 'Webhook event processing failed; retrying' : 'Webhook event processing failed');
   }
 
   /** Dropping an event's entries again once the vendor's reads settled (or telling subscribers again) failed. */
   settleFailed(err: string): void {
-    if (this.lines.admit('settle\u0000all sources', err)) {
+    if (this.lines.admit('settle', err, 'all sources')) {
       this.logger.warn({ err }, 'Dropping the entries of a webhook event again, or telling subscribers again, failed; the entries expire by TTL');
     }
   }
@@ -51,8 +51,7 @@ export class WebhookFailureLog {
     this.lines.close();
   }
 
-  private summarize(key: string, n: number, causes: Map<string, number>): void {
-    const [kind, source] = key.split('\u0000') as [Kind, string];
+  private summarize(kind: Kind, source: string, n: number, causes: Map<string, number>): void {
     const seconds = Math.round(this.lines.intervalMs / 1000);
     const fields = { source, suppressed: n, causes: Object.fromEntries(causes), intervalMs: this.lines.intervalMs };
     if (kind === 'settle')

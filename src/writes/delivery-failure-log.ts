@@ -29,14 +29,14 @@ type Kind = 'retrying' | 'dead' | 'in memory' | 'unchecked' | 'primary' | 'unrea
  * rest summed up in one line when it ends, as SourceFailureLog does for reads.
  */
 export class DeliveryFailureLog {
-  private readonly lines: SummarizedLines<string>;
+  private readonly lines: SummarizedLines<Kind>;
 
   constructor(
     private readonly logger: Logger,
     linesPerInterval = 5,
     intervalMs = 10_000,
   ) {
-    this.lines = new SummarizedLines((key, n, codes) => this.summarize(key, n, codes), linesPerInterval, intervalMs);
+    this.lines = new SummarizedLines((kind, n, codes, target) => this.summarize(kind, target, n, codes), linesPerInterval, intervalMs);
   }
 
   attemptFailed(fields: DeliveryLogFields): void {
@@ -72,11 +72,10 @@ export class DeliveryFailureLog {
   }
 
   private admit(kind: Kind, target: string, code: string | undefined): boolean {
-    return this.lines.admit(`${kind}\u0000${target}`, code);
+    return this.lines.admit(kind, code, target);
   }
 
-  private summarize(key: string, n: number, codes: Map<string, number>): void {
-    const [kind, target] = key.split('\u0000') as [Kind, string];
+  private summarize(kind: Kind, target: string, n: number, codes: Map<string, number>): void {
     const seconds = Math.round(this.lines.intervalMs / 1000);
     const counts = codeCounts(codes);
     const fields = { target, suppressed: n, codes: Object.fromEntries(codes), intervalMs: this.lines.intervalMs };

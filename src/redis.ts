@@ -85,9 +85,13 @@ const BULLMQ_BLOCK_MS = 10_000;
  */
 export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {}): RedisClient {
   // Unless the caller knows its connection never blocks, allow the longest block it might make (bullmq's).
-  const options = { socketTimeout: silentAfterBlocking(BULLMQ_BLOCK_MS), ...given };
+  const options = { socketTimeout: silentAfterBlocking(BULLMQ_BLOCK_MS), reconnectOnError: reconnectOnReplicaAnswer, ...given };
   const scripts = { ...luaCommands, ...options.scripts };
-  if (!where.clusterNodes) return pingedWhileOpen(new Redis(where.url, { ...options, scripts }));
+  if (!where.clusterNodes) {
+    const client = new Redis(where.url, { ...options, scripts });
+    clientByOptions.set(client.options, client);
+    return pingedWhileOpen(client);
+  }
   const { enableOfflineQueue, ...perNode } = options;
   return pingedWhileOpen(
     new Cluster(where.clusterNodes, {
@@ -98,6 +102,43 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
       clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
     }),
   );
+}
+
+/** Emitted on a client (the standalone kind) when a write was answered READONLY and its connection is opened again. */
+export const REPLICA_ANSWER_EVENT = 'replicaAnswer';
+
+/** One warn line at most this often for connections opened again because a replica answered (their count in it). */
+const REPLICA_LINE_EVERY_MS = 60_000;
+
+/** A connection answered READONLY is opened again at most this often: REDIS_URL naming a replica must not make every write a new connection. */
+const REPLICA_RECONNECT_EVERY_MS = 1000;
+
+/** When each connection (by its options object, which ioredis makes per client, duplicates included) last reconnected on a READONLY. */
+const replicaReconnects = new WeakMap<object, number>();
+/** The client each standalone connection's options belong to, so the reconnect can be told to it (REPLICA_ANSWER_EVENT). */
+const clientByOptions = new WeakMap<object, Redis>();
+
+/**
+ * ioredis' `reconnectOnError`, called with the connection's options as `this`:
+ * a write answered READONLY came to a replica. After a failover (ElastiCache,
+ * Azure, Sentinel behind one name) the old primary becomes a replica and
+ * connections open to it stay there: every write on them is refused, forever,
+ * while the connection itself is fine. Opened again through the same name,
+ * the connection reaches the new primary; the refused command is sent again
+ * there where the client queues commands while it connects (the live log's,
+ * bullmq's workers), and fails with the READONLY where it does not (the main
+ * connection, the queue's: its caller falls back). At most once a
+ * REPLICA_RECONNECT_EVERY_MS a connection; a READONLY meanwhile just fails its
+ * command.
+ */
+function reconnectOnReplicaAnswer(this: { enableOfflineQueue?: boolean }, error: Error): boolean | 2 {
+  if (!error.message.startsWith('READONLY')) return false;
+  const now = performance.now();
+  if (now - (replicaReconnects.get(this) ?? -Infinity) < REPLICA_RECONNECT_EVERY_MS) return false;
+  replicaReconnects.set(this, now);
+  clientByOptions.get(this)?.emit(REPLICA_ANSWER_EVENT, error);
+  // 2: sent again once connected, so only where commands wait for that; elsewhere it would fail as "not writeable".
+  return this.enableOfflineQueue === false ? true : 2;
 }
 
 /**
@@ -133,6 +174,9 @@ export class RedisConnection {
   readonly keyPrefix: string;
   private up = false;
   private everUp = false;
+  /** The connection is being opened again because a replica answered (REPLICA_ANSWER_EVENT): not an outage. */
+  private replicaReconnect = false;
+  private replicaLines = { lastAt: -Infinity, since: 0 };
 
   constructor(
     private readonly options: RedisOptions,
@@ -151,13 +195,26 @@ export class RedisConnection {
     });
     const where = redactedUrl(options.url);
     this.client.on('ready', () => {
-      if (!this.up) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
+      if (!this.up && !this.replicaReconnect) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
       this.up = true;
       this.everUp = true;
+      this.replicaReconnect = false;
     });
     this.client.on('close', () => {
-      if (this.up) logger.warn({ redis: where }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
+      if (this.up && !this.replicaReconnect)
+        logger.warn({ redis: where }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
       this.up = false;
+    });
+    this.client.on(REPLICA_ANSWER_EVENT, (error: Error) => {
+      this.replicaReconnect = true;
+      this.replicaLines.since++;
+      const now = performance.now();
+      if (now - this.replicaLines.lastAt < REPLICA_LINE_EVERY_MS) return;
+      logger.warn(
+        { redis: where, err: error.message, reconnects: this.replicaLines.since },
+        'Redis answered as a read-only replica (a failover moved the primary, or REDIS_URL names a replica): connecting again to reach the primary; writes to Redis fail until then',
+      );
+      this.replicaLines = { lastAt: now, since: 0 };
     });
     // Errors surface as state changes above and as each caller's fallback; ioredis keeps retrying.
     this.client.on('error', () => undefined);

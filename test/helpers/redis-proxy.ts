@@ -12,11 +12,14 @@ export interface RedisProxy {
    * no FIN or RST (a Redis pod moved to another address, a failover, a NAT that forgot them). New ones work.
    */
   blackhole(): void;
+  /** New connections go to the Redis on this port; those open stay where they are (DNS moved to a failover's new primary). */
+  moveTo(redisPort: number): void;
   close(): Promise<void>;
 }
 
 /** `holdMs` holds each new connection's first replies (the few milliseconds of its handshake, stretched). */
-export async function proxyTo(redisPort: number, holdMs = 0): Promise<RedisProxy> {
+export async function proxyTo(firstPort: number, holdMs = 0): Promise<RedisProxy> {
+  let redisPort = firstPort;
   const sockets = new Set<Socket>();
   const silent = new WeakSet<Socket>();
   let refusing = false;
@@ -63,6 +66,7 @@ export async function proxyTo(redisPort: number, holdMs = 0): Promise<RedisProxy
     blackhole: () => {
       for (const s of sockets) silent.add(s);
     },
+    moveTo: (port) => (redisPort = port),
     close: () => {
       cut();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -74,9 +74,22 @@ export class TestRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<void> {
+  /** `settings`: more of redis-server's own, as `--name value` pairs. */
+  async start(...settings: string[]): Promise<void> {
     // DEBUG SLEEP lets a test make this Redis hang without closing connections.
-    this.process = runCommand('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--enable-debug-command', 'yes']);
+    this.process = runCommand('redis-server', [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--enable-debug-command',
+      'yes',
+      ...settings,
+    ]);
     for (let i = 0; i < 100; i++) {
       if (await ping(this.port)) return;
       await new Promise((r) => setTimeout(r, 50));

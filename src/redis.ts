@@ -85,7 +85,7 @@ const BULLMQ_BLOCK_MS = 10_000;
  */
 export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {}): RedisClient {
   // Unless the caller knows its connection never blocks, allow the longest block it might make (bullmq's).
-  const options = { socketTimeout: silentAfterBlocking(BULLMQ_BLOCK_MS), reconnectOnError: reconnectOnReplicaAnswer, ...given };
+  const options = { socketTimeout: silentAfterBlocking(BULLMQ_BLOCK_MS), reconnectOnError: onErrorReply, ...given };
   const scripts = { ...luaCommands, ...options.scripts };
   if (!where.clusterNodes) {
     const client = new Redis(where.url, { ...options, scripts });
@@ -106,32 +106,46 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
 
 /** Emitted on a client (the standalone kind) when a write was answered READONLY and its connection is opened again. */
 export const REPLICA_ANSWER_EVENT = 'replicaAnswer';
+/** Emitted on a client (the standalone kind) when Redis refused a write for want of memory or of a disk to save to. */
+export const WRITES_REFUSED_EVENT = 'writesRefused';
 
-/** One warn line at most this often for connections opened again because a replica answered (their count in it). */
-const REPLICA_LINE_EVERY_MS = 60_000;
+/**
+ * Writes refused while the connection is fine and reads answer: `OOM` (maxmemory reached under `noeviction`, the
+ * policy bullmq needs) and `MISCONF` (a snapshot could not be saved, stop-writes-on-bgsave-error).
+ */
+const REFUSED_WRITE = /^(OOM|MISCONF) /;
 
 /** A connection answered READONLY is opened again at most this often: REDIS_URL naming a replica must not make every write a new connection. */
 const REPLICA_RECONNECT_EVERY_MS = 1000;
 
 /** When each connection (by its options object, which ioredis makes per client, duplicates included) last reconnected on a READONLY. */
 const replicaReconnects = new WeakMap<object, number>();
-/** The client each standalone connection's options belong to, so the reconnect can be told to it (REPLICA_ANSWER_EVENT). */
+/** The client each standalone connection's options belong to, so what its replies say can be told to it. */
 const clientByOptions = new WeakMap<object, Redis>();
 
 /**
- * ioredis' `reconnectOnError`, called with the connection's options as `this`:
- * a write answered READONLY came to a replica. After a failover (ElastiCache,
- * Azure, Sentinel behind one name) the old primary becomes a replica and
- * connections open to it stay there: every write on them is refused, forever,
- * while the connection itself is fine. Opened again through the same name,
- * the connection reaches the new primary; the refused command is sent again
- * there where the client queues commands while it connects (the live log's,
+ * ioredis' `reconnectOnError`, called with the connection's options as `this`
+ * on every error reply: what the connection should do about it.
+ *
+ * READONLY: a write came to a replica. After a failover (ElastiCache, Azure,
+ * Sentinel behind one name) the old primary becomes a replica and connections
+ * open to it stay there: every write on them is refused, forever, while the
+ * connection itself is fine. Opened again through the same name, the
+ * connection reaches the new primary; the refused command is sent again there
+ * where the client queues commands while it connects (the live log's,
  * bullmq's workers), and fails with the READONLY where it does not (the main
  * connection, the queue's: its caller falls back). At most once a
  * REPLICA_RECONNECT_EVERY_MS a connection; a READONLY meanwhile just fails its
  * command.
+ *
+ * OOM, MISCONF: nothing a connection can change; told to the client
+ * (WRITES_REFUSED_EVENT), since every caller falls back without a word.
  */
-function reconnectOnReplicaAnswer(this: { enableOfflineQueue?: boolean }, error: Error): boolean | 2 {
+function onErrorReply(this: { enableOfflineQueue?: boolean }, error: Error): boolean | 2 {
+  if (REFUSED_WRITE.test(error.message)) {
+    clientByOptions.get(this)?.emit(WRITES_REFUSED_EVENT, error);
+    return false;
+  }
   if (!error.message.startsWith('READONLY')) return false;
   const now = performance.now();
   if (now - (replicaReconnects.get(this) ?? -Infinity) < REPLICA_RECONNECT_EVERY_MS) return false;
@@ -139,6 +153,24 @@ function reconnectOnReplicaAnswer(this: { enableOfflineQueue?: boolean }, error:
   clientByOptions.get(this)?.emit(REPLICA_ANSWER_EVENT, error);
   // 2: sent again once connected, so only where commands wait for that; elsewhere it would fail as "not writeable".
   return this.enableOfflineQueue === false ? true : 2;
+}
+
+/** A line at most once an interval, with how many times it was due since the last one. */
+class LineEvery {
+  private lastAt = -Infinity;
+  private since = 0;
+  constructor(private readonly intervalMs: number) {}
+
+  /** How many times it was due since the last line (this one included) when a line is due now; else null. */
+  due(): number | null {
+    this.since++;
+    const now = performance.now();
+    if (now - this.lastAt < this.intervalMs) return null;
+    const since = this.since;
+    this.lastAt = now;
+    this.since = 0;
+    return since;
+  }
 }
 
 /**
@@ -176,7 +208,6 @@ export class RedisConnection {
   private everUp = false;
   /** The connection is being opened again because a replica answered (REPLICA_ANSWER_EVENT): not an outage. */
   private replicaReconnect = false;
-  private replicaLines = { lastAt: -Infinity, since: 0 };
 
   constructor(
     private readonly options: RedisOptions,
@@ -196,6 +227,7 @@ export class RedisConnection {
     const where = redactedUrl(options.url);
     this.client.on('ready', () => {
       if (!this.up && !this.replicaReconnect) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
+      if (!this.everUp) void this.warnIfEvicting(where);
       this.up = true;
       this.everUp = true;
       this.replicaReconnect = false;
@@ -205,16 +237,24 @@ export class RedisConnection {
         logger.warn({ redis: where }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
       this.up = false;
     });
+    const replicaLines = new LineEvery(60_000);
     this.client.on(REPLICA_ANSWER_EVENT, (error: Error) => {
       this.replicaReconnect = true;
-      this.replicaLines.since++;
-      const now = performance.now();
-      if (now - this.replicaLines.lastAt < REPLICA_LINE_EVERY_MS) return;
+      const reconnects = replicaLines.due();
+      if (reconnects === null) return;
       logger.warn(
-        { redis: where, err: error.message, reconnects: this.replicaLines.since },
+        { redis: where, err: error.message, reconnects },
         'Redis answered as a read-only replica (a failover moved the primary, or REDIS_URL names a replica): connecting again to reach the primary; writes to Redis fail until then',
       );
-      this.replicaLines = { lastAt: now, since: 0 };
+    });
+    const refusedLines = new LineEvery(60_000);
+    this.client.on(WRITES_REFUSED_EVENT, (error: Error) => {
+      const refused = refusedLines.due();
+      if (refused === null) return;
+      logger.warn(
+        { redis: where, err: error.message, refused },
+        'Redis refuses writes: L2 keeps nothing new, rate limits are per instance, deliveries stay in memory and webhooks are refused for the vendor to send again, until it takes writes again (free memory or raise maxmemory for OOM; fix the disk for MISCONF)',
+      );
     });
     // Errors surface as state changes above and as each caller's fallback; ioredis keeps retrying.
     this.client.on('error', () => undefined);
@@ -222,6 +262,23 @@ export class RedisConnection {
     setTimeout(() => {
       if (!this.everUp) logger.warn({ redis: where }, 'Redis not reachable since start: running on local state (rate limits per instance, L1 cache only) until it is');
     }, 3000).unref();
+  }
+
+  /**
+   * One warn line when Redis may evict any key to make room (maxmemory-policy allkeys-*): what is kept only there
+   * (queued deliveries, the webhook inbox, live events, idempotency records) would be lost under memory pressure,
+   * without a word. Read from INFO, which managed Redis answers where it disables CONFIG.
+   */
+  private async warnIfEvicting(where: string): Promise<void> {
+    const memory = await this.client.info('memory').catch(() => '');
+    const policy = /^maxmemory_policy:(\S+)/m.exec(memory)?.[1];
+    if (!policy?.startsWith('allkeys-')) return;
+    this.logger.warn(
+      { redis: where, maxmemoryPolicy: policy },
+      'Redis evicts any key when full (maxmemory-policy ' +
+        policy +
+        '): queued deliveries, webhook events, live events and idempotency records kept there can be lost under memory pressure; set noeviction (cache entries expire on their own)',
+    );
   }
 
   get available(): boolean {

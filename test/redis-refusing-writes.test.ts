@@ -1,0 +1,117 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RedisConnection } from '../src/redis.js';
+import { loggedLines } from './helpers/log-lines.js';
+import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { stackPool } from './helpers/stack.js';
+
+/**
+ * A Redis that answers reads and refuses writes: full (`maxmemory` reached under `noeviction`, the policy bullmq
+ * needs: "OOM command not allowed") or unable to save (`MISCONF`, a full disk under stop-writes-on-bgsave-error).
+ * The connection is fine and every caller fell back quietly (L2 kept nothing, rate limits went local, deliveries
+ * stayed in memory): only a write's own line said anything, and only on a write. Now the main connection says it.
+ */
+type AnyData = Record<string, any>;
+
+describeWithRedis('a Redis that refuses writes', () => {
+  const redis = new TestRedis();
+  let admin: Redis;
+  beforeAll(async () => {
+    await redis.start('--maxmemory-policy', 'noeviction');
+    admin = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    admin.disconnect();
+    await redis.stop();
+  });
+
+  /** Redis full: its maxmemory set under what it holds (under `noeviction`); the returned function gives it room again. */
+  async function fill(): Promise<() => Promise<void>> {
+    await admin.config('SET', 'maxmemory', '1');
+    return async () => {
+      await admin.config('SET', 'maxmemory', '0');
+    };
+  }
+
+  it('out of memory: queries and writes still answer, and one warn line says why Redis keeps nothing', async () => {
+    const stack = await stackPool((o) => ({ ...o, cache: { enabled: true } }))({ redis: { url: redis.url, keyPrefix: 'gwfull:' } });
+    const free = await fill();
+    try {
+      for (let i = 0; i < 10; i++) {
+        const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id metrics { pageViews } notifications(first: 3) { totalCount } } }`, {
+          id: stack.userId(500 + i),
+        });
+        expect(res.body.errors).toBeUndefined();
+      }
+      const write = await stack.gql<AnyData>(`mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { status } }`, {
+        input: { userId: stack.userId(520), nickname: 'full' },
+      });
+      expect(write.body.data!.updateProfile.status).toBe('COMPLETE');
+      // L2 kept none of the users read while Redis was full.
+      const kept = await admin.keys('gwfull:c:*');
+      expect(kept.filter((key) => Array.from({ length: 10 }, (_, i) => stack.userId(500 + i)).some((id) => key.includes(id)))).toEqual([]);
+      const refused = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => String(l.msg).startsWith('Redis refuses writes'));
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toMatchObject({ level: 40, err: expect.stringMatching(/^OOM command not allowed/) });
+      // noeviction is what this server wants: not named.
+      expect(stack.logs.filter((l) => l.includes('Redis evicts any key'))).toEqual([]);
+    } finally {
+      await free();
+    }
+    // Room again: L2 keeps entries.
+    await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id } }`, { id: stack.userId(530) });
+    await expect.poll(async () => (await admin.keys(`gwfull:c:identity.user*${stack.userId(530)}*`)).length, { timeout: 3000 }).toBe(1);
+  });
+
+  it('unable to save (MISCONF: a full disk under stop-writes-on-bgsave-error): five writes refused, one line; reads answer; writes again once it saves', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'gw-misconf-'));
+    const saving = new TestRedis();
+    await saving.start('--dir', folder, '--enable-protected-configs', 'yes');
+    const control = new Redis(saving.url);
+    const { logger, lines } = loggedLines('info');
+    const connection = new RedisConnection({ url: saving.url, keyPrefix: 'gwmisconf:' }, logger);
+    try {
+      await expect.poll(() => connection.available, { timeout: 3000 }).toBe(true);
+      await connection.client.set(connection.key('before'), 'v');
+      // Its snapshot cannot be written: the file's name is taken by a folder that is not empty.
+      await mkdir(join(folder, 'blocked.rdb', 'taken'), { recursive: true });
+      await control.config('SET', 'dbfilename', 'blocked.rdb');
+      await control.config('SET', 'save', '3600 1');
+      await control.bgsave();
+      await expect.poll(async () => /rdb_last_bgsave_status:err/.test(await control.info('persistence')), { timeout: 5000 }).toBe(true);
+      for (let i = 0; i < 5; i++) await expect(connection.client.set(connection.key(`k${i}`), 'v')).rejects.toThrow(/^MISCONF/);
+      expect(await connection.client.get(connection.key('before'))).toBe('v');
+      const refused = lines.filter((l) => l.msg.startsWith('Redis refuses writes'));
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toMatchObject({ level: 40, err: expect.stringMatching(/^MISCONF/) });
+      await control.config('SET', 'dbfilename', 'dump.rdb');
+      await control.bgsave();
+      await expect.poll(() => connection.client.set(connection.key('after'), 'v').catch((e: Error) => e.message), { timeout: 5000 }).toBe('OK');
+    } finally {
+      await connection.close();
+      control.disconnect();
+      await saving.stop();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('a Redis that evicts any key when full (allkeys-lru) is named at start, once; noeviction is not', async () => {
+    const evicting = new TestRedis();
+    await evicting.start('--maxmemory-policy', 'allkeys-lru');
+    const { logger, lines } = loggedLines('info');
+    const connections = [
+      new RedisConnection({ url: evicting.url, keyPrefix: 'gwevict:' }, logger),
+      new RedisConnection({ url: redis.url, keyPrefix: 'gwnoevict:' }, loggedLines('info').logger),
+    ];
+    try {
+      await expect.poll(() => lines.filter((l) => l.msg.startsWith('Redis evicts any key')).map((l) => l.maxmemoryPolicy), { timeout: 3000 }).toEqual(['allkeys-lru']);
+      expect(connections.every((c) => c.available)).toBe(true);
+    } finally {
+      await Promise.all(connections.map((c) => c.close()));
+      await evicting.stop();
+    }
+  });
+});

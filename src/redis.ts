@@ -115,6 +115,9 @@ export const WRITES_REFUSED_EVENT = 'writesRefused';
  */
 const REFUSED_WRITE = /^(OOM|MISCONF) /;
 
+/** Redis refusing the password or user REDIS_URL names (ACL and `requirepass` alike; Redis before 6 says "invalid password"). */
+const REFUSED_CREDENTIALS = /^(WRONGPASS|NOAUTH)|invalid password/;
+
 /** A connection answered READONLY is opened again at most this often: REDIS_URL naming a replica must not make every write a new connection. */
 const REPLICA_RECONNECT_EVERY_MS = 1000;
 
@@ -208,6 +211,10 @@ export class RedisConnection {
   private everUp = false;
   /** The connection is being opened again because a replica answered (REPLICA_ANSWER_EVENT): not an outage. */
   private replicaReconnect = false;
+  /** What the connection last met since it was ready: the cause an outage's line names. */
+  private lastError: string | undefined;
+  /** Redis refused our credentials since the connection was last ready (said once). */
+  private credentialsRefused = false;
 
   constructor(
     private readonly options: RedisOptions,
@@ -226,6 +233,8 @@ export class RedisConnection {
     });
     const where = redactedUrl(options.url);
     this.client.on('ready', () => {
+      this.lastError = undefined;
+      this.credentialsRefused = false;
       if (!this.up && !this.replicaReconnect) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
       if (!this.everUp) void this.warnIfEvicting(where);
       this.up = true;
@@ -234,7 +243,7 @@ export class RedisConnection {
     });
     this.client.on('close', () => {
       if (this.up && !this.replicaReconnect)
-        logger.warn({ redis: where }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
+        logger.warn({ redis: where, err: this.lastError }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
       this.up = false;
     });
     const replicaLines = new LineEvery(60_000);
@@ -256,11 +265,21 @@ export class RedisConnection {
         'Redis refuses writes: L2 keeps nothing new, rate limits are per instance, deliveries stay in memory and webhooks are refused for the vendor to send again, until it takes writes again (free memory or raise maxmemory for OOM; fix the disk for MISCONF)',
       );
     });
-    // Errors surface as state changes above and as each caller's fallback; ioredis keeps retrying.
-    this.client.on('error', () => undefined);
+    // Errors surface as state changes (with the last one as their cause) and as each caller's fallback; ioredis keeps
+    // retrying. Credentials refused are a setting to fix, not an outage to wait out: said once, at error level.
+    this.client.on('error', (error: Error) => {
+      this.lastError = error.message;
+      if (!REFUSED_CREDENTIALS.test(error.message) || this.credentialsRefused) return;
+      this.credentialsRefused = true;
+      logger.error(
+        { redis: where, err: error.message },
+        'Redis refuses our credentials: fix the user or password in REDIS_URL; running on local state (rate limits per instance, L1 cache only) until it takes them',
+      );
+    });
     // A Redis that never answers (a wrong REDIS_URL) must not go unnoticed.
     setTimeout(() => {
-      if (!this.everUp) logger.warn({ redis: where }, 'Redis not reachable since start: running on local state (rate limits per instance, L1 cache only) until it is');
+      if (!this.everUp && !this.credentialsRefused)
+        logger.warn({ redis: where, err: this.lastError }, 'Redis not reachable since start: running on local state (rate limits per instance, L1 cache only) until it is');
     }, 3000).unref();
   }
 

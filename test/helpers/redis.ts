@@ -40,7 +40,8 @@ function ping(port: number): Promise<boolean> {
     socket.setTimeout(500);
     socket.once('data', (d) => {
       socket.destroy();
-      resolve(d.toString().startsWith('+PONG'));
+      // A Redis with a password answers NOAUTH: up all the same.
+      resolve(/^(\+PONG|-NOAUTH)/.test(d.toString()));
     });
     socket.once('error', () => resolve(false));
     socket.once('timeout', () => {

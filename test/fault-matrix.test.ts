@@ -233,3 +233,24 @@ describe('an answer about another user than the one asked', () => {
     );
   });
 });
+
+describe("an answer whose headers are larger than Node's 16 KiB", () => {
+  it("up to 64 KiB (a CDN's cookies, a long policy header) is read; past it the field fails as SOURCE_BAD_RESPONSE, not retried", async () => {
+    const stack = await stackFor();
+    const metricsRoute = 'POST /v1/metrics/query';
+    const query = `query($id: ID!) { user(id: $id) { metrics { pageViews } } }`;
+    // Before, 20 KiB of headers failed every call as "network error UND_ERR_HEADERS_OVERFLOW", retried 3 times.
+    await stack.faults('analytics', { headers: { 'set-cookie': 'c'.repeat(40 * 1024) }, routes: [metricsRoute] });
+    const read = await stack.gql<AnyData>(query, { id: stack.userId(50) });
+    expect(read.body.errors).toBeUndefined();
+    expect(read.body.data!.user.metrics.pageViews).toBeTypeOf('number');
+    expect(calls(await stack.stats('analytics'), metricsRoute)).toBe(1);
+
+    await stack.faults('analytics', { headers: { 'set-cookie': 'c'.repeat(100 * 1024) }, routes: [metricsRoute] });
+    const over = await stack.gql<AnyData>(query, { id: stack.userId(51) });
+    expect(over.body.errors!.map((e) => [e.extensions!.code, e.extensions!.retryable])).toEqual([['SOURCE_BAD_RESPONSE', false]]);
+    expect(calls(await stack.stats('analytics'), metricsRoute)).toBe(2);
+    const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.source === 'analytics');
+    expect(warned.map((l) => l.detail)).toEqual(["the answer's headers are larger than 64 KiB"]);
+  });
+});

@@ -8,6 +8,7 @@ import { SourcePolicy } from '../resilience/source-policy.js';
 import type { AnySourceDefinition, SourceBase } from './define-source.js';
 import type { HttpSource } from './http-source.js';
 import { SOURCES, type SourceInstances, type UpstreamEndpoints } from './registry.js';
+import { MAX_RESPONSE_HEADER_BYTES } from './upstream-http.js';
 
 export { AnalyticsSource } from './analytics/analytics-source.js';
 export { AuditSource } from './audit/audit-source.js';
@@ -36,6 +37,7 @@ class Pools {
         // A vendor's Keep-Alive hint may shorten the keep, not lengthen it past what was set.
         keepAliveMaxTimeout: tuning.keepAliveMs,
         maxResponseSize: tuning.maxResponseBytes,
+        maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
       });
       this.byOrigin.set(origin, pool);
     }

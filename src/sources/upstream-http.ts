@@ -45,6 +45,13 @@ export interface UpstreamCall {
 }
 
 /**
+ * The most an answer's status line and headers may take. Node's 16 KiB (undici's default) is less than vendors behind
+ * a CDN send now and then (a run of Set-Cookie, a long Content-Security-Policy); curl takes 100 KiB. Past it an answer
+ * is SOURCE_BAD_RESPONSE, not retried.
+ */
+export const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
+
+/**
  * A request met a closed idle connection this many times at most before its failure is the answer: each time takes
  * one pooled connection out, and after a lull several may have been closed at once.
  */
@@ -75,6 +82,11 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, status, detail: 'cancelled: the request deadline passed', cause: error });
     }
     if (error instanceof undiciErrors.ResponseExceededMaxSizeError) throw tooLarge(call, error, status);
+    if (error instanceof undiciErrors.HeadersOverflowError) {
+      // The same request would get the same headers: not retried.
+      const detail = `the answer's headers are larger than ${MAX_RESPONSE_HEADER_BYTES / 1024} KiB`;
+      throw new SourceError({ code: 'SOURCE_BAD_RESPONSE', source: call.source, retryable: false, detail, cause: error });
+    }
     if (error instanceof undiciErrors.BodyTimeoutError) {
       // Headers came on time and the body stopped: a vendor or a proxy dying mid-answer, not a silent one.
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, status, detail: `the body stopped arriving for ${call.timeoutMs} ms`, cause: error });

@@ -6,7 +6,7 @@
  * fault profile (errors, 429s, hangs, resets, stalls, trickles, latency, tight
  * limits, garbage, drift, gzip with a byte order mark, held writes, lagging
  * reads, oversized bodies) and Redis is frozen (SIGSTOP, 10 s), killed and
- * restarted, and frozen again (5 s). Then, the vendors well, every write that
+ * restarted, frozen again (5 s), and failed over to its replica. Then, the vendors well, every write that
  * did not answer COMPLETE or PARTIAL is repeated with its key by its caller,
  * as a client would, and each key is counted where it landed.
  *
@@ -35,6 +35,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { Redis } from 'ioredis';
+import { proxyTo, type RedisProxy } from '../test/helpers/redis-proxy.js';
 import { coveredFrom, watch, type Watch, type WatchedField } from './chaos-watch.js';
 import { start, startProdNodeArgs, startUpstreams } from './harness.js';
 
@@ -70,20 +71,49 @@ const vendors = {
   audit: upstreams.env.AUDIT_URL!,
 };
 
-let redis: ChildProcess | undefined;
+/**
+ * Two Redis servers, a primary and its replica, behind one address (a proxy), as a managed Redis has them: the
+ * primary is frozen, killed and restarted, and frozen again, then fails over to the replica, the address moving to it
+ * while connections already open stay on the old primary, now a replica of the new one.
+ */
+const redisPorts = ((first) => [first, first + 1])(16_000 + 2 * Math.floor(Math.random() * 2000));
+const redisProcesses: (ChildProcess | undefined)[] = [undefined, undefined];
+let primary = 0;
+const redis = () => redisProcesses[primary]!;
 /** When Redis was frozen or down (a restart counts until 3 s after it): a notification may be announced twice then, never lost. */
 const redisTroubles: { from: number; to?: number }[] = [];
-const redisPort = 16_000 + Math.floor(Math.random() * 4000);
-const redisDir = mkdtempSync(join(tmpdir(), 'chaos-redis-'));
-const startRedis = () => {
-  redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--save', '', '--appendonly', 'yes'], { stdio: 'ignore' });
+const redisDirs = [mkdtempSync(join(tmpdir(), 'chaos-redis-')), mkdtempSync(join(tmpdir(), 'chaos-redis-'))];
+const startRedis = (i: number, replicaOf?: number) => {
+  redisProcesses[i] = spawn(
+    'redis-server',
+    [
+      ...['--port', String(redisPorts[i]), '--bind', '127.0.0.1', '--dir', redisDirs[i]!, '--save', '', '--appendonly', 'yes', '--repl-diskless-sync-delay', '0'],
+      ...(replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(redisPorts[replicaOf])]),
+    ],
+    { stdio: 'ignore' },
+  );
 };
+let redisAddress: RedisProxy | undefined;
 if (WITH_REDIS) {
   execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-  startRedis();
+  startRedis(0);
+  startRedis(1, 0);
+  redisAddress = await proxyTo(redisPorts[0]!);
   await sleep(500);
 }
-process.on('exit', () => redis?.kill('SIGKILL'));
+process.on('exit', () => redisProcesses.forEach((p) => p?.kill('SIGKILL')));
+
+/** The replica made the primary, the old primary its replica, and the address moved: a managed failover. */
+async function failOver(): Promise<void> {
+  const next = 1 - primary;
+  const [promoted, demoted] = [new Redis(redisPorts[next]!), new Redis(redisPorts[primary]!)];
+  await promoted.call('REPLICAOF', 'NO', 'ONE');
+  await demoted.call('REPLICAOF', '127.0.0.1', String(redisPorts[next]));
+  redisAddress!.moveTo(redisPorts[next]!);
+  primary = next;
+  promoted.disconnect();
+  demoted.disconnect();
+}
 
 const secret = randomBytes(32).toString('base64url');
 const webhookSecret = `whsec_${randomBytes(24).toString('base64')}`;
@@ -97,7 +127,7 @@ const server = await start(
     LOG_LEVEL: 'warn',
     AUTH_JWT_SECRET: secret,
     NOTIFICATIONS_WEBHOOK_SECRET: webhookSecret,
-    ...(WITH_REDIS ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
+    ...(WITH_REDIS ? { REDIS_URL: redisAddress!.url } : {}),
   },
   /GraphQL endpoint: /,
   startProdNodeArgs(),
@@ -222,18 +252,19 @@ async function redisTrouble(): Promise<void> {
   if (!WITH_REDIS) return;
   const troubleStarts = () => redisTroubles.push({ from: Date.now() });
   const troubleEnds = (after = 0) => (redisTroubles.at(-1)!.to = Date.now() + after);
-  const steps: [number, () => void][] = [
-    [30_000, () => (troubleStarts(), redis!.kill('SIGSTOP'))],
-    [10_000, () => (redis!.kill('SIGCONT'), troubleEnds())],
-    [30_000, () => (troubleStarts(), redis!.kill('SIGKILL'))],
-    [15_000, () => (startRedis(), troubleEnds(3000))],
-    [25_000, () => (troubleStarts(), redis!.kill('SIGSTOP'))],
-    [5_000, () => (redis!.kill('SIGCONT'), troubleEnds())],
+  const steps: [number, () => unknown][] = [
+    [30_000, () => (troubleStarts(), redis().kill('SIGSTOP'))],
+    [10_000, () => (redis().kill('SIGCONT'), troubleEnds())],
+    [30_000, () => (troubleStarts(), redis().kill('SIGKILL'))],
+    [15_000, () => (startRedis(primary), troubleEnds(3000))],
+    [25_000, () => (troubleStarts(), redis().kill('SIGSTOP'))],
+    [5_000, () => (redis().kill('SIGCONT'), troubleEnds())],
+    [20_000, async () => (troubleStarts(), await failOver(), troubleEnds(3000))],
   ];
   for (const [after, act] of steps) {
     await sleep(after);
     if (stop) return;
-    act();
+    await act();
   }
 }
 let seq = 0;
@@ -280,13 +311,15 @@ async function loop(token: string): Promise<void> {
 }
 
 const startedAt = Date.now();
-console.log(`chaos: ${DURATION_MS / 1000} s, ${LOOPS} callers, WORKERS=2, ${WITH_REDIS ? `Redis on :${redisPort} (frozen, killed, frozen)` : 'no Redis'}`);
+console.log(
+  `chaos: ${DURATION_MS / 1000} s, ${LOOPS} callers, WORKERS=2, ${WITH_REDIS ? `Redis on :${redisPorts.join(' and :')} behind :${redisAddress!.port} (frozen, killed, frozen, failed over)` : 'no Redis'}`,
+);
 const running = [monkey(), redisTrouble(), ...tokens.map(loop)];
 await sleep(DURATION_MS);
 stop = true;
 await Promise.all(running);
 for (const v of Object.keys(vendors) as (keyof typeof vendors)[]) await admin(v, 'DELETE');
-redis?.kill('SIGCONT');
+if (WITH_REDIS) redis().kill('SIGCONT');
 await sleep(5000);
 
 const landed = (w: Write) => w.final === 'COMPLETE' || w.final === 'PARTIAL';
@@ -347,7 +380,7 @@ await sleep(8000);
 // announced is the subscriber's side (reading, delivery), of one not announced the webhook's (processing, publishing).
 const announcedInStream = new Set<string>();
 if (WITH_REDIS) {
-  const client = new Redis(`redis://127.0.0.1:${redisPort}`);
+  const client = new Redis(redisPorts[primary]!);
   for (const [, fields] of await client.xrange('{gw:live}:events', '-', '+')) {
     if (!fields[1]?.includes(':notificationAdded:')) continue;
     const title = (JSON.parse(fields[3] ?? '{}') as { title?: string }).title;
@@ -451,5 +484,6 @@ console.log('error-level log lines:', errorsByMessage);
 console.log(problems.length === 0 ? 'no problems' : `${problems.length} problems:\n  ${problems.slice(0, 20).join('\n  ')}`);
 server.child.kill('SIGTERM');
 upstreams.child.kill('SIGTERM');
-redis?.kill('SIGKILL');
+redisProcesses.forEach((p) => p?.kill('SIGKILL'));
+await redisAddress?.close();
 process.exit(problems.length === 0 ? 0 : 1);

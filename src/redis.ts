@@ -196,6 +196,19 @@ export function queuePrefix(where: RedisLocation, prefix: string): string {
   return where.clusterNodes ? `{${prefix}}` : prefix;
 }
 
+/** Redis in use; or away; or answering without taking our credentials; or answering reads and refusing writes. */
+export type RedisState = 'ok' | 'unreachable' | 'credentials refused' | 'refusing writes';
+
+/** What each state but 'ok' means for this instance, as /readyz's `degraded` says it. */
+export const REDIS_DEGRADED: Record<Exclude<RedisState, 'ok'>, string> = {
+  unreachable: 'redis: unreachable; serving from the L1 cache with per-instance rate limits',
+  'credentials refused': 'redis: refuses the credentials in REDIS_URL; serving from the L1 cache with per-instance rate limits',
+  'refusing writes': 'redis: refusing writes (out of memory, or unable to save); L2 keeps nothing new, rate limits are per instance, deliveries stay in memory',
+};
+
+/** A refused write keeps the state 'refusing writes' this long: under load something writes every second, so it ends soon after Redis takes writes again. */
+const WRITES_REFUSED_SHOWN_MS = 30_000;
+
 export interface RedisOptions extends RedisLocation {
   keyPrefix: string;
   /** A command slower than this is treated as Redis being unavailable (default 1 s: a dead Redis shows as a closed connection at once; this catches a hung one without mistaking event-loop lag under load for an outage). */
@@ -215,6 +228,8 @@ export class RedisConnection {
   private lastError: string | undefined;
   /** Redis refused our credentials since the connection was last ready (said once). */
   private credentialsRefused = false;
+  /** When Redis last refused a write (WRITES_REFUSED_EVENT). */
+  private writesRefusedAt = -Infinity;
 
   constructor(
     private readonly options: RedisOptions,
@@ -258,6 +273,7 @@ export class RedisConnection {
     });
     const refusedLines = new LineEvery(60_000);
     this.client.on(WRITES_REFUSED_EVENT, (error: Error) => {
+      this.writesRefusedAt = performance.now();
       const refused = refusedLines.due();
       if (refused === null) return;
       logger.warn(
@@ -302,6 +318,14 @@ export class RedisConnection {
 
   get available(): boolean {
     return this.up && this.client.status === 'ready';
+  }
+
+  /** Whether Redis is in use, or why not wholly: what /readyz and the status page say of it. */
+  get state(): RedisState {
+    if (this.credentialsRefused) return 'credentials refused';
+    if (!this.available) return 'unreachable';
+    if (performance.now() - this.writesRefusedAt < WRITES_REFUSED_SHOWN_MS) return 'refusing writes';
+    return 'ok';
   }
 
   /** Another connection to the same Redis or cluster (a subscriber: a connection in subscribe mode takes no other command). */

@@ -26,12 +26,14 @@ describeWithRedis('why Redis is not in use', () => {
       await new Promise((r) => setTimeout(r, 5000));
       expect(lines.filter((l) => l.level >= 40).map((l) => l.msg.split(':')[0])).toEqual(['Redis refuses our credentials']);
       expect(connection.available).toBe(false);
+      expect(connection.state).toBe('credentials refused');
       // The password it was given is made the right one (a rotation finished): connected.
       const admin = new Redis(redis.url, { password: 'right-password' });
       await admin.config('SET', 'requirepass', 'wrong-password');
       admin.disconnect();
       await expect.poll(() => connection.available, { timeout: 5000 }).toBe(true);
       expect(lines.at(-1)!.msg).toBe('Redis connected');
+      expect(connection.state).toBe('ok');
     } finally {
       await connection.close();
     }

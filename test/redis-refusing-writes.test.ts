@@ -56,6 +56,12 @@ describeWithRedis('a Redis that refuses writes', () => {
       const refused = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => String(l.msg).startsWith('Redis refuses writes'));
       expect(refused).toHaveLength(1);
       expect(refused[0]).toMatchObject({ level: 40, err: expect.stringMatching(/^OOM command not allowed/) });
+      // /readyz names it (200: degraded is not down), and the sources' rate limits say LOCAL, as they are.
+      const ready = await fetch(stack.url.replace('/graphql', '/readyz'));
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: 'degraded', redis: 'refusing writes', degraded: [expect.stringMatching(/^redis: refusing writes/)] });
+      const limiters = await stack.gql<AnyData>(`{ sources { name rateLimiter } }`);
+      expect(new Set((limiters.body.data!.sources as AnyData[]).map((s) => s.rateLimiter))).toEqual(new Set(['LOCAL']));
       // noeviction is what this server wants: not named.
       expect(stack.logs.filter((l) => l.includes('Redis evicts any key'))).toEqual([]);
     } finally {

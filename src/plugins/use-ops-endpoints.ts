@@ -1,7 +1,7 @@
 import type { Plugin } from 'graphql-yoga';
 import type { SourceHealthMonitor } from '../observability/source-health.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { RedisConnection } from '../redis.js';
+import { REDIS_DEGRADED, type RedisConnection } from '../redis.js';
 
 export interface OpsEndpointsOptions {
   metrics: Metrics;
@@ -32,11 +32,11 @@ export function useOpsEndpoints(options: OpsEndpointsOptions): Plugin {
         case '/healthz':
           return json(200, { status: 'ok' });
         case '/readyz': {
-          const redis = options.redis === null ? 'not configured' : options.redis.available ? 'ok' : 'unreachable';
+          const redis = options.redis === null ? 'not configured' : options.redis.state;
           const draining = options.draining();
           const sources = options.health.snapshot().map((s) => ({ name: s.name, state: s.state, errorRate: s.errorRate, calls: s.calls }));
           const degraded = [
-            ...(redis === 'unreachable' ? ['redis: unreachable; serving from the L1 cache with per-instance rate limits'] : []),
+            ...(redis === 'ok' || redis === 'not configured' ? [] : [REDIS_DEGRADED[redis]]),
             ...sources
               .filter((s) => s.state !== 'CLOSED')
               .map((s) => `${s.name}: circuit ${s.state.toLowerCase().replace('_', '-')}; its fields answer SOURCE_CIRCUIT_OPEN or stale data`),

@@ -59,7 +59,7 @@ export function usePages(options: PagesOptions): Plugin {
           if (!admin) return json(403, { error: 'the status page needs an admin token' });
           return json(200, {
             generatedAt: new Date().toISOString(),
-            redis: options.redis === null ? 'not configured' : options.redis.available ? 'ok' : 'unreachable',
+            redis: options.redis === null ? 'not configured' : options.redis.state,
             deliveries: await options.deliveries(),
             sources: await options.status(),
           });

@@ -93,7 +93,8 @@ export class SourceRateLimiter {
   }
 
   get mode(): RateLimiterMode {
-    return this.shared && this.redis?.available ? 'SHARED' : 'LOCAL';
+    // A Redis refusing writes refuses the bucket's script too: the calls are counted here.
+    return this.shared && this.redis?.state === 'ok' ? 'SHARED' : 'LOCAL';
   }
 
   /** The rate this source sends at now (the learned one, at most the configured one), as this instance last knew it. */

@@ -107,7 +107,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 /** Where shared state lives; null: this instance keeps its own. */
 export interface RedisSettings {
-  /** The node (single Redis), or the first seed node of a cluster (for logs). */
+  /** The node (single Redis), or the first seed node of a cluster, with the scheme and credentials every node is reached with. */
   url: string;
   keyPrefix: string;
   /** REDIS_CLUSTER_NODES: a Redis Cluster, reached through these seed nodes. */

@@ -254,9 +254,14 @@ export const envSchema = z.object({
     .describe('turns on rate limits shared by all instances, the L2 cache and cross-instance invalidation, the durable delivery queue and shared idempotency keys'),
   REDIS_CLUSTER_NODES: z
     .string()
-    .regex(/^[^,:\s]+:\d{1,5}(,[^,:\s]+:\d{1,5})*$/, { error: "must be host:port,host:port,… (some of the cluster's nodes; the rest are discovered)" })
+    .superRefine((value, ctx) => {
+      const seeds = clusterSeeds(value);
+      if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds });
+    })
     .optional()
-    .describe('instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here'),
+    .describe(
+      "instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here. host:port,host:port,… (some of the cluster's nodes; the rest are discovered); any of them may be a redis:// or rediss:// URL with a user and password, which then apply to every node (rediss: TLS)",
+    ),
   REDIS_KEY_PREFIX: z
     .string()
     .min(1)
@@ -385,7 +390,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const variable = String(issue.path[0] ?? 'environment');
-        const shown = present[variable] !== undefined && !/SECRET|TOKEN|KEY/.test(variable) ? ` (got "${present[variable]}")` : '';
+        const shown = present[variable] !== undefined && !/SECRET|TOKEN|KEY/.test(variable) ? ` (got "${withoutPasswords(present[variable])}")` : '';
         return `${variable} ${issue.message}${shown}`;
       }),
     );
@@ -459,11 +464,7 @@ export function loadConfig(env: Env = process.env): Config {
     tuning,
     requestDeadlineMs: e.REQUEST_DEADLINE_MS,
     redis: e.REDIS_CLUSTER_NODES
-      ? {
-          url: `redis://${e.REDIS_CLUSTER_NODES.split(',')[0]}`,
-          keyPrefix: e.REDIS_KEY_PREFIX,
-          clusterNodes: e.REDIS_CLUSTER_NODES.split(',').map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
-        }
+      ? { ...(clusterSeeds(e.REDIS_CLUSTER_NODES) as ClusterSeeds), keyPrefix: e.REDIS_KEY_PREFIX }
       : e.REDIS_URL
         ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX }
         : null,
@@ -546,4 +547,46 @@ export function loadConfig(env: Env = process.env): Config {
       ),
     ),
   };
+}
+
+interface ClusterSeeds {
+  /** The first seed as a URL with the scheme and credentials every node is reached with (see newRedisClient). */
+  url: string;
+  clusterNodes: { host: string; port: number }[];
+}
+
+/**
+ * REDIS_CLUSTER_NODES read: `host:port` items, any of which may be a `redis://` or `rediss://` URL with a user and
+ * password (a managed cluster with AUTH, with TLS). What a URL gives applies to every node, the ones discovered
+ * included, so it need be given once; two that differ are a mistake, not a choice. A message when it cannot be read.
+ */
+function clusterSeeds(value: string): ClusterSeeds | string {
+  const shape = "must be host:port,host:port,… (some of the cluster's nodes; the rest are discovered), each may be a redis:// or rediss:// URL";
+  let reach: { protocol: string; username: string; password: string } | undefined;
+  const clusterNodes: ClusterSeeds['clusterNodes'] = [];
+  for (const item of value.split(',').map((i) => i.trim())) {
+    const isUrl = /^rediss?:\/\//.test(item);
+    const written = isUrl ? item : `redis://${item}`;
+    const url = URL.canParse(written) ? new URL(written) : undefined;
+    const credentials = url !== undefined && (url.username !== '' || url.password !== '');
+    if (!url || url.port === '' || (url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '' || (!isUrl && credentials)) {
+      return `${shape}; "${withoutPasswords(item)}" is not`;
+    }
+    if (isUrl) {
+      const given = { protocol: url.protocol, username: url.username, password: url.password };
+      if (reach && (reach.protocol !== given.protocol || reach.username !== given.username || reach.password !== given.password)) {
+        return 'every node is reached with the same scheme, user and password: give them once, or the same on each URL';
+      }
+      reach = given;
+    }
+    clusterNodes.push({ host: url.hostname, port: Number(url.port) });
+  }
+  const first = clusterNodes[0]!;
+  const credentials = reach && (reach.username !== '' || reach.password !== '') ? `${reach.username}:${reach.password}@` : '';
+  return { url: `${reach?.protocol ?? 'redis:'}//${credentials}${first.host}:${first.port}`, clusterNodes };
+}
+
+/** A value as written, the passwords of any URLs in it hidden: a config error is printed. */
+function withoutPasswords(value: string): string {
+  return value.replace(/(^|\/\/|,)([^:@/\s,]*):[^@/\s,]*@/g, '$1$2:***@');
 }

@@ -93,9 +93,11 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
     return pingedWhileOpen(client);
   }
   const { enableOfflineQueue, ...perNode } = options;
+  const reach = clusterReach(where.url);
   return pingedWhileOpen(
     new Cluster(where.clusterNodes, {
-      redisOptions: perNode,
+      redisOptions: { ...perNode, ...reach.perNode },
+      ...(reach.tls ? { dnsLookup: keepHostName } : {}),
       ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
       enableAutoPipelining: true,
       scripts,
@@ -103,6 +105,30 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
     }),
   );
 }
+
+/**
+ * How every node of a cluster is reached, from the seed URL (REDIS_CLUSTER_NODES): its user and password (AUTH on
+ * each node, the ones discovered included) and, for rediss:, TLS.
+ */
+function clusterReach(url: string): { perNode: Pick<IoRedisOptions, 'username' | 'password' | 'tls'>; tls: boolean } {
+  if (!URL.canParse(url)) return { perNode: {}, tls: false };
+  const seed = new URL(url);
+  const tls = seed.protocol === 'rediss:';
+  return {
+    perNode: {
+      ...(seed.username ? { username: decodeURIComponent(seed.username) } : {}),
+      ...(seed.password ? { password: decodeURIComponent(seed.password) } : {}),
+      ...(tls ? { tls: {} } : {}),
+    },
+    tls,
+  };
+}
+
+/**
+ * A cluster over TLS connects to each node by the name it has, not an address ioredis looked up: the certificate
+ * names the host (ioredis' advice for ElastiCache with TLS).
+ */
+const keepHostName = (address: string, callback: (error: null, address: string) => void) => callback(null, address);
 
 /** Emitted on a client (the standalone kind) when a write was answered READONLY and its connection is opened again. */
 export const REPLICA_ANSWER_EVENT = 'replicaAnswer';
@@ -284,11 +310,14 @@ export class RedisConnection {
     // Errors surface as state changes (with the last one as their cause) and as each caller's fallback; ioredis keeps
     // retrying. Credentials refused are a setting to fix, not an outage to wait out: said once, at error level.
     this.client.on('error', (error: Error) => {
-      this.lastError = error.message;
-      if (!REFUSED_CREDENTIALS.test(error.message) || this.credentialsRefused) return;
+      // A cluster that no seed answered says so, and keeps what the last one said.
+      const { lastNodeError } = error as { lastNodeError?: unknown };
+      const cause = lastNodeError instanceof Error ? lastNodeError : error;
+      this.lastError = cause.message;
+      if (!REFUSED_CREDENTIALS.test(cause.message) || this.credentialsRefused) return;
       this.credentialsRefused = true;
       logger.error(
-        { redis: where, err: error.message },
+        { redis: where, err: cause.message },
         'Redis refuses our credentials: fix the user or password in REDIS_URL; running on local state (rate limits per instance, L1 cache only) until it takes them',
       );
     });

@@ -109,6 +109,33 @@ describe('configuration', () => {
     expect(short).not.toContain('short-secret');
   });
 
+  it('REDIS_CLUSTER_NODES: host:port seeds, any of them a redis:// or rediss:// URL whose user and password reach every node; passwords never echoed', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001' }).redis).toEqual({
+      url: 'redis://10.0.0.1:7000',
+      keyPrefix: 'gw:',
+      clusterNodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+      ],
+    });
+    // Given once (on any seed), they are the cluster's: the first seed's URL carries them to the client.
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'node1.cache.example:6379,rediss://app:s%40cret@node2.cache.example:6379' }).redis).toMatchObject({
+      url: 'rediss://app:s%40cret@node1.cache.example:6379',
+      clusterNodes: [
+        { host: 'node1.cache.example', port: 6379 },
+        { host: 'node2.cache.example', port: 6379 },
+      ],
+    });
+    expect(problems({ REDIS_CLUSTER_NODES: 'node1:6379,node2' })[0]).toMatch(/^REDIS_CLUSTER_NODES must be host:port,host:port,… .*; "node2" is not/);
+    expect(problems({ REDIS_CLUSTER_NODES: 'rediss://node1:6379/1' })[0]).toMatch(/"rediss:\/\/node1:6379\/1" is not/);
+    const differ = problems({ REDIS_CLUSTER_NODES: 'redis://:first-secret@a:1,redis://:second-secret@b:2' })[0]!;
+    expect(differ).toMatch(/^REDIS_CLUSTER_NODES every node is reached with the same scheme, user and password/);
+    const schemeless = problems({ REDIS_CLUSTER_NODES: 'app:third-secret@a:1' })[0]!;
+    for (const message of [differ, schemeless, problems({ REDIS_URL: 'redis//:fourth-secret@a:1' })[0]!])
+      expect(message).not.toMatch(/first-secret|second-secret|third-secret|fourth-secret/);
+    expect(problems({ REDIS_CLUSTER_NODES: 'a:1', REDIS_URL: 'redis://b:2' })[0]).toBe('set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
+  });
+
   it('an empty variable counts as unset', () => {
     expect(loadConfig({ IDENTITY_URL: '', PORT: '' }).upstreams).toBeNull();
   });

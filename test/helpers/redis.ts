@@ -115,9 +115,18 @@ export class TestRedisCluster {
   private readonly dir = mkdtempSync(join(tmpdir(), 'redis-cluster-'));
   private readonly processes: (Child | undefined)[] = [];
 
-  /** REDIS_CLUSTER_NODES for these masters. */
+  /** `password`: every node asks for it (requirepass), of clients and of each other (masterauth). */
+  constructor(private readonly options: { password?: string } = {}) {}
+
+  /** REDIS_CLUSTER_NODES for these masters (the password, if any, given once, on the first). */
   get nodes(): string {
-    return this.ports.map((p) => `127.0.0.1:${p}`).join(',');
+    const first = this.options.password === undefined ? '' : `redis://:${encodeURIComponent(this.options.password)}@`;
+    return this.ports.map((p, i) => `${i === 0 ? first : ''}127.0.0.1:${p}`).join(',');
+  }
+
+  /** redis-cli's arguments for the password, if any. */
+  private get auth(): string[] {
+    return this.options.password === undefined ? [] : ['-a', this.options.password, '--no-auth-warning'];
   }
 
   private async startNode(i: number): Promise<void> {
@@ -141,6 +150,7 @@ export class TestRedisCluster {
       '',
       '--appendonly',
       'no',
+      ...(this.options.password === undefined ? [] : ['--requirepass', this.options.password, '--masterauth', this.options.password]),
     ]);
     const child = this.processes[i]!.child;
     for (let n = 0; n < 100 && child.exitCode === null && child.signalCode === null; n++) {
@@ -165,7 +175,7 @@ export class TestRedisCluster {
     this.ports = await TestRedisCluster.freePorts();
     await Promise.all(this.ports.map((_, i) => this.startNode(i)));
     try {
-      execFileSync('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { encoding: 'utf8', stdio: 'pipe' });
+      execFileSync('redis-cli', [...this.auth, '--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { encoding: 'utf8', stdio: 'pipe' });
     } catch (error) {
       const { stdout, stderr } = error as { stdout?: string; stderr?: string };
       const servers = this.processes.map((p, i) => `--- ${this.ports[i]}:\n${p?.output() ?? ''}`).join('\n');
@@ -180,7 +190,7 @@ export class TestRedisCluster {
     for (;;) {
       const ok = this.ports.every((p) => {
         try {
-          return execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).includes('cluster_state:ok');
+          return execFileSync('redis-cli', [...this.auth, '-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).includes('cluster_state:ok');
         } catch {
           return false;
         }
@@ -189,7 +199,7 @@ export class TestRedisCluster {
       if (Date.now() > until) {
         const info = this.ports.map((p) => {
           try {
-            return `--- ${p}: ${execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' })
+            return `--- ${p}: ${execFileSync('redis-cli', [...this.auth, '-p', String(p), 'cluster', 'info'], { encoding: 'utf8' })
               .split('\n')
               .slice(0, 3)
               .join(' ')}`;

@@ -32,7 +32,7 @@ export interface StackOptions {
   /** Cache settings over the defaults; the cache is off unless a suite turns it on (suites below the cache count every upstream call). */
   cache?: Partial<CacheConfig>;
   /** L2, shared limits and invalidation through this Redis. */
-  redis?: { url: string; keyPrefix?: string };
+  redis?: { url: string; keyPrefix?: string; clusterNodes?: { host: string; port: number }[] | undefined };
   writes?: Partial<WritesConfig>;
   /** Ops settings over the defaults (the per-caller limit is lifted unless a suite sets it: suites send many requests with one token). */
   ops?: (defaults: OpsConfig) => OpsConfig;
@@ -89,7 +89,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ops: (options.ops ?? ((o) => o))({ ...base.ops, callerRateLimit: { perSec: 100_000, burst: 100_000 } }),
     webhookSecrets: options.webhookSecrets ?? {},
     changeFeeds: options.changeFeeds ?? {},
-    redis: options.redis ? { url: options.redis.url, keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:` } : null,
+    redis: options.redis
+      ? {
+          url: options.redis.url,
+          keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:`,
+          ...(options.redis.clusterNodes ? { clusterNodes: options.redis.clusterNodes } : {}),
+        }
+      : null,
   };
   const logs: string[] = [];
   const destination = new Writable({

@@ -1,0 +1,84 @@
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { RedisConnection } from '../src/redis.js';
+import { loggedLines } from './helpers/log-lines.js';
+import { describeWithRedis, TestRedisCluster } from './helpers/redis.js';
+import { stackPool } from './helpers/stack.js';
+
+/**
+ * A Redis Cluster that asks for a password, as managed ones do (ElastiCache's AUTH token, Azure's access key):
+ * REDIS_CLUSTER_NODES took host:port only, so such a cluster could not be used at all. A seed may now be a
+ * redis:// or rediss:// URL with a user and password, given once for every node, discovered ones included.
+ */
+type AnyData = Record<string, any>;
+const PASSWORD = 'cluster-p@ss:word';
+
+describeWithRedis('a Redis Cluster that asks for a password', () => {
+  const cluster = new TestRedisCluster({ password: PASSWORD });
+  let admin: Cluster;
+  beforeAll(async () => {
+    await cluster.start();
+    admin = new Cluster([{ host: '127.0.0.1', port: cluster.ports[0]! }], { redisOptions: { password: PASSWORD } });
+  }, 60_000);
+  afterAll(async () => {
+    admin?.disconnect();
+    await cluster.stop();
+  });
+
+  it('REDIS_CLUSTER_NODES with the password on the first seed: every node is reached with it; the log shows it hidden', async () => {
+    const settings = loadConfig({ REDIS_CLUSTER_NODES: cluster.nodes, REDIS_KEY_PREFIX: 'gwauth1:' }).redis!;
+    expect(settings.clusterNodes).toHaveLength(3);
+    const { logger, lines } = loggedLines('info');
+    const connection = new RedisConnection(settings, logger);
+    try {
+      await expect.poll(() => connection.available, { timeout: 5000 }).toBe(true);
+      // Keys in many slots, so on every master (each one's own AUTH).
+      const keys = Array.from({ length: 30 }, (_, i) => connection.key(`k${i}`));
+      await Promise.all(keys.map((k) => connection.client.set(k, 'v')));
+      expect(await Promise.all(keys.map((k) => admin.get(k)))).toEqual(keys.map(() => 'v'));
+      const connected = lines.find((l) => l.msg === 'Redis connected')!;
+      expect(connected.redis).toBe(`redis://:***@127.0.0.1:${cluster.ports[0]}`);
+      expect(JSON.stringify(lines)).not.toContain('p@ss');
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('the whole server on it: L2 entries and a queued delivery retried by its worker', async () => {
+    const settings = loadConfig({ REDIS_CLUSTER_NODES: cluster.nodes }).redis!;
+    const stack = await stackPool((o) => ({ ...o, cache: { enabled: true }, writes: { deliveryBackoffMs: 100 }, tuning: { audit: { retryMaxAttempts: 1 } } }))({
+      redis: { ...settings, keyPrefix: 'gwauth2:' },
+    });
+    const id = stack.userId(610);
+    expect((await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { id name } }`, { id })).body.errors).toBeUndefined();
+    await expect.poll(() => l2Keys(id), { timeout: 3000 }).toBeGreaterThan(0);
+    await stack.faults('audit', { errorRate: 1, errorCount: 1 });
+    const res = await stack.gql<AnyData>(`mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { deliveries { id target state } } }`, {
+      input: { userId: id, nickname: 'on-an-auth-cluster' },
+    });
+    const audit = (res.body.data!.updateProfile.deliveries as AnyData[]).find((d) => d.target === 'AUDIT')!;
+    expect(audit.state).toBe('QUEUED');
+    await expect.poll(async () => admin.hget(`{gwauth2:bull}:deliveries:${audit.id}`, 'finishedOn'), { timeout: 10_000 }).not.toBeNull();
+    expect(stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level >= 40 && /Redis|queue/.test(String(l.msg)))).toEqual([]);
+
+    async function l2Keys(user: string): Promise<number> {
+      let n = 0;
+      for (const node of admin.nodes('master')) n += (await node.keys(`gwauth2:c:*${user}*`)).length;
+      return n;
+    }
+  });
+
+  it('the wrong password: one line at error level naming the credentials, not "not reachable"', async () => {
+    const wrong = cluster.nodes.replace(encodeURIComponent(PASSWORD), 'wrong');
+    const { logger, lines } = loggedLines('info');
+    const connection = new RedisConnection({ ...loadConfig({ REDIS_CLUSTER_NODES: wrong }).redis!, keyPrefix: 'gwauth3:' }, logger);
+    try {
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(lines.filter((l) => l.level >= 40).map((l) => [l.level, l.msg.split(':')[0]])).toEqual([[50, 'Redis refuses our credentials']]);
+      expect(connection.state).toBe('credentials refused');
+    } finally {
+      await connection.close();
+    }
+  });
+});

@@ -1,9 +1,14 @@
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { Cluster } from 'ioredis';
+import { SignJWT } from 'jose';
+import { Dataset } from '../simulator/dataset.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { RedisConnection } from '../src/redis.js';
 import { loggedLines } from './helpers/log-lines.js';
-import { describeWithRedis, TestRedisCluster } from './helpers/redis.js';
+import { startServerProcess, startUpstreamsProcess, stopAll } from './helpers/processes.js';
+import { describeWithRedis, makeTestTls, TestRedisCluster } from './helpers/redis.js';
 import { stackPool } from './helpers/stack.js';
 
 /**
@@ -13,6 +18,7 @@ import { stackPool } from './helpers/stack.js';
  */
 type AnyData = Record<string, any>;
 const PASSWORD = 'cluster-p@ss:word';
+const users = new Dataset().users.map((u) => u.user_id);
 
 describeWithRedis('a Redis Cluster that asks for a password', () => {
   const cluster = new TestRedisCluster({ password: PASSWORD });
@@ -80,5 +86,46 @@ describeWithRedis('a Redis Cluster that asks for a password', () => {
     } finally {
       await connection.close();
     }
+  });
+});
+
+describeWithRedis('a Redis Cluster that speaks only TLS and asks for a password', () => {
+  const tls = makeTestTls();
+  const cluster = new TestRedisCluster({ password: PASSWORD, tls });
+  beforeAll(() => cluster.start(), 60_000);
+  afterAll(async () => {
+    await stopAll();
+    await cluster.stop();
+    rmSync(tls.dir, { recursive: true, force: true });
+  });
+
+  it('rediss:// on one seed: the server, trusting the CA as Node does (NODE_EXTRA_CA_CERTS), keeps L2 entries on every master', async () => {
+    expect(cluster.nodes).toMatch(/^rediss:\/\/:[^@]+@127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+$/);
+    const vendors = await startUpstreamsProcess();
+    const server = await startServerProcess({
+      ...vendors.env,
+      AUTH_JWT_SECRET: 'tls-cluster-test-secret-tls-cluster-test-secret',
+      REDIS_CLUSTER_NODES: cluster.nodes,
+      REDIS_KEY_PREFIX: 'gwtls:',
+      NODE_EXTRA_CA_CERTS: tls.ca,
+    });
+    await server.process.waitFor(/Redis connected/, 20_000);
+    const token = await new SignJWT({ scope: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('ops')
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode('tls-cluster-test-secret-tls-cluster-test-secret'));
+    const ids = users.slice(620, 632);
+    const res = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: `query($ids: [ID!]!) { users(ids: $ids) { name } }`, variables: { ids } }),
+    });
+    expect(((await res.json()) as AnyData).errors).toBeUndefined();
+    // Read back over TLS with redis-cli: twelve users' entries, spread over the masters.
+    const keysOn = (port: number) =>
+      Number(execFileSync('redis-cli', ['--tls', '--cacert', tls.ca, '-a', PASSWORD, '--no-auth-warning', '-p', String(port), 'dbsize'], { encoding: 'utf8' }).trim());
+    await expect.poll(() => cluster.ports.filter((port) => keysOn(port) > 0).length, { timeout: 3000 }).toBe(3);
+    expect(server.process.output()).not.toContain(PASSWORD);
   });
 });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, createServer } from 'node:net';
@@ -104,6 +104,26 @@ export class TestRedis {
   }
 }
 
+/** A certificate authority and a certificate it signed for 127.0.0.1, made with openssl, for Redis over TLS. */
+export interface TestTls {
+  /** The folder they are in, for the suite to remove. */
+  dir: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export function makeTestTls(): TestTls {
+  const dir = mkdtempSync(join(tmpdir(), 'redis-tls-'));
+  const at = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=test-redis-ca', '-keyout', at('ca.key'), '-out', at('ca.crt'));
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', at('redis.key'), '-out', at('redis.csr'));
+  writeFileSync(at('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  openssl('x509', '-req', '-in', at('redis.csr'), '-CA', at('ca.crt'), '-CAkey', at('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', at('san.ext'), '-out', at('redis.crt'));
+  return { dir, ca: at('ca.crt'), cert: at('redis.crt'), key: at('redis.key') };
+}
+
 /**
  * A Redis Cluster of three masters (no replicas) on spare loopback ports,
  * each `redis-server` in its own folder with its own nodes.conf, made with
@@ -115,27 +135,60 @@ export class TestRedisCluster {
   private readonly dir = mkdtempSync(join(tmpdir(), 'redis-cluster-'));
   private readonly processes: (Child | undefined)[] = [];
 
-  /** `password`: every node asks for it (requirepass), of clients and of each other (masterauth). */
-  constructor(private readonly options: { password?: string } = {}) {}
+  /**
+   * `password`: every node asks for it (requirepass), of clients and of each other (masterauth). `tls`: every node
+   * speaks only TLS, to clients and on the cluster bus, with this certificate.
+   */
+  constructor(private readonly options: { password?: string; tls?: TestTls } = {}) {}
 
-  /** REDIS_CLUSTER_NODES for these masters (the password, if any, given once, on the first). */
+  /** REDIS_CLUSTER_NODES for these masters (the scheme and password, if any, given once, on the first). */
   get nodes(): string {
-    const first = this.options.password === undefined ? '' : `redis://:${encodeURIComponent(this.options.password)}@`;
+    const scheme = this.options.tls ? 'rediss' : 'redis';
+    const password = this.options.password === undefined ? '' : `:${encodeURIComponent(this.options.password)}@`;
+    const first = this.options.tls || password ? `${scheme}://${password}` : '';
     return this.ports.map((p, i) => `${i === 0 ? first : ''}127.0.0.1:${p}`).join(',');
   }
 
-  /** redis-cli's arguments for the password, if any. */
+  /** redis-cli's arguments for the password and TLS, if any. */
   private get auth(): string[] {
-    return this.options.password === undefined ? [] : ['-a', this.options.password, '--no-auth-warning'];
+    const { password, tls } = this.options;
+    return [...(password === undefined ? [] : ['-a', password, '--no-auth-warning']), ...(tls ? ['--tls', '--cacert', tls.ca] : [])];
+  }
+
+  /** Whether the node on `port` answers (over TLS, through redis-cli). */
+  private async answers(port: number): Promise<boolean> {
+    if (!this.options.tls) return ping(port);
+    try {
+      return /PONG|NOAUTH/.test(execFileSync('redis-cli', [...this.auth, '-p', String(port), 'ping'], { encoding: 'utf8', stdio: 'pipe' }));
+    } catch {
+      return false;
+    }
   }
 
   private async startNode(i: number): Promise<void> {
     const port = this.ports[i]!;
     const dir = join(this.dir, String(port));
     mkdirSync(dir, { recursive: true });
+    const tls = this.options.tls;
     this.processes[i] = runCommand('redis-server', [
-      '--port',
-      String(port),
+      ...(tls
+        ? [
+            '--port',
+            '0',
+            '--tls-port',
+            String(port),
+            '--tls-cluster',
+            'yes',
+            '--tls-cert-file',
+            tls.cert,
+            '--tls-key-file',
+            tls.key,
+            '--tls-ca-cert-file',
+            tls.ca,
+            '--tls-auth-clients',
+            'no',
+          ]
+        : ['--port', String(port)]),
       '--bind',
       '127.0.0.1',
       '--cluster-enabled',
@@ -154,7 +207,7 @@ export class TestRedisCluster {
     ]);
     const child = this.processes[i]!.child;
     for (let n = 0; n < 100 && child.exitCode === null && child.signalCode === null; n++) {
-      if (await ping(port)) return;
+      if (await this.answers(port)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server (cluster) did not start on ${port}: ${this.processes[i]!.output()}`);

@@ -8,6 +8,7 @@ import {
   type ChangeFeedSettings,
   type LogLevel,
   type OpsConfig,
+  type ProxySettings,
   type RedisSettings,
   type SourceTuning,
   type WritesConfig,
@@ -74,6 +75,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Server processes on one port (node:cluster); 1: this process serves. */
   workers: number;
+  /** The proxy vendors are called through (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); null: straight to them. */
+  proxy: ProxySettings | null;
   /** OpenTelemetry export, when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
   tracing: { endpoint: string; serviceName: string } | null;
   /** HS256 secret for incoming tokens; undefined outside production means "make one and print a token". */
@@ -124,6 +127,7 @@ const CREDENTIALS = Object.fromEntries(SOURCES.map((d) => [d.name, { url: d.env.
 >;
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://api.example.com' }).transform((u) => u.replace(/\/+$/, ''));
+const proxyUrl = z.url({ protocol: /^https?$/, error: 'must be the http(s) URL of a proxy, e.g. http://proxy.internal:3128' });
 const int = (min: number, max: number) =>
   z.coerce
     .number({ error: 'must be a number' })
@@ -234,6 +238,14 @@ export const envSchema = z.object({
   NODE_ENV: z.string().optional().describe('`production`: GraphiQL, introspection and field suggestions off; real upstreams and `AUTH_JWT_SECRET` or `AUTH_JWKS_URL` required'),
   HOST: z.string().min(1).optional().describe('listen address; by default `127.0.0.1` in the demo (simulated upstreams), else `0.0.0.0`'),
   PORT: int(0, 65_535).default(4000).describe('HTTP port (`0`: any free port)'),
+  HTTPS_PROXY: proxyUrl
+    .optional()
+    .describe('the proxy calls to https:// vendors go through (a CONNECT tunnel); `https_proxy` too, which wins; user and password in it are sent to the proxy'),
+  HTTP_PROXY: proxyUrl.optional().describe('the proxy calls to http:// vendors go through, and https:// ones when HTTPS_PROXY is unset; `http_proxy` too, which wins'),
+  NO_PROXY: z
+    .string()
+    .optional()
+    .describe('vendors reached directly, not through a proxy: `host`, `.domain`, `host:port`, or `*`, comma-separated; `no_proxy` too, which wins. Loopback always is'),
   OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl
     .optional()
     .describe('OpenTelemetry collector (OTLP/HTTP) base URL; set, spans go to `<it>/v1/traces`: one per operation, one per vendor call; off when unset'),
@@ -385,6 +397,8 @@ export function loadConfig(env: Env = process.env): Config {
   const present: Env = {};
   for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') present[key] = value;
 
+  // As curl and undici read them: the lower-case name wins.
+  for (const name of PROXY_VARIABLES) if (present[name.toLowerCase()] !== undefined) present[name] = present[name.toLowerCase()];
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(
@@ -459,6 +473,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     workers: e.WORKERS ?? (production ? availableParallelism() : 1),
+    proxy: e.HTTPS_PROXY || e.HTTP_PROXY ? { http: e.HTTP_PROXY, https: e.HTTPS_PROXY, noProxy: e.NO_PROXY ?? '' } : null,
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : null,
     jwtSecret: e.AUTH_JWT_SECRET,
     tuning,
@@ -590,3 +605,6 @@ function clusterSeeds(value: string): ClusterSeeds | string {
 function withoutPasswords(value: string): string {
   return value.replace(/(^|\/\/|,)([^:@/\s,]*):[^@/\s,]*@/g, '$1$2:***@');
 }
+
+/** The proxy settings, each also read under its lower-case name (which wins). */
+const PROXY_VARIABLES = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'] as const;

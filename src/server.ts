@@ -121,7 +121,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   const { logger } = options;
   const redis = config.redis ? new RedisConnection(config.redis, logger) : null;
   const definitions = options.sources ?? SOURCES;
-  const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs, definitions });
+  const sources = createSources(config.upstreams, config.tuning, { logger, redis, defaultDeadlineMs: config.requestDeadlineMs, definitions, proxy: config.proxy });
   const health = new SourceHealthMonitor(sources.all, logger, { successRateWarn: config.ops.sourceSuccessRateWarn });
   const history = new StatusHistory(sources.all, Object.fromEntries(Object.entries(config.tuning).map(([name, t]) => [name, t.rateLimitPerSec])));
   const siblingStatus = options.siblings && options.siblings.count > 1 ? new SiblingStatus(() => ({ status: history.part(), health: health.snapshot() }), options.siblings) : null;

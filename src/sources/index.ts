@@ -1,5 +1,5 @@
-import { Pool } from 'undici';
-import type { SourceTuning } from '../config-types.js';
+import { EnvHttpProxyAgent, Pool, type Dispatcher } from 'undici';
+import type { ProxySettings, SourceTuning } from '../config-types.js';
 import type { SourceName } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
@@ -23,14 +23,19 @@ export type Sources = SourceInstances & {
   close(): Promise<void>;
 };
 
-/** One keep-alive undici Pool per origin, shared by whatever talks to that origin. */
+/**
+ * One keep-alive undici Pool per origin, shared by whatever talks to that origin; with a proxy configured, the same
+ * pool behind it (EnvHttpProxyAgent: a CONNECT tunnel per connection, NO_PROXY honoured).
+ */
 class Pools {
-  private readonly byOrigin = new Map<string, Pool>();
-  get(url: string, tuning: SourceTuning): Pool {
+  private readonly byOrigin = new Map<string, Dispatcher>();
+  constructor(private readonly proxy: ProxySettings | null) {}
+
+  get(url: string, tuning: SourceTuning): Dispatcher {
     const origin = new URL(url).origin;
     let pool = this.byOrigin.get(origin);
     if (!pool) {
-      pool = new Pool(origin, {
+      const options = {
         connections: tuning.connections,
         connectTimeout: tuning.connectTimeoutMs,
         keepAliveTimeout: tuning.keepAliveMs,
@@ -38,7 +43,8 @@ class Pools {
         keepAliveMaxTimeout: tuning.keepAliveMs,
         maxResponseSize: tuning.maxResponseBytes,
         maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
-      });
+      };
+      pool = this.proxy ? behindProxy(origin, this.proxy, options) : new Pool(origin, options);
       this.byOrigin.set(origin, pool);
     }
     return pool;
@@ -46,6 +52,24 @@ class Pools {
   async close(): Promise<void> {
     await Promise.all([...this.byOrigin.values()].map((p) => p.close()));
   }
+}
+
+/** A vendor a proxy can never reach for us: one on our own loopback (the simulated vendors, a sidecar). */
+const LOOPBACK = 'localhost,127.0.0.1';
+
+/**
+ * The origin's pool behind the configured proxy. The proxy agent routes by each request's origin, which a call
+ * to a pool does not name: it is added here, so a source calls either alike.
+ */
+function behindProxy(origin: string, proxy: ProxySettings, options: Pool.Options): Dispatcher {
+  const agent = new EnvHttpProxyAgent({
+    ...options,
+    // Given, never left to undici: it would read the environment itself, and '' turns a scheme's proxy off.
+    httpProxy: proxy.http ?? '',
+    httpsProxy: proxy.https ?? '',
+    noProxy: [proxy.noProxy, LOOPBACK].filter(Boolean).join(','),
+  });
+  return agent.compose((dispatch) => (opts, handler) => dispatch({ ...opts, origin }, handler));
 }
 
 export interface SourcesOptions {
@@ -56,11 +80,13 @@ export interface SourcesOptions {
   redis?: RedisConnection | null;
   /** Deadline of a call made outside a GraphQL request. */
   defaultDeadlineMs?: number;
+  /** The proxy vendors are called through (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); none: straight to them. */
+  proxy?: ProxySettings | null;
 }
 
 /** Every registered source, each with its pool, policy and rate limiter from its tuning. */
 export function createSources(endpoints: UpstreamEndpoints, tuning: Record<SourceName, SourceTuning>, options: SourcesOptions): Sources {
-  const pools = new Pools();
+  const pools = new Pools(options.proxy ?? null);
   const base = (name: SourceName, url: string): SourceBase => {
     const t = tuning[name];
     if (!t) throw new Error(`no tuning configured for the source "${name}"`);

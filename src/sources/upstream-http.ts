@@ -82,6 +82,14 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, local: true, status, detail: 'cancelled: the request deadline passed', cause: error });
     }
     if (error instanceof undiciErrors.ResponseExceededMaxSizeError) throw tooLarge(call, error, status);
+    const tunnel = proxyRefusal(error);
+    if (tunnel !== undefined) {
+      // The proxy, not the vendor, said no: credentials (407) or a policy (403) do not change in 100 ms; a proxy that
+      // cannot reach the vendor (502, 503) may.
+      const refused = tunnel === 407 || tunnel === 403;
+      const hint = tunnel === 407 ? ' (check the user and password in HTTP_PROXY or HTTPS_PROXY)' : tunnel === 403 ? ' (its policy does not let this vendor through)' : '';
+      throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: call.source, retryable: !refused, detail: `the proxy refused the tunnel: ${tunnel}${hint}`, cause: error });
+    }
     if (error instanceof undiciErrors.HeadersOverflowError) {
       // The same request would get the same headers: not retried.
       const detail = `the answer's headers are larger than ${MAX_RESPONSE_HEADER_BYTES / 1024} KiB`;
@@ -104,6 +112,13 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       cause: error,
     });
   }
+}
+
+/** The status a forward proxy answered a CONNECT with, when that is why the call failed (undici says it only in words). */
+function proxyRefusal(error: unknown): number | undefined {
+  if (!(error instanceof undiciErrors.RequestAbortedError)) return undefined;
+  const status = /^Proxy response \((\d{3})\) !== 200/.exec(error.message)?.[1];
+  return status === undefined ? undefined : Number(status);
 }
 
 /** The request sent, until its answer's headers: again at once, on another connection, when it met one closed idle. */

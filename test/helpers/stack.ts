@@ -44,6 +44,8 @@ export interface StackOptions {
   changeFeeds?: GatewayConfig['changeFeeds'];
   /** The vendors the server is built with (default: the registry's); add one's endpoint with `endpoints` and its tuning with `tuning`. */
   sources?: readonly AnySourceDefinition[];
+  /** The proxy vendors are called through (as HTTP_PROXY, HTTPS_PROXY, NO_PROXY give it). */
+  proxy?: GatewayConfig['proxy'];
 }
 
 export interface Stack {
@@ -84,6 +86,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     upstreams: options.endpoints ? options.endpoints(upstreams.endpoints) : upstreams.endpoints,
     simulatedUpstreams: true,
     ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
+    ...(options.proxy ? { proxy: options.proxy } : {}),
     cache: { ...base.cache, enabled: false, ...options.cache },
     writes: { ...base.writes, ...options.writes },
     ops: (options.ops ?? ((o) => o))({ ...base.ops, callerRateLimit: { perSec: 100_000, burst: 100_000 } }),

@@ -491,7 +491,7 @@ function graphiqlOptions(options: GatewayOptions) {
 function verifier(config: GatewayConfig): TokenVerifier {
   const { jwksUrl, ...checks } = config.ops.auth;
   if (!jwksUrl && !config.jwtSecret) throw new Error('no AUTH_JWT_SECRET and no AUTH_JWKS_URL: nothing to verify tokens with');
-  const verify = jwksUrl ? jwksVerifier(jwksUrl, checks) : hs256Verifier(config.jwtSecret!, checks);
+  const verify = jwksUrl ? jwksVerifier(jwksUrl, checks, config.proxy) : hs256Verifier(config.jwtSecret!, checks);
   return cachedVerifier(verify, { clockToleranceSec: checks.clockToleranceSec });
 }
 

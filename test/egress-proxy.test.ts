@@ -1,3 +1,6 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import type { UpstreamEndpoints } from '../src/sources/registry.js';
@@ -74,6 +77,27 @@ describe('vendors called through a forward proxy', () => {
     expect(res.body.data!.user.name).toBeTypeOf('string');
     expect(res.body.errors!.map((e) => [e.path!.at(-1), e.extensions!.code])).toEqual([['metrics', 'SOURCE_UNAVAILABLE']]);
     expect(calls(await stack.stats('analytics'), 'POST /v1/metrics/query')).toBe(0);
+  });
+});
+
+describe("an identity provider's JWKS through the proxy", () => {
+  it('AUTH_JWKS_URL under a name only the proxy knows: its keys are fetched through it and tokens verify', async () => {
+    const proxy = await startConnectProxy();
+    const pair = await generateKeyPair('RS256', { extractable: true });
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'key-1', alg: 'RS256', use: 'sig' };
+    const idp = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+    try {
+      const jwksUrl = `http://idp.vendor.test:${(idp.address() as AddressInfo).port}/.well-known/jwks.json`;
+      const stack = await stackPool()({ proxy: { http: proxy.url, https: undefined, noProxy: '' }, ops: (o) => ({ ...o, auth: { ...o.auth, jwksUrl } }) });
+      const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'RS256', kid: 'key-1' }).setSubject('someone').setExpirationTime('5m').sign(pair.privateKey);
+      const res = await stack.gql<AnyData>('{ __typename }', undefined, { token });
+      expect(res.status).toBe(200);
+      expect([...proxy.tunnels.keys()].some((target) => target.startsWith('idp.vendor.test:'))).toBe(true);
+    } finally {
+      await new Promise<void>((r) => idp.close(() => r()));
+      await proxy.close();
+    }
   });
 });
 

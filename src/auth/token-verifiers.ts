@@ -1,5 +1,8 @@
 import { createSecretKey } from 'node:crypto';
-import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeJwt, jwtVerify, type FetchImplementation, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { ProxySettings } from '../config-types.js';
+import { proxyAgent } from '../egress-proxy.js';
 import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Viewer } from '../viewer.js';
 
@@ -32,10 +35,23 @@ export function hs256Verifier(secret: string, checks: TokenChecks = {}): TokenVe
  * when a token names a key id it does not know (at most every 30 s), so key
  * rotation needs no restart.
  */
-export function jwksVerifier(jwksUrl: string, checks: TokenChecks = {}): TokenVerifier {
-  const keys = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 5000 });
+export function jwksVerifier(jwksUrl: string, checks: TokenChecks = {}, proxy: ProxySettings | null = null): TokenVerifier {
+  // Through the forward proxy, where one is set: an identity provider is outside like the vendors.
+  const dispatcher = proxy ? proxyAgent(proxy) : undefined;
+  const keys = createRemoteJWKSet(new URL(jwksUrl), {
+    cacheMaxAge: 600_000,
+    cooldownDuration: 30_000,
+    timeoutDuration: 5000,
+    ...(dispatcher ? { [customFetch]: viaDispatcher(dispatcher) } : {}),
+  });
   const options = verifyOptions(['RS256', 'ES256'], checks);
   return async (token) => viewerOf((await jwtVerify(token, keys, options)).payload);
+}
+
+/** jose's fetch for the JWKS, sent through `dispatcher` (undici's fetch takes one; the global fetch's is not ours to set). */
+function viaDispatcher(dispatcher: Dispatcher): FetchImplementation {
+  return async (url, { method, redirect, signal, headers }) =>
+    (await undiciFetch(url, { method, redirect, signal, headers: Object.fromEntries(headers), dispatcher })) as unknown as Response;
 }
 
 function verifyOptions(algorithms: string[], checks: TokenChecks): JWTVerifyOptions {

@@ -1,6 +1,7 @@
-import { EnvHttpProxyAgent, Pool, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { ProxySettings, SourceTuning } from '../config-types.js';
 import type { SourceName } from '../errors.js';
+import { originBehindProxy } from '../egress-proxy.js';
 import type { Logger } from '../logger.js';
 import type { RedisConnection } from '../redis.js';
 import { SourceRateLimiter } from '../resilience/rate-limiter.js';
@@ -44,7 +45,7 @@ class Pools {
         maxResponseSize: tuning.maxResponseBytes,
         maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
       };
-      pool = this.proxy ? behindProxy(origin, this.proxy, options) : new Pool(origin, options);
+      pool = this.proxy ? originBehindProxy(origin, this.proxy, options) : new Pool(origin, options);
       this.byOrigin.set(origin, pool);
     }
     return pool;
@@ -52,24 +53,6 @@ class Pools {
   async close(): Promise<void> {
     await Promise.all([...this.byOrigin.values()].map((p) => p.close()));
   }
-}
-
-/** A vendor a proxy can never reach for us: one on our own loopback (the simulated vendors, a sidecar). */
-const LOOPBACK = 'localhost,127.0.0.1';
-
-/**
- * The origin's pool behind the configured proxy. The proxy agent routes by each request's origin, which a call
- * to a pool does not name: it is added here, so a source calls either alike.
- */
-function behindProxy(origin: string, proxy: ProxySettings, options: Pool.Options): Dispatcher {
-  const agent = new EnvHttpProxyAgent({
-    ...options,
-    // Given, never left to undici: it would read the environment itself, and '' turns a scheme's proxy off.
-    httpProxy: proxy.http ?? '',
-    httpsProxy: proxy.https ?? '',
-    noProxy: [proxy.noProxy, LOOPBACK].filter(Boolean).join(','),
-  });
-  return agent.compose((dispatch) => (opts, handler) => dispatch({ ...opts, origin }, handler));
 }
 
 export interface SourcesOptions {

@@ -1,7 +1,11 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { SourceName } from '../src/errors.js';
 import type { FaultProfileInput } from '../simulator/index.js';
 import { calls, stackPool, type Stack } from './helpers/stack.js';
+import { makeTestTls } from './helpers/tls.js';
 
 /**
  * Every read source × every way a real vendor fails, with the default
@@ -252,5 +256,29 @@ describe("an answer whose headers are larger than Node's 16 KiB", () => {
     expect(calls(await stack.stats('analytics'), metricsRoute)).toBe(2);
     const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.source === 'analytics');
     expect(warned.map((l) => l.detail)).toEqual(["the answer's headers are larger than 64 KiB"]);
+  });
+});
+
+describe('a vendor whose TLS certificate is refused (expired, self-signed, another name, an unknown CA)', () => {
+  it('fails its fields as SOURCE_UNAVAILABLE after one handshake, not retried, and the line names the certificate', async () => {
+    const tls = makeTestTls();
+    let handshakes = 0;
+    const vendor = createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, (_req, res) => res.end('{}'));
+    vendor.on('connection', () => handshakes++);
+    await new Promise<void>((r) => vendor.listen(0, '127.0.0.1', r));
+    try {
+      // Signed by a CA this process does not trust: what an expired or self-signed certificate also gets.
+      const url = `https://127.0.0.1:${(vendor.address() as AddressInfo).port}`;
+      const stack = await stackFor({ endpoints: (real) => ({ ...real, analytics: { ...real.analytics, url } }) });
+      const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`, { id: stack.userId(60) });
+      expect(res.body.data!.user.name).toBeTypeOf('string');
+      expect(res.body.errors!.map((e) => [e.path!.at(-1), e.extensions!.code, e.extensions!.retryable])).toEqual([['metrics', 'SOURCE_UNAVAILABLE', false]]);
+      expect(handshakes).toBe(1);
+      const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.source === 'analytics');
+      expect(warned.map((l) => l.detail)).toEqual([expect.stringMatching(/^the vendor's TLS certificate was refused: UNABLE_TO_VERIFY_LEAF_SIGNATURE/)]);
+    } finally {
+      await new Promise<void>((r) => vendor.close(() => r()));
+      rmSync(tls.dir, { recursive: true, force: true });
+    }
   });
 });

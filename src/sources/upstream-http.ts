@@ -103,6 +103,11 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       throw new SourceError({ code: 'SOURCE_TIMEOUT', source: call.source, retryable: true, detail: `no answer within ${call.timeoutMs} ms`, cause: error });
     }
     const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && REFUSED_CERTIFICATE.test(code)) {
+      // Expired, self-signed, for another name, from a CA not trusted: the next handshake would meet the same one.
+      const detail = `the vendor's TLS certificate was refused: ${code} (${(error as Error).message})`;
+      throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: call.source, retryable: false, detail, cause: error });
+    }
     throw new SourceError({
       code: 'SOURCE_UNAVAILABLE',
       source: call.source,
@@ -113,6 +118,10 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
     });
   }
 }
+
+/** Node's codes for a certificate the handshake refused (OpenSSL's verify errors, and a name that does not match). */
+const REFUSED_CERTIFICATE =
+  /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT_SIGNATURE)|ERR_TLS_CERT_ALTNAME_INVALID$|HOSTNAME_MISMATCH$)/;
 
 /** The status a forward proxy answered a CONNECT with, when that is why the call failed (undici says it only in words). */
 function proxyRefusal(error: unknown): number | undefined {

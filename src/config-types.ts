@@ -122,6 +122,16 @@ export interface RedisSettings {
   keyPrefix: string;
   /** REDIS_CLUSTER_NODES: a Redis Cluster, reached through these seed nodes. */
   clusterNodes?: { host: string; port: number }[];
+  /** REDIS_SENTINELS: Redis behind Sentinel, its master asked of these sentinels by name; `url` has the servers' credentials. */
+  sentinels?: SentinelSettings;
+}
+
+export interface SentinelSettings {
+  nodes: { host: string; port: number }[];
+  /** The name they monitor the master under. */
+  master: string;
+  /** The sentinels' own password. */
+  password?: string;
 }
 
 /** What the write path needs of the configuration. */

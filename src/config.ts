@@ -274,6 +274,18 @@ export const envSchema = z.object({
     .describe(
       "instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here. host:port,host:port,… (some of the cluster's nodes; the rest are discovered); any of them may be a redis:// or rediss:// URL with a user and password, which then apply to every node (rediss: TLS)",
     ),
+  REDIS_SENTINELS: z
+    .string()
+    .superRefine((value, ctx) => {
+      const seeds = clusterSeeds(value);
+      if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds.replace("some of the cluster's nodes; the rest are discovered", 'the sentinels') });
+    })
+    .optional()
+    .describe(
+      "instead of REDIS_URL: Redis behind Sentinel (ioredis asks the sentinels for the master, and again after a failover). host:port,host:port,… of the sentinels; any may be a redis:// or rediss:// URL with the user and password of the Redis servers (not the sentinels'), which then apply to every one (rediss: TLS to them)",
+    ),
+  REDIS_SENTINEL_MASTER: z.string().min(1).optional().describe('the name the sentinels monitor the master under (`sentinel monitor <name> …`); required with REDIS_SENTINELS'),
+  REDIS_SENTINEL_PASSWORD: secret.optional().describe("the sentinels' own password, when they ask for one; never logged"),
   REDIS_KEY_PREFIX: z
     .string()
     .min(1)
@@ -444,7 +456,10 @@ export function loadConfig(env: Env = process.env): Config {
     // Requests would be refused before any of them waited: the line would never form.
     problems.push(`LOAD_QUEUE_AT_ENTITY_READS (${e.LOAD_QUEUE_AT_ENTITY_READS}) must be below LOAD_SHED_MAX_ENTITY_READS (${e.LOAD_SHED_MAX_ENTITY_READS}), or 0 for no line`);
   }
-  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) problems.push('set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
+  if ([e.REDIS_URL, e.REDIS_CLUSTER_NODES, e.REDIS_SENTINELS].filter(Boolean).length > 1) {
+    problems.push('set one of REDIS_URL (one Redis), REDIS_CLUSTER_NODES (a Redis Cluster) or REDIS_SENTINELS (Redis behind Sentinel), not more');
+  }
+  if (e.REDIS_SENTINELS && !e.REDIS_SENTINEL_MASTER) problems.push('REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS: the name the sentinels monitor the master under');
   const corsOrigins = (e.CORS_ORIGINS ?? '')
     .split(',')
     .map((o) => o.trim())
@@ -480,9 +495,11 @@ export function loadConfig(env: Env = process.env): Config {
     requestDeadlineMs: e.REQUEST_DEADLINE_MS,
     redis: e.REDIS_CLUSTER_NODES
       ? { ...(clusterSeeds(e.REDIS_CLUSTER_NODES) as ClusterSeeds), keyPrefix: e.REDIS_KEY_PREFIX }
-      : e.REDIS_URL
-        ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX }
-        : null,
+      : e.REDIS_SENTINELS
+        ? sentinelSettings(clusterSeeds(e.REDIS_SENTINELS) as ClusterSeeds, e.REDIS_SENTINEL_MASTER!, e.REDIS_SENTINEL_PASSWORD, e.REDIS_KEY_PREFIX)
+        : e.REDIS_URL
+          ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX }
+          : null,
     cache: {
       enabled: e.CACHE_ENABLED,
       l1MaxBytes: e.CACHE_L1_MAX_BYTES,
@@ -599,6 +616,11 @@ function clusterSeeds(value: string): ClusterSeeds | string {
   const first = clusterNodes[0]!;
   const credentials = reach && (reach.username !== '' || reach.password !== '') ? `${reach.username}:${reach.password}@` : '';
   return { url: `${reach?.protocol ?? 'redis:'}//${credentials}${first.host}:${first.port}`, clusterNodes };
+}
+
+/** Redis behind Sentinel: the seeds read as a cluster's are, `url` carrying the Redis servers' scheme and credentials. */
+function sentinelSettings(seeds: ClusterSeeds, master: string, password: string | undefined, keyPrefix: string): RedisSettings {
+  return { url: seeds.url, keyPrefix, sentinels: { nodes: seeds.clusterNodes, master, ...(password ? { password } : {}) } };
 }
 
 /** A value as written, the passwords of any URLs in it hidden: a config error is printed. */

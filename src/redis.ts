@@ -1,5 +1,6 @@
 import { circuitBreaker, ConsecutiveBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { Cluster, Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
+import type { SentinelSettings } from './config-types.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -16,6 +17,8 @@ export type RedisClient = Redis | Cluster;
 export interface RedisLocation {
   url: string;
   clusterNodes?: { host: string; port: number }[] | undefined;
+  /** Redis behind Sentinel: the master is asked of these, by name (`url` then has the servers' scheme and credentials). */
+  sentinels?: SentinelSettings | undefined;
 }
 
 /** A Lua script sent as a command of its own name (ioredis' defineCommand): how many of its arguments are keys (none given: the caller's first argument says). */
@@ -88,7 +91,7 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
   const options = { socketTimeout: silentAfterBlocking(BULLMQ_BLOCK_MS), reconnectOnError: onErrorReply, ...given };
   const scripts = { ...luaCommands, ...options.scripts };
   if (!where.clusterNodes) {
-    const client = new Redis(where.url, { ...options, scripts });
+    const client = where.sentinels ? new Redis({ ...options, scripts, ...behindSentinels(where.url, where.sentinels) }) : new Redis(where.url, { ...options, scripts });
     clientByOptions.set(client.options, client);
     return pingedWhileOpen(client);
   }
@@ -121,6 +124,22 @@ function clusterReach(url: string): { perNode: Pick<IoRedisOptions, 'username' |
       ...(tls ? { tls: {} } : {}),
     },
     tls,
+  };
+}
+
+/**
+ * The options of a client of Redis behind Sentinel: the sentinels to ask for the master (and, told of a failover
+ * by them, to ask again: `failoverDetector`), and the servers' credentials and TLS from the seed URL.
+ */
+function behindSentinels(url: string, sentinels: SentinelSettings): IoRedisOptions {
+  const reach = clusterReach(url);
+  return {
+    sentinels: sentinels.nodes,
+    name: sentinels.master,
+    ...(sentinels.password ? { sentinelPassword: sentinels.password } : {}),
+    failoverDetector: true,
+    ...reach.perNode,
+    ...(reach.tls ? { enableTLSForSentinelMode: true } : {}),
   };
 }
 
@@ -272,7 +291,7 @@ export class RedisConnection {
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,
     });
-    const where = redactedUrl(options.url);
+    const where = options.sentinels ? `master ${options.sentinels.master} of the sentinels at ${redactedUrl(options.url)}` : redactedUrl(options.url);
     this.client.on('ready', () => {
       this.lastError = undefined;
       this.credentialsRefused = false;

@@ -133,7 +133,9 @@ describe('configuration', () => {
     const schemeless = problems({ REDIS_CLUSTER_NODES: 'app:third-secret@a:1' })[0]!;
     for (const message of [differ, schemeless, problems({ REDIS_URL: 'redis//:fourth-secret@a:1' })[0]!])
       expect(message).not.toMatch(/first-secret|second-secret|third-secret|fourth-secret/);
-    expect(problems({ REDIS_CLUSTER_NODES: 'a:1', REDIS_URL: 'redis://b:2' })[0]).toBe('set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
+    expect(problems({ REDIS_CLUSTER_NODES: 'a:1', REDIS_URL: 'redis://b:2' })[0]).toBe(
+      'set one of REDIS_URL (one Redis), REDIS_CLUSTER_NODES (a Redis Cluster) or REDIS_SENTINELS (Redis behind Sentinel), not more',
+    );
   });
 
   it('an empty variable counts as unset', () => {

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, createServer } from 'node:net';
+import { Redis } from 'ioredis';
 import { describe } from 'vitest';
 import { runCommand, type Child } from './processes.js';
 import type { TestTls } from './tls.js';
@@ -67,7 +68,7 @@ function isFree(port: number): Promise<boolean> {
  * Port ranges, disjoint and below Linux's ephemeral range (32768–60999), so a
  * test Redis never lands on a port an outgoing connection holds or on another
  * suite's Redis: single servers 15000–19999; cluster masters 10000–14999, whose
- * cluster bus listens on port + 10000 (20000–24999).
+ * cluster bus listens on port + 10000 (20000–24999); sentinels 25000–29999.
  */
 const randomIn = (from: number, count: number) => from + Math.floor(Math.random() * count);
 
@@ -104,6 +105,63 @@ export class TestRedis {
   async stop(): Promise<void> {
     await this.process?.stop('SIGKILL');
     this.process = undefined;
+  }
+}
+
+/**
+ * A Redis Sentinel on a spare port watching one master under `master` (quorum 1, a master silent for 1 s is down,
+ * so `SENTINEL FAILOVER` and a real failure both move it within seconds). Its config file is its own: a sentinel
+ * rewrites it.
+ */
+export class TestSentinel {
+  readonly port = randomIn(25_000, 5_000);
+  private process: Child | undefined;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'redis-sentinel-'));
+
+  constructor(
+    readonly master: string,
+    private readonly masterPort: number,
+    /** The password the master and its replicas ask for (`sentinel auth-pass`). */
+    private readonly masterPassword?: string,
+  ) {}
+
+  /** A command to the sentinel (`SENTINEL FAILOVER <master>`). */
+  async call(...args: string[]): Promise<unknown> {
+    const client = new Redis(this.port);
+    try {
+      return await client.call(args[0]!, ...args.slice(1));
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  async start(): Promise<void> {
+    const conf = join(this.dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        `port ${this.port}`,
+        'bind 127.0.0.1',
+        `dir ${this.dir}`,
+        `sentinel monitor ${this.master} 127.0.0.1 ${this.masterPort} 1`,
+        `sentinel down-after-milliseconds ${this.master} 1000`,
+        `sentinel failover-timeout ${this.master} 5000`,
+        ...(this.masterPassword === undefined ? [] : [`sentinel auth-pass ${this.master} ${this.masterPassword}`]),
+        '',
+      ].join('\n'),
+    );
+    this.process = runCommand('redis-server', [conf, '--sentinel']);
+    for (let i = 0; i < 100; i++) {
+      if (await ping(this.port)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`redis-sentinel did not start on ${this.port}: ${this.process.output()}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.process?.stop('SIGKILL');
+    this.process = undefined;
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

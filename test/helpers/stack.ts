@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import type { CacheConfig, EntityPolicy } from '../../src/cache/policy.js';
+import type { SentinelSettings } from '../../src/config-types.js';
 import { CACHED_ENTITIES } from '../../src/sources/registry.js';
 import { loadConfig, type OpsConfig, type WritesConfig, type GatewayConfig, type SourceTuning, type UpstreamEndpoints } from '../../src/config.js';
 import type { SourceName } from '../../src/errors.js';
@@ -32,7 +33,7 @@ export interface StackOptions {
   /** Cache settings over the defaults; the cache is off unless a suite turns it on (suites below the cache count every upstream call). */
   cache?: Partial<CacheConfig>;
   /** L2, shared limits and invalidation through this Redis. */
-  redis?: { url: string; keyPrefix?: string; clusterNodes?: { host: string; port: number }[] | undefined };
+  redis?: { url: string; keyPrefix?: string; clusterNodes?: { host: string; port: number }[] | undefined; sentinels?: SentinelSettings | undefined };
   writes?: Partial<WritesConfig>;
   /** Ops settings over the defaults (the per-caller limit is lifted unless a suite sets it: suites send many requests with one token). */
   ops?: (defaults: OpsConfig) => OpsConfig;
@@ -97,6 +98,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           url: options.redis.url,
           keyPrefix: options.redis.keyPrefix ?? `gwtest:${randomBytes(4).toString('hex')}:`,
           ...(options.redis.clusterNodes ? { clusterNodes: options.redis.clusterNodes } : {}),
+          ...(options.redis.sentinels ? { sentinels: options.redis.sentinels } : {}),
         }
       : null,
   };

@@ -107,6 +107,9 @@ process.on('exit', () => redisProcesses.forEach((p) => p?.kill('SIGKILL')));
 async function failOver(): Promise<void> {
   const next = 1 - primary;
   const [promoted, demoted] = [new Redis(redisPorts[next]!), new Redis(redisPorts[primary]!)];
+  // Planned, as managed failovers are: the replica has every write first (up to 3 s; replication is asynchronous).
+  const offset = async (client: Redis, field: string) => Number(new RegExp(`${field}:(\\d+)`).exec(await client.info('replication'))?.[1] ?? -1);
+  for (let i = 0; i < 30 && (await offset(promoted, 'slave_repl_offset')) < (await offset(demoted, 'master_repl_offset')); i++) await sleep(100);
   await promoted.call('REPLICAOF', 'NO', 'ONE');
   await demoted.call('REPLICAOF', '127.0.0.1', String(redisPorts[next]));
   redisAddress!.moveTo(redisPorts[next]!);

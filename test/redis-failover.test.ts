@@ -50,6 +50,9 @@ describeWithRedis('a Redis failover: connections left on the old primary, now a 
 
   /** The replica promoted, the old primary made its replica, and the name (the proxy) moved to the new one. */
   async function failOver(): Promise<void> {
+    // A planned failover waits for the replica to have every write (replication is asynchronous).
+    const offset = async (client: Redis, field: string) => Number(new RegExp(`${field}:(\\d+)`).exec(await client.info('replication'))?.[1] ?? -1);
+    await expect.poll(async () => (await offset(admin.new, 'slave_repl_offset')) >= (await offset(admin.old, 'master_repl_offset')), { timeout: 5000 }).toBe(true);
     await admin.new.call('REPLICAOF', 'NO', 'ONE');
     await admin.old.call('REPLICAOF', '127.0.0.1', String(newPrimary.port));
     proxy.moveTo(newPrimary.port);

@@ -97,16 +97,17 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
   }
   const { enableOfflineQueue, ...perNode } = options;
   const reach = clusterReach(where.url);
-  return pingedWhileOpen(
-    new Cluster(where.clusterNodes, {
-      redisOptions: { ...perNode, ...reach.perNode },
-      ...(reach.tls ? { dnsLookup: keepHostName } : {}),
-      ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
-      enableAutoPipelining: true,
-      scripts,
-      clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
-    }),
-  );
+  const cluster = new Cluster(where.clusterNodes, {
+    redisOptions: { ...perNode, ...reach.perNode },
+    ...(reach.tls ? { dnsLookup: keepHostName } : {}),
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    enableAutoPipelining: true,
+    scripts,
+    clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+  });
+  // What a node's replies say is the cluster's to tell (a node is made for each master as it is found).
+  cluster.on('+node', (node: Redis) => clientByOptions.set(node.options, cluster));
+  return pingedWhileOpen(cluster);
 }
 
 /**
@@ -151,7 +152,7 @@ const keepHostName = (address: string, callback: (error: null, address: string) 
 
 /** Emitted on a client (the standalone kind) when a write was answered READONLY and its connection is opened again. */
 export const REPLICA_ANSWER_EVENT = 'replicaAnswer';
-/** Emitted on a client (the standalone kind) when Redis refused a write for want of memory or of a disk to save to. */
+/** Emitted on a client (a cluster too, for any of its nodes) when Redis refused a write for want of memory or of a disk to save to. */
 export const WRITES_REFUSED_EVENT = 'writesRefused';
 
 /**
@@ -169,7 +170,7 @@ const REPLICA_RECONNECT_EVERY_MS = 1000;
 /** When each connection (by its options object, which ioredis makes per client, duplicates included) last reconnected on a READONLY. */
 const replicaReconnects = new WeakMap<object, number>();
 /** The client each standalone connection's options belong to, so what its replies say can be told to it. */
-const clientByOptions = new WeakMap<object, Redis>();
+const clientByOptions = new WeakMap<object, RedisClient>();
 
 /**
  * ioredis' `reconnectOnError`, called with the connection's options as `this`
@@ -198,7 +199,9 @@ function onErrorReply(this: { enableOfflineQueue?: boolean }, error: Error): boo
   const now = performance.now();
   if (now - (replicaReconnects.get(this) ?? -Infinity) < REPLICA_RECONNECT_EVERY_MS) return false;
   replicaReconnects.set(this, now);
-  clientByOptions.get(this)?.emit(REPLICA_ANSWER_EVENT, error);
+  // A cluster's node reconnects on its own; the cluster as a whole stays up, so its state is not the one to change.
+  const client = clientByOptions.get(this);
+  if (client instanceof Redis) client.emit(REPLICA_ANSWER_EVENT, error);
   // 2: sent again once connected, so only where commands wait for that; elsewhere it would fail as "not writeable".
   return this.enableOfflineQueue === false ? true : 2;
 }

@@ -75,6 +75,27 @@ describeWithRedis('a Redis Cluster that asks for a password', () => {
     }
   });
 
+  it('a master that refuses writes (full) is told as one "Redis refuses writes" line, as one Redis is', async () => {
+    const { logger, lines } = loggedLines('info');
+    const connection = new RedisConnection(loadConfig({ REDIS_CLUSTER_NODES: cluster.nodes, REDIS_KEY_PREFIX: 'gwauth4:' }).redis!, logger);
+    const full = admin.nodes('master')[0]!;
+    try {
+      await expect.poll(() => connection.available, { timeout: 5000 }).toBe(true);
+      await full.config('SET', 'maxmemory', '1');
+      // Keys in many slots: those on the full master are refused, the rest written.
+      const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => connection.client.set(connection.key(`k${i}`), 'v')));
+      expect(results.filter((r) => r.status === 'rejected').length).toBeGreaterThan(0);
+      expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThan(0);
+      const refused = lines.filter((l) => l.msg.startsWith('Redis refuses writes'));
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toMatchObject({ level: 40, err: expect.stringMatching(/^OOM/) });
+      expect(connection.state).toBe('refusing writes');
+    } finally {
+      await full.config('SET', 'maxmemory', '0');
+      await connection.close();
+    }
+  });
+
   it('the wrong password: one line at error level naming the credentials, not "not reachable"', async () => {
     const wrong = cluster.nodes.replace(encodeURIComponent(PASSWORD), 'wrong');
     const { logger, lines } = loggedLines('info');

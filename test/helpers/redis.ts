@@ -55,6 +55,15 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
+/** Whether a Redis speaking only TLS answers on port (through redis-cli). */
+function tlsPing(port: number, tls: TestTls): boolean {
+  try {
+    return /PONG|NOAUTH/.test(execFileSync('redis-cli', ['--tls', '--cacert', tls.ca, '-p', String(port), 'ping'], { encoding: 'utf8', stdio: 'pipe' }));
+  } catch {
+    return false;
+  }
+}
+
 /** Whether nothing listens on 127.0.0.1:port (we can bind it). */
 function isFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -75,16 +84,22 @@ const randomIn = (from: number, count: number) => from + Math.floor(Math.random(
 export class TestRedis {
   private process: Child | undefined;
   readonly port = randomIn(15_000, 5_000);
+
+  /** `tls`: it speaks only TLS, with this certificate (`rediss://`). */
+  constructor(private readonly tls?: TestTls) {}
+
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
   }
 
   /** `settings`: more of redis-server's own, as `--name value` pairs. */
   async start(...settings: string[]): Promise<void> {
+    const tls = this.tls;
     // DEBUG SLEEP lets a test make this Redis hang without closing connections.
     this.process = runCommand('redis-server', [
-      '--port',
-      String(this.port),
+      ...(tls
+        ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']
+        : ['--port', String(this.port)]),
       '--bind',
       '127.0.0.1',
       '--save',
@@ -96,7 +111,7 @@ export class TestRedis {
       ...settings,
     ]);
     for (let i = 0; i < 100; i++) {
-      if (await ping(this.port)) return;
+      if (tls ? tlsPing(this.port, tls) : await ping(this.port)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server did not start on ${this.port}: ${this.process.output()}`);
@@ -198,12 +213,7 @@ export class TestRedisCluster {
 
   /** Whether the node on `port` answers (over TLS, through redis-cli). */
   private async answers(port: number): Promise<boolean> {
-    if (!this.options.tls) return ping(port);
-    try {
-      return /PONG|NOAUTH/.test(execFileSync('redis-cli', [...this.auth, '-p', String(port), 'ping'], { encoding: 'utf8', stdio: 'pipe' }));
-    } catch {
-      return false;
-    }
+    return this.options.tls ? tlsPing(port, this.options.tls) : ping(port);
   }
 
   private async startNode(i: number): Promise<void> {

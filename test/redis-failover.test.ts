@@ -140,6 +140,7 @@ describeWithRedis('a Redis failover: connections left on the old primary, now a 
     const lines = stack.logs.map((l) => JSON.parse(l) as AnyData);
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     expect(lines.filter((l) => String(l.msg).startsWith('Redis answered as a read-only replica'))).toHaveLength(1);
-    expect(lines.filter((l) => String(l.msg).startsWith('Durable delivery queue unavailable')).length).toBeLessThanOrEqual(1);
+    // The queue's connection met the old primary too: its refused job went again once it reached the new one, not to memory.
+    expect(lines.filter((l) => String(l.msg).startsWith('Durable delivery queue unavailable'))).toEqual([]);
   });
 });

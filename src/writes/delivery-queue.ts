@@ -3,7 +3,7 @@ import Denque from 'denque';
 import { DeliveryFailureLog } from './delivery-failure-log.js';
 import type { Logger } from '../logger.js';
 import { deliveryError, isPermanent, type Deliver, type DeliveryError, type DeliveryRecord, type DeliveryState, type SecondaryJob } from './delivery.js';
-import { newRedisClient, queuePrefix, SILENT_CONNECTION_MS, type RedisClient, type RedisLocation } from '../redis.js';
+import { newRedisClient, queuePrefix, REPLICA_ANSWER_EVENT, SILENT_CONNECTION_MS, type RedisClient, type RedisLocation } from '../redis.js';
 
 export interface DeliveryQueueSettings {
   /** Attempts in all, the first (inline) one included; then the delivery is dead-lettered. */
@@ -57,11 +57,28 @@ const STATES: Record<DeliveryState, JobType[]> = {
 };
 
 /** The durable queue: bullmq on Redis, worked by every instance. */
+/** Resolves when the client is next ready, or after `ms` (a command sent then fails as it would have). */
+function nextReady(client: RedisClient, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    client.once('ready', done);
+  });
+}
+
 export class BullDeliveryQueue implements DeliveryQueue {
   private readonly queue: Queue<JobData>;
   private readonly worker: Worker<JobData>;
   private readonly connections: RedisClient[] = [];
   private readonly failures: DeliveryFailureLog;
+  /** When a replica last answered the queue's connection (REPLICA_ANSWER_EVENT): it is being opened again. */
+  private replicaAnsweredAt = -Infinity;
+  /** When the queue's connection was last ready. */
+  private queueReadyAt = -Infinity;
 
   constructor(
     redis: RedisLocation,
@@ -84,6 +101,8 @@ export class BullDeliveryQueue implements DeliveryQueue {
     // On a cluster one hash tag, so the queue's keys and scripts share a slot; unchanged on one Redis (its queued jobs stay found).
     const queueKeys = queuePrefix(redis, `${prefix}bull`);
     for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
+    queueConnection.on(REPLICA_ANSWER_EVENT, () => (this.replicaAnsweredAt = performance.now()));
+    queueConnection.on('ready', () => (this.queueReadyAt = performance.now()));
     this.connections.push(queueConnection, workerConnection);
     this.failures = new DeliveryFailureLog(logger);
     this.queue = new Queue<JobData>('deliveries', { connection: queueConnection, prefix: queueKeys });
@@ -129,14 +148,23 @@ export class BullDeliveryQueue implements DeliveryQueue {
     const existing = (await Job.fromId(this.queue, secondary.idempotencyKey)) as Job<JobData> | undefined;
     if (existing) return toRecord(existing.id!, existing.data, await existing.getState());
     const data: JobData = { ...secondary, attempts: 0, lastError: null };
-    const job = await this.queue.add(secondary.operation, data, {
-      jobId: secondary.idempotencyKey,
-      delay: this.settings.safetyDelayMs,
-      // The first attempt is made inline, below; the queue has the rest.
-      attempts: Math.max(1, this.settings.maxAttempts - 1),
-      backoff: { type: 'exponential', delay: this.settings.backoffMs, jitter: 0.5 },
-      removeOnComplete: { age: 7 * 86_400, count: 100_000 },
-      removeOnFail: { age: 30 * 86_400 },
+    const add = () =>
+      this.queue.add(secondary.operation, data, {
+        jobId: secondary.idempotencyKey,
+        delay: this.settings.safetyDelayMs,
+        // The first attempt is made inline, below; the queue has the rest.
+        attempts: Math.max(1, this.settings.maxAttempts - 1),
+        backoff: { type: 'exponential', delay: this.settings.backoffMs, jitter: 0.5 },
+        removeOnComplete: { age: 7 * 86_400, count: 100_000 },
+        removeOnFail: { age: 30 * 86_400 },
+      });
+    const job = await add().catch(async (error: unknown) => {
+      // A replica answered (a failover moved the primary): the connection is being opened again to the new one, and
+      // what it refused, or dropped as it closed, was not run. Once more there, rather than keep the delivery in memory only.
+      if (performance.now() - this.replicaAnsweredAt > QUEUE_COMMAND_TIMEOUT_MS) throw error;
+      // The connection still says ready as it closes: what counts is a ready after the answer.
+      if (this.queueReadyAt < this.replicaAnsweredAt) await nextReady(this.connections[0]!, QUEUE_COMMAND_TIMEOUT_MS);
+      return add();
     });
     try {
       await this.deliver(secondary);

@@ -93,6 +93,7 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
   if (!where.clusterNodes) {
     const client = where.sentinels ? new Redis({ ...options, scripts, ...behindSentinels(where.url, where.sentinels) }) : new Redis(where.url, { ...options, scripts });
     clientByOptions.set(client.options, client);
+    client.on('ready', () => readyAt.set(client.options, performance.now()));
     return pingedWhileOpen(client);
   }
   const { enableOfflineQueue, ...perNode } = options;
@@ -169,6 +170,8 @@ const REPLICA_RECONNECT_EVERY_MS = 1000;
 
 /** When each connection (by its options object, which ioredis makes per client, duplicates included) last reconnected on a READONLY. */
 const replicaReconnects = new WeakMap<object, number>();
+/** When each connection newRedisClient made (by its options object) was last ready: whether a reconnect is still under way. */
+const readyAt = new WeakMap<object, number>();
 /** The client each standalone connection's options belong to, so what its replies say can be told to it. */
 const clientByOptions = new WeakMap<object, RedisClient>();
 
@@ -197,7 +200,13 @@ function onErrorReply(this: { enableOfflineQueue?: boolean }, error: Error): boo
   }
   if (!error.message.startsWith('READONLY')) return false;
   const now = performance.now();
-  if (now - (replicaReconnects.get(this) ?? -Infinity) < REPLICA_RECONNECT_EVERY_MS) return false;
+  const last = replicaReconnects.get(this) ?? -Infinity;
+  if (now - last < REPLICA_RECONNECT_EVERY_MS) {
+    // Sent before the reconnect under way and refused too (commands in flight together): sent again once it is made,
+    // where commands wait for that. Once it has been made, a refusal within the second just fails (still a replica).
+    const reconnecting = (readyAt.get(this) ?? Infinity) < last;
+    return reconnecting && this.enableOfflineQueue !== false ? 2 : false;
+  }
   replicaReconnects.set(this, now);
   // A cluster's node reconnects on its own; the cluster as a whole stays up, so its state is not the one to change.
   const client = clientByOptions.get(this);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { RedisConnection } from '../src/redis.js';
+import { newRedisClient, RedisConnection } from '../src/redis.js';
 import { loggedLines } from './helpers/log-lines.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
 import { proxyTo, type RedisProxy } from './helpers/redis-proxy.js';
@@ -78,6 +78,20 @@ describeWithRedis('a Redis failover: connections left on the old primary, now a 
       expect(said).toEqual(['30 Redis connected', '40 Redis answered as a read-only replica']);
     } finally {
       await connection.close();
+    }
+  });
+
+  it("a connection that queues commands while it connects (the live log writer's): writes in flight together are all refused, and all sent again on the new primary", async () => {
+    const writer = newRedisClient({ url: proxy.url }, { maxRetriesPerRequest: 1, commandTimeout: 3000 });
+    try {
+      await writer.set('gwfailover4:before', 'v');
+      await failOver();
+      // Sent together: each reaches the old primary before the first refusal closes the connection.
+      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => writer.set(`gwfailover4:k${i}`, 'v')));
+      expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual(Array(8).fill('OK'));
+      expect(await admin.new.mget(Array.from({ length: 8 }, (_, i) => `gwfailover4:k${i}`))).toEqual(Array(8).fill('v'));
+    } finally {
+      writer.disconnect();
     }
   });
 

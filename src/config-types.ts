@@ -105,7 +105,6 @@ export interface WritesConfig {
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-/** Where shared state lives; null: this instance keeps its own. */
 /** The proxy vendors are called through: a forward proxy's URL per scheme of the vendor, and who is reached directly. */
 export interface ProxySettings {
   /** For http:// vendors, and https:// ones when `https` is unset. */
@@ -116,6 +115,7 @@ export interface ProxySettings {
   noProxy: string;
 }
 
+/** Where shared state lives; null: this instance keeps its own. */
 export interface RedisSettings {
   /** The node (single Redis), or the first seed node of a cluster, with the scheme and credentials every node is reached with. */
   url: string;

@@ -267,7 +267,7 @@ export const envSchema = z.object({
   REDIS_CLUSTER_NODES: z
     .string()
     .superRefine((value, ctx) => {
-      const seeds = clusterSeeds(value);
+      const seeds = redisSeeds(value, "some of the cluster's nodes; the rest are discovered");
       if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds });
     })
     .optional()
@@ -277,8 +277,8 @@ export const envSchema = z.object({
   REDIS_SENTINELS: z
     .string()
     .superRefine((value, ctx) => {
-      const seeds = clusterSeeds(value);
-      if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds.replace("some of the cluster's nodes; the rest are discovered", 'the sentinels') });
+      const seeds = redisSeeds(value, 'the sentinels');
+      if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds });
     })
     .optional()
     .describe(
@@ -494,9 +494,9 @@ export function loadConfig(env: Env = process.env): Config {
     tuning,
     requestDeadlineMs: e.REQUEST_DEADLINE_MS,
     redis: e.REDIS_CLUSTER_NODES
-      ? { ...(clusterSeeds(e.REDIS_CLUSTER_NODES) as ClusterSeeds), keyPrefix: e.REDIS_KEY_PREFIX }
+      ? { ...(redisSeeds(e.REDIS_CLUSTER_NODES) as RedisSeeds), keyPrefix: e.REDIS_KEY_PREFIX }
       : e.REDIS_SENTINELS
-        ? sentinelSettings(clusterSeeds(e.REDIS_SENTINELS) as ClusterSeeds, e.REDIS_SENTINEL_MASTER!, e.REDIS_SENTINEL_PASSWORD, e.REDIS_KEY_PREFIX)
+        ? sentinelSettings(redisSeeds(e.REDIS_SENTINELS) as RedisSeeds, e.REDIS_SENTINEL_MASTER!, e.REDIS_SENTINEL_PASSWORD, e.REDIS_KEY_PREFIX)
         : e.REDIS_URL
           ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX }
           : null,
@@ -581,21 +581,22 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
-interface ClusterSeeds {
-  /** The first seed as a URL with the scheme and credentials every node is reached with (see newRedisClient). */
+interface RedisSeeds {
+  /** The first seed as a URL with the scheme and credentials every Redis server is reached with (see newRedisClient). */
   url: string;
   clusterNodes: { host: string; port: number }[];
 }
 
 /**
- * REDIS_CLUSTER_NODES read: `host:port` items, any of which may be a `redis://` or `rediss://` URL with a user and
- * password (a managed cluster with AUTH, with TLS). What a URL gives applies to every node, the ones discovered
- * included, so it need be given once; two that differ are a mistake, not a choice. A message when it cannot be read.
+ * REDIS_CLUSTER_NODES or REDIS_SENTINELS read: `host:port` items (`what` they are, for the message), any of which may
+ * be a `redis://` or `rediss://` URL with a user and password (a managed cluster with AUTH, with TLS). What a URL
+ * gives applies to every Redis server, the ones discovered included, so it need be given once; two that differ are a
+ * mistake, not a choice. A message when it cannot be read.
  */
-function clusterSeeds(value: string): ClusterSeeds | string {
-  const shape = "must be host:port,host:port,… (some of the cluster's nodes; the rest are discovered), each may be a redis:// or rediss:// URL";
+function redisSeeds(value: string, what = ''): RedisSeeds | string {
+  const shape = `must be host:port,host:port,… (${what}), each may be a redis:// or rediss:// URL`;
   let reach: { protocol: string; username: string; password: string } | undefined;
-  const clusterNodes: ClusterSeeds['clusterNodes'] = [];
+  const clusterNodes: RedisSeeds['clusterNodes'] = [];
   for (const item of value.split(',').map((i) => i.trim())) {
     const isUrl = /^rediss?:\/\//.test(item);
     const written = isUrl ? item : `redis://${item}`;
@@ -619,7 +620,7 @@ function clusterSeeds(value: string): ClusterSeeds | string {
 }
 
 /** Redis behind Sentinel: the seeds read as a cluster's are, `url` carrying the Redis servers' scheme and credentials. */
-function sentinelSettings(seeds: ClusterSeeds, master: string, password: string | undefined, keyPrefix: string): RedisSettings {
+function sentinelSettings(seeds: RedisSeeds, master: string, password: string | undefined, keyPrefix: string): RedisSettings {
   return { url: seeds.url, keyPrefix, sentinels: { nodes: seeds.clusterNodes, master, ...(password ? { password } : {}) } };
 }
 

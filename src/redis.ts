@@ -187,8 +187,9 @@ const clientByOptions = new WeakMap<object, RedisClient>();
  * where the client queues commands while it connects (the live log's,
  * bullmq's workers), and fails with the READONLY where it does not (the main
  * connection, the queue's: its caller falls back). At most once a
- * REPLICA_RECONNECT_EVERY_MS a connection; a READONLY meanwhile just fails its
- * command.
+ * REPLICA_RECONNECT_EVERY_MS a connection: a READONLY meanwhile is sent again
+ * too while that reconnect is under way (commands in flight together), and
+ * just fails once it has been made (still a replica).
  *
  * OOM, MISCONF: nothing a connection can change; told to the client
  * (WRITES_REFUSED_EVENT), since every caller falls back without a word.
@@ -259,7 +260,8 @@ export type RedisState = 'ok' | 'unreachable' | 'credentials refused' | 'refusin
 /** What each state but 'ok' means for this instance, as /readyz's `degraded` says it. */
 export const REDIS_DEGRADED: Record<Exclude<RedisState, 'ok'>, string> = {
   unreachable: 'redis: unreachable; serving from the L1 cache with per-instance rate limits',
-  'credentials refused': 'redis: refuses the credentials in REDIS_URL; serving from the L1 cache with per-instance rate limits',
+  'credentials refused':
+    'redis: refuses the credentials it was given (REDIS_URL, or the seeds of REDIS_CLUSTER_NODES or REDIS_SENTINELS); serving from the L1 cache with per-instance rate limits',
   'refusing writes': 'redis: refusing writes (out of memory, or unable to save); L2 keeps nothing new, rate limits are per instance, deliveries stay in memory',
 };
 
@@ -349,7 +351,7 @@ export class RedisConnection {
       this.credentialsRefused = true;
       logger.error(
         { redis: where, err: cause.message },
-        'Redis refuses our credentials: fix the user or password in REDIS_URL; running on local state (rate limits per instance, L1 cache only) until it takes them',
+        'Redis refuses our credentials: fix the user or password in REDIS_URL (or the seeds of REDIS_CLUSTER_NODES or REDIS_SENTINELS); running on local state (rate limits per instance, L1 cache only) until it takes them',
       );
     });
     // A Redis that never answers (a wrong REDIS_URL) must not go unnoticed.

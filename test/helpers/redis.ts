@@ -84,6 +84,8 @@ const randomIn = (from: number, count: number) => from + Math.floor(Math.random(
 export class TestRedis {
   private process: Child | undefined;
   readonly port = randomIn(15_000, 5_000);
+  /** Its own folder: a replica's full sync or a save writes a file, never into the working directory. */
+  private readonly dir = mkdtempSync(join(tmpdir(), 'redis-'));
 
   /** `tls`: it speaks only TLS, with this certificate (`rediss://`). */
   constructor(private readonly tls?: TestTls) {}
@@ -95,6 +97,7 @@ export class TestRedis {
   /** `settings`: more of redis-server's own, as `--name value` pairs. */
   async start(...settings: string[]): Promise<void> {
     const tls = this.tls;
+    mkdirSync(this.dir, { recursive: true }); // again after a stop()
     // DEBUG SLEEP lets a test make this Redis hang without closing connections.
     this.process = runCommand('redis-server', [
       ...(tls
@@ -108,6 +111,8 @@ export class TestRedis {
       'no',
       '--enable-debug-command',
       'yes',
+      '--dir',
+      this.dir,
       ...settings,
     ]);
     for (let i = 0; i < 100; i++) {
@@ -120,6 +125,7 @@ export class TestRedis {
   async stop(): Promise<void> {
     await this.process?.stop('SIGKILL');
     this.process = undefined;
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

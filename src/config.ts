@@ -128,6 +128,15 @@ const CREDENTIALS = Object.fromEntries(SOURCES.map((d) => [d.name, { url: d.env.
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://api.example.com' }).transform((u) => u.replace(/\/+$/, ''));
 const proxyUrl = z.url({ protocol: /^https?$/, error: 'must be the http(s) URL of a proxy, e.g. http://proxy.internal:3128' });
+/** A list of Redis seeds (`what` they are, for the message), read by redisSeeds. */
+const redisSeedList = (what: string) =>
+  z
+    .string()
+    .superRefine((value, ctx) => {
+      const seeds = redisSeeds(value, what);
+      if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds });
+    })
+    .optional();
 const int = (min: number, max: number) =>
   z.coerce
     .number({ error: 'must be a number' })
@@ -245,7 +254,9 @@ export const envSchema = z.object({
   NO_PROXY: z
     .string()
     .optional()
-    .describe('vendors reached directly, not through a proxy: `host`, `.domain`, `host:port`, or `*`, comma-separated; `no_proxy` too, which wins. Loopback always is'),
+    .describe(
+      'vendors reached directly, not through a proxy: `host`, `.domain`, `host:port`, or `*`, comma-separated; `no_proxy` too, which wins. localhost, 127.0.0.1 and [::1] always are',
+    ),
   OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl
     .optional()
     .describe('OpenTelemetry collector (OTLP/HTTP) base URL; set, spans go to `<it>/v1/traces`: one per operation, one per vendor call; off when unset'),
@@ -264,26 +275,12 @@ export const envSchema = z.object({
     .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
     .optional()
     .describe('turns on rate limits shared by all instances, the L2 cache and cross-instance invalidation, the durable delivery queue and shared idempotency keys'),
-  REDIS_CLUSTER_NODES: z
-    .string()
-    .superRefine((value, ctx) => {
-      const seeds = redisSeeds(value, "some of the cluster's nodes; the rest are discovered");
-      if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds });
-    })
-    .optional()
-    .describe(
-      "instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here. host:port,host:port,… (some of the cluster's nodes; the rest are discovered); any of them may be a redis:// or rediss:// URL with a user and password, which then apply to every node (rediss: TLS)",
-    ),
-  REDIS_SENTINELS: z
-    .string()
-    .superRefine((value, ctx) => {
-      const seeds = redisSeeds(value, 'the sentinels');
-      if (typeof seeds === 'string') ctx.addIssue({ code: 'custom', message: seeds });
-    })
-    .optional()
-    .describe(
-      "instead of REDIS_URL: Redis behind Sentinel (ioredis asks the sentinels for the master, and again after a failover). host:port,host:port,… of the sentinels; any may be a redis:// or rediss:// URL with the user and password of the Redis servers (not the sentinels'), which then apply to every one (rediss: TLS to them)",
-    ),
+  REDIS_CLUSTER_NODES: redisSeedList("some of the cluster's nodes; the rest are discovered").describe(
+    "instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here. host:port,host:port,… (some of the cluster's nodes; the rest are discovered); any of them may be a redis:// or rediss:// URL with a user and password, which then apply to every node (rediss: TLS)",
+  ),
+  REDIS_SENTINELS: redisSeedList('the sentinels').describe(
+    "instead of REDIS_URL: Redis behind Sentinel (ioredis asks the sentinels for the master, and again after a failover). host:port,host:port,… of the sentinels; any may be a redis:// or rediss:// URL with the user and password of the Redis servers (not the sentinels'), which then apply to every one (rediss: TLS to them)",
+  ),
   REDIS_SENTINEL_MASTER: z.string().min(1).optional().describe('the name the sentinels monitor the master under (`sentinel monitor <name> …`); required with REDIS_SENTINELS'),
   REDIS_SENTINEL_PASSWORD: secret.optional().describe("the sentinels' own password, when they ask for one; never logged"),
   REDIS_KEY_PREFIX: z

@@ -2,7 +2,7 @@ import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { ProxySettings } from './config-types.js';
 
 /** A host a proxy can never reach for us: one on our own loopback (the simulated vendors, a sidecar). */
-const LOOPBACK = 'localhost,127.0.0.1';
+const LOOPBACK = 'localhost,127.0.0.1,[::1]';
 
 /**
  * What reaches the outside world over HTTP (vendors, an identity provider's JWKS) through the configured forward

@@ -97,7 +97,7 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
     return pingedWhileOpen(client);
   }
   const { enableOfflineQueue, ...perNode } = options;
-  const reach = clusterReach(where.url);
+  const reach = seedReach(where.url);
   const cluster = new Cluster(where.clusterNodes, {
     redisOptions: { ...perNode, ...reach.perNode },
     ...(reach.tls ? { dnsLookup: keepHostName } : {}),
@@ -112,10 +112,10 @@ export function newRedisClient(where: RedisLocation, given: IoRedisOptions = {})
 }
 
 /**
- * How every node of a cluster is reached, from the seed URL (REDIS_CLUSTER_NODES): its user and password (AUTH on
- * each node, the ones discovered included) and, for rediss:, TLS.
+ * How every Redis server of a cluster or behind sentinels is reached, from the seed URL (REDIS_CLUSTER_NODES,
+ * REDIS_SENTINELS): its user and password (AUTH on each, the ones discovered included) and, for rediss:, TLS.
  */
-function clusterReach(url: string): { perNode: Pick<IoRedisOptions, 'username' | 'password' | 'tls'>; tls: boolean } {
+function seedReach(url: string): { perNode: Pick<IoRedisOptions, 'username' | 'password' | 'tls'>; tls: boolean } {
   if (!URL.canParse(url)) return { perNode: {}, tls: false };
   const seed = new URL(url);
   const tls = seed.protocol === 'rediss:';
@@ -134,7 +134,7 @@ function clusterReach(url: string): { perNode: Pick<IoRedisOptions, 'username' |
  * by them, to ask again: `failoverDetector`), and the servers' credentials and TLS from the seed URL.
  */
 function behindSentinels(url: string, sentinels: SentinelSettings): IoRedisOptions {
-  const reach = clusterReach(url);
+  const reach = seedReach(url);
   return {
     sentinels: sentinels.nodes,
     name: sentinels.master,

@@ -55,6 +55,15 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
+/** Waits (5 s at most) for a server just started to answer; it failing to start, or to answer, is an error with its output. */
+async function untilAnswers(started: Child, answers: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let n = 0; n < 100 && started.child.exitCode === null && started.child.signalCode === null; n++) {
+    if (await answers()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not start: ${started.output()}`);
+}
+
 /** Whether a Redis speaking only TLS answers on port (through redis-cli). */
 function tlsPing(port: number, tls: TestTls): boolean {
   try {
@@ -115,11 +124,7 @@ export class TestRedis {
       this.dir,
       ...settings,
     ]);
-    for (let i = 0; i < 100; i++) {
-      if (tls ? tlsPing(this.port, tls) : await ping(this.port)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`redis-server did not start on ${this.port}: ${this.process.output()}`);
+    await untilAnswers(this.process, () => (tls ? tlsPing(this.port, tls) : ping(this.port)), `redis-server on ${this.port}`);
   }
 
   async stop(): Promise<void> {
@@ -172,11 +177,7 @@ export class TestSentinel {
       ].join('\n'),
     );
     this.process = runCommand('redis-server', [conf, '--sentinel']);
-    for (let i = 0; i < 100; i++) {
-      if (await ping(this.port)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`redis-sentinel did not start on ${this.port}: ${this.process.output()}`);
+    await untilAnswers(this.process, () => ping(this.port), `redis-sentinel on ${this.port}`);
   }
 
   async stop(): Promise<void> {
@@ -262,12 +263,7 @@ export class TestRedisCluster {
       'no',
       ...(this.options.password === undefined ? [] : ['--requirepass', this.options.password, '--masterauth', this.options.password]),
     ]);
-    const child = this.processes[i]!.child;
-    for (let n = 0; n < 100 && child.exitCode === null && child.signalCode === null; n++) {
-      if (await this.answers(port)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`redis-server (cluster) did not start on ${port}: ${this.processes[i]!.output()}`);
+    await untilAnswers(this.processes[i]!, () => this.answers(port), `redis-server (cluster) on ${port}`);
   }
 
   /** Three consecutive ports whose cluster bus ports are free too. */

@@ -310,7 +310,7 @@ export class RedisConnection {
       this.lastError = undefined;
       this.credentialsRefused = false;
       if (!this.up && !this.replicaReconnect) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
-      if (!this.everUp) void this.warnIfEvicting(where);
+      if (!this.everUp) void this.warnOfWhatRedisMayLose(where);
       this.up = true;
       this.everUp = true;
       this.replicaReconnect = false;
@@ -362,20 +362,44 @@ export class RedisConnection {
   }
 
   /**
-   * One warn line when Redis may evict any key to make room (maxmemory-policy allkeys-*): what is kept only there
-   * (queued deliveries, the webhook inbox, live events, idempotency records) would be lost under memory pressure,
-   * without a word. Read from INFO, which managed Redis answers where it disables CONFIG.
+   * One warn line each for what Redis may lose without a word, read once it is first ready: what is kept only there
+   * (queued deliveries, the webhook inbox, live events, idempotency records).
+   * - It may evict any key to make room (maxmemory-policy allkeys-*): lost under memory pressure. Read from INFO,
+   *   which managed Redis answers where it disables CONFIG.
+   * - It keeps nothing on disk (no RDB snapshot schedule, AOF off): lost at its next restart. The schedule is only
+   *   in CONFIG; where CONFIG is refused (managed Redis, which persists on its own terms) nothing is said.
    */
-  private async warnIfEvicting(where: string): Promise<void> {
+  private async warnOfWhatRedisMayLose(where: string): Promise<void> {
     const memory = await this.client.info('memory').catch(() => '');
     const policy = /^maxmemory_policy:(\S+)/m.exec(memory)?.[1];
-    if (!policy?.startsWith('allkeys-')) return;
-    this.logger.warn(
-      { redis: where, maxmemoryPolicy: policy },
-      'Redis evicts any key when full (maxmemory-policy ' +
-        policy +
-        '): queued deliveries, webhook events, live events and idempotency records kept there can be lost under memory pressure; set noeviction (cache entries expire on their own)',
-    );
+    if (policy?.startsWith('allkeys-')) {
+      this.logger.warn(
+        { redis: where, maxmemoryPolicy: policy },
+        'Redis evicts any key when full (maxmemory-policy ' +
+          policy +
+          '): queued deliveries, webhook events, live events and idempotency records kept there can be lost under memory pressure; set noeviction (cache entries expire on their own)',
+      );
+    }
+    if (await this.keepsNothingOnDisk()) {
+      this.logger.warn(
+        { redis: where },
+        'Redis keeps nothing on disk (no RDB snapshots, AOF off): queued deliveries, webhook events and idempotency records kept there are lost when it restarts; turn on appendonly (appendfsync everysec) or an RDB save schedule',
+      );
+    }
+  }
+
+  /** Whether Redis says it saves no snapshots and keeps no AOF; false where it will not say (CONFIG refused). */
+  private async keepsNothingOnDisk(): Promise<boolean> {
+    const read = async (name: string): Promise<string | undefined> => {
+      const reply = (await this.client.config('GET', name)) as unknown;
+      return Array.isArray(reply) && typeof reply[1] === 'string' ? reply[1] : undefined;
+    };
+    try {
+      const [save, appendonly] = [await read('save'), await read('appendonly')];
+      return save === '' && appendonly === 'no';
+    } catch {
+      return false;
+    }
   }
 
   get available(): boolean {

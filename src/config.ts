@@ -279,7 +279,7 @@ export const envSchema = z.object({
     "instead of REDIS_URL: a Redis Cluster (ioredis Cluster) for everything Redis does here. host:port,host:port,… (some of the cluster's nodes; the rest are discovered); any of them may be a redis:// or rediss:// URL with a user and password, which then apply to every node (rediss: TLS)",
   ),
   REDIS_SENTINELS: redisSeedList('the sentinels').describe(
-    "instead of REDIS_URL: Redis behind Sentinel (ioredis asks the sentinels for the master, and again after a failover). host:port,host:port,… of the sentinels; any may be a redis:// or rediss:// URL with the user and password of the Redis servers (not the sentinels'), which then apply to every one (rediss: TLS to them)",
+    "instead of REDIS_URL: Redis behind Sentinel (ioredis asks the sentinels for the master, and again after a failover). host:port,host:port,… of the sentinels; any may be a redis:// or rediss:// URL with the user and password of the Redis servers (not the sentinels'), which then apply to every one (rediss: TLS to the sentinels and to the servers they name)",
   ),
   REDIS_SENTINEL_MASTER: z.string().min(1).optional().describe('the name the sentinels monitor the master under (`sentinel monitor <name> …`); required with REDIS_SENTINELS'),
   REDIS_SENTINEL_PASSWORD: secret.optional().describe("the sentinels' own password, when they ask for one; never logged"),

@@ -131,7 +131,7 @@ function seedReach(url: string): { perNode: Pick<IoRedisOptions, 'username' | 'p
 
 /**
  * The options of a client of Redis behind Sentinel: the sentinels to ask for the master (and, told of a failover
- * by them, to ask again: `failoverDetector`), and the servers' credentials and TLS from the seed URL.
+ * by them, to ask again: `failoverDetector`), the servers' credentials from the seed URL, and TLS to both for rediss:.
  */
 function behindSentinels(url: string, sentinels: SentinelSettings): IoRedisOptions {
   const reach = seedReach(url);
@@ -141,7 +141,8 @@ function behindSentinels(url: string, sentinels: SentinelSettings): IoRedisOptio
     ...(sentinels.password ? { sentinelPassword: sentinels.password } : {}),
     failoverDetector: true,
     ...reach.perNode,
-    ...(reach.tls ? { enableTLSForSentinelMode: true } : {}),
+    // rediss: names the sentinels' addresses: TLS to them (sentinelTLS), and to the servers they name.
+    ...(reach.tls ? { sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
   };
 }
 

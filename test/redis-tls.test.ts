@@ -1,9 +1,10 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Dataset } from '../simulator/dataset.js';
 import { startServerProcess, startUpstreamsProcess, stopAll } from './helpers/processes.js';
-import { describeWithRedis, makeTestTls, TestRedis } from './helpers/redis.js';
+import { describeWithRedis, makeTestTls, TestRedis, TestSentinel } from './helpers/redis.js';
 
 /**
  * REDIS_URL=rediss://…, as managed Redis with encryption in transit has it: every connection the server makes (the
@@ -14,9 +15,15 @@ import { describeWithRedis, makeTestTls, TestRedis } from './helpers/redis.js';
 describeWithRedis('REDIS_URL=rediss:// (a Redis that speaks only TLS)', () => {
   const tls = makeTestTls();
   const redis = new TestRedis(tls);
-  beforeAll(() => redis.start(), 30_000);
+  /** A sentinel that speaks only TLS too, watching `redis` (as TLS high availability has both: Bitnami's chart, for one). */
+  const sentinel = new TestSentinel('gwtlsmaster', redis.port, undefined, tls);
+  beforeAll(async () => {
+    await redis.start();
+    await sentinel.start();
+  }, 30_000);
   afterAll(async () => {
     await stopAll();
+    await sentinel.stop();
     await redis.stop();
     rmSync(tls.dir, { recursive: true, force: true });
   });
@@ -58,5 +65,36 @@ describeWithRedis('REDIS_URL=rediss:// (a Redis that speaks only TLS)', () => {
       .toBe(1);
     // Through the durable queue, not kept in memory for want of it.
     expect(server.process.output()).not.toMatch(/"level":50|kept in memory/);
+  });
+
+  it('REDIS_SENTINELS=rediss://…: the sentinels and the master they name are both reached over TLS', async () => {
+    const vendors = await startUpstreamsProcess();
+    const secret = 'tls-sentinel-test-secret-tls-sentinel-test-secret';
+    const server = await startServerProcess({
+      ...vendors.env,
+      AUTH_JWT_SECRET: secret,
+      REDIS_SENTINELS: `rediss://127.0.0.1:${sentinel.port}`,
+      REDIS_SENTINEL_MASTER: 'gwtlsmaster',
+      REDIS_KEY_PREFIX: 'gwtlssentinel:',
+      NODE_EXTRA_CA_CERTS: tls.ca,
+    });
+    // Connected through the sentinel, to the master it named; then a profile read is kept in L2 there.
+    await server.process.waitFor(/"msg":"Redis connected"/, 10_000);
+    expect(server.process.output()).toContain(`"redis":"master gwtlsmaster of the sentinels at rediss://127.0.0.1:${sentinel.port}"`);
+    const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('ops').setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    const userId = new Dataset().users[871]!.user_id;
+    const res = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: `query($id: ID!) { user(id: $id) { id name } }`, variables: { id: userId } }),
+    });
+    expect(((await res.json()) as { errors?: unknown }).errors).toBeUndefined();
+    const master = new Redis(redis.port, { tls: { ca: readFileSync(tls.ca) } });
+    try {
+      await expect.poll(async () => (await master.keys(`gwtlssentinel:c:identity.user*${userId}*`)).length, { timeout: 3000 }).toBe(1);
+    } finally {
+      master.disconnect();
+    }
+    expect(server.process.output()).not.toMatch(/"level":50|not reachable|unreachable/);
   });
 });

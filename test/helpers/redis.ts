@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, createServer } from 'node:net';
@@ -149,11 +149,13 @@ export class TestSentinel {
     private readonly masterPort: number,
     /** The password the master and its replicas ask for (`sentinel auth-pass`). */
     private readonly masterPassword?: string,
+    /** It speaks only TLS, with this certificate, and reaches the servers over TLS (`tls-replication`). */
+    private readonly tls?: TestTls,
   ) {}
 
   /** A command to the sentinel (`SENTINEL FAILOVER <master>`). */
   async call(...args: string[]): Promise<unknown> {
-    const client = new Redis(this.port);
+    const client = new Redis(this.port, this.tls ? { tls: { ca: readFileSync(this.tls.ca) } } : {});
     try {
       return await client.call(args[0]!, ...args.slice(1));
     } finally {
@@ -166,7 +168,9 @@ export class TestSentinel {
     writeFileSync(
       conf,
       [
-        `port ${this.port}`,
+        ...(this.tls
+          ? ['port 0', `tls-port ${this.port}`, `tls-cert-file ${this.tls.cert}`, `tls-key-file ${this.tls.key}`, `tls-ca-cert-file ${this.tls.ca}`, 'tls-auth-clients no', 'tls-replication yes']
+          : [`port ${this.port}`]),
         'bind 127.0.0.1',
         `dir ${this.dir}`,
         `sentinel monitor ${this.master} 127.0.0.1 ${this.masterPort} 1`,
@@ -177,7 +181,8 @@ export class TestSentinel {
       ].join('\n'),
     );
     this.process = runCommand('redis-server', [conf, '--sentinel']);
-    await untilAnswers(this.process, () => ping(this.port), `redis-sentinel on ${this.port}`);
+    const tls = this.tls;
+    await untilAnswers(this.process, () => (tls ? tlsPing(this.port, tls) : ping(this.port)), `redis-sentinel on ${this.port}`);
   }
 
   async stop(): Promise<void> {

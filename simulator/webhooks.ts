@@ -24,6 +24,8 @@ export const webhookTargetSchema = z
     resignRate: z.number().min(0).max(1).default(0),
     /** Each attempt waits a random 0..jitterMs before it is sent, so events arrive out of order. */
     jitterMs: z.number().int().min(0).max(60_000).default(0),
+    /** `milliseconds`: webhook-timestamp as Unix milliseconds (Date.now()), not the spec's seconds, as some vendors send it. */
+    timestampUnit: z.enum(['seconds', 'milliseconds']).default('seconds'),
   })
   .strict();
 export type WebhookTarget = z.infer<typeof webhookTargetSchema>;
@@ -92,7 +94,7 @@ export class WebhookSender {
 
   private async deliver(target: WebhookTarget, id: string, body: string, retry: number): Promise<void> {
     // A retry is signed anew, with its own timestamp, as the spec has it.
-    const timestamp = Math.floor(Date.now() / 1000);
+    const timestamp = target.timestampUnit === 'milliseconds' ? Date.now() : Math.floor(Date.now() / 1000);
     const key = Buffer.from(target.secret.slice('whsec_'.length), 'base64');
     const signature = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
     let ok = false;

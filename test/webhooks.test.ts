@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
@@ -320,6 +320,41 @@ describe('POST /webhooks/<source>', () => {
       await stack.reset();
       await fetch(`${stack.upstreams.notifications.url}/__admin/webhook`, { method: 'DELETE' });
     }
+  });
+
+  it('webhook-timestamp in Unix milliseconds (13 digits) is read as such: delivered, still held to the tolerance, and counted as drift', async () => {
+    const stack = await stackWith();
+    const user = stack.userId(49);
+    const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount as number;
+    const admin = `${stack.upstreams.notifications.url}/__admin/webhook`;
+    const target = { url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, timestampUnit: 'milliseconds', retryDelaysMs: [] };
+    await fetch(admin, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(target) });
+    try {
+      expect((await makeAtVendor(stack, user, { title: 'in ms', body: 'b', channel: 'push' })).status).toBe(201);
+      await expect.poll(async () => ((await (await fetch(admin)).json()) as AnyData).delivered, { timeout: 3000 }).toBe(1);
+      expect(((await (await fetch(admin)).json()) as AnyData).failedAttempts).toBe(0);
+      await expect.poll(async () => (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount, { timeout: 3000 }).toBe(before + 1);
+    } finally {
+      await fetch(admin, { method: 'DELETE' });
+    }
+    const drift = (await stack.gql<AnyData>(`{ sources { name drift { endpoint kind path } } }`)).body.data!.sources.find((s: AnyData) => s.name === 'notifications')
+      .drift as AnyData[];
+    expect(drift.filter((d) => d.endpoint === 'webhook').map((d) => `${d.kind} ${d.path}`)).toEqual(['TYPE_CHANGED header webhook-timestamp']);
+    // Milliseconds ten minutes old are as old as seconds would be; fourteen digits are neither.
+    const signedAt = (timestamp: string) => {
+      const id = `msg_${randomUUID()}`;
+      const body = JSON.stringify(created(user));
+      const signature = createHmac('sha256', Buffer.from(SECRET.slice('whsec_'.length), 'base64')).update(`${id}.${timestamp}.${body}`).digest('base64');
+      return fetch(stack.url.replace('/graphql', '/webhooks/notifications'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` },
+        body,
+      });
+    };
+    expect((await signedAt(String(Date.now()))).status).toBe(202);
+    expect((await signedAt(String(Date.now() - 10 * 60_000))).status).toBe(400);
+    expect((await signedAt(String(Date.now() * 10))).status).toBe(400);
+    expect(stack.logs.some((l) => /webhook-timestamp 60\d s behind our clock/.test(l))).toBe(true);
   });
 
   it("an event type the contract does not name, about a user, still drops that user's entries (what it changed is not known)", async () => {

@@ -116,6 +116,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         failures.refused(source, verdict.cause, verdict.reason);
         return answer(res, source, verdict.status === 401 ? 'bad_signature' : 'bad_request', verdict.status, { error: verdict.status === 401 ? 'unauthorized' : 'bad request' });
       }
+      if (verdict.timestampInMs) options.drift?.(source)?.header('webhook', 'webhook-timestamp', 'unreadable', 'Unix seconds (13 digits read as Unix milliseconds)');
       const text = vendorText(body);
       try {
         JSON.parse(text);

@@ -282,3 +282,18 @@ describe('a vendor whose TLS certificate is refused (expired, self-signed, anoth
     }
   });
 });
+
+describe('a vendor host name that does not resolve (NXDOMAIN: a typo in <SOURCE>_URL, a record removed)', () => {
+  // `.invalid` is never a registered name (RFC 6761): the resolver answers that it does not exist.
+  it('fails its fields as SOURCE_UNAVAILABLE, not retried, and the line names the host and the setting to check', async () => {
+    const stack = await stackFor({ endpoints: (real) => ({ ...real, analytics: { ...real.analytics, url: 'http://analytics.invalid:4101' } }) });
+    const res = await stack.gql<AnyData>(`query($id: ID!) { user(id: $id) { name metrics { pageViews } } }`, { id: stack.userId(61) });
+    expect(res.body.data!.user.name).toBeTypeOf('string');
+    expect(res.body.errors!.map((e) => [e.path!.at(-1), e.extensions!.code, e.extensions!.retryable])).toEqual([['metrics', 'SOURCE_UNAVAILABLE', false]]);
+    const metrics = await (await fetch(stack.url.replace('/graphql', '/metrics'))).text();
+    expect(metrics).not.toMatch(/gateway_upstream_retries_total\{source="analytics"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/gateway_upstream_requests_total\{source="analytics",[^}]*outcome="SOURCE_UNAVAILABLE"\} 1\n/);
+    const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.source === 'analytics');
+    expect(warned.map((l) => l.detail)).toEqual(["the vendor's host name does not resolve: ENOTFOUND analytics.invalid (is ANALYTICS_URL right?)"]);
+  });
+});

@@ -108,12 +108,19 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       const detail = `the vendor's TLS certificate was refused: ${code} (${(error as Error).message})`;
       throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: call.source, retryable: false, detail, cause: error });
     }
+    const hostname = (error as { hostname?: unknown }).hostname;
+    if (code === 'ENOTFOUND') {
+      // The name does not exist (NXDOMAIN): a wrong <SOURCE>_URL or a record removed, which the next lookup meets
+      // again. A resolver that could not answer (EAI_AGAIN) is retried as any network error.
+      const detail = `the vendor's host name does not resolve: ENOTFOUND ${String(hostname)} (is ${call.source.toUpperCase()}_URL right?)`;
+      throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: call.source, retryable: false, detail, cause: error });
+    }
     throw new SourceError({
       code: 'SOURCE_UNAVAILABLE',
       source: call.source,
       retryable: true,
       status,
-      detail: `network error${typeof code === 'string' ? ` ${code}` : ''}`,
+      detail: `network error${typeof code === 'string' ? ` ${code}` : ''}${typeof hostname === 'string' ? ` ${hostname}` : ''}`,
       cause: error,
     });
   }

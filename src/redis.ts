@@ -152,6 +152,9 @@ function behindSentinels(url: string, sentinels: SentinelSettings): IoRedisOptio
  */
 const keepHostName = (address: string, callback: (error: null, address: string) => void) => callback(null, address);
 
+/** How long behind sentinels a closed connection has to reach a master again before it is said to be unreachable. */
+const SENTINEL_FAILOVER_GRACE_MS = 2000;
+
 /** Emitted on a client (the standalone kind) when a write was answered READONLY and its connection is opened again. */
 export const REPLICA_ANSWER_EVENT = 'replicaAnswer';
 /** Emitted on a client (a cluster too, for any of its nodes) when Redis refused a write for want of memory or of a disk to save to. */
@@ -290,6 +293,10 @@ export class RedisConnection {
   private credentialsRefused = false;
   /** When Redis last refused a write (WRITES_REFUSED_EVENT). */
   private writesRefusedAt = -Infinity;
+  /** The address the connection last reached (behind sentinels: the master they named). */
+  private masterAt: string | undefined;
+  /** Behind sentinels: the "unreachable" line, held while a failover may be under way (SENTINEL_FAILOVER_GRACE_MS). */
+  private unreachableLine: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: RedisOptions,
@@ -310,15 +317,34 @@ export class RedisConnection {
     this.client.on('ready', () => {
       this.lastError = undefined;
       this.credentialsRefused = false;
-      if (!this.up && !this.replicaReconnect) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
+      const at = remoteAddress(this.client);
+      const held = this.unreachableLine !== undefined;
+      clearTimeout(this.unreachableLine);
+      this.unreachableLine = undefined;
+      // However the move was noticed: the sentinels' announcement, the old master's READONLY, or a master gone.
+      if (options.sentinels && this.everUp && at !== this.masterAt)
+        logger.warn({ redis: where, master: at, was: this.masterAt }, 'Redis failed over: the sentinels name another master, in use now');
+      else if (!held && !this.up && !this.replicaReconnect) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
       if (!this.everUp) void this.warnOfWhatRedisMayLose(where);
+      this.masterAt = at;
       this.up = true;
       this.everUp = true;
       this.replicaReconnect = false;
     });
+    const sayUnreachable = () =>
+      logger.warn({ redis: where, err: this.lastError }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
     this.client.on('close', () => {
-      if (this.up && !this.replicaReconnect)
-        logger.warn({ redis: where, err: this.lastError }, 'Redis unreachable: falling back to local state (rate limits per instance, L1 cache only) until it returns');
+      if (this.up && !this.replicaReconnect) {
+        // Behind sentinels, a close is also how a failover begins (ioredis' failoverDetector ends the connection when
+        // they announce a new master): said as what it was once the next master answers, unreachable only if none does.
+        if (options.sentinels) {
+          this.unreachableLine = setTimeout(() => {
+            this.unreachableLine = undefined;
+            sayUnreachable();
+          }, SENTINEL_FAILOVER_GRACE_MS);
+          this.unreachableLine.unref();
+        } else sayUnreachable();
+      }
       this.up = false;
     });
     const replicaLines = new LineEvery(60_000);
@@ -425,9 +451,16 @@ export class RedisConnection {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.unreachableLine);
     this.client.removeAllListeners('close');
     await this.client.quit().catch(() => this.client.disconnect());
   }
+}
+
+/** Where a connection reached, `host:port` (a cluster's connections are many: none). */
+function remoteAddress(client: RedisClient): string | undefined {
+  const socket = client instanceof Redis ? (client.stream as { remoteAddress?: string; remotePort?: number } | undefined) : undefined;
+  return socket?.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`;
 }
 
 /** The URL without its password, for logs. */

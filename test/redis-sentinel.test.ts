@@ -83,6 +83,34 @@ describeWithRedis('Redis behind Sentinel', () => {
     expect(audit.state).toBe('QUEUED');
     await expect.poll(() => admin[1]!.hget(`gwsentinel:bull:deliveries:${audit.id}`, 'finishedOn'), { timeout: 10_000 }).not.toBeNull();
     expect(stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level >= 50)).toEqual([]);
+    // Said as what it was: one line naming both masters, not "unreachable" and "back" as for an outage.
+    const said = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => /^Redis (failed over|unreachable|is back)/.test(String(l.msg)));
+    expect(said.map((l) => [l.msg, l.master, l.was])).toEqual([
+      ['Redis failed over: the sentinels name another master, in use now', `127.0.0.1:${replica.port}`, `127.0.0.1:${primary.port}`],
+    ]);
+  });
+
+  it('a master gone with no other for the sentinels to name (they are gone too): "unreachable" after the 2 s grace, not at once', async () => {
+    const lone = new TestRedis();
+    await lone.start();
+    const watching = new TestSentinel('gwlone', lone.port);
+    await watching.start();
+    const { logger, lines } = loggedLines('info');
+    const connection = new RedisConnection(
+      loadConfig({ REDIS_SENTINELS: `127.0.0.1:${watching.port}`, REDIS_SENTINEL_MASTER: 'gwlone', REDIS_KEY_PREFIX: 'gwlone:' }).redis!,
+      logger,
+    );
+    try {
+      await expect.poll(() => connection.available, { timeout: 5000 }).toBe(true);
+      await Promise.all([watching.stop(), lone.stop()]);
+      const said = () => lines.filter((l) => /^Redis (failed over|unreachable|is back)/.test(l.msg)).map((l) => l.msg.split(':')[0]);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(said()).toEqual([]);
+      await expect.poll(said, { timeout: 3000 }).toEqual(['Redis unreachable']);
+    } finally {
+      await connection.close();
+      await Promise.all([watching.stop(), lone.stop()]);
+    }
   });
 
   it('configuration: the master name is required, and only one way to Redis at a time', () => {

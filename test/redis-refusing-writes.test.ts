@@ -122,21 +122,20 @@ describeWithRedis('a Redis that refuses writes', () => {
   });
 
   it('a Redis that keeps nothing on disk (no save schedule, AOF off) is named at start, once; one with AOF or a save schedule is not', async () => {
-    const kept = [new TestRedis(), new TestRedis()];
-    await Promise.all([kept[0]!.start('--appendonly', 'yes'), kept[1]!.start('--save', '3600 1')]);
-    const watched = [redis, ...kept].map((server, i) => ({ server, ...loggedLines('info'), prefix: `gwdisk${i}:` }));
+    const servers = [new TestRedis(), new TestRedis(), new TestRedis()];
+    await Promise.all([servers[0]!.start('--save', ''), servers[1]!.start('--save', '', '--appendonly', 'yes'), servers[2]!.start('--save', '3600 1')]);
+    const watched = servers.map((server, i) => ({ server, ...loggedLines('info'), prefix: `gwdisk${i}:` }));
     const connections = watched.map((w) => new RedisConnection({ url: w.server.url, keyPrefix: w.prefix }, w.logger));
     const saidOf = (i: number) => watched[i]!.lines.filter((l) => l.msg.startsWith('Redis keeps nothing on disk'));
     try {
-      // `redis` runs as TestRedis starts them: --save '' --appendonly no.
       await expect.poll(() => saidOf(0).length, { timeout: 3000 }).toBe(1);
-      expect(saidOf(0)[0]).toMatchObject({ level: 40, redis: redis.url });
+      expect(saidOf(0)[0]).toMatchObject({ level: 40, redis: servers[0]!.url });
       await expect.poll(() => connections.every((c) => c.available), { timeout: 3000 }).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect([saidOf(1).length, saidOf(2).length]).toEqual([0, 0]);
     } finally {
       await Promise.all(connections.map((c) => c.close()));
-      await Promise.all(kept.map((k) => k.stop()));
+      await Promise.all(servers.map((server) => server.stop()));
     }
   });
 });

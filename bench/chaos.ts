@@ -37,7 +37,7 @@ import { SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import { proxyTo, type RedisProxy } from '../test/helpers/redis-proxy.js';
 import { coveredFrom, watch, type Watch, type WatchedField } from './chaos-watch.js';
-import { start, startProdNodeArgs, startUpstreams } from './harness.js';
+import { identityToken, start, startProdNodeArgs, startUpstreams } from './harness.js';
 
 type Json = Record<string, unknown>;
 interface Answer {
@@ -427,20 +427,7 @@ for (const [who, m] of Object.entries(missedBy)) {
 const counts = (await (
   await fetch(`${vendors.notifications}/v1/unread-counts?user_ids=${watched.map(encodeURIComponent).join(',')}`, { headers: vendorHeaders.notifications })
 ).json()) as { counts: Record<string, number> };
-const identityToken = (
-  (await (
-    await fetch(`${vendors.identity}/oauth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        grant_type: 'client_credentials',
-        client_id: upstreams.env.IDENTITY_CLIENT_ID,
-        client_secret: upstreams.env.IDENTITY_CLIENT_SECRET,
-        audience: upstreams.env.IDENTITY_AUDIENCE,
-      }),
-    })
-  ).json()) as { access_token: string }
-).access_token;
+const vendorToken = await identityToken(upstreams.env);
 for (const w of watches) {
   for (const span of w.spans) if (span.why !== 'stopped') realtime.streamEnds[span.why ?? 'open'] = (realtime.streamEnds[span.why ?? 'open'] ?? 0) + 1;
   for (const r of w.refused) realtime.refused[r.slice(0, 80)] = (realtime.refused[r.slice(0, 80)] ?? 0) + 1;
@@ -450,7 +437,7 @@ for (const w of watches) {
     problems.push(`unreadCount: the last count a subscriber to ${w.user} heard was ${describe(last)}; the vendor's is ${counts.counts[w.user]}`);
   }
   if (w.field === 'userUpdated' && writes.some((x) => x.kind === 'update' && x.input.userId === w.user)) {
-    const res = await fetch(`${vendors.identity}/api/v2/users/${encodeURIComponent(w.user)}`, { headers: { authorization: `Bearer ${identityToken}` } });
+    const res = await fetch(`${vendors.identity}/api/v2/users/${encodeURIComponent(w.user)}`, { headers: { authorization: `Bearer ${vendorToken}` } });
     const nickname = ((await res.json()) as { nickname?: string }).nickname;
     if ((last?.value as { nickname?: string } | null | undefined)?.nickname !== nickname) {
       problems.push(`userUpdated: the last profile a subscriber to ${w.user} heard was ${describe(last)}; the vendor's nickname is ${nickname}`);

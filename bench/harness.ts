@@ -61,6 +61,29 @@ export async function startUpstreams(settings: Record<string, string> = {}): Pro
   return { ...upstreams, env };
 }
 
+/** A token for the simulated identity vendor's own API (client credentials, from the variables it printed). */
+export async function identityToken(env: Record<string, string>): Promise<string> {
+  const res = await fetch(`${env.IDENTITY_URL}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', client_id: env.IDENTITY_CLIENT_ID, client_secret: env.IDENTITY_CLIENT_SECRET, audience: env.IDENTITY_AUDIENCE }),
+  });
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+/** At least `count` user ids (whole pages of 100), in identity's own listing order. */
+export async function simulatedUserIds(env: Record<string, string>, count: number): Promise<string[]> {
+  const token = await identityToken(env);
+  const ids: string[] = [];
+  for (let page = 0; ids.length < count; page++) {
+    const res = await fetch(`${env.IDENTITY_URL}/api/v2/users?page=${page}&per_page=100`, { headers: { authorization: `Bearer ${token}` } });
+    const users = (await res.json()) as { user_id: string }[];
+    if (users.length === 0) break;
+    ids.push(...users.map((u) => u.user_id));
+  }
+  return ids;
+}
+
 /**
  * The simulated vendors have no rate limit, so the server is told so, as a deployment sets
  * <SOURCE>_RATE_LIMIT_PER_SEC below its vendors' real limits; otherwise our own bucket is what gets measured.

@@ -45,7 +45,7 @@ import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
-import { ourNodeArgs, ROOT, start, startUpstreams, UNLIMITED } from './harness.js';
+import { ourNodeArgs, ROOT, simulatedUserIds, start, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const scenarioName = process.env.BENCH_SCENARIO ?? 'dashboard-hot';
@@ -124,18 +124,7 @@ const callsBetween = (before: Map<string, number>, after: Map<string, number>) =
     .filter(([, n]) => n > 0)
     .map(([route, n]) => `${n}× ${route}`)
     .join(', ');
-const { access_token } = (await (
-  await fetch(`${env.IDENTITY_URL}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: env.IDENTITY_CLIENT_ID, client_secret: env.IDENTITY_CLIENT_SECRET, audience: env.IDENTITY_AUDIENCE }),
-  })
-).json()) as { access_token: string };
-const userIds: string[] = [];
-for (let page = 0; page < 10; page++) {
-  const res = await fetch(`${env.IDENTITY_URL}/api/v2/users?page=${page}&per_page=100`, { headers: { authorization: `Bearer ${access_token}` } });
-  userIds.push(...((await res.json()) as { user_id: string }[]).map((u) => u.user_id));
-}
+const userIds = await simulatedUserIds(env, 1000);
 const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
 
 /** mulberry32: the same numbers in [0, 1) from the same seed, so every gateway is asked the same lists. */

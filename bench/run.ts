@@ -57,7 +57,7 @@ import { SignJWT } from 'jose';
 import { Dataset } from '../simulator/dataset.js';
 import { CACHED_ENTITIES, entitySettings } from '../src/sources/registry.js';
 import { benchChart } from './chart.js';
-import { cpuMs, ourNodeArgs, peakRssMb, resetPeakRss, ROOT, start, startUpstreams, UNLIMITED } from './harness.js';
+import { cpuMs, ourNodeArgs, peakRssMb, resetPeakRss, ROOT, simulatedUserIds, start, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -105,18 +105,8 @@ const { env } = upstreams;
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/.tmp'] : [];
 const upstreamUrls = ['IDENTITY_URL', 'ANALYTICS_URL', 'NOTIFICATIONS_URL', 'AUDIT_URL'].map((k) => env[k]!);
 
-// The first 1,000 user ids, from identity's own listing.
-const listing = await fetch(`${env.IDENTITY_URL}/oauth/token`, {
-  method: 'POST',
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ grant_type: 'client_credentials', client_id: env.IDENTITY_CLIENT_ID, client_secret: env.IDENTITY_CLIENT_SECRET, audience: env.IDENTITY_AUDIENCE }),
-});
-const { access_token } = (await listing.json()) as { access_token: string };
-const allIds: string[] = [];
-for (let page = 0; page < 12; page++) {
-  const res = await fetch(`${env.IDENTITY_URL}/api/v2/users?page=${page}&per_page=100`, { headers: { authorization: `Bearer ${access_token}` } });
-  allIds.push(...((await res.json()) as { user_id: string }[]).map((u) => u.user_id));
-}
+// The first 1,200 user ids, from identity's own listing: 1,000 for the scenarios, 200 for the warm-up.
+const allIds = await simulatedUserIds(env, 1200);
 const ids = allIds.slice(0, 1000);
 // Users outside every scenario's set: the warm-up exercises the whole path (JIT, pools, token) without filling any cache a scenario reads.
 const warmupIds = allIds.slice(1000);

@@ -22,7 +22,7 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
 import { sweepChart, type SweepPoint } from './chart.js';
-import { cpuMs, ourNodeArgs, peakRssMb, ROOT, start, startUpstreams, UNLIMITED } from './harness.js';
+import { cpuMs, ourNodeArgs, peakRssMb, ROOT, simulatedUserIds, start, startUpstreams, UNLIMITED } from './harness.js';
 import { shortTable, step } from './progress.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
@@ -39,18 +39,7 @@ const upstreams = await step(`seeding ${POOL.toLocaleString('en')} users in the 
   startUpstreams({ UPSTREAMS_LATENCY_MS: '20', UPSTREAMS_JITTER_MS: '5', UPSTREAMS_USERS: String(POOL + 200) }),
 );
 const { env } = upstreams;
-const { access_token } = (await (
-  await fetch(`${env.IDENTITY_URL}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: env.IDENTITY_CLIENT_ID, client_secret: env.IDENTITY_CLIENT_SECRET, audience: env.IDENTITY_AUDIENCE }),
-  })
-).json()) as { access_token: string };
-const ids: string[] = [];
-for (let page = 0; ids.length < POOL; page++) {
-  const res = await fetch(`${env.IDENTITY_URL}/api/v2/users?page=${page}&per_page=100`, { headers: { authorization: `Bearer ${access_token}` } });
-  ids.push(...((await res.json()) as { user_id: string }[]).map((u) => u.user_id));
-}
+const ids = await simulatedUserIds(env, POOL);
 const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
 const pick = (n: number) => ids[Math.floor(Math.random() * n)]!;
 const LIST = `query List($ids: [ID!]!) { users(ids: $ids) { name metrics { pageViews } unreadNotificationCount } }`;

@@ -344,7 +344,9 @@ describe('POST /webhooks/<source>', () => {
     const signedAt = (timestamp: string) => {
       const id = `msg_${randomUUID()}`;
       const body = JSON.stringify(created(user));
-      const signature = createHmac('sha256', Buffer.from(SECRET.slice('whsec_'.length), 'base64')).update(`${id}.${timestamp}.${body}`).digest('base64');
+      const signature = createHmac('sha256', Buffer.from(SECRET.slice('whsec_'.length), 'base64'))
+        .update(`${id}.${timestamp}.${body}`)
+        .digest('base64');
       return fetch(stack.url.replace('/graphql', '/webhooks/notifications'), {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` },

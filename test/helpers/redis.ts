@@ -170,7 +170,15 @@ export class TestSentinel {
       conf,
       [
         ...(this.tls
-          ? ['port 0', `tls-port ${this.port}`, `tls-cert-file ${this.tls.cert}`, `tls-key-file ${this.tls.key}`, `tls-ca-cert-file ${this.tls.ca}`, 'tls-auth-clients no', 'tls-replication yes']
+          ? [
+              'port 0',
+              `tls-port ${this.port}`,
+              `tls-cert-file ${this.tls.cert}`,
+              `tls-key-file ${this.tls.key}`,
+              `tls-ca-cert-file ${this.tls.ca}`,
+              'tls-auth-clients no',
+              'tls-replication yes',
+            ]
           : [`port ${this.port}`]),
         'bind 127.0.0.1',
         `dir ${this.dir}`,

@@ -294,6 +294,6 @@ describe('a vendor host name that does not resolve (NXDOMAIN: a typo in <SOURCE>
     expect(metrics).not.toMatch(/gateway_upstream_retries_total\{source="analytics"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/gateway_upstream_requests_total\{source="analytics",[^}]*outcome="SOURCE_UNAVAILABLE"\} 1\n/);
     const warned = stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => l.level === 40 && l.source === 'analytics');
-    expect(warned.map((l) => l.detail)).toEqual(["the vendor's host name does not resolve: ENOTFOUND analytics.invalid (is ANALYTICS_URL right?)"]);
+    expect(warned.map((l) => l.detail)).toEqual(["the host name analytics.invalid does not resolve (ENOTFOUND): is ANALYTICS_URL right, or the proxy's where one is set?"]);
   });
 });

@@ -110,9 +110,9 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
     }
     const hostname = (error as { hostname?: unknown }).hostname;
     if (code === 'ENOTFOUND') {
-      // The name does not exist (NXDOMAIN): a wrong <SOURCE>_URL or a record removed, which the next lookup meets
-      // again. A resolver that could not answer (EAI_AGAIN) is retried as any network error.
-      const detail = `the vendor's host name does not resolve: ENOTFOUND ${String(hostname)} (is ${call.source.toUpperCase()}_URL right?)`;
+      // The name does not exist (NXDOMAIN): a wrong <SOURCE>_URL (or proxy URL) or a record removed, which the next
+      // lookup meets again. A resolver that could not answer (EAI_AGAIN) is retried as any network error.
+      const detail = `the host name ${String(hostname)} does not resolve (ENOTFOUND): is ${call.source.toUpperCase()}_URL right, or the proxy's where one is set?`;
       throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: call.source, retryable: false, detail, cause: error });
     }
     throw new SourceError({

@@ -391,8 +391,9 @@ export class RedisConnection {
   /**
    * One warn line each for what Redis may lose without a word, read once it is first ready: what is kept only there
    * (queued deliveries, the webhook inbox, live events, idempotency records).
-   * - It may evict any key to make room (maxmemory-policy allkeys-*): lost under memory pressure. Read from INFO,
-   *   which managed Redis answers where it disables CONFIG.
+   * - It may evict any key to make room (maxmemory-policy allkeys-*), or any that expires (volatile-*: idempotency
+   *   records, webhook ids, job locks): lost under memory pressure. Read from INFO, which managed Redis answers where
+   *   it disables CONFIG.
    * - It keeps nothing on disk (no RDB snapshot schedule, AOF off): lost at its next restart. The schedule is only
    *   in CONFIG; where CONFIG is refused (managed Redis, which persists on its own terms) nothing is said.
    */
@@ -405,6 +406,15 @@ export class RedisConnection {
         'Redis evicts any key when full (maxmemory-policy ' +
           policy +
           '): queued deliveries, webhook events, live events and idempotency records kept there can be lost under memory pressure; set noeviction (cache entries expire on their own)',
+      );
+    } else if (policy?.startsWith('volatile-')) {
+      // Managed Redis' usual default (ElastiCache, Azure, Memorystore): only keys that expire go, but ours that do are
+      // the ones that keep a write or an event from running twice.
+      this.logger.warn(
+        { redis: where, maxmemoryPolicy: policy },
+        'Redis evicts keys that expire when full (maxmemory-policy ' +
+          policy +
+          "): idempotency records, webhook event ids and the delivery queue's job locks kept there can be lost under memory pressure, so a repeated write or event may run twice; set noeviction (cache entries expire on their own)",
       );
     }
     if (await this.keepsNothingOnDisk()) {

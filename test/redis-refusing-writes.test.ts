@@ -104,20 +104,25 @@ describeWithRedis('a Redis that refuses writes', () => {
     }
   });
 
-  it('a Redis that evicts any key when full (allkeys-lru) is named at start, once; noeviction is not', async () => {
-    const evicting = new TestRedis();
-    await evicting.start('--maxmemory-policy', 'allkeys-lru');
+  it('a Redis that evicts any key (allkeys-lru) or any that expires (volatile-lru) when full is named at start, once; noeviction is not', async () => {
+    const evicting = [new TestRedis(), new TestRedis()];
+    await Promise.all([evicting[0]!.start('--maxmemory-policy', 'allkeys-lru'), evicting[1]!.start('--maxmemory-policy', 'volatile-lru')]);
     const { logger, lines } = loggedLines('info');
+    const quiet = loggedLines('info');
     const connections = [
-      new RedisConnection({ url: evicting.url, keyPrefix: 'gwevict:' }, logger),
-      new RedisConnection({ url: redis.url, keyPrefix: 'gwnoevict:' }, loggedLines('info').logger),
+      ...evicting.map((server, i) => new RedisConnection({ url: server.url, keyPrefix: `gwevict${i}:` }, logger)),
+      new RedisConnection({ url: redis.url, keyPrefix: 'gwnoevict:' }, quiet.logger),
     ];
+    const evictionLines = (from: typeof lines) => from.filter((l) => l.msg.startsWith('Redis evicts')).map((l) => `${l.maxmemoryPolicy} ${l.msg.split(' (')[0]}`);
     try {
-      await expect.poll(() => lines.filter((l) => l.msg.startsWith('Redis evicts any key')).map((l) => l.maxmemoryPolicy), { timeout: 3000 }).toEqual(['allkeys-lru']);
-      expect(connections.every((c) => c.available)).toBe(true);
+      await expect
+        .poll(() => evictionLines(lines).toSorted(), { timeout: 3000 })
+        .toEqual(['allkeys-lru Redis evicts any key when full', 'volatile-lru Redis evicts keys that expire when full']);
+      await expect.poll(() => connections.every((c) => c.available), { timeout: 3000 }).toBe(true);
+      expect(evictionLines(quiet.lines)).toEqual([]);
     } finally {
       await Promise.all(connections.map((c) => c.close()));
-      await evicting.stop();
+      await Promise.all(evicting.map((server) => server.stop()));
     }
   });
 

@@ -64,6 +64,23 @@ async function untilAnswers(started: Child, answers: () => boolean | Promise<boo
   throw new Error(`${what} did not start: ${started.output()}`);
 }
 
+/** Whether the server on port answers, in plain text or (`tls`) only over TLS. */
+function answersAt(port: number, tls: TestTls | undefined): boolean | Promise<boolean> {
+  return tls ? tlsPing(port, tls) : ping(port);
+}
+
+/**
+ * Where a test server listens, as `name value` settings: `port`, or (`tls`) only TLS there with the test certificate,
+ * clients not asked for one; `more` are further TLS settings (`tls-replication`, `tls-cluster`).
+ */
+function listening(port: number, tls: TestTls | undefined, ...more: [string, string][]): [string, string][] {
+  if (!tls) return [['port', String(port)]];
+  return [['port', '0'], ['tls-port', String(port)], ['tls-cert-file', tls.cert], ['tls-key-file', tls.key], ['tls-ca-cert-file', tls.ca], ['tls-auth-clients', 'no'], ...more];
+}
+
+/** Settings as redis-server's arguments. */
+const asArguments = (settings: [string, string][]): string[] => settings.flatMap(([name, value]) => [`--${name}`, value]);
+
 /** Whether a Redis speaking only TLS answers on port (through redis-cli). */
 function tlsPing(port: number, tls: TestTls): boolean {
   try {
@@ -109,9 +126,7 @@ export class TestRedis {
     mkdirSync(this.dir, { recursive: true }); // again after a stop()
     // DEBUG SLEEP lets a test make this Redis hang without closing connections.
     this.process = runCommand('redis-server', [
-      ...(tls
-        ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']
-        : ['--port', String(this.port)]),
+      ...asArguments(listening(this.port, tls)),
       '--bind',
       '127.0.0.1',
       // A snapshot schedule no test lives to see: nothing written, and not the Redis "keeps nothing on disk" names.
@@ -125,7 +140,7 @@ export class TestRedis {
       this.dir,
       ...settings,
     ]);
-    await untilAnswers(this.process, () => (tls ? tlsPing(this.port, tls) : ping(this.port)), `redis-server on ${this.port}`);
+    await untilAnswers(this.process, () => answersAt(this.port, tls), `redis-server on ${this.port}`);
   }
 
   async stop(): Promise<void> {
@@ -169,17 +184,7 @@ export class TestSentinel {
     writeFileSync(
       conf,
       [
-        ...(this.tls
-          ? [
-              'port 0',
-              `tls-port ${this.port}`,
-              `tls-cert-file ${this.tls.cert}`,
-              `tls-key-file ${this.tls.key}`,
-              `tls-ca-cert-file ${this.tls.ca}`,
-              'tls-auth-clients no',
-              'tls-replication yes',
-            ]
-          : [`port ${this.port}`]),
+        ...listening(this.port, this.tls, ['tls-replication', 'yes']).map(([name, value]) => `${name} ${value}`),
         'bind 127.0.0.1',
         `dir ${this.dir}`,
         `sentinel monitor ${this.master} 127.0.0.1 ${this.masterPort} 1`,
@@ -190,8 +195,7 @@ export class TestSentinel {
       ].join('\n'),
     );
     this.process = runCommand('redis-server', [conf, '--sentinel']);
-    const tls = this.tls;
-    await untilAnswers(this.process, () => (tls ? tlsPing(this.port, tls) : ping(this.port)), `redis-sentinel on ${this.port}`);
+    await untilAnswers(this.process, () => answersAt(this.port, this.tls), `redis-sentinel on ${this.port}`);
   }
 
   async stop(): Promise<void> {
@@ -232,35 +236,13 @@ export class TestRedisCluster {
     return [...(password === undefined ? [] : ['-a', password, '--no-auth-warning']), ...(tls ? ['--tls', '--cacert', tls.ca] : [])];
   }
 
-  /** Whether the node on `port` answers (over TLS, through redis-cli). */
-  private async answers(port: number): Promise<boolean> {
-    return this.options.tls ? tlsPing(port, this.options.tls) : ping(port);
-  }
-
   private async startNode(i: number): Promise<void> {
     const port = this.ports[i]!;
     const dir = join(this.dir, String(port));
     mkdirSync(dir, { recursive: true });
     const tls = this.options.tls;
     this.processes[i] = runCommand('redis-server', [
-      ...(tls
-        ? [
-            '--port',
-            '0',
-            '--tls-port',
-            String(port),
-            '--tls-cluster',
-            'yes',
-            '--tls-cert-file',
-            tls.cert,
-            '--tls-key-file',
-            tls.key,
-            '--tls-ca-cert-file',
-            tls.ca,
-            '--tls-auth-clients',
-            'no',
-          ]
-        : ['--port', String(port)]),
+      ...asArguments(listening(port, tls, ['tls-cluster', 'yes'])),
       '--bind',
       '127.0.0.1',
       '--cluster-enabled',
@@ -277,7 +259,7 @@ export class TestRedisCluster {
       'no',
       ...(this.options.password === undefined ? [] : ['--requirepass', this.options.password, '--masterauth', this.options.password]),
     ]);
-    await untilAnswers(this.processes[i]!, () => this.answers(port), `redis-server (cluster) on ${port}`);
+    await untilAnswers(this.processes[i]!, () => answersAt(port, this.options.tls), `redis-server (cluster) on ${port}`);
   }
 
   /** Three consecutive ports whose cluster bus ports are free too. */

@@ -17,12 +17,18 @@ describeWithRedis('connections to Redis gone silent', () => {
 
   const keyPrefix = () => `gsilent${Math.random().toString(36).slice(2, 8)}:`;
 
-  it('the main connection is dropped and opened again: commands answer within seconds, with one warn line and one info line', async () => {
+  /** A main connection to Redis through a proxy that can go silent, once connected, and the lines it logged. */
+  async function connectedThroughProxy() {
     const proxy = await proxyTo(redis.port);
     const { logger, lines } = loggedLines('info');
     const connection = new RedisConnection({ url: proxy.url, keyPrefix: keyPrefix() }, logger);
+    await expect.poll(() => connection.available, { timeout: 3000 }).toBe(true);
+    return { proxy, lines, connection };
+  }
+
+  it('the main connection is dropped and opened again: commands answer within seconds, with one warn line and one info line', async () => {
+    const { proxy, lines, connection } = await connectedThroughProxy();
     try {
-      await expect.poll(() => connection.available, { timeout: 3000 }).toBe(true);
       await connection.client.set(connection.key('k'), 'v');
       proxy.blackhole();
       const silentAt = performance.now();
@@ -38,11 +44,8 @@ describeWithRedis('connections to Redis gone silent', () => {
   });
 
   it('an idle connection gone silent is found by its pings and opened again before a command needs it', async () => {
-    const proxy = await proxyTo(redis.port);
-    const { logger, lines } = loggedLines('info');
-    const connection = new RedisConnection({ url: proxy.url, keyPrefix: keyPrefix() }, logger);
+    const { proxy, lines, connection } = await connectedThroughProxy();
     try {
-      await expect.poll(() => connection.available, { timeout: 3000 }).toBe(true);
       proxy.blackhole();
       // Nothing is sent: a ping within SILENT_CONNECTION_MS, unanswered for as long again, ends it.
       await expect.poll(() => lines.some((l) => l.msg.startsWith('Redis is back')), { timeout: 2 * SILENT_CONNECTION_MS + 4000, interval: 250 }).toBe(true);

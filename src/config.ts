@@ -13,6 +13,7 @@ import {
   type SourceTuning,
   type WritesConfig,
 } from './config-types.js';
+import { withoutPasswords } from './without-passwords.js';
 
 export type { ChangeFeedSettings, LogLevel, OpsConfig, SourceTuning, WritesConfig } from './config-types.js';
 export type { UpstreamEndpoints } from './sources/registry.js';
@@ -619,11 +620,6 @@ function redisSeeds(value: string, what = ''): RedisSeeds | string {
 /** Redis behind Sentinel: the seeds read as a cluster's are, `url` carrying the Redis servers' scheme and credentials. */
 function sentinelSettings(seeds: RedisSeeds, master: string, password: string | undefined, keyPrefix: string): RedisSettings {
   return { url: seeds.url, keyPrefix, sentinels: { nodes: seeds.clusterNodes, master, ...(password ? { password } : {}) } };
-}
-
-/** A value as written, the passwords of any URLs in it hidden: a config error is printed. */
-function withoutPasswords(value: string): string {
-  return value.replace(/(^|\/\/|,)([^:@/\s,]*):[^@/\s,]*@/g, '$1$2:***@');
 }
 
 /** The proxy settings, each also read under its lower-case name (which wins). */

@@ -2,6 +2,7 @@ import { circuitBreaker, ConsecutiveBreaker, handleAll, type CircuitBreakerPolic
 import { Cluster, Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { SentinelSettings } from './config-types.js';
 import type { Logger } from './logger.js';
+import { withoutPasswords } from './without-passwords.js';
 
 /**
  * The one Redis connection of a process. Redis is an accelerator, never a
@@ -313,7 +314,7 @@ export class RedisConnection {
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,
     });
-    const where = options.sentinels ? `master ${options.sentinels.master} of the sentinels at ${redactedUrl(options.url)}` : redactedUrl(options.url);
+    const where = options.sentinels ? `master ${options.sentinels.master} of the sentinels at ${withoutPasswords(options.url)}` : withoutPasswords(options.url);
     this.client.on('ready', () => {
       this.lastError = undefined;
       this.credentialsRefused = false;
@@ -471,17 +472,6 @@ export class RedisConnection {
 function remoteAddress(client: RedisClient): string | undefined {
   const socket = client instanceof Redis ? (client.stream as { remoteAddress?: string; remotePort?: number } | undefined) : undefined;
   return socket?.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`;
-}
-
-/** The URL without its password, for logs. */
-function redactedUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'redis';
-  }
 }
 
 /** How a Redis call with a local fallback is made (see optionalRedisPolicy). */

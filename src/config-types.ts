@@ -65,6 +65,8 @@ export interface OpsConfig {
    * balancer in front keeps its own, or it sends requests on connections being closed.
    */
   httpKeepAliveMs: number;
+  /** MAX_CLIENT_CONNECTIONS; null: derived from the open-file limit (src/http/client-connections.ts). */
+  maxClientConnections: number | null;
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxTokens: number; maxDirectives: number; maxBodyBytes: number; requestTimeoutMs: number; batching: boolean };
   graphiql: boolean;
   introspection: boolean;

@@ -337,6 +337,11 @@ export const envSchema = z.object({
     .describe(
       "how long an idle client connection is kept for its next request. Keep it longer than the idle timeout of a load balancer in front (AWS ALB 60 s, nginx's upstream keepalive 60 s; Google Cloud's needs over 600 s): a balancer ignores our `Keep-Alive: timeout` and now and then sends a request on a connection we are closing, which its client gets as a 502. Node's own default is 5 s",
     ),
+  MAX_CLIENT_CONNECTIONS: int(1, 1_000_000)
+    .optional()
+    .describe(
+      "client connections one process keeps open at most (requests, event streams and WebSockets together); a connection past it closes the ones idle the longest, or is refused when none is. By default what the open-file limit (`ulimit -n`) leaves once the vendors' connection pools and 128 descriptors of our own are counted, at most 10000 (about 44 MB of idle connections)",
+    ),
   GRAPHIQL_ENABLED: bool.optional().describe('GraphiQL at /graphql in a browser; by default on, except in production'),
   INTROSPECTION_ENABLED: bool.optional().describe('by default on, except in production; field suggestions ("Did you mean …") follow it'),
   PERSISTED_OPERATIONS_REQUIRED: bool.default(false).describe('only the allow-list made from `examples/operations/` runs'),
@@ -517,6 +522,7 @@ export function loadConfig(env: Env = process.env): Config {
       corsOrigins,
       compression: e.COMPRESSION_ENABLED ? { thresholdBytes: e.COMPRESSION_THRESHOLD_BYTES } : null,
       httpKeepAliveMs: e.HTTP_KEEP_ALIVE_MS,
+      maxClientConnections: e.MAX_CLIENT_CONNECTIONS ?? null,
       limits: {
         maxDepth: e.GRAPHQL_MAX_DEPTH,
         maxCost: e.GRAPHQL_MAX_COST,

@@ -27,6 +27,7 @@ import { useResponseCompression } from './plugins/use-response-compression.js';
 import { createHttpServer } from './http/node-server.js';
 import { createCachedResponses } from './http/cached-responses.js';
 import { AdmissionQueue } from './http/admission-queue.js';
+import { capClientConnections } from './http/client-connections.js';
 import { LoadShedder } from './http/load-shedding.js';
 import { corsHeaders } from './http/cors-headers.js';
 import { serveGraphQLOverWebSocket } from './http/graphql-websocket.js';
@@ -339,7 +340,11 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
   readsInFlight.onFinish = (reads) => admission.learn(reads);
   metrics.watchAdmission(admission);
   metrics.watchEntityReads(() => readsInFlight.count);
+  const vendorConnections = Object.values(config.tuning).reduce((sum, t) => sum + t.connections, 0);
+  const connections = capClientConnections(ops.maxClientConnections, vendorConnections, logger);
+  metrics.watchClientConnections(connections);
   const server = createHttpServer(yoga, {
+    connections,
     shedder,
     admission,
     cors,

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { WebhookReceiver } from '../webhooks/receiver.js';
 import type { AdmissionQueue } from './admission-queue.js';
+import type { ClientConnections } from './client-connections.js';
 import { StalledStreams } from './stalled-streams.js';
 import { refuseOverloaded, type LoadShedder, type ShedReason } from './load-shedding.js';
 import {
@@ -39,6 +40,8 @@ export interface HttpLayerOptions extends RequestBodyLimits {
   headersTimeoutMs?: number;
   /** `server.keepAliveTimeout`: an idle connection is kept this long for its next request. @default Node's (5 s) */
   keepAliveMs?: number;
+  /** Keeps the client connections under their cap, closing the idle ones first (client-connections.ts). */
+  connections?: ClientConnections;
 }
 
 /** After the hit path: the request goes on to `next` unless it was answered from the response cache. */
@@ -62,7 +65,7 @@ function goOnAfterFailure(onError: ((error: unknown) => void) | undefined, next:
  */
 export function createHttpServer(handler: RequestHandler, options: HttpLayerOptions): Server {
   const limits: RequestBodyLimits = { maxBodyBytes: options.maxBodyBytes, requestTimeoutMs: options.requestTimeoutMs };
-  const { shedder, admission } = options;
+  const { shedder, admission, connections } = options;
   const stalled = options.stalledStreamCutMs ? new StalledStreams(options.stalledStreamCutMs, options.onStalledStreamCut ?? (() => undefined)) : null;
   const refuse = (req: IncomingMessage, res: ServerResponse, reason: ShedReason) => {
     options.onShed?.(reason);
@@ -77,6 +80,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     admission.admit(res, handler.bind(null, req, res), refuse.bind(null, req, res, 'queue_wait'));
   };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    connections?.requestStarted(req, res);
     const operation = req.url?.startsWith('/graphql') === true;
     // An event stream (an SSE subscription) lasts as long as its client stays: it is not a request in progress
     // (subscriptions have their own bound, SUBSCRIPTIONS_PER_CALLER), and it does not wait in line.
@@ -105,6 +109,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     options.cachedResponses(req, res, json).then(goOnUnlessAnswered.bind(null, next, req, res), goOnAfterFailure.bind(null, options.onError, next, req, res));
   };
   const server = createServer(handle);
+  connections?.watch(server);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     if (refuseBeforeContinue(req, res, limits.maxBodyBytes)) return;
     res.writeContinue();

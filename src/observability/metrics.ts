@@ -195,6 +195,35 @@ export class Metrics {
     });
   }
 
+  /** Open client connections against MAX_CLIENT_CONNECTIONS, and what was done at the cap; read when /metrics is collected. */
+  watchClientConnections(connections: { readonly count: number; readonly max: number; readonly closedIdle: number; readonly refused: number }): void {
+    new Gauge({
+      name: 'gateway_client_connections',
+      help: 'Client connections open (requests, event streams, WebSockets, idle keep-alive); MAX_CLIENT_CONNECTIONS bounds them.',
+      registers: [this.registry],
+      collect() {
+        this.set(connections.count);
+      },
+    });
+    new Gauge({ name: 'gateway_client_connections_max', help: 'MAX_CLIENT_CONNECTIONS as in effect (set, or derived from the open-file limit).', registers: [this.registry] }).set(
+      connections.max,
+    );
+    const counted = { idle_closed: 0, refused: 0 };
+    new Counter({
+      name: 'gateway_client_connections_at_cap_total',
+      help: 'At MAX_CLIENT_CONNECTIONS: idle connections closed to take new ones (idle_closed), and new ones refused because none was idle (refused).',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        const now = { idle_closed: connections.closedIdle, refused: connections.refused };
+        for (const outcome of ['idle_closed', 'refused'] as const) {
+          this.labels(outcome).inc(now[outcome] - counted[outcome]);
+          counted[outcome] = now[outcome];
+        }
+      },
+    });
+  }
+
   /** The entity reads LOAD_SHED_MAX_ENTITY_READS bounds, read when /metrics is collected. */
   watchEntityReads(count: () => number): void {
     new Gauge({

@@ -115,6 +115,13 @@ export async function exchange(call: UpstreamCall): Promise<UpstreamExchange> {
       const detail = `the host name ${String(hostname)} does not resolve (ENOTFOUND): is ${call.source.toUpperCase()}_URL right, or the proxy's where one is set?`;
       throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: call.source, retryable: false, detail, cause: error });
     }
+    if (code === 'EMFILE' || code === 'ENFILE') {
+      // Ours, not the vendor's: no descriptor was left to open a connection with. Not counted against the vendor's
+      // health (opening its breaker would fail every caller for a minute), nor retried at once into the same wall.
+      const whose = code === 'EMFILE' ? "this process's open-file limit" : "the machine's open-file table";
+      const detail = `no file descriptor left to connect (${code}: ${whose} is full): see MAX_CLIENT_CONNECTIONS and ulimit -n in docs/operations.md`;
+      throw new SourceError({ code: 'SOURCE_UNAVAILABLE', source: call.source, retryable: true, local: true, detail, cause: error });
+    }
     throw new SourceError({
       code: 'SOURCE_UNAVAILABLE',
       source: call.source,

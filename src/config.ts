@@ -76,6 +76,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Server processes on one port (node:cluster); 1: this process serves. */
   workers: number;
+  /** WORKER_STALL_TIMEOUT_MS: a worker silent this long is killed and replaced by the primary; 0: never. */
+  workerStallTimeoutMs: number;
   /** The proxy vendors are called through (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); null: straight to them. */
   proxy: ProxySettings | null;
   /** OpenTelemetry export, when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
@@ -263,6 +265,11 @@ export const envSchema = z.object({
     .describe('OpenTelemetry collector (OTLP/HTTP) base URL; set, spans go to `<it>/v1/traces`: one per operation, one per vendor call; off when unset'),
   OTEL_SERVICE_NAME: z.string().min(1).default('rest-graphql-gateway').describe("the traces' `service.name`"),
   WORKERS: int(1, 256).optional().describe('server processes on one port (node:cluster); by default the number of cores in production, else 1; the embedded demo always runs one'),
+  WORKER_STALL_TIMEOUT_MS: int(0, 600_000)
+    .default(15_000)
+    .describe(
+      "under WORKERS > 1, a worker that has not said it is alive (every second) for this long has its event loop stuck: the primary kills it and starts another (`0`: never). One process alone is the orchestrator's to restart: /healthz stops answering",
+    ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('JSON lines, pretty on a terminal'),
   AUTH_JWT_SECRET: z
     .string()
@@ -491,6 +498,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     workers: e.WORKERS ?? (production ? availableParallelism() : 1),
+    workerStallTimeoutMs: e.WORKER_STALL_TIMEOUT_MS,
     proxy: e.HTTPS_PROXY || e.HTTP_PROXY ? { http: e.HTTP_PROXY, https: e.HTTPS_PROXY, noProxy: e.NO_PROXY ?? '' } : null,
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : null,
     jwtSecret: e.AUTH_JWT_SECRET,

@@ -22,7 +22,7 @@ try {
 
 const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true && !config.production });
 if (cluster.isPrimary && config.workers > 1 && config.upstreams !== null) {
-  runPrimary({ workers: config.workers, logger, shutdownGraceMs: config.ops.shutdownGraceMs });
+  runPrimary({ workers: config.workers, logger, shutdownGraceMs: config.ops.shutdownGraceMs, workerStallTimeoutMs: config.workerStallTimeoutMs });
 } else {
   if (cluster.isPrimary && config.workers > 1) {
     logger.warn(

@@ -19,6 +19,9 @@ export interface Siblings {
 export const BROADCAST = 'gateway:broadcast';
 export const ASK = 'gateway:ask';
 export const ANSWER = 'gateway:answer';
+/** A worker's word, every ALIVE_EVERY_MS, that its event loop turns (the primary kills one silent too long). */
+export const ALIVE = 'gateway:alive';
+export const ALIVE_EVERY_MS = 1000;
 
 /** What workers and the primary say to each other over IPC. */
 export interface SiblingMessage {
@@ -49,6 +52,7 @@ export function clusterSiblings(): Siblings | null {
     // A worker whose primary is gone is about to go too: nothing to tell.
     if (process.connected) process.send!(m);
   };
+  setInterval(() => send({ type: ALIVE }), ALIVE_EVERY_MS).unref();
   return (current = {
     index: Number(process.env.WORKER_INDEX ?? 0),
     count: Number(process.env.WORKERS ?? 1),

@@ -2,8 +2,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { lruOfEntries } from '../cache/lru-of-entries.js';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../logger.js';
-import { ANSWER, ASK, BROADCAST, type SiblingMessage } from '../siblings.js';
+import { ALIVE, ALIVE_EVERY_MS, ANSWER, ASK, BROADCAST, type SiblingMessage } from '../siblings.js';
 import { RestartGuard } from './restart-guard.js';
+import { StalledWorkers } from './stalled-workers.js';
 
 /** Webhook ids are remembered longer than a vendor retries (24 h). */
 const REMEMBER_WEBHOOK_IDS_MS = 25 * 3_600_000;
@@ -16,12 +17,13 @@ const REMEMBER_WEBHOOK_IDS_MS = 25 * 3_600_000;
  * without Redis (webhook ids seen), aggregates `/metrics`, replaces a worker
  * that dies (and stops after a crash loop), and on SIGTERM drains them all.
  */
-export function runPrimary(options: { workers: number; logger: Logger; shutdownGraceMs: number }): void {
+export function runPrimary(options: { workers: number; logger: Logger; shutdownGraceMs: number; workerStallTimeoutMs: number }): void {
   const { workers, logger } = options;
   const aggregator = new AggregatorRegistry();
   const seenWebhooks = lruOfEntries<string, true>(500_000, { ttl: REMEMBER_WEBHOOK_IDS_MS });
   const guard = new RestartGuard();
   const indexOf = new Map<Worker, number>();
+  const silent = new StalledWorkers<Worker>(options.workerStallTimeoutMs);
   let stopping = false;
 
   const answer = async (question: string | undefined, payload: unknown): Promise<unknown> => {
@@ -42,8 +44,11 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
   const fork = (index: number) => {
     const worker = cluster.fork({ WORKER_INDEX: String(index), WORKERS: String(workers) });
     indexOf.set(worker, index);
+    if (options.workerStallTimeoutMs > 0) silent.heard(worker);
     worker.on('message', (m: SiblingMessage) => {
-      if (m?.type === BROADCAST) {
+      if (m?.type === ALIVE) {
+        if (options.workerStallTimeoutMs > 0) silent.heard(worker);
+      } else if (m?.type === BROADCAST) {
         for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send(m);
       } else if (m?.type === ASK) {
         answer(m.question, m.payload).then(
@@ -57,6 +62,7 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
   cluster.on('exit', (worker, code, signal) => {
     const index = indexOf.get(worker) ?? 0;
     indexOf.delete(worker);
+    silent.forget(worker);
     const alive = Object.keys(cluster.workers ?? {}).length;
     if (stopping) {
       if (alive === 0) {
@@ -93,6 +99,18 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
     });
   }
 
+  if (options.workerStallTimeoutMs > 0) {
+    setInterval(() => {
+      if (stopping) return;
+      for (const { worker, silentMs } of silent.stalled()) {
+        logger.error(
+          { worker: indexOf.get(worker), pid: worker.process.pid, silentMs, timeoutMs: options.workerStallTimeoutMs },
+          `Worker ${indexOf.get(worker)} has not said it is alive for ${Math.round(silentMs / 1000)} s (WORKER_STALL_TIMEOUT_MS): its event loop is stuck, and what it holds hangs. Killing it (SIGKILL) to replace it`,
+        );
+        worker.process.kill('SIGKILL');
+      }
+    }, ALIVE_EVERY_MS).unref();
+  }
   logger.info({ workers, pid: process.pid }, `Primary: starting ${workers} workers on one port`);
   for (let i = 0; i < workers; i++) fork(i);
 }

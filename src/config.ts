@@ -76,6 +76,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Server processes on one port (node:cluster); 1: this process serves. */
   workers: number;
+  /** LOG_BUFFER_MAX_BYTES: what the log holds for a stdout not read, at most. */
+  logBufferMaxBytes: number;
   /** WORKER_STALL_TIMEOUT_MS: a worker silent this long is killed and replaced by the primary; 0: never. */
   workerStallTimeoutMs: number;
   /** The proxy vendors are called through (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); null: straight to them. */
@@ -269,6 +271,11 @@ export const envSchema = z.object({
     .default(15_000)
     .describe(
       "under WORKERS > 1, a worker that has not said it is alive (every second) for this long has its event loop stuck: the primary kills it and starts another (`0`: never). One process alone is the orchestrator's to restart: /healthz stops answering",
+    ),
+  LOG_BUFFER_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024)
+    .default(8 * 1024 * 1024)
+    .describe(
+      'log lines held for stdout at most while it is not read (a stalled log collector); past it, lines are dropped and counted (`gateway_log_lines_dropped_total`) instead of filling the heap',
     ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('JSON lines, pretty on a terminal'),
   AUTH_JWT_SECRET: z
@@ -497,6 +504,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: e.HOST ?? (upstreams === null ? '127.0.0.1' : '0.0.0.0'),
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    logBufferMaxBytes: e.LOG_BUFFER_MAX_BYTES,
     workers: e.WORKERS ?? (production ? availableParallelism() : 1),
     workerStallTimeoutMs: e.WORKER_STALL_TIMEOUT_MS,
     proxy: e.HTTPS_PROXY || e.HTTP_PROXY ? { http: e.HTTP_PROXY, https: e.HTTPS_PROXY, noProxy: e.NO_PROXY ?? '' } : null,

@@ -20,7 +20,7 @@ try {
   throw error;
 }
 
-const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true && !config.production });
+const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true && !config.production, bufferMaxBytes: config.logBufferMaxBytes });
 if (cluster.isPrimary && config.workers > 1 && config.upstreams !== null) {
   runPrimary({ workers: config.workers, logger, shutdownGraceMs: config.ops.shutdownGraceMs, workerStallTimeoutMs: config.workerStallTimeoutMs });
 } else {

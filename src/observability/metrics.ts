@@ -3,6 +3,7 @@ import type { SourceName } from '../errors.js';
 import type { BreakerState } from '../resilience/source-policy.js';
 import type { HttpSource } from '../sources/http-source.js';
 import { TalliedHistogram } from './tallied-histogram.js';
+import { droppedLogLines } from '../logger.js';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
 /** Operation names are the client's choice: past this many distinct ones, the rest count as "other". */
@@ -129,6 +130,17 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    let counted = 0;
+    new Counter({
+      name: 'gateway_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was not read while LOG_BUFFER_MAX_BYTES waited for it (a stalled log collector).',
+      registers: [this.registry],
+      collect() {
+        const now = droppedLogLines();
+        this.inc(now - counted);
+        counted = now;
+      },
+    });
   }
 
   /** Cache lookups, several per query: tallied, and added to the counter when /metrics is collected. */

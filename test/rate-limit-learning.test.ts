@@ -1,6 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { AdaptiveRate, adaptiveRateTuning } from '../src/resilience/adaptive-rate.js';
 import { remainingWindow, retryAfterMs, vendorNow } from '../src/sources/rate-limit-headers.js';
+import { SourceRateLimiter } from '../src/resilience/rate-limiter.js';
+import { Deadline } from '../src/resilience/deadline.js';
 import { calls, sharedStack, stackPool } from './helpers/stack.js';
 
 /** How a source learns its vendor's real limit: the arithmetic, the headers, and a vendor that says when it is about to refuse. */
@@ -43,6 +45,42 @@ describe('AdaptiveRate', () => {
     rate.exhausted(700);
     expect(rate.pauseLeftMs()).toBe(700);
     expect(rate.ratePerSec()).toBe(40);
+  });
+});
+
+describe('a wall clock stepped back (NTP correcting a clock that ran ahead, a VM restored)', () => {
+  it("neither empties a vendor's token bucket nor makes its pause last as long as the step", async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.UTC(2026, 11, 8, 12));
+      const limiter = new SourceRateLimiter('analytics', 10, 2, null);
+      const acquired = async () => {
+        const deadline = Deadline.after(2000);
+        const at = performance.now();
+        try {
+          await limiter.acquire(deadline);
+          return performance.now() - at;
+        } finally {
+          deadline.dispose();
+        }
+      };
+      expect(await acquired()).toBeLessThan(50);
+      expect(await acquired()).toBeLessThan(50);
+      // An hour back: on the wall clock the bucket owed 36,000 tokens and every call was refused SOURCE_RATE_LIMITED.
+      vi.setSystemTime(Date.UTC(2026, 11, 8, 11));
+      const next = await acquired();
+      expect(next).toBeGreaterThan(50);
+      expect(next).toBeLessThan(300);
+      // The vendor asks for half a second; the clock goes back another hour while the call waits.
+      limiter.throttled(500);
+      const waiting = acquired();
+      vi.setSystemTime(Date.UTC(2026, 11, 8, 10));
+      const waited = await waiting;
+      expect(waited).toBeGreaterThan(450);
+      expect(waited).toBeLessThan(1500);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -141,14 +141,14 @@ export function capClientConnections(configured: number | null, vendorConnection
     );
   }
   // One line at most every 10 s for each: idle ones closed (the cap doing its job), new ones refused (clients turned away).
-  const lastLine = { closedIdle: 0, refused: 0 };
+  const lastLine = { closedIdle: -Infinity, refused: -Infinity };
   const since = { closedIdle: 0, refused: 0 };
   const connections = new ClientConnections(max, (atCap) => {
     const kind = atCap.refused > 0 ? 'refused' : 'closedIdle';
     since.closedIdle += atCap.closedIdle;
     since.refused += atCap.refused;
-    if (Date.now() - lastLine[kind] < 10_000) return;
-    lastLine[kind] = Date.now();
+    if (performance.now() - lastLine[kind] < 10_000) return;
+    lastLine[kind] = performance.now();
     logger.warn(
       { maxClientConnections: max, open: atCap.open, ...since },
       kind === 'refused'

@@ -1,3 +1,5 @@
+import { monotonicNow } from './token-bucket.js';
+
 /**
  * What a source has learned of its vendor's real rate limit. The configured
  * rate is a ceiling, not a promise: a 429 pauses every call to the vendor
@@ -37,7 +39,8 @@ export class AdaptiveRate {
 
   constructor(
     readonly tuning: AdaptiveRateTuning,
-    private readonly now: () => number = Date.now,
+    // Monotonic, as the token bucket's: a pause must not last as long as the wall clock is stepped back.
+    private readonly now: () => number = monotonicNow,
   ) {
     this.base = tuning.ceilingPerSec;
   }

@@ -3,7 +3,9 @@
  * `burst` saved up. The rate is given on each call, since a source's rate is
  * learned as it goes (AdaptiveRate). `reserve` takes a token now or books the
  * next free one and says how long to wait for it; it books nothing when that
- * wait exceeds `maxWaitMs`.
+ * wait exceeds `maxWaitMs`. Timed on the monotonic clock: on the wall clock, a
+ * clock stepped back an hour (NTP correcting a clock that ran ahead, a VM
+ * restored) left the bucket an hour's tokens in debt, and the vendor unused.
  */
 export class TokenBucket {
   private tokens: number;
@@ -11,7 +13,7 @@ export class TokenBucket {
 
   constructor(
     burst: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicNow,
   ) {
     this.tokens = burst;
     this.updatedAt = now();
@@ -27,4 +29,9 @@ export class TokenBucket {
     this.tokens -= 1;
     return waitMs;
   }
+}
+
+/** Milliseconds on a clock that only goes forward (not the wall clock), for durations inside this process. */
+export function monotonicNow(): number {
+  return performance.now();
 }

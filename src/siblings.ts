@@ -52,6 +52,7 @@ export function clusterSiblings(): Siblings | null {
     // A worker whose primary is gone is about to go too: nothing to tell.
     if (process.connected) process.send!(m);
   };
+  send({ type: ALIVE });
   setInterval(() => send({ type: ALIVE }), ALIVE_EVERY_MS).unref();
   return (current = {
     index: Number(process.env.WORKER_INDEX ?? 0),

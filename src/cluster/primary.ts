@@ -44,9 +44,10 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
   const fork = (index: number) => {
     const worker = cluster.fork({ WORKER_INDEX: String(index), WORKERS: String(workers) });
     indexOf.set(worker, index);
-    if (options.workerStallTimeoutMs > 0) silent.heard(worker);
     worker.on('message', (m: SiblingMessage) => {
       if (m?.type === ALIVE) {
+        // Watched from its first word on: starting (loading modules, building the schema) may take longer on a busy
+        // machine, and a worker that never starts says so by never listening.
         if (options.workerStallTimeoutMs > 0) silent.heard(worker);
       } else if (m?.type === BROADCAST) {
         for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send(m);
@@ -104,7 +105,7 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
       if (stopping) return;
       for (const { worker, silentMs } of silent.stalled()) {
         logger.error(
-          { worker: indexOf.get(worker), pid: worker.process.pid, silentMs, timeoutMs: options.workerStallTimeoutMs },
+          { worker: indexOf.get(worker), pid: worker.process.pid, silentMs: Math.round(silentMs), timeoutMs: options.workerStallTimeoutMs },
           `Worker ${indexOf.get(worker)} has not said it is alive for ${Math.round(silentMs / 1000)} s (WORKER_STALL_TIMEOUT_MS): its event loop is stuck, and what it holds hangs. Killing it (SIGKILL) to replace it`,
         );
         worker.process.kill('SIGKILL');

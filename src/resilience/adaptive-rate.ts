@@ -1,5 +1,3 @@
-import { monotonicNow } from './token-bucket.js';
-
 /**
  * What a source has learned of its vendor's real rate limit. The configured
  * rate is a ceiling, not a promise: a 429 pauses every call to the vendor
@@ -40,7 +38,7 @@ export class AdaptiveRate {
   constructor(
     readonly tuning: AdaptiveRateTuning,
     // Monotonic, as the token bucket's: a pause must not last as long as the wall clock is stepped back.
-    private readonly now: () => number = monotonicNow,
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.base = tuning.ceilingPerSec;
   }

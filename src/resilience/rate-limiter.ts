@@ -6,7 +6,7 @@ import { optionalRedisPolicy, type RedisCallPolicy, type RedisConnection } from 
 import { AdaptiveRate, adaptiveRateTuning, MIN_ROUND_MS } from './adaptive-rate.js';
 import type { Deadline } from './deadline.js';
 import { RedisRateState } from './redis-rate-state.js';
-import { monotonicNow, TokenBucket } from './token-bucket.js';
+import { TokenBucket } from './token-bucket.js';
 
 export type RateLimiterMode = 'SHARED' | 'LOCAL';
 
@@ -136,13 +136,13 @@ export class SourceRateLimiter {
       }
       if (waitMs === 0) return;
       this.waitEmitter.emit({ source: this.source, waitMs, mode });
-      const due = monotonicNow() + waitMs;
+      const due = performance.now() + waitMs;
       try {
         await sleep(waitMs, undefined, { signal: deadline.signal });
       } catch {
         throw new SourceError({ code: 'SOURCE_TIMEOUT', source: this.source, retryable: true, local: true, detail: 'deadline passed while waiting for the rate limit' });
       }
-      if (paused || monotonicNow() - due > LATE_MS) continue;
+      if (paused || performance.now() - due > LATE_MS) continue;
       // A 429 may have come while this call slept on its token (booked before it): then it waits for the pause too.
       if ((await this.pauseLeftMs()) === 0) return;
     }

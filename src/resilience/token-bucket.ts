@@ -13,7 +13,7 @@ export class TokenBucket {
 
   constructor(
     burst: number,
-    private readonly now: () => number = monotonicNow,
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.tokens = burst;
     this.updatedAt = now();
@@ -29,9 +29,4 @@ export class TokenBucket {
     this.tokens -= 1;
     return waitMs;
   }
-}
-
-/** Milliseconds on a clock that only goes forward (not the wall clock), for durations inside this process. */
-export function monotonicNow(): number {
-  return performance.now();
 }

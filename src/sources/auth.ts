@@ -99,6 +99,8 @@ const REFUSED_TOKEN_BACKOFF_MAX_MS = 5 * 60_000;
  * at the rate of calls would keep one that said 429 refusing.
  */
 export class OAuth2ClientCredentials implements UpstreamAuth {
+  // Its times (a token's expiry, the backoffs) are on the monotonic clock: a wall clock stepped back must not keep a
+  // failed token fetch from being tried again for as long as the step.
   private token: Token | undefined;
   private fetching: Promise<Token> | undefined;
   private failure: { error: unknown; until: number; count: number } | undefined;
@@ -108,7 +110,7 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
   constructor(private readonly options: OAuth2Options) {}
 
   headers(): MaybePromise<Record<string, string>> {
-    const now = Date.now();
+    const now = performance.now();
     const token = this.token;
     if (token && now < token.expiresAt) {
       if (now >= token.refreshAt) this.refresh().catch(() => undefined);
@@ -117,7 +119,7 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
     return this.refresh().then((t) => t.header);
   }
 
-  rejected(sent: Record<string, string>, now = Date.now()): boolean {
+  rejected(sent: Record<string, string>, now = performance.now()): boolean {
     const { count, at, header } = this.replaced;
     // A call made with a token already replaced: its retry takes the new one, and it is no new evidence.
     if (sent.authorization === header) return true;
@@ -135,7 +137,7 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
   private refresh(): Promise<Token> {
     if (this.fetching) return this.fetching;
     const failure = this.failure;
-    if (failure && Date.now() < failure.until) return Promise.reject(failure.error);
+    if (failure && performance.now() < failure.until) return Promise.reject(failure.error);
     this.fetching = this.fetchToken()
       .then(
         (token) => {
@@ -145,7 +147,7 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
         (error: unknown) => {
           const count = (failure?.count ?? 0) + 1;
           const named = error instanceof SourceError ? error.retryAfterMs : undefined;
-          this.failure = { error, until: Date.now() + (named ?? Math.min(TOKEN_BACKOFF_MAX_MS, TOKEN_BACKOFF_MS * 2 ** (count - 1))), count };
+          this.failure = { error, until: performance.now() + (named ?? Math.min(TOKEN_BACKOFF_MAX_MS, TOKEN_BACKOFF_MS * 2 ** (count - 1))), count };
           throw error;
         },
       )
@@ -157,7 +159,7 @@ export class OAuth2ClientCredentials implements UpstreamAuth {
 
   private async fetchToken(): Promise<Token> {
     const o = this.options;
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     const res = await exchange({
       dispatcher: o.dispatcher,
       source: o.source,

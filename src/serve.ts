@@ -96,27 +96,44 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   if (siblings) logger.info({ worker: siblings.index, pid: process.pid }, `Worker ${siblings.index} listening`);
 
   let stopping = false;
+  let failed = false;
+  /** Drains and stops: the server first (its in-flight requests still need the upstreams), then the embedded upstreams. */
+  const stop = (exitCode: number) => {
+    stopping = true;
+    void (async () => {
+      await gateway.close();
+      await simulated?.close();
+      await tracing?.shutdown();
+    })().then(
+      () => process.exit(failed ? 1 : exitCode),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
   // A worker whose primary is gone (killed, crashed) must not serve on as an orphan.
   const signals = siblings ? (['SIGINT', 'SIGTERM', 'disconnect'] as const) : (['SIGINT', 'SIGTERM'] as const);
   for (const signal of signals) {
     process.once(signal, () => {
       if (stopping) return;
-      stopping = true;
       logger.info({ signal }, 'shutting down');
-      // The server first (its in-flight requests still need the upstreams), then the embedded upstreams.
-      void (async () => {
-        await gateway.close();
-        await simulated?.close();
-        await tracing?.shutdown();
-      })().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error({ err: error }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
+      stop(0);
     });
   }
+  // What nothing caught (a throw in a callback, a promise rejected with no handler) may have left state half changed:
+  // the process stops, as Node's default would, but as on SIGTERM (the requests in flight are answered) and with one
+  // fatal JSON line carrying the stack, not a bare stack on stderr and every connection cut.
+  process.on('uncaughtException', (error, origin) => {
+    // One line is enough: what a broken callback throws again while the process stops says nothing new.
+    if (failed) return;
+    failed = true;
+    const what = origin === 'unhandledRejection' ? 'A promise was rejected with nothing to handle it' : 'An exception was thrown with nothing to catch it';
+    logger.fatal({ err: error, origin }, `${what}: this process stops, after the requests in flight (SHUTDOWN_GRACE_MS), with exit code 1`);
+    // However the shutdown goes: a process in an unknown state does not linger.
+    setTimeout(() => process.exit(1), config.ops.shutdownGraceMs + 5_000).unref();
+    if (!stopping) stop(1);
+  });
 }
 
 /**

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { defaultCacheConfig, type CacheConfig, type EntityPolicy } from './cache/policy.js';
 import { defaultEntityPolicies, ENTITY_SETTINGS, SOURCE_NAMES, SOURCES, type UpstreamEndpoints } from './sources/registry.js';
@@ -13,6 +12,7 @@ import {
   type SourceTuning,
   type WritesConfig,
 } from './config-types.js';
+import { defaultWorkers } from './container-limits.js';
 import { withoutPasswords } from './without-passwords.js';
 
 export type { ChangeFeedSettings, LogLevel, OpsConfig, SourceTuning, WritesConfig } from './config-types.js';
@@ -76,6 +76,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Server processes on one port (node:cluster); 1: this process serves. */
   workers: number;
+  /** Why production's default WORKERS is under the core count (the container's CPU quota or memory limit); null otherwise. */
+  workersLimitedBy: string | null;
   /** LOG_BUFFER_MAX_BYTES: what the log holds for a stdout not read, at most. */
   logBufferMaxBytes: number;
   /** WORKER_STALL_TIMEOUT_MS: a worker silent this long is killed and replaced by the primary; 0: never. */
@@ -266,7 +268,11 @@ export const envSchema = z.object({
     .optional()
     .describe('OpenTelemetry collector (OTLP/HTTP) base URL; set, spans go to `<it>/v1/traces`: one per operation, one per vendor call; off when unset'),
   OTEL_SERVICE_NAME: z.string().min(1).default('rest-graphql-gateway').describe("the traces' `service.name`"),
-  WORKERS: int(1, 256).optional().describe('server processes on one port (node:cluster); by default the number of cores in production, else 1; the embedded demo always runs one'),
+  WORKERS: int(1, 256)
+    .optional()
+    .describe(
+      "server processes on one port (node:cluster); by default in production a worker per core, but no more than the container's CPU quota (rounded down) nor its memory limit at 256 MiB a worker allow; else 1; the embedded demo always runs one",
+    ),
   WORKER_STALL_TIMEOUT_MS: int(0, 600_000)
     .default(15_000)
     .describe(
@@ -505,7 +511,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     logBufferMaxBytes: e.LOG_BUFFER_MAX_BYTES,
-    workers: e.WORKERS ?? (production ? availableParallelism() : 1),
+    ...workersOf(e.WORKERS, production),
     workerStallTimeoutMs: e.WORKER_STALL_TIMEOUT_MS,
     proxy: e.HTTPS_PROXY || e.HTTP_PROXY ? { http: e.HTTP_PROXY, https: e.HTTPS_PROXY, noProxy: e.NO_PROXY ?? '' } : null,
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : null,
@@ -646,3 +652,10 @@ function sentinelSettings(seeds: RedisSeeds, master: string, password: string | 
 
 /** The proxy settings, each also read under its lower-case name (which wins). */
 const PROXY_VARIABLES = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'] as const;
+
+/** WORKERS as set; else, in production, a worker per core the container allows (src/container-limits.ts); else one. */
+function workersOf(set: number | undefined, production: boolean): { workers: number; workersLimitedBy: string | null } {
+  if (set !== undefined || !production) return { workers: set ?? 1, workersLimitedBy: null };
+  const { workers, limitedBy } = defaultWorkers();
+  return { workers, workersLimitedBy: limitedBy };
+}

@@ -252,7 +252,13 @@ const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false
  */
 export const envSchema = z.object({
   NODE_ENV: z.string().optional().describe('`production`: GraphiQL, introspection and field suggestions off; real upstreams and `AUTH_JWT_SECRET` or `AUTH_JWKS_URL` required'),
-  HOST: z.string().min(1).optional().describe('listen address; by default `127.0.0.1` in the demo (simulated upstreams), else `0.0.0.0`'),
+  HOST: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'listen address; by default `127.0.0.1` in the demo (simulated upstreams), else `::`: every interface, IPv6 and IPv4 (IPv4 alone where the machine has no IPv6); `0.0.0.0` for IPv4 only',
+    ),
   PORT: int(0, 65_535).default(4000).describe('HTTP port (`0`: any free port)'),
   HTTPS_PROXY: proxyUrl
     .optional()
@@ -507,7 +513,8 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     production,
     // The demo (simulated upstreams, a printed admin token) listens on loopback only.
-    host: e.HOST ?? (upstreams === null ? '127.0.0.1' : '0.0.0.0'),
+    // Every interface, IPv6 too: an IPv6-only cluster's probes and clients were refused on 0.0.0.0.
+    host: e.HOST ?? (upstreams === null ? '127.0.0.1' : '::'),
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     logBufferMaxBytes: e.LOG_BUFFER_MAX_BYTES,

@@ -386,11 +386,13 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.port, config.host, () => {
+        // `::` is left to Node: IPv6 and IPv4 on one socket, or IPv4 alone where the machine has no IPv6.
+        server.listen({ port: config.port, ...(config.host === '::' ? {} : { host: config.host }) }, () => {
           server.off('error', reject);
           const { port } = server.address() as AddressInfo;
-          const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-          resolve(`http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/graphql`);
+          const everywhere = config.host === '0.0.0.0' || config.host === '::';
+          const host = everywhere ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+          resolve(`http://${host}:${port}/graphql`);
         });
       }),
     // Once, however often it is asked (a second SIGTERM, a test's cleanup after its own close).

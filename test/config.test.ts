@@ -64,7 +64,8 @@ describe('configuration', () => {
     const config = loadConfig(ALL);
     expect(config.upstreams?.analytics.url).toBe('https://analytics.example.com');
     expect(config.upstreams?.identity).toEqual({ url: ALL.IDENTITY_URL, clientId: 'id', clientSecret: 'secret', audience: ALL.IDENTITY_AUDIENCE });
-    expect(config.host).toBe('0.0.0.0');
+    // IPv6 and IPv4: an IPv6-only cluster's probes were refused on 0.0.0.0.
+    expect(config.host).toBe('::');
   });
 
   it('some upstreams configured and some not: refuses, naming every missing variable', () => {

@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanEnv, runCommand, runScript, startUpstreamsProcess, stopAll } from './helpers/processes.js';
@@ -116,7 +117,7 @@ describe('deployed against upstreams in another process (npm run upstreams)', ()
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/[\d.]+:\d+\/graphql)/, 60_000);
     // GraphiQL is off in production: the banner does not invite anyone to it, and says how to get a token for the status page.
     expect(app.output()).not.toMatch(/GraphiQL/);
-    expect(app.output()).toMatch(/listening on every interface \(HOST=0\.0\.0\.0, port \d+\)/);
+    expect(app.output()).toMatch(/listening on every interface \(HOST=::: IPv6 and IPv4, port \d+\)/);
     expect(app.output()).toMatch(/Status page: \S+\/status {2}\(an admin token: npm run token -- --sub <id> --admin\)/);
     expect(app.output()).not.toMatch(/SIMULATED/);
     expect(app.output()).not.toMatch(/eyJ/); // no demo token when the secret is configured
@@ -130,5 +131,10 @@ describe('deployed against upstreams in another process (npm run upstreams)', ()
     expect(res.body.data!.viewer.id).toBe(userId);
     const stats = (await (await fetch(`${exports.IDENTITY_URL}/__admin/stats`)).json()) as { routes: Record<string, { calls: number }> };
     expect(stats.routes['POST /oauth/token']!.calls).toBe(1);
+    // Every interface means IPv6 too (this machine has it): before, 0.0.0.0 refused [::1].
+    const port = new URL(url!).port;
+    const hasIpv6Loopback = Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === '::1'));
+    if (hasIpv6Loopback) expect((await fetch(`http://[::1]:${port}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
   });
 });

@@ -153,6 +153,9 @@ function behindSentinels(url: string, sentinels: SentinelSettings): IoRedisOptio
  */
 const keepHostName = (address: string, callback: (error: null, address: string) => void) => callback(null, address);
 
+/** How long after the main connection opens Redis is asked whether it took this process's other connections. */
+const FULL_HOUSE_CHECK_MS = 2000;
+
 /** How long behind sentinels a closed connection has to reach a master again before it is said to be unreachable. */
 const SENTINEL_FAILOVER_GRACE_MS = 2000;
 
@@ -292,6 +295,7 @@ export class RedisConnection {
   private lastError: string | undefined;
   /** Redis refused our credentials since the connection was last ready (said once). */
   private credentialsRefused = false;
+  private readonly fullHouseLines = new LineEvery(60_000);
   /** When Redis last refused a write (WRITES_REFUSED_EVENT). */
   private writesRefusedAt = -Infinity;
   /** The address the connection last reached (behind sentinels: the master they named). */
@@ -306,6 +310,7 @@ export class RedisConnection {
     this.keyPrefix = options.keyPrefix;
     this.cluster = options.clusterNodes !== undefined;
     this.client = newRedisClient(options, {
+      connectionName: 'gateway:main',
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? 1000,
@@ -327,6 +332,8 @@ export class RedisConnection {
         logger.warn({ redis: where, master: at, was: this.masterAt }, 'Redis failed over: the sentinels name another master, in use now');
       else if (!held && !this.up && !this.replicaReconnect) logger.info({ redis: where }, this.everUp ? 'Redis is back: shared state in use again' : 'Redis connected');
       if (!this.everUp) void this.warnOfWhatRedisMayLose(where);
+      // Once this process's other connections have had their turn to open.
+      setTimeout(() => void this.warnIfFullHouse(where), FULL_HOUSE_CHECK_MS).unref();
       this.masterAt = at;
       this.up = true;
       this.everUp = true;
@@ -424,6 +431,22 @@ export class RedisConnection {
         'Redis keeps nothing on disk (no RDB snapshots, AOF off): queued deliveries, webhook events and idempotency records kept there are lost when it restarts; turn on appendonly (appendfsync everysec) or an RDB save schedule',
       );
     }
+  }
+
+  /**
+   * One warn line (a minute at most) when Redis has as many clients as its maxclients allows: it takes no new
+   * connection, and this process's others (the delivery queue's, the live events', the invalidations') stay shut
+   * while this one is open. Managed Redis tiers allow as few as 30; each process opens about 7.
+   */
+  private async warnIfFullHouse(where: string): Promise<void> {
+    const clients = await this.client.info('clients').catch(() => '');
+    const connected = Number(/^connected_clients:(\d+)/m.exec(clients)?.[1]);
+    const max = Number(/^maxclients:(\d+)/m.exec(clients)?.[1]);
+    if (!(max > 0 && connected >= max) || this.fullHouseLines.due() === null) return;
+    this.logger.warn(
+      { redis: where, connectedClients: connected, maxclients: max },
+      "Redis takes no more connections (connected_clients is its maxclients): this process's other connections to it stay shut, so deliveries stay in memory and live events and invalidations do not cross instances; raise maxclients, or lower WORKERS or instances (each process opens about 7)",
+    );
   }
 
   /** Whether Redis says it saves no snapshots and keeps no AOF; false where it will not say (CONFIG refused). */

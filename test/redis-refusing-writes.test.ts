@@ -144,3 +144,42 @@ describeWithRedis('a Redis that refuses writes', () => {
     }
   });
 });
+
+describeWithRedis('a Redis that takes no more connections (its maxclients reached)', () => {
+  const redis = new TestRedis();
+  let admin: Redis;
+  beforeAll(async () => {
+    await redis.start();
+    admin = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    await admin.config('SET', 'maxclients', '10000');
+    admin.disconnect();
+    await redis.stop();
+  });
+
+  it("a write whose delivery queue's connection Redis never took answers at once, its delivery kept in memory; the full house is named", async () => {
+    // Full from the start but for one: the server's first connection (its main one) gets in, the rest never do.
+    await admin.config('SET', 'maxclients', '2');
+    const stack = await stackPool()({ redis: { url: redis.url, keyPrefix: 'gwfullhouse:' } });
+    const clients = (await admin.client('LIST')) as string;
+    expect(clients).toMatch(/ name=gateway:main /);
+    expect(clients).not.toMatch(/ name=gateway:deliveries /);
+
+    const started = performance.now();
+    const res = await stack.gql<AnyData>(`mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { status deliveries { target state } } }`, {
+      input: { userId: stack.userId(540), nickname: 'full house' },
+    });
+    // Before: bullmq waited for the connection to open, without end, and so did the write.
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.updateProfile).toEqual({ status: 'COMPLETE', deliveries: [expect.objectContaining({ state: 'DELIVERED' }), { target: 'AUDIT', state: 'DELIVERED' }] });
+    const kept = stack.logs.filter((l) => l.includes("the delivery queue's connection to Redis is not open"));
+    expect(kept.length).toBeGreaterThan(0);
+    // And why, once: Redis has as many clients as it allows.
+    const fullHouse = () => stack.logs.map((l) => JSON.parse(l) as AnyData).filter((l) => String(l.msg).startsWith('Redis takes no more connections'));
+    await expect.poll(() => fullHouse().length, { timeout: 4000 }).toBe(1);
+    expect(fullHouse()[0]).toMatchObject({ level: 40, connectedClients: 2, maxclients: 2 });
+    await admin.config('SET', 'maxclients', '10000');
+  });
+});

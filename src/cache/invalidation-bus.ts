@@ -39,7 +39,7 @@ export class InvalidationBus {
   ) {
     this.channel = redis.key('cache', 'invalidate');
     // A subscribed connection sends nothing of its own: the client's pings (newRedisClient) find one gone silent.
-    this.subscriber = redis.newClient({ autoResubscribe: false, socketTimeout: SILENT_CONNECTION_MS });
+    this.subscriber = redis.newClient({ connectionName: 'gateway:invalidations', autoResubscribe: false, socketTimeout: SILENT_CONNECTION_MS });
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('ready', () => {
       this.subscriber.subscribe(this.channel).then(

@@ -72,9 +72,12 @@ export class RedisLiveLog implements LiveLog {
     // Waits for a connection being made (a process just started), not for an outage: past one reconnection or 2 s,
     // the caller (a webhook job, a change feed pass) fails and tries again later. A script that ran after its
     // timeout did announce its event, and the retry's once key says so.
-    this.writer = withLuaCommand<WithAppend>(newRedisClient(redis, { maxRetriesPerRequest: 1, commandTimeout: 2000, socketTimeout: SILENT_CONNECTION_MS }), 'appendLiveEvent');
+    this.writer = withLuaCommand<WithAppend>(
+      newRedisClient(redis, { connectionName: 'gateway:live-writer', maxRetriesPerRequest: 1, commandTimeout: 2000, socketTimeout: SILENT_CONNECTION_MS }),
+      'appendLiveEvent',
+    );
     // Its XREAD waits for Redis however long it is away (ioredis sends it again on reconnecting, from the same id).
-    this.reader = newRedisClient(redis, { maxRetriesPerRequest: null, socketTimeout: silentAfterBlocking(BLOCK_MS) });
+    this.reader = newRedisClient(redis, { connectionName: 'gateway:live-reader', maxRetriesPerRequest: null, socketTimeout: silentAfterBlocking(BLOCK_MS) });
     for (const c of [this.writer, this.reader]) c.on('error', () => undefined);
   }
 

@@ -72,8 +72,8 @@ class RedisWebhookInbox implements WebhookInbox {
   ) {
     // Commands wait for the connection (it may still be opening); accept() bounds the wait, answering 503 past it.
     // The queue's connection never blocks, so a silent one is ended sooner than the worker's (which bullmq blocks on).
-    const queueConnection = newRedisClient(redis, { maxRetriesPerRequest: null, socketTimeout: SILENT_CONNECTION_MS });
-    const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
+    const queueConnection = newRedisClient(redis, { connectionName: 'gateway:webhooks', maxRetriesPerRequest: null, socketTimeout: SILENT_CONNECTION_MS });
+    const workerConnection = newRedisClient(redis, { connectionName: 'gateway:webhooks-worker', maxRetriesPerRequest: null });
     for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
     this.connections = [queueConnection, workerConnection];
     // A hash tag keeps every key of the queue in one slot (Redis Cluster).

@@ -79,6 +79,8 @@ export class BullDeliveryQueue implements DeliveryQueue {
   private replicaAnsweredAt = -Infinity;
   /** When the queue's connection was last ready. */
   private queueReadyAt = -Infinity;
+  /** What the queue's connection last failed with, for the line that says it is not open. */
+  private lastQueueError: string | undefined;
 
   constructor(
     redis: RedisLocation,
@@ -92,15 +94,17 @@ export class BullDeliveryQueue implements DeliveryQueue {
     // a command that went through after all leaves a second copy, which the target's key keeps single);
     // the worker's blocks and waits for Redis, as bullmq requires.
     const queueConnection = newRedisClient(redis, {
+      connectionName: 'gateway:deliveries',
       maxRetriesPerRequest: null,
       enableOfflineQueue: false,
       commandTimeout: QUEUE_COMMAND_TIMEOUT_MS,
       socketTimeout: SILENT_CONNECTION_MS,
     });
-    const workerConnection = newRedisClient(redis, { maxRetriesPerRequest: null });
+    const workerConnection = newRedisClient(redis, { connectionName: 'gateway:deliveries-worker', maxRetriesPerRequest: null });
     // On a cluster one hash tag, so the queue's keys and scripts share a slot; unchanged on one Redis (its queued jobs stay found).
     const queueKeys = queuePrefix(redis, `${prefix}bull`);
-    for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
+    workerConnection.on('error', () => undefined);
+    queueConnection.on('error', (error: Error) => (this.lastQueueError = error.message));
     queueConnection.on(REPLICA_ANSWER_EVENT, () => (this.replicaAnsweredAt = performance.now()));
     queueConnection.on('ready', () => (this.queueReadyAt = performance.now()));
     this.connections.push(queueConnection, workerConnection);
@@ -142,7 +146,24 @@ export class BullDeliveryQueue implements DeliveryQueue {
     });
   }
 
+  /**
+   * The queue's connection open, waited for at most QUEUE_COMMAND_TIMEOUT_MS. bullmq waits for it without end: a
+   * connection Redis would not take (its maxclients reached, while the others were open) held every write forever.
+   */
+  private async opened(): Promise<void> {
+    const connection = this.connections[0]!;
+    if (connection.status === 'ready') return;
+    await nextReady(connection, QUEUE_COMMAND_TIMEOUT_MS);
+    // Read again after the wait (TypeScript holds on to the narrowing above).
+    if ((connection.status as string) !== 'ready') {
+      throw new DeliveryLogUnavailableError(
+        `the delivery queue's connection to Redis is not open (${connection.status}${this.lastQueueError ? `, last: ${this.lastQueueError}` : ''})`,
+      );
+    }
+  }
+
   async submit(secondary: SecondaryJob): Promise<DeliveryRecord> {
+    await this.opened();
     // The job id is the delivery's idempotency key: the same delivery submitted again (a retried
     // mutation) is the job already there, whatever became of it.
     const existing = (await Job.fromId(this.queue, secondary.idempotencyKey)) as Job<JobData> | undefined;
@@ -184,6 +205,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
 
   list(state: DeliveryState | null, offset: number, first: number) {
     return this.fromDeliveryLog(async () => {
+      await this.opened();
       const types = state ? STATES[state] : [...STATES.QUEUED, ...STATES.DELIVERED, ...STATES.FAILED];
       const jobs = (await this.queue.getJobs(types, offset, offset + first, false)) as Job<JobData>[];
       const items = await Promise.all(jobs.slice(0, first).map(async (j) => toRecord(j.id!, j.data, await j.getState())));
@@ -192,6 +214,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
   }
 
   async counts(): Promise<Record<DeliveryState, number>> {
+    await this.opened();
     const n = await this.queue.getJobCounts(...STATES.QUEUED, ...STATES.DELIVERED, ...STATES.FAILED);
     const sum = (types: JobType[]) => types.reduce((total, t) => total + (n[t] ?? 0), 0);
     return { QUEUED: sum(STATES.QUEUED), DELIVERED: sum(STATES.DELIVERED), FAILED: sum(STATES.FAILED) };
@@ -214,6 +237,7 @@ export class BullDeliveryQueue implements DeliveryQueue {
 
   retry(id: string): Promise<DeliveryRecord | null> {
     return this.fromDeliveryLog(async () => {
+      await this.opened();
       const job = (await Job.fromId(this.queue, id)) as Job<JobData> | undefined;
       if (!job) return null;
       const state = await job.getState();

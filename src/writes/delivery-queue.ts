@@ -153,7 +153,8 @@ export class BullDeliveryQueue implements DeliveryQueue {
   private async opened(): Promise<void> {
     const connection = this.connections[0]!;
     if (connection.status === 'ready') return;
-    await nextReady(connection, QUEUE_COMMAND_TIMEOUT_MS);
+    // Opening (at start): worth a moment. Between attempts after one failed: what it refused, it will refuse again.
+    if (connection.status !== 'reconnecting') await nextReady(connection, QUEUE_COMMAND_TIMEOUT_MS);
     // Read again after the wait (TypeScript holds on to the narrowing above).
     if ((connection.status as string) !== 'ready') {
       throw new DeliveryLogUnavailableError(

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanEnv, runCommand, stopAll, type Child } from './helpers/processes.js';
+import { cleanEnv, runCommand, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 
 /**
  * What nothing caught: a throw in a callback, a promise rejected with no handler (a bug, ours or a library's). Before,
@@ -62,4 +62,41 @@ describe('an uncaught failure', () => {
       );
     }, 60_000);
   }
+});
+
+describe("an uncaught failure in the cluster's primary (WORKERS=2)", () => {
+  it('one fatal line; every worker drains, the request in flight answered; exit code 1', async () => {
+    const { child: vendorsProcess, env: vendors } = await startUpstreamsProcess();
+    const userId = /A user id to try: (\S+)/.exec(vendorsProcess.output())![1]!;
+    const server = runCommand(
+      process.execPath,
+      ['--import', 'tsx', '--import', './test/fixtures/planted-failure.ts', 'src/main.ts'],
+      cleanEnv({ ...vendors, PORT: '0', WORKERS: '2', LOG_LEVEL: 'info', AUTH_JWT_SECRET: SECRET }),
+    );
+    const [, url] = (await server.waitFor(/GraphQL endpoint: (\S+)/, 60_000)) as [string, string];
+    await server.waitFor(/Worker 0 listening[\s\S]*Worker 1 listening|Worker 1 listening[\s\S]*Worker 0 listening/, 60_000);
+    await fetch(`${vendors.ANALYTICS_URL}/__admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latencyMs: 800 }) });
+    const token = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+    const inFlight = fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: '{ viewer { name metrics { pageViews } } }' }),
+    }).then(async (res) => ({ status: res.status, body: (await res.json()) as { data?: { viewer?: { metrics?: { pageViews?: number } } }; errors?: unknown[] } }));
+    await new Promise((r) => setTimeout(r, 200));
+    const exited = once(server.child, 'exit');
+    server.child.kill('SIGUSR2');
+
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    expect(answer.body.data?.viewer?.metrics?.pageViews).toEqual(expect.any(Number));
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(1);
+    const fatal = server
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"level":60'));
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toMatch(/An exception was thrown with nothing to catch it in the primary: every worker drains/);
+    expect(server.output()).toMatch(/All workers stopped/);
+  }, 60_000);
 });

@@ -25,6 +25,8 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
   const indexOf = new Map<Worker, number>();
   const silent = new StalledWorkers<Worker>(options.workerStallTimeoutMs);
   let stopping = false;
+  /** Something nothing caught happened here: the set stops, and says so with its exit code. */
+  let failed = false;
 
   const answer = async (question: string | undefined, payload: unknown): Promise<unknown> => {
     switch (question) {
@@ -68,7 +70,7 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
     if (stopping) {
       if (alive === 0) {
         logger.info('All workers stopped');
-        process.exit(0);
+        process.exit(failed ? 1 : 0);
       }
       return;
     }
@@ -85,20 +87,33 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
     setTimeout(() => fork(index), pause);
   });
 
+  /** Every worker drains within its grace period; past that and a margin, whatever is left is killed. */
+  const drainAll = () => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    setTimeout(() => {
+      logger.warn('Workers still running after the shutdown grace period: killing them');
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+      process.exit(1);
+    }, options.shutdownGraceMs + 5_000).unref();
+  };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       if (stopping) return;
-      stopping = true;
       logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: draining every worker');
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-      // Each worker drains within its grace period; past that and a margin, whatever is left is killed.
-      setTimeout(() => {
-        logger.warn('Workers still running after the shutdown grace period: killing them');
-        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
-        process.exit(1);
-      }, options.shutdownGraceMs + 5_000).unref();
+      drainAll();
     });
   }
+  // As in a worker (serve.ts): what nothing caught is one fatal line with its stack, and the set stops as on SIGTERM,
+  // its workers answering what they hold, with exit code 1; before, the primary died with a bare stack and its
+  // workers, disconnected, stopped without a word of why.
+  process.on('uncaughtException', (error, origin) => {
+    if (failed) return;
+    failed = true;
+    const what = origin === 'unhandledRejection' ? 'A promise was rejected with nothing to handle it' : 'An exception was thrown with nothing to catch it';
+    logger.fatal({ err: error, origin }, `${what} in the primary: every worker drains (SHUTDOWN_GRACE_MS), then it exits with code 1`);
+    if (!stopping) drainAll();
+  });
 
   if (options.workerStallTimeoutMs > 0) {
     setInterval(() => {

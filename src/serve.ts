@@ -117,7 +117,8 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     );
   };
   // A worker whose primary is gone (killed, crashed) must not serve on as an orphan.
-  const signals = siblings ? (['SIGINT', 'SIGTERM', 'disconnect'] as const) : (['SIGINT', 'SIGTERM'] as const);
+  // SIGHUP as SIGTERM: a closed terminal or a supervisor's hang-up drains too, rather than Node's instant exit.
+  const signals = siblings ? (['SIGINT', 'SIGTERM', 'SIGHUP', 'disconnect'] as const) : (['SIGINT', 'SIGTERM', 'SIGHUP'] as const);
   for (const signal of signals) {
     process.once(signal, () => {
       if (stopping) return;

@@ -70,7 +70,8 @@ describe('npm start as typed', () => {
 });
 
 describe('graceful shutdown', () => {
-  it('on SIGTERM: stops accepting, finishes the request in flight, closes everything, exits 0', async () => {
+  // SIGHUP too: the terminal that ran `npm start` closing, or a supervisor's hang-up, killed it at once before.
+  it.each(['SIGTERM', 'SIGHUP'] as const)('on %s: stops accepting, finishes the request in flight, closes everything, exits 0', async (signal) => {
     const app = run('src/main.ts', { PORT: '0', SHUTDOWN_GRACE_MS: '8000' });
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/127\.0\.0\.1:\d+\/graphql)/, 60_000);
     const [token] = await app.waitFor(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
@@ -79,8 +80,8 @@ describe('graceful shutdown', () => {
     await fetch(`${identityUrl}/__admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latencyMs: 700 }) });
     const inFlight = query(url!, token!, '{ viewer { id name } }');
     await new Promise((r) => setTimeout(r, 300));
-    app.child.kill('SIGTERM');
-    await app.waitFor(/shutting down/);
+    app.child.kill(signal);
+    await app.waitFor(new RegExp(`"signal":"${signal}"[^\\n]*shutting down`));
     // No new connections once shutdown has begun.
     await expect(fetch(url!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })).rejects.toThrow();
     const res = await inFlight;

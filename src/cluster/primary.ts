@@ -97,7 +97,7 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
       process.exit(1);
     }, options.shutdownGraceMs + 5_000).unref();
   };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       if (stopping) return;
       logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: draining every worker');

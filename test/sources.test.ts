@@ -385,6 +385,15 @@ describe('notifications source', () => {
     expect(query(vendor.seen[0]!).get('unread')).toBe('true');
   });
 
+  it('X-Total-Count sent twice (a proxy adding its copy): the same value is read; two values are unreadable drift', async () => {
+    vendor.script = () => ({ headers: { link: '<https://v/x?page=1>; rel="first"', 'x-total-count': ['7', '7'] }, body: [] });
+    expect(await sources.notifications.list('u1', 0, 5, true)).toMatchObject({ totalCount: 7, vendorTotal: 7 });
+    expect(sources.notifications.drift.list().filter((d) => d.path === 'header X-Total-Count')).toEqual([]);
+    vendor.script = () => ({ headers: { link: '<https://v/x?page=1>; rel="first"', 'x-total-count': ['7', '8'] }, body: [] });
+    expect((await sources.notifications.list('u1', 0, 5, true)).vendorTotal).toBeUndefined();
+    expect(sources.notifications.drift.list().filter((d) => d.path === 'header X-Total-Count')).toEqual([expect.objectContaining({ kind: 'type_changed' })]);
+  });
+
   it('unread counts: ids URL-encoded one by one and comma-joined; an id left out counts as absent', async () => {
     vendor.script = () => ({ body: { counts: { 'a,b': 2, 'c|d': 0 } } });
     const counts = await sources.notifications.unreadCounts(['a,b', 'c|d', 'e']);

@@ -12,3 +12,14 @@ export function headerValue(headers: HeaderMap, name: string): string | undefine
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
+
+/**
+ * A header that holds one value (a count): sent more than once with the same value (a proxy or a framework adding its
+ * own copy), that value; with different values, all of them joined, which no reader takes for one.
+ */
+export function headerSingle(headers: HeaderMap, name: string): string | undefined {
+  const value = headers[name];
+  if (!Array.isArray(value)) return value;
+  const distinct = new Set(value.map((v) => v.trim()));
+  return distinct.size === 1 ? value[0] : value.join(', ');
+}

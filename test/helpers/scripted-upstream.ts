@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
  */
 export interface ScriptedReply {
   status?: number;
-  headers?: Record<string, string>;
+  /** A header given as a list is sent as that many lines (a proxy that adds its own copy). */
+  headers?: Record<string, string | string[]>;
   body?: unknown;
   /** Sent as is instead of `body` (bytes: a compressed answer). */
   raw?: string | Buffer;

@@ -2,7 +2,7 @@ import LinkHeader from 'http-link-header';
 import { z } from 'zod';
 import type { Deadline } from '../../resilience/deadline.js';
 import { HttpSource, pathSegment } from '../http-source.js';
-import { headerList, type HeaderMap } from '../header-value.js';
+import { headerList, headerSingle, type HeaderMap } from '../header-value.js';
 import type { NotificationEntity, OffsetPage, SendableChannel } from '../models.js';
 import { readsAsOneOf } from '../drift.js';
 import { SourceError } from '../../errors.js';
@@ -199,7 +199,7 @@ export class NotificationsSource extends HttpSource {
 
   /** X-Total-Count, or undefined (noted as drift) when it is absent or not a count. */
   private totalCount(headers: HeaderMap): number | undefined {
-    const text = headerList(headers, 'x-total-count');
+    const text = headerSingle(headers, 'x-total-count');
     const total = text === undefined || !/^\s*\d+\s*$/.test(text) || Number(text) > MAX_GRAPHQL_INT ? undefined : Number(text);
     if (total === undefined) this.drift.header(LIST_ROUTE, 'X-Total-Count', text === undefined ? 'absent' : 'unreadable', 'a count');
     return total;

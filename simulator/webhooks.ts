@@ -24,8 +24,11 @@ export const webhookTargetSchema = z
     resignRate: z.number().min(0).max(1).default(0),
     /** Each attempt waits a random 0..jitterMs before it is sent, so events arrive out of order. */
     jitterMs: z.number().int().min(0).max(60_000).default(0),
-    /** `milliseconds`: webhook-timestamp as Unix milliseconds (Date.now()), not the spec's seconds, as some vendors send it. */
-    timestampUnit: z.enum(['seconds', 'milliseconds']).default('seconds'),
+    /**
+     * `milliseconds`: webhook-timestamp as Unix milliseconds (Date.now()); `fractional-seconds`: seconds with a fraction
+     * (Python's time.time()); not the spec's whole seconds, as some vendors send it.
+     */
+    timestampUnit: z.enum(['seconds', 'milliseconds', 'fractional-seconds']).default('seconds'),
   })
   .strict();
 export type WebhookTarget = z.infer<typeof webhookTargetSchema>;
@@ -94,7 +97,8 @@ export class WebhookSender {
 
   private async deliver(target: WebhookTarget, id: string, body: string, retry: number): Promise<void> {
     // A retry is signed anew, with its own timestamp, as the spec has it.
-    const timestamp = target.timestampUnit === 'milliseconds' ? Date.now() : Math.floor(Date.now() / 1000);
+    const timestamp =
+      target.timestampUnit === 'milliseconds' ? Date.now() : target.timestampUnit === 'fractional-seconds' ? (Date.now() / 1000).toFixed(3) : Math.floor(Date.now() / 1000);
     const key = Buffer.from(target.secret.slice('whsec_'.length), 'base64');
     const signature = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
     let ok = false;

@@ -322,12 +322,12 @@ describe('POST /webhooks/<source>', () => {
     }
   });
 
-  it('webhook-timestamp in Unix milliseconds (13 digits) is read as such: delivered, still held to the tolerance, and counted as drift', async () => {
+  it.each(['milliseconds', 'fractional-seconds'])('webhook-timestamp in %s is read as such: delivered, still held to the tolerance, and counted as drift', async (unit) => {
     const stack = await stackWith();
-    const user = stack.userId(49);
+    const user = stack.userId(unit === 'milliseconds' ? 49 : 48);
     const before = (await stack.gql<AnyData>(UNREAD, { id: user })).body.data!.user.unreadNotificationCount as number;
     const admin = `${stack.upstreams.notifications.url}/__admin/webhook`;
-    const target = { url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, timestampUnit: 'milliseconds', retryDelaysMs: [] };
+    const target = { url: stack.url.replace('/graphql', '/webhooks/notifications'), secret: SECRET, timestampUnit: unit, retryDelaysMs: [] };
     await fetch(admin, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(target) });
     try {
       expect((await makeAtVendor(stack, user, { title: 'in ms', body: 'b', channel: 'push' })).status).toBe(201);
@@ -356,6 +356,10 @@ describe('POST /webhooks/<source>', () => {
     expect((await signedAt(String(Date.now()))).status).toBe(202);
     expect((await signedAt(String(Date.now() - 10 * 60_000))).status).toBe(400);
     expect((await signedAt(String(Date.now() * 10))).status).toBe(400);
+    // Seconds with a fraction: now, ten minutes old; a fraction on milliseconds is neither.
+    expect((await signedAt((Date.now() / 1000).toFixed(3))).status).toBe(202);
+    expect((await signedAt(((Date.now() - 10 * 60_000) / 1000).toFixed(3))).status).toBe(400);
+    expect((await signedAt(`${Date.now()}.5`)).status).toBe(400);
     expect(stack.logs.some((l) => /webhook-timestamp 60\d s behind our clock/.test(l))).toBe(true);
   });
 

@@ -116,7 +116,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         failures.refused(source, verdict.cause, verdict.reason);
         return answer(res, source, verdict.status === 401 ? 'bad_signature' : 'bad_request', verdict.status, { error: verdict.status === 401 ? 'unauthorized' : 'bad request' });
       }
-      if (verdict.timestampInMs) options.drift?.(source)?.header('webhook', 'webhook-timestamp', 'unreadable', 'Unix seconds (13 digits read as Unix milliseconds)');
+      if (verdict.timestampUnusual) {
+        options.drift?.(source)?.header('webhook', 'webhook-timestamp', 'unreadable', 'Unix seconds (13 digits read as Unix milliseconds, a fraction as seconds)');
+      }
       const text = vendorText(body);
       try {
         JSON.parse(text);

@@ -9,7 +9,9 @@ import { headerValue, type HeaderMap } from '../sources/header-value.js';
  * base64 after `whsec_`). Compared in constant time; a timestamp more than
  * `toleranceSec` away from now is refused (a replay).
  */
-export type Verdict = { ok: true; id: string; timestampInMs: boolean } | { ok: false; status: 400 | 401; cause: RefusalCause; reason: string };
+export type Verdict =
+  | { ok: true; id: string; /** In milliseconds or with a fraction: read, and drift. */ timestampUnusual: boolean }
+  | { ok: false; status: 400 | 401; cause: RefusalCause; reason: string };
 /** What a refusal is counted under when its lines are summed up (the reason may carry figures). */
 export type RefusalCause = 'headers missing' | 'timestamp not seconds' | 'timestamp out of tolerance' | 'no signature matches';
 
@@ -25,12 +27,14 @@ export function verifyWebhook(headers: HeaderMap, body: Buffer, key: Buffer, now
   const signatures = headerValue(headers, 'webhook-signature');
   if (!id || !timestamp || !signatures || id.length > 256)
     return { ok: false, status: 400, cause: 'headers missing', reason: 'missing webhook-id, webhook-timestamp or webhook-signature' };
-  if (!/^\d{1,13}$/.test(timestamp)) return { ok: false, status: 400, cause: 'timestamp not seconds', reason: 'webhook-timestamp is not Unix seconds' };
-  // Thirteen digits are Unix milliseconds (a vendor sending Date.now()): seconds have ten until 2286. Refused, every
-  // event of such a vendor was lost after its retries; read as what they are, the tolerance still holds, and the
-  // signature covers the digits as sent. The receiver counts it as drift.
+  if (!/^(\d{1,13}|\d{1,10}\.\d{1,9})$/.test(timestamp)) return { ok: false, status: 400, cause: 'timestamp not seconds', reason: 'webhook-timestamp is not Unix seconds' };
+  // Thirteen digits are Unix milliseconds (a vendor sending Date.now()): seconds have ten until 2286. Seconds with a
+  // fraction ("1796683633.517", a vendor sending time.time()) are seconds. Refused, every event of such a vendor was
+  // lost after its retries; read as what they are, the tolerance still holds, and the signature covers the digits as
+  // sent. The receiver counts either as drift.
   const timestampInMs = timestamp.length === 13;
   const offsetSec = Math.round((timestampInMs ? Number(timestamp) / 1000 : Number(timestamp)) - nowSec);
+  const timestampUnusual = timestampInMs || timestamp.includes('.');
   if (Math.abs(offsetSec) > TOLERANCE_SEC) {
     // Says whose clock to look at: a vendor retrying hours-old events, or a clock (theirs or ours) that is off.
     return {
@@ -45,7 +49,7 @@ export function verifyWebhook(headers: HeaderMap, body: Buffer, key: Buffer, now
     const [version, value] = candidate.split(',', 2);
     if (version !== 'v1' || !value) continue;
     const given = Buffer.from(value, 'base64');
-    if (given.length === expected.length && timingSafeEqual(given, expected)) return { ok: true, id, timestampInMs };
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return { ok: true, id, timestampUnusual };
   }
   return { ok: false, status: 401, cause: 'no signature matches', reason: 'no signature matches' };
 }

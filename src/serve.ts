@@ -75,7 +75,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     `GraphQL endpoint: ${url}${config.ops.graphiql ? '  (open it in a browser for GraphiQL)' : ''}`,
     ...(everywhere
       ? [
-          `  listening on every interface (HOST=${config.host}: ${config.host === '::' ? 'IPv6 and IPv4' : 'IPv4 only'}, port ${new URL(url).port}); ${base} is this machine's loopback`,
+          `  listening on every interface (HOST=${config.host}, ${config.host === '::' ? 'IPv6 and IPv4' : 'IPv4 only'}, port ${new URL(url).port}); ${base} is this machine's loopback`,
         ]
       : []),
     `Status page: ${base}/status${demoToken ? `#token=${demoToken}` : '  (an admin token: npm run token -- --sub <id> --admin)'}`,

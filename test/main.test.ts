@@ -118,7 +118,7 @@ describe('deployed against upstreams in another process (npm run upstreams)', ()
     const [, url] = await app.waitFor(/GraphQL endpoint: (http:\/\/[\d.]+:\d+\/graphql)/, 60_000);
     // GraphiQL is off in production: the banner does not invite anyone to it, and says how to get a token for the status page.
     expect(app.output()).not.toMatch(/GraphiQL/);
-    expect(app.output()).toMatch(/listening on every interface \(HOST=::: IPv6 and IPv4, port \d+\)/);
+    expect(app.output()).toMatch(/listening on every interface \(HOST=::, IPv6 and IPv4, port \d+\)/);
     expect(app.output()).toMatch(/Status page: \S+\/status {2}\(an admin token: npm run token -- --sub <id> --admin\)/);
     expect(app.output()).not.toMatch(/SIMULATED/);
     expect(app.output()).not.toMatch(/eyJ/); // no demo token when the secret is configured

@@ -43,14 +43,18 @@ export interface AtCap {
   open: number;
 }
 
-const LAST_RESPONSE = Symbol('lastResponse');
 const LAST_USE = Symbol('lastUse');
 const TAKEN = Symbol('taken');
 interface TrackedSocket extends Socket {
-  [LAST_RESPONSE]?: ServerResponse;
   [LAST_USE]?: number;
   /** Upgraded to a WebSocket: no longer HTTP's to close. */
   [TAKEN]?: true;
+  /**
+   * Node's own: the response in progress on this connection, null once it is sent (and undefined before the first).
+   * Read rather than a reference of ours, which would keep each idle connection's last request (its body among it)
+   * in memory until the next one.
+   */
+  _httpMessage?: ServerResponse | null;
 }
 
 /**
@@ -87,11 +91,9 @@ export class ClientConnections {
     });
   }
 
-  /** A request begins on its connection: busy until its response is sent. */
-  requestStarted(req: IncomingMessage, res: ServerResponse): void {
-    const socket = req.socket as TrackedSocket;
-    socket[LAST_RESPONSE] = res;
-    socket[LAST_USE] = ++this.uses;
+  /** A request begins on its connection: the connection's last use, for "idle the longest". */
+  requestStarted(req: IncomingMessage): void {
+    (req.socket as TrackedSocket)[LAST_USE] = ++this.uses;
   }
 
   private connected(socket: TrackedSocket): void {
@@ -124,8 +126,8 @@ export class ClientConnections {
 
 function isIdle(socket: TrackedSocket): boolean {
   if (socket[TAKEN]) return false;
-  const res = socket[LAST_RESPONSE];
-  return res === undefined || res.writableFinished;
+  const res = socket._httpMessage;
+  return res === undefined || res === null || res.writableFinished;
 }
 
 /**

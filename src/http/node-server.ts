@@ -80,7 +80,7 @@ export function createHttpServer(handler: RequestHandler, options: HttpLayerOpti
     admission.admit(res, handler.bind(null, req, res), refuse.bind(null, req, res, 'queue_wait'));
   };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    connections?.requestStarted(req, res);
+    connections?.requestStarted(req);
     const operation = req.url?.startsWith('/graphql') === true;
     // An event stream (an SSE subscription) lasts as long as its client stays: it is not a request in progress
     // (subscriptions have their own bound, SUBSCRIPTIONS_PER_CALLER), and it does not wait in line.

@@ -111,3 +111,8 @@ function stdoutDestination(maxBytes: number): ReturnType<typeof pino.destination
   };
   return stream;
 }
+
+/** What an `uncaughtException` handler was called for, as its fatal line opens. */
+export function uncaughtWhat(origin: NodeJS.UncaughtExceptionOrigin): string {
+  return origin === 'unhandledRejection' ? 'A promise was rejected with nothing to handle it' : 'An exception was thrown with nothing to catch it';
+}

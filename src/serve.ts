@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Config, GatewayConfig } from './config.js';
-import type { Logger } from './logger.js';
+import { uncaughtWhat, type Logger } from './logger.js';
 import { createGateway } from './server.js';
 import { startEmbeddedVendors, type EmbeddedVendors } from './embedded-vendors.js';
 import { clusterSiblings, type Siblings } from './siblings.js';
@@ -133,8 +133,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     // One line is enough: what a broken callback throws again while the process stops says nothing new.
     if (failed) return;
     failed = true;
-    const what = origin === 'unhandledRejection' ? 'A promise was rejected with nothing to handle it' : 'An exception was thrown with nothing to catch it';
-    logger.fatal({ err: error, origin }, `${what}: this process stops, after the requests in flight (SHUTDOWN_GRACE_MS), with exit code 1`);
+    logger.fatal({ err: error, origin }, `${uncaughtWhat(origin)}: this process stops, after the requests in flight (SHUTDOWN_GRACE_MS), with exit code 1`);
     // However the shutdown goes: a process in an unknown state does not linger.
     setTimeout(() => process.exit(1), config.ops.shutdownGraceMs + 5_000).unref();
     if (!stopping) stop(1);

@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { lruOfEntries } from '../cache/lru-of-entries.js';
 import { AggregatorRegistry } from 'prom-client';
-import type { Logger } from '../logger.js';
+import { uncaughtWhat, type Logger } from '../logger.js';
 import { ALIVE, ALIVE_EVERY_MS, ANSWER, ASK, BROADCAST, type SiblingMessage } from '../siblings.js';
 import { RestartGuard } from './restart-guard.js';
 import { StalledWorkers } from './stalled-workers.js';
@@ -110,8 +110,7 @@ export function runPrimary(options: { workers: number; logger: Logger; shutdownG
   process.on('uncaughtException', (error, origin) => {
     if (failed) return;
     failed = true;
-    const what = origin === 'unhandledRejection' ? 'A promise was rejected with nothing to handle it' : 'An exception was thrown with nothing to catch it';
-    logger.fatal({ err: error, origin }, `${what} in the primary: every worker drains (SHUTDOWN_GRACE_MS), then it exits with code 1`);
+    logger.fatal({ err: error, origin }, `${uncaughtWhat(origin)} in the primary: every worker drains (SHUTDOWN_GRACE_MS), then it exits with code 1`);
     if (!stopping) drainAll();
   });
 

@@ -153,8 +153,10 @@ export class BullDeliveryQueue implements DeliveryQueue {
   private async opened(): Promise<void> {
     const connection = this.connections[0]!;
     if (connection.status === 'ready') return;
-    // Opening (at start): worth a moment. Between attempts after one failed: what it refused, it will refuse again.
-    if (connection.status !== 'reconnecting') await nextReady(connection, QUEUE_COMMAND_TIMEOUT_MS);
+    // Opening (at start), or opened again to reach a new primary (a replica answered): worth a moment. Between attempts
+    // after one failed: what it refused, it will refuse again.
+    const failingOver = performance.now() - this.replicaAnsweredAt <= QUEUE_COMMAND_TIMEOUT_MS;
+    if (connection.status !== 'reconnecting' || failingOver) await nextReady(connection, QUEUE_COMMAND_TIMEOUT_MS);
     // Read again after the wait (TypeScript holds on to the narrowing above).
     if ((connection.status as string) !== 'ready') {
       throw new DeliveryLogUnavailableError(

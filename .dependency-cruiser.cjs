@@ -12,7 +12,10 @@ const LAYERS = [
   { name: 'request', path: '^src/((schema|context|use-input-error-codes)\\.ts$|(resolvers|ops|auth|writes|plugins|http|webhooks|realtime|generated)/|observability/)' },
   { name: 'sources', path: '^src/sources/' },
   { name: 'policies and tiers', path: '^src/(cache|resilience)/' },
-  { name: 'values and types', path: '^src/((errors|config-types|viewer|redis|egress-proxy|without-passwords|maybe-promise|json-depth|logger|siblings|container-limits)\\.ts$)' },
+  {
+    name: 'values and types',
+    path: '^src/((errors|config-types|viewer|redis|egress-proxy|without-passwords|maybe-promise|json-depth|logger|siblings|container-limits|line-every|monotonic-breaker)\\.ts$)',
+  },
 ];
 
 /** A vendor's contract tests live in its folder; they drive the simulator, and nothing imports them. */

@@ -2,6 +2,8 @@ import { circuitBreaker, ConsecutiveBreaker, handleAll, type CircuitBreakerPolic
 import { Cluster, Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { SentinelSettings } from './config-types.js';
 import type { Logger } from './logger.js';
+import { LineEvery } from './line-every.js';
+import { halfOpenAfter } from './monotonic-breaker.js';
 import { withoutPasswords } from './without-passwords.js';
 
 /**
@@ -222,24 +224,6 @@ function onErrorReply(this: { enableOfflineQueue?: boolean }, error: Error): boo
   if (client instanceof Redis) client.emit(REPLICA_ANSWER_EVENT, error);
   // 2: sent again once connected, so only where commands wait for that; elsewhere it would fail as "not writeable".
   return this.enableOfflineQueue === false ? true : 2;
-}
-
-/** A line at most once an interval, with how many times it was due since the last one. */
-class LineEvery {
-  private lastAt = -Infinity;
-  private since = 0;
-  constructor(private readonly intervalMs: number) {}
-
-  /** How many times it was due since the last line (this one included) when a line is due now; else null. */
-  due(): number | null {
-    this.since++;
-    const now = performance.now();
-    if (now - this.lastAt < this.intervalMs) return null;
-    const since = this.since;
-    this.lastAt = now;
-    this.since = 0;
-    return since;
-  }
 }
 
 /**
@@ -509,7 +493,7 @@ export interface RedisCallPolicy {
  * a few requests one timeout each, then nothing.
  */
 export function optionalRedisPolicy(timeoutMs: number): { policy: RedisCallPolicy; breaker: CircuitBreakerPolicy } {
-  const breaker = circuitBreaker(handleAll, { halfOpenAfter: 2000, breaker: new ConsecutiveBreaker(5) });
+  const breaker = circuitBreaker(handleAll, { halfOpenAfter: halfOpenAfter(2000), breaker: new ConsecutiveBreaker(5) });
   return { policy: { execute: (call) => breaker.execute(() => within(timeoutMs, call)) }, breaker };
 }
 

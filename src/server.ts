@@ -53,6 +53,7 @@ import { SourceFailureLog } from './observability/source-failure-log.js';
 import { useInputErrorCodes } from './plugins/use-input-error-codes.js';
 import { useOperationRules } from './plugins/use-operation-rules.js';
 import type { Logger } from './logger.js';
+import { LineEvery } from './line-every.js';
 import { buildSchema } from './schema.js';
 import { setHealth, SourceHealthMonitor } from './observability/source-health.js';
 import { RedisConnection } from './redis.js';
@@ -321,7 +322,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
         tracing: config.tracing !== null,
       })
     : undefined;
-  let lastQueueWarning = 0;
+  const overCapacityLines = new LineEvery(10_000);
   const shedder = new LoadShedder(ops.loadShedding, {
     onPressure: (reason, reading) => {
       if (reason)
@@ -351,11 +352,13 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions): G
     onShed: (reason) => {
       metrics.requestsShed.labels(reason).inc();
       // The loop and heap readings log their own transitions; a full house or a full queue says so at most every 10 s.
-      if ((reason === 'in_flight' || reason === 'entity_reads' || reason === 'queue_wait') && Date.now() - lastQueueWarning > 10_000) {
-        lastQueueWarning = Date.now();
+      if (reason !== 'in_flight' && reason !== 'entity_reads' && reason !== 'queue_wait') return;
+      const shedSinceLastLine = overCapacityLines.due();
+      if (shedSinceLastLine !== null) {
         logger.warn(
           {
             reason,
+            shedSinceLastLine,
             requestsInFlight: shedder.requestsInFlight,
             entityReads: readsInFlight.count,
             waitingInLine: admission.waiting,

@@ -1,6 +1,8 @@
+import { CircuitState } from 'cockatiel';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { SourceError } from '../src/errors.js';
+import { SamplingBreaker } from '../src/monotonic-breaker.js';
 import { Deadline } from '../src/resilience/deadline.js';
 import { SourceRateLimiter } from '../src/resilience/rate-limiter.js';
 import { countsAsFailure, MIN_ATTEMPT_MS, SourcePolicy } from '../src/resilience/source-policy.js';
@@ -94,6 +96,81 @@ describe('SourcePolicy', () => {
     await vi.advanceTimersByTimeAsync(5000);
     expect(await p.execute(Deadline.after(3000), true, async () => 'ok')).toBe('ok');
     expect(p.state).toBe('CLOSED');
+  });
+});
+
+describe("a source's breaker when the wall clock is stepped back (NTP correcting a clock that ran ahead, a VM restored)", () => {
+  // Only Date is faked: the breaker's time is the monotonic clock's, which a step does not move.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.UTC(2026, 11, 8, 12));
+  });
+  afterEach(() => vi.useRealTimers());
+  const failing = async () => {
+    throw unavailable();
+  };
+
+  it('an open breaker lets its probe through after its half-open time, not after the step, and says so in Retry-After', async () => {
+    const p = policy({ retryMaxAttempts: 1, breakerHalfOpenAfterMs: 300 });
+    for (let i = 0; i < 6; i++) await p.execute(Deadline.after(3000), true, failing).catch(() => undefined);
+    expect(p.state).toBe('OPEN');
+    vi.setSystemTime(Date.UTC(2026, 11, 8, 11));
+    // On the wall clock this breaker was open for another hour, and told callers to come back in 3,601 s.
+    await expect(p.execute(Deadline.after(3000), true, failing)).rejects.toMatchObject({ code: 'SOURCE_CIRCUIT_OPEN', retryAfterSeconds: 1 });
+    await new Promise((r) => setTimeout(r, 350));
+    expect(await p.execute(Deadline.after(3000), true, async () => 'ok')).toBe('ok');
+    expect(p.state).toBe('CLOSED');
+  });
+
+  it('a closed breaker still opens when the vendor goes down after the step: the calls before it leave the window', async () => {
+    const p = policy({ retryMaxAttempts: 1, breakerWindowMs: 500 });
+    for (let i = 0; i < 20; i++) await p.execute(Deadline.after(3000), true, async () => 'ok');
+    vi.setSystemTime(Date.UTC(2026, 11, 8, 11));
+    await new Promise((r) => setTimeout(r, 600));
+    // On the wall clock the window stopped rolling for the hour: 6 failures against the 20 successes kept it closed.
+    for (let i = 0; i < 6; i++) await p.execute(Deadline.after(3000), true, failing).catch(() => undefined);
+    expect(p.state).toBe('OPEN');
+  });
+});
+
+describe('SamplingBreaker', () => {
+  let now = 0;
+  const breaker = (failureRatio: number) => new SamplingBreaker({ failureRatio, windowMs: 10_000, minCalls: 4 }, () => now);
+  beforeEach(() => (now = 0));
+
+  it('opens past the ratio once the window holds enough calls; a ratio of 1 only when every call failed', () => {
+    const half = breaker(0.5);
+    half.success(CircuitState.Closed);
+    half.success(CircuitState.Closed);
+    expect(half.failure(CircuitState.Closed)).toBe(false); // 3 calls: fewer than minCalls
+    expect(half.failure(CircuitState.Closed)).toBe(false); // 2 of 4: not more than half
+    expect(half.failure(CircuitState.Closed)).toBe(true); // 3 of 5
+    const all = breaker(1);
+    for (let i = 0; i < 3; i++) expect(all.failure(CircuitState.Closed)).toBe(false);
+    expect(all.failure(CircuitState.Closed)).toBe(true);
+    const allButOne = breaker(1);
+    allButOne.success(CircuitState.Closed);
+    for (let i = 0; i < 10; i++) expect(allButOne.failure(CircuitState.Closed)).toBe(false);
+    // BREAKER_FAILURE_RATIO=1, which the config takes, stopped the server at start (cockatiel's RangeError).
+    expect(policy({ breakerFailureRatio: 1 }).state).toBe('CLOSED');
+  });
+
+  it('forgets the whole window after a silence as long as it (cockatiel rolled one slice a call)', () => {
+    const b = breaker(0.5);
+    for (let i = 0; i < 10; i++) b.success(CircuitState.Closed);
+    now = 9_000;
+    for (let i = 0; i < 3; i++) b.failure(CircuitState.Closed);
+    // 19 s later: the successes and these failures are both out of the window.
+    now = 19_500;
+    expect(b.failure(CircuitState.Closed)).toBe(false);
+    expect(b.failure(CircuitState.Closed)).toBe(false);
+    expect(b.failure(CircuitState.Closed)).toBe(false);
+    expect(b.failure(CircuitState.Closed)).toBe(true);
+  });
+
+  it('refuses a ratio outside (0, 1]', () => {
+    expect(() => breaker(0)).toThrow(RangeError);
+    expect(() => breaker(1.5)).toThrow(RangeError);
   });
 });
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../logger.js';
+import { LineEvery } from '../line-every.js';
 
 /** The default cap when the open-file limit is unknown or high: about 44 MB of idle connections (4.4 KB each, measured). */
 export const DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000;
@@ -143,14 +144,13 @@ export function capClientConnections(configured: number | null, vendorConnection
     );
   }
   // One line at most every 10 s for each: idle ones closed (the cap doing its job), new ones refused (clients turned away).
-  const lastLine = { closedIdle: -Infinity, refused: -Infinity };
+  const lines = { closedIdle: new LineEvery(10_000), refused: new LineEvery(10_000) };
   const since = { closedIdle: 0, refused: 0 };
   const connections = new ClientConnections(max, (atCap) => {
     const kind = atCap.refused > 0 ? 'refused' : 'closedIdle';
     since.closedIdle += atCap.closedIdle;
     since.refused += atCap.refused;
-    if (performance.now() - lastLine[kind] < 10_000) return;
-    lastLine[kind] = performance.now();
+    if (lines[kind].due() === null) return;
     logger.warn(
       { maxClientConnections: max, open: atCap.open, ...since },
       kind === 'refused'

@@ -5,7 +5,6 @@ import {
   circuitBreaker,
   handleWhen,
   retry,
-  SamplingBreaker,
   CircuitState,
   type BulkheadPolicy,
   type CircuitBreakerPolicy,
@@ -14,6 +13,7 @@ import {
 import type { SourceTuning } from '../config-types.js';
 import { acceptedButUnread, SourceError, type SourceName } from '../errors.js';
 import { RetryAfterBackoff } from './backoff.js';
+import { halfOpenAfter, SamplingBreaker } from '../monotonic-breaker.js';
 import type { Deadline } from './deadline.js';
 import type { SourceRateLimiter } from './rate-limiter.js';
 
@@ -63,15 +63,11 @@ export class SourcePolicy {
     readonly limiter: SourceRateLimiter,
   ) {
     this.breaker = circuitBreaker(handleWhen(countsAsFailure), {
-      halfOpenAfter: tuning.breakerHalfOpenAfterMs,
-      breaker: new SamplingBreaker({
-        threshold: tuning.breakerFailureRatio,
-        duration: tuning.breakerWindowMs,
-        minimumRps: tuning.breakerMinCalls / (tuning.breakerWindowMs / 1000),
-      }),
+      halfOpenAfter: halfOpenAfter(tuning.breakerHalfOpenAfterMs),
+      breaker: new SamplingBreaker({ failureRatio: tuning.breakerFailureRatio, windowMs: tuning.breakerWindowMs, minCalls: tuning.breakerMinCalls }),
     });
     this.breaker.onBreak(() => {
-      this.openedAt = Date.now();
+      this.openedAt = performance.now();
     });
     this.retry = retry(
       handleWhen((e) => e instanceof SourceError && e.retryable && !e.local && !this.final.has(e)),
@@ -172,7 +168,7 @@ export class SourcePolicy {
   private translate(error: unknown, deadline: Deadline): unknown {
     if (error instanceof SourceError) return error;
     if (error instanceof BrokenCircuitError) {
-      const untilHalfOpen = this.openedAt + this.tuning.breakerHalfOpenAfterMs - Date.now();
+      const untilHalfOpen = this.openedAt + this.tuning.breakerHalfOpenAfterMs - performance.now();
       return new SourceError({
         code: 'SOURCE_CIRCUIT_OPEN',
         source: this.source,

@@ -58,14 +58,14 @@ export function createLogger(options: LoggerOptions): Logger {
   let firstDropAt = 0;
   stdout.on('drop', () => {
     droppedLines++;
-    if (droppedSince++ === 0) firstDropAt = Date.now();
+    if (droppedSince++ === 0) firstDropAt = performance.now();
   });
   stdout.on('drain', () => {
     if (droppedSince === 0) return;
     const dropped = droppedSince;
     droppedSince = 0;
     logger.warn(
-      { dropped, forMs: Date.now() - firstDropAt, bufferMaxBytes },
+      { dropped, forMs: Math.round(performance.now() - firstDropAt), bufferMaxBytes },
       `${dropped} log lines were dropped: stdout was not read (a stalled log collector) while LOG_BUFFER_MAX_BYTES waited for it`,
     );
   });
@@ -93,12 +93,12 @@ export function droppedLogLines(): number {
 function stdoutDestination(maxBytes: number): ReturnType<typeof pino.destination> {
   let exitingAt: number | undefined;
   // Before pino's own exit flush (listeners run in order), so that flush knows when the process began to exit.
-  process.once('exit', () => (exitingAt = Date.now()));
+  process.once('exit', () => (exitingAt = performance.now()));
   const stream = pino.destination({
     dest: 1,
     sync: false,
     maxLength: maxBytes,
-    retryEAGAIN: () => exitingAt === undefined || Date.now() - exitingAt < EXIT_FLUSH_MS,
+    retryEAGAIN: () => exitingAt === undefined || performance.now() - exitingAt < EXIT_FLUSH_MS,
   });
   const flushSync = stream.flushSync.bind(stream);
   stream.flushSync = () => {

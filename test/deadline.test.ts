@@ -71,3 +71,21 @@ describe('Deadline', () => {
     }
   });
 });
+
+describe('a Deadline when the wall clock is stepped (NTP, a VM restored)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.UTC(2026, 11, 8, 12));
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it('neither ends nor lengthens a request: an hour forward left every retry unstarted and every call "deadline passed"', () => {
+    const deadline = Deadline.after(1000);
+    vi.setSystemTime(Date.UTC(2026, 11, 8, 13));
+    expect(deadline.expired).toBe(false);
+    expect(deadline.remainingMs()).toBeGreaterThan(900);
+    vi.setSystemTime(Date.UTC(2026, 11, 8, 11));
+    expect(deadline.remainingMs()).toBeLessThanOrEqual(1000);
+    deadline.dispose();
+  });
+});

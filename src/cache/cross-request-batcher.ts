@@ -72,7 +72,7 @@ export class CrossRequestBatcher<K, V> {
     const from = new Array<number>(keys.length);
     const at = new Array<number>(keys.length);
     const waitsOn: PendingBatch<K, V>[] = [];
-    const usableUntil = deadline ? deadline.expiresAt : Date.now() + this.options.sharedDeadlineMs;
+    const usableUntil = deadline ? deadline.expiresAt : performance.now() + this.options.sharedDeadlineMs;
     let own: PendingBatch<K, V> | undefined;
     for (let i = 0; i < keys.length; i++) {
       const id = ids[i]!;
@@ -119,7 +119,7 @@ export class CrossRequestBatcher<K, V> {
   /** The batch's fetch, under the latest of its waiters' deadlines: `callers`, when it is the only one, else one of its own. */
   private async run(batch: PendingBatch<K, V>, callers: Deadline | null = null): Promise<void> {
     const { keys, ids } = batch;
-    const deadline = callers ?? Deadline.after(Math.max(1, batch.usableUntil - Date.now()));
+    const deadline = callers ?? Deadline.after(Math.max(1, batch.usableUntil - performance.now()));
     let results: ReadonlyArray<Settled<V>>;
     try {
       results = await this.options.fetch(keys, deadline, ids);

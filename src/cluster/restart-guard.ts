@@ -13,7 +13,7 @@ export class RestartGuard {
   ) {}
 
   /** The pause before the next replacement, or null: give up. */
-  next(now = Date.now()): number | null {
+  next(now = performance.now()): number | null {
     while (this.restarts.length > 0 && this.restarts[0]! <= now - this.windowMs) this.restarts.shift();
     if (this.restarts.length >= this.maxRestarts) return null;
     const recent = this.restarts.length;

@@ -47,14 +47,14 @@ export class SiblingStatus {
     siblings.on('status-part', (payload) => {
       const { index, to, part } = payload as Part;
       if (to !== siblings.index) return;
-      this.received.set(index, { at: Date.now(), part });
+      this.received.set(index, { at: performance.now(), part });
       for (const wake of this.waiting) wake();
     });
   }
 
   /** The other workers' parts, asked for now; those that did not answer within STATUS_GATHER_MS are left out. */
   async parts(): Promise<WorkerPart[]> {
-    const askedAt = Date.now();
+    const askedAt = performance.now();
     const others = this.siblings.count - 1;
     const fresh = () => [...this.received.values()].filter((r) => r.at >= askedAt);
     await new Promise<void>((resolve) => {

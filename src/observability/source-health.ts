@@ -97,7 +97,7 @@ export class SourceHealthMonitor {
       const window = new AttemptWindow();
       this.windows.set(source.name, window);
       source.onAttempt((e: AttemptEvent) => {
-        window.add(Date.now(), e.durationMs, e.error !== undefined && countsAsFailure(e.error));
+        window.add(performance.now(), e.durationMs, e.error !== undefined && countsAsFailure(e.error));
         if (!logger.isLevelEnabled('debug')) return;
         logger.debug(
           { source: e.source, route: e.route, attempt: e.attempt, status: e.status, code: e.error?.code, detail: e.error?.detail, durationMs: Math.round(e.durationMs) },
@@ -131,12 +131,12 @@ export class SourceHealthMonitor {
         this.logger.debug({ source: name, failedProbes: outage.failedProbes }, `circuit still open: probe of ${name} failed`);
         return;
       }
-      outage = { since: Date.now(), failedProbes: 0 };
+      outage = { since: performance.now(), failedProbes: 0 };
       this.logger.warn({ source: name }, `circuit opened: calls to ${name} fail fast until a probe succeeds`);
     });
     breaker.onHalfOpen(() => this.logger.debug({ source: name }, `circuit half-open: probing ${name}`));
     breaker.onReset(() => {
-      const openMs = outage ? Date.now() - outage.since : 0;
+      const openMs = outage ? Math.round(performance.now() - outage.since) : 0;
       this.logger.info({ source: name, openMs, failedProbes: outage?.failedProbes ?? 0 }, `circuit closed: ${name} recovered after ${Math.round(openMs / 1000)} s open`);
       outage = undefined;
     });
@@ -160,7 +160,8 @@ export class SourceHealthMonitor {
     }
   }
 
-  snapshot(now = Date.now()): SourceHealthSnapshot[] {
+  /** Over the last minute on the monotonic clock: a wall clock stepped back an hour would hold an hour of calls. */
+  snapshot(now = performance.now()): SourceHealthSnapshot[] {
     return this.sources.map((s) => ({
       name: s.name,
       state: s.policy.state,

@@ -8,6 +8,7 @@ import { setMaxListeners } from 'node:events';
  * un-cleared timer would keep the request's listeners alive until it fired.
  */
 export class Deadline {
+  /** On the monotonic clock (performance.now()): a wall clock stepped during a request neither ends it nor lengthens it. */
   readonly expiresAt: number;
   /**
    * Made when the signal is first asked for: a request answered from L1 never
@@ -19,7 +20,7 @@ export class Deadline {
   private readonly timer: NodeJS.Timeout;
 
   private constructor(ms: number) {
-    this.expiresAt = Date.now() + ms;
+    this.expiresAt = performance.now() + ms;
     this.timer = setTimeout(() => {
       this.controller?.abort();
       this.expiry?.resolve();
@@ -58,12 +59,12 @@ export class Deadline {
     return this.expiry.promise;
   }
 
-  remainingMs(now = Date.now()): number {
+  remainingMs(now = performance.now()): number {
     return Math.max(0, this.expiresAt - now);
   }
 
   get expired(): boolean {
-    return this.controller?.signal.aborted === true || Date.now() >= this.expiresAt;
+    return this.controller?.signal.aborted === true || performance.now() >= this.expiresAt;
   }
 
   dispose(): void {

@@ -54,7 +54,7 @@ export class RedisTokenLease {
 
   /** Spends a token of the batch in hand, if there is one: no Redis call, no promise. */
   takeLocal(): boolean {
-    if (this.tokens > 0 && Date.now() < this.until) {
+    if (this.tokens > 0 && performance.now() < this.until) {
       this.tokens--;
       return true;
     }
@@ -78,7 +78,7 @@ export class RedisTokenLease {
     const taken = await this.redis.takeTokens(this.key, this.ratePerSec, this.burst, this.batch);
     if (taken > 0) {
       this.tokens = taken;
-      this.until = Date.now() + this.leaseMs;
+      this.until = performance.now() + this.leaseMs;
     }
     return taken;
   }

@@ -101,15 +101,33 @@ function isFree(port: number): Promise<boolean> {
 
 /*
  * Port ranges, disjoint and below Linux's ephemeral range (32768–60999), so a
- * test Redis never lands on a port an outgoing connection holds or on another
- * suite's Redis: single servers 15000–19999; cluster masters 10000–14999, whose
- * cluster bus listens on port + 10000 (20000–24999); sentinels 25000–29999.
+ * test Redis never lands on a port an outgoing connection holds: single servers
+ * 15000–19999; cluster masters 10000–14999, whose cluster bus listens on
+ * port + 10000 (20000–24999); sentinels 25000–29999.
+ *
+ * Each range is cut in WORKER_SHARES, and a test worker draws only from its own
+ * share (vitest numbers its workers from 1 in VITEST_POOL_ID): drawn at random
+ * from the whole range, two suites running at once now and then got the same
+ * port, and the second server's readiness check was answered by the first.
+ * Within its share a worker goes round from a random start.
  */
-const randomIn = (from: number, count: number) => from + Math.floor(Math.random() * count);
+const WORKER_SHARES = 8;
+const share = (Number(process.env.VITEST_POOL_ID ?? '1') - 1) % WORKER_SHARES;
+let drawn = Math.floor(Math.random() * 1_000_000);
+/** A port of this worker's share of `count` from `from`, with `span` consecutive ones from it in the share too. */
+const portIn = (from: number, count: number, span = 1) => {
+  const size = Math.floor(count / WORKER_SHARES);
+  return from + share * size + (drawn++ % (size - span + 1));
+};
+
+/** A clear failure, not a readiness check answered by another process's server. */
+async function mustBeFree(port: number, what: string): Promise<void> {
+  if (!(await isFree(port))) throw new Error(`${what}: port ${port} is taken (another process listens there)`);
+}
 
 export class TestRedis {
   private process: Child | undefined;
-  readonly port = randomIn(15_000, 5_000);
+  readonly port = portIn(15_000, 5_000);
   /** Its own folder: a replica's full sync or a save writes a file, never into the working directory. */
   private readonly dir = mkdtempSync(join(tmpdir(), 'redis-'));
 
@@ -124,6 +142,7 @@ export class TestRedis {
   async start(...settings: string[]): Promise<void> {
     const tls = this.tls;
     mkdirSync(this.dir, { recursive: true }); // again after a stop()
+    await mustBeFree(this.port, 'redis-server');
     // DEBUG SLEEP lets a test make this Redis hang without closing connections.
     this.process = runCommand('redis-server', [
       ...asArguments(listening(this.port, tls)),
@@ -156,7 +175,7 @@ export class TestRedis {
  * rewrites it.
  */
 export class TestSentinel {
-  readonly port = randomIn(25_000, 5_000);
+  readonly port = portIn(25_000, 5_000);
   private process: Child | undefined;
   private readonly dir = mkdtempSync(join(tmpdir(), 'redis-sentinel-'));
 
@@ -194,6 +213,7 @@ export class TestSentinel {
         '',
       ].join('\n'),
     );
+    await mustBeFree(this.port, 'redis-sentinel');
     this.process = runCommand('redis-server', [conf, '--sentinel']);
     await untilAnswers(this.process, () => answersAt(this.port, this.tls), `redis-sentinel on ${this.port}`);
   }
@@ -265,7 +285,7 @@ export class TestRedisCluster {
   /** Three consecutive ports whose cluster bus ports are free too. */
   private static async freePorts(): Promise<number[]> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const base = randomIn(10_000, 4_998);
+      const base = portIn(10_000, 5_000, 3);
       const ports = [base, base + 1, base + 2];
       const free = await Promise.all(ports.flatMap((p) => [isFree(p), isFree(p + 10_000)]));
       if (free.every(Boolean)) return ports;

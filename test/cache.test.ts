@@ -11,6 +11,7 @@ import { createLogger } from '../src/logger.js';
 import { exposedGc } from './helpers/heap.js';
 import { userCache } from './helpers/user-cache.js';
 import { describeWithRedis, TestRedis } from './helpers/redis.js';
+import { expectTierWrites } from './helpers/tier-writes.js';
 import { calls, everyEntity as entities, READ_ROUTES, stackPool, type Stack } from './helpers/stack.js';
 
 /**
@@ -585,32 +586,7 @@ describeWithRedis('L2 in Redis, shared by instances', () => {
   };
 
   it('a batch of writes stores each entry with its TTL in its group index, the index living as long as its longest entry', async () => {
-    await withTier('gwtier:', async (tier) => {
-      const write = (group: string, variant: string, ttlMs: number) => ({
-        key: tier.key('e:1', group, variant),
-        indexKey: tier.indexKey('e:1', group),
-        json: `"${variant}"`,
-        ttlMs,
-      });
-      const [long, short, other] = [write('g1', 'a', 60_000), write('g1', 'b', 5_000), write('g2', '', 30_000)];
-      tier.setMany([long, short, other]);
-      await expect.poll(async () => (await tier.getMany([long.key, short.key, other.key]))?.join()).toBe('"a","b",""');
-      const pttl = (key: string) => client.pttl(key);
-      expect(await pttl(long.key)).toBeGreaterThan(55_000);
-      expect(await pttl(short.key)).toBeLessThanOrEqual(5_000);
-      expect((await client.smembers(long.indexKey)).sort()).toEqual([long.key, short.key].sort());
-      expect(await client.smembers(other.indexKey)).toEqual([other.key]);
-      // The index outlives its longest entry's TTL, is not cut to a shorter one written later, and grows with a longer one.
-      expect(await pttl(long.indexKey)).toBeGreaterThan(55_000);
-      expect(await pttl(other.indexKey)).toBeGreaterThan(25_000);
-      tier.setMany([write('g1', 'c', 1_000)]);
-      await expect.poll(() => client.exists(tier.key('e:1', 'g1', 'c'))).toBe(1);
-      expect(await pttl(long.indexKey)).toBeGreaterThan(55_000);
-      tier.setMany([write('g1', 'd', 120_000)]);
-      await expect.poll(() => pttl(long.indexKey)).toBeGreaterThan(115_000);
-      expect(await tier.deleteGroups([long.indexKey])).toBe(true);
-      expect(await client.exists(long.key, short.key, long.indexKey)).toBe(0);
-    });
+    await withTier('gwtier:', (tier) => expectTierWrites(tier, client));
   });
 
   /** How many times Redis ran each command since the last CONFIG RESETSTAT (a script's own commands included). */

@@ -2,11 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Dataset } from '../simulator/dataset.js';
-import { newRedisClient } from '../src/redis.js';
+import { RedisTier } from '../src/cache/redis-tier.js';
+import { createLogger } from '../src/logger.js';
+import { newRedisClient, RedisConnection } from '../src/redis.js';
 import { RedisTokenLease } from '../src/resilience/redis-token-lease.js';
 import type { StatsSnapshot } from '../simulator/index.js';
 import { startServerProcess, startUpstreamsProcess, stopAll, type Child } from './helpers/processes.js';
 import { describeWithRedis, TestRedisCluster } from './helpers/redis.js';
+import { newerThan, watchCommands } from './helpers/redis-commands.js';
+import { expectTierWrites } from './helpers/tier-writes.js';
 
 /**
  * REDIS_CLUSTER_NODES, as deployed: a three-master Redis Cluster of
@@ -21,6 +25,7 @@ const SECRET = randomBytes(32).toString('base64url');
 const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 const users = new Dataset().users.map((u) => u.user_id);
 let cluster: TestRedisCluster;
+let commands: Awaited<ReturnType<typeof watchCommands>>;
 let vendors: { child: Child; env: Record<string, string> };
 const instances: { process: Child; url: string }[] = [];
 
@@ -46,6 +51,7 @@ describeWithRedis('on a Redis Cluster (three masters)', () => {
   beforeAll(async () => {
     cluster = new TestRedisCluster();
     await cluster.start();
+    commands = await watchCommands(cluster.ports);
     vendors = await startUpstreamsProcess();
     const prefix = `rc${randomBytes(3).toString('hex')}:`;
     for (let i = 0; i < 2; i++) {
@@ -55,7 +61,8 @@ describeWithRedis('on a Redis Cluster (three masters)', () => {
         REDIS_CLUSTER_NODES: cluster.nodes,
         REDIS_KEY_PREFIX: prefix,
         NOTIFICATIONS_WEBHOOK_SECRET: WEBHOOK_SECRET,
-        IDENTITY_CHANGE_FEED: 'off',
+        // Hash mode: a record the cache fetches has its hash swapped in Redis (a script), no extra vendor call.
+        IDENTITY_CHANGE_FEED: 'hash',
         DELIVERY_BACKOFF_MS: '200',
       });
       await instance.process.waitFor(/Redis connected/, 20_000);
@@ -159,6 +166,27 @@ describeWithRedis('on a Redis Cluster (three masters)', () => {
     } finally {
       client.disconnect();
     }
+  });
+
+  it("L2 writes on the cluster keep each group's index as long as its longest entry (no PEXPIRE GT or NX: Redis 7.0's)", async () => {
+    const nodes = cluster.nodes.split(',').map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) }));
+    const connection = new RedisConnection({ url: '', clusterNodes: nodes, keyPrefix: `tier${randomBytes(3).toString('hex')}:` }, createLogger({ level: 'silent' }));
+    try {
+      await expect.poll(() => connection.available).toBe(true);
+      // Writes of three groups (three slots) in one tick: each write's commands go one by one, pipelined per node.
+      await expectTierWrites(new RedisTier(connection, 1000, createLogger({ level: 'silent' })), connection.client);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('nothing above made Redis run a command, or an option, newer than Redis 6.0 (managed Redis still runs 6.x)', async () => {
+    const calls = await commands.stop();
+    expect(calls.length).toBeGreaterThan(100);
+    // What the servers ran: L2 reads and writes, hashes swapped, rate limits, the delivery queue, live events.
+    const ran = new Set(calls.map(([c]) => c!.toLowerCase()));
+    for (const command of ['set', 'sadd', 'pexpire', 'evalsha', 'hset', 'xadd', 'publish', 'bzpopmin']) expect(ran).toContain(command);
+    expect(await newerThan(cluster.ports[0]!, '6.0.0', calls)).toEqual([]);
   });
 
   it('a master stopped: no errors for what the vendors can give, no crash; back, the cluster is used again', async () => {

@@ -27,8 +27,19 @@ return #ARGV / 2`;
 
 declareLuaCommand('writeCacheEntries', { lua: WRITE_ENTRIES });
 
+/**
+ * An index set's TTL raised to ARGV[1] ms when shorter or unset: what `PEXPIRE GT` and `PEXPIRE NX` together do, but
+ * those options are Redis 7.0's, and managed Redis still runs 6.x (Azure's default, many ElastiCache clusters).
+ */
+const KEEP_INDEX_ALIVE = `if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return 1`;
+
+declareLuaCommand('keepIndexAlive', { lua: KEEP_INDEX_ALIVE, numberOfKeys: 1 });
+
 /** The script as a command: its key count, the keys, the arguments (ioredis flattens the arrays into KEYS and ARGV). */
-type WithWriteEntries = RedisClient & { writeCacheEntries(numberOfKeys: number, keys: string[], args: (string | number)[]): Promise<number> };
+type WithWriteEntries = RedisClient & {
+  writeCacheEntries(numberOfKeys: number, keys: string[], args: (string | number)[]): Promise<number>;
+  keepIndexAlive(indexKey: string, ttlMs: number): Promise<number>;
+};
 
 /** Redis runs a script alone: writes beyond this many a turn go as several calls. */
 const MAX_WRITES_A_CALL = 500;
@@ -57,7 +68,7 @@ export interface L2Write {
  */
 export class RedisTier {
   private readonly policy: RedisCallPolicy;
-  /** The client with the write script (standalone Redis; a cluster writes with single commands). */
+  /** The client with the write scripts (standalone Redis: the batch's; a cluster: the index's TTL, a write's keys one by one). */
   private readonly scripted: WithWriteEntries;
   /** Reads asked for in this tick, sent as one MGET when it ends (see getMany). */
   private reads: PendingReads | null = null;
@@ -69,7 +80,7 @@ export class RedisTier {
     timeoutMs: number,
     logger: Logger,
   ) {
-    this.scripted = withLuaCommand<WithWriteEntries>(redis.client, 'writeCacheEntries');
+    this.scripted = withLuaCommand<WithWriteEntries>(withLuaCommand(redis.client, 'keepIndexAlive'), 'writeCacheEntries');
     const { policy, breaker } = optionalRedisPolicy(timeoutMs);
     // One line an outage: the breaker opens again after each failed probe (every 2 s), which says nothing new.
     let failing = false;
@@ -170,16 +181,8 @@ export class RedisTier {
         if (this.redis.cluster) {
           // A cluster pipeline may not span nodes: single commands, which the client pipelines per node itself.
           // (Not the script, one call a write: ioredis' auto-pipelining refused scripts of several slots in one tick.)
-          const { client } = this.redis;
-          return Promise.all(
-            writes.flatMap((w) => [
-              client.set(w.key, w.json, 'PX', w.ttlMs),
-              client.sadd(w.indexKey, w.key),
-              client.pexpire(w.indexKey, w.ttlMs, 'GT'),
-              // PEXPIRE GT leaves a set without a TTL untouched; a new set has none yet.
-              client.pexpire(w.indexKey, w.ttlMs, 'NX'),
-            ]),
-          );
+          const client = this.scripted;
+          return Promise.all(writes.flatMap((w) => [client.set(w.key, w.json, 'PX', w.ttlMs), client.sadd(w.indexKey, w.key), client.keepIndexAlive(w.indexKey, w.ttlMs)]));
         }
         // One command for the batch: as a pipeline of four commands a write, ioredis' own work made a cold
         // 50-user list with Redis on cost 18–26 ms of CPU a query, against 11 this way (bench/RESULTS.md, session 14).

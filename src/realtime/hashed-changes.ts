@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { lruOfEntries } from '../cache/lru-of-entries.js';
 import type { Logger } from '../logger.js';
-import type { RedisConnection } from '../redis.js';
+import { declareLuaCommand, withLuaCommand, type RedisClient, type RedisConnection } from '../redis.js';
 import type { Caches } from '../sources/caches.js';
 import type { SourceChangeFeed } from '../sources/define-source.js';
 import type { HttpSource } from '../sources/http-source.js';
@@ -10,6 +10,13 @@ import type { LiveEvents, LiveTopic } from './live-events.js';
 /** Hashes remembered per instance without Redis; with it, in Redis for this long. */
 const LOCAL_HASHES = 100_000;
 const SHARED_HASH_TTL_S = 7 * 86_400;
+
+/** A record's hash swapped for the new one (ARGV[1], kept ARGV[2] s): `SET … EX … GET`, whose GET is Redis 6.2's. */
+const SWAP_HASH = `local before = redis.call('GET', KEYS[1]) redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return before`;
+
+declareLuaCommand('swapHash', { lua: SWAP_HASH, numberOfKeys: 1 });
+
+type WithSwapHash = RedisClient & { swapHash(key: string, hash: string, ttlSeconds: number): Promise<string | null> };
 
 export interface HashedChangesOptions {
   source: string;
@@ -25,8 +32,8 @@ export interface HashedChangesOptions {
  * Changes of a vendor with no filter for them: each record the cache fetches
  * anyway (a miss, a refresh) is hashed; one whose hash differs from the last
  * one seen changed, and is published and dropped on the other instances. In
- * Redis the swap is one `SET … GET`, so across instances a change is
- * reported once. A record seen for the first time is not a change.
+ * Redis the swap is one script (a `GET` and a `SET`), so across instances a
+ * change is reported once. A record seen for the first time is not a change.
  */
 export class HashedChanges {
   private readonly local = lruOfEntries<string, string>(LOCAL_HASHES);
@@ -50,10 +57,11 @@ export class HashedChanges {
     const { redis, feed, caches, live, source } = this.options;
     let previous: (string | null | undefined)[];
     if (redis?.available) {
-      // One SET … GET a record; the client pipelines them (per node, on a cluster).
+      // One swap a record; the client pipelines them (per node, on a cluster).
+      const client = withLuaCommand<WithSwapHash>(redis.client, 'swapHash');
       const replies = await Promise.all(
         records.map(([id, , hash]) =>
-          redis.client.set(redis.key(`changes:${source}:hash:${id}`), hash, 'EX', SHARED_HASH_TTL_S, 'GET').then(
+          client.swapHash(redis.key(`changes:${source}:hash:${id}`), hash, SHARED_HASH_TTL_S).then(
             (value): [Error | null, unknown] => [null, value],
             (err: Error): [Error | null, unknown] => [err, null],
           ),

@@ -12,7 +12,7 @@ import {
   type SourceTuning,
   type WritesConfig,
 } from './config-types.js';
-import { defaultWorkers } from './container-limits.js';
+import { containerLimits, defaultWorkers, memoryShortfall } from './container-limits.js';
 import { withoutPasswords } from './without-passwords.js';
 
 export type { ChangeFeedSettings, LogLevel, OpsConfig, SourceTuning, WritesConfig } from './config-types.js';
@@ -85,6 +85,8 @@ export interface Config {
   workers: number;
   /** Why production's default WORKERS is under the core count (the container's CPU quota or memory limit); null otherwise. */
   workersLimitedBy: string | null;
+  /** In production: the container's memory limit leaves each worker too little (src/container-limits.ts); null when not. */
+  workersMemoryShortfall: string | null;
   /** LOG_BUFFER_MAX_BYTES: what the log holds for a stdout not read, at most. */
   logBufferMaxBytes: number;
   /** WORKER_STALL_TIMEOUT_MS: a worker silent this long is killed and replaced by the primary; 0: never. */
@@ -668,8 +670,9 @@ function sentinelSettings(seeds: RedisSeeds, master: string, password: string | 
 const PROXY_VARIABLES = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'] as const;
 
 /** WORKERS as set; else, in production, a worker per core the container allows (src/container-limits.ts); else one. */
-function workersOf(set: number | undefined, production: boolean): { workers: number; workersLimitedBy: string | null } {
-  if (set !== undefined || !production) return { workers: set ?? 1, workersLimitedBy: null };
-  const { workers, limitedBy } = defaultWorkers();
-  return { workers, workersLimitedBy: limitedBy };
+function workersOf(set: number | undefined, production: boolean): { workers: number; workersLimitedBy: string | null; workersMemoryShortfall: string | null } {
+  if (!production) return { workers: set ?? 1, workersLimitedBy: null, workersMemoryShortfall: null };
+  const limits = containerLimits();
+  const { workers, limitedBy } = set === undefined ? defaultWorkers(limits) : { workers: set, limitedBy: null };
+  return { workers, workersLimitedBy: limitedBy, workersMemoryShortfall: memoryShortfall(workers, limits) };
 }

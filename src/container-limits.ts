@@ -10,6 +10,12 @@ export interface ContainerLimits {
 
 /** A worker's share of memory: its 160 MB heap bound (start:prod), what lives outside the heap, and some room. */
 export const MEMORY_PER_WORKER_BYTES = 256 * 1024 * 1024;
+/**
+ * Less than this a worker, and the kernel may kill workers under load (SIGKILL, exit 137) before they shed any: one
+ * worker in a memory cgroup peaked at 103 MiB serving one connection and 117 MiB at 500 (cold 50-user lists), and was
+ * killed at once in 96 MiB (bench/RESULTS.md, session 54).
+ */
+export const MIN_MEMORY_PER_WORKER_BYTES = 128 * 1024 * 1024;
 /** cgroup v1 says "no limit" with a number near 2^63. */
 const NO_MEMORY_LIMIT = 2 ** 60;
 
@@ -91,4 +97,14 @@ export function defaultWorkers(limits: ContainerLimits = containerLimits(), core
       ? `the cgroup's CPU quota: ${cpus} CPU${cpus === 1 ? '' : 's'} of the machine's ${cores} cores`
       : `the cgroup's memory limit: ${mib(limits.memoryBytes!)}, at ${mib(MEMORY_PER_WORKER_BYTES)} a worker, for the machine's ${cores} cores`;
   return { workers, limitedBy };
+}
+
+/** What to say when the memory limit leaves each of `workers` less than MIN_MEMORY_PER_WORKER_BYTES; null when it does not. */
+export function memoryShortfall(workers: number, limits: ContainerLimits = containerLimits()): string | null {
+  if (limits.memoryBytes === null || limits.memoryBytes / workers >= MIN_MEMORY_PER_WORKER_BYTES) return null;
+  const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
+  const need = `${mib(MIN_MEMORY_PER_WORKER_BYTES)} a worker needs under load`;
+  return workers === 1
+    ? `The cgroup's memory limit, ${mib(limits.memoryBytes)}, is less than the ${need}: the kernel may kill it (SIGKILL, exit code 137) before load is shed. Raise the limit`
+    : `The cgroup's memory limit, ${mib(limits.memoryBytes)}, leaves each of ${workers} workers ${mib(limits.memoryBytes / workers)}, less than the ${need}: the kernel may kill them (SIGKILL, exit code 137) before load is shed. Raise the limit or lower WORKERS`;
 }

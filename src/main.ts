@@ -24,6 +24,7 @@ const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isT
 if (cluster.isPrimary && config.workersLimitedBy !== null) {
   logger.info({ workers: config.workers }, `WORKERS is ${config.workers} by default here, not one per core: set by ${config.workersLimitedBy} (set WORKERS to choose)`);
 }
+if (cluster.isPrimary && config.workersMemoryShortfall !== null) logger.warn({ workers: config.workers }, config.workersMemoryShortfall);
 if (cluster.isPrimary && config.workers > 1 && config.upstreams !== null) {
   runPrimary({ workers: config.workers, logger, shutdownGraceMs: config.ops.shutdownGraceMs, workerStallTimeoutMs: config.workerStallTimeoutMs });
 } else {

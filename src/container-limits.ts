@@ -12,8 +12,8 @@ export interface ContainerLimits {
 export const MEMORY_PER_WORKER_BYTES = 256 * 1024 * 1024;
 /**
  * Less than this a worker, and the kernel may kill workers under load (SIGKILL, exit 137) before they shed any: one
- * worker in a memory cgroup peaked at 103 MiB serving one connection and 117 MiB at 500 (cold 50-user lists), and was
- * killed at once in 96 MiB (bench/RESULTS.md, session 54).
+ * worker in a memory cgroup peaked at 98–121 MiB at 500 connections (cold 50-user lists), and in 96 MiB the kernel killed
+ * it within the 20 s run (`bench/memory-limit.ts`, bench/RESULTS.md, session 54).
  */
 export const MIN_MEMORY_PER_WORKER_BYTES = 128 * 1024 * 1024;
 /** cgroup v1 says "no limit" with a number near 2^63. */

@@ -109,7 +109,7 @@ function memoryCgroup(mib: number): string | null {
 
 describe('a server started in production inside cgroups allowing one CPU and 120 MiB', () => {
   const cgroup = availableParallelism() >= 2 ? oneCpuCgroup() : null;
-  // Enough for an idle server (a worker under load was measured at 103–117 MiB), short of the 128 MiB one needs.
+  // Enough for an idle server (a worker under load was measured at 98–121 MiB), short of the 128 MiB one needs.
   const memory = cgroup ? memoryCgroup(120) : null;
   afterAll(async () => {
     await stopAll();

@@ -175,6 +175,12 @@ export const faultProfileSchema = z
      * connection's. Null: the simulator's usual keep-alive (65 s, advertised).
      */
     idleCloseMs: z.number().int().min(1).max(600_000).nullable().default(null),
+    /**
+     * Every answer says `Connection: close` and its connection is closed after it, as HTTP/1.0-era servers, some
+     * proxies and overloaded load balancers do: each call opens a new connection (and, over TLS, a new handshake).
+     * `connections` in stats counts those opened. Every route, as `idleCloseMs`.
+     */
+    closeEachConnection: z.boolean().default(false),
     /** Only these routes (as named in stats, e.g. "GET /v1/unread-counts") get the faults; all when absent. */
     routes: z.array(z.string()).nullable().default(null),
   })

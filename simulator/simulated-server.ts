@@ -131,12 +131,15 @@ export class SimulatedUpstream {
   constructor(readonly api: UpstreamApi) {
     this.server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => {
       if (this.closedIdle(req, res)) return;
+      // Node then closes the connection once the answer is sent.
+      if (this.faults.closeEachConnection && !req.url?.startsWith('/__admin/')) res.setHeader('connection', 'close');
       this.handle(req, res).catch(() => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end('{"error":"internal"}');
       });
     });
     this.server.on('connection', (socket) => {
+      this.stats.connectionOpened();
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });

@@ -39,6 +39,8 @@ export interface StatsSnapshot {
   serviceMs: { count: number; p50: number | null; p99: number | null };
   /** Idle connections this upstream closed (the `idleCloseMs` fault). */
   idleClosed: number;
+  /** Connections clients opened to this upstream. */
+  connections: number;
 }
 
 /** Requests arriving this soon after a 429 went out were sent before the client could have read it. */
@@ -64,6 +66,7 @@ export class UpstreamStats {
   private serviceTimes: number[] = [];
   private served = 0;
   private idleClosed = 0;
+  private connections = 0;
 
   private route(name: string): RouteStats {
     let r = this.routes.get(name);
@@ -122,6 +125,10 @@ export class UpstreamStats {
     this.idleClosed++;
   }
 
+  connectionOpened(): void {
+    this.connections++;
+  }
+
   batch(routeName: string, size: number): void {
     const sizes = this.route(routeName).batchSizes;
     sizes.push(size);
@@ -140,6 +147,7 @@ export class UpstreamStats {
     this.serviceTimes = [];
     this.served = 0;
     this.idleClosed = 0;
+    this.connections = 0;
   }
 
   snapshot(): StatsSnapshot {
@@ -164,6 +172,7 @@ export class UpstreamStats {
       retriedEarly: this.retriedEarly,
       serviceMs: { count: this.served, p50: percentileOfSorted(sorted, 0.5), p99: percentileOfSorted(sorted, 0.99) },
       idleClosed: this.idleClosed,
+      connections: this.connections,
     };
   }
 }

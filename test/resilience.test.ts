@@ -175,6 +175,35 @@ describe('a vendor that closes idle connections without saying so', () => {
   });
 });
 
+/** A vendor that closes every connection after its answer (`Connection: close`: HTTP/1.0-era servers, some proxies). */
+describe('a vendor that closes each connection after its answer', () => {
+  it('each call goes on a new connection: answered, no failed attempt, no retry, no warn line', async () => {
+    const stack = await stackWith({});
+    const READS = ['identity', 'analytics', 'notifications'] as const;
+    for (const source of READS) await stack.faults(source, { closeEachConnection: true });
+    const logsBefore = stack.logs.length;
+    const QUERY = `query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`;
+    for (let i = 0; i < 4; i++) {
+      const answer = await stack.gql<AnyData>(QUERY, { id: stack.userId(320 + i) });
+      expect(answer.body.errors).toBeUndefined();
+      expect(answer.body.data!.user).toEqual({ name: expect.any(String), metrics: { pageViews: expect.any(Number) }, unreadNotificationCount: expect.any(Number) });
+    }
+    const metrics = await metricsOf(stack);
+    for (const source of READS) {
+      const stats = await stack.stats(source);
+      expect(stats.totalCalls).toBeGreaterThanOrEqual(4);
+      // A connection a call, each opened after the last was closed: none met closed (idleClosed), none sent twice.
+      expect(stats.connections).toBeGreaterThanOrEqual(stats.totalCalls);
+      expect(stats.idleClosed).toBe(0);
+    }
+    expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{[^}]*outcome="(?!ok")/m);
+    expect(metrics).not.toMatch(/^gateway_upstream_retries_total\{/m);
+    expect(metrics).not.toMatch(/^gateway_upstream_closed_idle_connections_total\{[^}]*\} [1-9]/m);
+    const lines = stack.logs.slice(logsBefore).map((l) => JSON.parse(l) as { level: number; msg: string });
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+  });
+});
+
 describe('Retry-After', () => {
   it.each([
     ['notifications', 'HTTP-date Retry-After', NOTIFICATIONS, 'GET /v1/users/:id/notifications', {}],

@@ -91,6 +91,30 @@ describeWithRedis('the token buckets in Redis', () => {
     expect(keys.sort()).toEqual(['{test:rl:vendor}:bucket', '{test:rl:vendor}:learned']);
   });
 
+  it('Redis\'s clock stepped back an hour: what was written "ahead" neither stops refills nor keeps the vendor paused', async () => {
+    // A step back is, to the scripts, state written an hour ahead of Redis's clock: set it so.
+    const [seconds, micros] = (await redis.time()) as [number | string, number | string];
+    const ahead = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) + 3_600_000;
+    const tuning = adaptiveRateTuning(100);
+    await redis.hset('{test:rl:stepped}:bucket', 'tokens', '-50', 'at', String(ahead));
+    await redis.hset('{test:rl:stepped}:learned', 'base', '100', 'base_at', String(ahead), 'paused_until', String(ahead + 200), 'decreased_at', String(ahead));
+    const state = new RedisRateState(redis, 'test:rl:stepped', tuning, 2, 1000);
+    // The pause written at the step is over (the scripts refuse a pause beyond 10 min): before, an hour and 200 ms.
+    expect(await state.pauseLeftMs()).toBe(0);
+    const first = await state.take(200);
+    expect(first.paused).toBe(false);
+    // 50 tokens were booked ahead at 100/s: refused now, and refilled from now on (before: from an hour on, so never).
+    expect(first.waitMs).toBeLessThan(-200);
+    await new Promise((r) => setTimeout(r, 700));
+    expect((await state.take(200)).waitMs).toBeGreaterThanOrEqual(0);
+    // The lease's bucket: the same refill.
+    await redis.hset('tl:stepped', 'tokens', '0.5', 'at', String(ahead));
+    const lease = new RedisTokenLease(redis, 'tl:stepped', 10, 2, 1, 60_000);
+    expect(await lease.take()).toBeLessThan(0);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await lease.take()).toBe(0);
+  });
+
   it('a client that auto-pipelines (as a cluster client does) has every Lua command from its start: a first use in the same tick as another command answers', async () => {
     // ioredis copies a client's commands into each pipeline as it makes it: a command defined on first use, after
     // another command of the same tick opened the pipeline, was missing from it, and ioredis then threw outside

@@ -10,15 +10,40 @@ import { BOOK_TOKEN, REDIS_NOW } from './redis-token-lua.js';
  * reads, computes and writes atomically on Redis's own clock.
  */
 
-/** The learned rate at `now`: its base plus what it climbed back since, capped by the ceiling. Sets `rate`, `paused`, `decreased_at`. */
+/**
+ * A vendor's pause is at most MAX_PAUSE_MS (5 min, src/sources/rate-limit-headers.ts): one further ahead than this
+ * was written before Redis's clock went back.
+ */
+const PAUSE_NEVER_BEYOND_MS = 10 * 60_000;
+
+/**
+ * The learned rate at `now`: its base plus what it climbed back since, capped by the ceiling. Sets `rate`, `paused`,
+ * `decreased_at`. Instants written before Redis's clock went back (its host's NTP, a restore) are moved to now: else
+ * the climb would stay frozen, and a pause last, for as long as the step.
+ */
 const LEARNED = `
 local ceiling = tonumber(ARGV[1])
 local step = tonumber(ARGV[2])
 local l = redis.call('HMGET', KEYS[2], 'base', 'base_at', 'paused_until', 'decreased_at')
 local rate = ceiling
-if l[1] then rate = math.min(ceiling, tonumber(l[1]) + math.max(0, now - tonumber(l[2])) / 1000 * step) end
 local paused = tonumber(l[3]) or 0
 local decreased_at = tonumber(l[4]) or -1e15
+if l[1] then
+  local base_at = tonumber(l[2])
+  if base_at > now then
+    base_at = now
+    redis.call('HSET', KEYS[2], 'base_at', tostring(now))
+  end
+  rate = math.min(ceiling, tonumber(l[1]) + (now - base_at) / 1000 * step)
+end
+if decreased_at > now then
+  decreased_at = now
+  redis.call('HSET', KEYS[2], 'decreased_at', tostring(now))
+end
+if paused - now > ${PAUSE_NEVER_BEYOND_MS} then
+  paused = now
+  redis.call('HSET', KEYS[2], 'paused_until', tostring(now))
+end
 `;
 
 /**
@@ -63,6 +88,7 @@ return tostring(rate)
 /** KEYS: learned. Returns the pause left in ms (0: none). */
 const PAUSE_LEFT = `${REDIS_NOW}
 local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
+if paused - now > ${PAUSE_NEVER_BEYOND_MS} then return 0 end
 return math.max(0, paused - now)
 `;
 

@@ -23,7 +23,13 @@ if tokens == nil or at == nil then
   tokens = burst
   at = now
 end
-tokens = math.min(burst, tokens + math.max(0, now - at) * per_ms)
+if at > now then
+  -- Redis's clock went back (its host's NTP stepping a clock that ran ahead, a restore): refilled from now on, not
+  -- from when the clock reads the last write's time again (a refused call writes nothing, so that was never).
+  at = now
+  redis.call('HSET', KEYS[1], 'at', tostring(now))
+end
+tokens = math.min(burst, tokens + (now - at) * per_ms)
 `;
 
 /**

@@ -215,6 +215,11 @@ describe('a vendor whose rate-limit headers lie', () => {
     expect(calls(await stack.stats('identity'), 'GET /api/v2/users') - callsBefore).toBe(7);
     const warned = stack.logs.slice(logsBefore).filter((l) => l.includes('is not believed until it refuses'));
     expect(warned).toHaveLength(1);
+    // Wall-clock times in the line (the limiter times on the monotonic clock): the call just now, the reset it named.
+    const said = JSON.parse(warned[0]!) as { saidAt: string; until: string; answeredCallSentAt: string };
+    expect(Math.abs(Date.parse(said.answeredCallSentAt) - Date.now())).toBeLessThan(15_000);
+    expect(Math.abs(Date.parse(said.until) - Number(resetIn300s) * 1000)).toBeLessThan(15_000);
+    expect(Date.parse(said.saidAt)).toBeLessThan(Date.parse(said.answeredCallSentAt));
     await stack.faults('identity', {});
   }, 20_000);
 });

@@ -174,14 +174,14 @@ export class SourceRateLimiter {
    * EXHAUSTED_PAUSE_CAP_MS) instead of being refused. Not believed from a
    * vendor whose headers said so before and were wrong.
    */
-  exhausted(pauseMs: number, now = Date.now()): void {
+  exhausted(pauseMs: number, now = performance.now()): void {
     if (!this.believesExhaustion) return;
     this.exhaustion = { saidAt: now, until: now + pauseMs };
     this.pushedBack('exhausted', Math.min(pauseMs, EXHAUSTED_PAUSE_CAP_MS));
   }
 
   /**
-   * A call sent at `sentAt` was answered, not refused. Sent after the vendor
+   * A call sent at `sentAt` (performance.now()) was answered, not refused. Sent after the vendor
    * said no calls remained and before the moment it named, it proves that
    * header wrong: returns the claim, and exhaustion headers are not believed
    * again until the vendor refuses a call (a header that says 0 on every

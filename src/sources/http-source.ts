@@ -189,7 +189,6 @@ export abstract class HttpSource {
       propagation.inject(context.active(), headers);
       if (body !== undefined) headers['content-type'] = 'application/json';
       const startedAt = performance.now();
-      const sentAt = Date.now();
       let status: number | undefined;
       let error: SourceError | undefined;
       let closedIdle = 0;
@@ -209,7 +208,7 @@ export abstract class HttpSource {
           onClosedIdle: () => closedIdle++,
         });
         status = res.status;
-        this.observeRateLimit(res, sentAt);
+        this.observeRateLimit(res, startedAt);
         if (res.status === 401) {
           // Told of every 401, the retry's too: a replacement refused as well is what makes it stop fetching tokens.
           if (this.options.auth.rejected(auth) && tries === 1) continue;
@@ -293,9 +292,11 @@ export abstract class HttpSource {
     if (res.status === 429) return this.policy.limiter.throttled(retryAfterMs(res.headers) ?? DEFAULT_429_PAUSE_MS);
     const wrong = this.policy.limiter.answered(sentAt);
     if (wrong !== undefined) {
-      const until = new Date(wrong.until).toISOString();
+      // The limiter times on the monotonic clock; the line says wall-clock times.
+      const wall = (monotonic: number) => new Date(Date.now() - (performance.now() - monotonic)).toISOString();
+      const until = wall(wrong.until);
       this.logger.warn(
-        { source: this.name, saidAt: new Date(wrong.saidAt).toISOString(), until, answeredCallSentAt: new Date(sentAt).toISOString() },
+        { source: this.name, saidAt: wall(wrong.saidAt), until, answeredCallSentAt: wall(sentAt) },
         `${this.name} said no calls remained until ${until}, then answered one sent before: its rate-limit headers' "none remaining" is not believed until it refuses a call (429)`,
       );
     }

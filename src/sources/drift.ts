@@ -274,8 +274,10 @@ export class DriftRecorder {
   /** Walks `json` (`forgiven`: the parse nulled or dropped something) and records what differs. */
   inspect(endpoint: string, json: unknown, schema: z.ZodType, forgiven: boolean, now = Date.now()): void {
     let items = forgiven ? FULL_ITEMS : EVERY_ITEMS;
-    if (!forgiven && now - (this.lastWalk.get(endpoint) ?? 0) >= SAMPLE_EVERY_MS) {
-      this.lastWalk.set(endpoint, now);
+    // The sampling on the monotonic clock (a wall clock stepped back an hour would skip the fuller walks for that hour).
+    const walkedAt = performance.now();
+    if (!forgiven && walkedAt - (this.lastWalk.get(endpoint) ?? -Infinity) >= SAMPLE_EVERY_MS) {
+      this.lastWalk.set(endpoint, walkedAt);
       items = SAMPLE_ITEMS;
     }
     for (const finding of findDrift(json, expectedShape(schema), items)) this.record(endpoint, finding, now);

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import diagnostics from 'node:diagnostics_channel';
 import { Redis } from 'ioredis';
 import { entryWeight, MemoryTier, WINDOW_SHARE } from '../src/cache/memory-tier.js';
@@ -41,6 +41,46 @@ async function upstreamCalls(stack: Stack): Promise<Record<string, number>> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('a wall clock stepped back an hour (NTP correcting a clock that ran ahead, a VM restored)', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('what was cached before the step is fetched again, not served as fresh for the hour (entries and kept responses)', async () => {
+    const stack = await stackWith({});
+    const id = stack.userId(40);
+    const first = await stack.gql<AnyData>(DASHBOARD, { id });
+    expect(first.body.errors).toBeUndefined();
+    // Again: the entries (and a kept response, on its second ask) answer it.
+    await stack.gql<AnyData>(DASHBOARD, { id });
+    await stack.gql<AnyData>(DASHBOARD, { id });
+    expect(await upstreamCalls(stack)).toEqual({ search: 1, metrics: 1, unread: 1, list: 1 });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() - 3_600_000);
+    // Before, every entry's times kept it fresh for the hour: the same answer, whatever the vendors had since.
+    const after = await stack.gql<AnyData>(DASHBOARD, { id });
+    expect(after.body.errors).toBeUndefined();
+    expect(after.body.data).toEqual(first.body.data);
+    expect(await upstreamCalls(stack)).toEqual({ search: 2, metrics: 2, unread: 2, list: 2 });
+    // Stored again on the new clock: cached as usual.
+    await stack.gql<AnyData>(DASHBOARD, { id });
+    expect(await upstreamCalls(stack)).toEqual({ search: 2, metrics: 2, unread: 2, list: 2 });
+  });
+
+  it('an entry from before the step is still the answer while its vendor fails', async () => {
+    const stack = await stackWith({ tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 1000 } } });
+    const id = stack.userId(41);
+    // A range of its own: the default one ends with the current hour, which the step moves (another key).
+    const q = `query($id: ID!) { user(id: $id) { metrics(from: "2026-11-01T00:00:00Z", to: "2026-12-01T00:00:00Z") { pageViews } } }`;
+    const fresh = await stack.gql<AnyData>(q, { id });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() - 3_600_000);
+    await stack.faults('analytics', { errorRate: 1 });
+    const failing = await stack.gql<AnyData>(q, { id });
+    expect(failing.body.data).toEqual(fresh.body.data);
+    expect(failing.body.extensions!.stale).toContainEqual(expect.objectContaining({ path: ['user', 'metrics'], source: 'analytics', reason: 'SOURCE_ERROR' }));
+    await stack.reset();
+  });
+});
 
 describe('L1: entries per entity', () => {
   let stack: Stack;

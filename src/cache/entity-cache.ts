@@ -2,7 +2,7 @@ import { SourceError, type SourceErrorCode, type SourceName } from '../errors.js
 import type { Logger } from '../logger.js';
 import type { Deadline } from '../resilience/deadline.js';
 import { CrossRequestBatcher, type BatchFetch, type Settled } from './cross-request-batcher.js';
-import { freshness, makeEntry, type CacheEntry, type StoredForm } from './entry.js';
+import { freshness, makeEntry, storedAhead, type CacheEntry, type StoredForm } from './entry.js';
 import type { Invalidation } from './invalidation-bus.js';
 import { approximateJsonLength } from './json-size.js';
 import { picked } from './picked.js';
@@ -159,7 +159,7 @@ export class EntityCache<K, V> {
     if (!this.tiers.enabled) return undefined;
     const now = Date.now();
     const entry = this.tiers.l1.get<V>(id, now);
-    if (entry === undefined || now >= entry.freshUntil) return undefined;
+    if (entry === undefined || now >= entry.freshUntil || storedAhead(entry, now)) return undefined;
     if (this.tiers.count && this.hitsToCount++ === 0) setImmediate(this.countHits);
     dependencies?.add(entry);
     return { value: entry.value as V, stale: null };

@@ -51,7 +51,21 @@ export function makeEntry<V>(value: V | null, policy: EntityPolicy, negativeTtlM
   };
 }
 
+/**
+ * How far ahead of this instance's clock an entry's `storedAt` may be and still be believed: instances' clocks
+ * differ by milliseconds under NTP. Further ahead, it was stored before this clock went back (NTP stepping a clock
+ * that ran ahead, a VM restored), and its times would keep it fresh for as long as the step.
+ */
+export const STORED_AHEAD_ALLOWANCE_MS = 5_000;
+
+/** Whether the entry was stored before the clock went back (see STORED_AHEAD_ALLOWANCE_MS): its times say nothing. */
+export function storedAhead(entry: CacheEntry<unknown>, now: number): boolean {
+  return entry.storedAt - now > STORED_AHEAD_ALLOWANCE_MS;
+}
+
 export function freshness(entry: CacheEntry<unknown>, now: number): Freshness {
+  // Fetched again, and kept for a vendor that fails meanwhile (how old it is, no one can say).
+  if (storedAhead(entry, now)) return 'ifError';
   if (now < entry.freshUntil) return 'fresh';
   if (now < entry.staleUntil) return 'revalidate';
   if (now < entry.keepUntil) return 'ifError';

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { Kind, type DocumentNode, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from '../viewer.js';
-import type { CacheEntry } from './entry.js';
+import { storedAhead, type CacheEntry } from './entry.js';
 import { Doorkeeper } from './doorkeeper.js';
 import type { MemoryTier } from './memory-tier.js';
 
@@ -152,7 +152,7 @@ export class ResponseCache {
     if (cached === undefined) return undefined;
     const now = Date.now();
     for (const entry of cached.entries) {
-      if (now >= entry.freshUntil || !this.l1.holds(entry)) {
+      if (now >= entry.freshUntil || storedAhead(entry, now) || !this.l1.holds(entry)) {
         this.responses.delete(key);
         return undefined;
       }

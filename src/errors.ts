@@ -116,7 +116,9 @@ export function sourceErrorExtensions(error: SourceError): Record<string, unknow
     source: error.source,
     retryable: error.retryable,
   };
-  if (error.retryAfterSeconds !== undefined) extensions.retryAfterSeconds = error.retryAfterSeconds;
+  // At least 1: a vendor's "Retry-After: 0" (or a reset already past) told a client to ask again at once, into the
+  // same refusal.
+  if (error.retryAfterSeconds !== undefined) extensions.retryAfterSeconds = Math.max(1, error.retryAfterSeconds);
   return extensions;
 }
 

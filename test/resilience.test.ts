@@ -237,6 +237,13 @@ describe('Retry-After', () => {
     expect(elapsed).toBeLessThan(350);
     expect(calls(await stack.stats('notifications'), 'GET /v1/users/:id/notifications')).toBe(1);
   });
+
+  it('"Retry-After: 0" passed on to a client says 1 s, not 0 (a client told 0 would ask again at once)', async () => {
+    const stack = await stackWith({ tuning: { notifications: { retryMaxAttempts: 1 } } });
+    await stack.faults('notifications', { errorRate: 1, errorStatus: 429, headers: { 'retry-after': '0' } });
+    const res = await stack.gql<AnyData>(NOTIFICATIONS, { id: stack.userId(7) });
+    expect(res.body.errors?.[0]?.extensions).toMatchObject({ code: 'SOURCE_RATE_LIMITED', source: 'notifications', retryAfterSeconds: 1 });
+  });
 });
 
 describe('circuit breaker', () => {

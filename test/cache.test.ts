@@ -47,7 +47,7 @@ describe('a wall clock stepped back an hour (NTP correcting a clock that ran ahe
 
   it('what was cached before the step is fetched again, not served as fresh for the hour (entries and kept responses)', async () => {
     const stack = await stackWith({});
-    const id = stack.userId(40);
+    const id = stack.userId(640);
     const first = await stack.gql<AnyData>(DASHBOARD, { id });
     expect(first.body.errors).toBeUndefined();
     // Again: the entries (and a kept response, on its second ask) answer it.
@@ -68,7 +68,7 @@ describe('a wall clock stepped back an hour (NTP correcting a clock that ran ahe
 
   it('an entry from before the step is still the answer while its vendor fails', async () => {
     const stack = await stackWith({ tuning: { analytics: { retryMaxAttempts: 1, breakerMinCalls: 1000 } } });
-    const id = stack.userId(41);
+    const id = stack.userId(641);
     // A range of its own: the default one ends with the current hour, which the step moves (another key).
     const q = `query($id: ID!) { user(id: $id) { metrics(from: "2026-11-01T00:00:00Z", to: "2026-12-01T00:00:00Z") { pageViews } } }`;
     const fresh = await stack.gql<AnyData>(q, { id });

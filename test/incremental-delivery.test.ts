@@ -31,14 +31,15 @@ async function deferred(stack: Stack, query: string, variables: Record<string, u
 }
 
 describe('incremental delivery', () => {
-  it('with analytics at 1 s, the profile and counts arrive in under 200 ms and the metrics follow in the same response', async () => {
+  it('with analytics at 1 s, the profile and counts arrive in under 400 ms and the metrics follow in the same response', async () => {
     const stack = await stackWith();
     await stack.faults('analytics', { latencyMs: 1000 });
     const user = stack.userId(80);
     const { parts } = await deferred(stack, DEFERRED, { u: user });
     expect(parts).toHaveLength(2);
     const [first, second] = parts as [Part, Part];
-    expect(first.at).toBeLessThan(200);
+    // Well before analytics' second (a first part took 212 ms once with the suite's other files on the same two cores).
+    expect(first.at).toBeLessThan(400);
     expect(first.body).toEqual({ data: { user: { name: expect.any(String), unreadNotificationCount: expect.any(Number) } }, hasNext: true });
     expect(second.at).toBeGreaterThanOrEqual(900);
     expect(second.body).toEqual({

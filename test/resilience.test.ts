@@ -102,14 +102,27 @@ describe('writes', () => {
   });
 });
 
+/** The read vendors, and a query that needs each of them. */
+const READS = ['identity', 'analytics', 'notifications'] as const;
+const QUERY = `query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`;
+
+/** QUERY answered whole: a field from each read vendor, no error. */
+function expectWholeUser(answer: { body: { errors?: unknown; data?: AnyData | null } }): void {
+  expect(answer.body.errors).toBeUndefined();
+  expect(answer.body.data!.user).toEqual({ name: expect.any(String), metrics: { pageViews: expect.any(Number) }, unreadNotificationCount: expect.any(Number) });
+}
+
+/** No vendor call failed and none was retried, as the metrics count them. */
+function expectNoFailedAttemptOrRetry(metrics: string): void {
+  expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{[^}]*outcome="(?!ok")/m);
+  expect(metrics).not.toMatch(/^gateway_upstream_retries_total\{/m);
+}
+
 /**
  * A vendor whose idle timeout is shorter than our keep-alive and unsaid (`idleCloseMs`: a request on a connection
  * idle that long is reset unanswered, the race a client loses now and then, lost every time).
  */
 describe('a vendor that closes idle connections without saying so', () => {
-  const READS = ['identity', 'analytics', 'notifications'] as const;
-  const QUERY = `query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`;
-
   it('a read that meets one is sent again at once on another: answered, no failed attempt, no retry, one info line a source', async () => {
     const stack = await stackWith({});
     for (const source of READS) await stack.faults(source, { idleCloseMs: IDLE_BEFORE_CLOSE_MS });
@@ -119,10 +132,7 @@ describe('a vendor that closes idle connections without saying so', () => {
       if (i > 0) await sleep(IDLE_BEFORE_CLOSE_MS + 100);
       answers.push(await stack.gql<AnyData>(QUERY, { id: stack.userId(300 + i) }));
     }
-    for (const answer of answers) {
-      expect(answer.body.errors).toBeUndefined();
-      expect(answer.body.data!.user).toEqual({ name: expect.any(String), metrics: { pageViews: expect.any(Number) }, unreadNotificationCount: expect.any(Number) });
-    }
+    for (const answer of answers) expectWholeUser(answer);
     const metrics = await metricsOf(stack);
     for (const source of READS) {
       const stats = await stack.stats(source);
@@ -132,8 +142,7 @@ describe('a vendor that closes idle connections without saying so', () => {
       expect(seriesValue(metrics, `gateway_upstream_closed_idle_connections_total{source="${source}"}`)).toBe(stats.idleClosed);
     }
     // Before, each was a failed attempt (SOURCE_UNAVAILABLE) and a retry after a backoff, counted against the vendor's health.
-    expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{[^}]*outcome="(?!ok")/m);
-    expect(metrics).not.toMatch(/^gateway_upstream_retries_total\{/m);
+    expectNoFailedAttemptOrRetry(metrics);
     const lines = stack.logs.slice(logsBefore).map((l) => JSON.parse(l) as { level: number; msg: string; source?: string });
     expect(lines.filter((l) => l.level >= 40)).toEqual([]);
     const said = lines.filter((l) => l.msg.includes('closed an idle connection'));
@@ -179,15 +188,9 @@ describe('a vendor that closes idle connections without saying so', () => {
 describe('a vendor that closes each connection after its answer', () => {
   it('each call goes on a new connection: answered, no failed attempt, no retry, no warn line', async () => {
     const stack = await stackWith({});
-    const READS = ['identity', 'analytics', 'notifications'] as const;
     for (const source of READS) await stack.faults(source, { closeEachConnection: true });
     const logsBefore = stack.logs.length;
-    const QUERY = `query($id: ID!) { user(id: $id) { name metrics { pageViews } unreadNotificationCount } }`;
-    for (let i = 0; i < 4; i++) {
-      const answer = await stack.gql<AnyData>(QUERY, { id: stack.userId(320 + i) });
-      expect(answer.body.errors).toBeUndefined();
-      expect(answer.body.data!.user).toEqual({ name: expect.any(String), metrics: { pageViews: expect.any(Number) }, unreadNotificationCount: expect.any(Number) });
-    }
+    for (let i = 0; i < 4; i++) expectWholeUser(await stack.gql<AnyData>(QUERY, { id: stack.userId(320 + i) }));
     const metrics = await metricsOf(stack);
     for (const source of READS) {
       const stats = await stack.stats(source);
@@ -196,8 +199,7 @@ describe('a vendor that closes each connection after its answer', () => {
       expect(stats.connections).toBeGreaterThanOrEqual(stats.totalCalls);
       expect(stats.idleClosed).toBe(0);
     }
-    expect(metrics).not.toMatch(/^gateway_upstream_requests_total\{[^}]*outcome="(?!ok")/m);
-    expect(metrics).not.toMatch(/^gateway_upstream_retries_total\{/m);
+    expectNoFailedAttemptOrRetry(metrics);
     expect(metrics).not.toMatch(/^gateway_upstream_closed_idle_connections_total\{[^}]*\} [1-9]/m);
     const lines = stack.logs.slice(logsBefore).map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines.filter((l) => l.level >= 40)).toEqual([]);

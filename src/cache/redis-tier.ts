@@ -179,8 +179,8 @@ export class RedisTier {
     this.policy
       .execute((): Promise<unknown> => {
         if (this.redis.cluster) {
-          // A cluster pipeline may not span nodes: single commands, which the client pipelines per node itself.
-          // (Not the script, one call a write: ioredis' auto-pipelining refused scripts of several slots in one tick.)
+          // A cluster pipeline may not span nodes: a write's commands one by one (the index's TTL a one-key script),
+          // which the client pipelines per node itself; not the batch script, whose keys span slots.
           const client = this.scripted;
           return Promise.all(writes.flatMap((w) => [client.set(w.key, w.json, 'PX', w.ttlMs), client.sadd(w.indexKey, w.key), client.keepIndexAlive(w.indexKey, w.ttlMs)]));
         }

@@ -37,8 +37,11 @@ export interface HashedChangesOptions {
  */
 export class HashedChanges {
   private readonly local = lruOfEntries<string, string>(LOCAL_HASHES);
+  /** The connection's client with the swap script; null without Redis. */
+  private readonly swapper: WithSwapHash | null;
 
   constructor(private readonly options: HashedChangesOptions) {
+    this.swapper = options.redis ? withLuaCommand<WithSwapHash>(options.redis.client, 'swapHash') : null;
     options.logger.info({ source: options.source }, `Change feed: ${options.source}'s changes found by hashing the records the cache refreshes`);
   }
 
@@ -56,12 +59,12 @@ export class HashedChanges {
   private async compare(records: [string, unknown, string][]): Promise<void> {
     const { redis, feed, caches, live, source } = this.options;
     let previous: (string | null | undefined)[];
-    if (redis?.available) {
+    const swapper = this.swapper;
+    if (redis?.available && swapper) {
       // One swap a record; the client pipelines them (per node, on a cluster).
-      const client = withLuaCommand<WithSwapHash>(redis.client, 'swapHash');
       const replies = await Promise.all(
         records.map(([id, , hash]) =>
-          client.swapHash(redis.key(`changes:${source}:hash:${id}`), hash, SHARED_HASH_TTL_S).then(
+          swapper.swapHash(redis.key(`changes:${source}:hash:${id}`), hash, SHARED_HASH_TTL_S).then(
             (value): [Error | null, unknown] => [null, value],
             (err: Error): [Error | null, unknown] => [err, null],
           ),
